@@ -1,0 +1,951 @@
+//! Requests and responses: parsing (RFC 3261 §7, §25), validation and serialization.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::header::{Header, HeaderName, HeaderValue, Headers};
+use crate::text::{is_token, is_ws, parse_u32, split_commas, trim_ws};
+use crate::types::{CSeq, Contact, Method, NameAddr, Via};
+use crate::uri::Uri;
+use crate::ParseError;
+
+/// A response status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatusCode(pub u16);
+
+impl StatusCode {
+    pub const TRYING: StatusCode = StatusCode(100);
+    pub const RINGING: StatusCode = StatusCode(180);
+    pub const SESSION_PROGRESS: StatusCode = StatusCode(183);
+    pub const OK: StatusCode = StatusCode(200);
+    pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    pub const UNAUTHORIZED: StatusCode = StatusCode(401);
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
+    pub const NOT_FOUND: StatusCode = StatusCode(404);
+    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    pub const NOT_ACCEPTABLE: StatusCode = StatusCode(406);
+    pub const PROXY_AUTHENTICATION_REQUIRED: StatusCode = StatusCode(407);
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
+    pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
+    pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
+    pub const BAD_EXTENSION: StatusCode = StatusCode(420);
+    pub const INTERVAL_TOO_BRIEF: StatusCode = StatusCode(423);
+    pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
+    pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
+    pub const LOOP_DETECTED: StatusCode = StatusCode(482);
+    pub const TOO_MANY_HOPS: StatusCode = StatusCode(483);
+    pub const BUSY_HERE: StatusCode = StatusCode(486);
+    pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
+    pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    pub const SERVER_INTERNAL_ERROR: StatusCode = StatusCode(500);
+    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+    pub const MESSAGE_TOO_LARGE: StatusCode = StatusCode(513);
+    pub const DECLINE: StatusCode = StatusCode(603);
+
+    pub fn is_provisional(self) -> bool {
+        self.0 < 200
+    }
+
+    pub fn is_success(self) -> bool {
+        (200..300).contains(&self.0)
+    }
+
+    pub fn is_final(self) -> bool {
+        self.0 >= 200
+    }
+
+    pub fn canonical_reason(self) -> Option<&'static str> {
+        Some(match self.0 {
+            100 => "Trying",
+            180 => "Ringing",
+            181 => "Call Is Being Forwarded",
+            182 => "Queued",
+            183 => "Session Progress",
+            200 => "OK",
+            202 => "Accepted",
+            300 => "Multiple Choices",
+            301 => "Moved Permanently",
+            302 => "Moved Temporarily",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            406 => "Not Acceptable",
+            407 => "Proxy Authentication Required",
+            408 => "Request Timeout",
+            415 => "Unsupported Media Type",
+            416 => "Unsupported URI Scheme",
+            420 => "Bad Extension",
+            423 => "Interval Too Brief",
+            480 => "Temporarily Unavailable",
+            481 => "Call/Transaction Does Not Exist",
+            482 => "Loop Detected",
+            483 => "Too Many Hops",
+            486 => "Busy Here",
+            487 => "Request Terminated",
+            488 => "Not Acceptable Here",
+            491 => "Request Pending",
+            500 => "Server Internal Error",
+            501 => "Not Implemented",
+            503 => "Service Unavailable",
+            504 => "Server Time-out",
+            505 => "Version Not Supported",
+            513 => "Message Too Large",
+            600 => "Busy Everywhere",
+            603 => "Decline",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Size limits applied while parsing, so a hostile peer cannot make us buffer or index
+/// without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_size: usize,
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 65_535,
+            max_headers: 128,
+        }
+    }
+}
+
+/// A SIP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+/// A SIP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: StatusCode,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+/// Either kind of message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Message {
+    /// Parses one datagram with default [`Limits`]. Octets beyond `Content-Length` are
+    /// ignored (RFC 3261 §18.3); without `Content-Length` the body runs to the end.
+    pub fn parse(buf: impl Into<Bytes>) -> Result<Message, ParseError> {
+        parse_with(buf.into(), &Limits::default(), Framing::Datagram)
+    }
+
+    pub fn parse_with_limits(buf: impl Into<Bytes>, limits: &Limits) -> Result<Message, ParseError> {
+        parse_with(buf.into(), limits, Framing::Datagram)
+    }
+
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Request(r) => r.encode(out),
+            Message::Response(r) => r.encode(out),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut v = Vec::with_capacity(512);
+        self.encode(&mut v);
+        Bytes::from(v)
+    }
+}
+
+impl Request {
+    pub fn new(method: Method, uri: Uri) -> Request {
+        Request {
+            method,
+            uri,
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Parses a request datagram; a response is an error.
+    pub fn parse(buf: impl Into<Bytes>) -> Result<Request, ParseError> {
+        match Message::parse(buf)? {
+            Message::Request(r) => Ok(r),
+            Message::Response(_) => Err(ParseError::StartLine("expected a request")),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.uri.to_string().as_bytes());
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        encode_headers_and_body(&self.headers, &self.body, out);
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut v = Vec::with_capacity(256 + self.body.len());
+        self.encode(&mut v);
+        Bytes::from(v)
+    }
+
+    /// Sets the body and its Content-Type.
+    pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) {
+        self.body = body.into();
+        self.headers.set(HeaderName::ContentType, content_type);
+    }
+}
+
+impl Response {
+    pub fn new(status: StatusCode) -> Response {
+        Response {
+            status,
+            reason: status.canonical_reason().unwrap_or("").to_owned(),
+            headers: Headers::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Builds a response to `req` per RFC 3261 §8.2.6: copies Via (all, in order), From,
+    /// To, Call-ID and CSeq, and for responses from a UAS to requests other than 100 adds
+    /// `to_tag` to the To header if it has none.
+    pub fn for_request(req: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
+        let mut resp = Response::new(status);
+        for h in req.headers.iter() {
+            match h.name {
+                HeaderName::Via
+                | HeaderName::From
+                | HeaderName::CallId
+                | HeaderName::CSeq
+                | HeaderName::Timestamp => resp.headers.push(h.name.clone(), h.value.clone()),
+                HeaderName::To => {
+                    let value = match (to_tag, NameAddr::parse(h.value.as_str())) {
+                        (Some(tag), Ok(mut to)) if status.0 != 100 && to.tag().is_none() => {
+                            to.set_tag(tag);
+                            HeaderValue::from(to.to_string())
+                        }
+                        _ => h.value.clone(),
+                    };
+                    resp.headers.push(HeaderName::To, value);
+                }
+                HeaderName::RecordRoute if status.0 > 100 && status.0 < 300 => {
+                    resp.headers.push(HeaderName::RecordRoute, h.value.clone())
+                }
+                _ => {}
+            }
+        }
+        resp
+    }
+
+    pub fn parse(buf: impl Into<Bytes>) -> Result<Response, ParseError> {
+        match Message::parse(buf)? {
+            Message::Response(r) => Ok(r),
+            Message::Request(_) => Err(ParseError::StartLine("expected a response")),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"SIP/2.0 ");
+        let code = self.status.0.min(999);
+        out.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(self.reason.replace(['\r', '\n'], " ").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        encode_headers_and_body(&self.headers, &self.body, out);
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        let mut v = Vec::with_capacity(256 + self.body.len());
+        self.encode(&mut v);
+        Bytes::from(v)
+    }
+
+    pub fn set_body(&mut self, content_type: &str, body: impl Into<Bytes>) {
+        self.body = body.into();
+        self.headers.set(HeaderName::ContentType, content_type);
+    }
+}
+
+/// Writes the headers and body. Content-Length is always written from the actual body so a
+/// serialized message is correctly framed on stream transports whatever the caller set.
+fn encode_headers_and_body(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
+    let mut wrote_len = false;
+    for h in headers.iter() {
+        if h.name == HeaderName::ContentLength {
+            if wrote_len {
+                continue;
+            }
+            wrote_len = true;
+            write_content_length(body.len(), out);
+            continue;
+        }
+        out.extend_from_slice(h.name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !wrote_len {
+        write_content_length(body.len(), out);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+fn write_content_length(n: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"Content-Length: ");
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
+
+impl fmt::Display for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Datagram,
+    Stream,
+}
+
+/// Locates the end of the header section: returns (index of first body byte). Accepts bare
+/// LF line ends, which some broken phones send.
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
+        let nl = pos + nl;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => pos = nl + 1,
+        }
+    }
+    None
+}
+
+/// Number of leading CRLFs to skip (RFC 3261 §7.5: ignore CRLF before the start line).
+pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
+    buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count()
+}
+
+pub(crate) fn parse_with(buf: Bytes, limits: &Limits, framing: Framing) -> Result<Message, ParseError> {
+    if buf.len() > limits.max_message_size {
+        return Err(ParseError::TooLarge {
+            limit: limits.max_message_size,
+        });
+    }
+    let skip = leading_crlf(&buf);
+    let buf = buf.slice(skip..);
+    if buf.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let head_end = find_head_end(&buf).ok_or(ParseError::Incomplete)?;
+    let head = &buf[..head_end];
+    if std::str::from_utf8(head).is_err() {
+        return Err(ParseError::HeaderLine {
+            line: 0,
+            reason: "header section is not UTF-8",
+        });
+    }
+
+    // Start line.
+    let first_nl = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    let start = strip_cr(&head[..first_nl]);
+    let start = std::str::from_utf8(start).map_err(|_| ParseError::StartLine("not UTF-8"))?;
+
+    let headers = parse_headers(&buf, first_nl + 1, head_end, limits)?;
+
+    let available = buf.len() - head_end;
+    let body = match content_length(&headers)? {
+        Some(n) if n > available => {
+            return Err(ParseError::BodyTooShort {
+                declared: n,
+                available,
+            })
+        }
+        Some(n) => buf.slice(head_end..head_end + n),
+        None if framing == Framing::Stream => return Err(ParseError::MissingContentLength),
+        None => buf.slice(head_end..),
+    };
+
+    if start.len() >= 4 && start[..4].eq_ignore_ascii_case("SIP/") {
+        let (status, reason) = parse_status_line(start)?;
+        let resp = Response {
+            status,
+            reason,
+            headers,
+            body,
+        };
+        validate(&resp.headers, None)?;
+        Ok(Message::Response(resp))
+    } else {
+        let (method, uri) = parse_request_line(start)?;
+        let req = Request {
+            method,
+            uri,
+            headers,
+            body,
+        };
+        validate(&req.headers, Some(&req.method))?;
+        Ok(Message::Request(req))
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn parse_request_line(line: &str) -> Result<(Method, Uri), ParseError> {
+    let mut parts = line.split(' ');
+    let (m, u, v) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(u), Some(v), None) => (m, u, v),
+        _ => {
+            return Err(ParseError::StartLine(
+                "expected exactly `METHOD SP Request-URI SP SIP/2.0`",
+            ))
+        }
+    };
+    if m.is_empty() || u.is_empty() || v.is_empty() {
+        return Err(ParseError::StartLine("extra whitespace in request line"));
+    }
+    check_version(v)?;
+    let method = Method::parse(m).map_err(ParseError::StartLine)?;
+    let uri = Uri::parse(u).map_err(ParseError::RequestUri)?;
+    if let Uri::Sip(s) = &uri {
+        if s.headers.is_some() {
+            return Err(ParseError::RequestUri("headers are not allowed in a Request-URI"));
+        }
+    }
+    Ok((method, uri))
+}
+
+fn check_version(v: &str) -> Result<(), ParseError> {
+    if v.eq_ignore_ascii_case("SIP/2.0") {
+        Ok(())
+    } else if v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+        Err(ParseError::Version(v.chars().take(16).collect()))
+    } else {
+        Err(ParseError::StartLine("missing SIP version"))
+    }
+}
+
+fn parse_status_line(line: &str) -> Result<(StatusCode, String), ParseError> {
+    let (version, rest) = line
+        .split_once(' ')
+        .ok_or(ParseError::StartLine("expected `SIP/2.0 SP code SP reason`"))?;
+    check_version(version)?;
+    let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::StartLine("status code must be three digits"));
+    }
+    let code: u16 = code
+        .parse()
+        .map_err(|_| ParseError::StartLine("status code must be three digits"))?;
+    if !(100..=699).contains(&code) {
+        return Err(ParseError::StartLine("status code out of range"));
+    }
+    Ok((StatusCode(code), reason.to_owned()))
+}
+
+/// Splits the header section into fields, collapsing folded lines into single spaces.
+fn parse_headers(buf: &Bytes, mut pos: usize, head_end: usize, limits: &Limits) -> Result<Headers, ParseError> {
+    // (name, value start, value end, folded)
+    let mut spans: Vec<(HeaderName, usize, usize, bool)> = Vec::with_capacity(16);
+    let mut line_no = 1;
+    while pos < head_end {
+        let nl = memchr::memchr(b'\n', &buf[pos..head_end]).map_or(head_end, |i| pos + i);
+        let line = strip_cr(&buf[pos..nl]);
+        line_no += 1;
+        if line.is_empty() {
+            break;
+        }
+        if is_ws(line[0]) {
+            let last = spans.last_mut().ok_or(ParseError::HeaderLine {
+                line: line_no,
+                reason: "continuation line before any header",
+            })?;
+            let end = pos + line.len();
+            if line.iter().any(|b| !is_ws(*b)) {
+                last.2 = end;
+                last.3 = true;
+            }
+        } else {
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine {
+                line: line_no,
+                reason: "no colon",
+            })?;
+            let name = trim_bytes(&line[..colon]);
+            if name.is_empty() || !name.iter().all(|b| crate::text::is_token_byte(*b)) {
+                return Err(ParseError::HeaderLine {
+                    line: line_no,
+                    reason: "header name is not a token",
+                });
+            }
+            if spans.len() >= limits.max_headers {
+                return Err(ParseError::TooManyHeaders {
+                    limit: limits.max_headers,
+                });
+            }
+            let vstart = pos + colon + 1;
+            spans.push((HeaderName::from_bytes(name), vstart, pos + line.len(), false));
+        }
+        pos = nl + 1;
+    }
+    let mut headers = Headers::with_capacity(spans.len());
+    let raw = headers.raw_mut();
+    for (name, start, end, folded) in spans {
+        let value = if folded {
+            HeaderValue::from_checked(Bytes::from(unfold(&buf[start..end])))
+        } else {
+            let (s, e) = trim_range(buf, start, end);
+            HeaderValue::from_checked(buf.slice(s..e))
+        };
+        raw.push(Header { name, value });
+    }
+    Ok(headers)
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !is_ws(*c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !is_ws(*c)).map_or(start, |i| i + 1);
+    &b[start..end.max(start)]
+}
+
+fn trim_range(buf: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
+    while s < e && is_ws(buf[s]) {
+        s += 1;
+    }
+    while e > s && is_ws(buf[e - 1]) {
+        e -= 1;
+    }
+    (s, e)
+}
+
+/// Replaces each `[WS] CRLF WS...` fold with one space and trims the ends.
+fn unfold(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\r' || b == b'\n' {
+            while out.last().is_some_and(|c| is_ws(*c)) {
+                out.pop();
+            }
+            while i < raw.len() && (raw[i] == b'\r' || raw[i] == b'\n' || is_ws(raw[i])) {
+                i += 1;
+            }
+            if !out.is_empty() {
+                out.push(b' ');
+            }
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    let (s, e) = trim_range(&out, 0, out.len());
+    out[s..e].to_vec()
+}
+
+fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
+    let mut found = None;
+    for v in headers.get_all(&HeaderName::ContentLength) {
+        if found.is_some() {
+            return Err(ParseError::Duplicate("Content-Length"));
+        }
+        let n = parse_u32(v.as_str()).map_err(|r| ParseError::header("Content-Length", r))?;
+        found = Some(n as usize);
+    }
+    Ok(found)
+}
+
+/// Header fields that must appear at most once (RFC 4475 §3.3.8).
+const SINGLE: [(HeaderName, &str); 5] = [
+    (HeaderName::To, "To"),
+    (HeaderName::From, "From"),
+    (HeaderName::CallId, "Call-ID"),
+    (HeaderName::CSeq, "CSeq"),
+    (HeaderName::MaxForwards, "Max-Forwards"),
+];
+
+/// Checks the headers every SIP element relies on, naming the first one that is wrong.
+/// Other headers are parsed lazily through the typed accessors on [`Headers`].
+fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
+    let mut counts = [0usize; 5];
+    let mut via = 0;
+    for hdr in h.iter() {
+        let v = hdr.value.as_str();
+        match &hdr.name {
+            HeaderName::Via => {
+                for part in split_commas(v).map_err(|r| ParseError::header("Via", r))? {
+                    Via::parse(part).map_err(|r| ParseError::header("Via", r))?;
+                    via += 1;
+                }
+            }
+            HeaderName::To | HeaderName::From => {
+                NameAddr::parse(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
+            }
+            HeaderName::CallId => {
+                if v.is_empty() || v.bytes().any(|b| is_ws(b)) {
+                    return Err(ParseError::header("Call-ID", "must be one word"));
+                }
+            }
+            HeaderName::CSeq => {
+                let c = CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))?;
+                if let Some(m) = method {
+                    if &c.method != m {
+                        return Err(ParseError::CSeqMismatch {
+                            method: m.to_string(),
+                            cseq: c.method.to_string(),
+                        });
+                    }
+                }
+            }
+            HeaderName::MaxForwards => {
+                let n = parse_u32(v).map_err(|r| ParseError::header("Max-Forwards", r))?;
+                if n > 255 {
+                    return Err(ParseError::header("Max-Forwards", "larger than 255"));
+                }
+            }
+            HeaderName::Expires | HeaderName::MinExpires => {
+                parse_u32(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
+            }
+            HeaderName::Contact => {
+                parse_contact(v)?;
+            }
+            HeaderName::Route | HeaderName::RecordRoute => {
+                for part in split_commas(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))? {
+                    NameAddr::parse(part).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
+                }
+            }
+            HeaderName::Date => {
+                // RFC 3261 §20.17: SIP-date is an RFC 1123 date and always in GMT.
+                if !v.ends_with(" GMT") {
+                    return Err(ParseError::header("Date", "time zone must be GMT"));
+                }
+            }
+            HeaderName::RetryAfter => {
+                let digits = v.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+                parse_u32(digits).map_err(|r| ParseError::header("Retry-After", r))?;
+            }
+            HeaderName::ContentType => {
+                if !v.contains('/') {
+                    return Err(ParseError::header("Content-Type", "expected type/subtype"));
+                }
+            }
+            _ => {}
+        }
+        if let Some(i) = SINGLE.iter().position(|(n, _)| n == &hdr.name) {
+            counts[i] += 1;
+        }
+    }
+    for (i, (_, name)) in SINGLE.iter().enumerate() {
+        if counts[i] > 1 {
+            return Err(ParseError::Duplicate(name));
+        }
+    }
+    for (i, name) in [(2, "Call-ID"), (3, "CSeq"), (1, "From"), (0, "To")] {
+        if counts[i] == 0 {
+            return Err(ParseError::Missing(name));
+        }
+    }
+    if via == 0 {
+        return Err(ParseError::Missing("Via"));
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_contact(v: &str) -> Result<Contact, ParseError> {
+    if trim_ws(v) == "*" {
+        return Ok(Contact::Star);
+    }
+    let mut addrs = Vec::new();
+    for part in split_commas(v).map_err(|r| ParseError::header("Contact", r))? {
+        let na = NameAddr::parse(part).map_err(|r| ParseError::header("Contact", r))?;
+        if let Some(e) = na.params.get("expires") {
+            let e = e.ok_or_else(|| ParseError::header("Contact", "expires without value"))?;
+            if e.parse::<u64>().is_err() {
+                return Err(ParseError::header("Contact", "invalid expires parameter"));
+            }
+        }
+        addrs.push(na);
+    }
+    Ok(Contact::Addrs(addrs))
+}
+
+/// Typed accessors. Each parses on demand and names the header in its error.
+impl Headers {
+    pub fn call_id(&self) -> Result<&str, ParseError> {
+        self.get_str(&HeaderName::CallId).ok_or(ParseError::Missing("Call-ID"))
+    }
+
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        let v = self.get_str(&HeaderName::CSeq).ok_or(ParseError::Missing("CSeq"))?;
+        CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))
+    }
+
+    pub fn from(&self) -> Result<NameAddr, ParseError> {
+        let v = self.get_str(&HeaderName::From).ok_or(ParseError::Missing("From"))?;
+        NameAddr::parse(v).map_err(|r| ParseError::header("From", r))
+    }
+
+    pub fn to(&self) -> Result<NameAddr, ParseError> {
+        let v = self.get_str(&HeaderName::To).ok_or(ParseError::Missing("To"))?;
+        NameAddr::parse(v).map_err(|r| ParseError::header("To", r))
+    }
+
+    /// Every Via value, top first, flattening comma-separated lists.
+    pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
+        self.values(&HeaderName::Via)?
+            .into_iter()
+            .map(|v| Via::parse(v).map_err(|r| ParseError::header("Via", r)))
+            .collect()
+    }
+
+    pub fn top_via(&self) -> Result<Via, ParseError> {
+        let first = self.get_str(&HeaderName::Via).ok_or(ParseError::Missing("Via"))?;
+        let part = split_commas(first)
+            .map_err(|r| ParseError::header("Via", r))?
+            .into_iter()
+            .next()
+            .unwrap_or("");
+        Via::parse(part).map_err(|r| ParseError::header("Via", r))
+    }
+
+    /// Replaces the top Via value, keeping any further values of a comma-separated field.
+    pub fn set_top_via(&mut self, via: &Via) {
+        if let Some(v) = self.get_mut(&HeaderName::Via) {
+            let rest = match split_commas(v.as_str()) {
+                Ok(parts) if parts.len() > 1 => parts[1..].join(", "),
+                _ => String::new(),
+            };
+            *v = if rest.is_empty() {
+                HeaderValue::from(via.to_string())
+            } else {
+                HeaderValue::from(format!("{via}, {rest}"))
+            };
+        } else {
+            self.push_front(HeaderName::Via, via.to_string());
+        }
+    }
+
+    /// Removes the top Via value (as a proxy or B2BUA does on responses).
+    pub fn pop_via(&mut self) {
+        if let Some(v) = self.get_mut(&HeaderName::Via) {
+            if let Ok(parts) = split_commas(v.as_str()) {
+                if parts.len() > 1 {
+                    *v = HeaderValue::from(parts[1..].join(", "));
+                    return;
+                }
+            }
+        }
+        let raw = self.raw_mut();
+        if let Some(i) = raw.iter().position(|h| h.name == HeaderName::Via) {
+            raw.remove(i);
+        }
+    }
+
+    /// The merged Contact header fields, if any.
+    pub fn contact(&self) -> Result<Option<Contact>, ParseError> {
+        let mut all = Vec::new();
+        let mut star = false;
+        for v in self.get_all(&HeaderName::Contact) {
+            match parse_contact(v.as_str())? {
+                Contact::Star => star = true,
+                Contact::Addrs(a) => all.extend(a),
+            }
+        }
+        match (star, all.is_empty()) {
+            (true, true) => Ok(Some(Contact::Star)),
+            (true, false) => Err(ParseError::header("Contact", "* mixed with addresses")),
+            (false, true) => Ok(None),
+            (false, false) => Ok(Some(Contact::Addrs(all))),
+        }
+    }
+
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        self.get_str(&HeaderName::Expires)
+            .map(|v| parse_u32(v).map_err(|r| ParseError::header("Expires", r)))
+            .transpose()
+    }
+
+    pub fn max_forwards(&self) -> Result<Option<u32>, ParseError> {
+        self.get_str(&HeaderName::MaxForwards)
+            .map(|v| parse_u32(v).map_err(|r| ParseError::header("Max-Forwards", r)))
+            .transpose()
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.get_str(&HeaderName::ContentType)
+    }
+
+    pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.name_addrs(&HeaderName::Route)
+    }
+
+    pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseError> {
+        self.name_addrs(&HeaderName::RecordRoute)
+    }
+
+    fn name_addrs(&self, name: &HeaderName) -> Result<Vec<NameAddr>, ParseError> {
+        self.values(name)?
+            .into_iter()
+            .map(|v| NameAddr::parse(v).map_err(|r| ParseError::header(name.as_str(), r)))
+            .collect()
+    }
+
+    /// Option tags listed in Require/Proxy-Require/Supported (tokens, lower-cased).
+    pub fn option_tags(&self, name: &HeaderName) -> Result<Vec<String>, ParseError> {
+        self.values(name)?
+            .into_iter()
+            .map(|t| {
+                if is_token(t) {
+                    Ok(t.to_ascii_lowercase())
+                } else {
+                    Err(ParseError::header(name.as_str(), "option tag is not a token"))
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:1000@example.com>\r\n\
+From: \"Alice\" <sip:1000@example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:1000@192.0.2.10:5060>;expires=3600\r\n\
+Expires: 3600\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn parses_register() {
+        let req = Request::parse(REGISTER).unwrap();
+        assert_eq!(req.method, Method::Register);
+        assert_eq!(req.headers.call_id().unwrap(), "a84b4c76e66710@pc33.example.com");
+        assert_eq!(req.headers.cseq().unwrap().seq, 1);
+        assert_eq!(req.headers.from().unwrap().tag(), Some("1928301774"));
+        assert_eq!(req.headers.expires().unwrap(), Some(3600));
+        match req.headers.contact().unwrap() {
+            Some(Contact::Addrs(a)) => assert_eq!(a[0].expires(), Some(3600)),
+            other => panic!("unexpected contact {other:?}"),
+        }
+        let via = req.headers.top_via().unwrap();
+        assert_eq!(via.rport(), Some(None));
+    }
+
+    #[test]
+    fn round_trips() {
+        let req = Request::parse(REGISTER).unwrap();
+        let bytes = req.to_bytes();
+        assert_eq!(&bytes[..], REGISTER);
+        let again = Request::parse(bytes).unwrap();
+        assert_eq!(again, req);
+    }
+
+    #[test]
+    fn errors_name_the_header() {
+        let bad = String::from_utf8_lossy(REGISTER).replace("CSeq: 1 REGISTER", "CSeq: x REGISTER");
+        let err = Request::parse(bad.into_bytes()).unwrap_err();
+        assert_eq!(err, ParseError::header("CSeq", "expected a decimal number"));
+        assert!(err.reason_phrase().starts_with("Bad Request (invalid CSeq header"));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits {
+            max_message_size: 100,
+            max_headers: 128,
+        };
+        assert!(matches!(
+            Message::parse_with_limits(REGISTER, &limits),
+            Err(ParseError::TooLarge { .. })
+        ));
+        let limits = Limits {
+            max_message_size: 65535,
+            max_headers: 3,
+        };
+        assert!(matches!(
+            Message::parse_with_limits(REGISTER, &limits),
+            Err(ParseError::TooManyHeaders { .. })
+        ));
+    }
+
+    #[test]
+    fn response_for_request_copies_headers_and_adds_tag() {
+        let req = Request::parse(REGISTER).unwrap();
+        let resp = Response::for_request(&req, StatusCode::OK, Some("xyz"));
+        assert_eq!(resp.headers.to().unwrap().tag(), Some("xyz"));
+        assert_eq!(resp.headers.call_id().unwrap(), req.headers.call_id().unwrap());
+        let parsed = Response::parse(resp.to_bytes()).unwrap();
+        assert_eq!(parsed.status, StatusCode::OK);
+        assert_eq!(parsed.reason, "OK");
+    }
+
+    #[test]
+    fn lf_only_and_leading_crlf_are_tolerated() {
+        let lf = String::from_utf8_lossy(REGISTER).replace("\r\n", "\n");
+        let with_crlf = format!("\r\n\r\n{lf}");
+        let req = Request::parse(with_crlf.into_bytes()).unwrap();
+        assert_eq!(req.headers.cseq().unwrap().seq, 1);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for input in [&b""[..], b"\r\n", b"INVITE", b"SIP/2.0 200", b"\xff\xfe\r\n\r\n", b":\r\n\r\n"] {
+            assert!(Message::parse(Bytes::copy_from_slice(input)).is_err());
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Typed views of the headers a SIP stack needs to understand: Method, CSeq, Via, NameAddr.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::params::Params;
+use crate::text::{find_unquoted, is_token, is_ws, parse_quoted, parse_u32, trim_ws, write_quoted};
+use crate::uri::{split_host_port, Host, Uri};
+use crate::ParseError;
+
+/// A request method. Extension methods are kept verbatim (they are case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Info,
+    Update,
+    Prack,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Publish,
+    Extension(String),
+}
+
+impl Method {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Extension(s) => s,
+        }
+    }
+
+    /// Parses a method token; methods are case-sensitive (RFC 3261 §7.1).
+    pub fn parse(s: &str) -> Result<Method, &'static str> {
+        Ok(match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "REGISTER" => Method::Register,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            "PUBLISH" => Method::Publish,
+            other if is_token(other) => Method::Extension(other.to_owned()),
+            _ => return Err("method is not a token"),
+        })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::parse(s).map_err(ParseError::StartLine)
+    }
+}
+
+/// The `CSeq` header: sequence number and method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+impl CSeq {
+    pub fn parse(s: &str) -> Result<CSeq, &'static str> {
+        let s = trim_ws(s);
+        let split = s.find(|c| c == ' ' || c == '\t').ok_or("expected number and method")?;
+        let seq = parse_u32(&s[..split])?;
+        let method = Method::parse(trim_ws(&s[split..]))?;
+        Ok(CSeq { seq, method })
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}
+
+/// Transport named in a Via header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Sctp,
+    Ws,
+    Wss,
+    Other(String),
+}
+
+impl Transport {
+    pub fn parse(s: &str) -> Transport {
+        match s.to_ascii_uppercase().as_str() {
+            "UDP" => Transport::Udp,
+            "TCP" => Transport::Tcp,
+            "TLS" => Transport::Tls,
+            "SCTP" => Transport::Sctp,
+            "WS" => Transport::Ws,
+            "WSS" => Transport::Wss,
+            _ => Transport::Other(s.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Sctp => "SCTP",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+            Transport::Other(s) => s,
+        }
+    }
+
+    /// Reliable transports do not retransmit requests (RFC 3261 §17).
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The RFC 3261 magic cookie that marks a branch as globally unique.
+pub const BRANCH_MAGIC: &str = "z9hG4bK";
+
+/// One Via header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub transport: Transport,
+    pub host: Host,
+    pub port: Option<u16>,
+    pub params: Params,
+}
+
+impl Via {
+    pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
+        let mut params = Params::new();
+        params.set("branch", Some(branch));
+        Via {
+            transport,
+            host,
+            port,
+            params,
+        }
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        self.params.value("branch")
+    }
+
+    /// True when the branch carries the RFC 3261 magic cookie (and more than just it).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch()
+            .is_some_and(|b| b.len() > BRANCH_MAGIC.len() && b.starts_with(BRANCH_MAGIC))
+    }
+
+    pub fn received(&self) -> Option<&str> {
+        self.params.value("received")
+    }
+
+    /// `None` if absent, `Some(None)` for a bare `;rport` request, `Some(Some(p))` if filled.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse::<u16>().ok()))
+    }
+
+    /// Parses one Via value, e.g. `SIP / 2.0 / UDP host:5060;branch=z9hG4bK1`.
+    pub fn parse(s: &str) -> Result<Via, &'static str> {
+        let mut parts = s.splitn(3, '/');
+        let proto = trim_ws(parts.next().ok_or("missing protocol")?);
+        let version = trim_ws(parts.next().ok_or("missing protocol version")?);
+        let rest = trim_ws(parts.next().ok_or("missing transport")?);
+        if !proto.eq_ignore_ascii_case("SIP") {
+            return Err("protocol is not SIP");
+        }
+        if version != "2.0" {
+            return Err("unsupported SIP version");
+        }
+        let t_end = rest.find(|c: char| c == ' ' || c == '\t').ok_or("missing sent-by")?;
+        let transport = &rest[..t_end];
+        if !is_token(transport) {
+            return Err("invalid transport");
+        }
+        let after = trim_ws(&rest[t_end..]);
+        let (sent_by, params) = match after.find(';') {
+            Some(sc) => (trim_ws(&after[..sc]), Params::parse(&after[sc..], true)?),
+            None => (after, Params::new()),
+        };
+        // LWS is allowed around the colon of sent-by; remove it before splitting.
+        let sent_by: String = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect();
+        let (host, port) = split_host_port(&sent_by)?;
+        if let Some(Some(b)) = params.get("branch").map(|v| v.map(str::is_empty)) {
+            if b {
+                return Err("empty branch");
+            }
+        }
+        if let Some(r) = params.get("received") {
+            // RFC 5118 §4.5: received must be an IPv4 or IPv6 address, not a reference.
+            let r = r.ok_or("received without a value")?;
+            if r.parse::<std::net::IpAddr>().is_err() {
+                return Err("received is not an IP address");
+            }
+        }
+        Ok(Via {
+            transport: Transport::parse(transport),
+            host: Host::parse(host)?,
+            port,
+            params,
+        })
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)
+    }
+}
+
+impl FromStr for Via {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Via::parse(s).map_err(|r| ParseError::header("Via", r))
+    }
+}
+
+/// A name-addr or addr-spec with header parameters: the value of From, To, Contact, Route,
+/// Record-Route, Refer-To and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    pub display: Option<String>,
+    pub uri: Uri,
+    pub params: Params,
+}
+
+impl NameAddr {
+    pub fn new(uri: Uri) -> NameAddr {
+        NameAddr {
+            display: None,
+            uri,
+            params: Params::new(),
+        }
+    }
+
+    pub fn with_display(mut self, display: &str) -> NameAddr {
+        self.display = Some(display.to_owned());
+        self
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.params.value("tag")
+    }
+
+    pub fn set_tag(&mut self, tag: &str) {
+        self.params.set("tag", Some(tag));
+    }
+
+    /// The Contact `expires` parameter.
+    pub fn expires(&self) -> Option<u32> {
+        self.params.value("expires").and_then(|v| parse_u32(v).ok())
+    }
+
+    /// The Contact `q` parameter.
+    pub fn q(&self) -> Option<f32> {
+        self.params.value("q").and_then(|v| v.parse().ok())
+    }
+
+    /// Parses `"Display" <uri>;params`, `token token <uri>;params` or `uri;params`.
+    /// In the last (addr-spec) form, `;` parameters belong to the header, and a URI with
+    /// `?` headers or a comma is rejected because it must be enclosed in `<>`.
+    pub fn parse(s: &str) -> Result<NameAddr, &'static str> {
+        let s = trim_ws(s);
+        if s.is_empty() {
+            return Err("empty value");
+        }
+        let (display, rest) = if s.starts_with('"') {
+            let (d, rest) = parse_quoted(s)?;
+            let rest = trim_ws(rest);
+            if !rest.starts_with('<') {
+                return Err("display name must be followed by <URI>");
+            }
+            (Some(d), rest)
+        } else {
+            match find_unquoted(s, b'<') {
+                Some(lt) => {
+                    let name = trim_ws(&s[..lt]);
+                    let display = if name.is_empty() {
+                        None
+                    } else {
+                        let words_ok = name
+                            .split(|c: char| c == ' ' || c == '\t')
+                            .filter(|w| !w.is_empty())
+                            .all(is_token);
+                        if !words_ok {
+                            return Err("display name contains non-token characters");
+                        }
+                        Some(name.to_owned())
+                    };
+                    (display, &s[lt..])
+                }
+                None => (None, s),
+            }
+        };
+        if let Some(inner) = rest.strip_prefix('<') {
+            let gt = inner.find('>').ok_or("missing '>'")?;
+            let uri_text = &inner[..gt];
+            if uri_text.bytes().next().is_some_and(is_ws)
+                || uri_text.bytes().last().is_some_and(is_ws)
+            {
+                return Err("whitespace inside <>");
+            }
+            let uri = Uri::parse(uri_text)?;
+            let params = Params::parse(&inner[gt + 1..], true)?;
+            Ok(NameAddr {
+                display,
+                uri,
+                params,
+            })
+        } else {
+            let (uri_text, params) = match s.find(';') {
+                Some(sc) => (trim_ws(&s[..sc]), Params::parse(&s[sc..], true)?),
+                None => (s, Params::new()),
+            };
+            if uri_text.contains('?') || uri_text.contains(',') {
+                return Err("URI with headers or commas must be enclosed in <>");
+            }
+            let uri = Uri::parse(uri_text)?;
+            Ok(NameAddr {
+                display: None,
+                uri,
+                params,
+            })
+        }
+    }
+}
+
+impl fmt::Display for NameAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display {
+            let mut q = String::new();
+            write_quoted(&mut q, d);
+            write!(f, "{q} ")?;
+        }
+        write!(f, "<{}>{}", self.uri, self.params)
+    }
+}
+
+impl FromStr for NameAddr {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NameAddr::parse(s).map_err(|r| ParseError::header("name-addr", r))
+    }
+}
+
+/// The value of a Contact header field: `*` or a list of addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contact {
+    Star,
+    Addrs(Vec<NameAddr>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_with_lws_everywhere() {
+        let v = Via::parse("SIP  /   2.0 /UDP    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v.transport, Transport::Udp);
+        assert_eq!(v.branch(), Some("390skdjuw"));
+        assert!(!v.has_rfc3261_branch());
+        let v = Via::parse("SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKas;rport").unwrap();
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.rport(), Some(None));
+        assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#)
+            .unwrap();
+        assert_eq!(n.display.as_deref(), Some(r#"J Rosenberg \""#));
+        assert_eq!(n.tag(), Some("98asjd8"));
+        let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display.as_deref(), Some("caller"));
+        let n = NameAddr::parse("sip:+19725552222@gw1.example.net;unknownparam").unwrap();
+        assert!(n.params.contains("unknownparam"));
+        assert!(n.uri.as_sip().unwrap().params.is_empty());
+        assert!(NameAddr::parse("Bell, Alexander <sip:a@b>").is_err());
+        assert!(NameAddr::parse(r#""Mr. J. User <sip:j.user@example.com>"#).is_err());
+        assert!(NameAddr::parse("< sip:t.watson@example.org >").is_err());
+        assert!(NameAddr::parse("sip:user@example.com?Route=%3Csip:x%3E").is_err());
+    }
+
+    #[test]
+    fn cseq_parses_and_rejects_overflow() {
+        let c = CSeq::parse("0009\t INVITE").unwrap();
+        assert_eq!((c.seq, c.method), (9, Method::Invite));
+        assert!(CSeq::parse("36893488147419103232 REGISTER").is_err());
+    }
+}
