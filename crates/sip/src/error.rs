@@ -36,7 +36,8 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    pub(crate) fn header(header: impl Into<String>, reason: &'static str) -> Self {
+    /// Builds [`ParseError::Header`].
+    pub fn header(header: impl Into<String>, reason: &'static str) -> Self {
         ParseError::Header {
             header: header.into(),
             reason,

@@ -18,3 +18,6 @@ pub use params::{Param, Params};
 pub use text::percent_decode;
 pub use types::{CSeq, Contact, Method, NameAddr, Transport, Via, BRANCH_MAGIC};
 pub use uri::{Host, SipUri, TelUri, Uri};
+pub mod auth;
+pub mod uas;
+pub mod sdp;

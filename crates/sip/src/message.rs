@@ -386,7 +386,13 @@ pub(crate) fn parse_with(buf: Bytes, limits: &Limits, framing: Framing) -> Resul
     if buf.is_empty() {
         return Err(ParseError::Empty);
     }
-    let head_end = find_head_end(&buf).ok_or(ParseError::Incomplete)?;
+    let head_end = match find_head_end(&buf) {
+        Some(e) => e,
+        // A datagram is complete by definition: tolerate a missing final blank line so the
+        // real error (if any) gets reported instead of "incomplete".
+        None if framing == Framing::Datagram && buf.ends_with(b"\n") => buf.len(),
+        None => return Err(ParseError::Incomplete),
+    };
     let head = &buf[..head_end];
     if std::str::from_utf8(head).is_err() {
         return Err(ParseError::HeaderLine {
@@ -395,10 +401,15 @@ pub(crate) fn parse_with(buf: Bytes, limits: &Limits, framing: Framing) -> Resul
         });
     }
 
-    // Start line.
+    // Start line first, so that its errors take precedence over header errors.
     let first_nl = memchr::memchr(b'\n', head).unwrap_or(head.len());
     let start = strip_cr(&head[..first_nl]);
     let start = std::str::from_utf8(start).map_err(|_| ParseError::StartLine("not UTF-8"))?;
+    let start_line = if start.len() >= 4 && start[..4].eq_ignore_ascii_case("SIP/") {
+        StartLine::Status(parse_status_line(start)?)
+    } else {
+        StartLine::Request(parse_request_line(start)?)
+    };
 
     let headers = parse_headers(&buf, first_nl + 1, head_end, limits)?;
 
@@ -415,27 +426,31 @@ pub(crate) fn parse_with(buf: Bytes, limits: &Limits, framing: Framing) -> Resul
         None => buf.slice(head_end..),
     };
 
-    if start.len() >= 4 && start[..4].eq_ignore_ascii_case("SIP/") {
-        let (status, reason) = parse_status_line(start)?;
-        let resp = Response {
-            status,
-            reason,
-            headers,
-            body,
-        };
-        validate(&resp.headers, None)?;
-        Ok(Message::Response(resp))
-    } else {
-        let (method, uri) = parse_request_line(start)?;
-        let req = Request {
-            method,
-            uri,
-            headers,
-            body,
-        };
-        validate(&req.headers, Some(&req.method))?;
-        Ok(Message::Request(req))
+    match start_line {
+        StartLine::Status((status, reason)) => {
+            validate(&headers, None)?;
+            Ok(Message::Response(Response {
+                status,
+                reason,
+                headers,
+                body,
+            }))
+        }
+        StartLine::Request((method, uri)) => {
+            validate(&headers, Some(&method))?;
+            Ok(Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            }))
+        }
     }
+}
+
+enum StartLine {
+    Request((Method, Uri)),
+    Status((StatusCode, String)),
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {

@@ -191,8 +191,12 @@ impl Via {
             .is_some_and(|b| b.len() > BRANCH_MAGIC.len() && b.starts_with(BRANCH_MAGIC))
     }
 
+    /// The `received` address, without `[]` even if the sender added them (RFC 5118 §4.5
+    /// asks receivers to accept both forms).
     pub fn received(&self) -> Option<&str> {
-        self.params.value("received")
+        self.params
+            .value("received")
+            .map(|r| r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r))
     }
 
     /// `None` if absent, `Some(None)` for a bare `;rport` request, `Some(Some(p))` if filled.
@@ -233,8 +237,9 @@ impl Via {
             }
         }
         if let Some(r) = params.get("received") {
-            // RFC 5118 §4.5: received must be an IPv4 or IPv6 address, not a reference.
+            // RFC 5118 §4.5: accept an IPv6 address with or without the brackets.
             let r = r.ok_or("received without a value")?;
+            let r = r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r);
             if r.parse::<std::net::IpAddr>().is_err() {
                 return Err("received is not an IP address");
             }

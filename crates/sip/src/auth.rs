@@ -1,0 +1,645 @@
+//! HTTP Digest authentication for SIP (RFC 3261 §22, RFC 2617, RFC 8760 for SHA-256).
+//!
+//! Server side: [`DigestServer`] issues stateless nonces (a timestamp and a counter signed
+//! with HMAC-SHA-256 under a secret the caller supplies), verifies responses against a
+//! stored HA1 (never a plaintext password), reports expired nonces as `stale=true` and
+//! refuses a nonce-count it has already seen. Challenges never depend on the user name, so
+//! known and unknown extensions get byte-identical answers.
+//!
+//! Client side: [`respond`] computes the `Authorization` credentials for a challenge.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+
+use crate::header::HeaderName;
+use crate::message::Request;
+use crate::text::{parse_quoted, split_commas, to_hex, trim_ws, write_quoted};
+use crate::types::Method;
+
+/// Digest hash algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        if s.eq_ignore_ascii_case("MD5") {
+            Some(Algorithm::Md5)
+        } else if s.eq_ignore_ascii_case("SHA-256") {
+            Some(Algorithm::Sha256)
+        } else {
+            None
+        }
+    }
+
+    /// Lower-case hex digest of `data`.
+    pub fn hash(self, data: &[u8]) -> String {
+        match self {
+            Algorithm::Md5 => to_hex(&Md5::digest(data)),
+            Algorithm::Sha256 => to_hex(&Sha256::digest(data)),
+        }
+    }
+}
+
+/// Computes HA1 = H(username:realm:password), the value a server stores instead of the
+/// password.
+pub fn ha1(alg: Algorithm, username: &str, realm: &str, password: &str) -> String {
+    alg.hash(format!("{username}:{realm}:{password}").as_bytes())
+}
+
+/// The response digest for qop=auth (RFC 2617 §3.2.2.1), or the RFC 2069 form without qop.
+#[allow(clippy::too_many_arguments)]
+pub fn response_digest(
+    alg: Algorithm,
+    ha1: &str,
+    nonce: &str,
+    nc: Option<u32>,
+    cnonce: Option<&str>,
+    qop: Option<&str>,
+    method: &str,
+    uri: &str,
+) -> String {
+    let ha2 = alg.hash(format!("{method}:{uri}").as_bytes());
+    match (qop, nc, cnonce) {
+        (Some(q), Some(nc), Some(cn)) => {
+            alg.hash(format!("{ha1}:{nonce}:{nc:08x}:{cn}:{q}:{ha2}").as_bytes())
+        }
+        _ => alg.hash(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
+    }
+}
+
+/// Why an auth header could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthParseError {
+    #[error("authentication scheme is not Digest")]
+    NotDigest,
+    #[error("malformed auth parameter: {0}")]
+    Malformed(&'static str),
+    #[error("missing {0} parameter")]
+    Missing(&'static str),
+}
+
+fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
+    let s = trim_ws(s);
+    let (scheme, rest) = s
+        .split_once(|c: char| c == ' ' || c == '\t')
+        .unwrap_or((s, ""));
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return Err(AuthParseError::NotDigest);
+    }
+    let mut out = Vec::new();
+    for part in split_commas(rest).map_err(AuthParseError::Malformed)? {
+        if part.is_empty() {
+            continue;
+        }
+        let (name, value) = part
+            .split_once('=')
+            .ok_or(AuthParseError::Malformed("expected name=value"))?;
+        let value = trim_ws(value);
+        let value = if value.starts_with('"') {
+            let (v, rest) = parse_quoted(value).map_err(AuthParseError::Malformed)?;
+            if !trim_ws(rest).is_empty() {
+                return Err(AuthParseError::Malformed("junk after quoted value"));
+            }
+            v
+        } else {
+            value.to_owned()
+        };
+        out.push((trim_ws(name).to_ascii_lowercase(), value));
+    }
+    Ok(out)
+}
+
+fn take(params: &[(String, String)], name: &str) -> Option<String> {
+    params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+/// A `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub opaque: Option<String>,
+    pub algorithm: Algorithm,
+    pub qop_auth: bool,
+    pub stale: bool,
+}
+
+impl Challenge {
+    pub fn parse(s: &str) -> Result<Challenge, AuthParseError> {
+        let p = parse_auth_params(s)?;
+        let algorithm = match take(&p, "algorithm") {
+            Some(a) => Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
+            None => Algorithm::Md5,
+        };
+        Ok(Challenge {
+            realm: take(&p, "realm").ok_or(AuthParseError::Missing("realm"))?,
+            nonce: take(&p, "nonce").ok_or(AuthParseError::Missing("nonce"))?,
+            opaque: take(&p, "opaque"),
+            algorithm,
+            qop_auth: take(&p, "qop").is_some_and(|q| q.split(',').any(|t| trim_ws(t) == "auth")),
+            stale: take(&p, "stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
+impl fmt::Display for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::from("Digest realm=");
+        write_quoted(&mut s, &self.realm);
+        s.push_str(", nonce=");
+        write_quoted(&mut s, &self.nonce);
+        if let Some(o) = &self.opaque {
+            s.push_str(", opaque=");
+            write_quoted(&mut s, o);
+        }
+        s.push_str(", algorithm=");
+        s.push_str(self.algorithm.as_str());
+        if self.qop_auth {
+            s.push_str(", qop=\"auth\"");
+        }
+        if self.stale {
+            s.push_str(", stale=TRUE");
+        }
+        f.write_str(&s)
+    }
+}
+
+/// `Authorization` / `Proxy-Authorization` Digest credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub realm: String,
+    pub nonce: String,
+    pub uri: String,
+    pub response: String,
+    pub algorithm: Algorithm,
+    pub cnonce: Option<String>,
+    pub opaque: Option<String>,
+    pub qop: Option<String>,
+    pub nc: Option<u32>,
+}
+
+impl Credentials {
+    pub fn parse(s: &str) -> Result<Credentials, AuthParseError> {
+        let p = parse_auth_params(s)?;
+        let algorithm = match take(&p, "algorithm") {
+            Some(a) => Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
+            None => Algorithm::Md5,
+        };
+        let nc = match take(&p, "nc") {
+            Some(n) => Some(
+                u32::from_str_radix(&n, 16).map_err(|_| AuthParseError::Malformed("bad nc"))?,
+            ),
+            None => None,
+        };
+        Ok(Credentials {
+            username: take(&p, "username").ok_or(AuthParseError::Missing("username"))?,
+            realm: take(&p, "realm").ok_or(AuthParseError::Missing("realm"))?,
+            nonce: take(&p, "nonce").ok_or(AuthParseError::Missing("nonce"))?,
+            uri: take(&p, "uri").ok_or(AuthParseError::Missing("uri"))?,
+            response: take(&p, "response").ok_or(AuthParseError::Missing("response"))?,
+            algorithm,
+            cnonce: take(&p, "cnonce"),
+            opaque: take(&p, "opaque"),
+            qop: take(&p, "qop"),
+            nc,
+        })
+    }
+
+    /// The Digest credentials in `req`'s Authorization header for `realm`, if any.
+    pub fn from_request(req: &Request, realm: &str) -> Option<Credentials> {
+        req.headers
+            .get_all(&HeaderName::Authorization)
+            .filter_map(|v| Credentials::parse(v.as_str()).ok())
+            .find(|c| c.realm == realm)
+    }
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::from("Digest username=");
+        write_quoted(&mut s, &self.username);
+        for (name, value) in [("realm", &self.realm), ("nonce", &self.nonce), ("uri", &self.uri)] {
+            s.push_str(", ");
+            s.push_str(name);
+            s.push('=');
+            write_quoted(&mut s, value);
+        }
+        s.push_str(", response=");
+        write_quoted(&mut s, &self.response);
+        s.push_str(", algorithm=");
+        s.push_str(self.algorithm.as_str());
+        if let Some(c) = &self.cnonce {
+            s.push_str(", cnonce=");
+            write_quoted(&mut s, c);
+        }
+        if let Some(o) = &self.opaque {
+            s.push_str(", opaque=");
+            write_quoted(&mut s, o);
+        }
+        if let Some(q) = &self.qop {
+            s.push_str(", qop=");
+            s.push_str(q);
+        }
+        if let Some(nc) = self.nc {
+            s.push_str(&format!(", nc={nc:08x}"));
+        }
+        f.write_str(&s)
+    }
+}
+
+/// Client side: answers `challenge` for `method`/`uri`. `cnonce` must be fresh randomness
+/// from the caller; `nc` counts uses of the same nonce, starting at 1.
+pub fn respond(
+    challenge: &Challenge,
+    username: &str,
+    password: &str,
+    method: &Method,
+    uri: &str,
+    cnonce: &str,
+    nc: u32,
+) -> Credentials {
+    let h1 = ha1(challenge.algorithm, username, &challenge.realm, password);
+    let (qop, nc, cnonce) = if challenge.qop_auth {
+        (Some("auth"), Some(nc), Some(cnonce))
+    } else {
+        (None, None, None)
+    };
+    let response = response_digest(
+        challenge.algorithm,
+        &h1,
+        &challenge.nonce,
+        nc,
+        cnonce,
+        qop,
+        method.as_str(),
+        uri,
+    );
+    Credentials {
+        username: username.to_owned(),
+        realm: challenge.realm.clone(),
+        nonce: challenge.nonce.clone(),
+        uri: uri.to_owned(),
+        response,
+        algorithm: challenge.algorithm,
+        cnonce: cnonce.map(str::to_owned),
+        opaque: challenge.opaque.clone(),
+        qop: qop.map(str::to_owned),
+        nc,
+    }
+}
+
+/// What the server stores per user: HA1 for each algorithm it offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredHa1 {
+    pub md5: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl StoredHa1 {
+    /// Derives both HA1 values from a password, e.g. when an extension is provisioned.
+    pub fn from_password(username: &str, realm: &str, password: &str) -> StoredHa1 {
+        StoredHa1 {
+            md5: Some(ha1(Algorithm::Md5, username, realm, password)),
+            sha256: Some(ha1(Algorithm::Sha256, username, realm, password)),
+        }
+    }
+
+    fn get(&self, alg: Algorithm) -> Option<&str> {
+        match alg {
+            Algorithm::Md5 => self.md5.as_deref(),
+            Algorithm::Sha256 => self.sha256.as_deref(),
+        }
+    }
+}
+
+/// Outcome of checking credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The credentials are good; `username` is authenticated.
+    Authenticated { username: String },
+    /// The nonce was genuine but expired: challenge again with `stale=true`.
+    Stale,
+    /// Wrong password, unknown user, forged or replayed nonce: challenge again (or 403).
+    /// Deliberately carries no detail so callers cannot leak which case it was.
+    Rejected,
+}
+
+/// Server-side digest state: the realm, the nonce secret and the nonce-counts seen.
+#[derive(Debug)]
+pub struct DigestServer {
+    realm: String,
+    secret: Vec<u8>,
+    epoch: Instant,
+    nonce_ttl: Duration,
+    counter: u64,
+    seen: HashMap<String, (u32, Instant)>,
+    max_tracked: usize,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl DigestServer {
+    /// `secret` keys the nonce HMAC (give at least 32 random bytes from the daemon's RNG);
+    /// `epoch` is any instant before the first `now` passed in.
+    pub fn new(realm: &str, secret: &[u8], epoch: Instant) -> DigestServer {
+        DigestServer {
+            realm: realm.to_owned(),
+            secret: secret.to_vec(),
+            epoch,
+            nonce_ttl: Duration::from_secs(300),
+            counter: 0,
+            seen: HashMap::new(),
+            max_tracked: 100_000,
+        }
+    }
+
+    pub fn with_nonce_ttl(mut self, ttl: Duration) -> Self {
+        self.nonce_ttl = ttl;
+        self
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    fn mac(&self, body: &str) -> String {
+        // HMAC accepts keys of any length, so new_from_slice cannot fail here.
+        match HmacSha256::new_from_slice(&self.secret) {
+            Ok(mut m) => {
+                m.update(body.as_bytes());
+                to_hex(&m.finalize().into_bytes()[..16])
+            }
+            Err(_) => String::new(),
+        }
+    }
+
+    fn make_nonce(&mut self, now: Instant) -> String {
+        self.counter = self.counter.wrapping_add(1);
+        let ts = now.saturating_duration_since(self.epoch).as_secs();
+        let body = format!("{ts:x}.{:x}", self.counter);
+        let mac = self.mac(&body);
+        format!("{body}.{mac}")
+    }
+
+    /// Checks the nonce's signature; returns its age if genuine.
+    fn nonce_age(&self, nonce: &str, now: Instant) -> Option<Duration> {
+        let (body, mac) = nonce.rsplit_once('.')?;
+        let expected = self.mac(body);
+        if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
+            return None;
+        }
+        let ts = u64::from_str_radix(body.split('.').next()?, 16).ok()?;
+        let issued = self.epoch.checked_add(Duration::from_secs(ts))?;
+        Some(now.saturating_duration_since(issued))
+    }
+
+    /// The challenges to put in a 401/407: SHA-256 first, then MD5 for older phones
+    /// (RFC 8760 §2.4). They depend only on time, never on who asked.
+    pub fn challenges(&mut self, now: Instant, stale: bool) -> Vec<Challenge> {
+        let nonce = self.make_nonce(now);
+        [Algorithm::Sha256, Algorithm::Md5]
+            .into_iter()
+            .map(|algorithm| Challenge {
+                realm: self.realm.clone(),
+                nonce: nonce.clone(),
+                opaque: None,
+                algorithm,
+                qop_auth: true,
+                stale,
+            })
+            .collect()
+    }
+
+    /// Verifies `creds` for a request with `method`. Pass `None` for `stored` when the user
+    /// does not exist: the same work is done and the same verdict returned as for a wrong
+    /// password.
+    pub fn verify(
+        &mut self,
+        now: Instant,
+        method: &Method,
+        creds: &Credentials,
+        stored: Option<&StoredHa1>,
+    ) -> Verdict {
+        self.prune(now);
+        let age = match self.nonce_age(&creds.nonce, now) {
+            Some(a) => a,
+            None => return Verdict::Rejected,
+        };
+        let qop_ok = creds.qop.as_deref() == Some("auth") && creds.cnonce.is_some();
+        let nc = match (qop_ok, creds.nc) {
+            (true, Some(nc)) if nc > 0 => nc,
+            _ => return Verdict::Rejected,
+        };
+        // A dummy HA1 keeps the unknown-user path as expensive as the known one.
+        let dummy = creds.algorithm.hash(b"kentongan-unknown-user");
+        let known = stored.and_then(|s| s.get(creds.algorithm));
+        let h1 = known.unwrap_or(&dummy);
+        let expected = response_digest(
+            creds.algorithm,
+            h1,
+            &creds.nonce,
+            Some(nc),
+            creds.cnonce.as_deref(),
+            Some("auth"),
+            method.as_str(),
+            &creds.uri,
+        );
+        let matches = constant_time_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes());
+        if !matches || known.is_none() || creds.realm != self.realm {
+            return Verdict::Rejected;
+        }
+        if age > self.nonce_ttl {
+            return Verdict::Stale;
+        }
+        let last = self.seen.get(&creds.nonce).map_or(0, |(n, _)| *n);
+        if nc <= last {
+            return Verdict::Rejected;
+        }
+        if self.seen.len() < self.max_tracked || self.seen.contains_key(&creds.nonce) {
+            self.seen.insert(creds.nonce.clone(), (nc, now));
+        } else {
+            // Too many live nonces to track: refuse rather than allow untracked replays.
+            return Verdict::Stale;
+        }
+        Verdict::Authenticated {
+            username: creds.username.clone(),
+        }
+    }
+
+    /// A complete `401 Unauthorized` for `req` carrying [`DigestServer::challenges`].
+    pub fn unauthorized(&mut self, req: &Request, now: Instant, stale: bool) -> crate::Response {
+        let mut resp = crate::Response::for_request(req, crate::StatusCode::UNAUTHORIZED, None);
+        for ch in self.challenges(now, stale) {
+            resp.headers.push(HeaderName::WwwAuthenticate, ch.to_string());
+        }
+        resp
+    }
+
+    fn prune(&mut self, now: Instant) {
+        if self.seen.len() < 1024 {
+            return;
+        }
+        let ttl = self.nonce_ttl;
+        self.seen
+            .retain(|_, (_, last)| now.saturating_duration_since(*last) <= ttl * 2);
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc2617_md5_vector() {
+        // RFC 2617 §3.5 example.
+        let h1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        let r = response_digest(
+            Algorithm::Md5,
+            &h1,
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            Some(1),
+            Some("0a4f113b"),
+            Some("auth"),
+            "GET",
+            "/dir/index.html",
+        );
+        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+    }
+
+    #[test]
+    fn rfc7616_sha256_vector() {
+        // RFC 7616 §3.9.1 example (same construction as RFC 8760 for SIP).
+        let h1 = ha1(Algorithm::Sha256, "Mufasa", "http-auth@example.org", "Circle of Life");
+        let r = response_digest(
+            Algorithm::Sha256,
+            &h1,
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            Some(1),
+            Some("f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"),
+            Some("auth"),
+            "GET",
+            "/dir/index.html",
+        );
+        assert_eq!(r, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+    }
+
+    fn setup() -> (DigestServer, Instant, StoredHa1) {
+        let t0 = Instant::now();
+        let server = DigestServer::new("pbx.local", b"0123456789abcdef0123456789abcdef", t0);
+        (server, t0, StoredHa1::from_password("1000", "pbx.local", "pw1000"))
+    }
+
+    #[test]
+    fn challenge_response_round_trip_both_algorithms() {
+        let (mut server, t0, stored) = setup();
+        for i in 0..2 {
+            // Both offered challenges share one nonce; answer each from a fresh 401.
+            let ch = server.challenges(t0, false).remove(i);
+            let parsed = Challenge::parse(&ch.to_string()).unwrap();
+            assert_eq!(parsed, ch);
+            let creds = respond(&parsed, "1000", "pw1000", &Method::Register, "sip:pbx.local", "abc", 1);
+            let creds = Credentials::parse(&creds.to_string()).unwrap();
+            assert_eq!(
+                server.verify(t0, &Method::Register, &creds, Some(&stored)),
+                Verdict::Authenticated {
+                    username: "1000".into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_password_unknown_user_forged_and_replayed_nonces_are_rejected() {
+        let (mut server, t0, stored) = setup();
+        let ch = server.challenges(t0, false).remove(0);
+        let bad = respond(&ch, "1000", "nope", &Method::Register, "sip:pbx.local", "c", 1);
+        assert_eq!(server.verify(t0, &Method::Register, &bad, Some(&stored)), Verdict::Rejected);
+        let good = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
+        assert_eq!(server.verify(t0, &Method::Register, &good, None), Verdict::Rejected);
+        let mut forged = ch.clone();
+        forged.nonce = "5.1.00000000000000000000000000000000".into();
+        let f = respond(&forged, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
+        assert_eq!(server.verify(t0, &Method::Register, &f, Some(&stored)), Verdict::Rejected);
+        assert!(matches!(
+            server.verify(t0, &Method::Register, &good, Some(&stored)),
+            Verdict::Authenticated { .. }
+        ));
+        // Same nc again is a replay; a higher nc is fine.
+        assert_eq!(server.verify(t0, &Method::Register, &good, Some(&stored)), Verdict::Rejected);
+        let next = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 2);
+        assert!(matches!(
+            server.verify(t0, &Method::Register, &next, Some(&stored)),
+            Verdict::Authenticated { .. }
+        ));
+    }
+
+    #[test]
+    fn expired_nonce_is_stale() {
+        let (mut server, t0, stored) = setup();
+        let ch = server.challenges(t0, false).remove(0);
+        let creds = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
+        let later = t0 + Duration::from_secs(301);
+        assert_eq!(server.verify(later, &Method::Register, &creds, Some(&stored)), Verdict::Stale);
+        let again = server.challenges(later, true);
+        assert!(again[0].to_string().contains("stale=TRUE"));
+    }
+
+    #[test]
+    fn challenges_do_not_depend_on_the_user() {
+        // Two servers in the same state answer a known and an unknown user identically.
+        let (mut a, t0, _) = setup();
+        let (mut b, _, _) = setup();
+        let b = DigestServer { epoch: t0, ..std::mem::replace(&mut b, DigestServer::new("x", b"", t0)) };
+        let mut b = b;
+        let known = a.unauthorized(&reg("1000"), t0, false);
+        let unknown = b.unauthorized(&reg("9999"), t0, false);
+        let www = |r: &crate::Response| -> Vec<String> {
+            r.headers
+                .get_all(&HeaderName::WwwAuthenticate)
+                .map(|v| v.to_string())
+                .collect()
+        };
+        assert_eq!(www(&known), www(&unknown));
+        assert_eq!(known.status, unknown.status);
+    }
+
+    fn reg(user: &str) -> Request {
+        let text = format!(
+            "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+             To: <sip:{user}@pbx.local>\r\nFrom: <sip:{user}@pbx.local>;tag=1\r\n\
+             Call-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        );
+        Request::parse(text.into_bytes()).unwrap()
+    }
+
+    #[test]
+    fn unknown_scheme_is_not_credentials() {
+        assert_eq!(
+            Credentials::parse("NoOneKnowsThisScheme opaque-data=here"),
+            Err(AuthParseError::NotDigest)
+        );
+    }
+}
