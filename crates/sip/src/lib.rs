@@ -21,3 +21,4 @@ pub use uri::{Host, SipUri, TelUri, Uri};
 pub mod auth;
 pub mod uas;
 pub mod sdp;
+pub mod transaction;

@@ -1,0 +1,673 @@
+//! The transaction layer (RFC 3261 §17, RFC 6026) as a sans-IO state machine.
+//!
+//! [`Endpoint`] is fed datagrams and time and is drained for datagrams to send, the next
+//! wake-up time and events. It never reads a clock, touches a socket or draws randomness of
+//! its own: ids come from a generator seeded through [`Config::seed`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::header::HeaderName;
+use crate::message::{Limits, Message, Request, Response, StatusCode};
+use crate::params::Params;
+use crate::types::{Method, Transport, Via, BRANCH_MAGIC};
+use crate::uri::Host;
+use crate::ParseError;
+
+/// Timer values and identity of the endpoint.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    /// Address written into Via sent-by of requests we originate.
+    pub local_addr: SocketAddr,
+    pub transport: Transport,
+    /// Seed for branch, tag and Call-ID generation.
+    pub seed: u64,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(local_addr: SocketAddr, seed: u64) -> Config {
+        Config {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            local_addr,
+            transport: Transport::Udp,
+            seed,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Identifies a transaction for the lifetime of the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxId(pub u64);
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub bytes: Bytes,
+}
+
+/// What happened, for the transaction user (dialog/call layer) to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipEvent {
+    /// A new request (not a retransmission). Answer it with [`Endpoint::respond`].
+    /// For CANCEL, `cancels` names the INVITE transaction it matches, if any.
+    Request {
+        tx: TxId,
+        from: SocketAddr,
+        request: Request,
+        cancels: Option<TxId>,
+    },
+    /// An ACK for a 2xx: it belongs to the dialog, not to a transaction.
+    Ack { from: SocketAddr, request: Request },
+    /// A response to one of our client transactions (retransmitted 2xx to INVITE included,
+    /// since the TU must re-ACK them).
+    Response { tx: TxId, response: Response },
+    /// Timer B or F fired: no final response arrived.
+    Timeout { tx: TxId },
+    /// A datagram that did not parse. `from` lets the daemon count or ban the source.
+    Malformed { from: SocketAddr, error: ParseError },
+    /// A transaction ended and its id will not be used again.
+    Terminated { tx: TxId },
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no such transaction")]
+    UnknownTransaction,
+    #[error("transaction already has a final response")]
+    AlreadyFinal,
+    #[error("ACK is not sent in a transaction; use send_stateless")]
+    AckNotATransaction,
+    #[error("invalid message: {0}")]
+    Invalid(#[from] ParseError),
+    #[error("only INVITE transactions can be cancelled")]
+    NotInvite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Calling,
+    Trying,
+    Proceeding,
+    Completed,
+    Confirmed,
+    Accepted,
+    Terminated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    /// A/E/G: retransmission.
+    Retransmit,
+    /// B/F/H/L/M: give up or clean up.
+    Timeout,
+    /// D/I/J/K: linger to absorb retransmissions.
+    Linger,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ServerKey {
+    Branch {
+        branch: String,
+        sent_by: String,
+        method: Method,
+    },
+    /// RFC 2543 fallback (§17.2.3) for requests without a magic-cookie branch.
+    Legacy {
+        call_id: String,
+        cseq: u32,
+        from_tag: String,
+        via: String,
+        method: Method,
+    },
+}
+
+#[derive(Debug)]
+struct Tx {
+    server: bool,
+    method: Method,
+    state: State,
+    peer: SocketAddr,
+    /// Client: the request to retransmit. Server: the request received.
+    request: Request,
+    /// Server: last response sent (resent on retransmissions). Client: the ACK for a
+    /// non-2xx final.
+    last: Option<Bytes>,
+    interval: Duration,
+    timers: Vec<(TimerKind, Instant)>,
+    server_key: Option<ServerKey>,
+    client_key: Option<(String, Method)>,
+}
+
+/// The transaction layer of one SIP endpoint on one transport.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: Config,
+    rng: SplitMix64,
+    next_id: u64,
+    txs: HashMap<TxId, Tx>,
+    server_index: HashMap<ServerKey, TxId>,
+    client_index: HashMap<(String, Method), TxId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SipEvent>,
+}
+
+impl Endpoint {
+    pub fn new(config: Config) -> Endpoint {
+        Endpoint {
+            rng: SplitMix64(config.seed),
+            config,
+            next_id: 1,
+            txs: HashMap::new(),
+            server_index: HashMap::new(),
+            client_index: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of live transactions.
+    pub fn transactions(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// A fresh branch with the RFC 3261 magic cookie.
+    pub fn new_branch(&mut self) -> String {
+        format!("{BRANCH_MAGIC}{:016x}", self.rng.next())
+    }
+
+    /// A fresh From/To tag.
+    pub fn new_tag(&mut self) -> String {
+        format!("{:08x}", self.rng.next() as u32)
+    }
+
+    /// A fresh Call-ID.
+    pub fn new_call_id(&mut self) -> String {
+        format!("{:016x}{:08x}", self.rng.next(), self.rng.next() as u32)
+    }
+
+    // ---- output ----
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SipEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest timer of any transaction.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.txs
+            .values()
+            .flat_map(|t| t.timers.iter().map(|(_, at)| *at))
+            .min()
+    }
+
+    // ---- input ----
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        match Message::parse_with_limits(Bytes::copy_from_slice(bytes), &self.config.limits) {
+            Ok(Message::Request(r)) => self.on_request(now, from, r),
+            Ok(Message::Response(r)) => self.on_response(now, r),
+            Err(ParseError::Empty) => {} // keep-alive
+            Err(error) => self.events.push_back(SipEvent::Malformed { from, error }),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| t.timers.iter().any(|(_, at)| *at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            loop {
+                let Some(tx) = self.txs.get_mut(&id) else { break };
+                let Some(pos) = tx.timers.iter().position(|(_, at)| *at <= now) else { break };
+                let (kind, at) = tx.timers.remove(pos);
+                self.fire(id, kind, at);
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    /// Starts a client transaction sending `req` to `to`. A top Via is added (with a fresh
+    /// branch) unless the request already has one with an RFC 3261 branch.
+    pub fn send_request(&mut self, now: Instant, to: SocketAddr, mut req: Request) -> Result<TxId, SendError> {
+        if req.method == Method::Ack {
+            return Err(SendError::AckNotATransaction);
+        }
+        let branch = match req.headers.top_via() {
+            Ok(v) if v.has_rfc3261_branch() => v.branch().unwrap_or_default().to_owned(),
+            _ => {
+                let branch = self.new_branch();
+                let via = self.local_via(&branch);
+                req.headers.push_front(HeaderName::Via, via.to_string());
+                branch
+            }
+        };
+        if !req.headers.contains(&HeaderName::MaxForwards) {
+            req.headers.push(HeaderName::MaxForwards, "70");
+        }
+        let bytes = req.to_bytes();
+        // Validate what we are about to send with the same parser peers will use.
+        Message::parse(bytes.clone())?;
+        let id = self.alloc();
+        let reliable = self.config.transport.is_reliable();
+        let t1 = self.config.t1;
+        let mut timers = vec![(TimerKind::Timeout, now + t1 * 64)];
+        if !reliable {
+            timers.push((TimerKind::Retransmit, now + t1));
+        }
+        let method = req.method.clone();
+        let state = if method == Method::Invite {
+            State::Calling
+        } else {
+            State::Trying
+        };
+        self.client_index.insert((branch.clone(), method.clone()), id);
+        self.txs.insert(
+            id,
+            Tx {
+                server: false,
+                method: method.clone(),
+                state,
+                peer: to,
+                request: req,
+                last: None,
+                interval: t1,
+                timers,
+                server_key: None,
+                client_key: Some((branch, method)),
+            },
+        );
+        self.transmits.push_back(Transmit { to, bytes });
+        Ok(id)
+    }
+
+    /// Builds and sends a CANCEL for client INVITE transaction `invite` (RFC 3261 §9.1).
+    pub fn cancel(&mut self, now: Instant, invite: TxId) -> Result<TxId, SendError> {
+        let tx = self.txs.get(&invite).ok_or(SendError::UnknownTransaction)?;
+        if tx.server || tx.method != Method::Invite {
+            return Err(SendError::NotInvite);
+        }
+        let orig = &tx.request;
+        let mut c = Request::new(Method::Cancel, orig.uri.clone());
+        for h in orig.headers.iter() {
+            match h.name {
+                HeaderName::Via => {
+                    c.headers.push(HeaderName::Via, h.value.clone());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        for name in [HeaderName::Route, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            for v in orig.headers.get_all(&name) {
+                c.headers.push(name.clone(), v.clone());
+            }
+        }
+        let seq = orig.headers.cseq()?.seq;
+        c.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let peer = tx.peer;
+        self.send_request(now, peer, c)
+    }
+
+    /// Sends a message outside any transaction (ACK for 2xx, stateless replies).
+    pub fn send_stateless(&mut self, to: SocketAddr, msg: &Message) {
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: msg.to_bytes(),
+        });
+    }
+
+    /// Sends `resp` in server transaction `tx`. Responses go back to the request's source
+    /// address and port (RFC 3581 symmetric response routing), which is what makes phones
+    /// behind NAT work.
+    pub fn respond(&mut self, now: Instant, tx: TxId, resp: Response) -> Result<(), SendError> {
+        let t = self.txs.get_mut(&tx).ok_or(SendError::UnknownTransaction)?;
+        if !t.server {
+            return Err(SendError::UnknownTransaction);
+        }
+        if !matches!(t.state, State::Trying | State::Proceeding) {
+            return Err(SendError::AlreadyFinal);
+        }
+        let bytes = resp.to_bytes();
+        let reliable = self.config.transport.is_reliable();
+        let t1 = self.config.t1;
+        t.last = Some(bytes.clone());
+        let status = resp.status;
+        if status.is_provisional() {
+            t.state = State::Proceeding;
+        } else if t.method == Method::Invite && status.is_success() {
+            // RFC 6026: stay Accepted for Timer L to absorb INVITE retransmissions; the TU
+            // retransmits the 2xx itself until the ACK arrives.
+            t.state = State::Accepted;
+            t.timers = vec![(TimerKind::Timeout, now + t1 * 64)];
+        } else if t.method == Method::Invite {
+            t.state = State::Completed;
+            t.interval = t1;
+            t.timers = vec![(TimerKind::Timeout, now + t1 * 64)];
+            if !reliable {
+                t.timers.push((TimerKind::Retransmit, now + t1));
+            }
+        } else {
+            t.state = State::Completed;
+            let linger = if reliable { Duration::ZERO } else { t1 * 64 };
+            t.timers = vec![(TimerKind::Linger, now + linger)];
+        }
+        let to = t.peer;
+        self.transmits.push_back(Transmit { to, bytes });
+        Ok(())
+    }
+
+    /// The request a server transaction was created for.
+    pub fn request(&self, tx: TxId) -> Option<&Request> {
+        self.txs.get(&tx).map(|t| &t.request)
+    }
+
+    // ---- internals ----
+
+    fn alloc(&mut self) -> TxId {
+        let id = TxId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    fn local_via(&self, branch: &str) -> Via {
+        let mut params = Params::new();
+        params.set("branch", Some(branch));
+        params.set("rport", None);
+        Via {
+            transport: self.config.transport.clone(),
+            host: Host::from(self.config.local_addr.ip()),
+            port: Some(self.config.local_addr.port()),
+            params,
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, from: SocketAddr, mut req: Request) {
+        // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
+        if let Ok(mut via) = req.headers.top_via() {
+            via.params.set("received", Some(&from.ip().to_string()));
+            if via.params.contains("rport") {
+                via.params.set("rport", Some(&from.port().to_string()));
+            }
+            req.headers.set_top_via(&via);
+        }
+        let Some(key) = server_key(&req) else {
+            self.events.push_back(SipEvent::Malformed {
+                from,
+                error: ParseError::Missing("Via"),
+            });
+            return;
+        };
+        if let Some(id) = self.server_index.get(&key).copied() {
+            self.on_server_retransmission(now, id, &req, from);
+            return;
+        }
+        if req.method == Method::Ack {
+            // No INVITE transaction in Completed: an ACK for a 2xx, for the dialog layer.
+            self.events.push_back(SipEvent::Ack { from, request: req });
+            return;
+        }
+        let cancels = if req.method == Method::Cancel {
+            let mut k = key.clone();
+            match &mut k {
+                ServerKey::Branch { method, .. } | ServerKey::Legacy { method, .. } => {
+                    *method = Method::Invite
+                }
+            }
+            self.server_index.get(&k).copied()
+        } else {
+            None
+        };
+        let id = self.alloc();
+        let method = req.method.clone();
+        let state = if method == Method::Invite {
+            State::Proceeding
+        } else {
+            State::Trying
+        };
+        self.server_index.insert(key.clone(), id);
+        self.txs.insert(
+            id,
+            Tx {
+                server: true,
+                method: method.clone(),
+                state,
+                peer: from,
+                request: req.clone(),
+                last: None,
+                interval: self.config.t1,
+                timers: Vec::new(),
+                server_key: Some(key),
+                client_key: None,
+            },
+        );
+        if method == Method::Invite {
+            // Answer at once so the caller stops retransmitting (RFC 3261 §17.2.1).
+            let trying = Response::for_request(&req, StatusCode::TRYING, None);
+            let _ = self.respond(now, id, trying);
+        }
+        self.events.push_back(SipEvent::Request {
+            tx: id,
+            from,
+            request: req,
+            cancels,
+        });
+    }
+
+    fn on_server_retransmission(&mut self, now: Instant, id: TxId, req: &Request, from: SocketAddr) {
+        let reliable = self.config.transport.is_reliable();
+        let t4 = self.config.t4;
+        let Some(t) = self.txs.get_mut(&id) else { return };
+        if req.method == Method::Ack {
+            if t.state == State::Completed {
+                t.state = State::Confirmed;
+                let linger = if reliable { Duration::ZERO } else { t4 };
+                t.timers = vec![(TimerKind::Linger, now + linger)];
+            }
+            return;
+        }
+        if let Some(last) = &t.last {
+            if matches!(t.state, State::Proceeding | State::Completed) {
+                self.transmits.push_back(Transmit {
+                    to: from,
+                    bytes: last.clone(),
+                });
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Response) {
+        let Ok(via) = resp.headers.top_via() else { return };
+        let Ok(cseq) = resp.headers.cseq() else { return };
+        let Some(branch) = via.branch() else { return };
+        let Some(id) = self.client_index.get(&(branch.to_owned(), cseq.method.clone())).copied() else {
+            return; // stray response
+        };
+        let reliable = self.config.transport.is_reliable();
+        let t1 = self.config.t1;
+        let t4 = self.config.t4;
+        let Some(t) = self.txs.get_mut(&id) else { return };
+        let status = resp.status;
+        let invite = t.method == Method::Invite;
+        match (t.state, status.is_provisional(), status.is_success()) {
+            (State::Calling | State::Trying | State::Proceeding, true, _) => {
+                if t.state == State::Calling {
+                    t.timers.retain(|(k, _)| *k != TimerKind::Retransmit);
+                }
+                if t.state == State::Trying && !reliable {
+                    // Timer E continues, now at T2 (RFC 3261 §17.1.2.2).
+                    t.interval = self.config.t2;
+                }
+                t.state = State::Proceeding;
+            }
+            (State::Calling | State::Proceeding, false, true) if invite => {
+                t.state = State::Accepted;
+                t.timers = vec![(TimerKind::Timeout, now + t1 * 64)];
+            }
+            (State::Accepted, false, true) => {} // 2xx retransmission: TU re-ACKs
+            (State::Calling | State::Proceeding, false, false) if invite => {
+                let ack = build_ack(&t.request, &resp);
+                let bytes = ack.to_bytes();
+                t.last = Some(bytes.clone());
+                t.state = State::Completed;
+                let linger = if reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                t.timers = vec![(TimerKind::Linger, now + linger)];
+                let to = t.peer;
+                self.transmits.push_back(Transmit { to, bytes });
+            }
+            (State::Completed, false, false) if invite => {
+                // Retransmitted final: our ACK was lost.
+                if let Some(ack) = t.last.clone() {
+                    let to = t.peer;
+                    self.transmits.push_back(Transmit { to, bytes: ack });
+                }
+                return;
+            }
+            (State::Trying | State::Proceeding, false, _) => {
+                t.state = State::Completed;
+                let linger = if reliable { Duration::ZERO } else { t4 };
+                t.timers = vec![(TimerKind::Linger, now + linger)];
+            }
+            _ => return, // retransmission of something already reported
+        }
+        self.events.push_back(SipEvent::Response { tx: id, response: resp });
+    }
+
+    fn fire(&mut self, id: TxId, kind: TimerKind, at: Instant) {
+        let t2 = self.config.t2;
+        let Some(t) = self.txs.get_mut(&id) else { return };
+        match kind {
+            TimerKind::Retransmit => {
+                let resend = match (t.server, t.state) {
+                    (false, State::Calling | State::Trying | State::Proceeding) => Some(t.request.to_bytes()),
+                    (true, State::Completed) => t.last.clone(),
+                    _ => None,
+                };
+                if let Some(bytes) = resend {
+                    self.transmits.push_back(Transmit { to: t.peer, bytes });
+                    // INVITE client retransmissions keep doubling (Timer A); the others are
+                    // capped at T2 (Timers E and G).
+                    let next = if !t.server && t.method == Method::Invite {
+                        t.interval * 2
+                    } else {
+                        (t.interval * 2).min(t2)
+                    };
+                    if t.state == State::Proceeding && !t.server {
+                        t.interval = t2;
+                    } else {
+                        t.interval = next;
+                    }
+                    t.timers.push((TimerKind::Retransmit, at + t.interval));
+                }
+            }
+            TimerKind::Timeout => {
+                let timed_out = matches!(t.state, State::Calling | State::Trying | State::Proceeding)
+                    && !t.server;
+                if timed_out {
+                    self.events.push_back(SipEvent::Timeout { tx: id });
+                }
+                self.terminate(id);
+            }
+            TimerKind::Linger => self.terminate(id),
+        }
+    }
+
+    fn terminate(&mut self, id: TxId) {
+        if let Some(mut t) = self.txs.remove(&id) {
+            t.state = State::Terminated;
+            if let Some(k) = t.server_key {
+                self.server_index.remove(&k);
+            }
+            if let Some(k) = t.client_key {
+                self.client_index.remove(&k);
+            }
+            self.events.push_back(SipEvent::Terminated { tx: id });
+        }
+    }
+}
+
+fn server_key(req: &Request) -> Option<ServerKey> {
+    let via = req.headers.top_via().ok()?;
+    let method = match req.method {
+        Method::Ack => Method::Invite,
+        ref m => m.clone(),
+    };
+    let sent_by = match via.port {
+        Some(p) => format!("{}:{p}", via.host),
+        None => via.host.to_string(),
+    };
+    if via.has_rfc3261_branch() {
+        return Some(ServerKey::Branch {
+            branch: via.branch()?.to_owned(),
+            sent_by,
+            method,
+        });
+    }
+    Some(ServerKey::Legacy {
+        call_id: req.headers.call_id().ok()?.to_owned(),
+        cseq: req.headers.cseq().ok()?.seq,
+        from_tag: req.headers.from().ok()?.tag().unwrap_or("").to_owned(),
+        via: sent_by,
+        method,
+    })
+}
+
+/// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
+fn build_ack(invite: &Request, resp: &Response) -> Request {
+    let mut ack = Request::new(Method::Ack, invite.uri.clone());
+    if let Some(v) = invite.headers.get(&HeaderName::Via) {
+        let top = crate::text::split_commas(v.as_str())
+            .ok()
+            .and_then(|p| p.first().map(|s| s.to_string()))
+            .unwrap_or_default();
+        ack.headers.push(HeaderName::Via, top);
+    }
+    for name in [HeaderName::Route, HeaderName::CallId, HeaderName::From] {
+        for v in invite.headers.get_all(&name) {
+            ack.headers.push(name.clone(), v.clone());
+        }
+    }
+    if let Some(to) = resp.headers.get(&HeaderName::To) {
+        ack.headers.push(HeaderName::To, to.clone());
+    }
+    let seq = invite.headers.cseq().map(|c| c.seq).unwrap_or(0);
+    ack.headers.push(HeaderName::CSeq, format!("{seq} ACK"));
+    ack.headers.push(HeaderName::MaxForwards, "70");
+    ack
+}
+
+/// SplitMix64: tiny, seedable, good enough for ids that must be unique, not secret.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
