@@ -22,3 +22,4 @@ pub mod auth;
 pub mod uas;
 pub mod sdp;
 pub mod transaction;
+pub mod dialog;

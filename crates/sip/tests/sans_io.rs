@@ -1,0 +1,33 @@
+//! The crate is sans-IO: nothing in src/ may read a clock, open a socket, spawn a thread or
+//! task, or seed its own randomness. (clippy.toml is per workspace, so the rule is a test.)
+#![allow(clippy::unwrap_used)]
+
+#[test]
+fn source_has_no_io_clock_threads_or_entropy() {
+    let forbidden = [
+        "Instant::now",
+        "SystemTime::now",
+        "UdpSocket",
+        "TcpStream",
+        "TcpListener",
+        "tokio",
+        "thread::spawn",
+        "std::fs",
+        "rand::",
+        "getrandom",
+        "std::env",
+    ];
+    let dir = format!("{}/src", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Unit tests may use a real Instant as an arbitrary origin.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for f in forbidden {
+            assert!(!code.contains(f), "{} uses {f}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10);
+}
