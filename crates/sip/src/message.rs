@@ -176,10 +176,23 @@ impl Message {
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        let mut v = Vec::with_capacity(512);
+        let mut v = Vec::with_capacity(encoded_len_hint(self.headers(), self.body_len()));
         self.encode(&mut v);
         Bytes::from(v)
     }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Message::Request(r) => r.body.len(),
+            Message::Response(r) => r.body.len(),
+        }
+    }
+}
+
+/// An upper-ish estimate of the serialized size, so encoding allocates once.
+fn encoded_len_hint(headers: &Headers, body: usize) -> usize {
+    let h: usize = headers.iter().map(|h| h.name.as_str().len() + h.value.as_bytes().len() + 4).sum();
+    128 + h + body
 }
 
 impl Request {
@@ -203,13 +216,17 @@ impl Request {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
-        out.extend_from_slice(self.uri.to_string().as_bytes());
+        {
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{}", self.uri);
+        }
         out.extend_from_slice(b" SIP/2.0\r\n");
         encode_headers_and_body(&self.headers, &self.body, out);
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        let mut v = Vec::with_capacity(256 + self.body.len());
+        let mut v = Vec::with_capacity(encoded_len_hint(&self.headers, self.body.len()));
         self.encode(&mut v);
         Bytes::from(v)
     }
@@ -284,7 +301,7 @@ impl Response {
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        let mut v = Vec::with_capacity(256 + self.body.len());
+        let mut v = Vec::with_capacity(encoded_len_hint(&self.headers, self.body.len()));
         self.encode(&mut v);
         Bytes::from(v)
     }

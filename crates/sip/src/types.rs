@@ -122,15 +122,19 @@ pub enum Transport {
 
 impl Transport {
     pub fn parse(s: &str) -> Transport {
-        match s.to_ascii_uppercase().as_str() {
-            "UDP" => Transport::Udp,
-            "TCP" => Transport::Tcp,
-            "TLS" => Transport::Tls,
-            "SCTP" => Transport::Sctp,
-            "WS" => Transport::Ws,
-            "WSS" => Transport::Wss,
-            _ => Transport::Other(s.to_owned()),
+        for t in [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Sctp,
+            Transport::Ws,
+            Transport::Wss,
+        ] {
+            if s.eq_ignore_ascii_case(t.as_str()) {
+                return t;
+            }
         }
+        Transport::Other(s.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -229,8 +233,14 @@ impl Via {
             None => (after, Params::new()),
         };
         // LWS is allowed around the colon of sent-by; remove it before splitting.
-        let sent_by: String = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect();
-        let (host, port) = split_host_port(&sent_by)?;
+        let owned;
+        let sent_by = if sent_by.bytes().any(is_ws) {
+            owned = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect::<String>();
+            owned.as_str()
+        } else {
+            sent_by
+        };
+        let (host, port) = split_host_port(sent_by)?;
         if let Some(Some(b)) = params.get("branch").map(|v| v.map(str::is_empty)) {
             if b {
                 return Err("empty branch");
