@@ -72,7 +72,10 @@ fn main() {
     assert!(kentongan_sip::Message::parse(INVITE).is_ok());
     assert!(rsip::SipMessage::try_from(REGISTER).is_ok());
     assert!(rsip::SipMessage::try_from(INVITE).is_ok());
-    println!("{:<16} {:>14} {:>14} {:>8}", "message", "kentongan/s", "rsip/s", "ratio");
+    println!(
+        "{:<16} {:>14} {:>14} {:>8}",
+        "message", "kentongan/s", "rsip/s", "ratio"
+    );
     let mut worst = f64::MAX;
     for (name, msg) in [("REGISTER", REGISTER), ("INVITE+SDP", INVITE)] {
         let a = measure(ours(msg));

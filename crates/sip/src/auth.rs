@@ -95,9 +95,7 @@ pub enum AuthParseError {
 
 fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
     let s = trim_ws(s);
-    let (scheme, rest) = s
-        .split_once(|c: char| c == ' ' || c == '\t')
-        .unwrap_or((s, ""));
+    let (scheme, rest) = s.split_once([' ', '\t']).unwrap_or((s, ""));
     if !scheme.eq_ignore_ascii_case("Digest") {
         return Err(AuthParseError::NotDigest);
     }
@@ -125,7 +123,10 @@ fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
 }
 
 fn take(params: &[(String, String)], name: &str) -> Option<String> {
-    params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// A `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
@@ -143,7 +144,9 @@ impl Challenge {
     pub fn parse(s: &str) -> Result<Challenge, AuthParseError> {
         let p = parse_auth_params(s)?;
         let algorithm = match take(&p, "algorithm") {
-            Some(a) => Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
+            Some(a) => {
+                Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?
+            }
             None => Algorithm::Md5,
         };
         Ok(Challenge {
@@ -198,13 +201,15 @@ impl Credentials {
     pub fn parse(s: &str) -> Result<Credentials, AuthParseError> {
         let p = parse_auth_params(s)?;
         let algorithm = match take(&p, "algorithm") {
-            Some(a) => Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
+            Some(a) => {
+                Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?
+            }
             None => Algorithm::Md5,
         };
         let nc = match take(&p, "nc") {
-            Some(n) => Some(
-                u32::from_str_radix(&n, 16).map_err(|_| AuthParseError::Malformed("bad nc"))?,
-            ),
+            Some(n) => {
+                Some(u32::from_str_radix(&n, 16).map_err(|_| AuthParseError::Malformed("bad nc"))?)
+            }
             None => None,
         };
         Ok(Credentials {
@@ -234,7 +239,11 @@ impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::from("Digest username=");
         write_quoted(&mut s, &self.username);
-        for (name, value) in [("realm", &self.realm), ("nonce", &self.nonce), ("uri", &self.uri)] {
+        for (name, value) in [
+            ("realm", &self.realm),
+            ("nonce", &self.nonce),
+            ("uri", &self.uri),
+        ] {
             s.push_str(", ");
             s.push_str(name);
             s.push('=');
@@ -460,7 +469,10 @@ impl DigestServer {
             method.as_str(),
             &creds.uri,
         );
-        let matches = constant_time_eq(expected.as_bytes(), creds.response.to_ascii_lowercase().as_bytes());
+        let matches = constant_time_eq(
+            expected.as_bytes(),
+            creds.response.to_ascii_lowercase().as_bytes(),
+        );
         if !matches || known.is_none() || creds.realm != self.realm {
             return Verdict::Rejected;
         }
@@ -486,7 +498,8 @@ impl DigestServer {
     pub fn unauthorized(&mut self, req: &Request, now: Instant, stale: bool) -> crate::Response {
         let mut resp = crate::Response::for_request(req, crate::StatusCode::UNAUTHORIZED, None);
         for ch in self.challenges(now, stale) {
-            resp.headers.push(HeaderName::WwwAuthenticate, ch.to_string());
+            resp.headers
+                .push(HeaderName::WwwAuthenticate, ch.to_string());
         }
         resp
     }
@@ -515,7 +528,12 @@ mod tests {
     #[test]
     fn rfc2617_md5_vector() {
         // RFC 2617 §3.5 example.
-        let h1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        let h1 = ha1(
+            Algorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+        );
         let r = response_digest(
             Algorithm::Md5,
             &h1,
@@ -532,7 +550,12 @@ mod tests {
     #[test]
     fn rfc7616_sha256_vector() {
         // RFC 7616 §3.9.1 example (same construction as RFC 8760 for SIP).
-        let h1 = ha1(Algorithm::Sha256, "Mufasa", "http-auth@example.org", "Circle of Life");
+        let h1 = ha1(
+            Algorithm::Sha256,
+            "Mufasa",
+            "http-auth@example.org",
+            "Circle of Life",
+        );
         let r = response_digest(
             Algorithm::Sha256,
             &h1,
@@ -543,13 +566,20 @@ mod tests {
             "GET",
             "/dir/index.html",
         );
-        assert_eq!(r, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        assert_eq!(
+            r,
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
     }
 
     fn setup() -> (DigestServer, Instant, StoredHa1) {
         let t0 = Instant::now();
         let server = DigestServer::new("pbx.local", b"0123456789abcdef0123456789abcdef", t0);
-        (server, t0, StoredHa1::from_password("1000", "pbx.local", "pw1000"))
+        (
+            server,
+            t0,
+            StoredHa1::from_password("1000", "pbx.local", "pw1000"),
+        )
     }
 
     #[test]
@@ -560,7 +590,15 @@ mod tests {
             let ch = server.challenges(t0, false).remove(i);
             let parsed = Challenge::parse(&ch.to_string()).unwrap();
             assert_eq!(parsed, ch);
-            let creds = respond(&parsed, "1000", "pw1000", &Method::Register, "sip:pbx.local", "abc", 1);
+            let creds = respond(
+                &parsed,
+                "1000",
+                "pw1000",
+                &Method::Register,
+                "sip:pbx.local",
+                "abc",
+                1,
+            );
             let creds = Credentials::parse(&creds.to_string()).unwrap();
             assert_eq!(
                 server.verify(t0, &Method::Register, &creds, Some(&stored)),
@@ -575,21 +613,65 @@ mod tests {
     fn wrong_password_unknown_user_forged_and_replayed_nonces_are_rejected() {
         let (mut server, t0, stored) = setup();
         let ch = server.challenges(t0, false).remove(0);
-        let bad = respond(&ch, "1000", "nope", &Method::Register, "sip:pbx.local", "c", 1);
-        assert_eq!(server.verify(t0, &Method::Register, &bad, Some(&stored)), Verdict::Rejected);
-        let good = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
-        assert_eq!(server.verify(t0, &Method::Register, &good, None), Verdict::Rejected);
+        let bad = respond(
+            &ch,
+            "1000",
+            "nope",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            1,
+        );
+        assert_eq!(
+            server.verify(t0, &Method::Register, &bad, Some(&stored)),
+            Verdict::Rejected
+        );
+        let good = respond(
+            &ch,
+            "1000",
+            "pw1000",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            1,
+        );
+        assert_eq!(
+            server.verify(t0, &Method::Register, &good, None),
+            Verdict::Rejected
+        );
         let mut forged = ch.clone();
         forged.nonce = "5.1.00000000000000000000000000000000".into();
-        let f = respond(&forged, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
-        assert_eq!(server.verify(t0, &Method::Register, &f, Some(&stored)), Verdict::Rejected);
+        let f = respond(
+            &forged,
+            "1000",
+            "pw1000",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            1,
+        );
+        assert_eq!(
+            server.verify(t0, &Method::Register, &f, Some(&stored)),
+            Verdict::Rejected
+        );
         assert!(matches!(
             server.verify(t0, &Method::Register, &good, Some(&stored)),
             Verdict::Authenticated { .. }
         ));
         // Same nc again is a replay; a higher nc is fine.
-        assert_eq!(server.verify(t0, &Method::Register, &good, Some(&stored)), Verdict::Rejected);
-        let next = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 2);
+        assert_eq!(
+            server.verify(t0, &Method::Register, &good, Some(&stored)),
+            Verdict::Rejected
+        );
+        let next = respond(
+            &ch,
+            "1000",
+            "pw1000",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            2,
+        );
         assert!(matches!(
             server.verify(t0, &Method::Register, &next, Some(&stored)),
             Verdict::Authenticated { .. }
@@ -600,9 +682,20 @@ mod tests {
     fn expired_nonce_is_stale() {
         let (mut server, t0, stored) = setup();
         let ch = server.challenges(t0, false).remove(0);
-        let creds = respond(&ch, "1000", "pw1000", &Method::Register, "sip:pbx.local", "c", 1);
+        let creds = respond(
+            &ch,
+            "1000",
+            "pw1000",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            1,
+        );
         let later = t0 + Duration::from_secs(301);
-        assert_eq!(server.verify(later, &Method::Register, &creds, Some(&stored)), Verdict::Stale);
+        assert_eq!(
+            server.verify(later, &Method::Register, &creds, Some(&stored)),
+            Verdict::Stale
+        );
         let again = server.challenges(later, true);
         assert!(again[0].to_string().contains("stale=TRUE"));
     }
@@ -612,7 +705,10 @@ mod tests {
         // Two servers in the same state answer a known and an unknown user identically.
         let (mut a, t0, _) = setup();
         let (mut b, _, _) = setup();
-        let b = DigestServer { epoch: t0, ..std::mem::replace(&mut b, DigestServer::new("x", b"", t0)) };
+        let b = DigestServer {
+            epoch: t0,
+            ..std::mem::replace(&mut b, DigestServer::new("x", b"", t0))
+        };
         let mut b = b;
         let known = a.unauthorized(&reg("1000"), t0, false);
         let unknown = b.unauthorized(&reg("9999"), t0, false);

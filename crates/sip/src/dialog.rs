@@ -53,7 +53,10 @@ impl Dialog {
         Ok(Dialog {
             id: DialogId {
                 call_id: req.headers.call_id()?.to_owned(),
-                local_tag: local.tag().ok_or(ParseError::header("To", "missing tag"))?.to_owned(),
+                local_tag: local
+                    .tag()
+                    .ok_or(ParseError::header("To", "missing tag"))?
+                    .to_owned(),
                 remote_tag: remote.tag().unwrap_or("").to_owned(),
             },
             local,
@@ -75,7 +78,10 @@ impl Dialog {
             id: DialogId {
                 call_id: req.headers.call_id()?.to_owned(),
                 local_tag: local.tag().unwrap_or("").to_owned(),
-                remote_tag: remote.tag().ok_or(ParseError::header("To", "missing tag"))?.to_owned(),
+                remote_tag: remote
+                    .tag()
+                    .ok_or(ParseError::header("To", "missing tag"))?
+                    .to_owned(),
             },
             local,
             remote,
@@ -100,10 +106,9 @@ impl Dialog {
     }
 
     fn build(&self, method: Method, seq: u32) -> Request {
-        let loose = self
-            .route_set
-            .first()
-            .map_or(true, |r| r.uri.as_sip().is_some_and(|s| s.params.contains("lr")));
+        let loose = self.route_set.first().map_or(true, |r| {
+            r.uri.as_sip().is_some_and(|s| s.params.contains("lr"))
+        });
         // RFC 3261 §12.2.1.1: with a strict router first, it becomes the Request-URI and
         // the remote target goes to the end of the Route header.
         let (ruri, routes): (Uri, Vec<NameAddr>) = if loose {
@@ -119,15 +124,18 @@ impl Dialog {
         }
         req.headers.push(HeaderName::From, self.local.to_string());
         req.headers.push(HeaderName::To, self.remote.to_string());
-        req.headers.push(HeaderName::CallId, self.id.call_id.as_str());
-        req.headers.push(HeaderName::CSeq, format!("{seq} {method}"));
+        req.headers
+            .push(HeaderName::CallId, self.id.call_id.as_str());
+        req.headers
+            .push(HeaderName::CSeq, format!("{seq} {method}"));
         req.headers.push(HeaderName::MaxForwards, "70");
         req
     }
 
     /// Whether `req` belongs to this dialog (Call-ID and both tags).
     pub fn matches(&self, req: &Request) -> bool {
-        let (Ok(cid), Ok(from), Ok(to)) = (req.headers.call_id(), req.headers.from(), req.headers.to())
+        let (Ok(cid), Ok(from), Ok(to)) =
+            (req.headers.call_id(), req.headers.from(), req.headers.to())
         else {
             return false;
         };
@@ -200,7 +208,10 @@ Content-Length: 0\r\n\r\n"[..],
         assert_eq!(bye.headers.cseq().unwrap().seq, 11);
         assert_eq!(bye.headers.routes().unwrap().len(), 2);
         assert!(uas.on_request(&bye).is_ok());
-        assert!(matches!(uas.on_request(&bye), Err(DialogError::OutOfOrder { .. })));
+        assert!(matches!(
+            uas.on_request(&bye),
+            Err(DialogError::OutOfOrder { .. })
+        ));
         let ack = uac.ack(10);
         assert_eq!(ack.headers.cseq().unwrap().seq, 10);
         assert!(uas.on_request(&ack).is_ok());
@@ -221,7 +232,9 @@ Content-Length: 0\r\n\r\n"[..],
         let mut uac = Dialog::uac(&req, &ok).unwrap();
         let mut uas = Dialog::uas(&req, &ok).unwrap();
         let mut reinvite = uac.request(Method::Invite);
-        reinvite.headers.push(HeaderName::Contact, "<sip:alice@198.51.100.9:5080>");
+        reinvite
+            .headers
+            .push(HeaderName::Contact, "<sip:alice@198.51.100.9:5080>");
         uas.on_request(&reinvite).unwrap();
         assert_eq!(uas.remote_target.to_string(), "sip:alice@198.51.100.9:5080");
     }
@@ -230,11 +243,15 @@ Content-Length: 0\r\n\r\n"[..],
     fn strict_router_becomes_request_uri() {
         let req = invite();
         let mut ok = Response::for_request(&req, StatusCode::OK, Some("b1"));
-        ok.headers.set(HeaderName::RecordRoute, "<sip:strict.example.com>");
+        ok.headers
+            .set(HeaderName::RecordRoute, "<sip:strict.example.com>");
         ok.headers.push(HeaderName::Contact, "<sip:bob@192.0.2.2>");
         let mut uac = Dialog::uac(&req, &ok).unwrap();
         let bye = uac.request(Method::Bye);
         assert_eq!(bye.uri.to_string(), "sip:strict.example.com");
-        assert_eq!(bye.headers.routes().unwrap()[0].uri.to_string(), "sip:bob@192.0.2.2");
+        assert_eq!(
+            bye.headers.routes().unwrap()[0].uri.to_string(),
+            "sip:bob@192.0.2.2"
+        );
     }
 }

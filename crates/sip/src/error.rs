@@ -22,7 +22,10 @@ pub enum ParseError {
     #[error("malformed header line {line}: {reason}")]
     HeaderLine { line: usize, reason: &'static str },
     #[error("invalid {header} header: {reason}")]
-    Header { header: String, reason: &'static str },
+    Header {
+        header: String,
+        reason: &'static str,
+    },
     #[error("missing {0} header")]
     Missing(&'static str),
     #[error("{0} header appears more than once")]

@@ -139,7 +139,10 @@ Call-ID: x1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nabcd";
     fn missing_content_length_is_fatal_on_streams() {
         let mut d = StreamDecoder::default();
         d.extend(b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
-        assert_eq!(d.next_message(), Some(Err(ParseError::MissingContentLength)));
+        assert_eq!(
+            d.next_message(),
+            Some(Err(ParseError::MissingContentLength))
+        );
     }
 
     #[test]
@@ -149,6 +152,9 @@ Call-ID: x1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nabcd";
             max_headers: 10,
         });
         d.extend(&[b'a'; 100]);
-        assert!(matches!(d.next_message(), Some(Err(ParseError::TooLarge { .. }))));
+        assert!(matches!(
+            d.next_message(),
+            Some(Err(ParseError::TooLarge { .. }))
+        ));
     }
 }

@@ -224,7 +224,10 @@ impl Headers {
     }
 
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a HeaderValue> {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| &h.value)
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| &h.value)
     }
 
     pub fn count(&self, name: &HeaderName) -> usize {
@@ -290,7 +293,10 @@ impl Headers {
 
     /// Mutable access to the first field named `name`.
     pub fn get_mut(&mut self, name: &HeaderName) -> Option<&mut HeaderValue> {
-        self.0.iter_mut().find(|h| &h.name == name).map(|h| &mut h.value)
+        self.0
+            .iter_mut()
+            .find(|h| &h.name == name)
+            .map(|h| &mut h.value)
     }
 
     pub(crate) fn raw_mut(&mut self) -> &mut Vec<Header> {
@@ -306,7 +312,10 @@ mod tests {
     fn compact_and_case_insensitive_names() {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"ViA"), HeaderName::Via);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
         assert_eq!(
             HeaderName::from_bytes(b"C%6Fntact"),

@@ -157,7 +157,10 @@ impl Message {
         parse_with(buf.into(), &Limits::default(), Framing::Datagram)
     }
 
-    pub fn parse_with_limits(buf: impl Into<Bytes>, limits: &Limits) -> Result<Message, ParseError> {
+    pub fn parse_with_limits(
+        buf: impl Into<Bytes>,
+        limits: &Limits,
+    ) -> Result<Message, ParseError> {
         parse_with(buf.into(), limits, Framing::Datagram)
     }
 
@@ -191,7 +194,10 @@ impl Message {
 
 /// An upper-ish estimate of the serialized size, so encoding allocates once.
 fn encoded_len_hint(headers: &Headers, body: usize) -> usize {
-    let h: usize = headers.iter().map(|h| h.name.as_str().len() + h.value.as_bytes().len() + 4).sum();
+    let h: usize = headers
+        .iter()
+        .map(|h| h.name.as_str().len() + h.value.as_bytes().len() + 4)
+        .sum();
     128 + h + body
 }
 
@@ -389,10 +395,16 @@ pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
 
 /// Number of leading CRLFs to skip (RFC 3261 §7.5: ignore CRLF before the start line).
 pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
-    buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count()
+    buf.iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count()
 }
 
-pub(crate) fn parse_with(buf: Bytes, limits: &Limits, framing: Framing) -> Result<Message, ParseError> {
+pub(crate) fn parse_with(
+    buf: Bytes,
+    limits: &Limits,
+    framing: Framing,
+) -> Result<Message, ParseError> {
     if buf.len() > limits.max_message_size {
         return Err(ParseError::TooLarge {
             limit: limits.max_message_size,
@@ -492,7 +504,9 @@ fn parse_request_line(line: &str) -> Result<(Method, Uri), ParseError> {
     let uri = Uri::parse(u).map_err(ParseError::RequestUri)?;
     if let Uri::Sip(s) = &uri {
         if s.headers.is_some() {
-            return Err(ParseError::RequestUri("headers are not allowed in a Request-URI"));
+            return Err(ParseError::RequestUri(
+                "headers are not allowed in a Request-URI",
+            ));
         }
     }
     Ok((method, uri))
@@ -509,9 +523,9 @@ fn check_version(v: &str) -> Result<(), ParseError> {
 }
 
 fn parse_status_line(line: &str) -> Result<(StatusCode, String), ParseError> {
-    let (version, rest) = line
-        .split_once(' ')
-        .ok_or(ParseError::StartLine("expected `SIP/2.0 SP code SP reason`"))?;
+    let (version, rest) = line.split_once(' ').ok_or(ParseError::StartLine(
+        "expected `SIP/2.0 SP code SP reason`",
+    ))?;
     check_version(version)?;
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -527,7 +541,12 @@ fn parse_status_line(line: &str) -> Result<(StatusCode, String), ParseError> {
 }
 
 /// Splits the header section into fields, collapsing folded lines into single spaces.
-fn parse_headers(buf: &Bytes, mut pos: usize, head_end: usize, limits: &Limits) -> Result<Headers, ParseError> {
+fn parse_headers(
+    buf: &Bytes,
+    mut pos: usize,
+    head_end: usize,
+    limits: &Limits,
+) -> Result<Headers, ParseError> {
     // (name, value start, value end, folded)
     let mut spans: Vec<(HeaderName, usize, usize, bool)> = Vec::with_capacity(16);
     let mut line_no = 1;
@@ -566,7 +585,12 @@ fn parse_headers(buf: &Bytes, mut pos: usize, head_end: usize, limits: &Limits) 
                 });
             }
             let vstart = pos + colon + 1;
-            spans.push((HeaderName::from_bytes(name), vstart, pos + line.len(), false));
+            spans.push((
+                HeaderName::from_bytes(name),
+                vstart,
+                pos + line.len(),
+                false,
+            ));
         }
         pos = nl + 1;
     }
@@ -663,11 +687,10 @@ fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
             HeaderName::To | HeaderName::From => {
                 NameAddr::parse(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
             }
-            HeaderName::CallId => {
-                if v.is_empty() || v.bytes().any(|b| is_ws(b)) {
+            HeaderName::CallId
+                if (v.is_empty() || v.bytes().any(is_ws)) => {
                     return Err(ParseError::header("Call-ID", "must be one word"));
                 }
-            }
             HeaderName::CSeq => {
                 let c = CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))?;
                 if let Some(m) = method {
@@ -696,21 +719,19 @@ fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
                     NameAddr::parse(part).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
                 }
             }
-            HeaderName::Date => {
+            HeaderName::Date
                 // RFC 3261 §20.17: SIP-date is an RFC 1123 date and always in GMT.
-                if !v.ends_with(" GMT") {
+                if !v.ends_with(" GMT") => {
                     return Err(ParseError::header("Date", "time zone must be GMT"));
                 }
-            }
             HeaderName::RetryAfter => {
                 let digits = v.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
                 parse_u32(digits).map_err(|r| ParseError::header("Retry-After", r))?;
             }
-            HeaderName::ContentType => {
-                if !v.contains('/') {
+            HeaderName::ContentType
+                if !v.contains('/') => {
                     return Err(ParseError::header("Content-Type", "expected type/subtype"));
                 }
-            }
             _ => {}
         }
         if let Some(i) = SINGLE.iter().position(|(n, _)| n == &hdr.name) {
@@ -754,21 +775,28 @@ pub(crate) fn parse_contact(v: &str) -> Result<Contact, ParseError> {
 /// Typed accessors. Each parses on demand and names the header in its error.
 impl Headers {
     pub fn call_id(&self) -> Result<&str, ParseError> {
-        self.get_str(&HeaderName::CallId).ok_or(ParseError::Missing("Call-ID"))
+        self.get_str(&HeaderName::CallId)
+            .ok_or(ParseError::Missing("Call-ID"))
     }
 
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        let v = self.get_str(&HeaderName::CSeq).ok_or(ParseError::Missing("CSeq"))?;
+        let v = self
+            .get_str(&HeaderName::CSeq)
+            .ok_or(ParseError::Missing("CSeq"))?;
         CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))
     }
 
     pub fn from(&self) -> Result<NameAddr, ParseError> {
-        let v = self.get_str(&HeaderName::From).ok_or(ParseError::Missing("From"))?;
+        let v = self
+            .get_str(&HeaderName::From)
+            .ok_or(ParseError::Missing("From"))?;
         NameAddr::parse(v).map_err(|r| ParseError::header("From", r))
     }
 
     pub fn to(&self) -> Result<NameAddr, ParseError> {
-        let v = self.get_str(&HeaderName::To).ok_or(ParseError::Missing("To"))?;
+        let v = self
+            .get_str(&HeaderName::To)
+            .ok_or(ParseError::Missing("To"))?;
         NameAddr::parse(v).map_err(|r| ParseError::header("To", r))
     }
 
@@ -781,7 +809,9 @@ impl Headers {
     }
 
     pub fn top_via(&self) -> Result<Via, ParseError> {
-        let first = self.get_str(&HeaderName::Via).ok_or(ParseError::Missing("Via"))?;
+        let first = self
+            .get_str(&HeaderName::Via)
+            .ok_or(ParseError::Missing("Via"))?;
         let part = split_commas(first)
             .map_err(|r| ParseError::header("Via", r))?
             .into_iter()
@@ -880,7 +910,10 @@ impl Headers {
                 if is_token(t) {
                     Ok(t.to_ascii_lowercase())
                 } else {
-                    Err(ParseError::header(name.as_str(), "option tag is not a token"))
+                    Err(ParseError::header(
+                        name.as_str(),
+                        "option tag is not a token",
+                    ))
                 }
             })
             .collect()
@@ -906,7 +939,10 @@ Content-Length: 0\r\n\r\n";
     fn parses_register() {
         let req = Request::parse(REGISTER).unwrap();
         assert_eq!(req.method, Method::Register);
-        assert_eq!(req.headers.call_id().unwrap(), "a84b4c76e66710@pc33.example.com");
+        assert_eq!(
+            req.headers.call_id().unwrap(),
+            "a84b4c76e66710@pc33.example.com"
+        );
         assert_eq!(req.headers.cseq().unwrap().seq, 1);
         assert_eq!(req.headers.from().unwrap().tag(), Some("1928301774"));
         assert_eq!(req.headers.expires().unwrap(), Some(3600));
@@ -932,7 +968,9 @@ Content-Length: 0\r\n\r\n";
         let bad = String::from_utf8_lossy(REGISTER).replace("CSeq: 1 REGISTER", "CSeq: x REGISTER");
         let err = Request::parse(bad.into_bytes()).unwrap_err();
         assert_eq!(err, ParseError::header("CSeq", "expected a decimal number"));
-        assert!(err.reason_phrase().starts_with("Bad Request (invalid CSeq header"));
+        assert!(err
+            .reason_phrase()
+            .starts_with("Bad Request (invalid CSeq header"));
     }
 
     #[test]
@@ -960,7 +998,10 @@ Content-Length: 0\r\n\r\n";
         let req = Request::parse(REGISTER).unwrap();
         let resp = Response::for_request(&req, StatusCode::OK, Some("xyz"));
         assert_eq!(resp.headers.to().unwrap().tag(), Some("xyz"));
-        assert_eq!(resp.headers.call_id().unwrap(), req.headers.call_id().unwrap());
+        assert_eq!(
+            resp.headers.call_id().unwrap(),
+            req.headers.call_id().unwrap()
+        );
         let parsed = Response::parse(resp.to_bytes()).unwrap();
         assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(parsed.reason, "OK");
@@ -976,7 +1017,14 @@ Content-Length: 0\r\n\r\n";
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for input in [&b""[..], b"\r\n", b"INVITE", b"SIP/2.0 200", b"\xff\xfe\r\n\r\n", b":\r\n\r\n"] {
+        for input in [
+            &b""[..],
+            b"\r\n",
+            b"INVITE",
+            b"SIP/2.0 200",
+            b"\xff\xfe\r\n\r\n",
+            b":\r\n\r\n",
+        ] {
             assert!(Message::parse(Bytes::copy_from_slice(input)).is_err());
         }
     }

@@ -29,9 +29,11 @@ impl Params {
 
     /// The value of `name` with surrounding quotes removed, if it has one.
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .flatten()
-            .map(|v| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v))
+        self.get(name).flatten().map(|v| {
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -41,7 +43,11 @@ impl Params {
     /// Sets or replaces `name`, keeping its position if it already exists.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_owned);
-        if let Some(p) = self.0.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+        if let Some(p) = self
+            .0
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+        {
             p.value = value;
         } else {
             self.0.push(Param {

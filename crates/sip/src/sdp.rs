@@ -158,11 +158,14 @@ impl Media {
 
     /// The explicit direction attribute of this section, if any.
     pub fn direction_attr(&self) -> Option<Direction> {
-        self.attributes.iter().find_map(|a| Direction::parse(&a.name))
+        self.attributes
+            .iter()
+            .find_map(|a| Direction::parse(&a.name))
     }
 
     pub fn set_direction(&mut self, d: Direction) {
-        self.attributes.retain(|a| Direction::parse(&a.name).is_none());
+        self.attributes
+            .retain(|a| Direction::parse(&a.name).is_none());
         self.attributes.push(Attribute {
             name: d.as_str().into(),
             value: None,
@@ -362,7 +365,10 @@ impl Sdp {
                         return Err(err("too many media sections"));
                     }
                     let mut p = value.split(' ');
-                    let kind = p.next().filter(|k| !k.is_empty()).ok_or(err("empty m= line"))?;
+                    let kind = p
+                        .next()
+                        .filter(|k| !k.is_empty())
+                        .ok_or(err("empty m= line"))?;
                     let port_s = p.next().ok_or(err("m= without port"))?;
                     let (port, port_count) = match port_s.split_once('/') {
                         Some((a, b)) => (a, Some(b.parse().map_err(|_| err("bad port count"))?)),
@@ -370,7 +376,8 @@ impl Sdp {
                     };
                     let port = port.parse().map_err(|_| err("bad port"))?;
                     let proto = p.next().ok_or(err("m= without protocol"))?;
-                    let formats: Vec<String> = p.filter(|f| !f.is_empty()).map(Into::into).collect();
+                    let formats: Vec<String> =
+                        p.filter(|f| !f.is_empty()).map(Into::into).collect();
                     media.push(Media {
                         kind: kind.into(),
                         port,
@@ -456,7 +463,9 @@ impl Sdp {
 
     /// True if every active stream is on hold (sendonly/inactive, or c=0.0.0.0).
     pub fn is_hold(&self) -> bool {
-        let active: Vec<usize> = (0..self.media.len()).filter(|i| self.media[*i].port != 0).collect();
+        let active: Vec<usize> = (0..self.media.len())
+            .filter(|i| self.media[*i].port != 0)
+            .collect();
         !active.is_empty()
             && active.iter().all(|i| {
                 !self.direction(*i).receives()
@@ -477,7 +486,8 @@ impl Sdp {
                 m.set_direction(d);
             }
         }
-        self.attributes.retain(|a| Direction::parse(&a.name).is_none());
+        self.attributes
+            .retain(|a| Direction::parse(&a.name).is_none());
         self.origin.session_version = self.origin.session_version.wrapping_add(1);
     }
 
@@ -498,7 +508,12 @@ impl Sdp {
             m.attributes.retain(|a| {
                 !matches!(
                     a.name.as_str(),
-                    "rtcp" | "candidate" | "ice-ufrag" | "ice-pwd" | "ice-options" | "end-of-candidates"
+                    "rtcp"
+                        | "candidate"
+                        | "ice-ufrag"
+                        | "ice-pwd"
+                        | "ice-options"
+                        | "end-of-candidates"
                 )
             });
         }
@@ -584,7 +599,12 @@ impl LocalMedia {
             session_version: 1,
             audio_port,
             video_port: None,
-            audio_codecs: vec![Codec::opus(), Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
+            audio_codecs: vec![
+                Codec::opus(),
+                Codec::pcmu(),
+                Codec::pcma(),
+                Codec::telephone_event(),
+            ],
             video_codecs: vec![Codec::h264(), Codec::vp8()],
             direction: Direction::SendRecv,
         }
@@ -610,9 +630,21 @@ impl LocalMedia {
     /// Builds an offer with an audio stream and, if `video_port` is set, a video stream.
     pub fn offer(&self) -> Sdp {
         let mut sdp = self.base();
-        sdp.media.push(build_media("audio", self.audio_port, &self.audio_codecs, 96, self.direction));
+        sdp.media.push(build_media(
+            "audio",
+            self.audio_port,
+            &self.audio_codecs,
+            96,
+            self.direction,
+        ));
         if let Some(vp) = self.video_port {
-            sdp.media.push(build_media("video", vp, &self.video_codecs, 102, self.direction));
+            sdp.media.push(build_media(
+                "video",
+                vp,
+                &self.video_codecs,
+                102,
+                self.direction,
+            ));
         }
         sdp
     }
@@ -792,7 +824,9 @@ a=rtpmap:98 VP8/90000\r\n";
         assert!(sdp.is_hold());
         assert_eq!(sdp.direction(0), Direction::SendOnly);
         let offer = sdp.clone();
-        let ans = LocalMedia::new(ip("192.0.2.2"), 5000).answer(&offer).unwrap();
+        let ans = LocalMedia::new(ip("192.0.2.2"), 5000)
+            .answer(&offer)
+            .unwrap();
         assert_eq!(ans.direction(0), Direction::RecvOnly);
         sdp.set_hold(false);
         assert!(!sdp.is_hold());
@@ -816,7 +850,14 @@ a=rtpmap:98 VP8/90000\r\n";
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "x", "v=1\r\n", "v=0\r\nQ=1\r\n", "v=0\r\no=a\r\n", "v=0\r\nm=audio x RTP/AVP 0\r\n"] {
+        for bad in [
+            "",
+            "x",
+            "v=1\r\n",
+            "v=0\r\nQ=1\r\n",
+            "v=0\r\no=a\r\n",
+            "v=0\r\nm=audio x RTP/AVP 0\r\n",
+        ] {
             assert!(Sdp::parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }

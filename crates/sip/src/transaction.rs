@@ -188,17 +188,21 @@ impl Endpoint {
 
     /// A fresh branch with the RFC 3261 magic cookie.
     pub fn new_branch(&mut self) -> String {
-        format!("{BRANCH_MAGIC}{:016x}", self.rng.next())
+        format!("{BRANCH_MAGIC}{:016x}", self.rng.next_u64())
     }
 
     /// A fresh From/To tag.
     pub fn new_tag(&mut self) -> String {
-        format!("{:08x}", self.rng.next() as u32)
+        format!("{:08x}", self.rng.next_u64() as u32)
     }
 
     /// A fresh Call-ID.
     pub fn new_call_id(&mut self) -> String {
-        format!("{:016x}{:08x}", self.rng.next(), self.rng.next() as u32)
+        format!(
+            "{:016x}{:08x}",
+            self.rng.next_u64(),
+            self.rng.next_u64() as u32
+        )
     }
 
     // ---- output ----
@@ -238,10 +242,10 @@ impl Endpoint {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            loop {
-                let Some(tx) = self.txs.get_mut(&id) else { break };
-                let Some(pos) = tx.timers.iter().position(|(_, at)| *at <= now) else { break };
-                let (kind, at) = tx.timers.remove(pos);
+            while let Some((kind, at)) = self.txs.get_mut(&id).and_then(|tx| {
+                let pos = tx.timers.iter().position(|(_, at)| *at <= now)?;
+                Some(tx.timers.remove(pos))
+            }) {
                 self.fire(id, kind, at);
             }
         }
@@ -251,7 +255,12 @@ impl Endpoint {
 
     /// Starts a client transaction sending `req` to `to`. A top Via is added (with a fresh
     /// branch) unless the request already has one with an RFC 3261 branch.
-    pub fn send_request(&mut self, now: Instant, to: SocketAddr, mut req: Request) -> Result<TxId, SendError> {
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        mut req: Request,
+    ) -> Result<TxId, SendError> {
         if req.method == Method::Ack {
             return Err(SendError::AckNotATransaction);
         }
@@ -283,7 +292,8 @@ impl Endpoint {
         } else {
             State::Trying
         };
-        self.client_index.insert((branch.clone(), method.clone()), id);
+        self.client_index
+            .insert((branch.clone(), method.clone()), id);
         self.txs.insert(
             id,
             Tx {
@@ -312,15 +322,17 @@ impl Endpoint {
         let orig = &tx.request;
         let mut c = Request::new(Method::Cancel, orig.uri.clone());
         for h in orig.headers.iter() {
-            match h.name {
-                HeaderName::Via => {
-                    c.headers.push(HeaderName::Via, h.value.clone());
-                    break;
-                }
-                _ => {}
+            if h.name == HeaderName::Via {
+                c.headers.push(HeaderName::Via, h.value.clone());
+                break;
             }
         }
-        for name in [HeaderName::Route, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        for name in [
+            HeaderName::Route,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+        ] {
             for v in orig.headers.get_all(&name) {
                 c.headers.push(name.clone(), v.clone());
             }
@@ -476,10 +488,18 @@ impl Endpoint {
         });
     }
 
-    fn on_server_retransmission(&mut self, now: Instant, id: TxId, req: &Request, from: SocketAddr) {
+    fn on_server_retransmission(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        req: &Request,
+        from: SocketAddr,
+    ) {
         let reliable = self.config.transport.is_reliable();
         let t4 = self.config.t4;
-        let Some(t) = self.txs.get_mut(&id) else { return };
+        let Some(t) = self.txs.get_mut(&id) else {
+            return;
+        };
         if req.method == Method::Ack {
             if t.state == State::Completed {
                 t.state = State::Confirmed;
@@ -499,16 +519,26 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, now: Instant, resp: Response) {
-        let Ok(via) = resp.headers.top_via() else { return };
-        let Ok(cseq) = resp.headers.cseq() else { return };
+        let Ok(via) = resp.headers.top_via() else {
+            return;
+        };
+        let Ok(cseq) = resp.headers.cseq() else {
+            return;
+        };
         let Some(branch) = via.branch() else { return };
-        let Some(id) = self.client_index.get(&(branch.to_owned(), cseq.method.clone())).copied() else {
+        let Some(id) = self
+            .client_index
+            .get(&(branch.to_owned(), cseq.method.clone()))
+            .copied()
+        else {
             return; // stray response
         };
         let reliable = self.config.transport.is_reliable();
         let t1 = self.config.t1;
         let t4 = self.config.t4;
-        let Some(t) = self.txs.get_mut(&id) else { return };
+        let Some(t) = self.txs.get_mut(&id) else {
+            return;
+        };
         let status = resp.status;
         let invite = t.method == Method::Invite;
         match (t.state, status.is_provisional(), status.is_success()) {
@@ -532,7 +562,11 @@ impl Endpoint {
                 let bytes = ack.to_bytes();
                 t.last = Some(bytes.clone());
                 t.state = State::Completed;
-                let linger = if reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                let linger = if reliable {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(32)
+                };
                 t.timers = vec![(TimerKind::Linger, now + linger)];
                 let to = t.peer;
                 self.transmits.push_back(Transmit { to, bytes });
@@ -552,16 +586,23 @@ impl Endpoint {
             }
             _ => return, // retransmission of something already reported
         }
-        self.events.push_back(SipEvent::Response { tx: id, response: resp });
+        self.events.push_back(SipEvent::Response {
+            tx: id,
+            response: resp,
+        });
     }
 
     fn fire(&mut self, id: TxId, kind: TimerKind, at: Instant) {
         let t2 = self.config.t2;
-        let Some(t) = self.txs.get_mut(&id) else { return };
+        let Some(t) = self.txs.get_mut(&id) else {
+            return;
+        };
         match kind {
             TimerKind::Retransmit => {
                 let resend = match (t.server, t.state) {
-                    (false, State::Calling | State::Trying | State::Proceeding) => Some(t.request.to_bytes()),
+                    (false, State::Calling | State::Trying | State::Proceeding) => {
+                        Some(t.request.to_bytes())
+                    }
                     (true, State::Completed) => t.last.clone(),
                     _ => None,
                 };
@@ -583,8 +624,9 @@ impl Endpoint {
                 }
             }
             TimerKind::Timeout => {
-                let timed_out = matches!(t.state, State::Calling | State::Trying | State::Proceeding)
-                    && !t.server;
+                let timed_out =
+                    matches!(t.state, State::Calling | State::Trying | State::Proceeding)
+                        && !t.server;
                 if timed_out {
                     self.events.push_back(SipEvent::Timeout { tx: id });
                 }
@@ -663,7 +705,7 @@ fn build_ack(invite: &Request, resp: &Response) -> Request {
 pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

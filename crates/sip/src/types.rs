@@ -95,7 +95,7 @@ pub struct CSeq {
 impl CSeq {
     pub fn parse(s: &str) -> Result<CSeq, &'static str> {
         let s = trim_ws(s);
-        let split = s.find(|c| c == ' ' || c == '\t').ok_or("expected number and method")?;
+        let split = s.find([' ', '\t']).ok_or("expected number and method")?;
         let seq = parse_u32(&s[..split])?;
         let method = Method::parse(trim_ws(&s[split..]))?;
         Ok(CSeq { seq, method })
@@ -198,9 +198,11 @@ impl Via {
     /// The `received` address, without `[]` even if the sender added them (RFC 5118 §4.5
     /// asks receivers to accept both forms).
     pub fn received(&self) -> Option<&str> {
-        self.params
-            .value("received")
-            .map(|r| r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r))
+        self.params.value("received").map(|r| {
+            r.strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .unwrap_or(r)
+        })
     }
 
     /// `None` if absent, `Some(None)` for a bare `;rport` request, `Some(Some(p))` if filled.
@@ -222,7 +224,7 @@ impl Via {
         if version != "2.0" {
             return Err("unsupported SIP version");
         }
-        let t_end = rest.find(|c: char| c == ' ' || c == '\t').ok_or("missing sent-by")?;
+        let t_end = rest.find([' ', '\t']).ok_or("missing sent-by")?;
         let transport = &rest[..t_end];
         if !is_token(transport) {
             return Err("invalid transport");
@@ -235,7 +237,10 @@ impl Via {
         // LWS is allowed around the colon of sent-by; remove it before splitting.
         let owned;
         let sent_by = if sent_by.bytes().any(is_ws) {
-            owned = sent_by.chars().filter(|c| *c != ' ' && *c != '\t').collect::<String>();
+            owned = sent_by
+                .chars()
+                .filter(|c| *c != ' ' && *c != '\t')
+                .collect::<String>();
             owned.as_str()
         } else {
             sent_by
@@ -249,7 +254,10 @@ impl Via {
         if let Some(r) = params.get("received") {
             // RFC 5118 §4.5: accept an IPv6 address with or without the brackets.
             let r = r.ok_or("received without a value")?;
-            let r = r.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(r);
+            let r = r
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .unwrap_or(r);
             if r.parse::<std::net::IpAddr>().is_err() {
                 return Err("received is not an IP address");
             }
@@ -344,7 +352,7 @@ impl NameAddr {
                         None
                     } else {
                         let words_ok = name
-                            .split(|c: char| c == ' ' || c == '\t')
+                            .split([' ', '\t'])
                             .filter(|w| !w.is_empty())
                             .all(is_token);
                         if !words_ok {
@@ -433,8 +441,10 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#)
-            .unwrap();
+        let n = NameAddr::parse(
+            r#""J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8"#,
+        )
+        .unwrap();
         assert_eq!(n.display.as_deref(), Some(r#"J Rosenberg \""#));
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();

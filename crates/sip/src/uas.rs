@@ -106,7 +106,8 @@ pub fn check_request(req: &Request, policy: &UasPolicy) -> Result<(), Rejection>
             .collect();
         if !unknown.is_empty() {
             let mut r = Rejection::new(StatusCode::BAD_EXTENSION, "Bad Extension");
-            r.headers.push((HeaderName::Unsupported, unknown.join(", ")));
+            r.headers
+                .push((HeaderName::Unsupported, unknown.join(", ")));
             return Err(r);
         }
     }
@@ -118,12 +119,16 @@ pub fn check_request(req: &Request, policy: &UasPolicy) -> Result<(), Rejection>
             .iter()
             .any(|t| t.eq_ignore_ascii_case(media))
         {
-            let mut r = Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
-            r.headers.push((HeaderName::Accept, policy.content_types.join(", ")));
+            let mut r =
+                Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type");
+            r.headers
+                .push((HeaderName::Accept, policy.content_types.join(", ")));
             return Err(r);
         }
     }
-    if matches!(req.method, Method::Invite | Method::Options) && req.headers.contains(&HeaderName::Accept) {
+    if matches!(req.method, Method::Invite | Method::Options)
+        && req.headers.contains(&HeaderName::Accept)
+    {
         let accepted = req
             .headers
             .values(&HeaderName::Accept)
@@ -133,11 +138,15 @@ pub fn check_request(req: &Request, policy: &UasPolicy) -> Result<(), Rejection>
                 let media = a.split(';').next().unwrap_or("").trim();
                 media == "*/*"
                     || media.eq_ignore_ascii_case("application/*")
-                    || policy.content_types.iter().any(|t| t.eq_ignore_ascii_case(media))
+                    || policy
+                        .content_types
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(media))
             });
         if !ok {
             let mut r = Rejection::new(StatusCode::NOT_ACCEPTABLE, "Not Acceptable");
-            r.headers.push((HeaderName::Accept, policy.content_types.join(", ")));
+            r.headers
+                .push((HeaderName::Accept, policy.content_types.join(", ")));
             return Err(r);
         }
     }

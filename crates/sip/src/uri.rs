@@ -20,7 +20,9 @@ impl Host {
     /// brackets is rejected: RFC 5118 §4.10 requires the reference form in SIP.
     pub fn parse(s: &str) -> Result<Host, &'static str> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or("unterminated IPv6 reference")?;
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or("unterminated IPv6 reference")?;
             return Ipv6Addr::from_str(inner)
                 .map(Host::Ipv6)
                 .map_err(|_| "invalid IPv6 address");
@@ -113,7 +115,9 @@ impl SipUri {
 
     /// The `transport` URI parameter, lower-cased.
     pub fn transport(&self) -> Option<String> {
-        self.params.value("transport").map(|t| t.to_ascii_lowercase())
+        self.params
+            .value("transport")
+            .map(|t| t.to_ascii_lowercase())
     }
 
     fn parse(secure: bool, rest: &str) -> Result<SipUri, &'static str> {
@@ -329,7 +333,8 @@ mod tests {
 
     #[test]
     fn parses_user_password_params_headers() {
-        let u = Uri::parse("sip:alice:secret@example.com:5061;transport=tcp;lr?subject=hi").unwrap();
+        let u =
+            Uri::parse("sip:alice:secret@example.com:5061;transport=tcp;lr?subject=hi").unwrap();
         let s = u.as_sip().unwrap();
         assert_eq!(s.user.as_deref(), Some("alice"));
         assert_eq!(s.password.as_deref(), Some("secret"));

@@ -3,12 +3,15 @@
 
 use kentongan_sip::uas::{check_request, UasPolicy};
 use kentongan_sip::{
-    Contact, Host, HeaderName, Message, Method, ParseError, Request, Response, StatusCode,
+    Contact, HeaderName, Host, Message, Method, ParseError, Request, Response, StatusCode,
     Transport, Uri,
 };
 
 fn load(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/rfc4475/{name}.dat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/rfc4475/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap()
 }
 
@@ -63,7 +66,8 @@ fn wsinv_short_tortuous_invite() {
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(r.headers.get_str(&HeaderName::Subject), Some(""));
     assert_eq!(
-        r.headers.get_str(&HeaderName::Other("NewFangledHeader".into())),
+        r.headers
+            .get_str(&HeaderName::Other("NewFangledHeader".into())),
         Some("newfangled value continued newfangled value")
     );
     assert_eq!(
@@ -91,20 +95,32 @@ fn intmeth_wide_range_of_valid_characters() {
         Method::Extension("!interesting-Method0123456789_*+`.%indeed'~".into())
     );
     let sip = r.uri.as_sip().unwrap();
-    assert_eq!(sip.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
+    assert_eq!(
+        sip.user.as_deref(),
+        Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+    );
     assert_eq!(
         sip.password.as_deref(),
         Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
     );
-    assert_eq!(r.headers.to().unwrap().display.as_deref(), Some("BEL:\x07 NUL:\0 DEL:\x7f"));
+    assert_eq!(
+        r.headers.to().unwrap().display.as_deref(),
+        Some("BEL:\x07 NUL:\0 DEL:\x7f")
+    );
     let from = r.headers.from().unwrap();
-    assert_eq!(from.display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+    assert_eq!(
+        from.display.as_deref(),
+        Some("token1~` token2'+_ token3*%!.-")
+    );
     assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
     assert_eq!(
         from.params.value("fromParam''~+*_!.-%"),
         Some("\u{440}\u{430}\u{431}\u{43e}\u{442}\u{430}\u{44e}\u{449}\u{438}\u{439}")
     );
-    assert_eq!(r.headers.call_id().unwrap(), "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
+    assert_eq!(
+        r.headers.call_id().unwrap(),
+        "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{"
+    );
     assert_eq!(r.headers.max_forwards().unwrap(), Some(255));
     assert_eq!(
         r.headers
@@ -122,7 +138,10 @@ fn esc01_valid_percent_escapes() {
     let to = r.headers.to().unwrap();
     assert_eq!(to.uri.as_sip().unwrap().user_decoded().unwrap(), b"user");
     let from = r.headers.from().unwrap();
-    assert_eq!(from.uri.as_sip().unwrap().user_decoded().unwrap(), b"I have spaces");
+    assert_eq!(
+        from.uri.as_sip().unwrap().user_decoded().unwrap(),
+        b"I have spaces"
+    );
     let Some(Contact::Addrs(c)) = r.headers.contact().unwrap() else {
         panic!()
     };
@@ -136,7 +155,10 @@ fn esc01_valid_percent_escapes() {
 fn escnull_escaped_nulls() {
     let r = req("escnull");
     let to = r.headers.to().unwrap();
-    assert_eq!(to.uri.as_sip().unwrap().user_decoded().unwrap(), b"null-\0-null");
+    assert_eq!(
+        to.uri.as_sip().unwrap().user_decoded().unwrap(),
+        b"null-\0-null"
+    );
     let Some(Contact::Addrs(c)) = r.headers.contact().unwrap() else {
         panic!()
     };
@@ -150,7 +172,10 @@ fn esc02_percent_that_is_not_an_escape() {
     let r = req("esc02");
     assert_eq!(r.method, Method::Extension("RE%47IST%45R".into()));
     assert_eq!(r.headers.to().unwrap().display.as_deref(), Some("%Z%45"));
-    assert_eq!(r.headers.top_via().unwrap().branch(), Some("z9hG4bK209%fzsnel234"));
+    assert_eq!(
+        r.headers.top_via().unwrap().branch(),
+        Some("z9hG4bK209%fzsnel234")
+    );
     // C%6Fntact is an unknown header, not a third Contact.
     let Some(Contact::Addrs(c)) = r.headers.contact().unwrap() else {
         panic!()
@@ -201,7 +226,13 @@ fn semiuri_semicolons_in_user_part() {
 #[test]
 fn transports_varied_and_unknown() {
     let r = req("transports");
-    let t: Vec<Transport> = r.headers.vias().unwrap().into_iter().map(|v| v.transport).collect();
+    let t: Vec<Transport> = r
+        .headers
+        .vias()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.transport)
+        .collect();
     assert_eq!(
         t,
         vec![
@@ -246,7 +277,10 @@ fn noreason_empty_reason_phrase() {
 
 #[test]
 fn badinv01_extraneous_separators() {
-    assert_eq!(err("badinv01"), ParseError::header("Via", "empty parameter"));
+    assert_eq!(
+        err("badinv01"),
+        ParseError::header("Via", "empty parameter")
+    );
 }
 
 #[test]
@@ -267,17 +301,26 @@ fn ncl_negative_content_length() {
 
 #[test]
 fn scalar02_overlarge_request_scalars() {
-    assert_eq!(err("scalar02"), ParseError::header("CSeq", "number out of range"));
+    assert_eq!(
+        err("scalar02"),
+        ParseError::header("CSeq", "number out of range")
+    );
 }
 
 #[test]
 fn scalarlg_overlarge_response_scalars() {
-    assert_eq!(err("scalarlg"), ParseError::header("CSeq", "number out of range"));
+    assert_eq!(
+        err("scalarlg"),
+        ParseError::header("CSeq", "number out of range")
+    );
 }
 
 #[test]
 fn quotbal_unterminated_quote() {
-    assert_eq!(err("quotbal"), ParseError::header("To", "unterminated quoted string"));
+    assert_eq!(
+        err("quotbal"),
+        ParseError::header("To", "unterminated quoted string")
+    );
 }
 
 #[test]
@@ -310,20 +353,29 @@ fn escruri_escaped_headers_in_request_uri() {
 
 #[test]
 fn baddate_invalid_timezone() {
-    assert_eq!(err("baddate"), ParseError::header("Date", "time zone must be GMT"));
+    assert_eq!(
+        err("baddate"),
+        ParseError::header("Date", "time zone must be GMT")
+    );
 }
 
 #[test]
 fn regbadct_name_addr_uri_not_in_angle_brackets() {
     assert_eq!(
         err("regbadct"),
-        ParseError::header("Contact", "URI with headers or commas must be enclosed in <>")
+        ParseError::header(
+            "Contact",
+            "URI with headers or commas must be enclosed in <>"
+        )
     );
 }
 
 #[test]
 fn badaspec_spaces_within_addr_spec() {
-    assert_eq!(err("badaspec"), ParseError::header("To", "whitespace inside <>"));
+    assert_eq!(
+        err("badaspec"),
+        ParseError::header("To", "whitespace inside <>")
+    );
 }
 
 #[test]
@@ -359,12 +411,23 @@ fn mismatch02_unknown_method_with_cseq_mismatch() {
 
 #[test]
 fn bigcode_overlarge_response_code() {
-    assert_eq!(err("bigcode"), ParseError::StartLine("status code must be three digits"));
+    assert_eq!(
+        err("bigcode"),
+        ParseError::StartLine("status code must be three digits")
+    );
 }
 
 #[test]
 fn invalid_messages_map_to_400_with_a_reason() {
-    for name in ["badinv01", "clerr", "ncl", "scalar02", "quotbal", "baddate", "mismatch01"] {
+    for name in [
+        "badinv01",
+        "clerr",
+        "ncl",
+        "scalar02",
+        "quotbal",
+        "baddate",
+        "mismatch01",
+    ] {
         let e = err(name);
         assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{name}");
         assert!(e.reason_phrase().starts_with("Bad Request ("), "{name}");
@@ -395,12 +458,18 @@ fn insuf_missing_required_headers() {
 
 #[test]
 fn unkscm_unknown_request_uri_scheme() {
-    assert_eq!(check("unkscm").unwrap_err().status, StatusCode::UNSUPPORTED_URI_SCHEME);
+    assert_eq!(
+        check("unkscm").unwrap_err().status,
+        StatusCode::UNSUPPORTED_URI_SCHEME
+    );
 }
 
 #[test]
 fn novelsc_known_but_atypical_scheme() {
-    assert_eq!(check("novelsc").unwrap_err().status, StatusCode::UNSUPPORTED_URI_SCHEME);
+    assert_eq!(
+        check("novelsc").unwrap_err().status,
+        StatusCode::UNSUPPORTED_URI_SCHEME
+    );
 }
 
 #[test]
@@ -427,7 +496,10 @@ fn bext01_require_and_proxy_require() {
 fn invut_unknown_content_type() {
     let rej = check("invut").unwrap_err();
     assert_eq!(rej.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert!(rej.headers.iter().any(|(n, v)| n == &HeaderName::Accept && v == "application/sdp"));
+    assert!(rej
+        .headers
+        .iter()
+        .any(|(n, v)| n == &HeaderName::Accept && v == "application/sdp"));
 }
 
 #[test]
@@ -497,7 +569,10 @@ fn regescrt_escaped_header_in_contact_uri() {
 
 #[test]
 fn sdp01_unacceptable_accept() {
-    assert_eq!(check("sdp01").unwrap_err().status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(
+        check("sdp01").unwrap_err().status,
+        StatusCode::NOT_ACCEPTABLE
+    );
 }
 
 // §3.4 Backward compatibility

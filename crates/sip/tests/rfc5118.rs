@@ -6,7 +6,10 @@ use std::net::Ipv6Addr;
 use kentongan_sip::{Host, Message, ParseError, Request};
 
 fn load(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/rfc5118/{name}.dat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/rfc5118/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(path).unwrap()
 }
 
@@ -14,7 +17,11 @@ fn req(name: &str) -> Request {
     match Message::parse(load(name)) {
         Ok(Message::Request(r)) => {
             let again = Message::parse(Message::Request(r.clone()).to_bytes()).unwrap();
-            assert_eq!(again, Message::Request(r.clone()), "{name} changed on round trip");
+            assert_eq!(
+                again,
+                Message::Request(r.clone()),
+                "{name} changed on round trip"
+            );
             r
         }
         other => panic!("{name}: {other:?}"),
@@ -34,7 +41,10 @@ fn s4_1_valid_ipv6_reference() {
 
 #[test]
 fn s4_2_ipv6_without_brackets_is_invalid() {
-    assert!(matches!(Message::parse(load("ipv6-bad")), Err(ParseError::RequestUri(_))));
+    assert!(matches!(
+        Message::parse(load("ipv6-bad")),
+        Err(ParseError::RequestUri(_))
+    ));
 }
 
 #[test]
@@ -55,7 +65,10 @@ fn s4_4_port_unambiguous() {
 
 #[test]
 fn s4_5_received_with_and_without_delimiters() {
-    for name in ["via-received-param-with-delim", "via-received-param-no-delim"] {
+    for name in [
+        "via-received-param-with-delim",
+        "via-received-param-no-delim",
+    ] {
         let via = req(name).headers.top_via().unwrap();
         assert_eq!(via.received(), Some("2001:db8::9:255"), "{name}");
     }
@@ -94,8 +107,14 @@ fn s4_7_multiple_ip_addresses_in_headers() {
 #[test]
 fn s4_8_multiple_ip_addresses_in_sdp() {
     let sdp = sdp_of("mult-ip-in-sdp");
-    assert_eq!(sdp.media[0].connection.as_ref().unwrap().address, "192.0.2.1");
-    assert_eq!(sdp.media[1].connection.as_ref().unwrap().address, "2001:db8::1");
+    assert_eq!(
+        sdp.media[0].connection.as_ref().unwrap().address,
+        "192.0.2.1"
+    );
+    assert_eq!(
+        sdp.media[1].connection.as_ref().unwrap().address,
+        "2001:db8::1"
+    );
 }
 
 #[test]

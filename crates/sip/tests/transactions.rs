@@ -14,16 +14,19 @@ struct Packet {
     bytes: bytes::Bytes,
 }
 
+type Fate = Box<dyn FnMut(usize, &str) -> u8>;
+type Node = (SocketAddr, Endpoint, Vec<SipEvent>);
+
 /// A tiny deterministic network. `fate(n, first_line)` decides for the n-th datagram sent:
 /// 0 = drop, 1 = deliver, 2 = deliver twice.
 struct Net {
     t0: Instant,
     now: Instant,
     latency: Duration,
-    nodes: Vec<(SocketAddr, Endpoint, Vec<SipEvent>)>,
+    nodes: Vec<Node>,
     queue: Vec<Packet>,
     sent: usize,
-    fate: Box<dyn FnMut(usize, &str) -> u8>,
+    fate: Fate,
     /// (ms since start, from, first line) of every datagram put on the wire.
     log: Vec<(u128, SocketAddr, String)>,
 }
@@ -59,7 +62,11 @@ impl Net {
         for i in 0..self.nodes.len() {
             let from = self.nodes[i].0;
             while let Some(t) = self.nodes[i].1.poll_transmit() {
-                let line = String::from_utf8_lossy(&t.bytes).lines().next().unwrap_or("").to_owned();
+                let line = String::from_utf8_lossy(&t.bytes)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 self.log.push((self.ms(), from, line.clone()));
                 let n = self.sent;
                 self.sent += 1;
@@ -89,7 +96,8 @@ impl Net {
         };
         self.now = self.now.max(next);
         let now = self.now;
-        let (due, rest): (Vec<Packet>, Vec<Packet>) = self.queue.drain(..).partition(|p| p.at <= now);
+        let (due, rest): (Vec<Packet>, Vec<Packet>) =
+            self.queue.drain(..).partition(|p| p.at <= now);
         self.queue = rest;
         for p in due {
             if let Some(n) = self.nodes.iter_mut().find(|n| n.0 == p.to) {
@@ -136,7 +144,8 @@ fn request(ep: &mut Endpoint, method: Method, to: &str) -> Request {
     let mut from = NameAddr::new("sip:alice@192.0.2.1".parse().unwrap());
     from.set_tag(&ep.new_tag());
     r.headers.push(HeaderName::From, from.to_string());
-    r.headers.push(HeaderName::To, NameAddr::new(uri).to_string());
+    r.headers
+        .push(HeaderName::To, NameAddr::new(uri).to_string());
     r.headers.push(HeaderName::CallId, ep.new_call_id());
     r.headers.push(HeaderName::CSeq, format!("1 {method}"));
     r
@@ -149,7 +158,9 @@ const B: &str = "192.0.2.2:5060";
 fn invite_over_lossy_link_retransmits_at_t1_doublings_and_stops_on_200() {
     let mut net = Net::new(&[addr(A), addr(B)]);
     // Drop the first three INVITEs.
-    net.fate = Box::new(|_, line| u8::from(!line.starts_with("INVITE") || DROPPED.with(|d| d.replace(d.get() + 1)) >= 3));
+    net.fate = Box::new(|_, line| {
+        u8::from(!line.starts_with("INVITE") || DROPPED.with(|d| d.replace(d.get() + 1)) >= 3)
+    });
     thread_local!(static DROPPED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
     let now = net.now;
     let inv = request(net.node(0), Method::Invite, B);
@@ -227,7 +238,11 @@ fn invite_rejected_ack_lost_once_server_retransmits_and_client_re_acks() {
         .iter()
         .filter(|e| matches!(e, SipEvent::Response { response, .. } if response.status.is_final()))
         .collect();
-    assert_eq!(finals.len(), 1, "the retransmitted 486 is not reported twice");
+    assert_eq!(
+        finals.len(),
+        1,
+        "the retransmitted 486 is not reported twice"
+    );
     assert!(events.contains(&SipEvent::Terminated { tx }));
     assert_eq!(net.node(1).transactions(), 0);
 }
@@ -330,13 +345,19 @@ fn cancel_matches_the_invite_and_malformed_input_is_an_event() {
         .take_events(1)
         .into_iter()
         .filter_map(|e| match e {
-            SipEvent::Request { request, cancels, .. } if request.method == Method::Cancel => Some(cancels),
+            SipEvent::Request {
+                request, cancels, ..
+            } if request.method == Method::Cancel => Some(cancels),
             _ => None,
         })
         .collect();
     assert_eq!(cancels, vec![Some(server_invite[0])]);
 
     let now = net.now;
-    net.node(1).handle_datagram(now, addr(A), b"INVITE sip:x SIP/9.9\r\n\r\n");
-    assert!(matches!(net.node(1).poll_event(), Some(SipEvent::Malformed { .. })));
+    net.node(1)
+        .handle_datagram(now, addr(A), b"INVITE sip:x SIP/9.9\r\n\r\n");
+    assert!(matches!(
+        net.node(1).poll_event(),
+        Some(SipEvent::Malformed { .. })
+    ));
 }
