@@ -434,7 +434,7 @@ pub(crate) fn parse_with(
     let first_nl = memchr::memchr(b'\n', head).unwrap_or(head.len());
     let start = strip_cr(&head[..first_nl]);
     let start = std::str::from_utf8(start).map_err(|_| ParseError::StartLine("not UTF-8"))?;
-    let start_line = if start.len() >= 4 && start[..4].eq_ignore_ascii_case("SIP/") {
+    let start_line = if has_sip_prefix(start) {
         StartLine::Status(parse_status_line(start)?)
     } else {
         StartLine::Request(parse_request_line(start)?)
@@ -512,10 +512,17 @@ fn parse_request_line(line: &str) -> Result<(Method, Uri), ParseError> {
     Ok((method, uri))
 }
 
+/// Compares bytes, not a `str` slice: the line may hold multibyte UTF-8 (found by fuzzing).
+fn has_sip_prefix(s: &str) -> bool {
+    s.as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+}
+
 fn check_version(v: &str) -> Result<(), ParseError> {
     if v.eq_ignore_ascii_case("SIP/2.0") {
         Ok(())
-    } else if v.len() > 4 && v[..4].eq_ignore_ascii_case("SIP/") {
+    } else if v.len() > 4 && has_sip_prefix(v) {
         Err(ParseError::Version(v.chars().take(16).collect()))
     } else {
         Err(ParseError::StartLine("missing SIP version"))
