@@ -220,32 +220,17 @@ fn parse_error_line(message: &str) -> Option<usize> {
     after.split(':').next()?.trim().parse().ok()
 }
 
-/// The part of tera's message that says what is wrong, without its name for the template.
+/// The part of tera's message that says what is wrong, without its excerpt or its name for
+/// the template (the error already names the file and line).
 fn first_meaningful_line(message: &str) -> String {
-    let lines: Vec<&str> = message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .filter(|l| !l.starts_with("Failed to parse") && !l.starts_with("Failed to render"))
-        .filter(|l| !l.starts_with("-->") && !l.starts_with('|') && !l.starts_with('='))
-        .filter(|l| !l.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .collect();
-    match lines.as_slice() {
-        [] => message
-            .lines()
-            .next()
-            .unwrap_or("invalid template")
-            .to_owned(),
-        [only] => only.to_string(),
-        [first, rest @ ..] => {
-            // Parse errors say "expected …" on the line after the excerpt.
-            let expected = rest.iter().find(|l| l.starts_with("expected"));
-            match expected {
-                Some(e) => format!("{first}: {e}"),
-                None => first.to_string(),
-            }
-        }
+    let lines = || message.lines().map(str::trim).filter(|l| !l.is_empty());
+    if let Some(expected) = lines().find_map(|l| l.strip_prefix("= ")) {
+        return format!("syntax error: {expected}");
     }
+    lines()
+        .find(|l| !l.starts_with("Failed to"))
+        .map(|l| l.split(" while rendering").next().unwrap_or(l).to_owned())
+        .unwrap_or_else(|| "invalid template".to_owned())
 }
 
 fn undefined_variable(message: &str) -> Option<String> {

@@ -196,7 +196,13 @@ fn project_root_of(recipe: &Path) -> PathBuf {
 
 /// toml's message spans several lines with a source excerpt; keep the position and the reason.
 fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
-    let reason = e.message().trim().to_owned();
+    let reason = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
     match e.span() {
         Some(span) => {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;

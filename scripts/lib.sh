@@ -1,0 +1,39 @@
+# Shared by scripts/build and scripts/test: install what the host lacks, from Debian only.
+
+# need_debs PKG...: installs the Debian packages that are not installed yet.
+need_debs() {
+    local missing=()
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "error: missing Debian packages: ${missing[*]}" >&2
+        echo "hint: run as root, or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "  Installing ${missing[*]}" >&2
+    if [ -z "${KENTONGAN_APT_UPDATED:-}" ]; then
+        apt-get update -qq || { echo "error: apt-get update failed" >&2; echo "hint: check /etc/apt/sources.list and the network" >&2; exit 1; }
+        export KENTONGAN_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || { echo "error: could not install ${missing[*]}" >&2; echo "hint: run apt-get install ${missing[*]} to see why" >&2; exit 1; }
+}
+
+# Host tools the image builder runs (kentongan-image's preflight checks the same list).
+BUILD_DEBS=(mmdebstrap squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin
+            mtools dosfstools dpkg-dev eatmydata ca-certificates)
+
+need_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo is not installed" >&2
+        echo "hint: install a Rust toolchain ≥ 1.89 (rustup), then rerun" >&2
+        exit 1
+    fi
+}

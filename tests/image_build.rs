@@ -1,0 +1,166 @@
+//! The default ISO that scripts/build made (from a cold cache under CI): its boot records,
+//! layers, checksums, manifest and SBOM.
+
+use std::process::Command;
+
+use kentongan_e2e::{appliance_iso, out_dir, run, squashfs_cat};
+
+#[test]
+fn iso_boots_under_bios_and_uefi_from_cd_and_usb() {
+    let iso = appliance_iso();
+    let report = run(Command::new("xorriso")
+        .arg("-indev")
+        .arg(&iso)
+        .args(["-report_el_torito", "plain"]));
+    assert!(
+        report.contains("El Torito boot img :   1  BIOS"),
+        "no BIOS El Torito image:\n{report}"
+    );
+    assert!(
+        report.contains("UEFI"),
+        "no UEFI El Torito image:\n{report}"
+    );
+    assert!(
+        report.contains("/boot/grub/i386-pc/eltorito.img"),
+        "{report}"
+    );
+    // Hybrid: an MBR and a GPT with the EFI system partition, for USB sticks.
+    let table = run(Command::new("xorriso")
+        .arg("-indev")
+        .arg(&iso)
+        .args(["-report_system_area", "plain"]));
+    assert!(
+        table.contains("MBR partition"),
+        "no MBR partition table:\n{table}"
+    );
+    assert!(table.contains("GPT"), "no GPT:\n{table}");
+}
+
+#[test]
+fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
+    let iso = appliance_iso();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    run(Command::new("xorriso")
+        .arg("-osirrox")
+        .arg("on")
+        .arg("-indev")
+        .arg(&iso)
+        .args(["-extract", "/live"])
+        .arg(tmp.path().join("live"))
+        .args(["-extract", "/boot/grub/grub.cfg"])
+        .arg(tmp.path().join("grub.cfg")));
+    let live = tmp.path().join("live");
+    let module = std::fs::read_to_string(live.join("filesystem.module")).unwrap_or_default();
+    assert_eq!(module, "00-base.squashfs\n50-overlay.squashfs\n");
+    for file in [
+        "00-base.squashfs",
+        "50-overlay.squashfs",
+        "vmlinuz",
+        "initrd.img",
+    ] {
+        assert!(live.join(file).is_file(), "/live/{file} missing");
+    }
+    let grub = std::fs::read_to_string(tmp.path().join("grub.cfg")).unwrap_or_default();
+    assert!(
+        grub.contains("console=tty0 console=ttyS0,115200n8"),
+        "{grub}"
+    );
+    assert!(grub.contains("terminal_output console serial"), "{grub}");
+
+    // The overlay layer carries the rendered templates; the base layer does not.
+    let overlay = live.join("50-overlay.squashfs");
+    assert_eq!(squashfs_cat(&overlay, "etc/hostname"), "kentongan\n");
+    assert!(squashfs_cat(&overlay, "etc/nftables.conf").contains("table inet kentongan"));
+    let base = live.join("00-base.squashfs");
+    assert_eq!(squashfs_cat(&base, "etc/hostname"), "localhost\n");
+}
+
+#[test]
+fn sha256sums_verify() {
+    let out = out_dir();
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap_or_default();
+    for name in [
+        "kentongan-0.1.0-amd64.iso",
+        "manifest.json",
+        "kentongan-0.1.0-amd64.spdx.json",
+    ] {
+        assert!(
+            sums.contains(&format!("  {name}\n")),
+            "SHA256SUMS lacks {name}:\n{sums}"
+        );
+    }
+    run(Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&out));
+}
+
+#[test]
+fn manifest_records_stages_packages_and_crates() {
+    let text = std::fs::read_to_string(out_dir().join("manifest.json")).unwrap_or_default();
+    let manifest: kentongan_image::Manifest =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest.json: {e}"));
+    let stages: Vec<&str> = manifest.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "base-rootfs",
+            "binaries",
+            "overlays",
+            "base-layer",
+            "overlay-layer",
+            "iso"
+        ]
+    );
+    assert!(manifest.stages.iter().all(|s| s.key.len() == 64));
+    for wanted in ["linux-image-amd64", "live-boot", "systemd", "nftables"] {
+        let found = manifest.debian_packages.iter().find(|p| p.name == wanted);
+        assert!(
+            found.is_some_and(|p| !p.version.is_empty()),
+            "manifest lacks {wanted} with a version"
+        );
+    }
+    assert!(
+        !manifest.rust_crates.is_empty(),
+        "manifest lists no Rust crates"
+    );
+}
+
+#[test]
+fn sbom_is_spdx_and_lists_kernel_and_crates() {
+    let text = std::fs::read_to_string(out_dir().join("kentongan-0.1.0-amd64.spdx.json"))
+        .unwrap_or_default();
+    let sbom: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("SBOM: {e}"));
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    assert_eq!(sbom["dataLicense"], "CC0-1.0");
+    let packages = sbom["packages"].as_array().cloned().unwrap_or_default();
+    let purls: Vec<String> = packages
+        .iter()
+        .filter_map(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(purls
+        .iter()
+        .any(|p| p.starts_with("pkg:deb/debian/linux-image-amd64@")));
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:cargo/")),
+        "no Rust crates in the SBOM"
+    );
+    let ids: std::collections::HashSet<&str> = packages
+        .iter()
+        .filter_map(|p| p["SPDXID"].as_str())
+        .collect();
+    assert_eq!(ids.len(), packages.len(), "SPDX ids are not unique");
+    let relationships = sbom["relationships"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        relationships.len(),
+        packages.len(),
+        "every package is related to the image"
+    );
+}
