@@ -1,0 +1,445 @@
+//! The daemon's configuration file (`/etc/kentongan/pbx.toml`): strict shape, one validator.
+//!
+//! [`Config::from_toml`] is the only way in: it rejects unknown keys by their dotted name, then
+//! checks meaning (addresses, port ranges) and returns a [`Config`] that cannot hold a bad mix.
+//! Every error names the key and the fix, e.g. "`rtp.ports` must be \"LOW-HIGH\" …".
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use kentongan_sip::auth::Algorithm;
+use serde::Deserialize;
+
+/// A configuration problem, phrased for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The dotted key at fault (`sip.listen[1]`), or empty for a syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.to_owned(),
+            message: format!("`{key}` {}", message.into()),
+        }
+    }
+}
+
+/// A SIP transport the daemon listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for ListenTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenTransport::Udp => "udp",
+            ListenTransport::Tcp => "tcp",
+            ListenTransport::Tls => "tls",
+        })
+    }
+}
+
+/// One `sip.listen` entry, e.g. `udp:0.0.0.0:5060` or `udp:[::]:5060`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listen {
+    pub transport: ListenTransport,
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// An inclusive RTP port range; both ends even/odd aligned so RTP is even and RTCP = RTP + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl PortRange {
+    /// Even RTP ports in the range whose RTCP port (+1) is also in it.
+    pub fn rtp_ports(&self) -> impl Iterator<Item = u16> {
+        let first = self.low + (self.low % 2);
+        let high = self.high;
+        (first..high).step_by(2)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// SIP domain and digest realm.
+    pub domain: String,
+    pub listen: Vec<Listen>,
+    /// Digest algorithms offered, in challenge order (RFC 8760: SHA-256 first).
+    pub auth_algorithms: Vec<Algorithm>,
+    pub rtp_ports: PortRange,
+    pub database: PathBuf,
+    pub metrics_listen: SocketAddr,
+}
+
+// ---- the shape as written ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    sip: RawSip,
+    #[serde(default)]
+    rtp: RawRtp,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    domain: String,
+    #[serde(default = "default_listen")]
+    listen: Vec<String>,
+    #[serde(default = "default_algorithms")]
+    auth_algorithms: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRtp {
+    #[serde(default = "default_ports")]
+    ports: String,
+}
+
+impl Default for RawRtp {
+    fn default() -> Self {
+        RawRtp {
+            ports: default_ports(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_database")]
+    database: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            database: default_database(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_metrics")]
+    listen: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            listen: default_metrics(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["udp:0.0.0.0:5060".into()]
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
+}
+fn default_ports() -> String {
+    "10000-20000".into()
+}
+fn default_database() -> String {
+    "/var/lib/kentongan/pbx.db".into()
+}
+fn default_metrics() -> String {
+    "127.0.0.1:9160".into()
+}
+
+/// Known keys per table, for "did you mean" style errors with dotted names.
+const KNOWN: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "sip",
+        &[
+            ("domain", Kind::Str),
+            ("listen", Kind::StrList),
+            ("auth_algorithms", Kind::StrList),
+        ],
+    ),
+    ("rtp", &[("ports", Kind::Str)]),
+    ("storage", &[("database", Kind::Str)]),
+    ("metrics", &[("listen", Kind::Str)]),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    StrList,
+}
+
+impl Kind {
+    fn matches(self, v: &toml::Value) -> bool {
+        match self {
+            Kind::Str => v.is_str(),
+            Kind::StrList => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        }
+    }
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Str => "a string in double quotes",
+            Kind::StrList => "a list of strings, e.g. [\"udp:0.0.0.0:5060\"]",
+        }
+    }
+}
+
+fn check_keys(table: &toml::Table) -> Result<(), ConfigError> {
+    for (name, value) in table {
+        let Some((_, keys)) = KNOWN.iter().find(|(t, _)| t == name) else {
+            let tables: Vec<String> = KNOWN.iter().map(|(t, _)| format!("[{t}]")).collect();
+            return Err(ConfigError::at(
+                name,
+                format!(
+                    "is not a known table; remove it or check the spelling (known: {})",
+                    tables.join(", ")
+                ),
+            ));
+        };
+        let Some(inner) = value.as_table() else {
+            return Err(ConfigError::at(
+                name,
+                format!("must be a table, written as a [{name}] header"),
+            ));
+        };
+        for (key, v) in inner {
+            let dotted = format!("{name}.{key}");
+            let Some((_, kind)) = keys.iter().find(|(k, _)| k == key) else {
+                let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                return Err(ConfigError::at(
+                    &dotted,
+                    format!(
+                        "is not a known key; remove it or check the spelling (known in [{name}]: {})",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if !kind.matches(v) {
+                return Err(ConfigError::at(
+                    &dotted,
+                    format!("must be {}", kind.describe()),
+                ));
+            }
+        }
+    }
+    if !table.contains_key("sip") {
+        return Err(ConfigError::at(
+            "sip",
+            "is missing; add a [sip] table with at least `domain = \"pbx.local\"`",
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Parses and validates a configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].lines().count().max(1)
+            });
+            ConfigError {
+                key: String::new(),
+                message: format!(
+                    "not valid TOML at line {line}: {}",
+                    e.message().trim().replace('\n', "; ")
+                ),
+            }
+        })?;
+        check_keys(&table)?;
+        let raw: RawConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    // Keys are checked above, so this is a type error; name the offender.
+                    ConfigError {
+                        key: String::new(),
+                        message: format!("wrong value type: {}", e.message()),
+                    }
+                })?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let domain = raw.sip.domain.trim().to_owned();
+        if domain.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return Err(ConfigError::at(
+                "sip.domain",
+                format!(
+                    "must be a host name such as \"pbx.local\" (letters, digits, '.' and '-'), not {:?}",
+                    raw.sip.domain
+                ),
+            ));
+        }
+        if raw.sip.listen.is_empty() {
+            return Err(ConfigError::at(
+                "sip.listen",
+                "is empty; list at least one address, e.g. [\"udp:0.0.0.0:5060\"]",
+            ));
+        }
+        let mut listen = Vec::new();
+        for (i, entry) in raw.sip.listen.iter().enumerate() {
+            let key = format!("sip.listen[{i}]");
+            let l = parse_listen(entry).map_err(|m| ConfigError::at(&key, m))?;
+            if listen.contains(&l) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!("repeats {entry:?}; list each address once"),
+                ));
+            }
+            listen.push(l);
+        }
+        let mut auth_algorithms = Vec::new();
+        for (i, a) in raw.sip.auth_algorithms.iter().enumerate() {
+            let key = format!("sip.auth_algorithms[{i}]");
+            let alg = Algorithm::parse(a).ok_or_else(|| {
+                ConfigError::at(&key, format!("is {a:?}; use \"SHA-256\" or \"MD5\""))
+            })?;
+            if auth_algorithms.contains(&alg) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!("repeats {a:?}; list each once"),
+                ));
+            }
+            auth_algorithms.push(alg);
+        }
+        if auth_algorithms.is_empty() {
+            return Err(ConfigError::at(
+                "sip.auth_algorithms",
+                "is empty; list at least one, e.g. [\"SHA-256\", \"MD5\"]",
+            ));
+        }
+        let rtp_ports = parse_ports(&raw.rtp.ports).map_err(|m| ConfigError::at("rtp.ports", m))?;
+        if raw.storage.database.trim().is_empty() {
+            return Err(ConfigError::at(
+                "storage.database",
+                "is empty; give a file path such as \"/var/lib/kentongan/pbx.db\"",
+            ));
+        }
+        let metrics_listen: SocketAddr = raw.metrics.listen.parse().map_err(|_| {
+            ConfigError::at(
+                "metrics.listen",
+                format!(
+                    "must be an IP address and port such as \"127.0.0.1:9160\", not {:?}",
+                    raw.metrics.listen
+                ),
+            )
+        })?;
+        Ok(Config {
+            domain,
+            listen,
+            auth_algorithms,
+            rtp_ports,
+            database: PathBuf::from(raw.storage.database),
+            metrics_listen,
+        })
+    }
+}
+
+fn parse_listen(entry: &str) -> Result<Listen, String> {
+    let example = "e.g. \"udp:0.0.0.0:5060\" or \"tls:[::]:5061\"";
+    let Some((proto, addr)) = entry.split_once(':') else {
+        return Err(format!(
+            "must be TRANSPORT:ADDRESS:PORT, {example}, not {entry:?}"
+        ));
+    };
+    let transport = match proto {
+        "udp" => ListenTransport::Udp,
+        "tcp" => ListenTransport::Tcp,
+        "tls" => ListenTransport::Tls,
+        other => {
+            return Err(format!(
+                "has unknown transport {other:?}; use udp, tcp or tls, {example}"
+            ))
+        }
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        format!(
+            "has {addr:?}, which is not an IP address and port; write IPv6 in brackets, {example}"
+        )
+    })?;
+    if addr.port() == 0 {
+        return Err(format!("needs a port other than 0, {example}"));
+    }
+    Ok(Listen { transport, addr })
+}
+
+fn parse_ports(s: &str) -> Result<PortRange, String> {
+    let fix = "e.g. \"10000-20000\"";
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("must be \"LOW-HIGH\", {fix}, not {s:?}"))?;
+    let low: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("must be \"LOW-HIGH\" with ports 1024-65535, {fix}, not {s:?}"))?;
+    let high: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("must be \"LOW-HIGH\" with ports 1024-65535, {fix}, not {s:?}"))?;
+    if low < 1024 {
+        return Err(format!(
+            "starts at {low}, below 1024 (reserved ports); start at 1024 or above, {fix}"
+        ));
+    }
+    if low >= high {
+        return Err(format!("{s:?} has LOW not below HIGH; swap them, {fix}"));
+    }
+    let range = PortRange { low, high };
+    if range.rtp_ports().count() < 4 {
+        return Err(format!(
+            "{s:?} is too small: it needs room for at least 4 RTP/RTCP port pairs, {fix}"
+        ));
+    }
+    Ok(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_listen_and_ports() {
+        let c = Config::from_toml(
+            "[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:[::1]:5060\"]\n[rtp]\nports = \"10001-10009\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen[0].addr, "[::1]:5060".parse().unwrap());
+        assert_eq!(
+            c.rtp_ports.rtp_ports().collect::<Vec<_>>(),
+            [10002, 10004, 10006, 10008]
+        );
+    }
+}

@@ -1,0 +1,1506 @@
+//! The PBX core: registrar, B2BUA calls, IM and CDR on top of the sans-IO transaction layer.
+//!
+//! [`Pbx`] is driven like the SIP core it wraps: [`Pbx::handle_datagram`] and
+//! [`Pbx::handle_timeout`] take input with the time, [`Pbx::flush`] commits the batch's
+//! storage writes, and only then does the driver drain [`Pbx::poll_transmit`]: no answer
+//! leaves before what it acknowledges is on disk. It opens no SIP socket and reads no clock;
+//! media streams are allocated through [`crate::media::Relay`] (which needs a tokio runtime).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kentongan_sip::auth::{Credentials, DigestServer, Verdict};
+use kentongan_sip::dialog::Dialog;
+use kentongan_sip::sdp::Sdp;
+use kentongan_sip::transaction::{Config as EpConfig, Endpoint, SipEvent, Transmit, TxId};
+use kentongan_sip::{
+    Contact as SipContact, HeaderName, Message, Method, Request, Response, StatusCode, Uri,
+};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::media::{MediaStream, Relay, RelayStats};
+use crate::store::{Binding, Cdr, Extension, LiveCall, Store, StoreError, StoredMessage, Write};
+
+const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE";
+const MIN_EXPIRES: u32 = 60;
+const MAX_EXPIRES: u32 = 3600;
+
+/// Wall-clock and monotonic time of one input, handed in by the driver.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: Instant,
+    pub unix_ms: i64,
+}
+
+impl Clock {
+    fn unix_s(&self) -> i64 {
+        self.unix_ms / 1000
+    }
+}
+
+/// Counters and gauges for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub registrations: AtomicU64,
+    pub active_calls: AtomicU64,
+    pub calls_total: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub messages_total: AtomicU64,
+    pub relay: Arc<RelayStats>,
+}
+
+impl Metrics {
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_registrations Registered contact bindings.\n\
+             # TYPE kentongan_registrations gauge\nkentongan_registrations {}\n\
+             # HELP kentongan_active_calls Calls in progress (ringing or answered).\n\
+             # TYPE kentongan_active_calls gauge\nkentongan_active_calls {}\n\
+             # HELP kentongan_calls_total Call attempts since start.\n\
+             # TYPE kentongan_calls_total counter\nkentongan_calls_total {}\n\
+             # HELP kentongan_auth_failures_total Digest authentication failures.\n\
+             # TYPE kentongan_auth_failures_total counter\nkentongan_auth_failures_total {}\n\
+             # HELP kentongan_messages_total Instant messages accepted.\n\
+             # TYPE kentongan_messages_total counter\nkentongan_messages_total {}\n\
+             # HELP kentongan_rtp_packets_total RTP/RTCP packets relayed.\n\
+             # TYPE kentongan_rtp_packets_total counter\nkentongan_rtp_packets_total {}\n\
+             # HELP kentongan_rtp_bytes_total RTP/RTCP bytes relayed.\n\
+             # TYPE kentongan_rtp_bytes_total counter\nkentongan_rtp_bytes_total {}\n",
+            g(&self.registrations),
+            g(&self.active_calls),
+            g(&self.calls_total),
+            g(&self.auth_failures),
+            g(&self.messages_total),
+            g(&self.relay.packets),
+            g(&self.relay.bytes),
+        )
+    }
+}
+
+/// A registered device of an extension, as kept in memory.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub uri: Uri,
+    /// Source address of the REGISTER: requests go there (NAT-friendly, RFC 3581 spirit).
+    pub source: SocketAddr,
+    pub expires_at: i64,
+    pub binding: Binding,
+}
+
+/// The location service: extension → contacts.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_ext: HashMap<Extension, Vec<Contact>>,
+}
+
+impl Registry {
+    pub fn contacts(&self, ext: &Extension, now_s: i64) -> Vec<Contact> {
+        self.by_ext
+            .get(ext)
+            .map(|v| v.iter().filter(|c| c.expires_at > now_s).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_ext.values().map(Vec::len).sum()
+    }
+
+    fn insert(&mut self, b: Binding) {
+        let (Ok(uri), Ok(source)) = (Uri::parse(&b.contact), b.source.parse()) else {
+            return;
+        };
+        let list = self.by_ext.entry(b.extension.clone()).or_default();
+        list.retain(|c| c.binding.contact != b.contact);
+        list.push(Contact {
+            uri,
+            source,
+            expires_at: b.expires_at,
+            binding: b,
+        });
+    }
+
+    fn remove(&mut self, ext: &Extension, contact: Option<&str>) {
+        if let Some(list) = self.by_ext.get_mut(ext) {
+            list.retain(|c| contact.is_some_and(|k| c.binding.contact != k));
+            if list.is_empty() {
+                self.by_ext.remove(ext);
+            }
+        }
+    }
+
+    fn expire(&mut self, now_s: i64) -> bool {
+        let before = self.count();
+        self.by_ext.retain(|_, list| {
+            list.retain(|c| c.expires_at > now_s);
+            !list.is_empty()
+        });
+        before != self.count()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Caller,
+    Callee,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
+}
+
+type CallKey = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForkState {
+    Pending,
+    Done,
+}
+
+#[derive(Debug)]
+struct Fork {
+    tx: TxId,
+    peer: SocketAddr,
+    request: Request,
+    state: ForkState,
+}
+
+/// A 2xx to an INVITE we keep resending until its ACK (RFC 3261 §13.3.1.4, RFC 6026).
+#[derive(Debug)]
+struct Pending2xx {
+    side: Side,
+    msg: Message,
+    to: SocketAddr,
+    next: Instant,
+    interval: Duration,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct ReInvite {
+    /// The side that sent the re-INVITE to us.
+    from: Side,
+    server_tx: TxId,
+    request: Request,
+}
+
+#[derive(Debug)]
+struct Call {
+    call_id: String,
+    caller: Extension,
+    callee: Extension,
+    start_ms: i64,
+    answer_ms: Option<i64>,
+    caller_peer: SocketAddr,
+    caller_invite: Request,
+    caller_tx: TxId,
+    our_tag: String,
+    caller_dialog: Option<Dialog>,
+    b_call_id: String,
+    forks: Vec<Fork>,
+    callee_dialog: Option<Dialog>,
+    callee_peer: Option<SocketAddr>,
+    media: Vec<Option<MediaStream>>,
+    best_failure: Option<StatusCode>,
+    pending_2xx: Option<Pending2xx>,
+    reinvite: Option<ReInvite>,
+}
+
+impl Call {
+    fn answered(&self) -> bool {
+        self.answer_ms.is_some()
+    }
+    fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::Caller => self.caller_dialog.as_mut(),
+            Side::Callee => self.callee_dialog.as_mut(),
+        }
+    }
+    fn peer(&self, side: Side) -> Option<SocketAddr> {
+        match side {
+            Side::Caller => Some(self.caller_peer),
+            Side::Callee => self.callee_peer,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum TxUse {
+    Fork {
+        call: CallKey,
+    },
+    /// A fork whose call ended while it was pending: a late 2xx gets ACK + BYE.
+    Orphan {
+        request: Box<Request>,
+        peer: SocketAddr,
+    },
+    ReInvite {
+        call: CallKey,
+    },
+    Message {
+        id: i64,
+    },
+    Other,
+}
+
+/// The PBX state machine.
+pub struct Pbx {
+    config: Config,
+    ep: Endpoint,
+    digest: DigestServer,
+    store: Store,
+    relay: Relay,
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    writes: Vec<Write>,
+    calls: HashMap<CallKey, Call>,
+    next_call: CallKey,
+    by_call_id: HashMap<String, (CallKey, Side)>,
+    client_txs: HashMap<TxId, TxUse>,
+    server_invites: HashMap<TxId, CallKey>,
+    next_message_id: i64,
+    next_housekeeping: Instant,
+    local_ips: HashMap<IpAddr, IpAddr>,
+}
+
+/// What the core needs from the driver at start.
+pub struct PbxInit {
+    pub config: Config,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// 32+ random bytes: keys the digest nonces.
+    pub secret: [u8; 32],
+    pub seed: u64,
+    pub clock: Clock,
+}
+
+impl Pbx {
+    pub fn new(init: PbxInit) -> Result<Pbx, StoreError> {
+        let PbxInit {
+            config,
+            store,
+            metrics,
+            secret,
+            seed,
+            clock,
+        } = init;
+        let mut registry = Registry::default();
+        for b in store.bindings(clock.unix_s())? {
+            registry.insert(b);
+        }
+        store.clear_live_calls()?;
+        metrics
+            .registrations
+            .store(registry.count() as u64, Ordering::Relaxed);
+        let local = config
+            .listen
+            .first()
+            .map(|l| l.addr)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
+        let ep = Endpoint::new(EpConfig::new(local, seed));
+        let digest = DigestServer::new(&config.domain, &secret, clock.now);
+        let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        let next_message_id = store.max_message_id()? + 1;
+        info!(
+            registrations = registry.count(),
+            "restored registrations from the database"
+        );
+        Ok(Pbx {
+            config,
+            ep,
+            digest,
+            store,
+            relay,
+            registry,
+            metrics,
+            writes: Vec::new(),
+            calls: HashMap::new(),
+            next_call: 1,
+            by_call_id: HashMap::new(),
+            client_txs: HashMap::new(),
+            server_invites: HashMap::new(),
+            next_message_id,
+            next_housekeeping: clock.now,
+            local_ips: HashMap::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Applies a reloaded configuration; returns what needs a restart to take effect.
+    pub fn reload(&mut self, config: Config, secret: [u8; 32], clock: Clock) -> Vec<String> {
+        let mut restart = Vec::new();
+        if config.listen != self.config.listen {
+            restart.push("sip.listen".to_owned());
+        }
+        if config.database != self.config.database {
+            restart.push("storage.database".to_owned());
+        }
+        if config.metrics_listen != self.config.metrics_listen {
+            restart.push("metrics.listen".to_owned());
+        }
+        if config.domain != self.config.domain {
+            self.digest = DigestServer::new(&config.domain, &secret, clock.now);
+        }
+        if config.rtp_ports != self.config.rtp_ports {
+            self.relay.set_range(config.rtp_ports);
+        }
+        self.config = config;
+        restart
+    }
+
+    // ---- driver interface ----
+
+    pub fn handle_datagram(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
+        self.ep.handle_datagram(clock.now, from, bytes);
+        self.drain_events(clock);
+    }
+
+    pub fn handle_timeout(&mut self, clock: Clock) {
+        self.ep.handle_timeout(clock.now);
+        self.drain_events(clock);
+        self.retransmit_2xx(clock);
+        if clock.now >= self.next_housekeeping {
+            self.next_housekeeping = clock.now + Duration::from_secs(1);
+            if self.registry.expire(clock.unix_s()) {
+                self.writes.push(Write::ExpireBindings {
+                    now: clock.unix_s(),
+                });
+                self.update_gauges();
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_housekeeping;
+        if let Some(x) = self.ep.poll_timeout() {
+            t = t.min(x);
+        }
+        for c in self.calls.values() {
+            if let Some(p) = &c.pending_2xx {
+                t = t.min(p.next);
+            }
+        }
+        t
+    }
+
+    /// Commits the writes gathered since the last flush, in one transaction.
+    pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.writes);
+        self.store.apply(&writes, clock.unix_ms)?;
+        Ok(())
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// Ends every call (BYE to answered legs, 503 to ringing ones) for a graceful stop.
+    pub fn shutdown(&mut self, clock: Clock) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for k in keys {
+            let answered = self.calls.get(&k).is_some_and(Call::answered);
+            if answered {
+                self.send_bye(clock, k, Side::Caller);
+                self.send_bye(clock, k, Side::Callee);
+                self.end_call(clock, k, "answered");
+            } else {
+                self.fail_caller(clock, k, StatusCode::SERVICE_UNAVAILABLE);
+                self.cancel_forks(clock, k);
+                self.end_call(clock, k, "failed");
+            }
+        }
+    }
+
+    // ---- events ----
+
+    fn drain_events(&mut self, clock: Clock) {
+        while let Some(ev) = self.ep.poll_event() {
+            match ev {
+                SipEvent::Request {
+                    tx,
+                    from,
+                    request,
+                    cancels,
+                } => self.on_request(clock, tx, from, request, cancels),
+                SipEvent::Ack { request, .. } => self.on_ack(&request),
+                SipEvent::Response { tx, response } => self.on_response(clock, tx, response),
+                SipEvent::Timeout { tx } => self.on_timeout(clock, tx),
+                SipEvent::Malformed { from, error } => {
+                    debug!(%from, %error, "malformed SIP message dropped")
+                }
+                SipEvent::Terminated { tx } => {
+                    self.server_invites.remove(&tx);
+                    if let Some(TxUse::Other | TxUse::Message { .. }) = self.client_txs.get(&tx) {
+                        self.client_txs.remove(&tx);
+                    }
+                    if let Some(TxUse::Orphan { .. }) = self.client_txs.get(&tx) {
+                        self.client_txs.remove(&tx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, clock: Clock, tx: TxId, mut resp: Response) {
+        if !resp.headers.contains(&HeaderName::ContentLength) && resp.body.is_empty() {
+            resp.headers.set(HeaderName::ContentLength, "0");
+        }
+        resp.headers.push(HeaderName::Server, USER_AGENT);
+        if let Err(e) = self.ep.respond(clock.now, tx, resp) {
+            debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn reply(&mut self, clock: Clock, tx: TxId, req: &Request, status: StatusCode) {
+        let tag = if req
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .is_none()
+        {
+            Some(self.ep.new_tag())
+        } else {
+            None
+        };
+        let resp = Response::for_request(req, status, tag.as_deref());
+        self.respond(clock, tx, resp);
+    }
+
+    fn on_request(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+        cancels: Option<TxId>,
+    ) {
+        let in_dialog = req.headers.to().ok().is_some_and(|t| t.tag().is_some());
+        match req.method {
+            Method::Register => self.on_register(clock, tx, from, &req),
+            Method::Options if !in_dialog => {
+                let mut r = Response::for_request(&req, StatusCode::OK, Some(&self.ep.new_tag()));
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                self.respond(clock, tx, r);
+            }
+            Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
+            Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
+            Method::Message if !in_dialog => self.on_message(clock, tx, &req),
+            _ if in_dialog => self.on_in_dialog(clock, tx, req),
+            Method::Subscribe | Method::Publish => {
+                self.reply(clock, tx, &req, StatusCode(489));
+            }
+            _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),
+        }
+    }
+
+    // ---- authentication ----
+
+    /// Checks digest credentials; on failure answers the challenge itself and returns None.
+    /// Unknown users and wrong passwords get the very same answer (anti-enumeration).
+    fn authenticate(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        req: &Request,
+        proxy: bool,
+    ) -> Option<Extension> {
+        let header = if proxy {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        let realm = self.config.domain.clone();
+        let creds = req
+            .headers
+            .get_all(&header)
+            .filter_map(|v| Credentials::parse(v.as_str()).ok())
+            .find(|c| c.realm == realm);
+        let mut stale = false;
+        if let Some(creds) = creds {
+            let stored = match self.store.ha1(&creds.username, &realm) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "user lookup failed");
+                    self.reply(clock, tx, req, StatusCode::SERVER_INTERNAL_ERROR);
+                    return None;
+                }
+            };
+            match self
+                .digest
+                .verify(clock.now, &req.method, &creds, stored.as_ref())
+            {
+                Verdict::Authenticated { username } => {
+                    if let Some(ext) = Extension::parse(&username) {
+                        return Some(ext);
+                    }
+                }
+                Verdict::Stale => stale = true,
+                Verdict::Rejected => {
+                    self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    info!(source = %req.headers.top_via().map(|v| v.received().unwrap_or("").to_owned()).unwrap_or_default(), method = %req.method, "authentication failed");
+                }
+            }
+        }
+        let status = if proxy {
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let mut resp = Response::for_request(req, status, Some(&self.ep.new_tag()));
+        let name = if proxy {
+            HeaderName::ProxyAuthenticate
+        } else {
+            HeaderName::WwwAuthenticate
+        };
+        let challenges = self.digest.challenges(clock.now, stale);
+        for alg in &self.config.auth_algorithms {
+            for ch in challenges.iter().filter(|c| c.algorithm == *alg) {
+                resp.headers.push(name.clone(), ch.to_string());
+            }
+        }
+        self.respond(clock, tx, resp);
+        None
+    }
+
+    // ---- registrar ----
+
+    fn on_register(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: &Request) {
+        let Some(ext) = self.authenticate(clock, tx, req, false) else {
+            return;
+        };
+        let aor_user = req
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.uri.user().map(str::to_owned));
+        if aor_user.as_deref() != Some(ext.0.as_str()) {
+            self.reply(clock, tx, req, StatusCode::FORBIDDEN);
+            return;
+        }
+        let default_expires = req.headers.expires().ok().flatten().unwrap_or(MAX_EXPIRES);
+        let call_id = req.headers.call_id().unwrap_or("").to_owned();
+        let cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let now_s = clock.unix_s();
+        let mut added = false;
+        match req.headers.contact() {
+            Ok(Some(SipContact::Star)) => {
+                self.registry.remove(&ext, None);
+                self.writes.push(Write::RemoveBindings(ext.clone()));
+            }
+            Ok(Some(SipContact::Addrs(list))) => {
+                for c in list {
+                    let expires = c.expires().unwrap_or(default_expires);
+                    let key = c.uri.to_string();
+                    if expires == 0 {
+                        self.registry.remove(&ext, Some(&key));
+                        self.writes.push(Write::RemoveBinding {
+                            extension: ext.clone(),
+                            contact: key,
+                        });
+                        continue;
+                    }
+                    let expires = expires.clamp(MIN_EXPIRES, MAX_EXPIRES);
+                    let b = Binding {
+                        extension: ext.clone(),
+                        contact: key,
+                        source: from.to_string(),
+                        transport: "udp".into(),
+                        expires_at: now_s + i64::from(expires),
+                        call_id: call_id.clone(),
+                        cseq,
+                    };
+                    self.registry.insert(b.clone());
+                    self.writes.push(Write::UpsertBinding(b));
+                    added = true;
+                }
+            }
+            Ok(None) => {} // a query: list the bindings
+            Err(_) => {
+                self.reply(clock, tx, req, StatusCode::BAD_REQUEST);
+                return;
+            }
+        }
+        let mut resp = Response::for_request(req, StatusCode::OK, Some(&self.ep.new_tag()));
+        for c in self.registry.contacts(&ext, now_s) {
+            resp.headers.push(
+                HeaderName::Contact,
+                format!("<{}>;expires={}", c.uri, c.expires_at - now_s),
+            );
+        }
+        self.respond(clock, tx, resp);
+        self.update_gauges();
+        if added {
+            info!(extension = %ext, %from, "registered");
+            self.deliver_stored(clock, &ext);
+        }
+    }
+
+    fn update_gauges(&self) {
+        self.metrics
+            .registrations
+            .store(self.registry.count() as u64, Ordering::Relaxed);
+        self.metrics
+            .active_calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
+    }
+
+    // ---- addressing ----
+
+    /// Our address as seen from `peer`: the listener's IP if it is specific, else the source
+    /// address the kernel picks for that destination.
+    fn local_ip(&mut self, peer: SocketAddr) -> IpAddr {
+        let listen = self
+            .config
+            .listen
+            .iter()
+            .find(|l| l.addr.is_ipv4() == peer.is_ipv4())
+            .map(|l| l.addr.ip());
+        if let Some(ip) = listen.filter(|ip| !ip.is_unspecified()) {
+            return ip;
+        }
+        if let Some(ip) = self.local_ips.get(&peer.ip()) {
+            return *ip;
+        }
+        let bind: SocketAddr = if peer.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let ip = UdpSocket::bind(bind)
+            .and_then(|s| {
+                s.connect(peer)?;
+                s.local_addr()
+            })
+            .map(|a| a.ip())
+            .unwrap_or(bind.ip());
+        self.local_ips.insert(peer.ip(), ip);
+        ip
+    }
+
+    fn local_port(&self, peer: SocketAddr) -> u16 {
+        self.config
+            .listen
+            .iter()
+            .find(|l| l.addr.is_ipv4() == peer.is_ipv4())
+            .map_or(5060, |l| l.addr.port())
+    }
+
+    fn host_port(&mut self, peer: SocketAddr) -> String {
+        let ip = self.local_ip(peer);
+        let port = self.local_port(peer);
+        SocketAddr::new(ip, port).to_string()
+    }
+
+    fn add_via(&mut self, req: &mut Request, peer: SocketAddr) {
+        let branch = self.ep.new_branch();
+        let hp = self.host_port(peer);
+        req.headers.push_front(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {hp};branch={branch};rport"),
+        );
+    }
+
+    fn our_contact(&mut self, peer: SocketAddr) -> String {
+        format!("<sip:pbx@{}>", self.host_port(peer))
+    }
+
+    fn send(&mut self, clock: Clock, peer: SocketAddr, mut req: Request, usage: TxUse) {
+        self.add_via(&mut req, peer);
+        if !req.headers.contains(&HeaderName::ContentLength) && req.body.is_empty() {
+            req.headers.set(HeaderName::ContentLength, "0");
+        }
+        req.headers.push(HeaderName::UserAgent, USER_AGENT);
+        match self.ep.send_request(clock.now, peer, req) {
+            Ok(tx) => {
+                self.client_txs.insert(tx, usage);
+            }
+            Err(e) => warn!(error = %e, %peer, "request not sent"),
+        }
+    }
+
+    // ---- calls ----
+
+    fn on_invite(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+        let Some(caller) = self.authenticate(clock, tx, &req, true) else {
+            return;
+        };
+        let Some(callee) = req.uri.user().and_then(Extension::parse) else {
+            self.reply(clock, tx, &req, StatusCode::NOT_FOUND);
+            return;
+        };
+        match self.store.user_exists(&callee.0) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.reply(clock, tx, &req, StatusCode::NOT_FOUND);
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "user lookup failed");
+                self.reply(clock, tx, &req, StatusCode::SERVER_INTERNAL_ERROR);
+                return;
+            }
+        }
+        let call_id = req.headers.call_id().unwrap_or("").to_owned();
+        self.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
+        let contacts = self.registry.contacts(&callee, clock.unix_s());
+        if contacts.is_empty() {
+            self.reply(clock, tx, &req, StatusCode::TEMPORARILY_UNAVAILABLE);
+            self.writes.push(Write::Cdr(Cdr {
+                call_id,
+                caller: caller.0,
+                callee: callee.0,
+                start_ms: clock.unix_ms,
+                answer_ms: None,
+                end_ms: clock.unix_ms,
+                duration_s: 0.0,
+                disposition: "unavailable".into(),
+            }));
+            return;
+        }
+        // Media: one relayed stream per m= line of the offer.
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            match Sdp::parse(&req.body) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    self.reply(clock, tx, &req, StatusCode::NOT_ACCEPTABLE_HERE);
+                    return;
+                }
+            }
+        };
+        let callee_v6 = contacts[0].source.is_ipv6();
+        let mut media = Vec::new();
+        if let Some(offer) = &offer {
+            for (i, m) in offer.media.iter().enumerate() {
+                if m.port == 0 {
+                    media.push(None);
+                    continue;
+                }
+                match self.relay.allocate(from.is_ipv6(), callee_v6) {
+                    Ok(s) => {
+                        let target = media_target(offer, i);
+                        s.set_targets(|t| t.caller = target);
+                        media.push(Some(s));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "no relay ports for a call");
+                        for s in media.into_iter().flatten() {
+                            self.relay.release(s);
+                        }
+                        self.reply(clock, tx, &req, StatusCode::SERVICE_UNAVAILABLE);
+                        return;
+                    }
+                }
+            }
+        }
+        let key = self.next_call;
+        self.next_call += 1;
+        let b_call_id = self.ep.new_call_id();
+        let b_tag = self.ep.new_tag();
+        let display = self
+            .store
+            .users()
+            .ok()
+            .and_then(|u| u.into_iter().find(|u| u.extension == caller))
+            .map(|u| u.name)
+            .filter(|n| !n.is_empty());
+        let domain = self.config.domain.clone();
+        let mut from_hdr = format!("<sip:{caller}@{domain}>;tag={b_tag}");
+        if let Some(name) = display {
+            from_hdr = format!("\"{}\" {from_hdr}", name.replace(['"', '\\'], ""));
+        }
+        let mut call = Call {
+            call_id: call_id.clone(),
+            caller: caller.clone(),
+            callee: callee.clone(),
+            start_ms: clock.unix_ms,
+            answer_ms: None,
+            caller_peer: from,
+            caller_invite: req.clone(),
+            caller_tx: tx,
+            our_tag: self.ep.new_tag(),
+            caller_dialog: None,
+            b_call_id: b_call_id.clone(),
+            forks: Vec::new(),
+            callee_dialog: None,
+            callee_peer: None,
+            media,
+            best_failure: None,
+            pending_2xx: None,
+            reinvite: None,
+        };
+        for c in contacts {
+            let mut inv = Request::new(Method::Invite, c.uri.clone());
+            inv.headers.push(HeaderName::From, from_hdr.as_str());
+            inv.headers
+                .push(HeaderName::To, format!("<sip:{callee}@{domain}>"));
+            inv.headers.push(HeaderName::CallId, b_call_id.as_str());
+            inv.headers.push(HeaderName::CSeq, "1 INVITE");
+            let contact = self.our_contact(c.source);
+            inv.headers.push(HeaderName::Contact, contact);
+            inv.headers.push(HeaderName::Allow, ALLOW);
+            if let Some(offer) = &offer {
+                let mut sdp = offer.clone();
+                let ports: Vec<u16> = call
+                    .media
+                    .iter()
+                    .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
+                    .collect();
+                let ip = self.local_ip(c.source);
+                sdp.rewrite_for_relay(ip, &ports);
+                inv.set_body("application/sdp", sdp.to_bytes());
+            }
+            let mut sent = inv.clone();
+            self.add_via(&mut sent, c.source);
+            sent.headers.set(HeaderName::MaxForwards, "70");
+            sent.headers.push(HeaderName::UserAgent, USER_AGENT);
+            match self.ep.send_request(clock.now, c.source, sent.clone()) {
+                Ok(ftx) => {
+                    self.client_txs.insert(ftx, TxUse::Fork { call: key });
+                    call.forks.push(Fork {
+                        tx: ftx,
+                        peer: c.source,
+                        request: sent,
+                        state: ForkState::Pending,
+                    });
+                }
+                Err(e) => warn!(error = %e, "fork not sent"),
+            }
+        }
+        info!(%caller, %callee, forks = call.forks.len(), "call started");
+        self.writes.push(Write::LiveCall(LiveCall {
+            call_id: call_id.clone(),
+            caller: caller.0.clone(),
+            callee: callee.0.clone(),
+            start_ms: clock.unix_ms,
+            answer_ms: None,
+            state: "ringing".into(),
+        }));
+        self.by_call_id.insert(call_id, (key, Side::Caller));
+        self.by_call_id.insert(b_call_id, (key, Side::Callee));
+        self.server_invites.insert(tx, key);
+        self.calls.insert(key, call);
+        self.update_gauges();
+        if self.calls.get(&key).is_some_and(|c| c.forks.is_empty()) {
+            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
+            self.end_call(clock, key, "unavailable");
+        }
+    }
+
+    /// The SDP rewritten for `side` (the side that will receive it).
+    fn sdp_for(&mut self, key: CallKey, body: &[u8], to: Side, peer: SocketAddr) -> Option<Bytes> {
+        let mut sdp = Sdp::parse(body).ok()?;
+        let ip = self.local_ip(peer);
+        let call = self.calls.get(&key)?;
+        // Record where the sending side wants media (SDP); latching may refine it.
+        let from = to.other();
+        for (i, m) in call.media.iter().enumerate() {
+            if let Some(s) = m {
+                let target = media_target(&sdp, i);
+                if target.is_some() {
+                    s.set_targets(|t| match from {
+                        Side::Caller => t.caller = target,
+                        Side::Callee => t.callee = target,
+                    });
+                }
+            }
+        }
+        let ports: Vec<u16> = call
+            .media
+            .iter()
+            .map(|m| {
+                m.as_ref().map_or(0, |s| match to {
+                    Side::Caller => s.caller_port,
+                    Side::Callee => s.callee_port,
+                })
+            })
+            .collect();
+        sdp.rewrite_for_relay(ip, &ports);
+        Some(Bytes::from(sdp.to_bytes()))
+    }
+
+    fn on_response(&mut self, clock: Clock, tx: TxId, resp: Response) {
+        let Some(usage) = self.client_txs.get(&tx) else {
+            return;
+        };
+        match usage {
+            TxUse::Fork { call } => {
+                let call = *call;
+                self.on_fork_response(clock, call, tx, resp);
+            }
+            TxUse::Orphan { request, peer } => {
+                if resp.status.is_success() {
+                    let (request, peer) = (request.as_ref().clone(), *peer);
+                    self.ack_and_bye(clock, &request, &resp, peer);
+                }
+            }
+            TxUse::ReInvite { call } => {
+                let call = *call;
+                self.on_reinvite_response(clock, call, tx, resp);
+            }
+            TxUse::Message { id } => {
+                if resp.status.is_success() {
+                    let id = *id;
+                    self.writes.push(Write::DeleteMessage(id));
+                    self.client_txs.remove(&tx);
+                }
+            }
+            TxUse::Other => {}
+        }
+    }
+
+    fn ack_and_bye(&mut self, clock: Clock, request: &Request, resp: &Response, peer: SocketAddr) {
+        if let Ok(mut d) = Dialog::uac(request, resp) {
+            let seq = request.headers.cseq().map(|c| c.seq).unwrap_or(1);
+            let mut ack = d.ack(seq);
+            self.add_via(&mut ack, peer);
+            ack.headers.set(HeaderName::ContentLength, "0");
+            self.ep.send_stateless(peer, &Message::Request(ack));
+            let bye = d.request(Method::Bye);
+            self.send(clock, peer, bye, TxUse::Other);
+        }
+    }
+
+    fn on_fork_response(&mut self, clock: Clock, key: CallKey, tx: TxId, resp: Response) {
+        let status = resp.status;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(fi) = call.forks.iter().position(|f| f.tx == tx) else {
+            return;
+        };
+        let peer = call.forks[fi].peer;
+        if status.is_provisional() {
+            if status.0 == 100 || call.answered() {
+                return;
+            }
+            let a_req = call.caller_invite.clone();
+            let a_tx = call.caller_tx;
+            let a_peer = call.caller_peer;
+            let tag = call.our_tag.clone();
+            let mut r = Response::for_request(&a_req, status, Some(&tag));
+            r.reason = resp.reason.clone();
+            let contact = self.our_contact(a_peer);
+            r.headers.push(HeaderName::Contact, contact);
+            if !resp.body.is_empty() {
+                if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
+                    r.set_body("application/sdp", body);
+                }
+            }
+            self.respond(clock, a_tx, r);
+            return;
+        }
+        if status.is_success() {
+            if call.answered() || call.forks[fi].state == ForkState::Done {
+                // Another fork won, or a 2xx retransmission: ACK (and BYE a loser).
+                let request = call.forks[fi].request.clone();
+                let winner = call.callee_peer == Some(peer)
+                    && call.callee_dialog.as_ref().is_some_and(|d| {
+                        resp.headers
+                            .to()
+                            .ok()
+                            .and_then(|t| t.tag().map(str::to_owned))
+                            .as_deref()
+                            == Some(d.id.remote_tag.as_str())
+                    });
+                let ack = call.callee_dialog.as_ref().map(|d| d.ack(1));
+                if winner {
+                    if let Some(mut ack) = ack {
+                        self.add_via(&mut ack, peer);
+                        ack.headers.set(HeaderName::ContentLength, "0");
+                        self.ep.send_stateless(peer, &Message::Request(ack));
+                    }
+                } else {
+                    self.ack_and_bye(clock, &request, &resp, peer);
+                }
+                return;
+            }
+            call.forks[fi].state = ForkState::Done;
+            let request = call.forks[fi].request.clone();
+            let Ok(dialog) = Dialog::uac(&request, &resp) else {
+                warn!("callee 2xx without a usable dialog; hanging up");
+                self.ack_and_bye(clock, &request, &resp, peer);
+                return;
+            };
+            let mut ack = dialog.ack(1);
+            call.callee_dialog = Some(dialog);
+            call.callee_peer = Some(peer);
+            call.answer_ms = Some(clock.unix_ms);
+            let a_req = call.caller_invite.clone();
+            let a_tx = call.caller_tx;
+            let a_peer = call.caller_peer;
+            let tag = call.our_tag.clone();
+            let (call_id, caller, callee, start_ms) = (
+                call.call_id.clone(),
+                call.caller.0.clone(),
+                call.callee.0.clone(),
+                call.start_ms,
+            );
+            self.add_via(&mut ack, peer);
+            ack.headers.set(HeaderName::ContentLength, "0");
+            self.ep.send_stateless(peer, &Message::Request(ack));
+            self.cancel_forks(clock, key);
+            let mut r = Response::for_request(&a_req, StatusCode::OK, Some(&tag));
+            let contact = self.our_contact(a_peer);
+            r.headers.push(HeaderName::Contact, contact);
+            r.headers.push(HeaderName::Allow, ALLOW);
+            if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
+                r.set_body("application/sdp", body);
+            }
+            r.headers.push(HeaderName::Server, USER_AGENT);
+            if r.body.is_empty() {
+                r.headers.set(HeaderName::ContentLength, "0");
+            }
+            let bytes = Message::Response(r.clone());
+            if let Ok(d) = Dialog::uas(&a_req, &r) {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.caller_dialog = Some(d);
+                }
+            }
+            if let Err(e) = self.ep.respond(clock.now, a_tx, r) {
+                debug!(error = %e, "200 to caller not sent");
+            }
+            self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id,
+                caller,
+                callee,
+                start_ms,
+                answer_ms: Some(clock.unix_ms),
+                state: "answered".into(),
+            }));
+            info!(call = key, "call answered");
+            return;
+        }
+        // A failure from this fork.
+        call.forks[fi].state = ForkState::Done;
+        let rank = |s: StatusCode| match s.0 {
+            486 | 600 => 0,
+            603 => 1,
+            480 => 3,
+            _ => 2,
+        };
+        if call.best_failure.map_or(true, |b| rank(status) < rank(b)) {
+            call.best_failure = Some(status);
+        }
+        if call.answered() || call.forks.iter().any(|f| f.state == ForkState::Pending) {
+            return;
+        }
+        let final_status = call
+            .best_failure
+            .unwrap_or(StatusCode::TEMPORARILY_UNAVAILABLE);
+        self.fail_caller(clock, key, final_status);
+        let disposition = match final_status.0 {
+            486 | 600 => "busy",
+            603 => "declined",
+            408 | 480 => "unavailable",
+            _ => "failed",
+        };
+        self.end_call(clock, key, disposition);
+    }
+
+    fn fail_caller(&mut self, clock: Clock, key: CallKey, status: StatusCode) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let r = Response::for_request(&call.caller_invite, status, Some(&call.our_tag));
+        let tx = call.caller_tx;
+        self.respond(clock, tx, r);
+    }
+
+    /// CANCELs every fork still pending; their late answers are handled as orphans.
+    fn cancel_forks(&mut self, clock: Clock, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let pending: Vec<(TxId, Request, SocketAddr)> = call
+            .forks
+            .iter_mut()
+            .filter(|f| f.state == ForkState::Pending)
+            .map(|f| {
+                f.state = ForkState::Done;
+                (f.tx, f.request.clone(), f.peer)
+            })
+            .collect();
+        for (tx, request, peer) in pending {
+            self.client_txs.insert(
+                tx,
+                TxUse::Orphan {
+                    request: Box::new(request),
+                    peer,
+                },
+            );
+            match self.ep.cancel(clock.now, tx) {
+                Ok(ctx) => {
+                    self.client_txs.insert(ctx, TxUse::Other);
+                }
+                Err(e) => debug!(error = %e, "CANCEL not sent"),
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, clock: Clock, tx: TxId, req: &Request, cancels: Option<TxId>) {
+        let Some(key) = cancels.and_then(|t| self.server_invites.get(&t).copied()) else {
+            self.reply(clock, tx, req, StatusCode::CALL_DOES_NOT_EXIST);
+            return;
+        };
+        self.reply(clock, tx, req, StatusCode::OK);
+        if self.calls.get(&key).is_some_and(|c| !c.answered()) {
+            self.fail_caller(clock, key, StatusCode::REQUEST_TERMINATED);
+            self.cancel_forks(clock, key);
+            self.end_call(clock, key, "cancelled");
+        }
+    }
+
+    fn on_timeout(&mut self, clock: Clock, tx: TxId) {
+        match self.client_txs.remove(&tx) {
+            Some(TxUse::Fork { call }) => {
+                let r = Response::new(StatusCode::REQUEST_TIMEOUT);
+                // Feed a synthetic 408 through the fork logic.
+                self.client_txs.insert(tx, TxUse::Fork { call });
+                self.on_fork_response(clock, call, tx, r);
+            }
+            Some(TxUse::ReInvite { call }) => {
+                if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
+                    let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);
+                    self.respond(clock, ri.server_tx, r);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_2xx(&mut self, clock: Clock, key: CallKey, side: Side, msg: Message, to: SocketAddr) {
+        let t1 = Duration::from_millis(500);
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.pending_2xx = Some(Pending2xx {
+                side,
+                msg,
+                to,
+                next: clock.now + t1,
+                interval: t1,
+                deadline: clock.now + t1 * 64,
+            });
+        }
+    }
+
+    fn retransmit_2xx(&mut self, clock: Clock) {
+        let mut give_up = Vec::new();
+        let mut sends = Vec::new();
+        for (key, c) in self.calls.iter_mut() {
+            let Some(p) = &mut c.pending_2xx else {
+                continue;
+            };
+            if p.next > clock.now {
+                continue;
+            }
+            if clock.now >= p.deadline {
+                give_up.push(*key);
+                continue;
+            }
+            sends.push((p.to, p.msg.clone()));
+            p.interval = (p.interval * 2).min(Duration::from_secs(4));
+            p.next = clock.now + p.interval;
+        }
+        for (to, msg) in sends {
+            self.ep.send_stateless(to, &msg);
+        }
+        for key in give_up {
+            warn!(call = key, "no ACK for our 2xx; hanging up");
+            self.send_bye(clock, key, Side::Caller);
+            self.send_bye(clock, key, Side::Callee);
+            self.end_call(clock, key, "answered");
+        }
+    }
+
+    fn on_ack(&mut self, req: &Request) {
+        let Ok(cid) = req.headers.call_id() else {
+            return;
+        };
+        let Some((key, side)) = self.by_call_id.get(cid).copied() else {
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&key) {
+            if c.pending_2xx.as_ref().is_some_and(|p| p.side == side) {
+                c.pending_2xx = None;
+            }
+        }
+    }
+
+    fn send_bye(&mut self, clock: Clock, key: CallKey, side: Side) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let peer = call.peer(side);
+        let Some(bye) = call.dialog(side).map(|d| d.request(Method::Bye)) else {
+            return;
+        };
+        if let Some(peer) = peer {
+            self.send(clock, peer, bye, TxUse::Other);
+        }
+    }
+
+    fn on_in_dialog(&mut self, clock: Clock, tx: TxId, req: Request) {
+        let key_side = req
+            .headers
+            .call_id()
+            .ok()
+            .and_then(|cid| self.by_call_id.get(cid).copied());
+        let Some((key, side)) = key_side else {
+            self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
+            return;
+        };
+        if let Some(d) = self.calls.get_mut(&key).and_then(|c| c.dialog(side)) {
+            if d.on_request(&req).is_err() {
+                self.reply(clock, tx, &req, StatusCode::SERVER_INTERNAL_ERROR);
+                return;
+            }
+        }
+        match req.method {
+            Method::Bye => {
+                self.reply(clock, tx, &req, StatusCode::OK);
+                self.send_bye(clock, key, side.other());
+                self.end_call(clock, key, "answered");
+            }
+            Method::Invite => self.on_reinvite(clock, key, side, tx, req),
+            _ => self.reply(clock, tx, &req, StatusCode::OK),
+        }
+    }
+
+    fn on_reinvite(&mut self, clock: Clock, key: CallKey, side: Side, tx: TxId, req: Request) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.reinvite.is_some() || call.pending_2xx.is_some() {
+            // RFC 3261 §14.2: one INVITE at a time per dialog.
+            let mut r = Response::for_request(&req, StatusCode(491), None);
+            r.reason = "Request Pending".into();
+            self.respond(clock, tx, r);
+            return;
+        }
+        let other = side.other();
+        let Some(peer) = call.peer(other) else {
+            self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
+            return;
+        };
+        let Some(mut inv) = call.dialog(other).map(|d| d.request(Method::Invite)) else {
+            self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
+            return;
+        };
+        call.reinvite = Some(ReInvite {
+            from: side,
+            server_tx: tx,
+            request: req.clone(),
+        });
+        let contact = self.our_contact(peer);
+        inv.headers.push(HeaderName::Contact, contact);
+        if !req.body.is_empty() {
+            if let Some(body) = self.sdp_for(key, &req.body, other, peer) {
+                inv.set_body("application/sdp", body);
+            }
+        }
+        self.send(clock, peer, inv, TxUse::ReInvite { call: key });
+    }
+
+    fn on_reinvite_response(&mut self, clock: Clock, key: CallKey, tx: TxId, resp: Response) {
+        if resp.status.is_provisional() {
+            return;
+        }
+        self.client_txs.remove(&tx);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(ri) = call.reinvite.take() else {
+            return;
+        };
+        let to_side = ri.from;
+        let answering = to_side.other();
+        let peer_answering = call.peer(answering);
+        let seq = resp.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let ack = match (
+            resp.status.is_success(),
+            call.dialog(answering),
+            peer_answering,
+        ) {
+            (true, Some(d), Some(peer)) => {
+                d.on_refresh_response(&resp);
+                Some((d.ack(seq), peer))
+            }
+            _ => None,
+        };
+        if let Some((mut ack, peer)) = ack {
+            self.add_via(&mut ack, peer);
+            ack.headers.set(HeaderName::ContentLength, "0");
+            self.ep.send_stateless(peer, &Message::Request(ack));
+        }
+        let Some(peer) = self.calls.get(&key).and_then(|c| c.peer(to_side)) else {
+            return;
+        };
+        let tag = ri
+            .request
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned));
+        let mut r = Response::for_request(&ri.request, resp.status, tag.as_deref());
+        r.reason = resp.reason.clone();
+        let contact = self.our_contact(peer);
+        r.headers.push(HeaderName::Contact, contact);
+        if !resp.body.is_empty() {
+            if let Some(body) = self.sdp_for(key, &resp.body, to_side, peer) {
+                r.set_body("application/sdp", body);
+            }
+        }
+        r.headers.push(HeaderName::Server, USER_AGENT);
+        if r.body.is_empty() {
+            r.headers.set(HeaderName::ContentLength, "0");
+        }
+        let bytes = Message::Response(r.clone());
+        let success = r.status.is_success();
+        if let Err(e) = self.ep.respond(clock.now, ri.server_tx, r) {
+            debug!(error = %e, "re-INVITE answer not sent");
+        }
+        if success {
+            self.start_2xx(clock, key, to_side, bytes, peer);
+        }
+    }
+
+    /// Removes a call, frees its media and writes its CDR.
+    fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.by_call_id.remove(&call.call_id);
+        self.by_call_id.remove(&call.b_call_id);
+        self.server_invites.remove(&call.caller_tx);
+        for s in call.media.into_iter().flatten() {
+            self.relay.release(s);
+        }
+        let duration_s = call
+            .answer_ms
+            .map_or(0.0, |a| (clock.unix_ms - a).max(0) as f64 / 1000.0);
+        let disposition = if call.answer_ms.is_some() {
+            "answered"
+        } else {
+            disposition
+        };
+        info!(call = key, caller = %call.caller, callee = %call.callee, disposition, duration_s, "call ended");
+        self.writes.push(Write::EndLiveCall(call.call_id.clone()));
+        self.writes.push(Write::Cdr(Cdr {
+            call_id: call.call_id,
+            caller: call.caller.0,
+            callee: call.callee.0,
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms: clock.unix_ms,
+            duration_s,
+            disposition: disposition.to_owned(),
+        }));
+        self.update_gauges();
+    }
+
+    // ---- instant messages ----
+
+    fn on_message(&mut self, clock: Clock, tx: TxId, req: &Request) {
+        let Some(sender) = self.authenticate(clock, tx, req, true) else {
+            return;
+        };
+        let Some(target) = req.uri.user().and_then(Extension::parse) else {
+            self.reply(clock, tx, req, StatusCode::NOT_FOUND);
+            return;
+        };
+        if !self.store.user_exists(&target.0).unwrap_or(false) {
+            self.reply(clock, tx, req, StatusCode::NOT_FOUND);
+            return;
+        }
+        let msg = StoredMessage {
+            id: self.next_message_id,
+            sender: sender.0.clone(),
+            recipient: target.clone(),
+            content_type: req
+                .headers
+                .content_type()
+                .unwrap_or("text/plain")
+                .to_owned(),
+            body: req.body.to_vec(),
+        };
+        self.next_message_id += 1;
+        self.metrics.messages_total.fetch_add(1, Ordering::Relaxed);
+        // Stored first, deleted when a device answers 2xx: a crash never loses it.
+        self.writes.push(Write::StoreMessage(msg.clone()));
+        self.reply(clock, tx, req, StatusCode(202));
+        let contacts = self.registry.contacts(&target, clock.unix_s());
+        for c in contacts {
+            self.forward_message(clock, &msg, &c);
+        }
+    }
+
+    fn forward_message(&mut self, clock: Clock, msg: &StoredMessage, c: &Contact) {
+        let domain = self.config.domain.clone();
+        let mut m = Request::new(Method::Message, c.uri.clone());
+        let tag = self.ep.new_tag();
+        m.headers.push(
+            HeaderName::From,
+            format!("<sip:{}@{domain}>;tag={tag}", msg.sender),
+        );
+        m.headers
+            .push(HeaderName::To, format!("<sip:{}@{domain}>", msg.recipient));
+        let cid = self.ep.new_call_id();
+        m.headers.push(HeaderName::CallId, cid);
+        m.headers.push(HeaderName::CSeq, "1 MESSAGE");
+        m.set_body(&msg.content_type, msg.body.clone());
+        self.send(clock, c.source, m, TxUse::Message { id: msg.id });
+    }
+
+    fn deliver_stored(&mut self, clock: Clock, ext: &Extension) {
+        let msgs = match self.store.messages_for(ext) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "stored messages not read");
+                return;
+            }
+        };
+        if msgs.is_empty() {
+            return;
+        }
+        let contacts = self.registry.contacts(ext, clock.unix_s());
+        info!(extension = %ext, count = msgs.len(), "delivering stored messages");
+        for m in &msgs {
+            for c in &contacts {
+                self.forward_message(clock, m, c);
+            }
+        }
+    }
+}
+
+/// The RTP address an SDP asks for in media section `i`, if it names a real one.
+fn media_target(sdp: &Sdp, i: usize) -> Option<SocketAddr> {
+    let m = sdp.media.get(i)?;
+    let c = sdp.media_connection(i)?;
+    if c.is_null() || m.port == 0 {
+        return None;
+    }
+    let ip: IpAddr = c.address.parse().ok()?;
+    Some(SocketAddr::new(ip, m.port))
+}

@@ -1,0 +1,284 @@
+//! The daemon's event loop: sockets, timers and signals around the sans-IO [`Pbx`].
+//!
+//! One reader task per SIP socket forwards datagrams into one channel; one loop owns the
+//! [`Pbx`]: packet → `handle_datagram`; timer → `handle_timeout`; then `flush` (one SQLite
+//! transaction for the batch) and only then the datagrams to send; one sleep re-armed at
+//! `poll_timeout`. SIGHUP reloads the config (a bad file is logged and the old one keeps
+//! serving); SIGTERM/SIGINT stop gracefully. `/metrics` is a tiny HTTP/1.0 responder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, ListenTransport};
+use crate::core::{Clock, Metrics, Pbx, PbxInit};
+use crate::store::Store;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("could not listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no UDP listener configured in sip.listen")]
+    NoUdp,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("could not create {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no randomness from the kernel: {0}")]
+    Random(String),
+}
+
+pub fn clock() -> Clock {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Clock {
+        now: Instant::now(),
+        unix_ms,
+    }
+}
+
+fn random_secret() -> Result<[u8; 32], DaemonError> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).map_err(|e| DaemonError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+fn bind_sip_udp(addr: SocketAddr) -> Result<UdpSocket, DaemonError> {
+    let err = |source| DaemonError::Bind {
+        what: "SIP UDP",
+        addr,
+        source,
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(err)?;
+    }
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(4 << 20);
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    UdpSocket::from_std(sock.into()).map_err(err)
+}
+
+/// Opens the database, creating its directory if needed.
+pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
+    if let Some(dir) = config
+        .database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DaemonError::StateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    Ok(Store::open(&config.database)?)
+}
+
+struct Inbound {
+    from: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
+    for l in &config.listen {
+        match l.transport {
+            ListenTransport::Udp => {
+                sockets.push(Arc::new(bind_sip_udp(l.addr)?));
+                info!(listen = %l, "listening");
+            }
+            ListenTransport::Tcp | ListenTransport::Tls => {
+                warn!(listen = %l, "TCP and TLS transports are not implemented yet; skipped")
+            }
+        }
+    }
+    if sockets.is_empty() {
+        return Err(DaemonError::NoUdp.into());
+    }
+    let metrics = Arc::new(Metrics::default());
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: "metrics",
+            addr: config.metrics_listen,
+            source,
+        })?;
+    tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
+    let secret = random_secret()?;
+    let mut seed_bytes = [0u8; 8];
+    getrandom::getrandom(&mut seed_bytes).map_err(|e| DaemonError::Random(e.to_string()))?;
+    let mut pbx = Pbx::new(PbxInit {
+        config: config.clone(),
+        store,
+        metrics: metrics.clone(),
+        secret,
+        seed: u64::from_le_bytes(seed_bytes),
+        clock: clock(),
+    })?;
+
+    let (tx, mut rx) = mpsc::channel::<Inbound>(8192);
+    for s in &sockets {
+        let s = s.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let pkt = Inbound {
+                            from,
+                            bytes: buf[..n].to_vec(),
+                        };
+                        if tx.send(pkt).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "SIP socket receive error"),
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    info!(domain = %config.domain, "kentongan-pbx ready");
+    let send_socket = |to: &SocketAddr| {
+        sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4()))
+    };
+    loop {
+        let deadline = tokio::time::Instant::from_std(pbx.poll_timeout());
+        let stop = tokio::select! {
+            pkt = rx.recv() => {
+                let Some(pkt) = pkt else { break };
+                let c = clock();
+                pbx.handle_datagram(c, pkt.from, &pkt.bytes);
+                // Batch what is already queued into the same transaction.
+                for _ in 0..256 {
+                    match rx.try_recv() {
+                        Ok(p) => pbx.handle_datagram(c, p.from, &p.bytes),
+                        Err(_) => break,
+                    }
+                }
+                false
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                pbx.handle_timeout(clock());
+                false
+            }
+            _ = hup.recv() => {
+                reload(&mut pbx, config_path);
+                false
+            }
+            _ = term.recv() => true,
+            _ = int.recv() => true,
+        };
+        if stop {
+            info!("stopping: ending calls");
+            pbx.shutdown(clock());
+        }
+        if let Err(e) = pbx.flush(clock()) {
+            error!(error = %e, "database write failed; answers of this batch dropped");
+            while pbx.poll_transmit().is_some() {}
+            continue;
+        }
+        while let Some(t) = pbx.poll_transmit() {
+            match send_socket(&t.to) {
+                Some(s) => {
+                    if let Err(e) = s.send_to(&t.bytes, t.to).await {
+                        warn!(to = %t.to, error = %e, "send failed");
+                    }
+                }
+                None => warn!(to = %t.to, "no socket of that address family"),
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn reload(pbx: &mut Pbx, path: &Path) {
+    let loaded = std::fs::read_to_string(path)
+        .map_err(|e| format!("could not read {}: {e}", path.display()))
+        .and_then(|t| Config::from_toml(&t).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(cfg) => {
+            let secret = match random_secret() {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "reload failed; keeping the old configuration");
+                    return;
+                }
+            };
+            let restart = pbx.reload(cfg, secret, clock());
+            if restart.is_empty() {
+                info!(config = %path.display(), "configuration reloaded");
+            } else {
+                warn!(keys = ?restart, "configuration reloaded; these keys take effect at the next restart");
+            }
+        }
+        Err(e) => {
+            error!(config = %path.display(), error = %e, "reload failed; keeping the old configuration")
+        }
+    }
+}
+
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "see /metrics\n".to_owned())
+            };
+            let resp = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,31 @@
+//! Kentongan's PBX daemon library: everything `kentongan-pbx` does, minus argument parsing.
+//!
+//! **Owns**: the configuration file ([`config::Config`], one validator, errors naming dotted
+//! keys), storage ([`store::Store`]: users with digest HA1 only, registrations, stored IMs,
+//! CDRs, live calls; SQLite in WAL mode with one writer), the PBX logic ([`core::Pbx`]:
+//! registrar, B2BUA calls with forking, CANCEL, BYE, re-INVITE, IM store-and-forward, CDRs),
+//! the RTP relay ([`media::Relay`], one tokio task per relayed stream) and the daemon's event
+//! loop ([`daemon::run`]: sockets, timers, signals, `/metrics`).
+//!
+//! **Does not**: parse or build SIP by hand (that is `kentongan-sip`, which stays sans-IO),
+//! transcode media, or talk to the firewall (issue 7 adds bans behind the auth-failure path in
+//! [`core::Pbx`]).
+//!
+//! **Principal types**: [`config::Config`], [`store::Store`], [`store::Extension`],
+//! [`store::Binding`], [`store::Write`], [`core::Pbx`], [`core::Registry`],
+//! [`core::Contact`], [`core::Metrics`], [`media::Relay`], [`media::MediaStream`].
+//!
+//! ```
+//! let config = kentongan_pbx::config::Config::from_toml(
+//!     "[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:127.0.0.1:5060\"]\n",
+//! )?;
+//! assert_eq!(config.rtp_ports.low, 10000);
+//! # Ok::<(), kentongan_pbx::config::ConfigError>(())
+//! ```
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod media;
+pub mod store;

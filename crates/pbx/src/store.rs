@@ -1,0 +1,534 @@
+//! SQLite storage: users (digest HA1 only), registrations, stored IMs, CDRs and live calls.
+//!
+//! One [`Store`] per process. In the daemon it is the single writer: the core loop gathers the
+//! writes of one batch of packets into one transaction ([`Store::apply`]) and sends the answers
+//! only after it commits, so a `kill -9` loses no acknowledged registration. WAL mode lets the
+//! CLI read (and add users) while the daemon runs. Every statement is parameterized.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use kentongan_sip::auth::StoredHa1;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not open the database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("extension {0} already exists")]
+    UserExists(String),
+    #[error("extension {0} does not exist")]
+    NoSuchUser(String),
+}
+
+/// An extension number, e.g. "201": the SIP user part and the digest username.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Extension(pub String);
+
+impl Extension {
+    /// Accepts 1–32 characters of digits, letters, '.', '-', '_'.
+    pub fn parse(s: &str) -> Option<Extension> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        ok.then(|| Extension(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user as listed; the HA1 values never leave the store except for verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub extension: Extension,
+    pub name: String,
+}
+
+/// One registered contact binding, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub extension: Extension,
+    /// The Contact URI as the phone wrote it.
+    pub contact: String,
+    /// Where the REGISTER came from (what we send to: NAT-friendly).
+    pub source: String,
+    pub transport: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+/// A stored instant message waiting for its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub sender: String,
+    pub recipient: Extension,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// One call attempt, written when the call ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cdr {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Unix milliseconds.
+    pub start_ms: i64,
+    pub answer_ms: Option<i64>,
+    pub end_ms: i64,
+    pub duration_s: f64,
+    pub disposition: String,
+}
+
+/// A call in progress, as mirrored for `kentongan-pbx calls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveCall {
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub start_ms: i64,
+    pub answer_ms: Option<i64>,
+    pub state: String,
+}
+
+/// A write the daemon batches into one transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    UpsertBinding(Binding),
+    RemoveBinding {
+        extension: Extension,
+        contact: String,
+    },
+    RemoveBindings(Extension),
+    ExpireBindings {
+        now: i64,
+    },
+    StoreMessage(StoredMessage),
+    DeleteMessage(i64),
+    Cdr(Cdr),
+    LiveCall(LiveCall),
+    EndLiveCall(String),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    extension TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    ha1_md5 TEXT NOT NULL,
+    ha1_sha256 TEXT NOT NULL,
+    realm TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registrations (
+    extension TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    source TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    cseq INTEGER NOT NULL,
+    PRIMARY KEY (extension, contact)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_recipient ON messages (recipient);
+CREATE TABLE IF NOT EXISTS cdr (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    answer_ms INTEGER,
+    end_ms INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    disposition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS live_calls (
+    call_id TEXT PRIMARY KEY,
+    caller TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    answer_ms INTEGER,
+    state TEXT NOT NULL
+);
+";
+
+/// The database handle.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` in WAL mode.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        // WAL + synchronous=NORMAL: a committed transaction survives a process crash
+        // (kill -9); only a power loss can take the last commits.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store { conn })
+    }
+
+    // ---- users ----
+
+    /// Adds a user; only the HA1 values derived from `password` are stored.
+    pub fn add_user(
+        &self,
+        ext: &Extension,
+        name: &str,
+        realm: &str,
+        password: &str,
+    ) -> Result<(), StoreError> {
+        let ha1 = StoredHa1::from_password(&ext.0, realm, password);
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO users (extension, name, ha1_md5, ha1_sha256, realm)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                ext.0,
+                name,
+                ha1.md5.unwrap_or_default(),
+                ha1.sha256.unwrap_or_default(),
+                realm
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UserExists(ext.0.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn remove_user(&self, ext: &Extension) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM users WHERE extension = ?1", params![ext.0])?;
+        if n == 0 {
+            return Err(StoreError::NoSuchUser(ext.0.clone()));
+        }
+        self.conn.execute(
+            "DELETE FROM registrations WHERE extension = ?1",
+            params![ext.0],
+        )?;
+        Ok(())
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT extension, name FROM users ORDER BY extension")?;
+        let rows = st.query_map([], |r| {
+            Ok(User {
+                extension: Extension(r.get(0)?),
+                name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored HA1 of `ext` for `realm`; `None` for an unknown user (or another realm).
+    pub fn ha1(&self, ext: &str, realm: &str) -> Result<Option<StoredHa1>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT ha1_md5, ha1_sha256 FROM users WHERE extension = ?1 AND realm = ?2",
+        )?;
+        Ok(st
+            .query_row(params![ext, realm], |r| {
+                Ok(StoredHa1 {
+                    md5: Some(r.get(0)?),
+                    sha256: Some(r.get(1)?),
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn user_exists(&self, ext: &str) -> Result<bool, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM users WHERE extension = ?1")?;
+        Ok(st.exists(params![ext])?)
+    }
+
+    // ---- registrations, messages ----
+
+    /// Bindings that have not expired at `now` (unix seconds).
+    pub fn bindings(&self, now: i64) -> Result<Vec<Binding>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT extension, contact, source, transport, expires_at, call_id, cseq
+             FROM registrations WHERE expires_at > ?1 ORDER BY extension, contact",
+        )?;
+        let rows = st.query_map(params![now], |r| {
+            Ok(Binding {
+                extension: Extension(r.get(0)?),
+                contact: r.get(1)?,
+                source: r.get(2)?,
+                transport: r.get(3)?,
+                expires_at: r.get(4)?,
+                call_id: r.get(5)?,
+                cseq: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn messages_for(&self, ext: &Extension) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, sender, recipient, content_type, body FROM messages
+             WHERE recipient = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![ext.0], |r| {
+            Ok(StoredMessage {
+                id: r.get(0)?,
+                sender: r.get(1)?,
+                recipient: Extension(r.get(2)?),
+                content_type: r.get(3)?,
+                body: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Applies a batch of writes in one transaction.
+    pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        for w in writes {
+            match w {
+                Write::UpsertBinding(b) => {
+                    tx.prepare_cached(
+                        "INSERT INTO registrations
+                         (extension, contact, source, transport, expires_at, call_id, cseq)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (extension, contact) DO UPDATE SET
+                         source = excluded.source, transport = excluded.transport,
+                         expires_at = excluded.expires_at, call_id = excluded.call_id,
+                         cseq = excluded.cseq",
+                    )?
+                    .execute(params![
+                        b.extension.0,
+                        b.contact,
+                        b.source,
+                        b.transport,
+                        b.expires_at,
+                        b.call_id,
+                        b.cseq
+                    ])?;
+                }
+                Write::RemoveBinding { extension, contact } => {
+                    tx.prepare_cached(
+                        "DELETE FROM registrations WHERE extension = ?1 AND contact = ?2",
+                    )?
+                    .execute(params![extension.0, contact])?;
+                }
+                Write::RemoveBindings(ext) => {
+                    tx.prepare_cached("DELETE FROM registrations WHERE extension = ?1")?
+                        .execute(params![ext.0])?;
+                }
+                Write::ExpireBindings { now } => {
+                    tx.prepare_cached("DELETE FROM registrations WHERE expires_at <= ?1")?
+                        .execute(params![now])?;
+                }
+                Write::StoreMessage(m) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO messages
+                         (id, sender, recipient, content_type, body, created_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        m.id,
+                        m.sender,
+                        m.recipient.0,
+                        m.content_type,
+                        m.body,
+                        now_ms
+                    ])?;
+                }
+                Write::DeleteMessage(id) => {
+                    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                        .execute(params![id])?;
+                }
+                Write::Cdr(c) => {
+                    tx.prepare_cached(
+                        "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms,
+                         duration_s, disposition) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        c.call_id,
+                        c.caller,
+                        c.callee,
+                        c.start_ms,
+                        c.answer_ms,
+                        c.end_ms,
+                        c.duration_s,
+                        c.disposition
+                    ])?;
+                }
+                Write::LiveCall(l) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO live_calls
+                         (call_id, caller, callee, start_ms, answer_ms, state)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        l.call_id,
+                        l.caller,
+                        l.callee,
+                        l.start_ms,
+                        l.answer_ms,
+                        l.state
+                    ])?;
+                }
+                Write::EndLiveCall(id) => {
+                    tx.prepare_cached("DELETE FROM live_calls WHERE call_id = ?1")?
+                        .execute(params![id])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The highest message id in use (ids are assigned by the daemon, the single writer).
+    pub fn max_message_id(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Forgets live calls left by a previous run (they died with it).
+    pub fn clear_live_calls(&self) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM live_calls", [])?;
+        Ok(())
+    }
+
+    pub fn live_calls(&self) -> Result<Vec<LiveCall>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT call_id, caller, callee, start_ms, answer_ms, state FROM live_calls
+             ORDER BY start_ms",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(LiveCall {
+                call_id: r.get(0)?,
+                caller: r.get(1)?,
+                callee: r.get(2)?,
+                start_ms: r.get(3)?,
+                answer_ms: r.get(4)?,
+                state: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition
+             FROM cdr ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Cdr {
+                call_id: r.get(0)?,
+                caller: r.get(1)?,
+                callee: r.get(2)?,
+                start_ms: r.get(3)?,
+                answer_ms: r.get(4)?,
+                end_ms: r.get(5)?,
+                duration_s: r.get(6)?,
+                disposition: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "kentongan-pbx-store-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pbx.db");
+        (Store::open(&path).unwrap(), dir)
+    }
+
+    #[test]
+    fn users_store_ha1_only() {
+        let (s, dir) = temp_store();
+        let ext = Extension::parse("201").unwrap();
+        s.add_user(&ext, "Front desk", "pbx.local", "s3cret-pw")
+            .unwrap();
+        assert!(matches!(
+            s.add_user(&ext, "x", "pbx.local", "y"),
+            Err(StoreError::UserExists(_))
+        ));
+        let ha1 = s.ha1("201", "pbx.local").unwrap().unwrap();
+        assert_eq!(
+            ha1,
+            StoredHa1::from_password("201", "pbx.local", "s3cret-pw")
+        );
+        assert!(s.ha1("202", "pbx.local").unwrap().is_none());
+        drop(s);
+        let raw = std::fs::read(dir.join("pbx.db")).unwrap();
+        let wal = std::fs::read(dir.join("pbx.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(9).any(|w| w == b"s3cret-pw"));
+        }
+    }
+
+    #[test]
+    fn bindings_batch_and_expire() {
+        let (mut s, _dir) = temp_store();
+        let b = |c: &str, exp| {
+            Write::UpsertBinding(Binding {
+                extension: Extension("201".into()),
+                contact: c.into(),
+                source: "127.0.0.1:5062".into(),
+                transport: "udp".into(),
+                expires_at: exp,
+                call_id: "x".into(),
+                cseq: 1,
+            })
+        };
+        s.apply(&[b("sip:201@a", 100), b("sip:201@b", 200)], 0)
+            .unwrap();
+        assert_eq!(s.bindings(50).unwrap().len(), 2);
+        s.apply(&[Write::ExpireBindings { now: 150 }], 0).unwrap();
+        assert_eq!(s.bindings(0).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,63 @@
+//! Golden configuration cases: `config/ok/<case>.toml` must give `config/ok/<case>.json`,
+//! `config/fail/<case>.toml` must fail with exactly `config/fail/<case>.txt`.
+//! `KENTONGAN_BLESS=1 cargo test -p kentongan-pbx --test config_golden` rewrites expectations.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use kentongan_pbx::config::Config;
+
+fn summary(c: &Config) -> String {
+    let v = serde_json::json!({
+        "domain": c.domain,
+        "listen": c.listen.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+        "auth_algorithms": c.auth_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "rtp_ports": [c.rtp_ports.low, c.rtp_ports.high],
+        "database": c.database.display().to_string(),
+        "metrics_listen": c.metrics_listen.to_string(),
+    });
+    serde_json::to_string_pretty(&v).unwrap() + "\n"
+}
+
+fn cases(dir: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/config")
+        .join(dir);
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn golden() {
+    let bless = std::env::var_os("KENTONGAN_BLESS").is_some();
+    let mut failures = Vec::new();
+    for (dir, ok) in [("ok", true), ("fail", false)] {
+        for case in cases(dir) {
+            let text = std::fs::read_to_string(&case).unwrap();
+            let got = match (Config::from_toml(&text), ok) {
+                (Ok(c), true) => summary(&c),
+                (Err(e), false) => format!("{e}\n"),
+                (Ok(_), false) => "unexpectedly valid\n".to_owned(),
+                (Err(e), true) => format!("unexpected error: {e}\n"),
+            };
+            let expected_path = case.with_extension(if ok { "json" } else { "txt" });
+            if bless {
+                std::fs::write(&expected_path, &got).unwrap();
+                continue;
+            }
+            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+            if got != expected {
+                failures.push(format!(
+                    "{}:\n  expected: {expected:?}\n  got:      {got:?}",
+                    case.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
