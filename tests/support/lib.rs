@@ -48,3 +48,19 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn squashfs_cat(image: &Path, path: &str) -> String {
     run(Command::new("unsquashfs").arg("-cat").arg(image).arg(path))
 }
+
+/// The `kentongan` binary, built once per test process (debug profile, the workspace's target).
+pub fn kentongan_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            run(Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "kentongan"])
+                .current_dir(project_root()));
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| project_root().join("target"));
+            target.join("debug/kentongan")
+        })
+        .clone()
+}

@@ -344,6 +344,7 @@ impl Pipeline<'_> {
                         .map(|g| format!("--dpkgopt=path-exclude={g}")),
                 )
                 .arg("--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata")
+                .args(stages::initramfs_setup_hook(p.recipe).map(|h| format!("--setup-hook={h}")))
                 .arg("--skip=essential/unlink")
                 .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/")
                 .arg(format!(

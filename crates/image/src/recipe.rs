@@ -26,6 +26,9 @@ struct RecipeFile {
     #[serde(default)]
     path_exclude: Vec<String>,
     #[serde(default)]
+    initramfs_modules: Vec<String>,
+    initramfs_compress: Option<String>,
+    #[serde(default)]
     vars: toml::Table,
     #[serde(default)]
     binaries: Vec<BinaryFile>,
@@ -83,6 +86,11 @@ pub struct Recipe {
     pub compression: Compression,
     /// dpkg `path-exclude` globs: files packages ship that the image leaves out.
     pub path_exclude: Vec<String>,
+    /// When not empty, the initrd holds only these kernel modules (and what they need) instead
+    /// of initramfs-tools' "most": enough to find the live medium, much smaller and faster.
+    pub initramfs_modules: Vec<String>,
+    /// initramfs-tools `COMPRESS`, when the recipe chooses one.
+    pub initramfs_compress: Option<String>,
     pub vars: toml::Table,
     pub binaries: Vec<Binary>,
     /// sha256 of the recipe file's bytes.
@@ -383,6 +391,43 @@ fn check(
             ));
         }
     }
+    for (i, module) in file.initramfs_modules.iter().enumerate() {
+        let ok = !module.is_empty()
+            && module
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(invalid(
+                &format!("initramfs_modules[{i}]"),
+                format!("is `{module}`, which is not a kernel module name"),
+                "write module names as modprobe takes them, e.g. \"virtio_blk\"",
+            ));
+        }
+    }
+    if let Some(compress) = &file.initramfs_compress {
+        let tool_package = match compress.as_str() {
+            "gzip" => None,
+            "zstd" => Some("zstd"),
+            "xz" => Some("xz-utils"),
+            "lz4" => Some("lz4"),
+            other => {
+                return Err(invalid(
+                    "initramfs_compress",
+                    format!("is `{other}`, which initramfs-tools cannot use"),
+                    "use one of: gzip, zstd, xz, lz4",
+                ))
+            }
+        };
+        if let Some(needed) = tool_package {
+            if !packages.iter().any(|p| package_name(p) == needed) {
+                return Err(invalid(
+                    "initramfs_compress",
+                    format!("is `{compress}`, but `{needed}` is not in packages"),
+                    &format!("add \"{needed}\" to packages, or use gzip"),
+                ));
+            }
+        }
+    }
     if file.vars.contains_key("recipe") {
         return Err(invalid(
             "vars.recipe",
@@ -454,6 +499,8 @@ fn check(
         source_date_epoch: file.source_date_epoch,
         compression: file.compression,
         path_exclude: file.path_exclude,
+        initramfs_modules: file.initramfs_modules,
+        initramfs_compress: file.initramfs_compress,
         vars: file.vars,
         binaries,
         sha256,

@@ -124,6 +124,36 @@ find "$root/usr" -name '*.pyc' -delete
 find "$root/usr" -name __pycache__ -type d -empty -delete
 "#;
 
+/// The shell run before any package is installed when the recipe chooses initramfs modules or
+/// compression: initramfs-tools reads `conf.d/` and runs `hooks/` when the kernel is installed,
+/// so the first initrd is already the trimmed one.
+pub fn initramfs_setup_hook(recipe: &Recipe) -> Option<String> {
+    if recipe.initramfs_modules.is_empty() && recipe.initramfs_compress.is_none() {
+        return None;
+    }
+    let mut conf = String::new();
+    if !recipe.initramfs_modules.is_empty() {
+        conf.push_str("MODULES=list\n");
+    }
+    if let Some(compress) = &recipe.initramfs_compress {
+        conf.push_str(&format!("COMPRESS={compress}\n"));
+    }
+    let mut script = format!(
+        "set -e\nmkdir -p \"$1/etc/initramfs-tools/conf.d\" \"$1/etc/initramfs-tools/hooks\"\nprintf '{}' > \"$1/etc/initramfs-tools/conf.d/kentongan.conf\"\n",
+        conf.replace('\n', "\\n")
+    );
+    if !recipe.initramfs_modules.is_empty() {
+        let hook = format!(
+            "#!/bin/sh\n# Written by the Kentongan image builder: the modules a live boot needs.\n[ \"$1\" = prereqs ] && exit 0\n. /usr/share/initramfs-tools/hook-functions\nmanual_add_modules {}\n",
+            recipe.initramfs_modules.join(" ")
+        );
+        script.push_str(&format!(
+            "cat > \"$1/etc/initramfs-tools/hooks/kentongan-modules\" <<'KENTONGAN_EOF'\n{hook}KENTONGAN_EOF\nchmod 755 \"$1/etc/initramfs-tools/hooks/kentongan-modules\"\n"
+        ));
+    }
+    Some(script)
+}
+
 /// Paths dpkg leaves out of the base, to keep the image small.
 pub const DPKG_EXCLUDES: &[&str] = &[
     "path-exclude=/usr/share/doc/*",
@@ -151,6 +181,10 @@ pub fn compute_keys(
         .field("hook", BASE_CLEANUP_HOOK)
         .field("dpkg-excludes", DPKG_EXCLUDES.join("\n"))
         .field("path-exclude", recipe.path_exclude.join("\n"))
+        .field(
+            "initramfs",
+            initramfs_setup_hook(recipe).unwrap_or_default(),
+        )
         .field("epoch", &epoch);
     let base_rootfs = k.finish();
 

@@ -192,7 +192,7 @@ pub fn run_logged(
             source,
         })?;
     let _ = writeln!(log_file, "$ {}", describe(cmd));
-    let mut child = cmd
+    let mut child = with_parent_death_signal(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -271,6 +271,27 @@ pub fn run_logged(
             tail: tail.into(),
         })
     }
+}
+
+/// The same command, run through `setpriv --pdeathsig TERM`: if the builder dies, even by
+/// SIGKILL, its tools get SIGTERM and clean up (mmdebstrap unmounts its chroot) instead of
+/// running on as orphans that write into a folder the next build removes.
+fn with_parent_death_signal(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--pdeathsig", "TERM", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 fn describe(cmd: &Command) -> String {
