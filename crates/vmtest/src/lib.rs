@@ -1,0 +1,44 @@
+//! A QEMU boot-test harness for Kentongan images, in the spirit of the NixOS test driver.
+//!
+//! This crate owns starting a guest from an ISO ([`Machine::start`] with a [`MachineConfig`]:
+//! CD-ROM or USB stick, SeaBIOS or OVMF, extra disks, loopback port forwards), following its
+//! boot ([`Machine::wait_for_serial`], [`Machine::wait_for_unit`],
+//! [`Machine::wait_for_open_port`]), running commands in it through the test-only guest agent
+//! ([`Machine::succeed`], [`Machine::execute`]), [`Machine::screendump`] and
+//! [`Machine::shutdown`]; and the appliance's boot checks ([`checks::Check`]).
+//!
+//! It deliberately does not build images (that is `kentongan-image`), draw progress, or decide
+//! what a failure means for CI: it returns a [`VmError`] naming the failed step and the serial
+//! log. Only binaries and tests use it.
+//!
+//! Guests run under TCG unless a probe proves KVM works ([`Accel::Auto`]); every timeout is
+//! written as KVM time and stretched by the machine's [`TimeScale`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kentongan_vmtest::{Firmware, Machine, MachineConfig, Media};
+//! let mut cfg = MachineConfig::new("out/kentongan-0.1.0-amd64.iso", "out/boot-test/example");
+//! cfg.firmware = Firmware::Uefi;
+//! cfg.media = Media::Usb;
+//! let mut m = Machine::start(cfg)?;
+//! m.wait_for_unit("multi-user.target", Duration::from_secs(60))?;
+//! assert_eq!(m.succeed("hostname")?.trim(), "kentongan");
+//! m.shutdown()?;
+//! # Ok::<(), kentongan_vmtest::VmError>(())
+//! ```
+
+mod agent;
+pub mod checks;
+mod config;
+mod error;
+mod machine;
+mod qemu;
+mod qmp;
+
+pub use config::{
+    Accel, Disk, DiskFormat, Firmware, Forward, MachineConfig, Media, Proto, TimeScale,
+    DEFAULT_FATAL_SERIAL, TCG_FACTOR,
+};
+pub use error::VmError;
+pub use machine::{clean_serial, probe_kvm, CommandOutput, Machine, BOOT_TIMEOUT, COMMAND_TIMEOUT};
+pub use qemu::{OVMF_CODE, OVMF_VARS, QEMU};
