@@ -1,6 +1,7 @@
 //! `kentongan`: the image builder's command line. Argument parsing, terminal output and glue
-//! only; the work happens in `kentongan-image`.
+//! only; the work happens in `kentongan-image` and `kentongan-vmtest` (`boot-test`).
 
+mod boot_test;
 mod progress;
 
 use std::io::Write;
@@ -43,6 +44,8 @@ enum Command {
     },
     /// Check a recipe and render its overlays without building anything.
     Validate { recipe: PathBuf },
+    /// Boot an ISO under QEMU and check that the appliance works.
+    BootTest(boot_test::Args),
     /// Inspect or clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -144,6 +147,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::BootTest(args) => {
+            let run_dir = boot_test::run(args)?;
+            stdout(&run_dir.display().to_string());
+            Ok(())
+        }
         Command::Cache {
             command: CacheCommand::Ls { cache },
         } => {
@@ -232,9 +240,13 @@ fn report_error(e: &anyhow::Error) {
         r.hint().map(str::to_owned)
     } else if let Some(o) = e.downcast_ref::<kentongan_image::overlay::OverlayError>() {
         Some(o.hint().to_owned())
+    } else if let Some(c) = e.downcast_ref::<kentongan_image::cache::CacheError>() {
+        Some(c.hint().to_owned())
+    } else if let Some(f) = e.downcast_ref::<kentongan_vmtest::checks::CheckFailure>() {
+        Some(f.error.hint().to_owned())
     } else {
-        e.downcast_ref::<kentongan_image::cache::CacheError>()
-            .map(|c| c.hint().to_owned())
+        e.downcast_ref::<kentongan_vmtest::VmError>()
+            .map(|v| v.hint().to_owned())
     };
     if let Some(hint) = hint {
         let _ = writeln!(err, "hint: {hint}");
