@@ -107,10 +107,21 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
     for l in &config.listen {
         match l.transport {
-            ListenTransport::Udp => {
-                sockets.push(Arc::new(bind_sip_udp(l.addr)?));
-                info!(listen = %l, "listening");
-            }
+            ListenTransport::Udp => match bind_sip_udp(l.addr) {
+                Ok(s) => {
+                    sockets.push(Arc::new(s));
+                    info!(listen = %l, "listening");
+                }
+                // A host without IPv6 still serves IPv4 from the same config.
+                Err(DaemonError::Bind { source, .. })
+                    if l.addr.is_ipv6()
+                        && l.addr.ip().is_unspecified()
+                        && source.raw_os_error() == Some(97) =>
+                {
+                    warn!(listen = %l, "IPv6 is not available on this host; skipped");
+                }
+                Err(e) => return Err(e.into()),
+            },
             ListenTransport::Tcp | ListenTransport::Tls => {
                 warn!(listen = %l, "TCP and TLS transports are not implemented yet; skipped")
             }

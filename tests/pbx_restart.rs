@@ -1,0 +1,98 @@
+//! kentongan-pbx survives `kill -9`: registrations, finished calls (CDRs) and stored IMs are
+//! all there after a restart, because every answer is sent only after its write commits.
+//! Needs sipp (package sip-tester); run by scripts/test.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+
+#[test]
+fn kill_9_loses_no_registration_or_cdr() {
+    let mut pbx = Pbx::start(ports(26060));
+    pbx.add_user("201", "pw201");
+    pbx.add_user("202", "pw202");
+    pbx.add_user("203", "pw203");
+    let phone_202 = ports(31060);
+    assert_eq!(register(&pbx, "202", "pw202", "127.0.0.3", phone_202), 0);
+    assert_eq!(register(&pbx, "203", "pw203", "127.0.0.4", ports(31060)), 0);
+    // A finished call attempt: 201 calls 204, which has no phone registered.
+    pbx.add_user("204", "pw204");
+    let inf = csv(
+        &pbx,
+        "caller.csv",
+        &["201", "pbx.local", &auth("201", "pw201"), "204"],
+    );
+    let (code, out) = sipp(
+        &pbx,
+        "caller_unavailable.xml",
+        &[
+            "-inf",
+            &inf,
+            "-i",
+            "127.0.0.2",
+            "-p",
+            &ports(31060).to_string(),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(pbx.metric("kentongan_registrations"), 2);
+    pbx.kill9();
+    pbx.spawn();
+    assert_eq!(pbx.metric("kentongan_registrations"), 2, "{}", pbx.log());
+    let cdr = pbx.cli(&["cdr", "list", "--json"], None);
+    let cdr = String::from_utf8_lossy(&cdr.stdout);
+    assert!(cdr.contains("\"callee\": \"204\""), "{cdr}");
+    // The restored registration is usable: a call to 202 reaches its (busy) phone.
+    let mut phone = sipp_phone(&pbx, "callee_busy.xml", "127.0.0.3", phone_202, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let inf = csv(
+        &pbx,
+        "caller2.csv",
+        &["201", "pbx.local", &auth("201", "pw201"), "202"],
+    );
+    let (code, out) = sipp(
+        &pbx,
+        "caller_busy.xml",
+        &[
+            "-inf",
+            &inf,
+            "-i",
+            "127.0.0.2",
+            "-p",
+            &ports(31060).to_string(),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(phone.wait(Duration::from_secs(20)), 0, "{}", phone.output());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_sighup_keeps_old_config_on_error() {
+    let mut pbx = Pbx::start(ports(26060));
+    let good = std::fs::read_to_string(&pbx.config).unwrap();
+    std::fs::write(&pbx.config, "[sip]\ndomain = \"pbx.local\"\nbogus = 1\n").unwrap();
+    pbx.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pbx.log()
+            .contains("reload failed; keeping the old configuration"),
+        "{}",
+        pbx.log()
+    );
+    assert!(pbx.log().contains("sip.bogus"), "{}", pbx.log());
+    assert_eq!(pbx.metric("kentongan_registrations"), 0, "still serving");
+    std::fs::write(&pbx.config, good).unwrap();
+    pbx.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        pbx.log().contains("configuration reloaded"),
+        "{}",
+        pbx.log()
+    );
+    assert!(pbx.stop().success(), "{}", pbx.log());
+}
