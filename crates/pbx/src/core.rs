@@ -23,7 +23,7 @@ use kentongan_sip::{
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::media::{MediaStream, Relay, RelayStats};
+use crate::media::{Direction, MediaKind, MediaStream, Relay, RelayStats};
 use crate::store::{Binding, Cdr, Extension, LiveCall, Store, StoreError, StoredMessage, Write};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
@@ -81,7 +81,25 @@ impl Metrics {
             g(&self.messages_total),
             g(&self.relay.packets),
             g(&self.relay.bytes),
-        )
+        ) + &self.render_media()
+    }
+
+    fn render_media(&self) -> String {
+        let mut s = String::from(
+            "# HELP kentongan_relay_packets_total Packets relayed by media kind and direction.\n\
+             # TYPE kentongan_relay_packets_total counter\n",
+        );
+        for kind in MediaKind::ALL {
+            for dir in Direction::ALL {
+                s.push_str(&format!(
+                    "kentongan_relay_packets_total{{media=\"{}\",direction=\"{}\"}} {}\n",
+                    kind.as_str(),
+                    dir.as_str(),
+                    self.relay.packets_of(kind, dir)
+                ));
+            }
+        }
+        s
     }
 }
 
@@ -797,7 +815,8 @@ impl Pbx {
                     media.push(None);
                     continue;
                 }
-                match self.relay.allocate(from.is_ipv6(), callee_v6) {
+                let kind = MediaKind::from_sdp(&m.kind);
+                match self.relay.allocate(kind, from.is_ipv6(), callee_v6) {
                     Ok(s) => {
                         let target = media_target(offer, i);
                         s.set_targets(|t| t.caller = target);

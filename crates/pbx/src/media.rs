@@ -49,11 +49,68 @@ impl PortPool {
     }
 }
 
+/// What an m= line carries, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    Other,
+}
+
+impl MediaKind {
+    pub fn from_sdp(kind: &str) -> MediaKind {
+        match kind {
+            "audio" => MediaKind::Audio,
+            "video" => MediaKind::Video,
+            _ => MediaKind::Other,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+            MediaKind::Other => "other",
+        }
+    }
+    pub const ALL: [MediaKind; 3] = [MediaKind::Audio, MediaKind::Video, MediaKind::Other];
+}
+
+/// Which way a relayed packet went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ToCallee,
+    ToCaller,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToCallee => "to_callee",
+            Direction::ToCaller => "to_caller",
+        }
+    }
+    pub const ALL: [Direction; 2] = [Direction::ToCallee, Direction::ToCaller];
+}
+
 /// Relay-wide counters, shared with `/metrics`.
 #[derive(Debug, Default)]
 pub struct RelayStats {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
+    /// Packets by [kind][direction].
+    by_kind: [[AtomicU64; 2]; 3],
+}
+
+impl RelayStats {
+    fn count(&self, kind: MediaKind, dir: Direction, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.by_kind[kind as usize][dir as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn packets_of(&self, kind: MediaKind, dir: Direction) -> u64 {
+        self.by_kind[kind as usize][dir as usize].load(Ordering::Relaxed)
+    }
 }
 
 /// Where a stream's two legs should be sent to (RTP address; RTCP is port + 1).
@@ -159,7 +216,12 @@ impl Relay {
 
     /// Binds the four sockets of one stream and starts its task. Must run inside a tokio
     /// runtime.
-    pub fn allocate(&mut self, caller_v6: bool, callee_v6: bool) -> io::Result<MediaStream> {
+    pub fn allocate(
+        &mut self,
+        kind: MediaKind,
+        caller_v6: bool,
+        callee_v6: bool,
+    ) -> io::Result<MediaStream> {
         let (caller_port, a_rtp, a_rtcp) = bind_pair(&mut self.pool, caller_v6)?;
         let (callee_port, b_rtp, b_rtcp) = match bind_pair(&mut self.pool, callee_v6) {
             Ok(x) => x,
@@ -170,7 +232,7 @@ impl Relay {
         };
         let (tx, rx) = watch::channel(Targets::default());
         let stats = self.stats.clone();
-        let task = tokio::spawn(relay_task([a_rtp, a_rtcp, b_rtp, b_rtcp], rx, stats));
+        let task = tokio::spawn(relay_task([a_rtp, a_rtcp, b_rtp, b_rtcp], kind, rx, stats));
         Ok(MediaStream {
             caller_port,
             callee_port,
@@ -194,6 +256,7 @@ fn rtcp_of(a: SocketAddr) -> SocketAddr {
 /// Socket order: caller RTP, caller RTCP, callee RTP, callee RTCP.
 async fn relay_task(
     socks: [UdpSocket; 4],
+    kind: MediaKind,
     mut targets: watch::Receiver<Targets>,
     stats: Arc<RelayStats>,
 ) {
@@ -239,8 +302,12 @@ async fn relay_task(
         let out = i ^ 2; // caller RTP <-> callee RTP, caller RTCP <-> callee RTCP
         if let Some(to) = dest[out] {
             if socks[out].send_to(&bufs[i][..n], to).await.is_ok() {
-                stats.packets.fetch_add(1, Ordering::Relaxed);
-                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                let dir = if i < 2 {
+                    Direction::ToCallee
+                } else {
+                    Direction::ToCaller
+                };
+                stats.count(kind, dir, n);
             }
         }
     }
@@ -275,7 +342,7 @@ mod tests {
             },
             stats.clone(),
         );
-        let s = relay.allocate(false, false).unwrap();
+        let s = relay.allocate(MediaKind::Audio, false, false).unwrap();
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // Only the callee's address is known from SDP; the caller is learnt by latching.
@@ -292,6 +359,7 @@ mod tests {
         assert_eq!(&buf[..n], b"from-b");
         assert_eq!(from.port(), s.caller_port);
         assert_eq!(stats.packets.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.packets_of(MediaKind::Audio, Direction::ToCaller), 1);
         relay.release(s);
     }
 }
