@@ -100,7 +100,7 @@ fn two_phones_call(video: bool) {
     let port = ports(28060 + 3000);
     let a = phone_dir(&pbx, "201", "127.0.0.5", port, video);
     let b = phone_dir(&pbx, "202", "127.0.0.6", port, video);
-    let mut callee = Proc::spawn(
+    let callee = Proc::spawn(
         "baresip 202",
         Command::new("baresip").arg("-f").arg(&b).args(["-t", "20"]),
         pbx.dir.join("baresip-202.log"),
