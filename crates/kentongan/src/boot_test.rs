@@ -111,7 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<PathBuf> {
     );
     match outcome {
         Ok(()) => {
-            let _ = machine.shutdown();
+            // A live image keeps nothing worth a clean power-off; stopping at once saves a
+            // TCG shutdown's 10-20 s per run.
+            machine.kill();
             progress::status(
                 "Finished",
                 &format!("{run_name}: all {} checks passed", checks.len()),
