@@ -1,0 +1,127 @@
+//! `kentongan-setup`: the first-boot wizard (TUI), `validate-answer` and the unattended
+//! installer (`apply`). Argument parsing and terminal output only; everything else is in the
+//! `kentongan_setup` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use kentongan_setup::{probe, validate, Answer, Facts, InstallPlan};
+
+#[derive(Parser)]
+#[command(
+    name = "kentongan-setup",
+    version,
+    about = "Install Kentongan on this machine's disk"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check an answer file; print every problem found, or a summary of the install.
+    ValidateAnswer {
+        answer: PathBuf,
+        /// Check against a machine described in JSON instead of this one (tests, planning).
+        #[arg(long)]
+        facts: Option<PathBuf>,
+        /// Print the plan (secrets redacted) as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error for the operator: what failed, and what to do about it.
+struct Failure {
+    error: anyhow::Error,
+    hint: String,
+}
+
+fn fail(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Failure {
+    Failure {
+        error: error.into(),
+        hint: hint.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {}", f.error);
+            for cause in f.error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            eprintln!("hint: {}", f.hint);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_facts(path: Option<&Path>) -> Result<Facts, Failure> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("could not read {}", p.display()))
+                .map_err(|e| fail(e, "pass a facts file written by `--print-facts`"))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a facts file", p.display()))
+                .map_err(|e| fail(e, "compare it with crates/setup/tests/answers/facts.json"))
+        }
+        None => probe::probe().map_err(|e| fail(e, "run it on the machine to install, as root")),
+    }
+}
+
+/// Reads, parses and validates an answer file; prints every problem to stderr.
+fn plan_from_file(answer: &Path, facts: &Facts) -> Result<InstallPlan, Failure> {
+    let text = std::fs::read_to_string(answer)
+        .with_context(|| format!("could not read {}", answer.display()))
+        .map_err(|e| fail(e, "check the path of the answer file"))?;
+    let problems = match Answer::parse(&text).and_then(|a| validate(&a, facts)) {
+        Ok(plan) => return Ok(plan),
+        Err(problems) => problems,
+    };
+    for p in &problems.0 {
+        eprintln!("  {p}");
+    }
+    Err(fail(
+        anyhow::anyhow!(
+            "{} has {} problem(s); nothing was written",
+            answer.display(),
+            problems.0.len()
+        ),
+        "fix the keys listed above and run `kentongan-setup validate-answer` again",
+    ))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        None => Err(fail(
+            anyhow::anyhow!("the interactive wizard is not available yet"),
+            "use `kentongan-setup apply --answer answer.toml`",
+        )),
+        Some(Command::ValidateAnswer {
+            answer,
+            facts,
+            json,
+        }) => {
+            let facts = load_facts(facts.as_deref())?;
+            let plan = plan_from_file(&answer, &facts)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).unwrap_or_default()
+                );
+            } else {
+                eprintln!("{} is valid:", answer.display());
+                eprintln!("{}", plan.summary());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

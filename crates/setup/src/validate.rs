@@ -1,0 +1,908 @@
+//! The one validator: [`validate`] turns an [`Answer`] (as written) and the machine's
+//! [`Facts`] into an [`InstallPlan`] whose fields cannot hold a bad mix, or into every
+//! [`Problem`] found. The installer, `validate-answer` and the TUI all call it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::answer::{Answer, NetworkAnswer};
+use crate::facts::{Disk, Facts, MIN_DISK_BYTES};
+use crate::net::{Cidr, CidrError};
+use crate::secret::Secret;
+
+/// One thing wrong with an answer: the dotted key, the rule and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `network.address`, `extension[1].number`, or empty for the file as a whole.
+    pub key: String,
+    /// The whole sentence, starting with the key in backticks.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: &str, rest: impl fmt::Display) -> Problem {
+        let message = if key.is_empty() {
+            format!("the answer file is {rest}")
+        } else {
+            format!("`{key}` {rest}")
+        };
+        Problem {
+            key: key.to_owned(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in an answer, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Interface language of the wizard and of the installed system's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Id,
+    En,
+}
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Id => "id",
+            Language::En => "en",
+        }
+    }
+}
+
+/// How the administrator (`root`) password reaches `/etc/shadow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminCredential {
+    /// Hashed (SHA-512 crypt) by the installer; the plaintext is never written.
+    Password(Secret),
+    /// A `$y$…` or `$6$…` crypt hash, written as is.
+    Hash(#[serde(serialize_with = "redact")] String),
+}
+
+fn redact<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::secret::REDACTED)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Ipv4Plan {
+    Dhcp,
+    Static {
+        address: Cidr,
+        gateway: Option<Ipv4Addr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Ipv6Plan {
+    Off,
+    /// Router advertisements (SLAAC), plus DHCPv6 when the router says so.
+    Auto,
+    Static {
+        address: Cidr,
+        gateway: Option<Ipv6Addr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkPlan {
+    /// `None`: every wired interface.
+    pub interface: Option<String>,
+    pub ipv4: Ipv4Plan,
+    pub ipv6: Ipv6Plan,
+    pub dns: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskPlan {
+    pub device: String,
+    pub size_bytes: u64,
+    /// True when the disk holds data that the install erases.
+    pub erases_data: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtensionPlan {
+    pub number: String,
+    pub name: String,
+    pub password: Secret,
+}
+
+/// A checked answer: everything the installer needs, nothing it has to check again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallPlan {
+    pub language: Language,
+    pub hostname: String,
+    pub domain: String,
+    pub timezone: String,
+    pub admin: AdminCredential,
+    pub sip_domain: String,
+    pub network: NetworkPlan,
+    pub disk: DiskPlan,
+    pub trusted: Vec<Cidr>,
+    pub extensions: Vec<ExtensionPlan>,
+}
+
+impl InstallPlan {
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}", self.hostname, self.domain)
+    }
+
+    /// A few lines for `validate-answer` and the TUI's last page; no secrets.
+    pub fn summary(&self) -> String {
+        let net = match &self.network.ipv4 {
+            Ipv4Plan::Dhcp => "DHCP".to_owned(),
+            Ipv4Plan::Static { address, gateway } => match gateway {
+                Some(g) => format!("{address} via {g}"),
+                None => address.to_string(),
+            },
+        };
+        let erase = if self.disk.erases_data {
+            " (ERASES its data)"
+        } else {
+            ""
+        };
+        format!(
+            "host:       {}\nnetwork:    {net}\ndisk:       {}{erase}\ntimezone:   {}\nSIP domain: {}\nextensions: {}",
+            self.fqdn(),
+            self.disk.device,
+            self.timezone,
+            self.sip_domain,
+            self.extensions.len()
+        )
+    }
+}
+
+/// Checks an answer against the machine. Returns every problem, never just the first.
+pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems> {
+    let mut p = Vec::new();
+
+    let language = match answer.language.as_deref().unwrap_or("id") {
+        "id" => Some(Language::Id),
+        "en" => Some(Language::En),
+        other => {
+            p.push(Problem::new(
+                "language",
+                format!("is {other:?}; use \"id\" (Bahasa Indonesia) or \"en\" (English)"),
+            ));
+            None
+        }
+    };
+
+    let hostname = required(
+        &mut p,
+        "hostname",
+        &answer.hostname,
+        "e.g. hostname = \"pbx\"",
+    )
+    .and_then(|h| check_hostname(&mut p, h));
+    let domain = required(
+        &mut p,
+        "domain",
+        &answer.domain,
+        "e.g. domain = \"kantor.local\"",
+    )
+    .and_then(|d| check_domain(&mut p, "domain", d));
+
+    let timezone = answer.timezone.as_deref().unwrap_or("Asia/Jakarta");
+    if !facts.timezones.contains(timezone) {
+        p.push(Problem::new(
+            "timezone",
+            format!(
+                "is {timezone:?}, which is not a known time zone; use a name from /usr/share/zoneinfo such as \"Asia/Jakarta\", \"Asia/Makassar\" or \"Asia/Jayapura\""
+            ),
+        ));
+    }
+
+    let admin = match (&answer.admin_password, &answer.admin_password_hash) {
+        (Some(_), Some(_)) => {
+            p.push(Problem::new(
+                "admin_password",
+                "and `admin_password_hash` are both set; keep only one of them",
+            ));
+            None
+        }
+        (None, None) => {
+            p.push(Problem::new(
+                "admin_password",
+                "is missing; set `admin_password` (stored hashed) or `admin_password_hash` (e.g. from `mkpasswd -m yescrypt`)",
+            ));
+            None
+        }
+        (Some(pw), None) => {
+            let ok = check_password(&mut p, "admin_password", pw, &[]);
+            ok.then(|| AdminCredential::Password(pw.clone()))
+        }
+        (None, Some(h)) => {
+            if crypt_hash_ok(h) {
+                Some(AdminCredential::Hash(h.clone()))
+            } else {
+                p.push(Problem::new(
+                    "admin_password_hash",
+                    "is not a yescrypt (`$y$…`) or SHA-512 crypt (`$6$…`) hash; make one with `mkpasswd -m yescrypt` or `openssl passwd -6`",
+                ));
+                None
+            }
+        }
+    };
+
+    let sip_domain = match &answer.sip_domain {
+        Some(s) => check_domain(&mut p, "sip_domain", s),
+        None => domain.clone(),
+    };
+
+    let network = match &answer.network {
+        None => {
+            p.push(Problem::new(
+                "network",
+                "is missing; add a [network] table with `mode = \"dhcp\"` or `mode = \"static\"` and an `address`",
+            ));
+            None
+        }
+        Some(n) => check_network(&mut p, n, facts),
+    };
+
+    let disk = match &answer.disk {
+        None => {
+            p.push(Problem::new(
+                "disk",
+                "is missing; add a [disk] table with `target = \"auto\"` or a device such as \"/dev/sda\"",
+            ));
+            None
+        }
+        Some(d) => check_disk(&mut p, d.target.as_deref(), d.wipe, facts),
+    };
+
+    let mut trusted = Vec::new();
+    for (i, t) in answer.firewall.trusted.iter().enumerate() {
+        let key = format!("firewall.trusted[{i}]");
+        match Cidr::parse(t) {
+            Ok(c) if c.has_host_bits() => p.push(Problem::new(
+                &key,
+                format!(
+                    "is {t:?}, which has host bits set; write the subnet as {}",
+                    c.network()
+                ),
+            )),
+            Ok(c) => trusted.push(c),
+            Err(CidrError::NoPrefix) => p.push(Problem::new(
+                &key,
+                format!("is {t:?}; a trusted network needs a prefix length, e.g. \"{t}/24\" (or \"/32\" for one host)"),
+            )),
+            Err(_) => p.push(Problem::new(
+                &key,
+                format!("is {t:?}, which is not a network; write it like \"192.168.1.0/24\" or \"2001:db8::/64\""),
+            )),
+        }
+    }
+
+    let extensions = check_extensions(&mut p, answer);
+
+    if !p.is_empty() {
+        return Err(Problems(p));
+    }
+    // Every `None` above pushed a problem, so these all hold values; a miss is still an error
+    // rather than a panic.
+    match (language, hostname, domain, admin, sip_domain, network, disk) {
+        (
+            Some(language),
+            Some(hostname),
+            Some(domain),
+            Some(admin),
+            Some(sip_domain),
+            Some(network),
+            Some(disk),
+        ) => Ok(InstallPlan {
+            language,
+            hostname,
+            domain,
+            timezone: timezone.to_owned(),
+            admin,
+            sip_domain,
+            network,
+            disk,
+            trusted,
+            extensions,
+        }),
+        _ => Err(Problems(vec![Problem::new(
+            "",
+            "incomplete; fill in every section shown in the example answer file",
+        )])),
+    }
+}
+
+fn required<'a>(
+    p: &mut Vec<Problem>,
+    key: &str,
+    value: &'a Option<String>,
+    example: &str,
+) -> Option<&'a str> {
+    match value.as_deref() {
+        Some(v) => Some(v),
+        None => {
+            p.push(Problem::new(key, format!("is missing; {example}")));
+            None
+        }
+    }
+}
+
+fn label_ok(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+fn check_hostname(p: &mut Vec<Problem>, h: &str) -> Option<String> {
+    if label_ok(h) && !h.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(h.to_owned());
+    }
+    let hint = if h.contains('.') {
+        "; put only the first part here and the rest in `domain`"
+    } else {
+        ""
+    };
+    p.push(Problem::new(
+        "hostname",
+        format!(
+            "is {h:?}; use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-', e.g. \"pbx\"{hint}"
+        ),
+    ));
+    None
+}
+
+fn check_domain(p: &mut Vec<Problem>, key: &str, d: &str) -> Option<String> {
+    if d.len() <= 253 && d.split('.').all(label_ok) {
+        return Some(d.to_owned());
+    }
+    p.push(Problem::new(
+        key,
+        format!(
+            "is {d:?}; use dot-separated parts of lowercase letters, digits and '-', e.g. \"kantor.local\""
+        ),
+    ));
+    None
+}
+
+/// Crypt hashes Debian's libcrypt verifies: yescrypt (`$y$`) and SHA-512 (`$6$`).
+fn crypt_hash_ok(h: &str) -> bool {
+    let b64 = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    };
+    let parts: Vec<&str> = h.split('$').collect();
+    match parts.as_slice() {
+        ["", "y", params, salt, hash] => b64(params) && b64(salt) && hash.len() == 43 && b64(hash),
+        ["", "6", rounds, salt, hash] if rounds.starts_with("rounds=") => {
+            rounds["rounds=".len()..].parse::<u32>().is_ok()
+                && b64(salt)
+                && hash.len() == 86
+                && b64(hash)
+        }
+        ["", "6", salt, hash] => b64(salt) && hash.len() == 86 && b64(hash),
+        _ => false,
+    }
+}
+
+/// Minimum length; SIP accounts are brute-forced from the internet within hours.
+pub const MIN_PASSWORD: usize = 10;
+
+/// Why a password is weak, or `None`. Shared with the TUI's live strength hint.
+pub fn password_weakness(pw: &str, related: &[&str]) -> Option<String> {
+    let len = pw.chars().count();
+    if len < MIN_PASSWORD {
+        return Some(format!(
+            "is too short ({len} characters); use at least {MIN_PASSWORD}"
+        ));
+    }
+    let classes = [
+        pw.chars().any(|c| c.is_ascii_lowercase()),
+        pw.chars().any(|c| c.is_ascii_uppercase()),
+        pw.chars().any(|c| c.is_ascii_digit()),
+        pw.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let lower = pw.to_lowercase();
+    let common = [
+        "password",
+        "kentongan",
+        "admin",
+        "1234",
+        "qwerty",
+        "rahasia",
+    ];
+    if common.iter().any(|c| lower.contains(c)) {
+        return Some("contains a common word or sequence; choose something less guessable".into());
+    }
+    if related
+        .iter()
+        .any(|r| r.len() >= 3 && lower.contains(&r.to_lowercase()))
+    {
+        return Some(
+            "contains the extension number or the host name; choose something unrelated".into(),
+        );
+    }
+    let distinct: std::collections::BTreeSet<char> = pw.chars().collect();
+    if distinct.len() < 5 {
+        return Some("repeats too few characters; choose something less guessable".into());
+    }
+    if classes < 3 && len < 16 {
+        return Some(
+            "is too simple; mix at least three of lowercase, uppercase, digits and symbols, or use 16 characters or more".into(),
+        );
+    }
+    None
+}
+
+fn check_password(p: &mut Vec<Problem>, key: &str, pw: &Secret, related: &[&str]) -> bool {
+    match password_weakness(pw.expose(), related) {
+        None => true,
+        Some(why) => {
+            // The message names the rule, never the password itself.
+            p.push(Problem::new(key, why));
+            false
+        }
+    }
+}
+
+fn check_network(p: &mut Vec<Problem>, n: &NetworkAnswer, facts: &Facts) -> Option<NetworkPlan> {
+    let before = p.len();
+    let interface = match &n.interface {
+        Some(name) if !facts.nics.iter().any(|nic| &nic.name == name) => {
+            let names: Vec<&str> = facts.nics.iter().map(|n| n.name.as_str()).collect();
+            p.push(Problem::new(
+                "network.interface",
+                format!(
+                    "is {name:?}, which is not a network interface here; use one of: {}",
+                    if names.is_empty() {
+                        "(none found)".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+            None
+        }
+        other => other.clone(),
+    };
+
+    let ipv4 = match n.mode.as_deref() {
+        None => {
+            p.push(Problem::new(
+                "network.mode",
+                "is missing; use \"dhcp\" or \"static\"",
+            ));
+            None
+        }
+        Some("dhcp") => {
+            for (key, v) in [("address", &n.address), ("gateway", &n.gateway)] {
+                if v.is_some() {
+                    p.push(Problem::new(
+                        &format!("network.{key}"),
+                        "is only used with `mode = \"static\"`; remove it or set `network.mode = \"static\"`",
+                    ));
+                }
+            }
+            Some(Ipv4Plan::Dhcp)
+        }
+        Some("static") => {
+            if interface.is_none() && n.interface.is_none() && facts.nics.len() > 1 {
+                let names: Vec<&str> = facts.nics.iter().map(|n| n.name.as_str()).collect();
+                p.push(Problem::new(
+                    "network.interface",
+                    format!(
+                        "is missing and this machine has {} network interfaces; name the one for the static address: {}",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+            check_static4(p, n)
+        }
+        Some(other) => {
+            p.push(Problem::new(
+                "network.mode",
+                format!("is {other:?}; use \"dhcp\" or \"static\""),
+            ));
+            None
+        }
+    };
+
+    let ipv6 = match n.ipv6.as_deref().unwrap_or("auto") {
+        "auto" => Some(Ipv6Plan::Auto),
+        "off" => Some(Ipv6Plan::Off),
+        text => match Cidr::parse(text) {
+            Ok(c) if c.addr.is_ipv6() => {
+                let gateway = n.ipv6_gateway.as_deref().and_then(|g| match g.parse::<Ipv6Addr>() {
+                    Ok(a) if a.is_unicast_link_local() || c.contains(IpAddr::V6(a)) => Some(a),
+                    _ => {
+                        p.push(Problem::new(
+                            "network.ipv6_gateway",
+                            format!("is {g:?}; use an IPv6 address inside {} or a link-local fe80:: address", c.network()),
+                        ));
+                        None
+                    }
+                });
+                Some(Ipv6Plan::Static {
+                    address: c,
+                    gateway,
+                })
+            }
+            _ => {
+                p.push(Problem::new(
+                    "network.ipv6",
+                    format!("is {text:?}; use \"auto\", \"off\" or an address with prefix length such as \"2001:db8::10/64\""),
+                ));
+                None
+            }
+        },
+    };
+    if n.ipv6_gateway.is_some() && !matches!(ipv6, Some(Ipv6Plan::Static { .. })) && ipv6.is_some()
+    {
+        p.push(Problem::new(
+            "network.ipv6_gateway",
+            "is only used with a static `network.ipv6` address; remove it",
+        ));
+    }
+
+    let mut dns = Vec::new();
+    for (i, d) in n.dns.iter().enumerate() {
+        match d.parse::<IpAddr>() {
+            Ok(a) => dns.push(a),
+            Err(_) => p.push(Problem::new(
+                &format!("network.dns[{i}]"),
+                format!("is {d:?}, which is not an IP address; write servers as addresses, e.g. \"10.0.2.3\" or \"2001:4860:4860::8888\""),
+            )),
+        }
+    }
+    if matches!(ipv4, Some(Ipv4Plan::Static { .. })) && n.dns.is_empty() {
+        p.push(Problem::new(
+            "network.dns",
+            "is empty with a static address; list at least one server, e.g. dns = [\"10.0.2.3\"]",
+        ));
+    }
+
+    if p.len() != before {
+        return None;
+    }
+    Some(NetworkPlan {
+        interface,
+        ipv4: ipv4?,
+        ipv6: ipv6?,
+        dns,
+    })
+}
+
+fn check_static4(p: &mut Vec<Problem>, n: &NetworkAnswer) -> Option<Ipv4Plan> {
+    let Some(text) = n.address.as_deref() else {
+        p.push(Problem::new(
+            "network.address",
+            "is missing; `mode = \"static\"` needs an address with prefix length, e.g. \"192.0.2.10/24\"",
+        ));
+        return None;
+    };
+    let address = match Cidr::parse(text) {
+        Ok(c) if c.addr.is_ipv4() => c,
+        Ok(_) => {
+            p.push(Problem::new(
+                "network.address",
+                format!("is {text:?}, an IPv6 address; put it in `network.ipv6` and an IPv4 address here"),
+            ));
+            return None;
+        }
+        Err(CidrError::NoPrefix) => {
+            p.push(Problem::new(
+                "network.address",
+                format!("needs a prefix length, e.g. \"{text}/24\""),
+            ));
+            return None;
+        }
+        Err(CidrError::BadPrefix { .. }) => {
+            p.push(Problem::new(
+                "network.address",
+                format!("is {text:?}; the prefix length must be 1 to 32, e.g. \"192.0.2.10/24\""),
+            ));
+            return None;
+        }
+        Err(CidrError::BadAddress) => {
+            p.push(Problem::new(
+                "network.address",
+                format!(
+                    "is {text:?}, which is not an IPv4 address; write it like \"192.0.2.10/24\""
+                ),
+            ));
+            return None;
+        }
+    };
+    if address.prefix == 0
+        || (address.prefix <= 30
+            && (!address.has_host_bits() || address.broadcast() == Some(address.addr)))
+    {
+        p.push(Problem::new(
+            "network.address",
+            format!(
+                "is {text:?}, the network or broadcast address of its subnet; use a host address such as {}",
+                host_example(&address)
+            ),
+        ));
+        return None;
+    }
+    let gateway = match n.gateway.as_deref() {
+        None => None,
+        Some(g) => match g.parse::<Ipv4Addr>() {
+            Ok(a) if IpAddr::V4(a) == address.addr => {
+                p.push(Problem::new(
+                    "network.gateway",
+                    format!("is {g:?}, the machine's own address; use the router's address"),
+                ));
+                return None;
+            }
+            Ok(a) if address.contains(IpAddr::V4(a)) => Some(a),
+            Ok(_) => {
+                p.push(Problem::new(
+                    "network.gateway",
+                    format!(
+                        "is {g:?}, outside the subnet {} of `network.address`; use a router inside it, or fix the prefix length",
+                        address.network()
+                    ),
+                ));
+                return None;
+            }
+            Err(_) => {
+                p.push(Problem::new(
+                    "network.gateway",
+                    format!("is {g:?}, which is not an IPv4 address; write it like \"192.0.2.1\""),
+                ));
+                return None;
+            }
+        },
+    };
+    Some(Ipv4Plan::Static { address, gateway })
+}
+
+fn host_example(c: &Cidr) -> String {
+    match c.network().addr {
+        IpAddr::V4(a) => format!(
+            "{}/{}",
+            Ipv4Addr::from(u32::from(a).wrapping_add(10)),
+            c.prefix
+        ),
+        IpAddr::V6(a) => format!("{a}/{}", c.prefix),
+    }
+}
+
+fn disk_names(disks: &[&Disk]) -> String {
+    if disks.is_empty() {
+        return "(none found)".into();
+    }
+    disks
+        .iter()
+        .map(|d| d.path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_disk(
+    p: &mut Vec<Problem>,
+    target: Option<&str>,
+    wipe: bool,
+    facts: &Facts,
+) -> Option<DiskPlan> {
+    let usable: Vec<&Disk> = facts
+        .disks
+        .iter()
+        .filter(|d| d.in_use().is_none() && !d.read_only && d.size_bytes >= MIN_DISK_BYTES)
+        .collect();
+    let (disk, how) = match target {
+        None => {
+            p.push(Problem::new(
+                "disk.target",
+                format!(
+                    "is missing; use \"auto\" or a device: {}",
+                    disk_names(&usable)
+                ),
+            ));
+            return None;
+        }
+        Some("auto") => {
+            // Removable disks are never picked automatically: that is how a USB stick with
+            // the ISO or someone's backups would be erased. A blank disk beats one with data.
+            let fixed = || usable.iter().filter(|d| !d.removable);
+            let Some(d) = fixed().find(|d| !d.has_data()).or_else(|| fixed().next()) else {
+                p.push(Problem::new(
+                    "disk.target",
+                    format!(
+                        "is \"auto\" but no fixed disk of at least {} GiB is free here; name a device (usable: {})",
+                        MIN_DISK_BYTES >> 30,
+                        disk_names(&usable)
+                    ),
+                ));
+                return None;
+            };
+            (*d, " (chosen by \"auto\")")
+        }
+        Some(path) => {
+            let Some(d) = facts.disks.iter().find(|d| d.path == path) else {
+                p.push(Problem::new(
+                    "disk.target",
+                    format!(
+                        "is {path:?}, which is not a disk here; use \"auto\" or one of: {}",
+                        disk_names(&usable)
+                    ),
+                ));
+                return None;
+            };
+            if let Some(why) = d.in_use() {
+                p.push(Problem::new(
+                    "disk.target",
+                    format!("is {path:?}, which cannot be installed on: {why}; pick another disk"),
+                ));
+                return None;
+            }
+            if d.read_only {
+                p.push(Problem::new(
+                    "disk.target",
+                    format!("is {path:?}, which is read-only; pick another disk"),
+                ));
+                return None;
+            }
+            if d.size_bytes < MIN_DISK_BYTES {
+                p.push(Problem::new(
+                    "disk.target",
+                    format!(
+                        "is {path:?}, which is too small ({} MiB); Kentongan needs at least {} GiB",
+                        d.size_bytes >> 20,
+                        MIN_DISK_BYTES >> 30
+                    ),
+                ));
+                return None;
+            }
+            (d, "")
+        }
+    };
+    let erases_data = disk.has_data();
+    if erases_data && !wipe {
+        let what = if disk.partitions.is_empty() {
+            "a filesystem".to_owned()
+        } else {
+            format!("{} partition(s)", disk.partitions.len())
+        };
+        p.push(Problem::new(
+            "disk.wipe",
+            format!(
+                "is false but {}{how} holds {what}; set `disk.wipe = true` to erase it, or pick a blank disk",
+                disk.path
+            ),
+        ));
+        return None;
+    }
+    Some(DiskPlan {
+        device: disk.path.clone(),
+        size_bytes: disk.size_bytes,
+        erases_data,
+    })
+}
+
+fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, e) in answer.extensions.iter().enumerate() {
+        let key = |k: &str| format!("extension[{i}].{k}");
+        let mut ok = true;
+        let number = e.number.as_deref().unwrap_or("");
+        if e.number.is_none() {
+            p.push(Problem::new(
+                &key("number"),
+                "is missing; e.g. number = \"201\"",
+            ));
+            ok = false;
+        } else if !(2..=6).contains(&number.len())
+            || !number.bytes().all(|b| b.is_ascii_digit())
+            || number.starts_with('0')
+        {
+            p.push(Problem::new(
+                &key("number"),
+                format!("is {number:?}; use 2 to 6 digits not starting with 0, e.g. \"201\""),
+            ));
+            ok = false;
+        } else if let Some(first) = seen.insert(number, i) {
+            p.push(Problem::new(
+                &key("number"),
+                format!("is {number:?}, already used by `extension[{first}]`; give each extension its own number"),
+            ));
+            ok = false;
+        }
+        if e.name.chars().count() > 64 || e.name.chars().any(char::is_control) {
+            p.push(Problem::new(
+                &key("name"),
+                "must be at most 64 characters without control characters",
+            ));
+            ok = false;
+        }
+        match &e.password {
+            None => {
+                p.push(Problem::new(
+                    &key("password"),
+                    "is missing; every extension needs its own password (stored as a digest hash only)",
+                ));
+                ok = false;
+            }
+            Some(pw) => {
+                let related = [number, answer.hostname.as_deref().unwrap_or("")];
+                ok &= check_password(p, &key("password"), pw, &related);
+                if let Some(admin) = &answer.admin_password {
+                    if admin == pw {
+                        p.push(Problem::new(
+                            &key("password"),
+                            "is the same as `admin_password`; a phone's password must not open the server",
+                        ));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        if ok {
+            out.push(ExtensionPlan {
+                number: number.to_owned(),
+                name: e.name.clone(),
+                password: e.password.clone().unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes() {
+        let y = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7";
+        assert!(crypt_hash_ok(y));
+        assert!(!crypt_hash_ok("$1$abc$def"));
+        assert!(!crypt_hash_ok("hunter2"));
+    }
+
+    #[test]
+    fn weak_passwords() {
+        assert!(password_weakness("short", &[]).is_some());
+        assert!(password_weakness("aaaaaaaaaaaaaaaaaaaa", &[]).is_some());
+        assert!(password_weakness("Password123!", &[]).is_some());
+        assert!(password_weakness("ext201Secret!", &["201"]).is_some());
+        assert!(password_weakness("Tg7!pz0Qmw", &[]).is_none());
+        assert!(password_weakness("correct horse battery staple", &[]).is_none());
+    }
+}
