@@ -120,7 +120,7 @@ fn unknown_user_and_wrong_password_look_the_same() {
     assert_eq!(known, unknown);
 }
 
-fn call_scenario(scenario: &str, expect_dtmf: bool) {
+fn call_scenario(scenario: &str, expect_dtmf: bool, caller_extra: &[&str]) {
     let pbx = pbx_with_users();
     let phone_port = ports(BASE + 5000);
     assert_eq!(register(&pbx, "202", "pw202", "127.0.0.3", phone_port), 0);
@@ -139,23 +139,21 @@ fn call_scenario(scenario: &str, expect_dtmf: bool) {
         &["201", "pbx.local", &auth("201", "pw201"), "202"],
     );
     let media_port = (ports(BASE + 6000) + 1000).to_string();
-    let (code, out) = sipp(
-        &pbx,
-        scenario,
-        &[
-            "-inf",
-            &inf,
-            "-i",
-            "127.0.0.2",
-            "-p",
-            &ports(BASE + 5000).to_string(),
-            "-mi",
-            "127.0.0.2",
-            "-mp",
-            &media_port,
-        ],
-        Duration::from_secs(40),
-    );
+    let caller_port = ports(BASE + 5000).to_string();
+    let mut args = vec![
+        "-inf",
+        &inf,
+        "-i",
+        "127.0.0.2",
+        "-p",
+        &caller_port,
+        "-mi",
+        "127.0.0.2",
+        "-mp",
+        &media_port,
+    ];
+    args.extend_from_slice(caller_extra);
+    let (code, out) = sipp(&pbx, scenario, &args, Duration::from_secs(40));
     assert_eq!(code, 0, "caller scenario failed: {out}");
     assert_eq!(
         phone.wait(Duration::from_secs(20)),
@@ -195,12 +193,12 @@ fn call_scenario(scenario: &str, expect_dtmf: bool) {
 
 #[test]
 fn call_with_rtp_and_dtmf_through_relay() {
-    call_scenario("call_caller.xml", true);
+    call_scenario("call_caller.xml", true, &[]);
 }
 
 #[test]
 fn call_hold_and_resume() {
-    call_scenario("call_hold.xml", false);
+    call_scenario("call_hold.xml", false, &[]);
 }
 
 fn failing_call(callee_scenario: Option<&str>, caller_scenario: &str, disposition: &str) {
@@ -258,4 +256,29 @@ fn cancel_while_ringing() {
 #[test]
 fn unregistered_callee_gives_480() {
     failing_call(None, "caller_unavailable.xml", "unavailable");
+}
+
+/// A caller on TCP (sipp `-t t1`) reaches a phone on UDP; REGISTER over TCP works too.
+#[test]
+fn tcp_caller_to_udp_phone() {
+    call_scenario("call_caller.xml", true, &["-t", "t1"]);
+}
+
+#[test]
+fn register_over_tcp() {
+    let pbx = pbx_with_users();
+    let inf = csv(
+        &pbx,
+        "tcp.csv",
+        &["201", "pbx.local", &auth("201", "pw201")],
+    );
+    let port = ports(BASE + 5000).to_string();
+    let (code, out) = sipp(
+        &pbx,
+        "register.xml",
+        &["-inf", &inf, "-i", "127.0.0.2", "-p", &port, "-t", "t1"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(pbx.metric("kentongan_registrations"), 1);
 }

@@ -6,7 +6,7 @@
 //! leaves before what it acknowledges is on disk. It opens no SIP socket and reads no clock;
 //! media streams are allocated through [`crate::media::Relay`] (which needs a tokio runtime).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use kentongan_sip::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ListenTransport};
 use crate::media::{Direction, MediaKind, MediaStream, Relay, RelayStats};
 use crate::store::{Binding, Cdr, Extension, LiveCall, Store, StoreError, StoredMessage, Write};
 
@@ -291,6 +291,8 @@ pub struct Pbx {
     next_message_id: i64,
     next_housekeeping: Instant,
     local_ips: HashMap<IpAddr, IpAddr>,
+    /// Peers connected over TCP: what we send them goes down their connection.
+    tcp_peers: HashSet<SocketAddr>,
 }
 
 /// What the core needs from the driver at start.
@@ -352,6 +354,7 @@ impl Pbx {
             next_message_id,
             next_housekeeping: clock.now,
             local_ips: HashMap::new(),
+            tcp_peers: HashSet::new(),
         })
     }
 
@@ -386,6 +389,18 @@ impl Pbx {
     pub fn handle_datagram(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
         self.ep.handle_datagram(clock.now, from, bytes);
         self.drain_events(clock);
+    }
+
+    /// One framed message from a TCP connection (the driver frames with `StreamDecoder`).
+    /// Answers and requests for `from` then go down that connection.
+    pub fn handle_stream_message(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
+        self.tcp_peers.insert(from);
+        self.handle_datagram(clock, from, bytes);
+    }
+
+    /// A TCP connection closed.
+    pub fn handle_stream_closed(&mut self, from: SocketAddr) {
+        self.tcp_peers.remove(&from);
     }
 
     pub fn handle_timeout(&mut self, clock: Clock) {
@@ -642,7 +657,11 @@ impl Pbx {
                         extension: ext.clone(),
                         contact: key,
                         source: from.to_string(),
-                        transport: "udp".into(),
+                        transport: if self.tcp_peers.contains(&from) {
+                            "tcp".into()
+                        } else {
+                            "udp".into()
+                        },
                         expires_at: now_s + i64::from(expires),
                         call_id: call_id.clone(),
                         cseq,
@@ -716,10 +735,21 @@ impl Pbx {
     }
 
     fn local_port(&self, peer: SocketAddr) -> u16 {
+        let want = if self.tcp_peers.contains(&peer) {
+            ListenTransport::Tcp
+        } else {
+            ListenTransport::Udp
+        };
         self.config
             .listen
             .iter()
-            .find(|l| l.addr.is_ipv4() == peer.is_ipv4())
+            .find(|l| l.addr.is_ipv4() == peer.is_ipv4() && l.transport == want)
+            .or_else(|| {
+                self.config
+                    .listen
+                    .iter()
+                    .find(|l| l.addr.is_ipv4() == peer.is_ipv4())
+            })
             .map_or(5060, |l| l.addr.port())
     }
 
@@ -732,14 +762,24 @@ impl Pbx {
     fn add_via(&mut self, req: &mut Request, peer: SocketAddr) {
         let branch = self.ep.new_branch();
         let hp = self.host_port(peer);
+        let transport = if self.tcp_peers.contains(&peer) {
+            "TCP"
+        } else {
+            "UDP"
+        };
         req.headers.push_front(
             HeaderName::Via,
-            format!("SIP/2.0/UDP {hp};branch={branch};rport"),
+            format!("SIP/2.0/{transport} {hp};branch={branch};rport"),
         );
     }
 
     fn our_contact(&mut self, peer: SocketAddr) -> String {
-        format!("<sip:pbx@{}>", self.host_port(peer))
+        let param = if self.tcp_peers.contains(&peer) {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        format!("<sip:pbx@{}{param}>", self.host_port(peer))
     }
 
     fn send(&mut self, clock: Clock, peer: SocketAddr, mut req: Request, usage: TxUse) {

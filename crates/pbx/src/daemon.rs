@@ -6,16 +6,19 @@
 //! `poll_timeout`. SIGHUP reloads the config (a bad file is logged and the old one keeps
 //! serving); SIGTERM/SIGINT stop gracefully. `/metrics` is a tiny HTTP/1.0 responder.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use kentongan_sip::{Limits, StreamDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ListenTransport};
 use crate::core::{Clock, Metrics, Pbx, PbxInit};
@@ -30,7 +33,7 @@ pub enum DaemonError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("no UDP listener configured in sip.listen")]
+    #[error("no usable UDP or TCP listener in sip.listen")]
     NoUdp,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -96,15 +99,80 @@ pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
     Ok(Store::open(&config.database)?)
 }
 
-struct Inbound {
-    from: SocketAddr,
-    bytes: Vec<u8>,
+enum Inbound {
+    Datagram { from: SocketAddr, bytes: Vec<u8> },
+    Stream { from: SocketAddr, bytes: Vec<u8> },
+    Closed { from: SocketAddr },
+}
+
+/// Writers of the open TCP connections, by peer address.
+type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+
+fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) {
+    match pkt {
+        Inbound::Datagram { from, bytes } => pbx.handle_datagram(c, from, &bytes),
+        Inbound::Stream { from, bytes } => pbx.handle_stream_message(c, from, &bytes),
+        Inbound::Closed { from } => pbx.handle_stream_closed(from),
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<Inbound>, conns: Connections) {
+    loop {
+        let Ok((stream, from)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
+        if let Ok(mut map) = conns.lock() {
+            map.insert(from, out_tx);
+        }
+        tokio::spawn(async move {
+            while let Some(b) = out_rx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let tx = tx.clone();
+        let conns = conns.clone();
+        tokio::spawn(async move {
+            let mut decoder = StreamDecoder::new(Limits::default());
+            let mut buf = vec![0u8; 16384];
+            'conn: loop {
+                let n = match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                decoder.extend(&buf[..n]);
+                while let Some(msg) = decoder.next_message() {
+                    match msg {
+                        Ok(m) => {
+                            let bytes = m.to_bytes().to_vec();
+                            if tx.send(Inbound::Stream { from, bytes }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Err(e) => {
+                            debug!(%from, error = %e, "bad framing on a TCP connection; closing it");
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            if let Ok(mut map) = conns.lock() {
+                map.remove(&from);
+            }
+            let _ = tx.send(Inbound::Closed { from }).await;
+        });
+    }
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
+    let mut tcp_listeners: Vec<TcpListener> = Vec::new();
     for l in &config.listen {
         match l.transport {
             ListenTransport::Udp => match bind_sip_udp(l.addr) {
@@ -122,12 +190,24 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             },
-            ListenTransport::Tcp | ListenTransport::Tls => {
-                warn!(listen = %l, "TCP and TLS transports are not implemented yet; skipped")
+            ListenTransport::Tcp => {
+                let listener =
+                    TcpListener::bind(l.addr)
+                        .await
+                        .map_err(|source| DaemonError::Bind {
+                            what: "SIP TCP",
+                            addr: l.addr,
+                            source,
+                        })?;
+                info!(listen = %l, "listening");
+                tcp_listeners.push(listener);
+            }
+            ListenTransport::Tls => {
+                warn!(listen = %l, "the TLS transport is not implemented yet; skipped")
             }
         }
     }
-    if sockets.is_empty() {
+    if sockets.is_empty() && tcp_listeners.is_empty() {
         return Err(DaemonError::NoUdp.into());
     }
     let metrics = Arc::new(Metrics::default());
@@ -160,7 +240,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             loop {
                 match s.recv_from(&mut buf).await {
                     Ok((n, from)) => {
-                        let pkt = Inbound {
+                        let pkt = Inbound::Datagram {
                             from,
                             bytes: buf[..n].to_vec(),
                         };
@@ -172,6 +252,10 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
                 }
             }
         });
+    }
+    let conns: Connections = Arc::default();
+    for l in tcp_listeners {
+        tokio::spawn(serve_tcp(l, tx.clone(), conns.clone()));
     }
     drop(tx);
     let mut hup = signal(SignalKind::hangup())?;
@@ -189,11 +273,11 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             pkt = rx.recv() => {
                 let Some(pkt) = pkt else { break };
                 let c = clock();
-                pbx.handle_datagram(c, pkt.from, &pkt.bytes);
+                feed(&mut pbx, c, pkt);
                 // Batch what is already queued into the same transaction.
                 for _ in 0..256 {
                     match rx.try_recv() {
-                        Ok(p) => pbx.handle_datagram(c, p.from, &p.bytes),
+                        Ok(p) => feed(&mut pbx, c, p),
                         Err(_) => break,
                     }
                 }
@@ -220,6 +304,13 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             continue;
         }
         while let Some(t) = pbx.poll_transmit() {
+            let conn = conns.lock().ok().and_then(|m| m.get(&t.to).cloned());
+            if let Some(conn) = conn {
+                if conn.try_send(t.bytes).is_err() {
+                    warn!(to = %t.to, "TCP connection congested or closed; message dropped");
+                }
+                continue;
+            }
             match send_socket(&t.to) {
                 Some(s) => {
                     if let Err(e) = s.send_to(&t.bytes, t.to).await {
