@@ -32,6 +32,7 @@
 
 pub mod answer;
 pub mod facts;
+pub mod install;
 pub mod net;
 pub mod probe;
 pub mod secret;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use kentongan_setup::install::{self, Source, Target};
 use kentongan_setup::{probe, validate, Answer, Facts, InstallPlan};
 
 #[derive(Parser)]
@@ -33,6 +34,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install without questions, as the answer file says.
+    Apply {
+        #[arg(long)]
+        answer: PathBuf,
+        /// Install into this directory instead of the disk the answer names (tests): no
+        /// partitioning, mounts, chroot commands or boot loader.
+        #[arg(long)]
+        target_root: Option<PathBuf>,
+        /// Copy the system from this directory instead of the live medium's layers.
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Check against a machine described in JSON instead of this one.
+        #[arg(long)]
+        facts: Option<PathBuf>,
+        /// Power the machine off after a successful install (unattended mode).
+        #[arg(long)]
+        poweroff: bool,
+    },
+}
+
+/// Cargo-style status lines on stderr.
+struct StatusLines;
+
+impl install::Reporter for StatusLines {
+    fn step_started(&mut self, step: &install::Step) {
+        eprintln!("{:>12} {}", step.verb, step.name);
+    }
+    fn step_finished(&mut self, step: &install::Step, skipped: bool) {
+        if skipped {
+            eprintln!(
+                "{:>12} {} (not for a directory target)",
+                "Skipped", step.name
+            );
+        }
+    }
 }
 
 /// An error for the operator: what failed, and what to do about it.
@@ -123,5 +159,51 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Apply {
+            answer,
+            target_root,
+            source,
+            facts,
+            poweroff,
+        }) => {
+            let facts = load_facts(facts.as_deref())?;
+            // Validation comes first: a bad answer file writes nothing anywhere.
+            let plan = plan_from_file(&answer, &facts)?;
+            apply(&plan, target_root, source)?;
+            eprintln!("{:>12} Kentongan on {}", "Installed", plan.disk.device);
+            if poweroff {
+                let _ = std::process::Command::new("systemctl")
+                    .arg("poweroff")
+                    .status();
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn apply(
+    plan: &InstallPlan,
+    target_root: Option<PathBuf>,
+    source: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let target = match target_root {
+        Some(root) => Target::Directory { root },
+        None => Target::Disk {
+            device: plan.disk.device.clone(),
+            mount: PathBuf::from(install::DEFAULT_MOUNT),
+        },
+    };
+    let source = match (source, &target) {
+        (Some(dir), _) => Source::Directory(dir),
+        (None, Target::Directory { .. }) => Source::Nothing,
+        (None, Target::Disk { .. }) => Source::LiveLayers(PathBuf::from(install::LIVE_LAYERS)),
+    };
+    install::run(plan, target, source, &mut install::SystemRunner, &mut StatusLines).map_err(|e| {
+        let state = if e.disk_touched {
+            "the disk is marked unfinished (partition KENTONGAN-INCOMPLETE); running the installer again starts over"
+        } else {
+            "nothing was written"
+        };
+        fail(anyhow::anyhow!("{e}; {state}"), e.hint)
+    })
 }
