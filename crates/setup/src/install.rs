@@ -34,7 +34,7 @@ const LIVE_ONLY: &[&str] = &[
     "etc/systemd/system/kentongan-setup-tui.service",
     "etc/systemd/system/multi-user.target.wants/kentongan-setup-auto.service",
     "etc/systemd/system/multi-user.target.wants/kentongan-setup-tui.service",
-    "etc/systemd/system/getty@tty1.service.d/kentongan-setup.conf",
+    "etc/udev/rules.d/90-kentongan-setup.rules",
 ];
 
 /// One external command. `stdin`, when set, is written to the process and closed.
