@@ -328,10 +328,8 @@ impl Pipeline<'_> {
             let debs = p.cache.debs_dir();
             let mut cmd = Command::new("mmdebstrap");
             cmd.env("SOURCE_DATE_EPOCH", p.epoch.to_string())
-                .args(["--mode=root", "--variant=minbase", "--format=directory"])
+                .args(stages::MMDEBSTRAP_OPTIONS)
                 .arg(format!("--include={}", p.recipe.packages.join(",")))
-                .arg("--aptopt=Acquire::Languages \"none\"")
-                .arg("--aptopt=APT::Install-Recommends \"false\"")
                 .args(
                     stages::DPKG_EXCLUDES
                         .iter()
@@ -343,7 +341,6 @@ impl Pipeline<'_> {
                         .iter()
                         .map(|g| format!("--dpkgopt=path-exclude={g}")),
                 )
-                .arg("--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata")
                 .args(stages::initramfs_setup_hook(p.recipe).map(|h| format!("--setup-hook={h}")))
                 .arg("--skip=essential/unlink")
                 .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/")

@@ -387,7 +387,7 @@ fn check(
             return Err(invalid(
                 &format!("path_exclude[{i}]"),
                 format!("is `{glob}`, which is not an absolute path glob"),
-                "write e.g. \"/usr/lib/modules/*/kernel/sound/*\"",
+                "write e.g. \"/lib/modules/*/kernel/sound/*\"",
             ));
         }
     }

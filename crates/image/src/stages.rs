@@ -154,6 +154,19 @@ pub fn initramfs_setup_hook(recipe: &Recipe) -> Option<String> {
     Some(script)
 }
 
+/// mmdebstrap's fixed options; part of the base key.
+pub const MMDEBSTRAP_OPTIONS: &[&str] = &[
+    "--mode=root",
+    "--variant=minbase",
+    "--format=directory",
+    "--aptopt=Acquire::Languages \"none\"",
+    "--aptopt=APT::Install-Recommends \"false\"",
+    // Lays out merged /usr itself, so the usrmerge package (and the whole of perl it pulls
+    // in) stays out of the image.
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+    "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",
+];
+
 /// Paths dpkg leaves out of the base, to keep the image small.
 pub const DPKG_EXCLUDES: &[&str] = &[
     "path-exclude=/usr/share/doc/*",
@@ -179,6 +192,7 @@ pub fn compute_keys(
         .field("packages", recipe.packages.join("\n"))
         .field("mmdebstrap", &facts.mmdebstrap_version)
         .field("hook", BASE_CLEANUP_HOOK)
+        .field("options", MMDEBSTRAP_OPTIONS.join("\n"))
         .field("dpkg-excludes", DPKG_EXCLUDES.join("\n"))
         .field("path-exclude", recipe.path_exclude.join("\n"))
         .field(
