@@ -282,3 +282,47 @@ fn register_over_tcp() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(pbx.metric("kentongan_registrations"), 1);
 }
+
+/// SIP over TLS with the certificate made at first start: OPTIONS answered through openssl.
+#[test]
+fn options_over_tls_with_generated_certificate() {
+    need("openssl", "openssl");
+    let pbx = Pbx::start(ports(BASE));
+    assert!(pbx.dir.join("tls-cert.pem").is_file());
+    let log = pbx.dir.join("openssl.log");
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &pbx.tls(),
+        "-quiet",
+        "-verify_quiet",
+    ])
+    .stdin(std::process::Stdio::piped());
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = cmd
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let req = "OPTIONS sip:pbx.local;transport=tls SIP/2.0\r\n\
+               Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1;rport\r\n\
+               From: <sip:probe@pbx.local>;tag=1\r\nTo: <sip:pbx.local>\r\nCall-ID: tls1\r\n\
+               CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(req.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut out = String::new();
+    while std::time::Instant::now() < deadline {
+        out = std::fs::read_to_string(&log).unwrap_or_default();
+        if out.contains("SIP/2.0 200 OK") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.contains("SIP/2.0 200 OK"), "{out}");
+}

@@ -84,6 +84,10 @@ pub struct Config {
     pub listen: Vec<Listen>,
     /// Digest algorithms offered, in challenge order (RFC 8760: SHA-256 first).
     pub auth_algorithms: Vec<Algorithm>,
+    /// PEM certificate chain and key for `tls:` listeners; both or neither (then one is made
+    /// at first start next to the database).
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub rtp_ports: PortRange,
     pub database: PathBuf,
     pub metrics_listen: SocketAddr,
@@ -111,6 +115,8 @@ struct RawSip {
     listen: Vec<String>,
     #[serde(default = "default_algorithms")]
     auth_algorithms: Vec<String>,
+    tls_certificate: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +188,8 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
             ("domain", Kind::Str),
             ("listen", Kind::StrList),
             ("auth_algorithms", Kind::StrList),
+            ("tls_certificate", Kind::Str),
+            ("tls_key", Kind::Str),
         ],
     ),
     ("rtp", &[("ports", Kind::Str)]),
@@ -341,6 +349,22 @@ impl Config {
                 "is empty; list at least one, e.g. [\"SHA-256\", \"MD5\"]",
             ));
         }
+        let (tls_certificate, tls_key) = match (raw.sip.tls_certificate, raw.sip.tls_key) {
+            (Some(c), Some(k)) => (Some(PathBuf::from(c)), Some(PathBuf::from(k))),
+            (None, None) => (None, None),
+            (Some(_), None) => {
+                return Err(ConfigError::at(
+                    "sip.tls_key",
+                    "is missing while `sip.tls_certificate` is set; give both PEM files, or neither for a self-signed certificate",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::at(
+                    "sip.tls_certificate",
+                    "is missing while `sip.tls_key` is set; give both PEM files, or neither for a self-signed certificate",
+                ))
+            }
+        };
         let rtp_ports = parse_ports(&raw.rtp.ports).map_err(|m| ConfigError::at("rtp.ports", m))?;
         if raw.storage.database.trim().is_empty() {
             return Err(ConfigError::at(
@@ -361,6 +385,8 @@ impl Config {
             domain,
             listen,
             auth_algorithms,
+            tls_certificate,
+            tls_key,
             rtp_ports,
             database: PathBuf::from(raw.storage.database),
             metrics_listen,

@@ -6,7 +6,7 @@
 //! leaves before what it acknowledges is on disk. It opens no SIP socket and reads no clock;
 //! media streams are allocated through [`crate::media::Relay`] (which needs a tokio runtime).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -292,7 +292,7 @@ pub struct Pbx {
     next_housekeeping: Instant,
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Peers connected over TCP: what we send them goes down their connection.
-    tcp_peers: HashSet<SocketAddr>,
+    stream_peers: HashMap<SocketAddr, ListenTransport>,
 }
 
 /// What the core needs from the driver at start.
@@ -354,7 +354,7 @@ impl Pbx {
             next_message_id,
             next_housekeeping: clock.now,
             local_ips: HashMap::new(),
-            tcp_peers: HashSet::new(),
+            stream_peers: HashMap::new(),
         })
     }
 
@@ -393,14 +393,37 @@ impl Pbx {
 
     /// One framed message from a TCP connection (the driver frames with `StreamDecoder`).
     /// Answers and requests for `from` then go down that connection.
-    pub fn handle_stream_message(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
-        self.tcp_peers.insert(from);
+    pub fn handle_stream_message(
+        &mut self,
+        clock: Clock,
+        from: SocketAddr,
+        transport: ListenTransport,
+        bytes: &[u8],
+    ) {
+        self.stream_peers.insert(from, transport);
         self.handle_datagram(clock, from, bytes);
+    }
+
+    /// UDP sources of live registrations: the driver sends them a CRLF keep-alive now and then
+    /// so NAT bindings in front of phones stay open (RFC 5626 §3.5.1 style, without the STUN).
+    pub fn keepalive_targets(&self, clock: Clock) -> Vec<SocketAddr> {
+        let now_s = clock.unix_s();
+        let mut v: Vec<SocketAddr> = self
+            .registry
+            .by_ext
+            .values()
+            .flatten()
+            .filter(|c| c.expires_at > now_s && !self.stream_peers.contains_key(&c.source))
+            .map(|c| c.source)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// A TCP connection closed.
     pub fn handle_stream_closed(&mut self, from: SocketAddr) {
-        self.tcp_peers.remove(&from);
+        self.stream_peers.remove(&from);
     }
 
     pub fn handle_timeout(&mut self, clock: Clock) {
@@ -657,11 +680,7 @@ impl Pbx {
                         extension: ext.clone(),
                         contact: key,
                         source: from.to_string(),
-                        transport: if self.tcp_peers.contains(&from) {
-                            "tcp".into()
-                        } else {
-                            "udp".into()
-                        },
+                        transport: self.transport_of(from).to_string(),
                         expires_at: now_s + i64::from(expires),
                         call_id: call_id.clone(),
                         cseq,
@@ -734,12 +753,16 @@ impl Pbx {
         ip
     }
 
+    /// How we reach `peer`: down its TCP/TLS connection if it has one, else UDP.
+    fn transport_of(&self, peer: SocketAddr) -> ListenTransport {
+        self.stream_peers
+            .get(&peer)
+            .copied()
+            .unwrap_or(ListenTransport::Udp)
+    }
+
     fn local_port(&self, peer: SocketAddr) -> u16 {
-        let want = if self.tcp_peers.contains(&peer) {
-            ListenTransport::Tcp
-        } else {
-            ListenTransport::Udp
-        };
+        let want = self.transport_of(peer);
         self.config
             .listen
             .iter()
@@ -762,11 +785,7 @@ impl Pbx {
     fn add_via(&mut self, req: &mut Request, peer: SocketAddr) {
         let branch = self.ep.new_branch();
         let hp = self.host_port(peer);
-        let transport = if self.tcp_peers.contains(&peer) {
-            "TCP"
-        } else {
-            "UDP"
-        };
+        let transport = self.transport_of(peer).to_string().to_ascii_uppercase();
         req.headers.push_front(
             HeaderName::Via,
             format!("SIP/2.0/{transport} {hp};branch={branch};rport"),
@@ -774,10 +793,9 @@ impl Pbx {
     }
 
     fn our_contact(&mut self, peer: SocketAddr) -> String {
-        let param = if self.tcp_peers.contains(&peer) {
-            ";transport=tcp"
-        } else {
-            ""
+        let param = match self.transport_of(peer) {
+            ListenTransport::Udp => String::new(),
+            t => format!(";transport={t}"),
         };
         format!("<sip:pbx@{}{param}>", self.host_port(peer))
     }

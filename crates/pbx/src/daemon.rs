@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ListenTransport};
@@ -27,7 +28,7 @@ use crate::store::Store;
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("could not listen on {what} {addr}: {source}")]
+    #[error("could not listen on {what} {addr}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
@@ -37,11 +38,13 @@ pub enum DaemonError {
     NoUdp,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("could not create {path}: {source}")]
+    #[error("could not create {path}")]
     StateDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("no randomness from the kernel: {0}")]
     Random(String),
 }
@@ -84,6 +87,28 @@ fn bind_sip_udp(addr: SocketAddr) -> Result<UdpSocket, DaemonError> {
     UdpSocket::from_std(sock.into()).map_err(err)
 }
 
+fn bind_sip_tcp(addr: SocketAddr) -> Result<TcpListener, DaemonError> {
+    let err = |source| DaemonError::Bind {
+        what: "SIP TCP/TLS",
+        addr,
+        source,
+    };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(err)?;
+    }
+    sock.set_reuse_address(true).map_err(err)?;
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    sock.listen(1024).map_err(err)?;
+    TcpListener::from_std(sock.into()).map_err(err)
+}
+
 /// Opens the database, creating its directory if needed.
 pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
     if let Some(dir) = config
@@ -100,9 +125,18 @@ pub fn open_store(config: &Config) -> Result<Store, DaemonError> {
 }
 
 enum Inbound {
-    Datagram { from: SocketAddr, bytes: Vec<u8> },
-    Stream { from: SocketAddr, bytes: Vec<u8> },
-    Closed { from: SocketAddr },
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Stream {
+        from: SocketAddr,
+        transport: ListenTransport,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        from: SocketAddr,
+    },
 }
 
 /// Writers of the open TCP connections, by peer address.
@@ -111,68 +145,116 @@ type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
 fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) {
     match pkt {
         Inbound::Datagram { from, bytes } => pbx.handle_datagram(c, from, &bytes),
-        Inbound::Stream { from, bytes } => pbx.handle_stream_message(c, from, &bytes),
+        Inbound::Stream {
+            from,
+            transport,
+            bytes,
+        } => pbx.handle_stream_message(c, from, transport, &bytes),
         Inbound::Closed { from } => pbx.handle_stream_closed(from),
     }
 }
 
-async fn serve_tcp(listener: TcpListener, tx: mpsc::Sender<Inbound>, conns: Connections) {
+async fn serve_stream(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    tx: mpsc::Sender<Inbound>,
+    conns: Connections,
+) {
     loop {
         let Ok((stream, from)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
-        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
-        if let Ok(mut map) = conns.lock() {
-            map.insert(from, out_tx);
-        }
-        tokio::spawn(async move {
-            while let Some(b) = out_rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    return;
-                }
+        let (tx, conns) = (tx.clone(), conns.clone());
+        match &tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                tokio::spawn(connection(rd, wr, from, ListenTransport::Tcp, tx, conns));
             }
-        });
-        let tx = tx.clone();
-        let conns = conns.clone();
-        tokio::spawn(async move {
-            let mut decoder = StreamDecoder::new(Limits::default());
-            let mut buf = vec![0u8; 16384];
-            'conn: loop {
-                let n = match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                decoder.extend(&buf[..n]);
-                while let Some(msg) = decoder.next_message() {
-                    match msg {
-                        Ok(m) => {
-                            let bytes = m.to_bytes().to_vec();
-                            if tx.send(Inbound::Stream { from, bytes }).await.is_err() {
-                                break 'conn;
-                            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(s)) => {
+                            let (rd, wr) = tokio::io::split(s);
+                            connection(rd, wr, from, ListenTransport::Tls, tx, conns).await;
                         }
-                        Err(e) => {
-                            debug!(%from, error = %e, "bad framing on a TCP connection; closing it");
-                            break 'conn;
-                        }
+                        _ => debug!(%from, "TLS handshake failed"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// One TCP or TLS connection: a writer task fed by the core loop, and this reader that frames
+/// messages with the sip crate's `StreamDecoder`.
+async fn connection<R, W>(
+    mut rd: R,
+    mut wr: W,
+    from: SocketAddr,
+    transport: ListenTransport,
+    tx: mpsc::Sender<Inbound>,
+    conns: Connections,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
+    if let Ok(mut map) = conns.lock() {
+        map.insert(from, out_tx);
+    }
+    tokio::spawn(async move {
+        while let Some(b) = out_rx.recv().await {
+            if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut decoder = StreamDecoder::new(Limits::default());
+    let mut buf = vec![0u8; 16384];
+    'conn: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        decoder.extend(&buf[..n]);
+        while let Some(msg) = decoder.next_message() {
+            match msg {
+                Ok(m) => {
+                    let bytes = m.to_bytes().to_vec();
+                    let inbound = Inbound::Stream {
+                        from,
+                        transport,
+                        bytes,
+                    };
+                    if tx.send(inbound).await.is_err() {
+                        break 'conn;
                     }
                 }
+                Err(e) => {
+                    debug!(%from, error = %e, "bad framing on a stream connection; closing it");
+                    break 'conn;
+                }
             }
-            if let Ok(mut map) = conns.lock() {
-                map.remove(&from);
-            }
-            let _ = tx.send(Inbound::Closed { from }).await;
-        });
+        }
     }
+    if let Ok(mut map) = conns.lock() {
+        map.remove(&from);
+    }
+    let _ = tx.send(Inbound::Closed { from }).await;
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
-    let mut tcp_listeners: Vec<TcpListener> = Vec::new();
+    let mut tcp_listeners: Vec<(TcpListener, Option<TlsAcceptor>)> = Vec::new();
     for l in &config.listen {
         match l.transport {
             ListenTransport::Udp => match bind_sip_udp(l.addr) {
@@ -190,20 +272,26 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             },
-            ListenTransport::Tcp => {
-                let listener =
-                    TcpListener::bind(l.addr)
-                        .await
-                        .map_err(|source| DaemonError::Bind {
-                            what: "SIP TCP",
-                            addr: l.addr,
-                            source,
-                        })?;
+            ListenTransport::Tcp | ListenTransport::Tls => {
+                let listener = match bind_sip_tcp(l.addr) {
+                    Ok(x) => x,
+                    Err(DaemonError::Bind { source, .. })
+                        if l.addr.is_ipv6()
+                            && l.addr.ip().is_unspecified()
+                            && source.raw_os_error() == Some(97) =>
+                    {
+                        warn!(listen = %l, "IPv6 is not available on this host; skipped");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let tls = if l.transport == ListenTransport::Tls {
+                    Some(crate::tls::acceptor(&config)?)
+                } else {
+                    None
+                };
                 info!(listen = %l, "listening");
-                tcp_listeners.push(listener);
-            }
-            ListenTransport::Tls => {
-                warn!(listen = %l, "the TLS transport is not implemented yet; skipped")
+                tcp_listeners.push((listener, tls));
             }
         }
     }
@@ -254,13 +342,15 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
         });
     }
     let conns: Connections = Arc::default();
-    for l in tcp_listeners {
-        tokio::spawn(serve_tcp(l, tx.clone(), conns.clone()));
+    for (l, tls) in tcp_listeners {
+        tokio::spawn(serve_stream(l, tls, tx.clone(), conns.clone()));
     }
     drop(tx);
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut keepalive = tokio::time::interval(std::time::Duration::from_secs(25));
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(domain = %config.domain, "kentongan-pbx ready");
     let send_socket = |to: &SocketAddr| {
         sockets
@@ -285,6 +375,14 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             }
             _ = tokio::time::sleep_until(deadline) => {
                 pbx.handle_timeout(clock());
+                false
+            }
+            _ = keepalive.tick() => {
+                for to in pbx.keepalive_targets(clock()) {
+                    if let Some(s) = send_socket(&to) {
+                        let _ = s.send_to(b"\r\n\r\n", to).await;
+                    }
+                }
                 false
             }
             _ = hup.recv() => {

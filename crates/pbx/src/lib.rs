@@ -29,3 +29,4 @@ pub mod core;
 pub mod daemon;
 pub mod media;
 pub mod store;
+pub mod tls;

@@ -16,7 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("could not open the database {path}: {source}")]
+    #[error("could not open the database {path}")]
     Open {
         path: String,
         source: rusqlite::Error,

@@ -12,6 +12,8 @@ fn summary(c: &Config) -> String {
         "domain": c.domain,
         "listen": c.listen.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
         "auth_algorithms": c.auth_algorithms.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "tls_certificate": c.tls_certificate.as_ref().map(|p| p.display().to_string()),
+        "tls_key": c.tls_key.as_ref().map(|p| p.display().to_string()),
         "rtp_ports": [c.rtp_ports.low, c.rtp_ports.high],
         "database": c.database.display().to_string(),
         "metrics_listen": c.metrics_listen.to_string(),
