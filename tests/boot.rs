@@ -107,7 +107,10 @@ fn image_missing_a_layer_fails_clearly() {
     );
     assert_eq!(check, "agent-ready", "failed at the wrong step: {error}");
     assert!(
-        matches!(error, VmError::Timeout { .. } | VmError::GuestFailed { .. }),
+        matches!(
+            error,
+            VmError::Timeout { .. } | VmError::GuestFailed { .. } | VmError::Agent { .. }
+        ),
         "unexpected kind of failure: {error}"
     );
     let serial = error.serial_log().expect("the error names the serial log");

@@ -21,6 +21,8 @@ use crate::qmp::Qmp;
 
 /// How long the appliance takes under KVM to start the guest agent; scaled like every timeout.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after a login prompt the agent may still take to answer (KVM time).
+pub const LOGIN_GRACE: Duration = Duration::from_secs(15);
 /// Default for one command in the guest (KVM time).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -187,7 +189,24 @@ impl Machine {
             return Ok(());
         }
         let what = "the guest agent (the guest did not reach multi-user.target, or the image lacks overlays/vmtest-agent)";
+        // The agent and the serial getty both start with multi-user.target: once a login
+        // prompt shows, an agent that is coming answers within seconds. Waiting out the whole
+        // boot timeout after that only delays the verdict on an image without one.
+        let login = compile(r"(?m)^\S+ login: ")?;
+        let grace = self.scale.scale(LOGIN_GRACE);
+        let mut login_seen: Option<Instant> = None;
         self.poll(what, timeout, |m| {
+            if login_seen.is_none() && login.is_match(&m.serial_text()) {
+                login_seen = Some(Instant::now());
+            }
+            if login_seen.is_some_and(|t| t.elapsed() > grace) {
+                return Err(m.agent_error(&format!(
+                    "the guest showed a login prompt {}s ago but the agent never answered: \
+                     the image lacks overlays/vmtest-agent or the kentongan-guest-agent binary, \
+                     or systemd did not import the kentongan.vmtest-token credential",
+                    grace.as_secs()
+                )));
+            }
             let client = match &mut m.agent {
                 Some(c) => c,
                 None => match AgentClient::connect(&m.resolved.agent_socket, &m.resolved.token) {
