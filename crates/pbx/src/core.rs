@@ -310,7 +310,7 @@ impl Pbx {
     pub fn new(init: PbxInit) -> Result<Pbx, StoreError> {
         let PbxInit {
             config,
-            store,
+            mut store,
             metrics,
             secret,
             seed,
@@ -320,7 +320,13 @@ impl Pbx {
         for b in store.bindings(clock.unix_s())? {
             registry.insert(b);
         }
-        store.clear_live_calls()?;
+        let interrupted = store.recover_live_calls(clock.unix_ms)?;
+        if interrupted > 0 {
+            warn!(
+                calls = interrupted,
+                "calls cut by the last stop were recorded as interrupted"
+            );
+        }
         metrics
             .registrations
             .store(registry.count() as u64, Ordering::Relaxed);

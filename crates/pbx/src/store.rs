@@ -426,10 +426,23 @@ impl Store {
             })?)
     }
 
-    /// Forgets live calls left by a previous run (they died with it).
-    pub fn clear_live_calls(&self) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM live_calls", [])?;
-        Ok(())
+    /// Calls left live by a previous run died with it (crash, power loss): each becomes a CDR
+    /// with disposition "interrupted", ended at `now_ms`, so no attempt goes unrecorded.
+    pub fn recover_live_calls(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s,
+             disposition)
+             SELECT call_id, caller, callee, start_ms, answer_ms, ?1,
+                    CASE WHEN answer_ms IS NULL THEN 0.0
+                         ELSE MAX(?1 - answer_ms, 0) / 1000.0 END,
+                    'interrupted'
+             FROM live_calls",
+            params![now_ms],
+        )?;
+        tx.execute("DELETE FROM live_calls", [])?;
+        tx.commit()?;
+        Ok(n)
     }
 
     pub fn live_calls(&self) -> Result<Vec<LiveCall>, StoreError> {
