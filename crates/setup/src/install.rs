@@ -532,6 +532,9 @@ fn partition_disk(i: &mut Install) -> Result<(), Fail> {
         .run(&Cmd::new("wipefs", &["--all", "--force", &dev]))?;
     i.runner
         .run(&Cmd::new("sfdisk", &["--quiet", "--wipe", "always", &dev]).stdin(sfdisk_script()))?;
+    // sfdisk asks the kernel to re-read the table, but a busy disk or a loop device can keep
+    // the old view; partx adds the partitions one by one (BLKPG), which works in both cases.
+    let _ = i.runner.run(&Cmd::new("partx", &["--update", &dev]));
     let _ = i
         .runner
         .run(&Cmd::new("udevadm", &["settle", "--timeout=10"]));
