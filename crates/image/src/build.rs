@@ -421,16 +421,18 @@ impl Pipeline<'_> {
                 &serde_json::to_vec_pretty(&crates).unwrap_or_default(),
             )?;
 
+            // One build of the whole workspace: the same feature resolution as
+            // `cargo build --release --workspace` (scripts/build), so nothing compiles twice.
+            p.run(
+                Stage::Binaries,
+                Command::new("cargo")
+                    .current_dir(root)
+                    .args(["build", "--release", "--locked", "--workspace", "--bins"]),
+                log,
+            )?;
             let mut debs = Vec::new();
             for package in &roots_unique {
                 let bins: Vec<_> = recipe.binaries.iter().filter(|b| &b.package == package).collect();
-                let mut cmd = Command::new("cargo");
-                cmd.current_dir(root)
-                    .args(["build", "--release", "--locked", "-p", package]);
-                for b in &bins {
-                    cmd.args(["--bin", &b.bin]);
-                }
-                p.run(Stage::Binaries, &mut cmd, log)?;
 
                 let staging = entry.join("staging").join(package);
                 let mut depends = vec!["libc6".to_owned()];
