@@ -36,6 +36,7 @@ pub mod install;
 pub mod net;
 pub mod probe;
 pub mod secret;
+pub mod tui;
 pub mod validate;
 
 pub use answer::Answer;

@@ -20,6 +20,15 @@ use kentongan_setup::{probe, validate, Answer, Facts, InstallPlan};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Wizard only: install into this directory instead of a disk (tests, dry runs).
+    #[arg(long)]
+    target_root: Option<PathBuf>,
+    /// Wizard only: copy the system from this directory instead of the live medium.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Wizard only: offer the disks and zones of a machine described in JSON.
+    #[arg(long)]
+    facts: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -137,10 +146,27 @@ fn plan_from_file(answer: &Path, facts: &Facts) -> Result<InstallPlan, Failure> 
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        None => Err(fail(
-            anyhow::anyhow!("the interactive wizard is not available yet"),
-            "use `kentongan-setup apply --answer answer.toml`",
-        )),
+        None => {
+            let facts = load_facts(cli.facts.as_deref())?;
+            let setup = kentongan_setup::tui::Setup {
+                target_root: cli.target_root,
+                source: cli.source,
+            };
+            match kentongan_setup::tui::run(facts, &setup, &mut install::SystemRunner) {
+                Ok(Some(summary)) => {
+                    eprintln!("{summary}");
+                    if setup.target_root.is_none() {
+                        let _ = std::process::Command::new("systemctl").arg("reboot").status();
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(None) => Ok(ExitCode::SUCCESS),
+                Err(e) => Err(fail(
+                    anyhow::anyhow!("the wizard stopped: {e}"),
+                    "run `kentongan-setup` again, or install with `kentongan-setup apply --answer answer.toml`",
+                )),
+            }
+        }
         Some(Command::ValidateAnswer {
             answer,
             facts,

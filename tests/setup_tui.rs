@@ -1,0 +1,181 @@
+//! The first-boot wizard driven through tmux (send-keys, capture-pane) on an 80×25 terminal,
+//! installing into a scratch directory (`--target-root`) for a machine described by the golden
+//! facts file. Checks the bilingual prompts, that the one validator's messages appear, the
+//! erase confirmation, the generated passwords shown once, and what lands in the target.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kentongan_e2e::{project_root, run};
+
+fn setup_bin() -> PathBuf {
+    run(Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "kentongan-setup"])
+        .current_dir(project_root()));
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+        .join("debug/kentongan-setup")
+}
+
+struct Tmux(String);
+
+impl Tmux {
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.0];
+        args.extend_from_slice(keys);
+        run(Command::new("tmux").args(&args));
+    }
+
+    fn text(&self, text: &str) {
+        run(Command::new("tmux").args(["send-keys", "-t", &self.0, "-l", text]));
+    }
+
+    fn screen(&self) -> String {
+        run(Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]))
+    }
+
+    /// Waits until the screen shows `what`; panics with the screen otherwise.
+    fn wait_for(&self, what: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!("waited for {what:?}; the screen shows:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+fn read(root: &Path, rel: &str) -> String {
+    std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn wizard_in_english_installs_into_a_scratch_root() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        panic!("tmux is not installed (apt-get install tmux)");
+    }
+    let bin = setup_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let facts = project_root().join("crates/setup/tests/answers/facts.json");
+    let session = Tmux(format!("kentongan-setup-tui-{}", std::process::id()));
+    let cmd = format!(
+        "{} --facts {} --target-root {}; echo WIZARD-EXIT=$?; sleep 60",
+        bin.display(),
+        facts.display(),
+        root.display()
+    );
+    run(Command::new("tmux").args([
+        "new-session",
+        "-d",
+        "-s",
+        &session.0,
+        "-x",
+        "80",
+        "-y",
+        "25",
+        &cmd,
+    ]));
+
+    // Page 1 is in Indonesian until English is chosen.
+    session.wait_for("Bahasa: < id >");
+    session.keys(&["Right", "Enter"]);
+    session.wait_for("Network (2/7)");
+
+    // Static address without a prefix: the validator's own message, and no progress.
+    session.keys(&["Right", "Tab"]);
+    session.text("10.0.2.15");
+    session.keys(&["Tab"]);
+    session.text("10.0.2.2");
+    session.keys(&["Tab"]);
+    session.text("10.0.2.3");
+    session.keys(&["Tab", "Enter"]);
+    let s = session.wait_for("needs a prefix length");
+    assert!(s.contains("Network (2/7)"), "{s}");
+    session.keys(&["Up", "Up", "Up"]); // from IPv6 back to the address
+    session.text("/24");
+    for _ in 0..4 {
+        session.keys(&["Enter"]);
+    }
+    session.wait_for("Host name and time zone (3/7)");
+    let s = session.screen();
+    assert!(s.contains("Asia/Jakarta"), "default time zone:\n{s}");
+    for _ in 0..4 {
+        session.keys(&["Enter"]);
+    }
+    session.wait_for("Administrator password (4/7)");
+    session.text("short");
+    session.wait_for("weak:");
+    session.keys(&["BSpace", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    session.text("Tg7!pz0Qmw-kantor");
+    session.wait_for("strong");
+    let s = session.screen();
+    assert!(!s.contains("Tg7!"), "the password is masked:\n{s}");
+    session.keys(&["Tab"]);
+    session.text("Tg7!pz0Qmw-kantor");
+    session.keys(&["Enter"]);
+    let s = session.wait_for("Extensions and trusted network (5/7)");
+    assert!(
+        s.contains("10.0.2.0/24"),
+        "trusted LAN suggested from the address:\n{s}"
+    );
+    session.keys(&["Enter", "Enter"]);
+    let s = session.wait_for("Target disk (6/7)");
+    assert!(
+        s.contains("WARNING: this ERASES everything on /dev/vda"),
+        "{s}"
+    );
+    session.keys(&["Tab", "Enter"]);
+    session.wait_for("Type YES to agree to erase /dev/vda");
+    session.text("YES");
+    session.keys(&["Enter"]);
+    let s = session.wait_for("Summary (7/7)");
+    assert!(s.contains("host:       pbx.kantor.local"), "{s}");
+    let passwords: Vec<(String, String)> = s
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_matches(|c: char| c == '│' || c.is_whitespace());
+            let (n, p) = l.split_once(": ")?;
+            (n.len() == 3 && n.starts_with("20")).then(|| (n.to_owned(), p.trim().to_owned()))
+        })
+        .collect();
+    assert_eq!(passwords.len(), 3, "{s}");
+
+    session.keys(&["Enter"]);
+    session.wait_for("Installed.");
+    session.keys(&["Enter"]);
+    session.wait_for("WIZARD-EXIT=0");
+
+    // What the wizard installed: the same files `apply` writes, no plaintext anywhere.
+    assert_eq!(read(&root, "etc/hostname"), "pbx\n");
+    assert!(
+        read(&root, "etc/systemd/network/10-kentongan.network").contains("Address=10.0.2.15/24")
+    );
+    assert!(read(&root, "etc/kentongan/installed.toml").contains("language = \"en\""));
+    assert!(root.join("var/lib/kentongan/setup-done").exists());
+    assert!(read(&root, "etc/shadow").starts_with("root:$6$"));
+    let db = std::fs::read(root.join("var/lib/kentongan/pbx.db")).unwrap();
+    for (_, p) in &passwords {
+        assert!(
+            !db.windows(p.len()).any(|w| w == p.as_bytes()),
+            "extension password in the database"
+        );
+    }
+    assert!(!String::from_utf8_lossy(&db).contains("Tg7!pz0Qmw"));
+}
