@@ -106,6 +106,7 @@ fn source_tree(dir: &Path) -> PathBuf {
     for d in [
         "usr/lib/grub/i386-pc",
         "usr/lib/grub/x86_64-efi",
+        "usr/lib/modules/6.1.0-99-amd64",
         "etc/kentongan",
         "var/lib",
         "dev",
@@ -253,6 +254,10 @@ fn install_to_a_loop_device_fail_midway_then_rerun() {
         "{chrooted}"
     );
     assert!(chrooted.contains("--target=x86_64-efi --efi-directory=/boot/efi --removable"));
+    assert!(
+        chrooted.contains("update-initramfs -c -k 6.1.0-99-amd64"),
+        "{chrooted}"
+    );
 
     // Everything is unmounted; mount the result read-only and look inside.
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();

@@ -668,8 +668,34 @@ fn remove_live_boot(i: &mut Install) -> Result<(), Fail> {
         args.extend(present.iter().map(String::as_str));
         i.chroot("dpkg", &args)?;
     }
-    i.chroot("update-initramfs", &["-u", "-k", "all"])?;
+    // The image keeps the kernel but not its initrd (the live one sits on the ISO), so each
+    // kernel's initrd is created afresh rather than updated.
+    let kernels = kernel_versions(i.root());
+    if kernels.is_empty() {
+        return Err(fail(
+            "the copied system has no kernel under /usr/lib/modules",
+            "the image must install a linux-image-* package",
+        ));
+    }
+    for version in kernels {
+        let _ = std::fs::remove_file(i.path(&format!("boot/initrd.img-{version}")));
+        i.chroot("update-initramfs", &["-c", "-k", &version])?;
+    }
     Ok(())
+}
+
+/// Kernel versions installed under `root` (directories of `/usr/lib/modules`).
+fn kernel_versions(root: &Path) -> Vec<String> {
+    // Read through usr/ rather than the /lib symlink, which must not be followed on the host.
+    let mut v: Vec<String> = std::fs::read_dir(root.join("usr/lib/modules"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 fn fstab(i: &mut Install) -> Result<(), Fail> {
@@ -1145,6 +1171,8 @@ mod tests {
             mount: dir.path().join("mnt"),
         };
         let src = dir.path().join("src");
+        // The recorder does not copy, so the kernel is put straight into the target.
+        std::fs::create_dir_all(dir.path().join("mnt/usr/lib/modules/6.1.0-99-amd64")).unwrap();
         std::fs::create_dir_all(src.join("usr/lib/grub/i386-pc")).unwrap();
         std::fs::create_dir_all(src.join("usr/lib/grub/x86_64-efi")).unwrap();
         run(&plan, target, Source::Directory(src), &mut r, &mut Quiet).unwrap();
@@ -1156,7 +1184,7 @@ mod tests {
             "mkfs.ext4 -F -q -L kentongan-root /dev/vda3",
             "mount /dev/vda3",
             "cp -a",
-            "update-initramfs -u -k all",
+            "update-initramfs -c -k 6.1.0-99-amd64",
             "blkid -s UUID -o value /dev/vda3",
             "grub-install --target=i386-pc --recheck /dev/vda",
             "--target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram",

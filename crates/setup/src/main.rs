@@ -195,8 +195,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let facts = load_facts(facts.as_deref())?;
             // Validation comes first: a bad answer file writes nothing anywhere.
             let plan = plan_from_file(&answer, &facts)?;
+            let place = match &target_root {
+                Some(dir) => dir.display().to_string(),
+                None => plan.disk.device.clone(),
+            };
             apply(&plan, target_root, source)?;
-            eprintln!("{:>12} Kentongan on {}", "Installed", plan.disk.device);
+            eprintln!("{:>12} Kentongan on {place}", "Installed");
             if poweroff {
                 let _ = std::process::Command::new("systemctl")
                     .arg("poweroff")
