@@ -70,9 +70,32 @@ fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
     // The overlay layer carries the rendered templates; the base layer does not.
     let overlay = live.join("50-overlay.squashfs");
     assert_eq!(squashfs_cat(&overlay, "etc/hostname"), "kentongan\n");
-    assert!(squashfs_cat(&overlay, "etc/nftables.conf").contains("table inet kentongan"));
+    let ruleset = squashfs_cat(&overlay, "etc/nftables.conf");
+    assert!(ruleset.contains("table inet kentongan"), "{ruleset}");
+    let checked = Command::new("nft")
+        .args(["--check", "--file", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut nft| {
+            use std::io::Write;
+            nft.stdin.take().map(|mut i| i.write_all(ruleset.as_bytes()));
+            nft.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("nft: {e}"));
+    assert!(
+        checked.status.success(),
+        "nft rejects the shipped ruleset: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let base = live.join("00-base.squashfs");
     assert_eq!(squashfs_cat(&base, "etc/hostname"), "localhost\n");
+    // The recipe's path_exclude took effect: no sound or GPU modules, and no perl.
+    let listing = run(Command::new("unsquashfs").arg("-l").arg(&base));
+    for absent in ["/kernel/sound/", "/kernel/drivers/gpu/", "/usr/share/perl/"] {
+        assert!(!listing.contains(absent), "the base layer still has {absent}");
+    }
+    assert!(listing.contains("/kernel/drivers/net/ethernet/"), "NIC drivers were excluded");
 }
 
 #[test]

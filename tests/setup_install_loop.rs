@@ -189,9 +189,9 @@ fn part_names(device: &str) -> Vec<String> {
 
 #[test]
 fn install_to_a_loop_device_fail_midway_then_rerun() {
+    // scripts/test installs the tools; a test that skips itself would prove nothing.
     if let Some(why) = tools_missing() {
-        eprintln!("SKIPPED setup_install_loop: {why}");
-        return;
+        panic!("setup_install_loop cannot run: {why} (scripts/test installs what it needs)");
     }
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("disk.img");
