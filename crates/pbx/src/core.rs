@@ -234,6 +234,10 @@ struct Call {
     best_failure: Option<StatusCode>,
     pending_2xx: Option<Pending2xx>,
     reinvite: Option<ReInvite>,
+    /// RFC 4028: the interval the caller refreshes in (it is the refresher), and when the call
+    /// is torn down if no refresh (re-INVITE or UPDATE) arrived.
+    session_expires: Option<u32>,
+    session_deadline: Option<Instant>,
 }
 
 impl Call {
@@ -436,6 +440,7 @@ impl Pbx {
         self.ep.handle_timeout(clock.now);
         self.drain_events(clock);
         self.retransmit_2xx(clock);
+        self.expire_sessions(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             if self.registry.expire(clock.unix_s()) {
@@ -455,6 +460,9 @@ impl Pbx {
         for c in self.calls.values() {
             if let Some(p) = &c.pending_2xx {
                 t = t.min(p.next);
+            }
+            if let Some(d) = c.session_deadline {
+                t = t.min(d);
             }
         }
         t
@@ -903,10 +911,9 @@ impl Pbx {
         let b_tag = self.ep.new_tag();
         let display = self
             .store
-            .users()
+            .user_name(&caller)
             .ok()
-            .and_then(|u| u.into_iter().find(|u| u.extension == caller))
-            .map(|u| u.name)
+            .flatten()
             .filter(|n| !n.is_empty());
         let domain = self.config.domain.clone();
         let mut from_hdr = format!("<sip:{caller}@{domain}>;tag={b_tag}");
@@ -932,6 +939,8 @@ impl Pbx {
             best_failure: None,
             pending_2xx: None,
             reinvite: None,
+            session_expires: session_expires(&req),
+            session_deadline: None,
         };
         for c in contacts {
             let mut inv = Request::new(Method::Invite, c.uri.clone());
@@ -1148,6 +1157,14 @@ impl Pbx {
             let contact = self.our_contact(a_peer);
             r.headers.push(HeaderName::Contact, contact);
             r.headers.push(HeaderName::Allow, ALLOW);
+            if let Some(c) = self.calls.get_mut(&key) {
+                if let Some(se) = c.session_expires {
+                    r.headers
+                        .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+                    r.headers.push(HeaderName::Require, "timer");
+                    c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
+                }
+            }
             if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
                 r.set_body("application/sdp", body);
             }
@@ -1317,6 +1334,25 @@ impl Pbx {
         }
     }
 
+    /// Calls whose refresher went silent (RFC 4028 §10): hang both legs up.
+    fn expire_sessions(&mut self, clock: Clock) {
+        let expired: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.session_deadline.is_some_and(|d| d <= clock.now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            warn!(
+                call = key,
+                "session timer expired without a refresh; hanging up"
+            );
+            self.send_bye(clock, key, Side::Caller);
+            self.send_bye(clock, key, Side::Callee);
+            self.end_call(clock, key, "answered");
+        }
+    }
+
     fn on_ack(&mut self, req: &Request) {
         let Ok(cid) = req.headers.call_id() else {
             return;
@@ -1358,6 +1394,13 @@ impl Pbx {
             if d.on_request(&req).is_err() {
                 self.reply(clock, tx, &req, StatusCode::SERVER_INTERNAL_ERROR);
                 return;
+            }
+        }
+        if side == Side::Caller && matches!(req.method, Method::Invite | Method::Update) {
+            if let Some(c) = self.calls.get_mut(&key) {
+                if let Some(se) = c.session_expires {
+                    c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
+                }
             }
         }
         match req.method {
@@ -1577,6 +1620,23 @@ impl Pbx {
     }
 }
 
+/// RFC 4028: the session interval to use when the caller supports timers (at least the
+/// 90 s minimum), else None.
+fn session_expires(req: &Request) -> Option<u32> {
+    let supported = req
+        .headers
+        .option_tags(&HeaderName::Supported)
+        .ok()?
+        .iter()
+        .any(|t| t == "timer");
+    if !supported {
+        return None;
+    }
+    let value = req.headers.get_str(&HeaderName::SessionExpires)?;
+    let secs: u32 = value.split(';').next()?.trim().parse().ok()?;
+    Some(secs.max(90))
+}
+
 /// The RTP address an SDP asks for in media section `i`, if it names a real one.
 fn media_target(sdp: &Sdp, i: usize) -> Option<SocketAddr> {
     let m = sdp.media.get(i)?;
@@ -1586,4 +1646,52 @@ fn media_target(sdp: &Sdp, i: usize) -> Option<SocketAddr> {
     }
     let ip: IpAddr = c.address.parse().ok()?;
     Some(SocketAddr::new(ip, m.port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(extra: &str) -> Request {
+        Request::parse(format!(
+            "INVITE sip:202@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+             From: <sip:201@pbx.local>;tag=a\r\nTo: <sip:202@pbx.local>\r\nCall-ID: c\r\n\
+             CSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn session_timer_needs_support_and_respects_the_minimum() {
+        assert_eq!(session_expires(&invite("")), None);
+        assert_eq!(session_expires(&invite("Session-Expires: 1800\r\n")), None);
+        let r = invite("Supported: replaces, timer\r\nSession-Expires: 1800;refresher=uac\r\n");
+        assert_eq!(session_expires(&r), Some(1800));
+        let r = invite("Supported: timer\r\nSession-Expires: 30\r\n");
+        assert_eq!(session_expires(&r), Some(90));
+    }
+
+    #[test]
+    fn registry_expires_and_replaces_contacts() {
+        let mut reg = Registry::default();
+        let ext = Extension("201".into());
+        let b = |contact: &str, exp| Binding {
+            extension: ext.clone(),
+            contact: contact.into(),
+            source: "192.0.2.1:5060".into(),
+            transport: "udp".into(),
+            expires_at: exp,
+            call_id: "c".into(),
+            cseq: 1,
+        };
+        reg.insert(b("sip:201@192.0.2.1", 100));
+        reg.insert(b("sip:201@192.0.2.1", 200));
+        reg.insert(b("sip:201@192.0.2.9", 150));
+        assert_eq!(reg.count(), 2);
+        assert_eq!(reg.contacts(&ext, 120).len(), 2);
+        assert!(reg.expire(160));
+        assert_eq!(reg.contacts(&ext, 0)[0].expires_at, 200);
+        reg.remove(&ext, None);
+        assert_eq!(reg.count(), 0);
+    }
 }

@@ -253,6 +253,13 @@ async fn connection<R, W>(
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
+    store.disable_autocheckpoint()?;
+    let db_path = config.database.clone();
+    std::thread::Builder::new()
+        .name("wal-checkpoint".into())
+        .spawn(move || {
+            crate::store::checkpoint_loop(&db_path, std::time::Duration::from_secs(1))
+        })?;
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
     let mut tcp_listeners: Vec<(TcpListener, Option<TlsAcceptor>)> = Vec::new();
     for l in &config.listen {

@@ -199,6 +199,13 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Leaves WAL checkpoints to [`checkpoint_loop`] (another connection, another thread), so
+    /// the daemon's writer never waits for the fsync a checkpoint does.
+    pub fn disable_autocheckpoint(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
     // ---- users ----
 
     /// Adds a user; only the HA1 values derived from `password` are stored.
@@ -267,6 +274,14 @@ impl Store {
                 })
             })
             .optional()?)
+    }
+
+    /// The display name of `ext`, if the user exists.
+    pub fn user_name(&self, ext: &Extension) -> Result<Option<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name FROM users WHERE extension = ?1")?;
+        Ok(st.query_row(params![ext.0], |r| r.get(0)).optional()?)
     }
 
     pub fn user_exists(&self, ext: &str) -> Result<bool, StoreError> {
@@ -481,6 +496,25 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Runs passive WAL checkpoints every `every` on its own connection, forever (a daemon helper
+/// thread). Passive checkpoints never block the writer.
+pub fn checkpoint_loop(path: &Path, every: Duration) {
+    let conn = match Connection::open(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "checkpoint thread could not open the database");
+            return;
+        }
+    };
+    let _ = conn.busy_timeout(Duration::from_millis(100));
+    loop {
+        std::thread::sleep(every);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        }
     }
 }
 
