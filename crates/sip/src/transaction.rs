@@ -4,7 +4,7 @@
 //! wake-up time and events. It never reads a clock, touches a socket or draws randomness of
 //! its own: ids come from a generator seeded through [`Config::seed`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -146,6 +146,8 @@ struct Tx {
     last: Option<Bytes>,
     interval: Duration,
     timers: Vec<(TimerKind, Instant)>,
+    /// The instants of `timers` as entered in [`Endpoint::schedule`].
+    armed: Vec<Instant>,
     server_key: Option<ServerKey>,
     client_key: Option<(String, Method)>,
 }
@@ -157,6 +159,9 @@ pub struct Endpoint {
     rng: SplitMix64,
     next_id: u64,
     txs: HashMap<TxId, Tx>,
+    /// Every armed timer, ordered: `poll_timeout` and `handle_timeout` stay O(log n) however
+    /// many transactions linger (a busy registrar keeps 64*T1 worth of them).
+    schedule: BTreeSet<(Instant, TxId)>,
     server_index: HashMap<ServerKey, TxId>,
     client_index: HashMap<(String, Method), TxId>,
     transmits: VecDeque<Transmit>,
@@ -170,6 +175,7 @@ impl Endpoint {
             config,
             next_id: 1,
             txs: HashMap::new(),
+            schedule: BTreeSet::new(),
             server_index: HashMap::new(),
             client_index: HashMap::new(),
             transmits: VecDeque::new(),
@@ -217,10 +223,7 @@ impl Endpoint {
 
     /// The earliest timer of any transaction.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs
-            .values()
-            .flat_map(|t| t.timers.iter().map(|(_, at)| *at))
-            .min()
+        self.schedule.first().map(|(at, _)| *at)
     }
 
     // ---- input ----
@@ -235,12 +238,12 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TxId> = self
-            .txs
-            .iter()
-            .filter(|(_, t)| t.timers.iter().any(|(_, at)| *at <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut due: Vec<TxId> = Vec::new();
+        for (_, id) in self.schedule.range(..=(now, TxId(u64::MAX))) {
+            if !due.contains(id) {
+                due.push(*id);
+            }
+        }
         for id in due {
             while let Some((kind, at)) = self.txs.get_mut(&id).and_then(|tx| {
                 let pos = tx.timers.iter().position(|(_, at)| *at <= now)?;
@@ -248,6 +251,21 @@ impl Endpoint {
             }) {
                 self.fire(id, kind, at);
             }
+            self.rearm(id);
+        }
+    }
+
+    /// Re-enters a transaction's timers in the schedule after they changed.
+    fn rearm(&mut self, id: TxId) {
+        let Some(t) = self.txs.get_mut(&id) else {
+            return;
+        };
+        for at in t.armed.drain(..) {
+            self.schedule.remove(&(at, id));
+        }
+        t.armed = t.timers.iter().map(|(_, at)| *at).collect();
+        for at in &t.armed {
+            self.schedule.insert((*at, id));
         }
     }
 
@@ -305,11 +323,13 @@ impl Endpoint {
                 last: None,
                 interval: t1,
                 timers,
+                armed: Vec::new(),
                 server_key: None,
                 client_key: Some((branch, method)),
             },
         );
         self.transmits.push_back(Transmit { to, bytes });
+        self.rearm(id);
         Ok(id)
     }
 
@@ -388,6 +408,7 @@ impl Endpoint {
         }
         let to = t.peer;
         self.transmits.push_back(Transmit { to, bytes });
+        self.rearm(tx);
         Ok(())
     }
 
@@ -434,6 +455,7 @@ impl Endpoint {
         };
         if let Some(id) = self.server_index.get(&key).copied() {
             self.on_server_retransmission(now, id, &req, from);
+            self.rearm(id);
             return;
         }
         if req.method == Method::Ack {
@@ -471,6 +493,7 @@ impl Endpoint {
                 last: None,
                 interval: self.config.t1,
                 timers: Vec::new(),
+                armed: Vec::new(),
                 server_key: Some(key),
                 client_key: None,
             },
@@ -533,6 +556,11 @@ impl Endpoint {
         else {
             return; // stray response
         };
+        self.on_client_response(now, id, resp);
+        self.rearm(id);
+    }
+
+    fn on_client_response(&mut self, now: Instant, id: TxId, resp: Response) {
         let reliable = self.config.transport.is_reliable();
         let t1 = self.config.t1;
         let t4 = self.config.t4;
@@ -639,6 +667,9 @@ impl Endpoint {
     fn terminate(&mut self, id: TxId) {
         if let Some(mut t) = self.txs.remove(&id) {
             t.state = State::Terminated;
+            for at in t.armed.drain(..) {
+                self.schedule.remove(&(at, id));
+            }
             if let Some(k) = t.server_key {
                 self.server_index.remove(&k);
             }
