@@ -79,7 +79,9 @@ fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
         .spawn()
         .and_then(|mut nft| {
             use std::io::Write;
-            nft.stdin.take().map(|mut i| i.write_all(ruleset.as_bytes()));
+            nft.stdin
+                .take()
+                .map(|mut i| i.write_all(ruleset.as_bytes()));
             nft.wait_with_output()
         })
         .unwrap_or_else(|e| panic!("nft: {e}"));
@@ -93,9 +95,15 @@ fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
     // The recipe's path_exclude took effect: no sound or GPU modules, and no perl.
     let listing = run(Command::new("unsquashfs").arg("-l").arg(&base));
     for absent in ["/kernel/sound/", "/kernel/drivers/gpu/", "/usr/share/perl/"] {
-        assert!(!listing.contains(absent), "the base layer still has {absent}");
+        assert!(
+            !listing.contains(absent),
+            "the base layer still has {absent}"
+        );
     }
-    assert!(listing.contains("/kernel/drivers/net/ethernet/"), "NIC drivers were excluded");
+    assert!(
+        listing.contains("/kernel/drivers/net/ethernet/"),
+        "NIC drivers were excluded"
+    );
 }
 
 #[test]
