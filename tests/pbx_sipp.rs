@@ -326,3 +326,37 @@ fn options_over_tls_with_generated_certificate() {
     let _ = child.wait();
     assert!(out.contains("SIP/2.0 200 OK"), "{out}");
 }
+
+/// IPv6: a phone on [::1] registers (sipp) and OPTIONS is answered with received=::1.
+#[test]
+fn ipv6_register_and_options() {
+    let pbx = pbx_with_users();
+    let sock = UdpSocket::bind("[::1]:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let req = format!(
+        "OPTIONS sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKv6;rport\r\n\
+         From: <sip:probe@pbx.local>;tag=1\r\nTo: <sip:pbx.local>\r\nCall-ID: v6\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(req.as_bytes(), ("::1", pbx.sip_port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
+    assert!(resp.contains("received=::1"), "{resp}");
+    let inf = csv(&pbx, "v6.csv", &["201", "pbx.local", &auth("201", "pw201")]);
+    let target = format!("[::1]:{}", pbx.sip_port);
+    let port = ports(BASE + 5000).to_string();
+    let log = pbx.dir.join("sipp-v6.log");
+    let mut cmd = std::process::Command::new("sipp");
+    cmd.arg(&target)
+        .arg("-sf")
+        .arg(fixture("register.xml"))
+        .args(["-inf", &inf, "-i", "::1", "-p", &port])
+        .args(["-m", "1", "-nostdin", "-timeout", "30", "-timeout_error"])
+        .current_dir(&pbx.dir);
+    let mut p = Proc::spawn("sipp v6", &mut cmd, log);
+    assert_eq!(p.wait(Duration::from_secs(40)), 0, "{}", p.output());
+    assert_eq!(pbx.metric("kentongan_registrations"), 1);
+}
