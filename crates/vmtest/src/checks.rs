@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use crate::config::Forward;
+use crate::config::{Forward, Proto};
 use crate::error::VmError;
 use crate::machine::Machine;
+use crate::sip_probe::SipProbe;
 
 /// What the default appliance image promises; data, so a test can expect another image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct ApplianceFacts {
     pub release: Vec<(String, String)>,
     /// `family name` of the nftables table the firewall loads.
     pub nft_table: String,
+    /// The PBX's SIP domain and UDP port inside the guest.
+    pub sip_domain: String,
+    pub sip_port: u16,
 }
 
 impl Default for ApplianceFacts {
@@ -28,6 +32,8 @@ impl Default for ApplianceFacts {
             hostname: "kentongan".into(),
             release: vec![("NAME".into(), "Kentongan".into())],
             nft_table: "inet kentongan".into(),
+            sip_domain: "pbx.local".into(),
+            sip_port: 5060,
         }
     }
 }
@@ -47,6 +53,17 @@ pub enum Check {
     Hostname(String),
     /// `/etc/kentongan/release` exists and holds these `KEY=value` lines.
     Release(Vec<(String, String)>),
+    /// The PBX answers SIP OPTIONS from the host, over the forwarded UDP port, with 200.
+    SipOptions {
+        domain: String,
+        port: u16,
+    },
+    /// An extension made for this run (random password, through the PBX's own `user add`)
+    /// registers from the host over the forwarded UDP port: 401 challenge, then 200.
+    SipRegister {
+        domain: String,
+        port: u16,
+    },
 }
 
 /// Every check of the default appliance image, in the order they make sense.
@@ -60,6 +77,14 @@ pub fn appliance_checks(facts: &ApplianceFacts) -> Vec<Check> {
         },
         Check::Hostname(facts.hostname.clone()),
         Check::Release(facts.release.clone()),
+        Check::SipOptions {
+            domain: facts.sip_domain.clone(),
+            port: facts.sip_port,
+        },
+        Check::SipRegister {
+            domain: facts.sip_domain.clone(),
+            port: facts.sip_port,
+        },
     ]
 }
 
@@ -82,12 +107,19 @@ impl Check {
             Check::FirewallLoaded { .. } => "firewall-loaded",
             Check::Hostname(_) => "hostname",
             Check::Release(_) => "release-file",
+            Check::SipOptions { .. } => "sip-options",
+            Check::SipRegister { .. } => "sip-register",
         }
     }
 
     /// Host port forwards the check needs when the machine starts.
     pub fn forwards(&self) -> Vec<Forward> {
-        Vec::new()
+        match self {
+            Check::SipOptions { port, .. } | Check::SipRegister { port, .. } => {
+                vec![Forward::to_guest(Proto::Udp, *port)]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Proves the property; returns a one-line summary of what was seen.
@@ -154,6 +186,43 @@ impl Check {
                     Err(failed(format!("hostname is `{got}`, expected `{want}`")))
                 }
             }
+            Check::SipOptions { domain, port } => {
+                let mut probe = probe(m, domain, *port, "opt")?;
+                let answer = probe
+                    .options(Duration::from_secs(60))
+                    .map_err(|e| failed(format!("OPTIONS: {e}")))?;
+                if answer.status.0 == 200 {
+                    Ok(format!("200 {} from the forwarded UDP port", answer.reason))
+                } else {
+                    Err(failed(format!(
+                        "OPTIONS answered {} {}, expected 200",
+                        answer.status.0, answer.reason
+                    )))
+                }
+            }
+            Check::SipRegister { domain, port } => {
+                let extension = "299";
+                let password = fresh_secret(m)?;
+                m.succeed(&format!(
+                    "printf '%s' '{password}' | kentongan-pbx --config /etc/kentongan/pbx.toml \
+                     user add {extension} --name boot-test --password-stdin >/dev/null"
+                ))?;
+                let mut probe = probe(m, domain, *port, "reg")?;
+                let result = probe.register(extension, &password);
+                // The extension exists only for this check.
+                let _ = m.execute(&format!(
+                    "kentongan-pbx --config /etc/kentongan/pbx.toml user remove {extension}"
+                ));
+                let answer = result.map_err(|e| failed(format!("REGISTER: {e}")))?;
+                if answer.status.0 == 200 {
+                    Ok(format!("extension {extension}: 401 challenge, then 200"))
+                } else {
+                    Err(failed(format!(
+                        "REGISTER with the right password answered {} {}, expected 200",
+                        answer.status.0, answer.reason
+                    )))
+                }
+            }
             Check::Release(pairs) => {
                 let text = m.succeed("cat /etc/kentongan/release")?;
                 let missing = missing_release_lines(&text, pairs);
@@ -168,6 +237,36 @@ impl Check {
             }
         }
     }
+}
+
+fn probe(m: &Machine, domain: &str, guest_port: u16, kind: &str) -> Result<SipProbe, VmError> {
+    let serial = m.serial_log().to_owned();
+    let port = m
+        .host_port(Proto::Udp, guest_port)
+        .ok_or_else(|| VmError::Unexpected {
+            message: format!("no host port forwards to guest UDP {guest_port}"),
+            detail: String::new(),
+            serial: serial.clone(),
+        })?;
+    let salt = format!("{kind}{}", &fresh_secret(m)?[..12]);
+    SipProbe::new(port, domain, &salt).map_err(|e| VmError::Unexpected {
+        message: e.to_string(),
+        detail: String::new(),
+        serial,
+    })
+}
+
+/// 32 random hex digits, for a throwaway password or SIP identifiers.
+fn fresh_secret(m: &Machine) -> Result<String, VmError> {
+    crate::machine::random_token()
+        .map(|t| t[..32].to_owned())
+        .map_err(|source| VmError::Io {
+            context: format!(
+                "cannot read /dev/urandom (serial log {})",
+                m.serial_log().display()
+            ),
+            source,
+        })
 }
 
 /// `KEY=value` pairs not present in an os-release style file.

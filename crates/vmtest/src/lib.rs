@@ -34,6 +34,7 @@ mod error;
 mod machine;
 mod qemu;
 mod qmp;
+pub mod sip_probe;
 
 pub use config::{
     Accel, Disk, DiskFormat, Firmware, Forward, MachineConfig, Media, Proto, TimeScale,
