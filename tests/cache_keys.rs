@@ -103,7 +103,12 @@ fn an_overlay_file_mode_change_counts() {
     let p = Project::new();
     let before = p.keys();
     let file = p.path("overlays/good/etc/plain.txt");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))
+    // git keeps only 644 and 755, so flip whichever mode the checkout gave the file.
+    let mode = std::fs::metadata(&file)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flipped = if mode == 0o600 { 0o644 } else { 0o600 };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(flipped))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         changed(&before, &p.keys()),
