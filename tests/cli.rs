@@ -149,16 +149,26 @@ fn interrupted_build(scratch: &Path, stop: impl FnOnce(u32)) {
     // Anything the build started (mmdebstrap, its mounts) gets time to end.
     std::thread::sleep(Duration::from_secs(3));
 
+    // The tools get SIGTERM when the builder dies and clean up (mmdebstrap stops apt and
+    // unmounts its chroot); on a busy machine that takes a while, but it must end.
     let abs_cache = std::fs::canonicalize(&cache).unwrap_or_else(|e| panic!("{e}"));
-    let leftover = Command::new("pgrep")
-        .arg("-f")
-        .arg(abs_cache.display().to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let still_running = || {
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(abs_cache.display().to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut left = still_running();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        left = still_running();
+    }
     assert!(
-        leftover.stdout.is_empty(),
-        "tools of the interrupted build still run: pids {}",
-        String::from_utf8_lossy(&leftover.stdout)
+        left.is_empty(),
+        "tools of the interrupted build still run after 90 s: pids {left}"
     );
     let entries = cache.join("entries");
     let trusted: Vec<_> = walk_entries(&entries);
