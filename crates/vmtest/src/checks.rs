@@ -192,7 +192,11 @@ impl Check {
                     .options(Duration::from_secs(60))
                     .map_err(|e| failed(format!("OPTIONS: {e}")))?;
                 if answer.status.0 == 200 {
-                    Ok(format!("200 {} from the forwarded UDP port", answer.reason))
+                    Ok(format!(
+                        "200 {} from the forwarded UDP port after {}s",
+                        answer.reason,
+                        m.elapsed().as_secs()
+                    ))
                 } else {
                     Err(failed(format!(
                         "OPTIONS answered {} {}, expected 200",
