@@ -20,24 +20,7 @@ fn kill_9_loses_no_registration_or_cdr() {
     assert_eq!(register(&pbx, "203", "pw203", "127.0.0.4", ports(31060)), 0);
     // A finished call attempt: 201 calls 204, which has no phone registered.
     pbx.add_user("204", "pw204");
-    let inf = csv(
-        &pbx,
-        "caller.csv",
-        &["201", "pbx.local", &auth("201", "pw201"), "204"],
-    );
-    let (code, out) = sipp(
-        &pbx,
-        "caller_unavailable.xml",
-        &[
-            "-inf",
-            &inf,
-            "-i",
-            "127.0.0.2",
-            "-p",
-            &ports(31060).to_string(),
-        ],
-        Duration::from_secs(40),
-    );
+    let (code, out) = call_from_201(&pbx, "caller_unavailable.xml", "204", ports(31060));
     assert_eq!(code, 0, "{out}");
     assert_eq!(pbx.metric("kentongan_registrations"), 2);
     pbx.kill9();
@@ -49,24 +32,7 @@ fn kill_9_loses_no_registration_or_cdr() {
     // The restored registration is usable: a call to 202 reaches its (busy) phone.
     let mut phone = sipp_phone(&pbx, "callee_busy.xml", "127.0.0.3", phone_202, &[]);
     std::thread::sleep(Duration::from_millis(300));
-    let inf = csv(
-        &pbx,
-        "caller2.csv",
-        &["201", "pbx.local", &auth("201", "pw201"), "202"],
-    );
-    let (code, out) = sipp(
-        &pbx,
-        "caller_busy.xml",
-        &[
-            "-inf",
-            &inf,
-            "-i",
-            "127.0.0.2",
-            "-p",
-            &ports(31060).to_string(),
-        ],
-        Duration::from_secs(40),
-    );
+    let (code, out) = call_from_201(&pbx, "caller_busy.xml", "202", ports(31060));
     assert_eq!(code, 0, "{out}");
     assert_eq!(phone.wait(Duration::from_secs(20)), 0, "{}", phone.output());
 }

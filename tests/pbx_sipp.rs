@@ -209,24 +209,7 @@ fn failing_call(callee_scenario: Option<&str>, caller_scenario: &str, dispositio
         sipp_phone(&pbx, s, "127.0.0.3", phone_port, &[])
     });
     std::thread::sleep(Duration::from_millis(300));
-    let inf = csv(
-        &pbx,
-        "caller.csv",
-        &["201", "pbx.local", &auth("201", "pw201"), "202"],
-    );
-    let (code, out) = sipp(
-        &pbx,
-        caller_scenario,
-        &[
-            "-inf",
-            &inf,
-            "-i",
-            "127.0.0.2",
-            "-p",
-            &ports(BASE + 5000).to_string(),
-        ],
-        Duration::from_secs(40),
-    );
+    let (code, out) = call_from_201(&pbx, caller_scenario, "202", ports(BASE + 5000));
     assert_eq!(code, 0, "caller scenario failed: {out}");
     if let Some(p) = phone.as_mut() {
         assert_eq!(p.wait(Duration::from_secs(20)), 0, "callee: {}", p.output());
