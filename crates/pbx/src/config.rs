@@ -8,6 +8,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use kentongan_firewall::policy::{Cidr, Policy};
+use kentongan_firewall::ruleset::Ports;
 use kentongan_sip::auth::Algorithm;
 use serde::Deserialize;
 
@@ -91,6 +93,33 @@ pub struct Config {
     pub rtp_ports: PortRange,
     pub database: PathBuf,
     pub metrics_listen: SocketAddr,
+    /// `[firewall]`: trusted networks and ban thresholds.
+    pub firewall: Policy,
+}
+
+impl Config {
+    /// What the firewall opens for this configuration: SIP listeners, the RTP range, and the
+    /// metrics port for trusted networks when it listens beyond loopback.
+    pub fn firewall_ports(&self) -> Ports {
+        let mut ports = Ports {
+            rtp: Some((self.rtp_ports.low, self.rtp_ports.high)),
+            ..Ports::default()
+        };
+        for l in &self.listen {
+            match l.transport {
+                ListenTransport::Udp => ports.sip_udp.push(l.addr.port()),
+                ListenTransport::Tcp | ListenTransport::Tls => ports.sip_tcp.push(l.addr.port()),
+            }
+        }
+        ports.sip_udp.sort_unstable();
+        ports.sip_udp.dedup();
+        ports.sip_tcp.sort_unstable();
+        ports.sip_tcp.dedup();
+        if !self.metrics_listen.ip().is_loopback() {
+            ports.admin_tcp.push(self.metrics_listen.port());
+        }
+        ports
+    }
 }
 
 // ---- the shape as written ----
@@ -105,6 +134,19 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    firewall: RawFirewall,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFirewall {
+    #[serde(default)]
+    trusted: Vec<String>,
+    ban_after_failures: Option<i64>,
+    ban_window_seconds: Option<i64>,
+    ban_seconds: Option<i64>,
+    sip_rate_limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,12 +237,23 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("rtp", &[("ports", Kind::Str)]),
     ("storage", &[("database", Kind::Str)]),
     ("metrics", &[("listen", Kind::Str)]),
+    (
+        "firewall",
+        &[
+            ("trusted", Kind::StrList),
+            ("ban_after_failures", Kind::Int),
+            ("ban_window_seconds", Kind::Int),
+            ("ban_seconds", Kind::Int),
+            ("sip_rate_limit", Kind::Int),
+        ],
+    ),
 ];
 
 #[derive(Clone, Copy)]
 enum Kind {
     Str,
     StrList,
+    Int,
 }
 
 impl Kind {
@@ -210,12 +263,14 @@ impl Kind {
             Kind::StrList => v
                 .as_array()
                 .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+            Kind::Int => v.is_integer(),
         }
     }
     fn describe(self) -> &'static str {
         match self {
             Kind::Str => "a string in double quotes",
             Kind::StrList => "a list of strings, e.g. [\"udp:0.0.0.0:5060\"]",
+            Kind::Int => "a whole number without quotes",
         }
     }
 }
@@ -381,7 +436,9 @@ impl Config {
                 ),
             )
         })?;
+        let firewall = validate_firewall(&raw.firewall)?;
         Ok(Config {
+            firewall,
             domain,
             listen,
             auth_algorithms,
@@ -392,6 +449,67 @@ impl Config {
             metrics_listen,
         })
     }
+}
+
+fn validate_firewall(raw: &RawFirewall) -> Result<Policy, ConfigError> {
+    let defaults = Policy::default();
+    let mut trusted: Vec<Cidr> = Vec::new();
+    for (i, t) in raw.trusted.iter().enumerate() {
+        let key = format!("firewall.trusted[{i}]");
+        let c: Cidr = t
+            .trim()
+            .parse()
+            .map_err(|e| ConfigError::at(&key, format!("is {t:?}, which {e}")))?;
+        if c.prefix() == 0 {
+            return Err(ConfigError::at(
+                &key,
+                format!("is {t:?}, which trusts the whole internet (nothing would ever be banned and SSH would be open to all); list your own networks"),
+            ));
+        }
+        if !trusted.contains(&c) {
+            trusted.push(c);
+        }
+    }
+    let number = |key: &str, v: Option<i64>, min: i64, max: i64, default: u64| match v {
+        None => Ok(default),
+        Some(n) if (min..=max).contains(&n) => Ok(n as u64),
+        Some(n) => Err(ConfigError::at(
+            &format!("firewall.{key}"),
+            format!("is {n}; use a whole number from {min} to {max}"),
+        )),
+    };
+    let day = 86_400;
+    Ok(Policy {
+        trusted,
+        ban_after_failures: number(
+            "ban_after_failures",
+            raw.ban_after_failures,
+            0,
+            1000,
+            u64::from(defaults.ban_after_failures),
+        )? as u32,
+        ban_window: std::time::Duration::from_secs(number(
+            "ban_window_seconds",
+            raw.ban_window_seconds,
+            1,
+            day,
+            defaults.ban_window.as_secs(),
+        )?),
+        ban_duration: std::time::Duration::from_secs(number(
+            "ban_seconds",
+            raw.ban_seconds,
+            1,
+            365 * day,
+            defaults.ban_duration.as_secs(),
+        )?),
+        sip_rate_limit: number(
+            "sip_rate_limit",
+            raw.sip_rate_limit,
+            1,
+            1_000_000,
+            u64::from(defaults.sip_rate_limit),
+        )? as u32,
+    })
 }
 
 fn parse_listen(entry: &str) -> Result<Listen, String> {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kentongan_firewall::ruleset;
+use kentongan_firewall::shield::{Ban, Screen, Shield};
 use kentongan_sip::auth::{Credentials, DigestServer, Verdict};
 use kentongan_sip::dialog::Dialog;
 use kentongan_sip::sdp::Sdp;
@@ -24,7 +26,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, ListenTransport};
 use crate::media::{Direction, MediaKind, MediaStream, Relay, RelayStats};
-use crate::store::{Binding, Cdr, Extension, LiveCall, Store, StoreError, StoredMessage, Write};
+use crate::store::{
+    Binding, Cdr, Extension, LiveCall, Store, StoreError, StoredBan, StoredMessage, Write,
+};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE";
@@ -52,6 +56,11 @@ pub struct Metrics {
     pub calls_total: AtomicU64,
     pub auth_failures: AtomicU64,
     pub messages_total: AtomicU64,
+    pub bans_auth: AtomicU64,
+    pub bans_scanner: AtomicU64,
+    pub bans_active: AtomicU64,
+    pub dropped_banned: AtomicU64,
+    pub dropped_scanner: AtomicU64,
     pub relay: Arc<RelayStats>,
 }
 
@@ -82,6 +91,28 @@ impl Metrics {
             g(&self.relay.packets),
             g(&self.relay.bytes),
         ) + &self.render_media()
+            + &self.render_firewall()
+    }
+
+    fn render_firewall(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_bans_total Sources banned by the daemon, by reason.\n\
+             # TYPE kentongan_bans_total counter\n\
+             kentongan_bans_total{{reason=\"auth\"}} {}\n\
+             kentongan_bans_total{{reason=\"scanner\"}} {}\n\
+             # HELP kentongan_bans_active Sources banned now (as the daemon knows them).\n\
+             # TYPE kentongan_bans_active gauge\nkentongan_bans_active {}\n\
+             # HELP kentongan_dropped_packets_total SIP packets the daemon dropped unanswered.\n\
+             # TYPE kentongan_dropped_packets_total counter\n\
+             kentongan_dropped_packets_total{{reason=\"banned\"}} {}\n\
+             kentongan_dropped_packets_total{{reason=\"scanner\"}} {}\n",
+            g(&self.bans_auth),
+            g(&self.bans_scanner),
+            g(&self.bans_active),
+            g(&self.dropped_banned),
+            g(&self.dropped_scanner),
+        )
     }
 
     fn render_media(&self) -> String {
@@ -297,6 +328,25 @@ pub struct Pbx {
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Peers connected over TCP: what we send them goes down their connection.
     stream_peers: HashMap<SocketAddr, ListenTransport>,
+    shield: Shield,
+    /// Work for the kernel firewall, drained by the driver after each flush.
+    firewall: Vec<FirewallOp>,
+    /// The database's `data_version` when bans were last read.
+    db_version: i64,
+    next_ban_sync: Instant,
+}
+
+/// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallOp {
+    /// Add (or renew) bans: address and seconds left.
+    Ban(Vec<(IpAddr, u64)>),
+    /// Replace the ruleset (after a reload changed `[firewall]` or the ports), then re-add
+    /// the bans; only where the appliance's table is already loaded.
+    Reload {
+        ruleset: String,
+        bans: Vec<(IpAddr, u64)>,
+    },
 }
 
 /// What the core needs from the driver at start.
@@ -347,7 +397,9 @@ impl Pbx {
             registrations = registry.count(),
             "restored registrations from the database"
         );
-        Ok(Pbx {
+        let shield = Shield::new(config.firewall.clone());
+        let db_version = store.data_version()?;
+        let mut pbx = Pbx {
             config,
             ep,
             digest,
@@ -365,7 +417,89 @@ impl Pbx {
             next_housekeeping: clock.now,
             local_ips: HashMap::new(),
             stream_peers: HashMap::new(),
-        })
+            shield,
+            firewall: Vec::new(),
+            db_version,
+            next_ban_sync: clock.now,
+        };
+        pbx.load_bans(clock)?;
+        // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
+        let bans = pbx.stored_bans(clock)?;
+        if !bans.is_empty() {
+            info!(bans = bans.len(), "re-applying stored bans");
+            pbx.firewall.push(FirewallOp::Ban(bans));
+        }
+        Ok(pbx)
+    }
+
+    fn stored_bans(&self, clock: Clock) -> Result<Vec<(IpAddr, u64)>, StoreError> {
+        let now = clock.unix_s();
+        Ok(self
+            .store
+            .bans(now)?
+            .iter()
+            .filter_map(|b| {
+                let addr: IpAddr = b.addr.parse().ok()?;
+                let left = u64::try_from(b.expires_at - now).ok()?.max(1);
+                Some((addr, left))
+            })
+            .filter(|(a, _)| !self.config.firewall.is_trusted(*a))
+            .collect())
+    }
+
+    /// Reads the stored bans into the shield (at start, and when the CLI changed them).
+    fn load_bans(&mut self, clock: Clock) -> Result<(), StoreError> {
+        let now = clock.unix_s();
+        let stored: Vec<(IpAddr, i64)> = self
+            .store
+            .bans(now)?
+            .iter()
+            .filter_map(|b| Some((b.addr.parse().ok()?, b.expires_at)))
+            .collect();
+        for lifted in self.shield.sync(now, &stored) {
+            info!(source = %lifted, "ban lifted");
+        }
+        self.metrics
+            .bans_active
+            .store(self.shield.active_bans() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves the shield's new bans into the batch's writes and the firewall's work.
+    fn take_bans(&mut self) {
+        let mut kernel = Vec::new();
+        while let Some(ban) = self.shield.poll_ban() {
+            let Ban {
+                addr,
+                reason,
+                banned_at,
+                expires_at,
+            } = &ban;
+            warn!(source = %addr, %reason, seconds = expires_at - banned_at, "source banned");
+            match reason.kind() {
+                "scanner" => &self.metrics.bans_scanner,
+                _ => &self.metrics.bans_auth,
+            }
+            .fetch_add(1, Ordering::Relaxed);
+            self.writes.push(Write::Ban(StoredBan {
+                addr: addr.to_string(),
+                reason: reason.to_string(),
+                banned_at: *banned_at,
+                expires_at: *expires_at,
+            }));
+            kernel.push((*addr, ban.remaining(*banned_at)));
+        }
+        if !kernel.is_empty() {
+            self.firewall.push(FirewallOp::Ban(kernel));
+            self.metrics
+                .bans_active
+                .store(self.shield.active_bans() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Firewall work from the last batch, to do once its writes are committed.
+    pub fn take_firewall_ops(&mut self) -> Vec<FirewallOp> {
+        std::mem::take(&mut self.firewall)
     }
 
     pub fn config(&self) -> &Config {
@@ -390,13 +524,38 @@ impl Pbx {
         if config.rtp_ports != self.config.rtp_ports {
             self.relay.set_range(config.rtp_ports);
         }
+        let ports = config.firewall_ports();
+        let firewall_changed =
+            config.firewall != self.config.firewall || ports != self.config.firewall_ports();
+        if config.firewall != self.config.firewall {
+            self.shield.set_policy(config.firewall.clone());
+        }
         self.config = config;
+        if firewall_changed {
+            let bans = self.stored_bans(clock).unwrap_or_default();
+            self.firewall.push(FirewallOp::Reload {
+                ruleset: ruleset::render(&self.config.firewall, &ports),
+                bans,
+            });
+        }
         restart
     }
 
     // ---- driver interface ----
 
     pub fn handle_datagram(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
+        match self.shield.screen(clock.unix_s(), from.ip(), bytes) {
+            Screen::Pass => {}
+            Screen::Banned => {
+                self.metrics.dropped_banned.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Screen::Scanner => {
+                self.metrics.dropped_scanner.fetch_add(1, Ordering::Relaxed);
+                self.take_bans();
+                return;
+            }
+        }
         self.ep.handle_datagram(clock.now, from, bytes);
         self.drain_events(clock);
     }
@@ -443,6 +602,10 @@ impl Pbx {
         self.expire_sessions(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
+            self.shield.sweep(clock.now, clock.unix_s());
+            self.metrics
+                .bans_active
+                .store(self.shield.active_bans() as u64, Ordering::Relaxed);
             if self.registry.expire(clock.unix_s()) {
                 self.writes.push(Write::ExpireBindings {
                     now: clock.unix_s(),
@@ -471,10 +634,24 @@ impl Pbx {
     /// Commits the writes gathered since the last flush, in one transaction.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
         if self.writes.is_empty() {
+            if clock.now >= self.next_ban_sync {
+                self.next_ban_sync = clock.now + Duration::from_secs(1);
+                return self.sync_bans_if_changed(clock);
+            }
             return Ok(());
         }
         let writes = std::mem::take(&mut self.writes);
         self.store.apply(&writes, clock.unix_ms)?;
+        self.sync_bans_if_changed(clock)
+    }
+
+    /// Picks up an operator's `ban add`/`ban remove` (another connection's commit).
+    fn sync_bans_if_changed(&mut self, clock: Clock) -> Result<(), StoreError> {
+        let version = self.store.data_version()?;
+        if version != self.db_version {
+            self.db_version = version;
+            self.load_bans(clock)?;
+        }
         Ok(())
     }
 
@@ -574,7 +751,7 @@ impl Pbx {
             }
             Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
-            Method::Message if !in_dialog => self.on_message(clock, tx, &req),
+            Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
             _ if in_dialog => self.on_in_dialog(clock, tx, req),
             Method::Subscribe | Method::Publish => {
                 self.reply(clock, tx, &req, StatusCode(489));
@@ -591,6 +768,7 @@ impl Pbx {
         &mut self,
         clock: Clock,
         tx: TxId,
+        from: SocketAddr,
         req: &Request,
         proxy: bool,
     ) -> Option<Extension> {
@@ -627,7 +805,13 @@ impl Pbx {
                 Verdict::Stale => stale = true,
                 Verdict::Rejected => {
                     self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                    info!(source = %req.headers.top_via().map(|v| v.received().unwrap_or("").to_owned()).unwrap_or_default(), method = %req.method, "authentication failed");
+                    info!(source = %from, method = %req.method, "authentication failed");
+                    if self
+                        .shield
+                        .auth_failed(clock.now, clock.unix_s(), from.ip())
+                    {
+                        self.take_bans();
+                    }
                 }
             }
         }
@@ -655,7 +839,7 @@ impl Pbx {
     // ---- registrar ----
 
     fn on_register(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: &Request) {
-        let Some(ext) = self.authenticate(clock, tx, req, false) else {
+        let Some(ext) = self.authenticate(clock, tx, from, req, false) else {
             return;
         };
         let aor_user = req
@@ -831,7 +1015,7 @@ impl Pbx {
     // ---- calls ----
 
     fn on_invite(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
-        let Some(caller) = self.authenticate(clock, tx, &req, true) else {
+        let Some(caller) = self.authenticate(clock, tx, from, &req, true) else {
             return;
         };
         let Some(callee) = req.uri.user().and_then(Extension::parse) else {
@@ -1548,8 +1732,8 @@ impl Pbx {
 
     // ---- instant messages ----
 
-    fn on_message(&mut self, clock: Clock, tx: TxId, req: &Request) {
-        let Some(sender) = self.authenticate(clock, tx, req, true) else {
+    fn on_message(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: &Request) {
+        let Some(sender) = self.authenticate(clock, tx, from, req, true) else {
             return;
         };
         let Some(target) = req.uri.user().and_then(Extension::parse) else {

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ListenTransport};
-use crate::core::{Clock, Metrics, Pbx, PbxInit};
+use crate::core::{Clock, FirewallOp, Metrics, Pbx, PbxInit};
 use crate::store::Store;
 
 /// Why the daemon could not start.
@@ -314,6 +314,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             source,
         })?;
     tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
+    let firewall = spawn_firewall()?;
     let secret = random_secret()?;
     let mut seed_bytes = [0u8; 8];
     getrandom::getrandom(&mut seed_bytes).map_err(|e| DaemonError::Random(e.to_string()))?;
@@ -408,6 +409,11 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             while pbx.poll_transmit().is_some() {}
             continue;
         }
+        for op in pbx.take_firewall_ops() {
+            if firewall.send(op).is_err() {
+                warn!("the firewall thread has stopped; bans are kept in the daemon only");
+            }
+        }
         while let Some(t) = pbx.poll_transmit() {
             let conn = conns.lock().ok().and_then(|m| m.get(&t.to).cloned());
             if let Some(conn) = conn {
@@ -431,6 +437,56 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The thread that runs `nft` for the daemon, so a slow or missing `nft` never stalls SIP.
+/// Bans queued while one `nft` runs go out together in the next.
+fn spawn_firewall() -> std::io::Result<std::sync::mpsc::Sender<FirewallOp>> {
+    let (tx, rx) = std::sync::mpsc::channel::<FirewallOp>();
+    std::thread::Builder::new()
+        .name("firewall".into())
+        .spawn(move || {
+            let mut last_error = String::new();
+            let mut report = |what: &str, r: Result<(), kentongan_firewall::nft::NftError>| {
+                match r {
+                    Ok(()) => last_error.clear(),
+                    // Once per distinct failure: a host without the ruleset would log every ban.
+                    Err(e) if e.to_string() != last_error => {
+                        last_error = e.to_string();
+                        warn!(error = %e, "{what}; the daemon still drops banned sources itself");
+                    }
+                    Err(_) => {}
+                }
+            };
+            while let Ok(first) = rx.recv() {
+                let mut bans = Vec::new();
+                for op in std::iter::once(first).chain(rx.try_iter()) {
+                    match op {
+                        FirewallOp::Ban(b) => bans.extend(b),
+                        FirewallOp::Reload {
+                            ruleset,
+                            bans: kept,
+                        } => {
+                            if !kentongan_firewall::nft::table_loaded() {
+                                continue;
+                            }
+                            let r = kentongan_firewall::nft::load(&ruleset);
+                            let ok = r.is_ok();
+                            report("could not reload the firewall ruleset", r);
+                            if ok {
+                                info!("firewall ruleset reloaded");
+                                bans.extend(kept);
+                            }
+                        }
+                    }
+                }
+                if !bans.is_empty() {
+                    let r = kentongan_firewall::nft::add_bans(&bans);
+                    report("could not add bans to the kernel firewall", r);
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 fn reload(pbx: &mut Pbx, path: &Path) {
@@ -459,6 +515,24 @@ fn reload(pbx: &mut Pbx, path: &Path) {
     }
 }
 
+/// The kernel firewall's drop counters in Prometheus text; empty where the table is absent.
+fn kernel_counters() -> String {
+    let Ok(counters) = kentongan_firewall::nft::counters() else {
+        return String::new();
+    };
+    let mut s = String::from(
+        "# HELP kentongan_firewall_dropped_packets_total Packets the kernel firewall dropped, by rule.\n\
+         # TYPE kentongan_firewall_dropped_packets_total counter\n",
+    );
+    for (name, packets) in counters {
+        let rule = name.trim_end_matches("_drops");
+        s.push_str(&format!(
+            "kentongan_firewall_dropped_packets_total{{rule=\"{rule}\"}} {packets}\n"
+        ));
+    }
+    s
+}
+
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((mut conn, _)) = listener.accept().await else {
@@ -477,7 +551,10 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
             let head = String::from_utf8_lossy(&buf[..n]);
             let path = head.split_whitespace().nth(1).unwrap_or("/");
             let (status, body) = if path == "/metrics" {
-                ("200 OK", metrics.render())
+                let kernel = tokio::task::spawn_blocking(kernel_counters)
+                    .await
+                    .unwrap_or_default();
+                ("200 OK", metrics.render() + &kernel)
             } else {
                 ("404 Not Found", "see /metrics\n".to_owned())
             };

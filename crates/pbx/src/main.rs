@@ -11,18 +11,23 @@
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
 //! kentongan-pbx --config FILE calls [--json]
+//! kentongan-pbx --config FILE firewall render | firewall apply [--lockdown-on-error]
+//! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
 //! ```
 
 use std::io::{BufRead, Write as _};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use kentongan_firewall::nft::{self, NftError};
+use kentongan_firewall::ruleset;
 use kentongan_pbx::config::Config;
 use kentongan_pbx::daemon;
-use kentongan_pbx::store::{Extension, Store};
+use kentongan_pbx::store::{Extension, Store, StoredBan};
 
 #[derive(Parser)]
 #[command(name = "kentongan-pbx", version, about = "The Kentongan PBX daemon")]
@@ -52,6 +57,47 @@ enum Command {
     Calls {
         #[arg(long)]
         json: bool,
+    },
+    /// The nftables firewall rendered from this configuration.
+    Firewall {
+        #[command(subcommand)]
+        command: FirewallCommand,
+    },
+    /// Sources banned for abuse.
+    Ban {
+        #[command(subcommand)]
+        command: BanCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirewallCommand {
+    /// Print the ruleset the appliance loads.
+    Render,
+    /// Load the ruleset into this network namespace and re-add the stored bans.
+    Apply {
+        /// If the configuration is unusable, load a ruleset that opens no service at all
+        /// (the boot unit's choice: a broken config must not leave the box open).
+        #[arg(long)]
+        lockdown_on_error: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BanCommand {
+    /// List banned sources: address, seconds left, reason.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a ban (database and kernel); the running daemon follows within a second.
+    Remove { addr: String },
+    /// Ban a source by hand (database and kernel).
+    Add {
+        addr: String,
+        /// How long; default `firewall.ban_seconds`.
+        #[arg(long)]
+        seconds: Option<u64>,
     },
 }
 
@@ -143,7 +189,21 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let config = load_config(&cli.config)?;
+    let config = match load_config(&cli.config) {
+        Ok(c) => c,
+        Err(f) => {
+            if let Some(Command::Firewall {
+                command:
+                    FirewallCommand::Apply {
+                        lockdown_on_error: true,
+                    },
+            }) = &cli.command
+            {
+                return Err(lockdown(f));
+            }
+            return Err(f);
+        }
+    };
     let Some(command) = cli.command else {
         return run_daemon(&cli.config, config);
     };
@@ -251,6 +311,215 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .map_err(io_fail)?;
                 }
             }
+        }
+        Command::Firewall { command } => firewall_command(&cli.config, &config, command)?,
+        Command::Ban { command } => ban_command(&config, command, &mut out)?,
+    }
+    Ok(())
+}
+
+fn nft_fail(e: NftError) -> Failure {
+    let hint = match e {
+        NftError::NotInstalled => "install nftables: apt-get install nftables",
+        NftError::NotPermitted => "run it as root (sudo), or from the kentongan-firewall service",
+        NftError::NoTable => "load the firewall first: kentongan-pbx firewall apply",
+        _ => "see nft's message above; `kentongan-pbx firewall render | nft -c -f -` checks the ruleset",
+    };
+    fail(e, hint)
+}
+
+/// Loads the fail-closed ruleset after a configuration error, and reports both.
+fn lockdown(config_failure: Failure) -> Failure {
+    match nft::load(&ruleset::lockdown()) {
+        Ok(()) => fail(
+            config_failure.error.context(
+                "the configuration is unusable, so the lockdown firewall was loaded: no service is reachable",
+            ),
+            format!(
+                "{}; then run `kentongan-pbx firewall apply` (or restart kentongan-firewall)",
+                config_failure.hint
+            ),
+        ),
+        Err(e) => fail(
+            config_failure
+                .error
+                .context(format!("and the lockdown firewall could not be loaded either: {e}")),
+            config_failure.hint,
+        ),
+    }
+}
+
+fn firewall_command(path: &Path, config: &Config, command: FirewallCommand) -> Result<(), Failure> {
+    let rules = ruleset::render(&config.firewall, &config.firewall_ports());
+    match command {
+        FirewallCommand::Render => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "# Kentongan firewall, rendered from {} by `kentongan-pbx firewall render`.\n# Change [firewall] there and run `kentongan-pbx firewall apply`; do not edit this output.",
+                path.display()
+            )
+            .and_then(|()| out.write_all(rules.as_bytes()))
+            .map_err(|e| fail(e, "standard output was closed"))?;
+        }
+        FirewallCommand::Apply { .. } => {
+            nft::load(&rules).map_err(nft_fail)?;
+            let bans = match stored_bans(config)? {
+                Some(store) => {
+                    let now = now_unix();
+                    let bans: Vec<(IpAddr, u64)> = store
+                        .bans(now)
+                        .map_err(|e| fail(e, "check `storage.database`"))?
+                        .iter()
+                        .filter_map(|b| {
+                            let addr: IpAddr = b.addr.parse().ok()?;
+                            (!config.firewall.is_trusted(addr))
+                                .then(|| (addr, u64::try_from(b.expires_at - now).unwrap_or(1)))
+                        })
+                        .collect();
+                    nft::add_bans(&bans).map_err(nft_fail)?;
+                    bans.len()
+                }
+                None => 0,
+            };
+            eprintln!(
+                "firewall loaded from {} ({} trusted networks, {bans} stored bans re-applied)",
+                path.display(),
+                config.firewall.trusted.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The database, if it exists: the firewall must not create it (as root, before the daemon
+/// made it under its own user).
+fn stored_bans(config: &Config) -> Result<Option<Store>, Failure> {
+    if !config.database.exists() {
+        return Ok(None);
+    }
+    open_store(config).map(Some)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn parse_addr(s: &str) -> Result<IpAddr, Failure> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map(|a| a.to_canonical())
+        .map_err(|_| {
+            fail(
+                anyhow::anyhow!("{s:?} is not an IP address"),
+                "give one IPv4 or IPv6 address as `ban list` shows them, e.g. 203.0.113.7",
+            )
+        })
+}
+
+#[derive(serde::Serialize)]
+struct BanRow {
+    addr: String,
+    seconds_left: Option<u64>,
+    reason: String,
+    banned_at: Option<i64>,
+}
+
+fn ban_command(
+    config: &Config,
+    command: BanCommand,
+    out: &mut impl std::io::Write,
+) -> Result<(), Failure> {
+    let io_fail = |e: std::io::Error| fail(e, "standard output was closed");
+    let now = now_unix();
+    match command {
+        BanCommand::List { json } => {
+            let mut rows: Vec<BanRow> = match stored_bans(config)? {
+                Some(store) => store
+                    .bans(now)
+                    .map_err(|e| fail(e, "check `storage.database`"))?
+                    .into_iter()
+                    .map(|b| BanRow {
+                        seconds_left: u64::try_from(b.expires_at - now).ok(),
+                        addr: b.addr,
+                        reason: b.reason,
+                        banned_at: Some(b.banned_at),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            // The kernel also bans flooding sources on its own; show those too when we may
+            // look (root) and the table is loaded.
+            if let Ok(kernel) = nft::banned() {
+                for (addr, left) in kernel {
+                    let addr = addr.to_string();
+                    if !rows.iter().any(|r| r.addr == addr) {
+                        rows.push(BanRow {
+                            addr,
+                            seconds_left: left.map(|ms| ms / 1000),
+                            reason: "SIP flood (banned by the kernel firewall)".into(),
+                            banned_at: None,
+                        });
+                    }
+                }
+            }
+            if json {
+                let s = serde_json::to_string_pretty(&rows).unwrap_or_default();
+                writeln!(out, "{s}").map_err(io_fail)?;
+            } else {
+                for r in rows {
+                    let left = r.seconds_left.map_or("?".into(), |s| format!("{s}s"));
+                    writeln!(out, "{}\t{left}\t{}", r.addr, r.reason).map_err(io_fail)?;
+                }
+            }
+        }
+        BanCommand::Remove { addr } => {
+            let ip = parse_addr(&addr)?;
+            // The kernel first: if we may not touch it, the database stays as it was too.
+            let in_kernel = nft::remove_ban(ip).map_err(nft_fail)?;
+            let in_db = match stored_bans(config)? {
+                Some(store) => store
+                    .remove_ban(&ip.to_string())
+                    .map_err(|e| fail(e, "check `storage.database`"))?,
+                None => false,
+            };
+            if !in_kernel && !in_db {
+                return Err(fail(
+                    anyhow::anyhow!("{ip} is not banned"),
+                    "see `kentongan-pbx ban list` for the banned addresses",
+                ));
+            }
+            eprintln!("ban on {ip} lifted");
+        }
+        BanCommand::Add { addr, seconds } => {
+            let ip = parse_addr(&addr)?;
+            if config.firewall.is_trusted(ip) {
+                return Err(fail(
+                    anyhow::anyhow!(
+                        "{ip} is in `firewall.trusted`, and trusted sources are never banned"
+                    ),
+                    "remove its network from `firewall.trusted` first if you really mean to ban it",
+                ));
+            }
+            let secs = seconds
+                .unwrap_or(config.firewall.ban_duration.as_secs())
+                .max(1);
+            let store = open_store(config)?;
+            match nft::add_bans(&[(ip, secs)]) {
+                Ok(()) | Err(NftError::NoTable) => {}
+                Err(e) => return Err(nft_fail(e)),
+            }
+            store
+                .add_ban(&StoredBan {
+                    addr: ip.to_string(),
+                    reason: "banned by the operator".into(),
+                    banned_at: now,
+                    expires_at: now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+                })
+                .map_err(|e| fail(e, "check `storage.database`"))?;
+            eprintln!("{ip} banned for {secs}s");
         }
     }
     Ok(())

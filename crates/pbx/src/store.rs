@@ -1,4 +1,5 @@
-//! SQLite storage: users (digest HA1 only), registrations, stored IMs, CDRs and live calls.
+//! SQLite storage: users (digest HA1 only), registrations, stored IMs, CDRs, live calls and
+//! firewall bans.
 //!
 //! One [`Store`] per process. In the daemon it is the single writer: the core loop gathers the
 //! writes of one batch of packets into one transaction ([`Store::apply`]) and sends the answers
@@ -124,6 +125,18 @@ pub enum Write {
     Cdr(Cdr),
     LiveCall(LiveCall),
     EndLiveCall(String),
+    Ban(StoredBan),
+}
+
+/// A source banned by the firewall, as stored (re-applied at boot and after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredBan {
+    /// An IPv4 or IPv6 address.
+    pub addr: String,
+    pub reason: String,
+    /// Unix seconds.
+    pub banned_at: i64,
+    pub expires_at: i64,
 }
 
 const SCHEMA: &str = "
@@ -163,6 +176,12 @@ CREATE TABLE IF NOT EXISTS cdr (
     end_ms INTEGER NOT NULL,
     duration_s REAL NOT NULL,
     disposition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bans (
+    addr TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    banned_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS live_calls (
     call_id TEXT PRIMARY KEY,
@@ -426,10 +445,64 @@ impl Store {
                     tx.prepare_cached("DELETE FROM live_calls WHERE call_id = ?1")?
                         .execute(params![id])?;
                 }
+                Write::Ban(b) => Store::upsert_ban(&tx, b)?,
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    // ---- bans ----
+
+    fn upsert_ban(conn: &Connection, b: &StoredBan) -> Result<(), StoreError> {
+        conn.prepare_cached(
+            "INSERT INTO bans (addr, reason, banned_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (addr) DO UPDATE SET reason = excluded.reason,
+             banned_at = excluded.banned_at, expires_at = excluded.expires_at",
+        )?
+        .execute(params![b.addr, b.reason, b.banned_at, b.expires_at])?;
+        Ok(())
+    }
+
+    /// Records a ban (an operator's `ban add`).
+    pub fn add_ban(&self, ban: &StoredBan) -> Result<(), StoreError> {
+        Store::upsert_ban(&self.conn, ban)
+    }
+
+    /// Bans still in force at `now` (unix seconds), oldest first; expired rows are deleted.
+    pub fn bans(&self, now: i64) -> Result<Vec<StoredBan>, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM bans WHERE expires_at <= ?1")?
+            .execute(params![now])?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT addr, reason, banned_at, expires_at FROM bans ORDER BY banned_at, addr",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StoredBan {
+                addr: r.get(0)?,
+                reason: r.get(1)?,
+                banned_at: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes a ban; false if `addr` had none.
+    pub fn remove_ban(&self, addr: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM bans WHERE addr = ?1")?
+            .execute(params![addr])?
+            > 0)
+    }
+
+    /// SQLite's `data_version`: it changes when another connection (the CLI's `ban remove`)
+    /// commits, so the daemon re-reads bans only when someone else touched the database.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// The highest message id in use (ids are assigned by the daemon, the single writer).
@@ -556,6 +629,30 @@ mod tests {
         for bytes in [raw, wal] {
             assert!(!bytes.windows(9).any(|w| w == b"s3cret-pw"));
         }
+    }
+
+    #[test]
+    fn bans_persist_expire_and_signal_other_connections() {
+        let (mut s, dir) = temp_store();
+        let other = Store::open(&dir.join("pbx.db")).unwrap();
+        let v0 = s.data_version().unwrap();
+        let ban = |addr: &str, until| StoredBan {
+            addr: addr.into(),
+            reason: "scanner".into(),
+            banned_at: 10,
+            expires_at: until,
+        };
+        s.apply(&[Write::Ban(ban("203.0.113.1", 100))], 0).unwrap();
+        // Our own commits do not change our data_version…
+        assert_eq!(s.data_version().unwrap(), v0);
+        other.add_ban(&ban("2001:db8::1", 50)).unwrap();
+        // …another connection's do.
+        assert_ne!(s.data_version().unwrap(), v0);
+        assert_eq!(s.bans(20).unwrap().len(), 2);
+        assert_eq!(s.bans(60).unwrap(), vec![ban("203.0.113.1", 100)]);
+        assert!(other.remove_ban("203.0.113.1").unwrap());
+        assert!(!other.remove_ban("203.0.113.1").unwrap());
+        assert!(s.bans(0).unwrap().is_empty());
     }
 
     #[test]

@@ -17,6 +17,13 @@ fn summary(c: &Config) -> String {
         "rtp_ports": [c.rtp_ports.low, c.rtp_ports.high],
         "database": c.database.display().to_string(),
         "metrics_listen": c.metrics_listen.to_string(),
+        "firewall": {
+            "trusted": c.firewall.trusted.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            "ban_after_failures": c.firewall.ban_after_failures,
+            "ban_window_seconds": c.firewall.ban_window.as_secs(),
+            "ban_seconds": c.firewall.ban_duration.as_secs(),
+            "sip_rate_limit": c.firewall.sip_rate_limit,
+        },
     });
     serde_json::to_string_pretty(&v).unwrap() + "\n"
 }
