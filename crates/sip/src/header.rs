@@ -28,17 +28,102 @@ macro_rules! header_names {
             }
 
             fn lookup(name: &[u8]) -> Option<HeaderName> {
-                // Slice comparison checks the length first, so this is a cheap scan.
-                $(
-                    if name.eq_ignore_ascii_case($canonical.as_bytes()) {
-                        return Some(HeaderName::$variant);
-                    }
-                    $( if name.eq_ignore_ascii_case($compact.as_bytes()) { return Some(HeaderName::$variant); } )?
-                )*
-                None
+                if let [c] = name {
+                    let c = c.to_ascii_lowercase();
+                    $( $( if c == $compact.as_bytes()[0] { return Some(HeaderName::$variant); } )? )*
+                    return None;
+                }
+                // One integer switch picks the only candidate (two for Refer-To/Reply-To),
+                // then one case-insensitive comparison confirms it.
+                match name_key(name) {
+                    $( keys::$variant if same_name(name, $canonical.as_bytes()) => {
+                        Some(HeaderName::$variant)
+                    } )*
+                    _ => None,
+                }
+            }
+
+            /// `"Name: "`, what a header line starts with when serialized.
+            pub(crate) fn line_prefix(&self) -> Option<&'static str> {
+                match self {
+                    $( HeaderName::$variant => Some(concat!($canonical, ": ")), )*
+                    HeaderName::Other(_) => None,
+                }
             }
         }
+
+        /// The [`name_key`] of every canonical name, as constants to match on.
+        #[allow(non_upper_case_globals)]
+        mod keys {
+            $( pub(super) const $variant: u32 = super::name_key($canonical.as_bytes()); )*
+        }
+
+        #[cfg(test)]
+        const ALL: &[(HeaderName, &str, Option<&str>)] = &[
+            $( (HeaderName::$variant, $canonical, header_names!(@opt $($compact)?)), )*
+        ];
     };
+    (@opt $c:literal) => { Some($c) };
+    (@opt) => { None };
+}
+
+/// Compares a received name, already checked to be a token, with a canonical name made of
+/// letters and `-`, ignoring ASCII case, eight bytes at a time. Setting bit 0x20 lower-cases
+/// a letter and leaves `-` alone; the only other byte it maps onto a letter or `-` is the
+/// other case of that letter, or CR for `-`, which is not a token character.
+fn same_name(name: &[u8], canonical: &[u8]) -> bool {
+    const LOWER8: u64 = 0x2020_2020_2020_2020;
+    const LOWER4: u32 = 0x2020_2020;
+    let n = name.len();
+    if n != canonical.len() {
+        return false;
+    }
+    if n >= 8 {
+        // Eight-byte windows, the last one overlapping the one before it.
+        let mut i = 0;
+        loop {
+            let at = i.min(n - 8);
+            if load8(name, at) | LOWER8 != load8(canonical, at) | LOWER8 {
+                return false;
+            }
+            if at == n - 8 {
+                return true;
+            }
+            i += 8;
+        }
+    }
+    if n >= 4 {
+        return load4(name, 0) | LOWER4 == load4(canonical, 0) | LOWER4
+            && load4(name, n - 4) | LOWER4 == load4(canonical, n - 4) | LOWER4;
+    }
+    name.iter()
+        .zip(canonical)
+        .all(|(x, y)| x | 0x20 == y | 0x20)
+}
+
+fn load8(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 8)
+        .and_then(|c| c.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn load4(s: &[u8], at: usize) -> u32 {
+    s.get(at..at + 4)
+        .and_then(|c| c.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// Length, first and last letter (lower-cased) of a header name: distinct for every known
+/// name except Refer-To and Reply-To, which the comparison after the switch tells apart.
+const fn name_key(name: &[u8]) -> u32 {
+    match name {
+        [] => 0,
+        [first, .., last] | [first @ last] => {
+            (name.len() as u32) << 16
+                | (first.to_ascii_lowercase() as u32) << 8
+                | last.to_ascii_lowercase() as u32
+        }
+    }
 }
 
 header_names! {
@@ -321,6 +406,46 @@ mod tests {
             HeaderName::from_bytes(b"C%6Fntact"),
             HeaderName::Other("C%6Fntact".into())
         );
+    }
+
+    #[test]
+    fn every_name_and_compact_form_is_found_in_any_case() {
+        for (name, canonical, compact) in ALL {
+            assert_eq!(&HeaderName::from_bytes(canonical.as_bytes()), name);
+            assert_eq!(name.as_str(), *canonical);
+            let upper = canonical.to_ascii_uppercase();
+            assert_eq!(&HeaderName::from_bytes(upper.as_bytes()), name);
+            let lower = canonical.to_ascii_lowercase();
+            assert_eq!(&HeaderName::from_bytes(lower.as_bytes()), name);
+            if let Some(c) = compact {
+                assert_eq!(&HeaderName::from_bytes(c.as_bytes()), name);
+                let upper = c.to_ascii_uppercase();
+                assert_eq!(&HeaderName::from_bytes(upper.as_bytes()), name);
+            }
+        }
+        // Same key as a known name, different letters in the middle (also past the first
+        // eight bytes, and a byte that only differs in bit 0x20 from a letter or `-`).
+        assert_eq!(
+            HeaderName::from_bytes(b"Content-Lengtx"),
+            HeaderName::Other("Content-Lengtx".into())
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Content.Length"),
+            HeaderName::Other("Content.Length".into())
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Max-Forwards"),
+            HeaderName::MaxForwards
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Vxa"),
+            HeaderName::Other("Vxa".into())
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Reply-Xo"),
+            HeaderName::Other("Reply-Xo".into())
+        );
+        assert_eq!(HeaderName::from_bytes(b"z"), HeaderName::Other("z".into()));
     }
 
     #[test]

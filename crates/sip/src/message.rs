@@ -5,8 +5,8 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::header::{Header, HeaderName, HeaderValue, Headers};
-use crate::text::{is_token, is_ws, parse_u32, split_commas, trim_ws};
-use crate::types::{CSeq, Contact, Method, NameAddr, Via};
+use crate::text::{find_byte, is_token, is_ws, parse_u32, split_commas, trim_ws, Commas};
+use crate::types::{CSeq, Contact, Method, NameAddr, NameAddrRef, Via, ViaRef};
 use crate::uri::Uri;
 use crate::ParseError;
 
@@ -222,11 +222,8 @@ impl Request {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
-        {
-            use std::io::Write as _;
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{}", self.uri);
-        }
+        // Writing into a Vec cannot fail.
+        let _ = self.uri.write_to(&mut VecWriter(out));
         out.extend_from_slice(b" SIP/2.0\r\n");
         encode_headers_and_body(&self.headers, &self.body, out);
     }
@@ -318,6 +315,16 @@ impl Response {
     }
 }
 
+/// Lets the `fmt::Write`-generic writers of URIs append to a byte buffer directly.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Writes the headers and body. Content-Length is always written from the actual body so a
 /// serialized message is correctly framed on stream transports whatever the caller set.
 fn encode_headers_and_body(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
@@ -331,8 +338,13 @@ fn encode_headers_and_body(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
             write_content_length(body.len(), out);
             continue;
         }
-        out.extend_from_slice(h.name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
+        match h.name.line_prefix() {
+            Some(prefix) => out.extend_from_slice(prefix.as_bytes()),
+            None => {
+                out.extend_from_slice(h.name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+            }
+        }
         out.extend_from_slice(h.value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
@@ -381,9 +393,16 @@ pub(crate) enum Framing {
 /// Locates the end of the header section: returns (index of first body byte). Accepts bare
 /// LF line ends, which some broken phones send.
 pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
+    scan_head(buf, |_| {})
+}
+
+/// [`find_head_end`], handing the index of every `\n` before the blank line to `line_end`,
+/// so the header parser does not search for them again.
+fn scan_head(buf: &[u8], mut line_end: impl FnMut(usize)) -> Option<usize> {
     let mut pos = 0;
     while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
         let nl = pos + nl;
+        line_end(nl);
         match buf.get(nl + 1) {
             Some(b'\n') => return Some(nl + 2),
             Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
@@ -415,32 +434,38 @@ pub(crate) fn parse_with(
     if buf.is_empty() {
         return Err(ParseError::Empty);
     }
-    let head_end = match find_head_end(&buf) {
+    let mut line_ends = Vec::with_capacity(32);
+    let head_end = match scan_head(&buf, |nl| line_ends.push(nl)) {
         Some(e) => e,
         // A datagram is complete by definition: tolerate a missing final blank line so the
         // real error (if any) gets reported instead of "incomplete".
         None if framing == Framing::Datagram && buf.ends_with(b"\n") => buf.len(),
         None => return Err(ParseError::Incomplete),
     };
-    let head = &buf[..head_end];
-    if std::str::from_utf8(head).is_err() {
+    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
         return Err(ParseError::HeaderLine {
             line: 0,
             reason: "header section is not UTF-8",
         });
-    }
+    };
 
     // Start line first, so that its errors take precedence over header errors.
-    let first_nl = memchr::memchr(b'\n', head).unwrap_or(head.len());
-    let start = strip_cr(&head[..first_nl]);
-    let start = std::str::from_utf8(start).map_err(|_| ParseError::StartLine("not UTF-8"))?;
+    let first_nl = line_ends
+        .first()
+        .copied()
+        .unwrap_or(head.len())
+        .min(head.len());
+    let start = head[..first_nl]
+        .strip_suffix('\r')
+        .unwrap_or(&head[..first_nl]);
     let start_line = if has_sip_prefix(start) {
         StartLine::Status(parse_status_line(start)?)
     } else {
         StartLine::Request(parse_request_line(start)?)
     };
 
-    let headers = parse_headers(&buf, first_nl + 1, head_end, limits)?;
+    let header_lines = line_ends.get(1..).unwrap_or(&[]);
+    let (headers, ranges) = parse_headers(&buf, first_nl + 1, header_lines, limits)?;
 
     let available = buf.len() - head_end;
     let body = match content_length(&headers)? {
@@ -455,9 +480,15 @@ pub(crate) fn parse_with(
         None => buf.slice(head_end..),
     };
 
+    // The values are checked where they lie in the (already UTF-8 checked) header section,
+    // so no value is checked or copied twice; only folded values live elsewhere.
+    let fields = headers.iter().zip(&ranges).map(|(h, &(s, e, folded))| {
+        let text = if folded { None } else { head.get(s..e) };
+        (&h.name, text.unwrap_or_else(|| h.value.as_str()))
+    });
     match start_line {
         StartLine::Status((status, reason)) => {
-            validate(&headers, None)?;
+            validate(fields, None)?;
             Ok(Message::Response(Response {
                 status,
                 reason,
@@ -466,7 +497,7 @@ pub(crate) fn parse_with(
             }))
         }
         StartLine::Request((method, uri)) => {
-            validate(&headers, Some(&method))?;
+            validate(fields, Some(&method))?;
             Ok(Message::Request(Request {
                 method,
                 uri,
@@ -487,9 +518,13 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 }
 
 fn parse_request_line(line: &str) -> Result<(Method, Uri), ParseError> {
-    let mut parts = line.split(' ');
-    let (m, u, v) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(u), Some(v), None) => (m, u, v),
+    // Exactly two spaces; searched byte-wise, the line is short.
+    let sp1 = find_byte(line, b' ');
+    let sp2 = sp1.and_then(|a| find_byte(&line[a + 1..], b' ').map(|b| a + 1 + b));
+    let (m, u, v) = match (sp1, sp2) {
+        (Some(a), Some(b)) if find_byte(&line[b + 1..], b' ').is_none() => {
+            (&line[..a], &line[a + 1..b], &line[b + 1..])
+        }
         _ => {
             return Err(ParseError::StartLine(
                 "expected exactly `METHOD SP Request-URI SP SIP/2.0`",
@@ -547,78 +582,92 @@ fn parse_status_line(line: &str) -> Result<(StatusCode, String), ParseError> {
     Ok((StatusCode(code), reason.to_owned()))
 }
 
+/// Where a header value lies in the receive buffer: start, end (trimmed), and whether it
+/// was folded (then the value is a collapsed copy and the range is not its text).
+type ValueRange = (usize, usize, bool);
+
 /// Splits the header section into fields, collapsing folded lines into single spaces.
 fn parse_headers(
     buf: &Bytes,
     mut pos: usize,
-    head_end: usize,
+    line_ends: &[usize],
     limits: &Limits,
-) -> Result<Headers, ParseError> {
-    // (name, value start, value end, folded)
-    let mut spans: Vec<(HeaderName, usize, usize, bool)> = Vec::with_capacity(16);
+) -> Result<(Headers, Vec<ValueRange>), ParseError> {
+    let mut headers = Headers::with_capacity(16);
+    let raw = headers.raw_mut();
+    let mut ranges: Vec<ValueRange> = Vec::with_capacity(16);
     let mut line_no = 1;
-    while pos < head_end {
-        let nl = memchr::memchr(b'\n', &buf[pos..head_end]).map_or(head_end, |i| pos + i);
-        let line = strip_cr(&buf[pos..nl]);
+    for &nl in line_ends {
+        let line = strip_cr(buf.get(pos..nl).unwrap_or(&[]));
         line_no += 1;
         if line.is_empty() {
             break;
         }
         if is_ws(line[0]) {
-            let last = spans.last_mut().ok_or(ParseError::HeaderLine {
+            let last = ranges.last_mut().ok_or(ParseError::HeaderLine {
                 line: line_no,
                 reason: "continuation line before any header",
             })?;
             let end = pos + line.len();
             if line.iter().any(|b| !is_ws(*b)) {
-                last.2 = end;
-                last.3 = true;
+                last.1 = end;
+                last.2 = true;
             }
         } else {
-            let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine {
-                line: line_no,
-                reason: "no colon",
-            })?;
-            let name = trim_bytes(&line[..colon]);
-            if name.is_empty() || !name.iter().all(|b| crate::text::is_token_byte(*b)) {
-                return Err(ParseError::HeaderLine {
-                    line: line_no,
-                    reason: "header name is not a token",
-                });
-            }
-            if spans.len() >= limits.max_headers {
+            let (name, colon) = header_name(line, line_no)?;
+            if raw.len() >= limits.max_headers {
                 return Err(ParseError::TooManyHeaders {
                     limit: limits.max_headers,
                 });
             }
-            let vstart = pos + colon + 1;
-            spans.push((
-                HeaderName::from_bytes(name),
-                vstart,
-                pos + line.len(),
-                false,
-            ));
+            // The value is filled in below, once folding is known.
+            raw.push(Header {
+                name: HeaderName::from_bytes(name),
+                value: HeaderValue::from_checked(Bytes::new()),
+            });
+            ranges.push((pos + colon + 1, pos + line.len(), false));
         }
         pos = nl + 1;
     }
-    let mut headers = Headers::with_capacity(spans.len());
-    let raw = headers.raw_mut();
-    for (name, start, end, folded) in spans {
-        let value = if folded {
+    for (header, range) in raw.iter_mut().zip(ranges.iter_mut()) {
+        let (start, end, folded) = *range;
+        header.value = if folded {
             HeaderValue::from_checked(Bytes::from(unfold(&buf[start..end])))
         } else {
             let (s, e) = trim_range(buf, start, end);
+            *range = (s, e, false);
             HeaderValue::from_checked(buf.slice(s..e))
         };
-        raw.push(Header { name, value });
     }
-    Ok(headers)
+    Ok((headers, ranges))
 }
 
-fn trim_bytes(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !is_ws(*c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !is_ws(*c)).map_or(start, |i| i + 1);
-    &b[start..end.max(start)]
+/// The name of a header line (a token, maybe followed by whitespace, then `:`) and the index
+/// of the colon.
+fn header_name(line: &[u8], line_no: usize) -> Result<(&[u8], usize), ParseError> {
+    // Fast path: one pass over the name, which is where the colon must be.
+    let name_end = line
+        .iter()
+        .position(|b| !crate::text::is_token_byte(*b))
+        .unwrap_or(line.len());
+    let colon = name_end
+        + line[name_end..]
+            .iter()
+            .position(|b| !is_ws(*b))
+            .unwrap_or(line.len() - name_end);
+    if name_end > 0 && line.get(colon) == Some(&b':') {
+        return Ok((&line[..name_end], colon));
+    }
+    // Otherwise the name before the first colon, trimmed, is empty or not a token.
+    let reason = if memchr::memchr(b':', line).is_some() {
+        "header name is not a token"
+    } else {
+        "no colon"
+    };
+    Err(ParseError::HeaderLine {
+        line: line_no,
+        reason,
+    })
 }
 
 fn trim_range(buf: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
@@ -668,63 +717,65 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     Ok(found)
 }
 
-/// Header fields that must appear at most once (RFC 4475 §3.3.8).
-const SINGLE: [(HeaderName, &str); 5] = [
-    (HeaderName::To, "To"),
-    (HeaderName::From, "From"),
-    (HeaderName::CallId, "Call-ID"),
-    (HeaderName::CSeq, "CSeq"),
-    (HeaderName::MaxForwards, "Max-Forwards"),
-];
+/// Header fields that must appear at most once (RFC 4475 §3.3.8), by their index in the
+/// counters of [`validate`].
+const SINGLE: [&str; 5] = ["To", "From", "Call-ID", "CSeq", "Max-Forwards"];
 
 /// Checks the headers every SIP element relies on, naming the first one that is wrong.
 /// Other headers are parsed lazily through the typed accessors on [`Headers`].
-fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
+///
+/// Runs on every message, so it checks through the borrowed views (`ViaRef`,
+/// `NameAddrRef`), which apply the same rules as the owned types without allocating.
+fn validate<'a>(
+    fields: impl Iterator<Item = (&'a HeaderName, &'a str)>,
+    method: Option<&Method>,
+) -> Result<(), ParseError> {
     let mut counts = [0usize; 5];
     let mut via = 0;
-    for hdr in h.iter() {
-        let v = hdr.value.as_str();
-        match &hdr.name {
+    for (name, v) in fields {
+        match name {
             HeaderName::Via => {
-                for part in split_commas(v).map_err(|r| ParseError::header("Via", r))? {
-                    Via::parse(part).map_err(|r| ParseError::header("Via", r))?;
+                each_element("Via", v, |part| {
+                    ViaRef::parse(part)?;
                     via += 1;
-                }
+                    Ok(())
+                })?;
             }
-            HeaderName::To | HeaderName::From => {
-                NameAddr::parse(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
+            HeaderName::To => {
+                counts[0] += 1;
+                NameAddrRef::parse(v).map_err(|r| ParseError::header("To", r))?;
             }
-            HeaderName::CallId
-                if (v.is_empty() || v.bytes().any(is_ws)) => {
+            HeaderName::From => {
+                counts[1] += 1;
+                NameAddrRef::parse(v).map_err(|r| ParseError::header("From", r))?;
+            }
+            HeaderName::CallId => {
+                counts[2] += 1;
+                if v.is_empty() || v.bytes().any(is_ws) {
                     return Err(ParseError::header("Call-ID", "must be one word"));
                 }
+            }
             HeaderName::CSeq => {
-                let c = CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))?;
-                if let Some(m) = method {
-                    if &c.method != m {
-                        return Err(ParseError::CSeqMismatch {
-                            method: m.to_string(),
-                            cseq: c.method.to_string(),
-                        });
-                    }
-                }
+                counts[3] += 1;
+                check_cseq(v, method)?;
             }
             HeaderName::MaxForwards => {
+                counts[4] += 1;
                 let n = parse_u32(v).map_err(|r| ParseError::header("Max-Forwards", r))?;
                 if n > 255 {
                     return Err(ParseError::header("Max-Forwards", "larger than 255"));
                 }
             }
             HeaderName::Expires | HeaderName::MinExpires => {
-                parse_u32(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
+                parse_u32(v).map_err(|r| ParseError::header(name.as_str(), r))?;
             }
             HeaderName::Contact => {
-                parse_contact(v)?;
+                contact_elements(v, |_| Ok(()))?;
             }
             HeaderName::Route | HeaderName::RecordRoute => {
-                for part in split_commas(v).map_err(|r| ParseError::header(hdr.name.as_str(), r))? {
-                    NameAddr::parse(part).map_err(|r| ParseError::header(hdr.name.as_str(), r))?;
-                }
+                each_element(name.as_str(), v, |part| {
+                    NameAddrRef::parse(part).map(|_| ())
+                })?;
             }
             HeaderName::Date
                 // RFC 3261 §20.17: SIP-date is an RFC 1123 date and always in GMT.
@@ -741,11 +792,8 @@ fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
                 }
             _ => {}
         }
-        if let Some(i) = SINGLE.iter().position(|(n, _)| n == &hdr.name) {
-            counts[i] += 1;
-        }
     }
-    for (i, (_, name)) in SINGLE.iter().enumerate() {
+    for (i, name) in SINGLE.iter().enumerate() {
         if counts[i] > 1 {
             return Err(ParseError::Duplicate(name));
         }
@@ -761,22 +809,86 @@ fn validate(h: &Headers, method: Option<&Method>) -> Result<(), ParseError> {
     Ok(())
 }
 
-pub(crate) fn parse_contact(v: &str) -> Result<Contact, ParseError> {
-    if trim_ws(v) == "*" {
-        return Ok(Contact::Star);
-    }
-    let mut addrs = Vec::new();
-    for part in split_commas(v).map_err(|r| ParseError::header("Contact", r))? {
-        let na = NameAddr::parse(part).map_err(|r| ParseError::header("Contact", r))?;
-        if let Some(e) = na.params.get("expires") {
-            let e = e.ok_or_else(|| ParseError::header("Contact", "expires without value"))?;
-            if e.parse::<u64>().is_err() {
-                return Err(ParseError::header("Contact", "invalid expires parameter"));
-            }
+fn check_cseq(v: &str, method: Option<&Method>) -> Result<(), ParseError> {
+    let c = CSeq::parse(v).map_err(|r| ParseError::header("CSeq", r))?;
+    if let Some(m) = method {
+        if &c.method != m {
+            return Err(ParseError::CSeqMismatch {
+                method: m.to_string(),
+                cseq: c.method.to_string(),
+            });
         }
-        addrs.push(na);
     }
-    Ok(Contact::Addrs(addrs))
+    Ok(())
+}
+
+/// Runs `check` on every element of the comma-separated list `v` of header `name`. The
+/// first element error is returned, unless the list has an unterminated quoted string,
+/// which is reported first (as if the list had been split before any element was looked at).
+fn each_element<'a>(
+    name: &str,
+    v: &'a str,
+    mut check: impl FnMut(&'a str) -> Result<(), &'static str>,
+) -> Result<(), ParseError> {
+    let mut first_err = None;
+    for part in Commas::new(v) {
+        let part = part.map_err(|r| ParseError::header(name, r))?;
+        if first_err.is_none() {
+            first_err = check(part).err();
+        }
+    }
+    first_err.map_or(Ok(()), |r| Err(ParseError::header(name, r)))
+}
+
+/// Checks one Contact field value and hands each address to `f`; `Ok(true)` for `*`.
+fn contact_elements<'a>(
+    v: &'a str,
+    mut f: impl FnMut(NameAddrRef<'a>) -> Result<(), ParseError>,
+) -> Result<bool, ParseError> {
+    if trim_ws(v) == "*" {
+        return Ok(true);
+    }
+    let mut first_err = None;
+    for part in Commas::new(v) {
+        let part = part.map_err(|r| ParseError::header("Contact", r))?;
+        if first_err.is_some() {
+            continue;
+        }
+        let mut expires = None;
+        let checked = NameAddrRef::parse_with(part, |name, value| {
+            if expires.is_none() && name.eq_ignore_ascii_case("expires") {
+                expires = Some(value);
+            }
+        })
+        .map_err(|r| ParseError::header("Contact", r))
+        .and_then(|na| {
+            if let Some(e) = expires {
+                let e = e.ok_or_else(|| ParseError::header("Contact", "expires without value"))?;
+                if e.parse::<u64>().is_err() {
+                    return Err(ParseError::header("Contact", "invalid expires parameter"));
+                }
+            }
+            f(na)
+        });
+        first_err = checked.err();
+    }
+    first_err.map_or(Ok(false), Err)
+}
+
+pub(crate) fn parse_contact(v: &str) -> Result<Contact, ParseError> {
+    let mut addrs = Vec::new();
+    let star = contact_elements(v, |na| {
+        addrs.push(
+            na.into_owned()
+                .map_err(|r| ParseError::header("Contact", r))?,
+        );
+        Ok(())
+    })?;
+    Ok(if star {
+        Contact::Star
+    } else {
+        Contact::Addrs(addrs)
+    })
 }
 
 /// Typed accessors. Each parses on demand and names the header in its error.

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::text::{is_token, trim_ws};
+use crate::text::{find_byte, is_param_byte, trim_ws};
 
 /// One `;name[=value]` parameter. The value is kept as written (quotes included) so that
 /// serialization reproduces what was received.
@@ -73,55 +73,108 @@ impl Params {
     /// and `=`). Empty parameters (`;;`) are rejected, as RFC 4475 §3.1.2.1 requires.
     pub(crate) fn parse(s: &str, allow_lws: bool) -> Result<Params, &'static str> {
         let mut out = Vec::new();
-        let s = trim_ws(s);
-        if s.is_empty() {
-            return Ok(Params(out));
-        }
-        let rest = s.strip_prefix(';').ok_or("expected ';' before parameter")?;
-        for raw in split_semicolons(rest)? {
-            let raw = if allow_lws { trim_ws(raw) } else { raw };
-            if raw.is_empty() {
-                return Err("empty parameter");
-            }
-            let (name, value) = match raw.find('=') {
-                Some(eq) => {
-                    let (n, v) = (&raw[..eq], &raw[eq + 1..]);
-                    let (n, v) = if allow_lws {
-                        (trim_ws(n), trim_ws(v))
-                    } else {
-                        (n, v)
-                    };
-                    (n, Some(v))
-                }
-                None => (raw, None),
-            };
-            if !is_param_name(name) {
-                return Err("invalid parameter name");
-            }
-            if let Some(v) = value {
-                if v.is_empty() {
-                    return Err("empty parameter value");
-                }
-                if !is_param_value(v) {
-                    return Err("invalid parameter value");
-                }
-            }
+        scan(s, allow_lws, |name, value| {
             out.push(Param {
                 name: name.to_owned(),
                 value: value.map(str::to_owned),
-            });
-        }
+            })
+        })?;
         Ok(Params(out))
     }
+}
+
+/// Checks a parameter list as [`Params::parse`] does and hands each `(name, value)` to `f`
+/// in order, without allocating. This is the one copy of the parameter rules: parsing into
+/// [`Params`] and the allocation-free checks of the message parser both go through it.
+///
+/// As if the list were split at `;` first, an unterminated quoted string is reported in
+/// preference to an error in any single parameter; `f` sees only the parameters before the
+/// first bad one.
+pub(crate) fn scan<'a>(
+    s: &'a str,
+    allow_lws: bool,
+    mut f: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), &'static str> {
+    let s = trim_ws(s);
+    if s.is_empty() {
+        return Ok(());
+    }
+    let rest = s.strip_prefix(';').ok_or("expected ';' before parameter")?;
+    let bytes = rest.as_bytes();
+    let mut first_err = None;
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut i = 0;
+    loop {
+        let at_end = i >= bytes.len();
+        if at_end || (!in_quotes && bytes[i] == b';') {
+            if first_err.is_none() {
+                let raw = rest.get(start..i.min(bytes.len())).unwrap_or("");
+                match one(raw, allow_lws) {
+                    Ok((name, value)) => f(name, value),
+                    Err(e) => first_err = Some(e),
+                }
+            }
+            if at_end {
+                break;
+            }
+            start = i + 1;
+        } else {
+            match bytes[i] {
+                b'\\' if in_quotes => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    if in_quotes {
+        return Err("unterminated quoted string");
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Checks a parameter list without keeping anything.
+pub(crate) fn check(s: &str, allow_lws: bool) -> Result<(), &'static str> {
+    scan(s, allow_lws, |_, _| {})
+}
+
+/// One `name[=value]` between semicolons.
+fn one(raw: &str, allow_lws: bool) -> Result<(&str, Option<&str>), &'static str> {
+    let raw = if allow_lws { trim_ws(raw) } else { raw };
+    if raw.is_empty() {
+        return Err("empty parameter");
+    }
+    let (name, value) = match find_byte(raw, b'=') {
+        Some(eq) => {
+            let (n, v) = (&raw[..eq], &raw[eq + 1..]);
+            let (n, v) = if allow_lws {
+                (trim_ws(n), trim_ws(v))
+            } else {
+                (n, v)
+            };
+            (n, Some(v))
+        }
+        None => (raw, None),
+    };
+    if !is_param_name(name) {
+        return Err("invalid parameter name");
+    }
+    if let Some(v) = value {
+        if v.is_empty() {
+            return Err("empty parameter value");
+        }
+        if !is_param_value(v) {
+            return Err("invalid parameter value");
+        }
+    }
+    Ok((name, value))
 }
 
 /// Header parameter names are tokens; URI parameter names may also contain escapes and a
 /// few more unreserved characters, which token already covers except for `[]/:&$`.
 fn is_param_name(s: &str) -> bool {
-    is_token(s)
-        || (!s.is_empty()
-            && s.bytes()
-                .all(|b| crate::text::is_token_byte(b) || b"[]/:&$".contains(&b)))
+    !s.is_empty() && s.bytes().all(is_param_byte)
 }
 
 fn is_param_value(v: &str) -> bool {
@@ -131,44 +184,26 @@ fn is_param_value(v: &str) -> bool {
     if v.starts_with('[') {
         return v.ends_with(']');
     }
-    v.bytes()
-        .all(|b| crate::text::is_token_byte(b) || b"[]/:&$".contains(&b))
+    v.bytes().all(is_param_byte)
 }
 
-fn split_semicolons(s: &str) -> Result<Vec<&str>, &'static str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if in_quotes => i += 1,
-            b'"' => in_quotes = !in_quotes,
-            b';' if !in_quotes => {
-                out.push(&s[start..i]);
-                start = i + 1;
+impl Params {
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        for p in &self.0 {
+            w.write_str(";")?;
+            w.write_str(&p.name)?;
+            if let Some(v) = &p.value {
+                w.write_str("=")?;
+                w.write_str(v)?;
             }
-            _ => {}
         }
-        i += 1;
+        Ok(())
     }
-    if in_quotes {
-        return Err("unterminated quoted string");
-    }
-    out.push(&s[start..]);
-    Ok(out)
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.0 {
-            match &p.value {
-                Some(v) => write!(f, ";{}={}", p.name, v)?,
-                None => write!(f, ";{}", p.name)?,
-            }
-        }
-        Ok(())
+        self.write_to(f)
     }
 }
 

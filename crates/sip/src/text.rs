@@ -3,13 +3,54 @@
 //! Everything here works on `&str` that has already been checked to be UTF-8 and returns
 //! `&'static str` reasons; callers wrap them into [`crate::ParseError`] naming the header.
 
+const TOKEN: u8 = 1;
+const PARAM: u8 = 2;
+const HOST: u8 = 4;
+
+/// Character classes by byte, so that every class test is one load: `TOKEN` (RFC 3261
+/// §25.1 `token`), `PARAM` (token plus the `[]/:&$` URI parameters may hold) and `HOST`
+/// (letters, digits, `-`, `.`, `_`).
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = TOKEN | PARAM | HOST;
+        }
+        b += 1;
+    }
+    let token = b"-.!%*_+`'~";
+    let mut i = 0;
+    while i < token.len() {
+        t[token[i] as usize] |= TOKEN | PARAM;
+        i += 1;
+    }
+    let param = b"[]/:&$";
+    let mut i = 0;
+    while i < param.len() {
+        t[param[i] as usize] |= PARAM;
+        i += 1;
+    }
+    t[b'-' as usize] |= HOST;
+    t[b'.' as usize] |= HOST;
+    t[b'_' as usize] |= HOST;
+    t
+};
+
 /// RFC 3261 §25.1 `token` characters.
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    CLASSES[b as usize] & TOKEN != 0
+}
+
+/// Characters of a parameter name or unquoted value: token plus `[]/:&$`.
+pub(crate) fn is_param_byte(b: u8) -> bool {
+    CLASSES[b as usize] & PARAM != 0
+}
+
+/// Characters of a host name: letters, digits, `-`, `.` and `_`.
+pub(crate) fn is_host_byte(b: u8) -> bool {
+    CLASSES[b as usize] & HOST != 0
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
@@ -20,56 +61,120 @@ pub(crate) fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Trims spaces and tabs (not other Unicode whitespace) from both ends.
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_ws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_ws(b[end - 1]) {
+        end -= 1;
+    }
+    // Only ASCII was trimmed, so both ends are character boundaries.
+    s.get(start..end).unwrap_or("")
 }
 
 /// Splits `s` at top-level commas: commas inside quoted strings or `<...>` do not count.
 /// An unterminated quoted string is an error rather than a silent merge of fields.
 pub(crate) fn split_commas(s: &str) -> Result<Vec<&str>, &'static str> {
-    let mut out = Vec::new();
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_quotes {
-            if b == b'\\' {
-                i += 1;
-            } else if b == b'"' {
-                in_quotes = false;
-            }
-        } else {
-            match b {
-                b'"' => in_quotes = true,
-                b'<' => in_angle = true,
-                b'>' => in_angle = false,
-                b',' if !in_angle => {
-                    out.push(trim_ws(&s[start..i]));
-                    start = i + 1;
-                }
-                _ => {}
-            }
+    Commas::new(s).collect()
+}
+
+/// The elements of a comma-separated list, trimmed, without allocating: the iterator form of
+/// [`split_commas`]. An unterminated quoted string is reported as the last item, after every
+/// element, so a caller that stops at the first `Err` sees it whatever the elements hold;
+/// callers that check elements as they go keep their first element error and let this one
+/// take precedence (as if the list had been split first).
+pub(crate) struct Commas<'a> {
+    s: &'a str,
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Commas<'a> {
+    pub(crate) fn new(s: &'a str) -> Commas<'a> {
+        Commas {
+            s,
+            pos: 0,
+            done: false,
         }
-        i += 1;
     }
-    if in_quotes {
-        return Err("unterminated quoted string");
+}
+
+impl<'a> Iterator for Commas<'a> {
+    type Item = Result<&'a str, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let bytes = self.s.as_bytes();
+        let start = self.pos;
+        if start == 0 && memchr::memchr2(b',', b'"', bytes).is_none() {
+            // No comma and no quoted string: the whole value is the only element.
+            self.done = true;
+            return Some(Ok(trim_ws(self.s)));
+        }
+        let mut i = start;
+        let mut in_quotes = false;
+        let mut in_angle = false;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_quotes {
+                if b == b'\\' {
+                    i += 1;
+                } else if b == b'"' {
+                    in_quotes = false;
+                }
+            } else {
+                match b {
+                    b'"' => in_quotes = true,
+                    b'<' => in_angle = true,
+                    b'>' => in_angle = false,
+                    b',' if !in_angle => {
+                        self.pos = i + 1;
+                        return Some(Ok(trim_ws(self.s.get(start..i).unwrap_or(""))));
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        self.done = true;
+        if in_quotes {
+            return Some(Err("unterminated quoted string"));
+        }
+        Some(Ok(trim_ws(self.s.get(start..).unwrap_or(""))))
     }
-    out.push(trim_ws(&s[start..]));
-    Ok(out)
+}
+
+/// Index of the first `needle` in `s`. A plain loop: the strings searched here are a few
+/// dozen bytes, where a SIMD search costs more in set-up than it saves.
+pub(crate) fn find_byte(s: &str, needle: u8) -> Option<usize> {
+    s.bytes().position(|b| b == needle)
+}
+
+/// Index of the last `needle` in `s`.
+pub(crate) fn rfind_byte(s: &str, needle: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == needle)
 }
 
 /// Parses a quoted string at the start of `s` (which must begin with `"`). Returns the
 /// unescaped content and the remainder after the closing quote.
 pub(crate) fn parse_quoted(s: &str) -> Result<(String, &str), &'static str> {
+    let (inner, rest) = scan_quoted(s)?;
+    Ok((unescape_quoted(inner), rest))
+}
+
+/// Checks a quoted string at the start of `s` without allocating. Returns the content
+/// between the quotes, still escaped, and the remainder after the closing quote.
+pub(crate) fn scan_quoted(s: &str) -> Result<(&str, &str), &'static str> {
     let bytes = s.as_bytes();
     if bytes.first() != Some(&b'"') {
         return Err("expected quoted string");
     }
-    let mut out = Vec::with_capacity(s.len());
     let mut i = 1;
     while i < bytes.len() {
         match bytes[i] {
@@ -79,20 +184,35 @@ pub(crate) fn parse_quoted(s: &str) -> Result<(String, &str), &'static str> {
                 if next == b'\r' || next == b'\n' {
                     return Err("invalid escape in quoted string");
                 }
-                out.push(next);
                 i += 2;
             }
             b'"' => {
-                let text = String::from_utf8(out).map_err(|_| "invalid UTF-8 in quoted string")?;
-                return Ok((text, &s[i + 1..]));
+                // Both ends are ASCII quotes, so these are character boundaries.
+                let inner = s.get(1..i).ok_or("unterminated quoted string")?;
+                let rest = s.get(i + 1..).ok_or("unterminated quoted string")?;
+                return Ok((inner, rest));
             }
-            b => {
-                out.push(b);
-                i += 1;
-            }
+            _ => i += 1,
         }
     }
     Err("unterminated quoted string")
+}
+
+/// Removes the backslashes of quoted-pairs from the content of a quoted string checked by
+/// [`scan_quoted`]. Only ASCII backslashes are removed, so the result stays UTF-8.
+pub(crate) fn unescape_quoted(inner: &str) -> String {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes `s` as a quoted string, escaping `"` and `\`.
@@ -189,6 +309,20 @@ mod tests {
         let parts = split_commas(r#""a, b" <sip:x@y;p=1,2>, <sip:z>"#).unwrap();
         assert_eq!(parts, vec![r#""a, b" <sip:x@y;p=1,2>"#, "<sip:z>"]);
         assert!(split_commas(r#""unterminated, x"#).is_err());
+    }
+
+    #[test]
+    fn character_classes() {
+        for b in 0..=255u8 {
+            let token = b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+            assert_eq!(is_token_byte(b), token, "{b}");
+            assert_eq!(is_param_byte(b), token || b"[]/:&$".contains(&b), "{b}");
+            let host = b.is_ascii_alphanumeric() || b"-._".contains(&b);
+            assert_eq!(is_host_byte(b), host, "{b}");
+        }
+        assert_eq!(trim_ws(" \t a b\t "), "a b");
+        assert_eq!(trim_ws(" \u{a0}x\u{a0} "), "\u{a0}x\u{a0}");
+        assert_eq!(trim_ws("  "), "");
     }
 
     #[test]

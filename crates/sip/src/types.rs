@@ -3,9 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::params::Params;
-use crate::text::{find_unquoted, is_token, is_ws, parse_quoted, parse_u32, trim_ws, write_quoted};
-use crate::uri::{split_host_port, Host, Uri};
+use crate::params::{self, Params};
+use crate::text::{
+    find_byte, find_unquoted, is_token, is_ws, parse_u32, scan_quoted, trim_ws, unescape_quoted,
+    write_quoted,
+};
+use crate::uri::{split_host_port, Host, HostRef, Uri, UriRef};
 use crate::ParseError;
 
 /// A request method. Extension methods are kept verbatim (they are case-sensitive).
@@ -95,7 +98,10 @@ pub struct CSeq {
 impl CSeq {
     pub fn parse(s: &str) -> Result<CSeq, &'static str> {
         let s = trim_ws(s);
-        let split = s.find([' ', '\t']).ok_or("expected number and method")?;
+        let split = s
+            .bytes()
+            .position(is_ws)
+            .ok_or("expected number and method")?;
         let seq = parse_u32(&s[..split])?;
         let method = Method::parse(trim_ws(&s[split..]))?;
         Ok(CSeq { seq, method })
@@ -214,44 +220,67 @@ impl Via {
 
     /// Parses one Via value, e.g. `SIP / 2.0 / UDP host:5060;branch=z9hG4bK1`.
     pub fn parse(s: &str) -> Result<Via, &'static str> {
-        let mut parts = s.splitn(3, '/');
-        let proto = trim_ws(parts.next().ok_or("missing protocol")?);
-        let version = trim_ws(parts.next().ok_or("missing protocol version")?);
-        let rest = trim_ws(parts.next().ok_or("missing transport")?);
+        let v = ViaRef::parse(s)?;
+        Ok(Via {
+            transport: Transport::parse(v.transport),
+            host: v.host.into_owned(),
+            port: v.port,
+            params: Params::parse(v.params, true)?,
+        })
+    }
+}
+
+/// One Via value borrowed from the text it was parsed from, checked by the same rules as
+/// [`Via`] without allocating.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ViaRef<'a> {
+    pub(crate) transport: &'a str,
+    pub(crate) host: HostRef<'a>,
+    pub(crate) port: Option<u16>,
+    pub(crate) params: &'a str,
+}
+
+impl<'a> ViaRef<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<ViaRef<'a>, &'static str> {
+        let slash = find_byte(s, b'/').ok_or("missing protocol version")?;
+        let proto = trim_ws(&s[..slash]);
+        let after_proto = &s[slash + 1..];
+        let slash = find_byte(after_proto, b'/').ok_or("missing transport")?;
+        let version = trim_ws(&after_proto[..slash]);
+        let rest = trim_ws(&after_proto[slash + 1..]);
         if !proto.eq_ignore_ascii_case("SIP") {
             return Err("protocol is not SIP");
         }
         if version != "2.0" {
             return Err("unsupported SIP version");
         }
-        let t_end = rest.find([' ', '\t']).ok_or("missing sent-by")?;
+        let t_end = rest.bytes().position(is_ws).ok_or("missing sent-by")?;
         let transport = &rest[..t_end];
         if !is_token(transport) {
             return Err("invalid transport");
         }
         let after = trim_ws(&rest[t_end..]);
-        let (sent_by, params) = match after.find(';') {
-            Some(sc) => (trim_ws(&after[..sc]), Params::parse(&after[sc..], true)?),
-            None => (after, Params::new()),
-        };
-        // LWS is allowed around the colon of sent-by; remove it before splitting.
-        let owned;
-        let sent_by = if sent_by.bytes().any(is_ws) {
-            owned = sent_by
-                .chars()
-                .filter(|c| *c != ' ' && *c != '\t')
-                .collect::<String>();
-            owned.as_str()
-        } else {
-            sent_by
-        };
-        let (host, port) = split_host_port(sent_by)?;
-        if let Some(Some(b)) = params.get("branch").map(|v| v.map(str::is_empty)) {
-            if b {
-                return Err("empty branch");
+        let mut branch = None;
+        let mut received = None;
+        let (sent_by, params) = match find_byte(after, b';') {
+            Some(sc) => {
+                let params = &after[sc..];
+                params::scan(params, true, |name, value| {
+                    if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                        branch = Some(value);
+                    } else if received.is_none() && name.eq_ignore_ascii_case("received") {
+                        received = Some(value);
+                    }
+                })?;
+                (trim_ws(&after[..sc]), params)
             }
+            None => (after, ""),
+        };
+        let (host, port) = split_sent_by(sent_by)?;
+        if branch == Some(Some("")) {
+            return Err("empty branch");
         }
-        if let Some(r) = params.get("received") {
+        if let Some(r) = received {
             // RFC 5118 §4.5: accept an IPv6 address with or without the brackets.
             let r = r.ok_or("received without a value")?;
             let r = r
@@ -262,13 +291,33 @@ impl Via {
                 return Err("received is not an IP address");
             }
         }
-        Ok(Via {
-            transport: Transport::parse(transport),
-            host: Host::parse(host)?,
+        Ok(ViaRef {
+            transport,
+            host: HostRef::parse(host)?,
             port,
             params,
         })
     }
+}
+
+/// Splits a Via sent-by. `COLON` is `SWS ":" SWS` (RFC 3261 §25.1), so whitespace is allowed
+/// around the colon and nowhere else; what remains is checked as host and port.
+fn split_sent_by(s: &str) -> Result<(&str, Option<u16>), &'static str> {
+    if !s.bytes().any(is_ws) {
+        return split_host_port(s);
+    }
+    let colon = if s.starts_with('[') {
+        find_byte(s, b']').and_then(|end| find_byte(&s[end..], b':').map(|c| end + c))
+    } else {
+        find_byte(s, b':')
+    };
+    let Some(colon) = colon else {
+        return split_host_port(s);
+    };
+    let (host, port) = (trim_ws(&s[..colon]), trim_ws(&s[colon + 1..]));
+    let n = parse_u32(port).map_err(|_| "invalid port")?;
+    let port = u16::try_from(n).map_err(|_| "port out of range")?;
+    Ok((host, Some(port)))
 }
 
 impl fmt::Display for Via {
@@ -333,17 +382,50 @@ impl NameAddr {
     /// In the last (addr-spec) form, `;` parameters belong to the header, and a URI with
     /// `?` headers or a comma is rejected because it must be enclosed in `<>`.
     pub fn parse(s: &str) -> Result<NameAddr, &'static str> {
+        NameAddrRef::parse(s)?.into_owned()
+    }
+}
+
+/// The display name of a [`NameAddrRef`], as written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DisplayRef<'a> {
+    /// The content of a quoted string, still escaped.
+    Quoted(&'a str),
+    /// One or more tokens separated by whitespace.
+    Tokens(&'a str),
+}
+
+/// A name-addr or addr-spec borrowed from the text it was parsed from, checked by the same
+/// rules as [`NameAddr`] without allocating; `params` is the checked header-parameter text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NameAddrRef<'a> {
+    pub(crate) display: Option<DisplayRef<'a>>,
+    pub(crate) uri: UriRef<'a>,
+    pub(crate) params: &'a str,
+}
+
+impl<'a> NameAddrRef<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<NameAddrRef<'a>, &'static str> {
+        NameAddrRef::parse_with(s, |_, _| {})
+    }
+
+    /// Parses and hands each header parameter to `on_param` as it is checked, so a caller
+    /// that needs one (Contact's `expires`) does not scan the list again.
+    pub(crate) fn parse_with(
+        s: &'a str,
+        on_param: impl FnMut(&'a str, Option<&'a str>),
+    ) -> Result<NameAddrRef<'a>, &'static str> {
         let s = trim_ws(s);
         if s.is_empty() {
             return Err("empty value");
         }
         let (display, rest) = if s.starts_with('"') {
-            let (d, rest) = parse_quoted(s)?;
+            let (d, rest) = scan_quoted(s)?;
             let rest = trim_ws(rest);
             if !rest.starts_with('<') {
                 return Err("display name must be followed by <URI>");
             }
-            (Some(d), rest)
+            (Some(DisplayRef::Quoted(d)), rest)
         } else {
             match find_unquoted(s, b'<') {
                 Some(lt) => {
@@ -358,7 +440,7 @@ impl NameAddr {
                         if !words_ok {
                             return Err("display name contains non-token characters");
                         }
-                        Some(name.to_owned())
+                        Some(DisplayRef::Tokens(name))
                     };
                     (display, &s[lt..])
                 }
@@ -366,35 +448,50 @@ impl NameAddr {
             }
         };
         if let Some(inner) = rest.strip_prefix('<') {
-            let gt = inner.find('>').ok_or("missing '>'")?;
+            let gt = find_byte(inner, b'>').ok_or("missing '>'")?;
             let uri_text = &inner[..gt];
             if uri_text.bytes().next().is_some_and(is_ws)
                 || uri_text.bytes().last().is_some_and(is_ws)
             {
                 return Err("whitespace inside <>");
             }
-            let uri = Uri::parse(uri_text)?;
-            let params = Params::parse(&inner[gt + 1..], true)?;
-            Ok(NameAddr {
+            let uri = UriRef::parse(uri_text)?;
+            let params = &inner[gt + 1..];
+            params::scan(params, true, on_param)?;
+            Ok(NameAddrRef {
                 display,
                 uri,
                 params,
             })
         } else {
-            let (uri_text, params) = match s.find(';') {
-                Some(sc) => (trim_ws(&s[..sc]), Params::parse(&s[sc..], true)?),
-                None => (s, Params::new()),
+            let (uri_text, params) = match find_byte(s, b';') {
+                Some(sc) => {
+                    params::scan(&s[sc..], true, on_param)?;
+                    (trim_ws(&s[..sc]), &s[sc..])
+                }
+                None => (s, ""),
             };
-            if uri_text.contains('?') || uri_text.contains(',') {
+            if uri_text.bytes().any(|b| b == b'?' || b == b',') {
                 return Err("URI with headers or commas must be enclosed in <>");
             }
-            let uri = Uri::parse(uri_text)?;
-            Ok(NameAddr {
+            let uri = UriRef::parse(uri_text)?;
+            Ok(NameAddrRef {
                 display: None,
                 uri,
                 params,
             })
         }
+    }
+
+    pub(crate) fn into_owned(self) -> Result<NameAddr, &'static str> {
+        Ok(NameAddr {
+            display: self.display.map(|d| match d {
+                DisplayRef::Quoted(q) => unescape_quoted(q),
+                DisplayRef::Tokens(t) => t.to_owned(),
+            }),
+            uri: self.uri.into_owned()?,
+            params: Params::parse(self.params, true)?,
+        })
     }
 }
 
@@ -437,6 +534,20 @@ mod tests {
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
+    }
+
+    #[test]
+    fn via_sent_by_allows_whitespace_around_the_colon_only() {
+        // COLON = SWS ":" SWS (RFC 3261 §25.1).
+        let v = Via::parse("SIP/2.0/UDP host.example.com : 5070 ;branch=z9hG4bK1").unwrap();
+        assert_eq!(v.host, Host::Domain("host.example.com".into()));
+        assert_eq!(v.port, Some(5070));
+        let v = Via::parse("SIP/2.0/TCP [2001:db8::9:1] :5070;branch=z9hG4bK1").unwrap();
+        assert_eq!(v.port, Some(5070));
+        // A space is not a separator: "192.0.2.1 5060" is not the domain "192.0.2.15060".
+        assert!(Via::parse("SIP/2.0/UDP 192.0.2.1 5060;branch=z9hG4bK1").is_err());
+        assert!(Via::parse("SIP/2.0/UDP [2001:db8:: 9:1];branch=z9hG4bK1").is_err());
+        assert!(Via::parse("SIP/2.0/UDP host: 50 60;branch=z9hG4bK1").is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use crate::params::Params;
-use crate::text::{is_ws, parse_u32};
+use crate::params::{self, Params};
+use crate::text::{find_byte, is_host_byte, is_ws, parse_u32, rfind_byte};
 
 /// A host as it appears in a URI or Via: a domain name or a literal address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -19,29 +19,7 @@ impl Host {
     /// Parses `example.com`, `192.0.2.1` or `[2001:db8::1]`. A bare IPv6 address without
     /// brackets is rejected: RFC 5118 §4.10 requires the reference form in SIP.
     pub fn parse(s: &str) -> Result<Host, &'static str> {
-        if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner
-                .strip_suffix(']')
-                .ok_or("unterminated IPv6 reference")?;
-            return Ipv6Addr::from_str(inner)
-                .map(Host::Ipv6)
-                .map_err(|_| "invalid IPv6 address");
-        }
-        if s.is_empty() {
-            return Err("empty host");
-        }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            if let Ok(a) = Ipv4Addr::from_str(s) {
-                return Ok(Host::Ipv4(a));
-            }
-        }
-        let valid = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-        if !valid {
-            return Err("invalid host name");
-        }
-        Ok(Host::Domain(s.to_owned()))
+        HostRef::parse(s).map(HostRef::into_owned)
     }
 
     pub fn ip(&self) -> Option<IpAddr> {
@@ -62,12 +40,64 @@ impl From<IpAddr> for Host {
     }
 }
 
+impl Host {
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            Host::Domain(d) => w.write_str(d),
+            Host::Ipv4(a) => write!(w, "{a}"),
+            Host::Ipv6(a) => write!(w, "[{a}]"),
+        }
+    }
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+/// A host borrowed from the text it was parsed from: what the message parser checks
+/// without allocating. [`Host`] is the owned form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostRef<'a> {
+    Domain(&'a str),
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+}
+
+impl<'a> HostRef<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<HostRef<'a>, &'static str> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or("unterminated IPv6 reference")?;
+            return Ipv6Addr::from_str(inner)
+                .map(HostRef::Ipv6)
+                .map_err(|_| "invalid IPv6 address");
+        }
+        if s.is_empty() {
+            return Err("empty host");
+        }
+        let mut digits_and_dots = true;
+        for b in s.bytes() {
+            if !is_host_byte(b) {
+                return Err("invalid host name");
+            }
+            digits_and_dots &= b.is_ascii_digit() || b == b'.';
+        }
+        if digits_and_dots {
+            if let Ok(a) = Ipv4Addr::from_str(s) {
+                return Ok(HostRef::Ipv4(a));
+            }
+        }
+        Ok(HostRef::Domain(s))
+    }
+
+    pub(crate) fn into_owned(self) -> Host {
         match self {
-            Host::Domain(d) => f.write_str(d),
-            Host::Ipv4(a) => write!(f, "{a}"),
-            Host::Ipv6(a) => write!(f, "[{a}]"),
+            HostRef::Domain(d) => Host::Domain(d.to_owned()),
+            HostRef::Ipv4(a) => Host::Ipv4(a),
+            HostRef::Ipv6(a) => Host::Ipv6(a),
         }
     }
 }
@@ -119,42 +149,75 @@ impl SipUri {
             .value("transport")
             .map(|t| t.to_ascii_lowercase())
     }
+}
 
-    fn parse(secure: bool, rest: &str) -> Result<SipUri, &'static str> {
-        let (userinfo, hostpart) = match rest.rfind('@') {
+/// A SIP URI borrowed from the text it was parsed from, checked by the same rules as
+/// [`SipUri`] without allocating; `params` is the checked `;...` text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SipUriRef<'a> {
+    pub(crate) secure: bool,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
+    pub(crate) host: HostRef<'a>,
+    pub(crate) port: Option<u16>,
+    pub(crate) params: &'a str,
+    pub(crate) headers: Option<&'a str>,
+}
+
+impl<'a> SipUriRef<'a> {
+    fn parse(secure: bool, rest: &'a str) -> Result<SipUriRef<'a>, &'static str> {
+        let (userinfo, hostpart) = match rfind_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             Some(ui) => {
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
                 if u.is_empty() {
                     return Err("empty user part");
                 }
-                (Some(u.to_owned()), p.map(str::to_owned))
+                (Some(u), p)
             }
             None => (None, None),
         };
-        let (hostport, headers) = match hostpart.find('?') {
-            Some(q) => (&hostpart[..q], Some(hostpart[q + 1..].to_owned())),
-            None => (hostpart, None),
-        };
-        let (hostport, params) = match hostport.find(';') {
-            Some(sc) => (&hostport[..sc], Params::parse(&hostport[sc..], false)?),
-            None => (hostport, Params::new()),
-        };
+        // Headers start at the first `?`, parameters at the first `;` before it.
+        let (hostport, params, headers) =
+            match hostpart.bytes().position(|b| b == b';' || b == b'?') {
+                Some(i) if hostpart.as_bytes()[i] == b';' => {
+                    let (params, headers) = match find_byte(&hostpart[i..], b'?') {
+                        Some(q) => (&hostpart[i..i + q], Some(&hostpart[i + q + 1..])),
+                        None => (&hostpart[i..], None),
+                    };
+                    params::check(params, false)?;
+                    (&hostpart[..i], params, headers)
+                }
+                Some(q) => (&hostpart[..q], "", Some(&hostpart[q + 1..])),
+                None => (hostpart, "", None),
+            };
         let (host, port) = split_host_port(hostport)?;
-        Ok(SipUri {
+        Ok(SipUriRef {
             secure,
             user,
             password,
-            host: Host::parse(host)?,
+            host: HostRef::parse(host)?,
             port,
             params,
             headers,
+        })
+    }
+
+    fn into_owned(self) -> Result<SipUri, &'static str> {
+        Ok(SipUri {
+            secure: self.secure,
+            user: self.user.map(str::to_owned),
+            password: self.password.map(str::to_owned),
+            host: self.host.into_owned(),
+            port: self.port,
+            params: Params::parse(self.params, false)?,
+            headers: self.headers.map(str::to_owned),
         })
     }
 }
@@ -162,7 +225,7 @@ impl SipUri {
 /// Splits `host[:port]`, where host may be an IPv6 reference.
 pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static str> {
     let (host, port) = if s.starts_with('[') {
-        let end = s.find(']').ok_or("unterminated IPv6 reference")?;
+        let end = find_byte(s, b']').ok_or("unterminated IPv6 reference")?;
         let after = &s[end + 1..];
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
@@ -171,7 +234,7 @@ pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), &'static s
         };
         (&s[..end + 1], port)
     } else {
-        match s.find(':') {
+        match find_byte(s, b':') {
             Some(c) => (&s[..c], Some(&s[c + 1..])),
             None => (s, None),
         }
@@ -241,10 +304,25 @@ impl Uri {
 
     /// Parses a URI. Whitespace anywhere is an error (RFC 4475 §3.1.2.8, §3.1.2.14).
     pub fn parse(s: &str) -> Result<Uri, &'static str> {
+        UriRef::parse(s)?.into_owned()
+    }
+}
+
+/// Any URI, borrowed from the text it was parsed from and checked by the same rules as
+/// [`Uri`] without allocating.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum UriRef<'a> {
+    Sip(SipUriRef<'a>),
+    Tel { number: &'a str, params: &'a str },
+    Other { scheme: &'a str, opaque: &'a str },
+}
+
+impl<'a> UriRef<'a> {
+    pub(crate) fn parse(s: &'a str) -> Result<UriRef<'a>, &'static str> {
         if s.bytes().any(|b| is_ws(b) || b == b'\r' || b == b'\n') {
             return Err("whitespace in URI");
         }
-        let colon = s.find(':').ok_or("missing URI scheme")?;
+        let colon = find_byte(s, b':').ok_or("missing URI scheme")?;
         let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
         let valid_scheme = scheme
             .bytes()
@@ -257,13 +335,16 @@ impl Uri {
             return Err("invalid URI scheme");
         }
         if scheme.eq_ignore_ascii_case("sip") {
-            SipUri::parse(false, rest).map(Uri::Sip)
+            SipUriRef::parse(false, rest).map(UriRef::Sip)
         } else if scheme.eq_ignore_ascii_case("sips") {
-            SipUri::parse(true, rest).map(Uri::Sip)
+            SipUriRef::parse(true, rest).map(UriRef::Sip)
         } else if scheme.eq_ignore_ascii_case("tel") {
-            let (number, params) = match rest.find(';') {
-                Some(sc) => (&rest[..sc], Params::parse(&rest[sc..], false)?),
-                None => (rest, Params::new()),
+            let (number, params) = match find_byte(rest, b';') {
+                Some(sc) => {
+                    params::check(&rest[sc..], false)?;
+                    (&rest[..sc], &rest[sc..])
+                }
+                None => (rest, ""),
             };
             let valid = !number.is_empty()
                 && number.bytes().all(|b| {
@@ -272,19 +353,30 @@ impl Uri {
             if !valid {
                 return Err("invalid telephone number");
             }
-            Ok(Uri::Tel(TelUri {
-                number: number.to_owned(),
-                params,
-            }))
+            Ok(UriRef::Tel { number, params })
         } else {
             if rest.is_empty() {
                 return Err("empty URI");
             }
-            Ok(Uri::Other {
-                scheme: scheme.to_owned(),
-                opaque: rest.to_owned(),
+            Ok(UriRef::Other {
+                scheme,
+                opaque: rest,
             })
         }
+    }
+
+    pub(crate) fn into_owned(self) -> Result<Uri, &'static str> {
+        Ok(match self {
+            UriRef::Sip(u) => Uri::Sip(u.into_owned()?),
+            UriRef::Tel { number, params } => Uri::Tel(TelUri {
+                number: number.to_owned(),
+                params: Params::parse(params, false)?,
+            }),
+            UriRef::Other { scheme, opaque } => Uri::Other {
+                scheme: scheme.to_owned(),
+                opaque: opaque.to_owned(),
+            },
+        })
     }
 }
 
@@ -295,35 +387,76 @@ impl FromStr for Uri {
     }
 }
 
-impl fmt::Display for SipUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+impl SipUri {
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        w.write_str(if self.secure { "sips:" } else { "sip:" })?;
         if let Some(u) = &self.user {
-            f.write_str(u)?;
+            w.write_str(u)?;
             if let Some(p) = &self.password {
-                write!(f, ":{p}")?;
+                w.write_str(":")?;
+                w.write_str(p)?;
             }
-            f.write_str("@")?;
+            w.write_str("@")?;
         }
-        write!(f, "{}", self.host)?;
+        self.host.write_to(w)?;
         if let Some(p) = self.port {
-            write!(f, ":{p}")?;
+            w.write_str(":")?;
+            write_u16(w, p)?;
         }
-        write!(f, "{}", self.params)?;
+        self.params.write_to(w)?;
         if let Some(h) = &self.headers {
-            write!(f, "?{h}")?;
+            w.write_str("?")?;
+            w.write_str(h)?;
         }
         Ok(())
     }
 }
 
+/// Writes a port without going through `core::fmt`.
+fn write_u16(w: &mut impl fmt::Write, n: u16) -> fmt::Result {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"))
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl Uri {
+    /// Writes the URI as [`fmt::Display`] does; generic so that encoding into a buffer
+    /// skips the formatting machinery.
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.write_to(w),
+            Uri::Tel(t) => {
+                w.write_str("tel:")?;
+                w.write_str(&t.number)?;
+                t.params.write_to(w)
+            }
+            Uri::Other { scheme, opaque } => {
+                w.write_str(scheme)?;
+                w.write_str(":")?;
+                w.write_str(opaque)
+            }
+        }
+    }
+}
+
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Uri::Sip(u) => write!(f, "{u}"),
-            Uri::Tel(t) => write!(f, "tel:{}{}", t.number, t.params),
-            Uri::Other { scheme, opaque } => write!(f, "{scheme}:{opaque}"),
-        }
+        self.write_to(f)
     }
 }
 
