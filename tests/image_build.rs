@@ -70,8 +70,42 @@ fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
     // The overlay layer carries the rendered templates; the base layer does not.
     let overlay = live.join("50-overlay.squashfs");
     assert_eq!(squashfs_cat(&overlay, "etc/hostname"), "kentongan\n");
-    let ruleset = squashfs_cat(&overlay, "etc/nftables.conf");
-    assert!(ruleset.contains("table inet kentongan"), "{ruleset}");
+    // The firewall is rendered at boot by the shipped binary from the shipped pbx.toml, by a
+    // unit that runs before the network is up; run that binary here on that config.
+    let unit = squashfs_cat(&overlay, "etc/systemd/system/kentongan-firewall.service");
+    assert!(
+        unit.contains("firewall apply --lockdown-on-error"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Before=network-pre.target kentongan-pbx.service"),
+        "{unit}"
+    );
+    let enabled = run(Command::new("unsquashfs")
+        .arg("-l")
+        .arg(&overlay)
+        .arg("etc/systemd/system/sysinit.target.wants"));
+    assert!(enabled.contains("kentongan-firewall.service"), "{enabled}");
+    let pbx = tmp.path().join("kentongan-pbx");
+    let binary = Command::new("unsquashfs")
+        .arg("-cat")
+        .arg(&overlay)
+        .arg("usr/sbin/kentongan-pbx")
+        .output()
+        .unwrap_or_else(|e| panic!("unsquashfs: {e}"));
+    assert!(binary.status.success() && !binary.stdout.is_empty());
+    std::fs::write(&pbx, &binary.stdout).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&pbx, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = tmp.path().join("pbx.toml");
+    std::fs::write(&config, squashfs_cat(&overlay, "etc/kentongan/pbx.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ruleset = run(Command::new(&pbx)
+        .arg("--config")
+        .arg(&config)
+        .args(["firewall", "render"]));
+    assert!(ruleset.contains("table inet kentongan {"), "{ruleset}");
+    assert!(ruleset.contains("policy drop;"), "{ruleset}");
     let checked = Command::new("nft")
         .args(["--check", "--file", "/dev/stdin"])
         .stdin(std::process::Stdio::piped())

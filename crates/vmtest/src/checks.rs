@@ -10,7 +10,12 @@ use std::time::Duration;
 use crate::config::{Forward, Proto};
 use crate::error::VmError;
 use crate::machine::Machine;
-use crate::sip_probe::SipProbe;
+use crate::sip_probe::{tcp_options, ProbeError, SipProbe};
+
+/// A port the firewall never opens; the firewall check runs a throwaway SIP listener there.
+const DECOY_PORT: u16 = 5070;
+/// Where QEMU's user network makes forwarded connections come from, seen from the guest.
+const SLIRP_HOST: &str = "10.0.2.2";
 
 /// What the default appliance image promises; data, so a test can expect another image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +69,19 @@ pub enum Check {
         domain: String,
         port: u16,
     },
+    /// Only the expected ports answer: the PBX over forwarded UDP and TCP does; a SIP listener
+    /// started for the check on a port the firewall does not open answers neither over UDP
+    /// nor TCP, and does once a rule opens it (so the silence was the firewall's doing).
+    FirewallPorts {
+        domain: String,
+        port: u16,
+    },
+    /// An OPTIONS with a scanner's User-Agent gets no answer and its source lands in the
+    /// kernel's ban set, through the hardened daemon's own `nft`; `ban remove` lifts it.
+    ScannerBanned {
+        domain: String,
+        port: u16,
+    },
 }
 
 /// Every check of the default appliance image, in the order they make sense.
@@ -82,6 +100,14 @@ pub fn appliance_checks(facts: &ApplianceFacts) -> Vec<Check> {
             port: facts.sip_port,
         },
         Check::SipRegister {
+            domain: facts.sip_domain.clone(),
+            port: facts.sip_port,
+        },
+        Check::FirewallPorts {
+            domain: facts.sip_domain.clone(),
+            port: facts.sip_port,
+        },
+        Check::ScannerBanned {
             domain: facts.sip_domain.clone(),
             port: facts.sip_port,
         },
@@ -109,15 +135,25 @@ impl Check {
             Check::Release(_) => "release-file",
             Check::SipOptions { .. } => "sip-options",
             Check::SipRegister { .. } => "sip-register",
+            Check::FirewallPorts { .. } => "firewall-ports",
+            Check::ScannerBanned { .. } => "sip-scanner-banned",
         }
     }
 
     /// Host port forwards the check needs when the machine starts.
     pub fn forwards(&self) -> Vec<Forward> {
         match self {
-            Check::SipOptions { port, .. } | Check::SipRegister { port, .. } => {
+            Check::SipOptions { port, .. }
+            | Check::SipRegister { port, .. }
+            | Check::ScannerBanned { port, .. } => {
                 vec![Forward::to_guest(Proto::Udp, *port)]
             }
+            Check::FirewallPorts { port, .. } => vec![
+                Forward::to_guest(Proto::Udp, *port),
+                Forward::to_guest(Proto::Tcp, *port),
+                Forward::to_guest(Proto::Udp, DECOY_PORT),
+                Forward::to_guest(Proto::Tcp, DECOY_PORT),
+            ],
             _ => Vec::new(),
         }
     }
@@ -227,6 +263,8 @@ impl Check {
                     )))
                 }
             }
+            Check::FirewallPorts { domain, port } => firewall_ports(m, domain, *port),
+            Check::ScannerBanned { domain, port } => scanner_banned(m, domain, *port),
             Check::Release(pairs) => {
                 let text = m.succeed("cat /etc/kentongan/release")?;
                 let missing = missing_release_lines(&text, pairs);
@@ -240,6 +278,112 @@ impl Check {
                 }
             }
         }
+    }
+}
+
+fn firewall_ports(m: &mut Machine, domain: &str, port: u16) -> Result<String, VmError> {
+    let serial = m.serial_log().to_owned();
+    let failed = |message: String| VmError::Unexpected {
+        message,
+        detail: String::new(),
+        serial: serial.clone(),
+    };
+    let host_port = |m: &Machine, proto: Proto, guest: u16| {
+        m.host_port(proto, guest)
+            .ok_or_else(|| failed(format!("no host port forwards to guest {proto:?} {guest}")))
+    };
+    let salt = fresh_secret(m)?[..12].to_owned();
+    let pbx_tcp = host_port(m, Proto::Tcp, port)?;
+    let answer = tcp_options(pbx_tcp, domain, &salt, Duration::from_secs(15))
+        .ok_or_else(|| failed(format!("the PBX did not answer OPTIONS over TCP {port}")))?;
+    // A second PBX instance as the decoy: a real SIP listener on a port nothing opens.
+    m.succeed(&format!(
+        "mkdir -p /run/kentongan-decoy && printf '%s\\n' '[sip]' 'domain = \"decoy.local\"' \
+         'listen = [\"udp:0.0.0.0:{DECOY_PORT}\", \"tcp:0.0.0.0:{DECOY_PORT}\"]' '[storage]' \
+         'database = \"/run/kentongan-decoy/pbx.db\"' '[metrics]' 'listen = \"127.0.0.1:9161\"' \
+         > /run/kentongan-decoy/pbx.toml && systemd-run --quiet --unit=kentongan-decoy \
+         /usr/sbin/kentongan-pbx --config /run/kentongan-decoy/pbx.toml"
+    ))?;
+    m.wait_until_succeeds(
+        &format!("ss -Hlnu 'sport = :{DECOY_PORT}' | grep -q {DECOY_PORT}"),
+        Duration::from_secs(30),
+    )?;
+    let decoy_udp = host_port(m, Proto::Udp, DECOY_PORT)?;
+    let decoy_tcp = host_port(m, Proto::Tcp, DECOY_PORT)?;
+    let mut decoy = SipProbe::new(decoy_udp, "decoy.local", &format!("{salt}d"))
+        .map_err(|e| failed(e.to_string()))?;
+    let result = (|| {
+        match decoy.options(Duration::from_secs(6)) {
+            Err(ProbeError::NoAnswer { .. }) => {}
+            Ok(r) => {
+                return Err(failed(format!(
+                    "a listener on UDP {DECOY_PORT} answered {} from outside: the firewall lets it through",
+                    r.status.0
+                )))
+            }
+            Err(e) => return Err(failed(format!("decoy probe: {e}"))),
+        }
+        if let Some(line) = tcp_options(decoy_tcp, "decoy.local", &salt, Duration::from_secs(6)) {
+            return Err(failed(format!(
+                "a listener on TCP {DECOY_PORT} answered `{line}` from outside: the firewall lets it through"
+            )));
+        }
+        // The control: open the port and the same listener answers.
+        m.succeed(&format!(
+            "nft insert rule inet kentongan input udp dport {DECOY_PORT} accept"
+        ))?;
+        let opened = decoy.options(Duration::from_secs(15));
+        m.succeed("systemctl reload kentongan-firewall")?;
+        match opened {
+            Ok(r) if r.status.0 == 200 => Ok(()),
+            Ok(r) => Err(failed(format!("the opened decoy answered {}", r.status.0))),
+            Err(e) => Err(failed(format!(
+                "even with UDP {DECOY_PORT} opened the decoy did not answer ({e}), so the check proves nothing"
+            ))),
+        }
+    })();
+    let _ = m.execute("systemctl stop kentongan-decoy");
+    result?;
+    Ok(format!(
+        "PBX answers on UDP and TCP {port} (`{answer}`); a listener on {DECOY_PORT} is dropped on UDP and TCP"
+    ))
+}
+
+fn scanner_banned(m: &mut Machine, domain: &str, port: u16) -> Result<String, VmError> {
+    let serial = m.serial_log().to_owned();
+    let failed = |message: String| VmError::Unexpected {
+        message,
+        detail: String::new(),
+        serial: serial.clone(),
+    };
+    let mut scanner = probe(m, domain, port, "scan")?.with_user_agent("friendly-scanner");
+    match scanner.options(Duration::from_secs(6)) {
+        Err(ProbeError::NoAnswer { .. }) => {}
+        Ok(r) => return Err(failed(format!("a scanner got an answer: {}", r.status.0))),
+        Err(e) => return Err(failed(format!("scanner probe: {e}"))),
+    }
+    let set = m.succeed("nft list set inet kentongan banned4")?;
+    if !set.contains(SLIRP_HOST) {
+        return Err(failed(format!(
+            "the scanner's source {SLIRP_HOST} is not in the kernel's ban set:\n{set}"
+        )));
+    }
+    let list = m.succeed("kentongan-pbx --config /etc/kentongan/pbx.toml ban list")?;
+    if !list.contains(SLIRP_HOST) || !list.contains("scanner") {
+        return Err(failed(format!(
+            "`ban list` does not show the scanner:\n{list}"
+        )));
+    }
+    m.succeed(&format!(
+        "kentongan-pbx --config /etc/kentongan/pbx.toml ban remove {SLIRP_HOST}"
+    ))?;
+    let mut phone = probe(m, domain, port, "unban")?;
+    match phone.options(Duration::from_secs(20)) {
+        Ok(r) if r.status.0 == 200 => Ok(format!(
+            "no answer to friendly-scanner; {SLIRP_HOST} banned by the daemon in nftables; `ban remove` lifted it"
+        )),
+        Ok(r) => Err(failed(format!("after `ban remove` OPTIONS answered {}", r.status.0))),
+        Err(e) => Err(failed(format!("after `ban remove` the source is still blocked: {e}"))),
     }
 }
 

@@ -32,6 +32,7 @@ pub struct SipProbe {
     seq: u32,
     /// Distinguishes this probe's Call-IDs, tags and branches from any other run's.
     salt: String,
+    user_agent: String,
 }
 
 impl SipProbe {
@@ -44,7 +45,14 @@ impl SipProbe {
             domain: domain.to_owned(),
             seq: 0,
             salt: salt.to_owned(),
+            user_agent: "kentongan-vmtest".into(),
         })
+    }
+
+    /// Sends as another User-Agent (e.g. a scanner's, to prove it gets banned).
+    pub fn with_user_agent(mut self, user_agent: &str) -> SipProbe {
+        self.user_agent = user_agent.to_owned();
+        self
     }
 
     /// Sends OPTIONS until a final answer arrives (the PBX may still be starting) or `timeout`
@@ -115,7 +123,7 @@ impl SipProbe {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| "127.0.0.1:5060".into());
-        let (salt, seq, domain) = (&self.salt, self.seq, &self.domain);
+        let (salt, seq, domain, agent) = (&self.salt, self.seq, &self.domain, &self.user_agent);
         let mut text = format!(
             "{method} {uri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};rport;branch=z9hG4bK{salt}{seq}\r\n\
@@ -125,7 +133,7 @@ impl SipProbe {
              Call-ID: {salt}-{method}@kentongan-vmtest\r\n\
              CSeq: {seq} {method}\r\n\
              Contact: <sip:{user}@{local}>\r\n\
-             User-Agent: kentongan-vmtest\r\n"
+             User-Agent: {agent}\r\n"
         );
         if method == "REGISTER" {
             text.push_str(&format!("Expires: {expires}\r\n"));
@@ -184,4 +192,44 @@ impl SipProbe {
             }
         }
     }
+}
+
+/// Sends OPTIONS over a TCP connection to `127.0.0.1:port` and returns the status line of the
+/// answer, or `None` if none came within `timeout` (connection refused, reset, closed or
+/// silent: a firewall that drops leaves the host side of a QEMU forward hanging or closed).
+pub fn tcp_options(port: u16, domain: &str, salt: &str, timeout: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let local = stream.local_addr().ok()?;
+    let request = format!(
+        "OPTIONS sip:{domain} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK{salt}t\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@{domain}>;tag={salt}\r\n\
+         To: <sip:probe@{domain}>\r\n\
+         Call-ID: {salt}-tcp@kentongan-vmtest\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         User-Agent: kentongan-vmtest\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .ok()?;
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if let Some(end) = got.windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&got[..end]).into_owned();
+            return line.starts_with("SIP/2.0 ").then_some(line);
+        }
+    }
+    None
 }
