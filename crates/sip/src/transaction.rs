@@ -25,6 +25,10 @@ pub struct Config {
     pub t4: Duration,
     /// Address written into Via sent-by of requests we originate.
     pub local_addr: SocketAddr,
+    /// Transport named in the Via that [`Endpoint::send_request`] adds to a request without
+    /// one. Whether a transaction retransmits is decided per transaction from the transport
+    /// in its top Via (see [`Transport::is_reliable`]), so one endpoint serves UDP, TCP and
+    /// TLS peers alike.
     pub transport: Transport,
     /// Seed for branch, tag and Call-ID generation.
     pub seed: u64,
@@ -72,7 +76,8 @@ pub enum SipEvent {
     /// A response to one of our client transactions (retransmitted 2xx to INVITE included,
     /// since the TU must re-ACK them).
     Response { tx: TxId, response: Response },
-    /// Timer B or F fired: no final response arrived.
+    /// A transaction failed for lack of an answer: Timer B or F (client: no final response
+    /// arrived) or Timer H (server INVITE: no ACK came for our non-2xx final response).
     Timeout { tx: TxId },
     /// A datagram that did not parse. `from` lets the daemon count or ban the source.
     Malformed { from: SocketAddr, error: ParseError },
@@ -150,6 +155,9 @@ struct Tx {
     armed: Vec<Instant>,
     server_key: Option<ServerKey>,
     client_key: Option<(String, Method)>,
+    /// Whether the top Via names a reliable transport: then nothing is retransmitted
+    /// (Timers A, E, G) and nothing lingers (Timers D, I, J, K are zero), RFC 3261 §17.
+    reliable: bool,
 }
 
 /// The transaction layer of one SIP endpoint on one transport.
@@ -282,13 +290,16 @@ impl Endpoint {
         if req.method == Method::Ack {
             return Err(SendError::AckNotATransaction);
         }
-        let branch = match req.headers.top_via() {
-            Ok(v) if v.has_rfc3261_branch() => v.branch().unwrap_or_default().to_owned(),
+        let (branch, reliable) = match req.headers.top_via() {
+            Ok(v) if v.has_rfc3261_branch() => (
+                v.branch().unwrap_or_default().to_owned(),
+                v.transport.is_reliable(),
+            ),
             _ => {
                 let branch = self.new_branch();
                 let via = self.local_via(&branch);
                 req.headers.push_front(HeaderName::Via, via.to_string());
-                branch
+                (branch, via.transport.is_reliable())
             }
         };
         if !req.headers.contains(&HeaderName::MaxForwards) {
@@ -298,7 +309,6 @@ impl Endpoint {
         // Validate what we are about to send with the same parser peers will use.
         Message::parse(bytes.clone())?;
         let id = self.alloc();
-        let reliable = self.config.transport.is_reliable();
         let t1 = self.config.t1;
         let mut timers = vec![(TimerKind::Timeout, now + t1 * 64)];
         if !reliable {
@@ -326,6 +336,7 @@ impl Endpoint {
                 armed: Vec::new(),
                 server_key: None,
                 client_key: Some((branch, method)),
+                reliable,
             },
         );
         self.transmits.push_back(Transmit { to, bytes });
@@ -383,7 +394,7 @@ impl Endpoint {
             return Err(SendError::AlreadyFinal);
         }
         let bytes = resp.to_bytes();
-        let reliable = self.config.transport.is_reliable();
+        let reliable = t.reliable;
         let t1 = self.config.t1;
         t.last = Some(bytes.clone());
         let status = resp.status;
@@ -438,6 +449,14 @@ impl Endpoint {
     }
 
     fn on_request(&mut self, now: Instant, from: SocketAddr, mut req: Request) {
+        // Matched on the Via as sent, before received/rport are added.
+        let Some((key, reliable)) = server_key(&req) else {
+            self.events.push_back(SipEvent::Malformed {
+                from,
+                error: ParseError::Missing("Via"),
+            });
+            return;
+        };
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
         if let Ok(mut via) = req.headers.top_via() {
             via.params.set("received", Some(&from.ip().to_string()));
@@ -446,13 +465,6 @@ impl Endpoint {
             }
             req.headers.set_top_via(&via);
         }
-        let Some(key) = server_key(&req) else {
-            self.events.push_back(SipEvent::Malformed {
-                from,
-                error: ParseError::Missing("Via"),
-            });
-            return;
-        };
         if let Some(id) = self.server_index.get(&key).copied() {
             self.on_server_retransmission(now, id, &req, from);
             self.rearm(id);
@@ -496,6 +508,7 @@ impl Endpoint {
                 armed: Vec::new(),
                 server_key: Some(key),
                 client_key: None,
+                reliable,
             },
         );
         if method == Method::Invite {
@@ -518,11 +531,11 @@ impl Endpoint {
         req: &Request,
         from: SocketAddr,
     ) {
-        let reliable = self.config.transport.is_reliable();
         let t4 = self.config.t4;
         let Some(t) = self.txs.get_mut(&id) else {
             return;
         };
+        let reliable = t.reliable;
         if req.method == Method::Ack {
             if t.state == State::Completed {
                 t.state = State::Confirmed;
@@ -561,18 +574,20 @@ impl Endpoint {
     }
 
     fn on_client_response(&mut self, now: Instant, id: TxId, resp: Response) {
-        let reliable = self.config.transport.is_reliable();
         let t1 = self.config.t1;
         let t4 = self.config.t4;
         let Some(t) = self.txs.get_mut(&id) else {
             return;
         };
+        let reliable = t.reliable;
         let status = resp.status;
         let invite = t.method == Method::Invite;
         match (t.state, status.is_provisional(), status.is_success()) {
             (State::Calling | State::Trying | State::Proceeding, true, _) => {
                 if t.state == State::Calling {
-                    t.timers.retain(|(k, _)| *k != TimerKind::Retransmit);
+                    // Timers A and B run in Calling only (§17.1.1.2): a callee may ring for
+                    // longer than 64*T1; giving up is the TU's decision (CANCEL).
+                    t.timers.clear();
                 }
                 if t.state == State::Trying && !reliable {
                     // Timer E continues, now at T2 (RFC 3261 §17.1.2.2).
@@ -652,9 +667,12 @@ impl Endpoint {
                 }
             }
             TimerKind::Timeout => {
-                let timed_out =
+                let timed_out = if t.server {
+                    // Timer H: the ACK for our non-2xx final never came (§17.2.1).
+                    t.state == State::Completed
+                } else {
                     matches!(t.state, State::Calling | State::Trying | State::Proceeding)
-                        && !t.server;
+                };
                 if timed_out {
                     self.events.push_back(SipEvent::Timeout { tx: id });
                 }
@@ -681,8 +699,11 @@ impl Endpoint {
     }
 }
 
-fn server_key(req: &Request) -> Option<ServerKey> {
+/// The key that matches `req` to a server transaction (§17.2.3), and whether its top Via
+/// names a reliable transport.
+fn server_key(req: &Request) -> Option<(ServerKey, bool)> {
     let via = req.headers.top_via().ok()?;
+    let reliable = via.transport.is_reliable();
     let method = match req.method {
         Method::Ack => Method::Invite,
         ref m => m.clone(),
@@ -692,19 +713,21 @@ fn server_key(req: &Request) -> Option<ServerKey> {
         None => via.host.to_string(),
     };
     if via.has_rfc3261_branch() {
-        return Some(ServerKey::Branch {
+        let key = ServerKey::Branch {
             branch: via.branch()?.to_owned(),
             sent_by,
             method,
-        });
+        };
+        return Some((key, reliable));
     }
-    Some(ServerKey::Legacy {
+    let key = ServerKey::Legacy {
         call_id: req.headers.call_id().ok()?.to_owned(),
         cseq: req.headers.cseq().ok()?.seq,
         from_tag: req.headers.from().ok()?.tag().unwrap_or("").to_owned(),
         via: sent_by,
         method,
-    })
+    };
+    Some((key, reliable))
 }
 
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).

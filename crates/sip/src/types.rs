@@ -155,9 +155,15 @@ impl Transport {
         }
     }
 
-    /// Reliable transports do not retransmit requests (RFC 3261 §17).
+    /// TCP, TLS, SCTP and WebSocket are reliable: over them a transaction retransmits
+    /// nothing and does not linger (RFC 3261 §17). UDP, and any transport we do not know
+    /// (DTLS, say), are not: retransmitting over a reliable transport only costs a
+    /// duplicate, not retransmitting over an unreliable one loses the message.
     pub fn is_reliable(&self) -> bool {
-        !matches!(self, Transport::Udp)
+        matches!(
+            self,
+            Transport::Tcp | Transport::Tls | Transport::Sctp | Transport::Ws | Transport::Wss
+        )
     }
 }
 

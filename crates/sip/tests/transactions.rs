@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kentongan_sip::transaction::{Config, Endpoint, SipEvent, TxId};
-use kentongan_sip::{HeaderName, Message, Method, NameAddr, Request, Response, StatusCode, Uri};
+use kentongan_sip::{
+    HeaderName, Message, Method, NameAddr, Request, Response, StatusCode, Transport, Uri,
+};
 
 struct Packet {
     at: Instant,
@@ -136,6 +138,19 @@ impl Net {
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+/// A request whose top Via (put there by the TU, as the PBX does) names `transport`. Every
+/// endpoint here is configured for UDP, like the PBX's one endpoint for all its listeners:
+/// reliability must follow the transaction's Via, not the endpoint.
+fn request_over(ep: &mut Endpoint, transport: Transport, method: Method, to: &str) -> Request {
+    let mut r = request(ep, method, to);
+    let branch = ep.new_branch();
+    r.headers.push_front(
+        HeaderName::Via,
+        format!("SIP/2.0/{transport} {A};branch={branch}"),
+    );
+    r
 }
 
 fn request(ep: &mut Endpoint, method: Method, to: &str) -> Request {
@@ -360,4 +375,184 @@ fn cancel_matches_the_invite_and_malformed_input_is_an_event() {
         net.node(1).poll_event(),
         Some(SipEvent::Malformed { .. })
     ));
+}
+
+/// Answers every request that has reached node `i` with `status` (and a To tag); returns
+/// the events taken and the transactions answered.
+fn answer_all(n: &mut Net, i: usize, status: StatusCode) -> (Vec<SipEvent>, Vec<TxId>) {
+    let events = n.take_events(i);
+    let mut answered = Vec::new();
+    for e in &events {
+        if let SipEvent::Request { tx, request, .. } = e {
+            let r = Response::for_request(request, status, Some("b1"));
+            let now = n.now;
+            n.node(i).respond(now, *tx, r).unwrap();
+            answered.push(*tx);
+        }
+    }
+    (events, answered)
+}
+
+#[test]
+fn invite_over_tcp_is_sent_once_and_nothing_lingers() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    let now = net.now;
+    let inv = request_over(net.node(0), Transport::Tcp, Method::Invite, B);
+    let tx = net.node(0).send_request(now, addr(B), inv).unwrap();
+    let mut client_events = Vec::new();
+    net.run_until(Duration::from_secs(60), |n| {
+        answer_all(n, 1, StatusCode::BUSY_HERE);
+        client_events.extend(n.take_events(0));
+        false
+    });
+    client_events.extend(net.take_events(0));
+    // No Timer A, no Timer G: one INVITE, one 486, one ACK.
+    assert_eq!(net.sent_times(addr(A), "INVITE"), vec![0]);
+    assert_eq!(net.sent_times(addr(B), "SIP/2.0 486"), vec![10]);
+    assert_eq!(net.sent_times(addr(A), "ACK"), vec![20]);
+    // Timer D (client) and Timer I (server) are zero: the last event is the ACK at 30 ms,
+    // not Timer D at 32 s or Timer I at T4.
+    assert_eq!(net.ms(), 30);
+    assert!(client_events.contains(&SipEvent::Terminated { tx }));
+    assert_eq!(net.node(0).transactions(), 0);
+    assert_eq!(net.node(1).transactions(), 0);
+}
+
+#[test]
+fn invite_over_udp_lingers_in_timer_d_and_timer_i() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    let now = net.now;
+    let inv = request(net.node(0), Method::Invite, B);
+    net.node(0).send_request(now, addr(B), inv).unwrap();
+    let mut server_gone = None;
+    net.run_until(Duration::from_secs(60), |n| {
+        answer_all(n, 1, StatusCode::BUSY_HERE);
+        if server_gone.is_none() && n.ms() > 30 && n.node(1).transactions() == 0 {
+            server_gone = Some(n.ms());
+        }
+        false
+    });
+    // Server: ACK at 30 ms, then Timer I = T4 = 5 s. Client: 486 at 20 ms + Timer D = 32 s.
+    assert_eq!(server_gone, Some(5030));
+    assert_eq!(net.ms(), 32020);
+}
+
+#[test]
+fn non_invite_over_tcp_to_a_black_hole_is_sent_once_and_times_out_at_64_t1() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    net.fate = Box::new(|_, _| 0);
+    let now = net.now;
+    let opt = request_over(net.node(0), Transport::Tcp, Method::Options, B);
+    let tx = net.node(0).send_request(now, addr(B), opt).unwrap();
+    net.run_until(Duration::from_secs(60), |_| false);
+    // No Timer E; Timer F still fires at 64·T1.
+    assert_eq!(net.sent_times(addr(A), "OPTIONS"), vec![0]);
+    assert_eq!(net.take_events(0)[0], SipEvent::Timeout { tx });
+    assert_eq!(net.ms(), 32000);
+}
+
+#[test]
+fn non_invite_over_tcp_ends_on_both_sides_at_once() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    let now = net.now;
+    let opt = request_over(net.node(0), Transport::Tls, Method::Options, B);
+    net.node(0).send_request(now, addr(B), opt).unwrap();
+    net.run_until(Duration::from_secs(60), |n| {
+        answer_all(n, 1, StatusCode::OK);
+        false
+    });
+    // Timer J (server) and Timer K (client) are zero: done when the 200 arrives.
+    assert_eq!(net.ms(), 20);
+    assert_eq!(net.node(0).transactions(), 0);
+    assert_eq!(net.node(1).transactions(), 0);
+}
+
+#[test]
+fn lost_ack_over_udp_fires_timer_h_and_tells_the_tu() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    net.fate = Box::new(|_, line| u8::from(!line.starts_with("ACK")));
+    let now = net.now;
+    let inv = request(net.node(0), Method::Invite, B);
+    net.node(0).send_request(now, addr(B), inv).unwrap();
+    let mut server_tx = Vec::new();
+    let mut server_events = Vec::new();
+    net.run_until(Duration::from_secs(60), |n| {
+        let (events, answered) = answer_all(n, 1, StatusCode::BUSY_HERE);
+        server_events.extend(events);
+        server_tx.extend(answered);
+        false
+    });
+    // Timer G: T1, doubling up to T2; the client re-ACKs each (and each ACK is lost).
+    assert_eq!(
+        net.sent_times(addr(B), "SIP/2.0 486"),
+        vec![10, 510, 1510, 3510, 7510, 11510, 15510, 19510, 23510, 27510, 31510]
+    );
+    // Timer H at 64·T1 after the 486: a transaction failure for the TU, then the end.
+    let tx = server_tx[0];
+    let timeout = server_events
+        .iter()
+        .position(|e| *e == SipEvent::Timeout { tx });
+    let end = server_events
+        .iter()
+        .position(|e| *e == SipEvent::Terminated { tx });
+    assert!(timeout.is_some() && timeout < end, "{server_events:?}");
+}
+
+#[test]
+fn lost_ack_over_tcp_is_not_retransmitted_for_and_timer_h_still_fires() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    net.fate = Box::new(|_, line| u8::from(!line.starts_with("ACK")));
+    let now = net.now;
+    let inv = request_over(net.node(0), Transport::Tcp, Method::Invite, B);
+    net.node(0).send_request(now, addr(B), inv).unwrap();
+    let mut server_tx = Vec::new();
+    let mut server_events = Vec::new();
+    net.run_until(Duration::from_secs(60), |n| {
+        let (events, answered) = answer_all(n, 1, StatusCode::BUSY_HERE);
+        server_events.extend(events);
+        server_tx.extend(answered);
+        false
+    });
+    assert_eq!(net.sent_times(addr(B), "SIP/2.0 486"), vec![10]);
+    assert!(server_events.contains(&SipEvent::Timeout { tx: server_tx[0] }));
+    assert_eq!(net.ms(), 32010);
+}
+
+#[test]
+fn ringing_longer_than_64_t1_does_not_time_out() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    let now = net.now;
+    let inv = request(net.node(0), Method::Invite, B);
+    let tx = net.node(0).send_request(now, addr(B), inv).unwrap();
+    let mut ringing = Vec::new();
+    net.run_until(Duration::from_secs(1), |n| {
+        ringing.extend(answer_all(n, 1, StatusCode::RINGING).0);
+        false
+    });
+    let mut client_events = net.take_events(0);
+    // Nothing is due any more (before the fix, Timer B was, at 32 s). The callee answers
+    // after a minute of ringing.
+    assert_eq!(net.node(0).poll_timeout(), None);
+    net.now = net.t0 + Duration::from_secs(60);
+    let Some(SipEvent::Request {
+        tx: server_tx,
+        request,
+        ..
+    }) = ringing.first()
+    else {
+        panic!("no INVITE arrived")
+    };
+    let ok = Response::for_request(request, StatusCode::OK, Some("b1"));
+    let now = net.now;
+    net.node(1).respond(now, *server_tx, ok).unwrap();
+    net.run_until(Duration::from_secs(61), |_| false);
+    client_events.extend(net.take_events(0));
+    // The 180 stopped Timer A, and Timer B with it (it runs in Calling only).
+    assert_eq!(net.sent_times(addr(A), "INVITE"), vec![0]);
+    assert!(
+        !client_events.contains(&SipEvent::Timeout { tx }),
+        "{client_events:?}"
+    );
+    assert!(client_events.iter().any(|e| matches!(e,
+        SipEvent::Response { tx: t, response } if *t == tx && response.status == StatusCode::OK)));
 }
