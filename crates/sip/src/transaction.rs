@@ -128,14 +128,34 @@ enum ServerKey {
         sent_by: String,
         method: Method,
     },
-    /// RFC 2543 fallback (§17.2.3) for requests without a magic-cookie branch.
+    /// RFC 2543 fallback (§17.2.3) for requests without a magic-cookie branch: Request-URI,
+    /// To tag, From tag, Call-ID, CSeq number and top Via, plus the method (ACK and CANCEL
+    /// look up their INVITE). An ACK carries the To tag of the response it acknowledges,
+    /// which is why a non-2xx final also registers the key with that tag (`ack_key`).
     Legacy {
+        request_uri: String,
+        to_tag: String,
+        from_tag: String,
         call_id: String,
         cseq: u32,
-        from_tag: String,
         via: String,
         method: Method,
     },
+}
+
+impl ServerKey {
+    /// For an RFC 2543 INVITE transaction, the key its ACK matches once a final response
+    /// with To tag `to_tag` was sent; `None` for RFC 3261 keys (the ACK has the branch).
+    fn for_ack(&self, to_tag: &str) -> Option<ServerKey> {
+        let ServerKey::Legacy { .. } = self else {
+            return None;
+        };
+        let mut key = self.clone();
+        if let ServerKey::Legacy { to_tag: t, .. } = &mut key {
+            *t = to_tag.to_owned();
+        }
+        Some(key)
+    }
 }
 
 #[derive(Debug)]
@@ -154,6 +174,8 @@ struct Tx {
     /// The instants of `timers` as entered in [`Endpoint::schedule`].
     armed: Vec<Instant>,
     server_key: Option<ServerKey>,
+    /// RFC 2543 INVITE server transactions: the key the ACK for our non-2xx final matches.
+    ack_key: Option<ServerKey>,
     client_key: Option<(String, Method)>,
     /// Whether the top Via names a reliable transport: then nothing is retransmitted
     /// (Timers A, E, G) and nothing lingers (Timers D, I, J, K are zero), RFC 3261 §17.
@@ -335,6 +357,7 @@ impl Endpoint {
                 timers,
                 armed: Vec::new(),
                 server_key: None,
+                ack_key: None,
                 client_key: Some((branch, method)),
                 reliable,
             },
@@ -411,6 +434,15 @@ impl Endpoint {
             t.timers = vec![(TimerKind::Timeout, now + t1 * 64)];
             if !reliable {
                 t.timers.push((TimerKind::Retransmit, now + t1));
+            }
+            // An RFC 2543 ACK carries the To tag of this response (§17.2.3).
+            let to_tag = resp.headers.to().ok();
+            let to_tag = to_tag.as_ref().and_then(|to| to.tag()).unwrap_or("");
+            if let Some(key) = t.server_key.as_ref().and_then(|k| k.for_ack(to_tag)) {
+                if Some(&key) != t.server_key.as_ref() {
+                    self.server_index.insert(key.clone(), tx);
+                    t.ack_key = Some(key);
+                }
             }
         } else {
             t.state = State::Completed;
@@ -507,6 +539,7 @@ impl Endpoint {
                 timers: Vec::new(),
                 armed: Vec::new(),
                 server_key: Some(key),
+                ack_key: None,
                 client_key: None,
                 reliable,
             },
@@ -688,7 +721,7 @@ impl Endpoint {
             for at in t.armed.drain(..) {
                 self.schedule.remove(&(at, id));
             }
-            if let Some(k) = t.server_key {
+            for k in [t.server_key, t.ack_key].into_iter().flatten() {
                 self.server_index.remove(&k);
             }
             if let Some(k) = t.client_key {
@@ -708,11 +741,11 @@ fn server_key(req: &Request) -> Option<(ServerKey, bool)> {
         Method::Ack => Method::Invite,
         ref m => m.clone(),
     };
-    let sent_by = match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_string(),
-    };
     if via.has_rfc3261_branch() {
+        let sent_by = match via.port {
+            Some(p) => format!("{}:{p}", via.host),
+            None => via.host.to_string(),
+        };
         let key = ServerKey::Branch {
             branch: via.branch()?.to_owned(),
             sent_by,
@@ -720,11 +753,14 @@ fn server_key(req: &Request) -> Option<(ServerKey, bool)> {
         };
         return Some((key, reliable));
     }
+    let tag = |n: crate::NameAddr| n.tag().unwrap_or("").to_owned();
     let key = ServerKey::Legacy {
+        request_uri: req.uri.to_string(),
+        to_tag: tag(req.headers.to().ok()?),
+        from_tag: tag(req.headers.from().ok()?),
         call_id: req.headers.call_id().ok()?.to_owned(),
         cseq: req.headers.cseq().ok()?.seq,
-        from_tag: req.headers.from().ok()?.tag().unwrap_or("").to_owned(),
-        via: sent_by,
+        via: via.to_string(),
         method,
     };
     Some((key, reliable))

@@ -556,3 +556,104 @@ fn ringing_longer_than_64_t1_does_not_time_out() {
     assert!(client_events.iter().any(|e| matches!(e,
         SipEvent::Response { tx: t, response } if *t == tx && response.status == StatusCode::OK)));
 }
+
+/// An RFC 2543 request: no magic cookie in the branch, so it is matched by Request-URI,
+/// To tag, From tag, Call-ID, CSeq and top Via (RFC 3261 §17.2.3).
+fn rfc2543(method: &str, ruri: &str, to_tag: Option<&str>, cseq: &str) -> Vec<u8> {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    format!(
+        "{method} {ruri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP old.example.com;branch=1234\r\n\
+         From: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>{to_tag}\r\n\
+         Call-ID: legacy1@old.example.com\r\n\
+         CSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn legacy_invite(ep: &mut Endpoint, t0: Instant, status: StatusCode, tag: &str) -> TxId {
+    ep.handle_datagram(
+        t0,
+        addr(A),
+        &rfc2543("INVITE", "sip:bob@example.com", None, "7 INVITE"),
+    );
+    let Some(SipEvent::Request { tx, request, .. }) = ep.poll_event() else {
+        panic!("no request")
+    };
+    let r = Response::for_request(&request, status, Some(tag));
+    ep.respond(t0, tx, r).unwrap();
+    while ep.poll_transmit().is_some() {}
+    tx
+}
+
+#[test]
+fn rfc2543_ack_for_a_non_2xx_is_absorbed_by_the_invite_transaction() {
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(Config::new(addr(B), 7));
+    let tx = legacy_invite(&mut ep, t0, StatusCode::BUSY_HERE, "t486");
+    // The ACK carries the To tag of the 486.
+    let ack = rfc2543("ACK", "sip:bob@example.com", Some("t486"), "7 ACK");
+    ep.handle_datagram(t0 + Duration::from_millis(100), addr(A), &ack);
+    assert_eq!(ep.poll_event(), None, "the ACK is not passed to the TU");
+    // Confirmed: Timer G no longer resends the 486; Timer I (T4) ends the transaction.
+    ep.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(ep.poll_transmit(), None);
+    ep.handle_timeout(t0 + Duration::from_millis(5100));
+    assert_eq!(ep.poll_event(), Some(SipEvent::Terminated { tx }));
+    assert_eq!(ep.transactions(), 0);
+}
+
+#[test]
+fn rfc2543_ack_for_a_2xx_goes_to_the_tu() {
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(Config::new(addr(B), 7));
+    legacy_invite(&mut ep, t0, StatusCode::OK, "t200");
+    let ack = rfc2543("ACK", "sip:bob@example.com", Some("t200"), "7 ACK");
+    ep.handle_datagram(t0 + Duration::from_millis(100), addr(A), &ack);
+    assert!(
+        matches!(ep.poll_event(), Some(SipEvent::Ack { .. })),
+        "the ACK for a 2xx belongs to the dialog, not to the INVITE transaction"
+    );
+}
+
+#[test]
+fn rfc2543_matching_looks_at_request_uri_and_to_tag() {
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(Config::new(addr(B), 7));
+    for raw in [
+        rfc2543("OPTIONS", "sip:bob@example.com", None, "9 OPTIONS"),
+        rfc2543("OPTIONS", "sip:bob@example.com", None, "9 OPTIONS"), // retransmission
+        rfc2543("OPTIONS", "sip:carol@example.com", None, "9 OPTIONS"),
+        rfc2543("OPTIONS", "sip:bob@example.com", Some("x"), "9 OPTIONS"),
+    ] {
+        ep.handle_datagram(t0, addr(A), &raw);
+    }
+    let requests = std::iter::from_fn(|| ep.poll_event())
+        .filter(|e| matches!(e, SipEvent::Request { .. }))
+        .count();
+    assert_eq!(requests, 3);
+}
+
+#[test]
+fn rfc2543_cancel_finds_its_invite() {
+    let t0 = Instant::now();
+    let mut ep = Endpoint::new(Config::new(addr(B), 7));
+    ep.handle_datagram(
+        t0,
+        addr(A),
+        &rfc2543("INVITE", "sip:bob@example.com", None, "7 INVITE"),
+    );
+    let Some(SipEvent::Request { tx: invite, .. }) = ep.poll_event() else {
+        panic!("no request")
+    };
+    ep.handle_datagram(
+        t0,
+        addr(A),
+        &rfc2543("CANCEL", "sip:bob@example.com", None, "7 CANCEL"),
+    );
+    let Some(SipEvent::Request { cancels, .. }) = ep.poll_event() else {
+        panic!("no CANCEL")
+    };
+    assert_eq!(cancels, Some(invite));
+}
