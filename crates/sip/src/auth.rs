@@ -359,6 +359,9 @@ pub struct DigestServer {
     counter: u64,
     seen: HashMap<String, (u32, Instant)>,
     max_tracked: usize,
+    /// When `seen` may next be swept: sweeping walks the whole map, so doing it on every
+    /// verification made each one cost O(live nonces) (half the daemon's CPU under load).
+    next_prune: Instant,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -375,6 +378,7 @@ impl DigestServer {
             counter: 0,
             seen: HashMap::new(),
             max_tracked: 100_000,
+            next_prune: epoch,
         }
     }
 
@@ -505,9 +509,10 @@ impl DigestServer {
     }
 
     fn prune(&mut self, now: Instant) {
-        if self.seen.len() < 1024 {
+        if self.seen.len() < 1024 || now < self.next_prune {
             return;
         }
+        self.next_prune = now + Duration::from_secs(1);
         let ttl = self.nonce_ttl;
         self.seen
             .retain(|_, (_, last)| now.saturating_duration_since(*last) <= ttl * 2);
@@ -676,6 +681,41 @@ mod tests {
             server.verify(t0, &Method::Register, &next, Some(&stored)),
             Verdict::Authenticated { .. }
         ));
+    }
+
+    #[test]
+    fn old_nonces_are_forgotten_in_periodic_sweeps() {
+        let (mut server, t0, stored) = setup();
+        let mut login = |server: &mut DigestServer, at: Instant| {
+            let ch = server.challenges(at, false).remove(0);
+            let creds = respond(
+                &ch,
+                "1000",
+                "pw1000",
+                &Method::Register,
+                "sip:pbx.local",
+                "c",
+                1,
+            );
+            assert!(matches!(
+                server.verify(at, &Method::Register, &creds, Some(&stored)),
+                Verdict::Authenticated { .. }
+            ));
+        };
+        for _ in 0..1500 {
+            login(&mut server, t0);
+        }
+        assert_eq!(server.seen.len(), 1500);
+        // Long after, the next sweep forgets every nonce that can no longer be used…
+        let later = t0 + Duration::from_secs(700);
+        login(&mut server, later);
+        assert_eq!(server.seen.len(), 1);
+        // …and sweeps run at most once a second, not on every verification.
+        for _ in 0..1100 {
+            login(&mut server, later);
+        }
+        login(&mut server, later + Duration::from_millis(500));
+        assert_eq!(server.seen.len(), 1102);
     }
 
     #[test]
