@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::{need, pbx_binary, Proc};
+use harness::{metric_in, need, pbx_binary, wait_for_value, Proc};
 
 const PBX_OFFICE: &str = "10.77.1.1";
 const OFFICE: &str = "10.77.1.2";
@@ -250,21 +250,11 @@ impl Lab {
     }
 
     fn metric(&self, name: &str) -> u64 {
-        let text = self.try_metrics().unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+        metric_in(&self.try_metrics().unwrap_or_default(), name)
     }
 
     fn wait_metric(&self, name: &str, want: u64, within: Duration) -> u64 {
-        let deadline = Instant::now() + within;
-        loop {
-            let v = self.metric(name);
-            if v == want || Instant::now() > deadline {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_value(within, want, || self.metric(name))
     }
 
     /// sipp on `host` against the PBX's address on that host's link; returns exit code, output.

@@ -161,11 +161,7 @@ impl Check {
     /// Proves the property; returns a one-line summary of what was seen.
     pub fn run(&self, m: &mut Machine, boot_timeout: Duration) -> Result<String, VmError> {
         let serial = m.serial_log().to_owned();
-        let failed = |message: String| VmError::Unexpected {
-            message,
-            detail: String::new(),
-            serial: serial.clone(),
-        };
+        let failed = failure(m);
         match self {
             Check::AgentReady => {
                 m.wait_for_agent(boot_timeout)?;
@@ -281,13 +277,18 @@ impl Check {
     }
 }
 
-fn firewall_ports(m: &mut Machine, domain: &str, port: u16) -> Result<String, VmError> {
+/// Makes a check's "not as expected" error, pointing at the machine's serial log.
+fn failure(m: &Machine) -> impl Fn(String) -> VmError {
     let serial = m.serial_log().to_owned();
-    let failed = |message: String| VmError::Unexpected {
+    move |message| VmError::Unexpected {
         message,
         detail: String::new(),
         serial: serial.clone(),
-    };
+    }
+}
+
+fn firewall_ports(m: &mut Machine, domain: &str, port: u16) -> Result<String, VmError> {
+    let failed = failure(m);
     let host_port = |m: &Machine, proto: Proto, guest: u16| {
         m.host_port(proto, guest)
             .ok_or_else(|| failed(format!("no host port forwards to guest {proto:?} {guest}")))
@@ -350,12 +351,7 @@ fn firewall_ports(m: &mut Machine, domain: &str, port: u16) -> Result<String, Vm
 }
 
 fn scanner_banned(m: &mut Machine, domain: &str, port: u16) -> Result<String, VmError> {
-    let serial = m.serial_log().to_owned();
-    let failed = |message: String| VmError::Unexpected {
-        message,
-        detail: String::new(),
-        serial: serial.clone(),
-    };
+    let failed = failure(m);
     let mut scanner = probe(m, domain, port, "scan")?.with_user_agent("friendly-scanner");
     match scanner.options(Duration::from_secs(6)) {
         Err(ProbeError::NoAnswer { .. }) => {}
