@@ -687,3 +687,50 @@ fn sipp_count(out: &str, row: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+#[test]
+fn a_broken_config_locks_the_host_down_instead_of_leaving_it_open() {
+    let mut lab = Lab::new("l");
+    lab.setup_pbx("");
+    lab.kill_pbx();
+    let good = std::fs::read_to_string(lab.config()).unwrap();
+    std::fs::write(
+        lab.config(),
+        good.replace(
+            "trusted = [\"10.77.3.0/24\"]",
+            "trusted = [\"10.77.3.9/24\"]",
+        ),
+    )
+    .unwrap();
+    let out = lab.pbx_cli(&["firewall", "apply", "--lockdown-on-error"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("firewall.trusted[0]") && err.contains("10.77.3.0/24"),
+        "{err}"
+    );
+    assert!(err.contains("lockdown firewall was loaded"), "{err}");
+    let rules = ok(lab
+        .on("pbx", "nft")
+        .args(["list", "table", "inet", "kentongan"]));
+    assert!(rules.contains("policy drop"), "{rules}");
+    assert!(
+        !rules.contains("dport 5060"),
+        "the lockdown ruleset opens SIP:\n{rules}"
+    );
+    // Without the flag a bad config changes nothing: the lockdown stays as it was.
+    let out = lab.pbx_cli(&["firewall", "apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("lockdown"));
+    std::fs::write(lab.config(), good).unwrap();
+    let out = lab.pbx_cli(&["firewall", "apply"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = ok(lab
+        .on("pbx", "nft")
+        .args(["list", "table", "inet", "kentongan"]));
+    assert!(rules.contains("udp dport 5060 accept"), "{rules}");
+}
