@@ -686,7 +686,7 @@ mod tests {
     #[test]
     fn old_nonces_are_forgotten_in_periodic_sweeps() {
         let (mut server, t0, stored) = setup();
-        let mut login = |server: &mut DigestServer, at: Instant| {
+        let login = |server: &mut DigestServer, at: Instant| {
             let ch = server.challenges(at, false).remove(0);
             let creds = respond(
                 &ch,
