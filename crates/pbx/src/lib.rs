@@ -4,7 +4,7 @@
 //! keys), storage ([`store::Store`]: users with digest HA1 only, registrations, stored IMs,
 //! CDRs, live calls; SQLite in WAL mode with one writer), the PBX logic ([`core::Pbx`]:
 //! registrar, B2BUA calls with forking, CANCEL, BYE, re-INVITE, IM store-and-forward, CDRs),
-//! the RTP relay ([`media::Relay`], one tokio task per relayed stream) and the daemon's event
+//! the RTP relay ([`media::Relay`], one thread relaying every stream) and the daemon's event
 //! loop ([`daemon::run`]: sockets, timers, signals, `/metrics`).
 //!
 //! **Does not**: parse or build SIP by hand (that is `kentongan-sip`, which stays sans-IO),

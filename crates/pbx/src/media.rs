@@ -1,22 +1,42 @@
 //! The RTP relay: every m= line of a call is anchored on a pair of relay ports per leg.
 //!
 //! [`Relay::allocate`] binds four UDP sockets for one media stream (RTP and RTCP on the caller
-//! side, RTP and RTCP on the callee side, from [`PortPool`]) and spawns **one tokio task** that
-//! forwards between them; no thread per stream. Forwarding is payload-agnostic, so RFC 4733
-//! DTMF, video and RTCP pass untouched. Destinations start from the SDP and then latch to the
-//! source of the last packet received (symmetric RTP), which makes phones behind NAT work.
+//! side, RTP and RTCP on the callee side, from [`PortPool`]). Forwarding is payload-agnostic,
+//! so RFC 4733 DTMF, video and RTCP pass untouched. Destinations start from the SDP and then
+//! latch to the source of the last packet received (symmetric RTP), which makes phones behind
+//! NAT work.
+//!
+//! **One thread relays every stream of a [`Relay`]**; no thread, and no task, per stream. The
+//! sockets of all streams sit in the relay's own level-triggered epoll set. The `rtp-relay`
+//! thread takes up to [`EVENTS`] ready sockets per `epoll_wait`, reads one datagram from each
+//! (level-triggered: a socket with more queued is reported again by the next `epoll_wait`, so
+//! no read ends in `EAGAIN`) and sends it on from the opposite socket: one `recvfrom` and one
+//! `sendto` per packet plus a share of one `epoll_wait`, no per-packet allocation and no task
+//! wake-up. Because the thread is not the daemon's tokio thread, media never waits behind a
+//! SQLite commit or a burst of SIP work, and on a machine with two cores SIP and media run in
+//! parallel. A packet that cannot be sent at once (a full socket buffer) is dropped, never
+//! queued.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::config::PortRange;
+
+/// Ready sockets taken per `epoll_wait`.
+pub const EVENTS: usize = 256;
+/// The epoll token of the eventfd that tells the thread to stop (no stream token is all ones:
+/// slots are far below 2^32 - 1).
+const STOP_TOKEN: u64 = u64::MAX;
+/// Receive buffer: the largest UDP payload, so nothing is ever truncated.
+const MAX_DATAGRAM: usize = 65_536;
 
 /// Free even RTP ports (RTCP is port + 1), handed out oldest-freed first.
 #[derive(Debug)]
@@ -120,36 +140,200 @@ pub struct Targets {
     pub callee: Option<SocketAddr>,
 }
 
-/// One relayed media stream (one m= line). Dropping it stops its task.
-#[derive(Debug)]
+/// One relayed media stream (one m= line). Dropping it stops relaying and closes its sockets.
 pub struct MediaStream {
     /// Relay port the caller sends to (advertised in the SDP we give the caller).
     pub caller_port: u16,
     /// Relay port the callee sends to.
     pub callee_port: u16,
-    targets: watch::Sender<Targets>,
-    task: JoinHandle<()>,
+    key: Key,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for MediaStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaStream")
+            .field("caller_port", &self.caller_port)
+            .field("callee_port", &self.callee_port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MediaStream {
-    /// Updates the SDP-given destinations (e.g. after a re-INVITE); latching still wins for
-    /// packets that arrive later.
+    /// Updates the SDP-given destinations (e.g. after a re-INVITE). A new SDP may move a phone,
+    /// so every socket re-latches: latching still wins for packets that arrive later.
     pub fn set_targets(&self, update: impl FnOnce(&mut Targets)) {
-        self.targets.send_modify(update);
+        let mut table = self.shared.lock();
+        if let Some(s) = table.get_mut(self.key) {
+            update(&mut s.targets);
+            s.latched = [false; 4];
+            s.apply_targets();
+        }
     }
 }
 
 impl Drop for MediaStream {
     fn drop(&mut self) {
-        self.task.abort();
+        // Closing the sockets also takes them out of the epoll set.
+        let stream = self.shared.lock().remove(self.key);
+        drop(stream);
     }
 }
 
-/// Allocates and runs relayed streams.
-#[derive(Debug)]
+/// Which slot of the table a stream is in, and which occupant of that slot (slots are reused;
+/// an event for a stream that is gone must not reach its successor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    slot: u32,
+    generation: u32,
+}
+
+/// An epoll token: generation (30 bits), slot (32 bits), socket index (2 bits).
+fn token(key: Key, sock: usize) -> u64 {
+    (u64::from(key.generation & 0x3fff_ffff) << 34) | (u64::from(key.slot) << 2) | sock as u64
+}
+
+fn untoken(t: u64) -> (Key, usize) {
+    (
+        Key {
+            slot: (t >> 2) as u32,
+            generation: (t >> 34) as u32,
+        },
+        (t & 3) as usize,
+    )
+}
+
+/// The four sockets of a stream and where each one's packets go.
+struct Stream {
+    /// Caller RTP, caller RTCP, callee RTP, callee RTCP.
+    socks: [UdpSocket; 4],
+    kind: MediaKind,
+    targets: Targets,
+    /// dest[i]: where packets *sent from* socket i go (the peer of socket i).
+    dest: [Option<SocketAddr>; 4],
+    latched: [bool; 4],
+}
+
+impl Stream {
+    fn apply_targets(&mut self) {
+        let t = self.targets;
+        let want = [
+            t.caller,
+            t.caller.map(rtcp_of),
+            t.callee,
+            t.callee.map(rtcp_of),
+        ];
+        for ((dest, latched), want) in self.dest.iter_mut().zip(self.latched).zip(want) {
+            if !latched && want.is_some() {
+                *dest = want;
+            }
+        }
+    }
+
+    /// Reads one datagram from socket `i` and sends it on from the opposite socket.
+    fn forward(&mut self, i: usize, buf: &mut [u8], stats: &RelayStats) {
+        let Ok((n, from)) = self.socks[i].recv_from(buf) else {
+            return;
+        };
+        // Symmetric RTP: answer where the packets come from.
+        self.dest[i] = Some(from);
+        self.latched[i] = true;
+        let out = i ^ 2; // caller RTP <-> callee RTP, caller RTCP <-> callee RTCP
+        if let Some(to) = self.dest[out] {
+            if self.socks[out].send_to(&buf[..n], to).is_ok() {
+                let dir = if i < 2 {
+                    Direction::ToCallee
+                } else {
+                    Direction::ToCaller
+                };
+                stats.count(self.kind, dir, n);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    slots: Vec<(u32, Option<Stream>)>,
+    free: Vec<u32>,
+}
+
+impl Table {
+    fn insert(&mut self, stream: Stream) -> Key {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push((0, None));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.slots[slot as usize];
+        entry.0 = entry.0.wrapping_add(1) & 0x3fff_ffff;
+        entry.1 = Some(stream);
+        Key {
+            slot,
+            generation: entry.0,
+        }
+    }
+
+    fn get_mut(&mut self, key: Key) -> Option<&mut Stream> {
+        match self.slots.get_mut(key.slot as usize) {
+            Some((g, Some(s))) if *g == key.generation => Some(s),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, key: Key) -> Option<Stream> {
+        let (g, s) = self.slots.get_mut(key.slot as usize)?;
+        if *g != key.generation || s.is_none() {
+            return None;
+        }
+        self.free.push(key.slot);
+        s.take()
+    }
+}
+
+/// What the relay thread, the [`Relay`] and its streams share.
+struct Shared {
+    epoll: Epoll,
+    table: Mutex<Table>,
+    stats: Arc<RelayStats>,
+    stop: AtomicBool,
+    wake: EventFd,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent (every change is one
+        // assignment), so a poisoned lock is still usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Allocates streams and runs the relay thread.
 pub struct Relay {
     pool: PortPool,
     stats: Arc<RelayStats>,
+    /// The epoll set and its thread, started at the first allocation.
+    running: Option<Arc<Shared>>,
+}
+
+impl fmt::Debug for Relay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relay")
+            .field("pool", &self.pool)
+            .field("running", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.running {
+            shared.stop.store(true, Ordering::Release);
+            let _ = shared.wake.write(1);
+        }
+    }
 }
 
 fn unspecified(v6: bool) -> IpAddr {
@@ -194,7 +378,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
+    Ok(sock.into())
 }
 
 impl Relay {
@@ -202,6 +386,7 @@ impl Relay {
         Relay {
             pool: PortPool::new(range),
             stats,
+            running: None,
         }
     }
 
@@ -214,14 +399,38 @@ impl Relay {
         self.pool.available()
     }
 
-    /// Binds the four sockets of one stream and starts its task. Must run inside a tokio
-    /// runtime.
+    /// The epoll set and the relay thread, started at the first call.
+    fn shared(&mut self) -> io::Result<Arc<Shared>> {
+        if let Some(shared) = &self.running {
+            return Ok(shared.clone());
+        }
+        let shared = Arc::new(Shared {
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            table: Mutex::new(Table::default()),
+            stats: self.stats.clone(),
+            stop: AtomicBool::new(false),
+            wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
+        });
+        shared.epoll.add(
+            &shared.wake,
+            EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN),
+        )?;
+        let for_thread = shared.clone();
+        std::thread::Builder::new()
+            .name("rtp-relay".into())
+            .spawn(move || relay_thread(&for_thread))?;
+        self.running = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// Binds the four sockets of one stream and puts them in the relay's epoll set.
     pub fn allocate(
         &mut self,
         kind: MediaKind,
         caller_v6: bool,
         callee_v6: bool,
     ) -> io::Result<MediaStream> {
+        let shared = self.shared()?;
         let (caller_port, a_rtp, a_rtcp) = bind_pair(&mut self.pool, caller_v6)?;
         let (callee_port, b_rtp, b_rtcp) = match bind_pair(&mut self.pool, callee_v6) {
             Ok(x) => x,
@@ -230,14 +439,37 @@ impl Relay {
                 return Err(e);
             }
         };
-        let (tx, rx) = watch::channel(Targets::default());
-        let stats = self.stats.clone();
-        let task = tokio::spawn(relay_task([a_rtp, a_rtcp, b_rtp, b_rtcp], kind, rx, stats));
+        let mut table = shared.lock();
+        let key = table.insert(Stream {
+            socks: [a_rtp, a_rtcp, b_rtp, b_rtcp],
+            kind,
+            targets: Targets::default(),
+            dest: [None; 4],
+            latched: [false; 4],
+        });
+        let mut registered = Ok(());
+        if let Some(s) = table.get_mut(key) {
+            for (i, sock) in s.socks.iter().enumerate() {
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, token(key, i));
+                if let Err(e) = shared.epoll.add(sock, ev) {
+                    registered = Err(io::Error::from(e));
+                    break;
+                }
+            }
+        }
+        if let Err(e) = registered {
+            drop(table.remove(key));
+            drop(table);
+            self.pool.give(caller_port);
+            self.pool.give(callee_port);
+            return Err(e);
+        }
+        drop(table);
         Ok(MediaStream {
             caller_port,
             callee_port,
-            targets: tx,
-            task,
+            key,
+            shared,
         })
     }
 
@@ -253,61 +485,26 @@ fn rtcp_of(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip(), a.port().wrapping_add(1))
 }
 
-/// Socket order: caller RTP, caller RTCP, callee RTP, callee RTCP.
-async fn relay_task(
-    socks: [UdpSocket; 4],
-    kind: MediaKind,
-    mut targets: watch::Receiver<Targets>,
-    stats: Arc<RelayStats>,
-) {
-    // dest[i]: where packets *sent from* socket i go (the peer of socket i).
-    let mut dest: [Option<SocketAddr>; 4] = [None; 4];
-    let mut latched = [false; 4];
-    let apply = |t: Targets, dest: &mut [Option<SocketAddr>; 4], latched: &[bool; 4]| {
-        let want = [
-            t.caller,
-            t.caller.map(rtcp_of),
-            t.callee,
-            t.callee.map(rtcp_of),
-        ];
-        for i in 0..4 {
-            if !latched[i] && want[i].is_some() {
-                dest[i] = want[i];
-            }
-        }
-    };
-    apply(*targets.borrow(), &mut dest, &latched);
-    let mut bufs = [[0u8; 2048]; 4];
+fn relay_thread(shared: &Shared) {
+    let mut events = vec![EpollEvent::empty(); EVENTS];
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let [b0, b1, b2, b3] = &mut bufs;
-        let (i, res) = tokio::select! {
-            r = socks[0].recv_from(b0) => (0, r),
-            r = socks[1].recv_from(b1) => (1, r),
-            r = socks[2].recv_from(b2) => (2, r),
-            r = socks[3].recv_from(b3) => (3, r),
-            changed = targets.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                // A new SDP (re-INVITE) may move a phone: let it re-latch.
-                latched = [false; 4];
-                apply(*targets.borrow(), &mut dest, &latched);
-                continue;
+        let n = match shared.epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "epoll_wait failed; the RTP relay stops");
+                return;
             }
         };
-        let Ok((n, from)) = res else { continue };
-        // Symmetric RTP: answer where the packets come from.
-        dest[i] = Some(from);
-        latched[i] = true;
-        let out = i ^ 2; // caller RTP <-> callee RTP, caller RTCP <-> callee RTCP
-        if let Some(to) = dest[out] {
-            if socks[out].send_to(&bufs[i][..n], to).await.is_ok() {
-                let dir = if i < 2 {
-                    Direction::ToCallee
-                } else {
-                    Direction::ToCaller
-                };
-                stats.count(kind, dir, n);
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let mut table = shared.lock();
+        for ev in &events[..n] {
+            let (key, i) = untoken(ev.data());
+            if let Some(stream) = table.get_mut(key) {
+                stream.forward(i, &mut buf, &shared.stats);
             }
         }
     }
@@ -343,8 +540,8 @@ mod tests {
             stats.clone(),
         );
         let s = relay.allocate(MediaKind::Audio, false, false).unwrap();
-        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // Only the callee's address is known from SDP; the caller is learnt by latching.
         let b_addr = b.local_addr().unwrap();
         s.set_targets(|t| t.callee = Some(b_addr));
@@ -358,8 +555,103 @@ mod tests {
         let (n, from) = a.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"from-b");
         assert_eq!(from.port(), s.caller_port);
+        settle(|| stats.packets.load(Ordering::Relaxed) == 2);
         assert_eq!(stats.packets.load(Ordering::Relaxed), 2);
         assert_eq!(stats.packets_of(MediaKind::Audio, Direction::ToCaller), 1);
         relay.release(s);
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reused_slots_ignore_stale_events() {
+        let k = Key {
+            slot: 123_456,
+            generation: 0x3fff_fffe,
+        };
+        assert_eq!(untoken(token(k, 3)), (k, 3));
+        assert_ne!(untoken(STOP_TOKEN).0, k);
+        let mut t = Table::default();
+        let sock = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stream = || Stream {
+            socks: [sock(), sock(), sock(), sock()],
+            kind: MediaKind::Audio,
+            targets: Targets::default(),
+            dest: [None; 4],
+            latched: [false; 4],
+        };
+        let first = t.insert(stream());
+        assert!(t.remove(first).is_some());
+        let second = t.insert(stream());
+        assert_eq!(second.slot, first.slot);
+        assert!(
+            t.get_mut(first).is_none(),
+            "an old token must not reach the new stream"
+        );
+        assert!(t.remove(first).is_none());
+        assert!(t.get_mut(second).is_some());
+    }
+
+    /// The relay thread counts a packet just after sending it: wait (briefly) for the counters.
+    fn settle(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// A phone's socket for the tests: blocking with a timeout, so a missing packet fails.
+    fn phone() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn relays_large_datagrams_rtcp_and_many_streams_then_stops_on_release() {
+        let stats = Arc::new(RelayStats::default());
+        let mut relay = Relay::new(
+            PortRange {
+                low: 41200,
+                high: 41400,
+            },
+            stats.clone(),
+        );
+        let lo = Ipv4Addr::LOCALHOST;
+        let mut streams = Vec::new();
+        for _ in 0..20 {
+            streams.push(relay.allocate(MediaKind::Video, false, false).unwrap());
+        }
+        let (a, b) = (phone(), phone());
+        let mut buf = vec![0u8; 70_000];
+        for s in &streams {
+            // Both sides known only by latching: b speaks first (its packet has nowhere to go
+            // yet), then a, whose packet reaches b at b's latched address.
+            b.send_to(b"hello", (lo, s.callee_port)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let big = vec![7u8; 9000];
+            a.send_to(&big, (lo, s.caller_port)).unwrap();
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!(n, 9000, "not truncated");
+            assert_eq!(from.port(), s.callee_port);
+            // RTCP goes between the +1 ports.
+            b.send_to(b"rtcp-b", (lo, s.callee_port + 1)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            a.send_to(b"rtcp-a", (lo, s.caller_port + 1)).unwrap();
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"rtcp-a");
+            assert_eq!(from.port(), s.callee_port + 1);
+        }
+        settle(|| stats.packets_of(MediaKind::Video, Direction::ToCallee) == 40);
+        assert_eq!(stats.packets_of(MediaKind::Video, Direction::ToCallee), 40);
+        let gone = streams.pop().unwrap();
+        let port = gone.caller_port;
+        relay.release(gone);
+        // Its port is free again (the socket is closed) and nothing is relayed from it.
+        let reuse = UdpSocket::bind((lo, port)).unwrap();
+        drop(reuse);
+        a.send_to(b"late", (lo, port)).unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        assert!(b.recv_from(&mut buf).is_err());
     }
 }
