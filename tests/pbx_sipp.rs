@@ -202,7 +202,20 @@ fn call_hold_and_resume() {
 }
 
 fn failing_call(callee_scenario: Option<&str>, caller_scenario: &str, disposition: &str) {
-    let pbx = pbx_with_users();
+    failing_call_on(
+        pbx_with_users(),
+        callee_scenario,
+        caller_scenario,
+        disposition,
+    );
+}
+
+fn failing_call_on(
+    pbx: Pbx,
+    callee_scenario: Option<&str>,
+    caller_scenario: &str,
+    disposition: &str,
+) {
     let phone_port = ports(BASE + 5000);
     let mut phone = callee_scenario.map(|s| {
         assert_eq!(register(&pbx, "202", "pw202", "127.0.0.3", phone_port), 0);
@@ -229,6 +242,20 @@ fn failing_call(callee_scenario: Option<&str>, caller_scenario: &str, dispositio
 #[test]
 fn busy_callee_gives_486() {
     failing_call(Some("callee_busy.xml"), "caller_busy.xml", "busy");
+}
+
+#[test]
+fn a_call_nobody_answers_gets_480_after_the_no_answer_timeout() {
+    let pbx = Pbx::start_with(ports(BASE), "no_answer_seconds = 3");
+    pbx.add_user("201", "pw201");
+    pbx.add_user("202", "pw202");
+    // The callee rings until CANCELled: the PBX must cancel it and answer the caller 480.
+    failing_call_on(
+        pbx,
+        Some("callee_cancel.xml"),
+        "caller_noanswer.xml",
+        "no-answer",
+    );
 }
 
 #[test]

@@ -91,6 +91,8 @@ pub struct Config {
     pub tls_certificate: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub rtp_ports: PortRange,
+    /// How long a call may ring unanswered before the caller gets 480.
+    pub no_answer: std::time::Duration,
     pub database: PathBuf,
     pub metrics_listen: SocketAddr,
     /// `[firewall]`: trusted networks and ban thresholds.
@@ -159,6 +161,7 @@ struct RawSip {
     auth_algorithms: Vec<String>,
     tls_certificate: Option<String>,
     tls_key: Option<String>,
+    no_answer_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +209,8 @@ impl Default for RawMetrics {
     }
 }
 
+const DEFAULT_NO_ANSWER_SECONDS: u64 = 60;
+
 fn default_listen() -> Vec<String> {
     vec!["udp:0.0.0.0:5060".into()]
 }
@@ -232,6 +237,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
             ("auth_algorithms", Kind::StrList),
             ("tls_certificate", Kind::Str),
             ("tls_key", Kind::Str),
+            ("no_answer_seconds", Kind::Int),
         ],
     ),
     ("rtp", &[("ports", Kind::Str)]),
@@ -421,6 +427,16 @@ impl Config {
             }
         };
         let rtp_ports = parse_ports(&raw.rtp.ports).map_err(|m| ConfigError::at("rtp.ports", m))?;
+        let no_answer = match raw.sip.no_answer_seconds {
+            None => std::time::Duration::from_secs(DEFAULT_NO_ANSWER_SECONDS),
+            Some(n @ 1..=3600) => std::time::Duration::from_secs(n as u64),
+            Some(n) => {
+                return Err(ConfigError::at(
+                    "sip.no_answer_seconds",
+                    format!("is {n}; use a whole number of seconds from 1 to 3600 (default {DEFAULT_NO_ANSWER_SECONDS})"),
+                ))
+            }
+        };
         if raw.storage.database.trim().is_empty() {
             return Err(ConfigError::at(
                 "storage.database",
@@ -439,6 +455,7 @@ impl Config {
         let firewall = validate_firewall(&raw.firewall)?;
         Ok(Config {
             firewall,
+            no_answer,
             domain,
             listen,
             auth_algorithms,

@@ -269,6 +269,8 @@ struct Call {
     /// is torn down if no refresh (re-INVITE or UPDATE) arrived.
     session_expires: Option<u32>,
     session_deadline: Option<Instant>,
+    /// Unanswered by then: the forks are cancelled and the caller gets 480 (no answer).
+    ring_deadline: Instant,
 }
 
 impl Call {
@@ -602,6 +604,7 @@ impl Pbx {
         self.expire_sessions(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
+            self.expire_unanswered(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
                 .bans_active
@@ -1125,6 +1128,7 @@ impl Pbx {
             reinvite: None,
             session_expires: session_expires(&req),
             session_deadline: None,
+            ring_deadline: clock.now + self.config.no_answer,
         };
         for c in contacts {
             let mut inv = Request::new(Method::Invite, c.uri.clone());
@@ -1519,6 +1523,24 @@ impl Pbx {
     }
 
     /// Calls whose refresher went silent (RFC 4028 §10): hang both legs up.
+    /// Calls nobody answered within `sip.no_answer_seconds`: cancel the ringing phones and
+    /// tell the caller 480, as a PBX's no-answer timeout does. (The transaction layer's
+    /// Timer B stops at the first 1xx, so without this a call could ring forever.)
+    fn expire_unanswered(&mut self, clock: Clock) {
+        let unanswered: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.answered() && c.ring_deadline <= clock.now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in unanswered {
+            info!(call = key, "no answer; cancelling the ringing phones");
+            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
+            self.cancel_forks(clock, key);
+            self.end_call(clock, key, "no-answer");
+        }
+    }
+
     fn expire_sessions(&mut self, clock: Clock) {
         let expired: Vec<CallKey> = self
             .calls

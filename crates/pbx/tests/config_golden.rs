@@ -15,6 +15,7 @@ fn summary(c: &Config) -> String {
         "tls_certificate": c.tls_certificate.as_ref().map(|p| p.display().to_string()),
         "tls_key": c.tls_key.as_ref().map(|p| p.display().to_string()),
         "rtp_ports": [c.rtp_ports.low, c.rtp_ports.high],
+        "no_answer_seconds": c.no_answer.as_secs(),
         "database": c.database.display().to_string(),
         "metrics_listen": c.metrics_listen.to_string(),
         "firewall": {
