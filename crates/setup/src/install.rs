@@ -28,6 +28,11 @@ pub const DEFAULT_MOUNT: &str = "/mnt/kentongan-target";
 /// `00-base.squashfs`, `50-overlay.squashfs`, applied in name order).
 pub const LIVE_LAYERS: &str = "/run/live/medium/live";
 
+/// initramfs-tools settings of the installed system (after the image's own `conf.d`).
+pub const INSTALLED_INITRAMFS_CONF: &str = "# Written by kentongan-setup: the installed system boots from its disk, not the live medium:\n\
+# the image's list of modules plus this machine's root disk driver and filesystem.\n\
+MODULES=dep";
+
 /// Units and links that only make sense on the live system; removed from the installed one.
 const LIVE_ONLY: &[&str] = &[
     "etc/systemd/system/kentongan-setup-auto.service",
@@ -640,11 +645,15 @@ fn chroot_mounts(i: &mut Install) -> Result<(), Fail> {
 }
 
 fn remove_live_boot(i: &mut Install) -> Result<(), Fail> {
-    // The image builder trims the live initrd to the modules a live boot needs; the installed
-    // system boots from its own disk and needs the usual set (ext4, the disk controller).
+    // The image builder trims the live initrd to a list of modules that finds the live medium
+    // (its `kentongan-modules` hook: the common disk controllers, USB, virtio, vfat). The
+    // installed system also needs its root filesystem and this machine's disk controller:
+    // `dep` adds exactly those, found from the mounted root. `most` would be safer for a disk
+    // moved to another machine, but building it takes minutes on a small server or a VM,
+    // and the hook's list still covers the common controllers.
     i.write(
         "etc/initramfs-tools/conf.d/zz-kentongan-installed.conf",
-        "# Written by kentongan-setup: the installed system boots from disk, not the live medium.\nMODULES=most\n",
+        &format!("{INSTALLED_INITRAMFS_CONF}\n"),
     )?;
     let installed = i.chroot(
         "dpkg-query",

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -63,11 +64,14 @@ enum Command {
     },
 }
 
-/// Cargo-style status lines on stderr.
-struct StatusLines;
+/// Cargo-style status lines on stderr, with the time of each step that took a while.
+struct StatusLines {
+    started: Instant,
+}
 
 impl install::Reporter for StatusLines {
     fn step_started(&mut self, step: &install::Step) {
+        self.started = Instant::now();
         eprintln!("{:>12} {}", step.verb, step.name);
     }
     fn step_finished(&mut self, step: &install::Step, skipped: bool) {
@@ -76,7 +80,38 @@ impl install::Reporter for StatusLines {
                 "{:>12} {} (not for a directory target)",
                 "Skipped", step.name
             );
+        } else if self.started.elapsed() >= SLOW {
+            eprintln!(
+                "{:>12} {} in {:.0}s",
+                "Finished",
+                step.name,
+                self.started.elapsed().as_secs_f64()
+            );
         }
+    }
+}
+
+/// Steps and commands that take longer are timed in the log.
+const SLOW: Duration = Duration::from_secs(5);
+
+/// Runs commands for real and logs each slow one with its time, so an install log shows where
+/// the time went. Only the program and its arguments are printed, never a command's input;
+/// the installer passes secrets only as input.
+struct TimedRunner;
+
+impl install::Runner for TimedRunner {
+    fn run(&mut self, cmd: &install::Cmd) -> Result<String, install::CmdError> {
+        let started = Instant::now();
+        let result = install::SystemRunner.run(cmd);
+        if started.elapsed() >= SLOW {
+            eprintln!(
+                "{:>12} `{}` in {:.0}s",
+                "Ran",
+                cmd.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        result
     }
 }
 
@@ -228,7 +263,10 @@ fn apply(
         (None, Target::Directory { .. }) => Source::Nothing,
         (None, Target::Disk { .. }) => Source::LiveLayers(PathBuf::from(install::LIVE_LAYERS)),
     };
-    install::run(plan, target, source, &mut install::SystemRunner, &mut StatusLines).map_err(|e| {
+    let mut status = StatusLines {
+        started: Instant::now(),
+    };
+    install::run(plan, target, source, &mut TimedRunner, &mut status).map_err(|e| {
         let state = if e.disk_touched {
             "the disk is marked unfinished (partition KENTONGAN-INCOMPLETE); running the installer again starts over"
         } else {
