@@ -409,6 +409,12 @@ impl Pipeline<'_> {
             }
             let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)
                 .map_err(|e| stage_err(Stage::Binaries, format!("cargo metadata: {e}")))?;
+            // Where cargo puts what it builds: `target/` unless CARGO_TARGET_DIR (or a cargo
+            // config) moves it; the build below inherits the same environment.
+            let target_dir = metadata["target_directory"]
+                .as_str()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target"));
             let roots: Vec<String> = recipe.binaries.iter().map(|b| b.package.clone()).collect();
             let mut roots_unique = roots.clone();
             roots_unique.sort();
@@ -442,7 +448,7 @@ impl Pipeline<'_> {
                         std::fs::create_dir_all(parent)
                             .map_err(|e| stage_err(Stage::Binaries, e.to_string()))?;
                     }
-                    let built = root.join("target/release").join(&b.bin);
+                    let built = target_dir.join("release").join(&b.bin);
                     std::fs::copy(&built, &dest).map_err(|e| {
                         stage_err(Stage::Binaries, format!("{}: {e}", built.display()))
                     })?;
