@@ -72,28 +72,63 @@ pub enum DiskFormat {
     Qcow2,
 }
 
-/// An extra virtio disk, e.g. the installer's target.
+/// How a disk is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskBus {
+    /// A virtio-blk disk: `/dev/vdX` in the guest, a fixed disk.
+    Virtio,
+    /// A removable USB stick on the xHCI controller: `/dev/sdX`, the way an answer stick or a
+    /// `dd`-written ISO comes.
+    Usb,
+}
+
+/// An extra disk, e.g. the installer's target or a volume holding an answer file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disk {
     pub path: PathBuf,
     pub format: DiskFormat,
+    pub bus: DiskBus,
+    /// The firmware tries this disk first (after the ISO, when there is one).
+    pub boot: bool,
 }
 
 impl Disk {
+    /// An existing image attached as a virtio disk that the firmware does not boot first.
+    pub fn new(path: impl Into<PathBuf>, format: DiskFormat) -> Disk {
+        Disk {
+            path: path.into(),
+            format,
+            bus: DiskBus::Virtio,
+            boot: false,
+        }
+    }
+
     /// Creates a sparse raw image of `size` bytes (a fresh, empty disk).
     pub fn create_blank(path: &Path, size: u64) -> std::io::Result<Disk> {
         std::fs::File::create(path)?.set_len(size)?;
-        Ok(Disk {
-            path: path.to_owned(),
-            format: DiskFormat::Raw,
-        })
+        Ok(Disk::new(path, DiskFormat::Raw))
+    }
+
+    /// The same disk as a removable USB stick.
+    pub fn usb(mut self) -> Disk {
+        self.bus = DiskBus::Usb;
+        self
+    }
+
+    /// The same disk, booted first.
+    pub fn bootable(mut self) -> Disk {
+        self.boot = true;
+        self
     }
 }
 
 /// Everything [`crate::Machine::start`] needs.
 #[derive(Debug, Clone)]
 pub struct MachineConfig {
-    pub iso: PathBuf,
+    /// The ISO under test; `None` boots from [`MachineConfig::extra_disks`] alone (an
+    /// installed system).
+    pub iso: Option<PathBuf>,
+    /// How the ISO is attached (ignored without one).
     pub media: Media,
     pub firmware: Firmware,
     pub extra_disks: Vec<Disk>,
@@ -122,7 +157,7 @@ impl MachineConfig {
     /// A BIOS machine with the ISO as CD-ROM, 1 GiB of memory and the accelerator probed.
     pub fn new(iso: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> MachineConfig {
         MachineConfig {
-            iso: iso.into(),
+            iso: Some(iso.into()),
             media: Media::Cdrom,
             firmware: Firmware::Bios,
             extra_disks: Vec::new(),
@@ -135,6 +170,15 @@ impl MachineConfig {
                 .map(|s| (*s).to_owned())
                 .collect(),
         }
+    }
+
+    /// A BIOS machine without an ISO that boots `disk` (an installed system), 1 GiB of memory
+    /// and the accelerator probed.
+    pub fn from_disk(disk: Disk, run_dir: impl Into<PathBuf>) -> MachineConfig {
+        let mut cfg = MachineConfig::new(PathBuf::new(), run_dir);
+        cfg.iso = None;
+        cfg.extra_disks = vec![disk.bootable()];
+        cfg
     }
 }
 

@@ -7,6 +7,10 @@ use std::time::Duration;
 pub enum VmError {
     #[error("the ISO {} does not exist", .0.display())]
     MissingIso(PathBuf),
+    #[error("the disk image {} does not exist", .0.display())]
+    MissingDisk(PathBuf),
+    #[error("the machine has no ISO and no disk marked to boot")]
+    NothingToBoot,
     #[error("firmware file {} is missing", .0.display())]
     MissingFirmware(PathBuf),
     #[error("cannot prepare the run directory {}: {source}", dir.display())]
@@ -104,6 +108,8 @@ impl VmError {
     pub fn hint(&self) -> &'static str {
         match self {
             VmError::MissingIso(_) => "build one with `kentongan build image-recipes/appliance.toml --out out/`",
+            VmError::MissingDisk(_) => "create it first, e.g. with `Disk::create_blank` or `qemu-img create`",
+            VmError::NothingToBoot => "set `iso`, or mark a disk with `Disk::bootable`",
             VmError::MissingFirmware(_) => "install the `ovmf` package (UEFI) or `seabios` (BIOS)",
             VmError::Spawn { .. } => "install `qemu-system-x86` (and `util-linux` for setpriv)",
             VmError::RunDir { .. } | VmError::Io { .. } => "check that the output folder is writable",

@@ -1,11 +1,12 @@
 //! A QEMU boot-test harness for Kentongan images, in the spirit of the NixOS test driver.
 //!
-//! This crate owns starting a guest from an ISO ([`Machine::start`] with a [`MachineConfig`]:
-//! CD-ROM or USB stick, SeaBIOS or OVMF, extra disks, loopback port forwards), following its
-//! boot ([`Machine::wait_for_serial`], [`Machine::wait_for_unit`],
-//! [`Machine::wait_for_open_port`]), running commands in it through the test-only guest agent
-//! ([`Machine::succeed`], [`Machine::execute`]), [`Machine::screendump`] and
-//! [`Machine::shutdown`]; and the appliance's boot checks ([`checks::Check`]).
+//! This crate owns starting a guest from an ISO or an installed disk ([`Machine::start`] with a
+//! [`MachineConfig`]: CD-ROM or USB stick, SeaBIOS or OVMF, extra virtio or USB disks, loopback
+//! port forwards), following its boot ([`Machine::wait_for_serial`],
+//! [`Machine::wait_for_unit`], [`Machine::wait_for_open_port`]), running commands in it through
+//! the test-only guest agent ([`Machine::succeed`], [`Machine::execute`]),
+//! [`Machine::screendump`], [`Machine::shutdown`] and waiting for a guest that powers itself off
+//! ([`Machine::wait_for_shutdown`]); and the appliance's boot checks ([`checks::Check`]).
 //!
 //! It deliberately does not build images (that is `kentongan-image`), draw progress, or decide
 //! what a failure means for CI: it returns a [`VmError`] naming the failed step and the serial
@@ -37,7 +38,7 @@ mod qmp;
 pub mod sip_probe;
 
 pub use config::{
-    Accel, Disk, DiskFormat, Firmware, Forward, MachineConfig, Media, Proto, TimeScale,
+    Accel, Disk, DiskBus, DiskFormat, Firmware, Forward, MachineConfig, Media, Proto, TimeScale,
     DEFAULT_FATAL_SERIAL, TCG_FACTOR,
 };
 pub use error::VmError;

@@ -57,8 +57,14 @@ impl Machine {
     /// Prepares `run_dir`, resolves the accelerator and host ports, and starts QEMU. Returns at
     /// once; use the `wait_for_*` methods to follow the boot.
     pub fn start(cfg: MachineConfig) -> Result<Machine, VmError> {
-        if !cfg.iso.is_file() {
-            return Err(VmError::MissingIso(cfg.iso.clone()));
+        if let Some(iso) = cfg.iso.as_ref().filter(|iso| !iso.is_file()) {
+            return Err(VmError::MissingIso(iso.clone()));
+        }
+        if let Some(disk) = cfg.extra_disks.iter().find(|d| !d.path.is_file()) {
+            return Err(VmError::MissingDisk(disk.path.clone()));
+        }
+        if cfg.iso.is_none() && !cfg.extra_disks.iter().any(|d| d.boot) {
+            return Err(VmError::NothingToBoot);
         }
         let run_dir_err = |source| VmError::RunDir {
             dir: cfg.run_dir.clone(),
@@ -170,6 +176,45 @@ impl Machine {
         fs::read(&self.resolved.serial_log)
             .map(|b| clean_serial(&String::from_utf8_lossy(&b)))
             .unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the serial output, for failure messages.
+    pub fn serial_tail(&self, lines: usize) -> String {
+        let text = self.serial_text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits until the guest powers itself off (QEMU exits; a reboot ends QEMU too, as it
+    /// runs with `-no-reboot`). Fails on a fatal serial line, a QEMU error exit, or `timeout`.
+    pub fn wait_for_shutdown(&mut self, timeout: Duration) -> Result<(), VmError> {
+        let what = "the guest to power off";
+        self.poll_slowly(what, timeout, |m| {
+            let Some(child) = m.child.as_mut() else {
+                return Ok(Some(()));
+            };
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    m.child = None;
+                    m.agent = None;
+                    if status.success() {
+                        Ok(Some(()))
+                    } else {
+                        Err(VmError::QemuExited {
+                            status: status.to_string(),
+                            during: what.into(),
+                            serial: m.serial_log().to_owned(),
+                        })
+                    }
+                }
+                // `poll_slowly` checks the serial console for fatal lines meanwhile.
+                Ok(None) => Ok(None),
+                Err(source) => Err(VmError::Io {
+                    context: "cannot wait for QEMU".into(),
+                    source,
+                }),
+            }
+        })
     }
 
     /// Waits until the serial output (since power-on) matches `pattern`; returns the match.

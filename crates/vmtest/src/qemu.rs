@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Accel, DiskFormat, Firmware, MachineConfig, Media, Proto};
+use crate::config::{Accel, DiskBus, DiskFormat, Firmware, MachineConfig, Media, Proto};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
@@ -62,28 +62,43 @@ pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
         ]);
     }
 
+    // One xHCI controller carries every USB device (the ISO as a stick, USB disks).
+    let usb_iso = cfg.iso.is_some() && cfg.media == Media::Usb;
+    if usb_iso || cfg.extra_disks.iter().any(|d| d.bus == DiskBus::Usb) {
+        push(&["-device", "qemu-xhci,id=xhci"]);
+    }
     // The ISO is opened read-only: a test run never changes the artifact under test.
-    let iso = esc(&cfg.iso);
-    match cfg.media {
-        Media::Cdrom => push(&[
-            "-drive",
-            &format!("if=none,id=boot,media=cdrom,readonly=on,format=raw,file={iso}"),
-            "-device",
-            "ide-cd,drive=boot,bootindex=0",
-        ]),
-        Media::Usb => push(&[
-            "-device",
-            "qemu-xhci,id=xhci",
-            "-drive",
-            &format!("if=none,id=boot,readonly=on,format=raw,file={iso}"),
-            "-device",
-            "usb-storage,bus=xhci.0,drive=boot,removable=on,bootindex=0",
-        ]),
+    if let Some(iso) = &cfg.iso {
+        let iso = esc(iso);
+        match cfg.media {
+            Media::Cdrom => push(&[
+                "-drive",
+                &format!("if=none,id=boot,media=cdrom,readonly=on,format=raw,file={iso}"),
+                "-device",
+                "ide-cd,drive=boot,bootindex=0",
+            ]),
+            Media::Usb => push(&[
+                "-drive",
+                &format!("if=none,id=boot,readonly=on,format=raw,file={iso}"),
+                "-device",
+                "usb-storage,bus=xhci.0,drive=boot,removable=on,bootindex=0",
+            ]),
+        }
     }
     for (i, disk) in cfg.extra_disks.iter().enumerate() {
         let format = match disk.format {
             DiskFormat::Raw => "raw",
             DiskFormat::Qcow2 => "qcow2",
+        };
+        // After the ISO (bootindex 0), in the order given.
+        let boot = if disk.boot {
+            format!(",bootindex={}", i + 1)
+        } else {
+            String::new()
+        };
+        let device = match disk.bus {
+            DiskBus::Virtio => format!("virtio-blk-pci,drive=disk{i}{boot}"),
+            DiskBus::Usb => format!("usb-storage,bus=xhci.0,drive=disk{i},removable=on{boot}"),
         };
         push(&[
             "-drive",
@@ -92,7 +107,7 @@ pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
                 esc(&disk.path)
             ),
             "-device",
-            &format!("virtio-blk-pci,drive=disk{i}"),
+            &device,
         ]);
     }
 
@@ -225,12 +240,62 @@ mod tests {
     }
 
     #[test]
+    fn installed_disk_without_iso() {
+        let disk = Disk::new("/d/target.img", DiskFormat::Raw);
+        let mut cfg = MachineConfig::from_disk(disk, "/run/t");
+        cfg.firmware = Firmware::Uefi;
+        let line = joined(&cfg, &resolved());
+        assert!(!line.contains("id=boot"), "no ISO: {line}");
+        assert!(
+            !line.contains("xhci"),
+            "no USB device, no controller: {line}"
+        );
+        assert!(
+            line.contains("-drive if=none,id=disk0,format=raw,file=/d/target.img -device virtio-blk-pci,drive=disk0,bootindex=1"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn usb_disk_beside_a_cdrom() {
+        let mut cfg = config(Firmware::Bios, Media::Cdrom);
+        cfg.extra_disks = vec![
+            Disk::new("/d/target.img", DiskFormat::Raw),
+            Disk::new("/d/answer.img", DiskFormat::Raw).usb(),
+        ];
+        let line = joined(&cfg, &resolved());
+        assert_eq!(line.matches("qemu-xhci").count(), 1, "{line}");
+        assert!(line.contains("ide-cd,drive=boot,bootindex=0"), "{line}");
+        assert!(
+            line.contains("-device virtio-blk-pci,drive=disk0 "),
+            "{line}"
+        );
+        assert!(
+            line.contains("-device usb-storage,bus=xhci.0,drive=disk1,removable=on "),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn usb_iso_and_usb_disk_share_one_controller() {
+        let mut cfg = config(Firmware::Uefi, Media::Usb);
+        cfg.extra_disks = vec![Disk::new("/d/answer.img", DiskFormat::Raw).usb()];
+        let line = joined(&cfg, &resolved());
+        assert_eq!(line.matches("qemu-xhci").count(), 1, "{line}");
+        assert!(
+            line.contains("drive=boot,removable=on,bootindex=0"),
+            "{line}"
+        );
+        assert!(
+            line.contains("-device usb-storage,bus=xhci.0,drive=disk0,removable=on "),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn shared_devices() {
         let mut cfg = config(Firmware::Bios, Media::Cdrom);
-        cfg.extra_disks = vec![Disk {
-            path: "/d/a,b.qcow2".into(),
-            format: DiskFormat::Qcow2,
-        }];
+        cfg.extra_disks = vec![Disk::new("/d/a,b.qcow2", DiskFormat::Qcow2)];
         let mut r = resolved();
         r.accel = Accel::Kvm;
         let a = args(&cfg, &r);
