@@ -118,11 +118,6 @@ fn source_tree(dir: &Path) -> PathBuf {
     }
     std::fs::write(src.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
     std::fs::write(
-        src.join("etc/nftables.conf"),
-        "flush ruleset\ntable inet kentongan {\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
         src.join("etc/kentongan/pbx.toml"),
         "[sip]\ndomain = \"pbx.local\"\n",
     )
@@ -283,14 +278,15 @@ fn install_to_a_loop_device_fail_midway_then_rerun() {
                 return Err(format!("fstab lacks UUID={u}:\n{fstab}"));
             }
         }
-        for f in [
-            "var/lib/kentongan/setup-done",
-            "var/lib/kentongan/pbx.db",
-            "etc/kentongan/firewall-trusted.nft",
-        ] {
+        for f in ["var/lib/kentongan/setup-done", "var/lib/kentongan/pbx.db"] {
             if !look.join(f).exists() {
                 return Err(format!("{f} missing"));
             }
+        }
+        let pbx = std::fs::read_to_string(look.join("etc/kentongan/pbx.toml"))
+            .map_err(|e| e.to_string())?;
+        if !pbx.contains("[firewall]\ntrusted = [") {
+            return Err(format!("pbx.toml has no [firewall] trusted list:\n{pbx}"));
         }
         let shadow = std::fs::read_to_string(look.join("etc/shadow")).map_err(|e| e.to_string())?;
         if !shadow.starts_with("root:$6$") {

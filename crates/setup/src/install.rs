@@ -790,76 +790,83 @@ pub fn networkd_file(plan: &InstallPlan) -> String {
     s
 }
 
-/// The nftables addition that accepts everything from the operator's trusted networks; the
-/// appliance's `/etc/nftables.conf` includes it.
-pub fn trusted_nft(plan: &InstallPlan) -> String {
-    let v4: Vec<String> = plan
-        .trusted
-        .iter()
-        .filter(|c| c.addr.is_ipv4())
-        .map(ToString::to_string)
-        .collect();
-    let v6: Vec<String> = plan
-        .trusted
-        .iter()
-        .filter(|c| c.addr.is_ipv6())
-        .map(ToString::to_string)
-        .collect();
-    let set = |name: &str, ty: &str, items: &[String]| {
-        // nft rejects `elements = { }`, so an empty set is declared without it.
-        let elements = if items.is_empty() {
-            String::new()
-        } else {
-            format!(" elements = {{ {} }};", items.join(", "))
-        };
-        format!("    set {name} {{ type {ty}; flags interval;{elements} }}\n")
-    };
-    format!(
-        "# Written by kentongan-setup: networks the operator trusts (answer file `firewall.trusted`).\n\
-         # Hosts there reach every service (SSH, administration); the rest of the world gets SIP and RTP.\n\
-         table inet kentongan {{\n{}{}    chain input {{\n        ip saddr @trusted4 accept\n        ip6 saddr @trusted6 accept\n    }}\n}}\n",
-        set("trusted4", "ipv4_addr", &v4),
-        set("trusted6", "ipv6_addr", &v6)
-    )
+/// Sets `key = value` in `[table]` of a TOML text, keeping every other line (comments,
+/// other keys) as it is: replaces the key's line (and the rest of a `[ … ]` value spread
+/// over several lines), else adds the line at the end of the table, else adds the table.
+/// `value` must be a TOML value, quoted as needed.
+pub fn set_toml_key(text: &str, table: &str, key: &str, value: &str) -> String {
+    let line = format!("{key} = {value}");
+    let header = format!("[{table}]");
+    let mut out: Vec<String> = Vec::new();
+    let mut in_table = false;
+    let mut done = false;
+    let mut skipping_array = false;
+    for l in text.lines() {
+        let t = l.trim();
+        if skipping_array {
+            if t.starts_with(']') || t.ends_with(']') {
+                skipping_array = false;
+            }
+            continue;
+        }
+        if t.starts_with('[') {
+            if in_table && !done {
+                // The table ends: the key goes after its last non-blank line.
+                let at = out
+                    .iter()
+                    .rposition(|o| !o.trim().is_empty())
+                    .map_or(out.len(), |p| p + 1);
+                out.insert(at, line.clone());
+                done = true;
+            }
+            in_table = t == header;
+        }
+        let is_key = t
+            .split_once('=')
+            .is_some_and(|(k, _)| k.trim() == key && !t.starts_with('#'));
+        if in_table && !done && is_key {
+            let rest = t.split_once('=').map(|(_, v)| v.trim()).unwrap_or_default();
+            // A multi-line array: drop its continuation lines too.
+            skipping_array = rest.starts_with('[') && !rest.contains(']');
+            out.push(line.clone());
+            done = true;
+            continue;
+        }
+        out.push(l.to_owned());
+    }
+    if !done && in_table {
+        let at = out
+            .iter()
+            .rposition(|o| !o.trim().is_empty())
+            .map_or(out.len(), |p| p + 1);
+        out.insert(at, line);
+    } else if !done {
+        if out.last().is_some_and(|l| !l.trim().is_empty()) {
+            out.push(String::new());
+        }
+        out.push(header);
+        out.push(line);
+    }
+    out.join("\n") + "\n"
 }
 
-/// Sets `[sip] domain` in the image's pbx.toml, keeping its comments and other keys, and
-/// checks the result with the PBX's own validator.
-pub fn pbx_config(existing: Option<&str>, sip_domain: &str) -> Result<String, String> {
-    let line = format!("domain = \"{sip_domain}\"");
-    let text = match existing {
-        None => format!("# Written by kentongan-setup.\n[sip]\n{line}\n"),
-        Some(old) => {
-            let mut out = Vec::new();
-            let mut in_sip = false;
-            let mut done = false;
-            for l in old.lines() {
-                let t = l.trim();
-                if t.starts_with('[') {
-                    if in_sip && !done {
-                        out.push(line.clone());
-                        done = true;
-                    }
-                    in_sip = t == "[sip]";
-                }
-                if in_sip && !done && t.starts_with("domain") && t.contains('=') {
-                    out.push(line.clone());
-                    done = true;
-                    continue;
-                }
-                out.push(l.to_owned());
-            }
-            if !done {
-                if in_sip {
-                    out.push(line.clone());
-                } else {
-                    out.push("[sip]".into());
-                    out.push(line.clone());
-                }
-            }
-            out.join("\n") + "\n"
-        }
-    };
+/// The image's pbx.toml with the answers that belong there: `[sip] domain` and
+/// `[firewall] trusted` (the networks that reach SSH and admin ports and are never banned).
+/// Comments and other keys stay; the result is checked with the PBX's own validator.
+pub fn pbx_config(
+    existing: Option<&str>,
+    sip_domain: &str,
+    trusted: &[crate::net::Cidr],
+) -> Result<String, String> {
+    let text = existing.unwrap_or("# Written by kentongan-setup.\n");
+    let text = set_toml_key(text, "sip", "domain", &format!("\"{sip_domain}\""));
+    let list: Vec<String> = trusted.iter().map(|c| format!("\"{c}\"")).collect();
+    let text = set_toml_key(
+        &text,
+        "firewall",
+        "trusted",
+        &format!("[{}]", list.join(", ")),
+    );
     kentongan_pbx::config::Config::from_toml(&text).map_err(|e| e.to_string())?;
     Ok(text)
 }
@@ -896,23 +903,9 @@ fn configure(i: &mut Install) -> Result<(), Fail> {
         .map_err(io(&localtime))?;
     i.write("etc/timezone", &format!("{}\n", plan.timezone))?;
 
-    i.write("etc/kentongan/firewall-trusted.nft", &trusted_nft(plan))?;
-    let nft_conf = i.path("etc/nftables.conf");
-    if let Ok(text) = std::fs::read_to_string(&nft_conf) {
-        let include = "include \"/etc/kentongan/firewall-trusted.nft\"";
-        if !text.contains(include) {
-            i.write(
-                "etc/nftables.conf",
-                &format!(
-                    "{text}\n# The operator's trusted networks (kentongan-setup).\n{include}\n"
-                ),
-            )?;
-        }
-    }
-
     let pbx_path = i.path("etc/kentongan/pbx.toml");
     let existing = std::fs::read_to_string(&pbx_path).ok();
-    let pbx = pbx_config(existing.as_deref(), &plan.sip_domain).map_err(|e| {
+    let pbx = pbx_config(existing.as_deref(), &plan.sip_domain, &plan.trusted).map_err(|e| {
         fail(
             format!("the PBX configuration would be invalid: {e}"),
             "fix /etc/kentongan/pbx.toml in the image's overlay",
@@ -1135,7 +1128,12 @@ mod tests {
         assert_eq!(read("etc/hostname"), "pbx\n");
         assert!(read("etc/systemd/network/10-kentongan.network").contains("Address=10.0.2.15/24"));
         assert!(read("etc/kentongan/pbx.toml").contains("domain = \"kantor.local\""));
-        assert!(read("etc/kentongan/firewall-trusted.nft").contains("10.0.2.0/24"));
+        let pbx = read("etc/kentongan/pbx.toml");
+        assert!(
+            pbx.contains("[firewall]\ntrusted = [\"10.0.2.0/24\"]"),
+            "{pbx}"
+        );
+        assert!(!root.join("etc/kentongan/firewall-trusted.nft").exists());
         assert!(root.join(SETUP_DONE).exists());
         assert!(!root.join(INCOMPLETE_MARKER).exists());
         let shadow = read("etc/shadow");
@@ -1250,11 +1248,45 @@ mod tests {
 
     #[test]
     fn pbx_config_keeps_comments_and_validates() {
-        let old = "# c\n[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:0.0.0.0:5060\"]\n[rtp]\nports = \"10000-20000\"\n";
-        let new = pbx_config(Some(old), "kantor.local").unwrap();
-        assert!(new.starts_with("# c\n[sip]\ndomain = \"kantor.local\"\n"));
-        assert!(new.contains("[rtp]"));
-        assert!(pbx_config(None, "kantor.local").is_ok());
+        let old = "# c\n[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:0.0.0.0:5060\"]\n[rtp]\nports = \"10000-20000\"\n\n[firewall]\n# who\ntrusted = []\nban_seconds = 60\n";
+        let lan = crate::net::Cidr::parse("10.0.2.0/24").unwrap();
+        let new = pbx_config(Some(old), "kantor.local", &[lan]).unwrap();
+        assert_eq!(
+            new,
+            "# c\n[sip]\ndomain = \"kantor.local\"\nlisten = [\"udp:0.0.0.0:5060\"]\n[rtp]\nports = \"10000-20000\"\n\n[firewall]\n# who\ntrusted = [\"10.0.2.0/24\"]\nban_seconds = 60\n"
+        );
+        let none = pbx_config(None, "kantor.local", &[]).unwrap();
+        assert_eq!(
+            none,
+            "# Written by kentongan-setup.\n\n[sip]\ndomain = \"kantor.local\"\n\n[firewall]\ntrusted = []\n"
+        );
+        // The PBX's validator has the last word.
+        assert!(pbx_config(Some(old), "bad domain", &[lan]).is_err());
+    }
+
+    #[test]
+    fn toml_keys_are_set_in_their_table() {
+        // A key in another table with the same name is left alone; a missing key goes at the
+        // end of its table, before the blank lines that separate it from the next.
+        let text = "[a]\nx = 1\n\n[b]\ny = 2\n";
+        assert_eq!(
+            set_toml_key(text, "a", "y", "3"),
+            "[a]\nx = 1\ny = 3\n\n[b]\ny = 2\n"
+        );
+        assert_eq!(
+            set_toml_key(text, "b", "y", "3"),
+            "[a]\nx = 1\n\n[b]\ny = 3\n"
+        );
+        assert_eq!(
+            set_toml_key(text, "c", "z", "4"),
+            "[a]\nx = 1\n\n[b]\ny = 2\n\n[c]\nz = 4\n"
+        );
+        // A value over several lines is replaced whole; a commented-out key is not a key.
+        let multi = "[f]\n# trusted = [\"x\"]\ntrusted = [\n  \"192.0.2.0/24\",\n]\nk = 1\n";
+        assert_eq!(
+            set_toml_key(multi, "f", "trusted", "[]"),
+            "[f]\n# trusted = [\"x\"]\ntrusted = []\nk = 1\n"
+        );
     }
 
     #[test]
