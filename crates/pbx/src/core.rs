@@ -4,7 +4,8 @@
 //! [`Pbx::handle_timeout`] take input with the time, [`Pbx::flush`] commits the batch's
 //! storage writes, and only then does the driver drain [`Pbx::poll_transmit`]: no answer
 //! leaves before what it acknowledges is on disk. It opens no SIP socket and reads no clock;
-//! media streams are allocated through [`crate::media::Relay`] (which needs a tokio runtime).
+//! media streams are allocated through [`crate::media::Relay`] (its own epoll thread moves the
+//! packets). Every datagram first passes the firewall's `Shield` (bans, scanners).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

@@ -8,8 +8,8 @@
 //! loop ([`daemon::run`]: sockets, timers, signals, `/metrics`).
 //!
 //! **Does not**: parse or build SIP by hand (that is `kentongan-sip`, which stays sans-IO),
-//! transcode media, or talk to the firewall (issue 7 adds bans behind the auth-failure path in
-//! [`core::Pbx`]).
+//! transcode media, or decide bans and render the ruleset (that is `kentongan-firewall`:
+//! [`core::Pbx`] feeds its `Shield` and stores the bans; the daemon runs `nft` on its own thread).
 //!
 //! **Principal types**: [`config::Config`], [`store::Store`], [`store::Extension`],
 //! [`store::Binding`], [`store::Write`], [`core::Pbx`], [`core::Registry`],

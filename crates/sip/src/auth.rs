@@ -357,8 +357,12 @@ pub struct DigestServer {
     epoch: Instant,
     nonce_ttl: Duration,
     counter: u64,
+    /// Nonces in use: the highest nc seen and when the nonce was issued.
     seen: HashMap<String, (u32, Instant)>,
     max_tracked: usize,
+    /// Nonces issued at or before this were dropped from `seen` to bound it: an untracked one
+    /// of them is answered stale (a fresh challenge) rather than trusted as never used.
+    forgotten_up_to: Option<Instant>,
     /// When `seen` may next be swept: sweeping walks the whole map, so doing it on every
     /// verification made each one cost O(live nonces) (half the daemon's CPU under load).
     next_prune: Instant,
@@ -378,8 +382,15 @@ impl DigestServer {
             counter: 0,
             seen: HashMap::new(),
             max_tracked: 100_000,
+            forgotten_up_to: None,
             next_prune: epoch,
         }
+    }
+
+    /// Bounds the replay table (default 100,000 nonces in use).
+    pub fn with_max_tracked(mut self, max: usize) -> Self {
+        self.max_tracked = max.max(2);
+        self
     }
 
     pub fn with_nonce_ttl(mut self, ttl: Duration) -> Self {
@@ -411,15 +422,15 @@ impl DigestServer {
     }
 
     /// Checks the nonce's signature; returns its age if genuine.
-    fn nonce_age(&self, nonce: &str, now: Instant) -> Option<Duration> {
+    /// When a nonce we made was issued; `None` for a forged or foreign one.
+    fn nonce_issued(&self, nonce: &str) -> Option<Instant> {
         let (body, mac) = nonce.rsplit_once('.')?;
         let expected = self.mac(body);
         if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
             return None;
         }
         let ts = u64::from_str_radix(body.split('.').next()?, 16).ok()?;
-        let issued = self.epoch.checked_add(Duration::from_secs(ts))?;
-        Some(now.saturating_duration_since(issued))
+        self.epoch.checked_add(Duration::from_secs(ts))
     }
 
     /// The challenges to put in a 401/407: SHA-256 first, then MD5 for older phones
@@ -450,10 +461,10 @@ impl DigestServer {
         stored: Option<&StoredHa1>,
     ) -> Verdict {
         self.prune(now);
-        let age = match self.nonce_age(&creds.nonce, now) {
-            Some(a) => a,
-            None => return Verdict::Rejected,
+        let Some(issued) = self.nonce_issued(&creds.nonce) else {
+            return Verdict::Rejected;
         };
+        let age = now.saturating_duration_since(issued);
         let qop_ok = creds.qop.as_deref() == Some("auth") && creds.cnonce.is_some();
         let nc = match (qop_ok, creds.nc) {
             (true, Some(nc)) if nc > 0 => nc,
@@ -483,15 +494,16 @@ impl DigestServer {
         if age > self.nonce_ttl {
             return Verdict::Stale;
         }
-        let last = self.seen.get(&creds.nonce).map_or(0, |(n, _)| *n);
-        if nc <= last {
-            return Verdict::Rejected;
+        match self.seen.get(&creds.nonce) {
+            Some((last, _)) if nc <= *last => return Verdict::Rejected,
+            Some(_) => {}
+            // Maybe used before we forgot it: a fresh nonce settles it without trusting it.
+            None if self.forgotten_up_to.is_some_and(|f| issued <= f) => return Verdict::Stale,
+            None => {}
         }
-        if self.seen.len() < self.max_tracked || self.seen.contains_key(&creds.nonce) {
-            self.seen.insert(creds.nonce.clone(), (nc, now));
-        } else {
-            // Too many live nonces to track: refuse rather than allow untracked replays.
-            return Verdict::Stale;
+        self.seen.insert(creds.nonce.clone(), (nc, issued));
+        if self.seen.len() > self.max_tracked {
+            self.forget_older_half();
         }
         Verdict::Authenticated {
             username: creds.username.clone(),
@@ -508,6 +520,7 @@ impl DigestServer {
         resp
     }
 
+    /// Drops nonces past their lifetime: they are answered stale before `seen` is consulted.
     fn prune(&mut self, now: Instant) {
         if self.seen.len() < 1024 || now < self.next_prune {
             return;
@@ -515,7 +528,18 @@ impl DigestServer {
         self.next_prune = now + Duration::from_secs(1);
         let ttl = self.nonce_ttl;
         self.seen
-            .retain(|_, (_, last)| now.saturating_duration_since(*last) <= ttl * 2);
+            .retain(|_, (_, issued)| now.saturating_duration_since(*issued) <= ttl);
+    }
+
+    /// The table is full (a registration storm): forget the older half by issue time and
+    /// remember up to when, instead of refusing every new nonce until old ones expire.
+    fn forget_older_half(&mut self) {
+        let mut issued: Vec<Instant> = self.seen.values().map(|(_, i)| *i).collect();
+        let mid = issued.len() / 2;
+        let (_, median, _) = issued.select_nth_unstable(mid);
+        let horizon = *median;
+        self.seen.retain(|_, (_, i)| *i > horizon);
+        self.forgotten_up_to = Some(self.forgotten_up_to.map_or(horizon, |f| f.max(horizon)));
     }
 }
 
@@ -716,6 +740,48 @@ mod tests {
         }
         login(&mut server, later + Duration::from_millis(500));
         assert_eq!(server.seen.len(), 1102);
+    }
+
+    #[test]
+    fn a_full_replay_table_forgets_the_oldest_instead_of_locking_everyone_out() {
+        let (server, t0, stored) = setup();
+        let mut server = server.with_max_tracked(100);
+        let answer = |server: &mut DigestServer, at: Instant| {
+            let ch = server.challenges(at, false).remove(0);
+            respond(
+                &ch,
+                "1000",
+                "pw1000",
+                &Method::Register,
+                "sip:pbx.local",
+                "c",
+                1,
+            )
+        };
+        // The first nonce is used, then a storm of 500 registrations over the next minutes.
+        let first = answer(&mut server, t0);
+        assert!(matches!(
+            server.verify(t0, &Method::Register, &first, Some(&stored)),
+            Verdict::Authenticated { .. }
+        ));
+        for i in 0..500u64 {
+            let at = t0 + Duration::from_millis(200 * (i + 1));
+            let creds = answer(&mut server, at);
+            assert!(
+                matches!(
+                    server.verify(at, &Method::Register, &creds, Some(&stored)),
+                    Verdict::Authenticated { .. }
+                ),
+                "registration {i} refused"
+            );
+            assert!(server.seen.len() <= 100);
+        }
+        // The first nonce was forgotten: replaying it earns a fresh challenge, never a login.
+        let now = t0 + Duration::from_secs(101);
+        assert_eq!(
+            server.verify(now, &Method::Register, &first, Some(&stored)),
+            Verdict::Stale
+        );
     }
 
     #[test]
