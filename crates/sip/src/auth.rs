@@ -707,20 +707,25 @@ mod tests {
         ));
     }
 
+    /// 1000's right answer to a challenge issued at `at`.
+    fn fresh_credentials(server: &mut DigestServer, at: Instant) -> Credentials {
+        let ch = server.challenges(at, false).remove(0);
+        respond(
+            &ch,
+            "1000",
+            "pw1000",
+            &Method::Register,
+            "sip:pbx.local",
+            "c",
+            1,
+        )
+    }
+
     #[test]
     fn old_nonces_are_forgotten_in_periodic_sweeps() {
         let (mut server, t0, stored) = setup();
         let login = |server: &mut DigestServer, at: Instant| {
-            let ch = server.challenges(at, false).remove(0);
-            let creds = respond(
-                &ch,
-                "1000",
-                "pw1000",
-                &Method::Register,
-                "sip:pbx.local",
-                "c",
-                1,
-            );
+            let creds = fresh_credentials(server, at);
             assert!(matches!(
                 server.verify(at, &Method::Register, &creds, Some(&stored)),
                 Verdict::Authenticated { .. }
@@ -746,27 +751,15 @@ mod tests {
     fn a_full_replay_table_forgets_the_oldest_instead_of_locking_everyone_out() {
         let (server, t0, stored) = setup();
         let mut server = server.with_max_tracked(100);
-        let answer = |server: &mut DigestServer, at: Instant| {
-            let ch = server.challenges(at, false).remove(0);
-            respond(
-                &ch,
-                "1000",
-                "pw1000",
-                &Method::Register,
-                "sip:pbx.local",
-                "c",
-                1,
-            )
-        };
         // The first nonce is used, then a storm of 500 registrations over the next minutes.
-        let first = answer(&mut server, t0);
+        let first = fresh_credentials(&mut server, t0);
         assert!(matches!(
             server.verify(t0, &Method::Register, &first, Some(&stored)),
             Verdict::Authenticated { .. }
         ));
         for i in 0..500u64 {
             let at = t0 + Duration::from_millis(200 * (i + 1));
-            let creds = answer(&mut server, at);
+            let creds = fresh_credentials(&mut server, at);
             assert!(
                 matches!(
                     server.verify(at, &Method::Register, &creds, Some(&stored)),
