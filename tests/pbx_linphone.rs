@@ -214,14 +214,7 @@ fn linphonec_calls_baresip_through_the_relay_both_ways() {
     );
     lp.quit();
     let context = || format!("{}\nbaresip:\n{}", lp.report(), baresip.output());
-    assert!(relayed(pbx, "audio", "to_callee") > 100, "{}", context());
-    assert!(relayed(pbx, "audio", "to_caller") > 100, "{}", context());
-    assert_tone("linphonec (caller)", Some(&record), &context);
-    assert_tone(
-        "baresip (callee)",
-        baresip_decoded(&s.baresip_dir).as_deref(),
-        &context,
-    );
+    assert_audio_both_ways(&s, &record, "caller", &context);
     let cdr = pbx.cli(&["cdr", "list", "--json"], None);
     let cdr = String::from_utf8_lossy(&cdr.stdout);
     assert!(
@@ -267,12 +260,32 @@ fn baresip_calls_linphonec_through_the_relay_both_ways() {
     );
     lp.quit();
     let context = || format!("{}\nbaresip:\n{}", lp.report(), baresip.output());
-    assert!(relayed(pbx, "audio", "to_callee") > 100, "{}", context());
-    assert!(relayed(pbx, "audio", "to_caller") > 100, "{}", context());
-    assert_tone("linphonec (callee)", Some(&record), &context);
+    assert_audio_both_ways(&s, &record, "callee", &context);
+}
+
+/// More than 100 relayed audio packets each way, and each phone heard the other's tone;
+/// `linphonec_role` is "caller" or "callee" (baresip has the other role).
+fn assert_audio_both_ways(
+    s: &Setup,
+    linphonec_heard: &Path,
+    linphonec_role: &str,
+    context: &dyn Fn() -> String,
+) {
+    let baresip_role = if linphonec_role == "caller" {
+        "callee"
+    } else {
+        "caller"
+    };
+    assert!(relayed(&s.pbx, "audio", "to_callee") > 100, "{}", context());
+    assert!(relayed(&s.pbx, "audio", "to_caller") > 100, "{}", context());
     assert_tone(
-        "baresip (caller)",
+        &format!("linphonec ({linphonec_role})"),
+        Some(linphonec_heard),
+        context,
+    );
+    assert_tone(
+        &format!("baresip ({baresip_role})"),
         baresip_decoded(&s.baresip_dir).as_deref(),
-        &context,
+        context,
     );
 }
