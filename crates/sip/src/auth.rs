@@ -357,12 +357,15 @@ pub struct DigestServer {
     epoch: Instant,
     nonce_ttl: Duration,
     counter: u64,
-    /// Nonces in use: the highest nc seen and when the nonce was issued.
-    seen: HashMap<String, (u32, Instant)>,
+    /// Nonces in use, by serial (a nonce's MAC makes its serial unique): the highest nc seen
+    /// and when the nonce was issued.
+    seen: HashMap<u64, (u32, Instant)>,
     max_tracked: usize,
-    /// Nonces issued at or before this were dropped from `seen` to bound it: an untracked one
-    /// of them is answered stale (a fresh challenge) rather than trusted as never used.
-    forgotten_up_to: Option<Instant>,
+    /// Nonces with serials up to this were dropped from `seen` to bound it: an untracked one
+    /// of them is answered stale (a fresh challenge) rather than trusted as never used. A
+    /// serial, not an issue time: times have one-second resolution, and a horizon in the
+    /// current second made every challenge issued in it stale during a registration storm.
+    forgotten_up_to: Option<u64>,
     /// When `seen` may next be swept: sweeping walks the whole map, so doing it on every
     /// verification made each one cost O(live nonces) (half the daemon's CPU under load).
     next_prune: Instant,
@@ -421,16 +424,17 @@ impl DigestServer {
         format!("{body}.{mac}")
     }
 
-    /// Checks the nonce's signature; returns its age if genuine.
-    /// When a nonce we made was issued; `None` for a forged or foreign one.
-    fn nonce_issued(&self, nonce: &str) -> Option<Instant> {
+    /// When a nonce we made was issued, and its serial; `None` for a forged or foreign one.
+    fn nonce_issued(&self, nonce: &str) -> Option<(Instant, u64)> {
         let (body, mac) = nonce.rsplit_once('.')?;
         let expected = self.mac(body);
         if !constant_time_eq(expected.as_bytes(), mac.as_bytes()) {
             return None;
         }
-        let ts = u64::from_str_radix(body.split('.').next()?, 16).ok()?;
-        self.epoch.checked_add(Duration::from_secs(ts))
+        let (ts, serial) = body.split_once('.')?;
+        let ts = u64::from_str_radix(ts, 16).ok()?;
+        let serial = u64::from_str_radix(serial, 16).ok()?;
+        Some((self.epoch.checked_add(Duration::from_secs(ts))?, serial))
     }
 
     /// The challenges to put in a 401/407: SHA-256 first, then MD5 for older phones
@@ -461,7 +465,7 @@ impl DigestServer {
         stored: Option<&StoredHa1>,
     ) -> Verdict {
         self.prune(now);
-        let Some(issued) = self.nonce_issued(&creds.nonce) else {
+        let Some((issued, serial)) = self.nonce_issued(&creds.nonce) else {
             return Verdict::Rejected;
         };
         let age = now.saturating_duration_since(issued);
@@ -494,14 +498,14 @@ impl DigestServer {
         if age > self.nonce_ttl {
             return Verdict::Stale;
         }
-        match self.seen.get(&creds.nonce) {
+        match self.seen.get(&serial) {
             Some((last, _)) if nc <= *last => return Verdict::Rejected,
             Some(_) => {}
             // Maybe used before we forgot it: a fresh nonce settles it without trusting it.
-            None if self.forgotten_up_to.is_some_and(|f| issued <= f) => return Verdict::Stale,
+            None if self.forgotten_up_to.is_some_and(|f| serial <= f) => return Verdict::Stale,
             None => {}
         }
-        self.seen.insert(creds.nonce.clone(), (nc, issued));
+        self.seen.insert(serial, (nc, issued));
         if self.seen.len() > self.max_tracked {
             self.forget_older_half();
         }
@@ -531,14 +535,14 @@ impl DigestServer {
             .retain(|_, (_, issued)| now.saturating_duration_since(*issued) <= ttl);
     }
 
-    /// The table is full (a registration storm): forget the older half by issue time and
-    /// remember up to when, instead of refusing every new nonce until old ones expire.
+    /// The table is full (a registration storm): forget the older half by serial and
+    /// remember up to which, instead of refusing every new nonce until old ones expire.
     fn forget_older_half(&mut self) {
-        let mut issued: Vec<Instant> = self.seen.values().map(|(_, i)| *i).collect();
-        let mid = issued.len() / 2;
-        let (_, median, _) = issued.select_nth_unstable(mid);
+        let mut serials: Vec<u64> = self.seen.keys().copied().collect();
+        let mid = serials.len() / 2;
+        let (_, median, _) = serials.select_nth_unstable(mid);
         let horizon = *median;
-        self.seen.retain(|_, (_, i)| *i > horizon);
+        self.seen.retain(|serial, _| *serial > horizon);
         self.forgotten_up_to = Some(self.forgotten_up_to.map_or(horizon, |f| f.max(horizon)));
     }
 }
@@ -775,6 +779,30 @@ mod tests {
             server.verify(now, &Method::Register, &first, Some(&stored)),
             Verdict::Stale
         );
+    }
+
+    #[test]
+    fn a_storm_within_one_second_keeps_fresh_challenges_valid() {
+        // 24,000 registrations a second fill a 100,000-nonce table in four seconds; the
+        // forgetting must never reach challenges issued a moment ago, in the same second.
+        let (server, t0, stored) = setup();
+        let mut server = server.with_max_tracked(100);
+        let mut pending: Vec<Credentials> = Vec::new();
+        for i in 0..500 {
+            pending.push(fresh_credentials(&mut server, t0));
+            // Answers arrive a few challenges behind, as under load.
+            if pending.len() > 3 {
+                let creds = pending.remove(0);
+                assert!(
+                    matches!(
+                        server.verify(t0, &Method::Register, &creds, Some(&stored)),
+                        Verdict::Authenticated { .. }
+                    ),
+                    "registration {i} refused"
+                );
+            }
+        }
+        assert!(server.seen.len() <= 100);
     }
 
     #[test]
