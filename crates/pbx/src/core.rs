@@ -7,7 +7,7 @@
 //! media streams are allocated through [`crate::media::Relay`] (its own epoll thread moves the
 //! packets). Every datagram first passes the firewall's `Shield` (bans, scanners).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kentongan_firewall::ruleset;
 use kentongan_firewall::shield::{Ban, Screen, Shield};
-use kentongan_sip::auth::{Credentials, DigestServer, Verdict};
+use kentongan_sip::auth::{Credentials, DigestServer, StoredHa1, Verdict};
 use kentongan_sip::dialog::Dialog;
 use kentongan_sip::sdp::Sdp;
 use kentongan_sip::transaction::{Config as EpConfig, Endpoint, SipEvent, Transmit, TxId};
@@ -163,11 +163,16 @@ impl Registry {
         self.by_ext.values().map(Vec::len).sum()
     }
 
-    fn insert(&mut self, b: Binding) {
+    /// Adds or refreshes a binding; true when it is new or moved to another source address
+    /// (a refresh from the same place is not news).
+    fn insert(&mut self, b: Binding) -> bool {
         let (Ok(uri), Ok(source)) = (Uri::parse(&b.contact), b.source.parse()) else {
-            return;
+            return false;
         };
         let list = self.by_ext.entry(b.extension.clone()).or_default();
+        let before = list.len();
+        list.retain(|c| c.binding.contact != b.contact || c.source != source);
+        let news = list.len() == before;
         list.retain(|c| c.binding.contact != b.contact);
         list.push(Contact {
             uri,
@@ -175,6 +180,7 @@ impl Registry {
             expires_at: b.expires_at,
             binding: b,
         });
+        news
     }
 
     fn remove(&mut self, ext: &Extension, contact: Option<&str>) {
@@ -337,6 +343,14 @@ pub struct Pbx {
     /// The database's `data_version` when bans were last read.
     db_version: i64,
     next_ban_sync: Instant,
+    /// HA1s of known users, read once instead of per request (a registration storm spent 6 %
+    /// of its CPU in that query). Emptied when another process (the CLI's `user add`/`remove`)
+    /// commits, which `data_version` reveals within a second. Unknown names are never cached,
+    /// so a scan of random user names cannot grow it.
+    ha1_cache: HashMap<String, StoredHa1>,
+    /// Extensions that may have stored messages: the database is asked only for these when a
+    /// phone registers, not on every refresh.
+    maybe_stored_for: HashSet<Extension>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -375,7 +389,7 @@ impl Pbx {
         } = init;
         let mut registry = Registry::default();
         for b in store.bindings(clock.unix_s())? {
-            registry.insert(b);
+            let _ = registry.insert(b);
         }
         let interrupted = store.recover_live_calls(clock.unix_ms)?;
         if interrupted > 0 {
@@ -402,6 +416,7 @@ impl Pbx {
         );
         let shield = Shield::new(config.firewall.clone());
         let db_version = store.data_version()?;
+        let maybe_stored_for = store.message_recipients()?.into_iter().collect();
         let mut pbx = Pbx {
             config,
             ep,
@@ -424,6 +439,8 @@ impl Pbx {
             firewall: Vec::new(),
             db_version,
             next_ban_sync: clock.now,
+            ha1_cache: HashMap::new(),
+            maybe_stored_for,
         };
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
@@ -523,6 +540,7 @@ impl Pbx {
         }
         if config.domain != self.config.domain {
             self.digest = DigestServer::new(&config.domain, &secret, clock.now);
+            self.ha1_cache.clear();
         }
         if config.rtp_ports != self.config.rtp_ports {
             self.relay.set_range(config.rtp_ports);
@@ -654,6 +672,7 @@ impl Pbx {
         let version = self.store.data_version()?;
         if version != self.db_version {
             self.db_version = version;
+            self.ha1_cache.clear();
             self.load_bans(clock)?;
         }
         Ok(())
@@ -789,13 +808,21 @@ impl Pbx {
             .find(|c| c.realm == realm);
         let mut stale = false;
         if let Some(creds) = creds {
-            let stored = match self.store.ha1(&creds.username, &realm) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, "user lookup failed");
-                    self.reply(clock, tx, req, StatusCode::SERVER_INTERNAL_ERROR);
-                    return None;
-                }
+            let stored = match self.ha1_cache.get(&creds.username) {
+                Some(s) => Some(s.clone()),
+                None => match self.store.ha1(&creds.username, &realm) {
+                    Ok(s) => {
+                        if let Some(s) = &s {
+                            self.ha1_cache.insert(creds.username.clone(), s.clone());
+                        }
+                        s
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "user lookup failed");
+                        self.reply(clock, tx, req, StatusCode::SERVER_INTERNAL_ERROR);
+                        return None;
+                    }
+                },
             };
             match self
                 .digest
@@ -859,7 +886,7 @@ impl Pbx {
         let call_id = req.headers.call_id().unwrap_or("").to_owned();
         let cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
         let now_s = clock.unix_s();
-        let mut added = false;
+        let (mut added, mut news) = (false, false);
         match req.headers.contact() {
             Ok(Some(SipContact::Star)) => {
                 self.registry.remove(&ext, None);
@@ -887,7 +914,7 @@ impl Pbx {
                         call_id: call_id.clone(),
                         cseq,
                     };
-                    self.registry.insert(b.clone());
+                    news |= self.registry.insert(b.clone());
                     self.writes.push(Write::UpsertBinding(b));
                     added = true;
                 }
@@ -908,7 +935,12 @@ impl Pbx {
         self.respond(clock, tx, resp);
         self.update_gauges();
         if added {
-            info!(extension = %ext, %from, "registered");
+            // Refreshes are routine (every phone, every few minutes): only news is logged.
+            if news {
+                info!(extension = %ext, %from, "registered");
+            } else {
+                debug!(extension = %ext, %from, "registration refreshed");
+            }
             self.deliver_stored(clock, &ext);
         }
     }
@@ -1782,6 +1814,7 @@ impl Pbx {
         self.metrics.messages_total.fetch_add(1, Ordering::Relaxed);
         // Stored first, deleted when a device answers 2xx: a crash never loses it.
         self.writes.push(Write::StoreMessage(msg.clone()));
+        self.maybe_stored_for.insert(target.clone());
         self.reply(clock, tx, req, StatusCode(202));
         let contacts = self.registry.contacts(&target, clock.unix_s());
         for c in contacts {
@@ -1807,6 +1840,9 @@ impl Pbx {
     }
 
     fn deliver_stored(&mut self, clock: Clock, ext: &Extension) {
+        if !self.maybe_stored_for.contains(ext) {
+            return;
+        }
         let msgs = match self.store.messages_for(ext) {
             Ok(m) => m,
             Err(e) => {
@@ -1815,6 +1851,7 @@ impl Pbx {
             }
         };
         if msgs.is_empty() {
+            self.maybe_stored_for.remove(ext);
             return;
         }
         let contacts = self.registry.contacts(ext, clock.unix_s());

@@ -332,6 +332,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Extensions with at least one stored message.
+    pub fn message_recipients(&self) -> Result<Vec<Extension>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT recipient FROM messages")?;
+        let rows = st.query_map([], |r| Ok(Extension(r.get(0)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn messages_for(&self, ext: &Extension) -> Result<Vec<StoredMessage>, StoreError> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, sender, recipient, content_type, body FROM messages

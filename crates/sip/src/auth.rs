@@ -353,7 +353,9 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct DigestServer {
     realm: String,
-    secret: Vec<u8>,
+    /// The HMAC keyed with the nonce secret once; each nonce clones it (keying hashes the
+    /// key's two pads, which cost as much as the nonce's own MAC).
+    keyed_mac: HmacSha256,
     epoch: Instant,
     nonce_ttl: Duration,
     counter: u64,
@@ -379,7 +381,9 @@ impl DigestServer {
     pub fn new(realm: &str, secret: &[u8], epoch: Instant) -> DigestServer {
         DigestServer {
             realm: realm.to_owned(),
-            secret: secret.to_vec(),
+            // HMAC accepts keys of any length, so this cannot fail.
+            keyed_mac: <HmacSha256 as Mac>::new_from_slice(secret)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
             epoch,
             nonce_ttl: Duration::from_secs(300),
             counter: 0,
@@ -406,14 +410,9 @@ impl DigestServer {
     }
 
     fn mac(&self, body: &str) -> String {
-        // HMAC accepts keys of any length, so new_from_slice cannot fail here.
-        match HmacSha256::new_from_slice(&self.secret) {
-            Ok(mut m) => {
-                m.update(body.as_bytes());
-                to_hex(&m.finalize().into_bytes()[..16])
-            }
-            Err(_) => String::new(),
-        }
+        let mut m = self.keyed_mac.clone();
+        m.update(body.as_bytes());
+        to_hex(&m.finalize().into_bytes()[..16])
     }
 
     fn make_nonce(&mut self, now: Instant) -> String {
