@@ -729,11 +729,8 @@ impl Pbx {
         }
     }
 
-    fn respond(&mut self, clock: Clock, tx: TxId, mut resp: Response) {
-        if !resp.headers.contains(&HeaderName::ContentLength) && resp.body.is_empty() {
-            resp.headers.set(HeaderName::ContentLength, "0");
-        }
-        resp.headers.push(HeaderName::Server, USER_AGENT);
+    fn respond(&mut self, clock: Clock, tx: TxId, resp: Response) {
+        let resp = finish_response(resp);
         if let Err(e) = self.ep.respond(clock.now, tx, resp) {
             debug!(error = %e, "response not sent");
         }
@@ -863,7 +860,14 @@ impl Pbx {
                 resp.headers.push(name.clone(), ch.to_string());
             }
         }
-        self.respond(clock, tx, resp);
+        // Challenges go out statelessly (RFC 3261 §8.2.7): a lost one is answered anew on the
+        // retransmission, and half of a registration storm's transactions never exist. The
+        // ACK for an INVITE's 407 belongs to its transaction, so that one stays stateful.
+        if req.method == Method::Invite {
+            self.respond(clock, tx, resp);
+        } else if let Err(e) = self.ep.respond_stateless(tx, finish_response(resp)) {
+            debug!(error = %e, "challenge not sent");
+        }
         None
     }
 
@@ -1862,6 +1866,15 @@ impl Pbx {
             }
         }
     }
+}
+
+/// Every response carries a Content-Length (required over TCP) and our Server header.
+fn finish_response(mut resp: Response) -> Response {
+    if !resp.headers.contains(&HeaderName::ContentLength) && resp.body.is_empty() {
+        resp.headers.set(HeaderName::ContentLength, "0");
+    }
+    resp.headers.push(HeaderName::Server, USER_AGENT);
+    resp
 }
 
 /// RFC 4028: the session interval to use when the caller supports timers (at least the

@@ -98,6 +98,8 @@ pub enum SendError {
     Invalid(#[from] ParseError),
     #[error("only INVITE transactions can be cancelled")]
     NotInvite,
+    #[error("only a final response to a non-INVITE request can be sent statelessly")]
+    NotStateless,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +166,10 @@ struct Tx {
     method: Method,
     state: State,
     peer: SocketAddr,
-    /// Client: the request to retransmit. Server: the request received.
-    request: Request,
+    /// Client: the request (retransmitted, cancelled, ACKed). Server: none; retransmissions
+    /// are matched by key and answered from `last`, so a server transaction keeps no copy
+    /// (a busy registrar keeps 64*T1 of them).
+    request: Option<Request>,
     /// Server: last response sent (resent on retransmissions). Client: the ACK for a
     /// non-2xx final.
     last: Option<Bytes>,
@@ -351,7 +355,7 @@ impl Endpoint {
                 method: method.clone(),
                 state,
                 peer: to,
-                request: req,
+                request: Some(req),
                 last: None,
                 interval: t1,
                 timers,
@@ -373,7 +377,7 @@ impl Endpoint {
         if tx.server || tx.method != Method::Invite {
             return Err(SendError::NotInvite);
         }
-        let orig = &tx.request;
+        let orig = tx.request.as_ref().ok_or(SendError::UnknownTransaction)?;
         let mut c = Request::new(Method::Cancel, orig.uri.clone());
         for h in orig.headers.iter() {
             if h.name == HeaderName::Via {
@@ -455,9 +459,28 @@ impl Endpoint {
         Ok(())
     }
 
-    /// The request a server transaction was created for.
-    pub fn request(&self, tx: TxId) -> Option<&Request> {
-        self.txs.get(&tx).map(|t| &t.request)
+    /// Sends final response `resp` in non-INVITE server transaction `tx` and forgets the
+    /// transaction at once: RFC 3261 §8.2.7's stateless UAS, meant for challenges. A
+    /// retransmission of the request is then a new request and is simply challenged again,
+    /// and a registration storm keeps no state, and no 64*T1 of memory, for its 401s.
+    pub fn respond_stateless(&mut self, tx: TxId, resp: Response) -> Result<(), SendError> {
+        let t = self.txs.get(&tx).ok_or(SendError::UnknownTransaction)?;
+        if !t.server {
+            return Err(SendError::UnknownTransaction);
+        }
+        if !matches!(t.state, State::Trying | State::Proceeding) {
+            return Err(SendError::AlreadyFinal);
+        }
+        if t.method == Method::Invite || resp.status.is_provisional() {
+            return Err(SendError::NotStateless);
+        }
+        let to = t.peer;
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: resp.to_bytes(),
+        });
+        self.terminate(tx);
+        Ok(())
     }
 
     // ---- internals ----
@@ -533,7 +556,7 @@ impl Endpoint {
                 method: method.clone(),
                 state,
                 peer: from,
-                request: req.clone(),
+                request: None,
                 last: None,
                 interval: self.config.t1,
                 timers: Vec::new(),
@@ -634,7 +657,9 @@ impl Endpoint {
             }
             (State::Accepted, false, true) => {} // 2xx retransmission: TU re-ACKs
             (State::Calling | State::Proceeding, false, false) if invite => {
-                let ack = build_ack(&t.request, &resp);
+                let Some(ack) = t.request.as_ref().map(|r| build_ack(r, &resp)) else {
+                    return;
+                };
                 let bytes = ack.to_bytes();
                 t.last = Some(bytes.clone());
                 t.state = State::Completed;
@@ -677,7 +702,7 @@ impl Endpoint {
             TimerKind::Retransmit => {
                 let resend = match (t.server, t.state) {
                     (false, State::Calling | State::Trying | State::Proceeding) => {
-                        Some(t.request.to_bytes())
+                        t.request.as_ref().map(Request::to_bytes)
                     }
                     (true, State::Completed) => t.last.clone(),
                     _ => None,

@@ -293,6 +293,54 @@ fn duplicated_requests_make_one_event_and_get_the_last_response_again() {
 }
 
 #[test]
+fn a_stateless_challenge_keeps_no_transaction_and_a_retransmission_is_challenged_again() {
+    let mut net = Net::new(&[addr(A), addr(B)]);
+    // The first 401 is lost: the client's retransmission must be answered anew.
+    net.fate = Box::new(|n, line| u8::from(!(line.starts_with("SIP/2.0 401") && n == 1)));
+    let now = net.now;
+    let reg = request(net.node(0), Method::Register, B);
+    net.node(0).send_request(now, addr(B), reg).unwrap();
+    let mut requests = 0;
+    let mut left_behind = Vec::new();
+    net.run_until(Duration::from_secs(1), |n| {
+        for e in n.take_events(1) {
+            if let SipEvent::Request { tx, request, .. } = e {
+                requests += 1;
+                let challenge =
+                    Response::for_request(&request, StatusCode::UNAUTHORIZED, Some("x"));
+                n.node(1).respond_stateless(tx, challenge).unwrap();
+                left_behind.push(n.node(1).transactions());
+            }
+        }
+        false
+    });
+    // Sent at 0, lost 401 at 10 ms, retransmitted at T1 = 500 ms, challenged again at 510.
+    assert_eq!(requests, 2);
+    assert_eq!(left_behind, vec![0, 0]);
+    assert_eq!(net.sent_times(addr(B), "SIP/2.0 401"), vec![10, 510]);
+    let challenges = net
+        .take_events(0)
+        .into_iter()
+        .filter(|e| matches!(e, SipEvent::Response { response, .. } if response.status == StatusCode::UNAUTHORIZED))
+        .count();
+    assert_eq!(challenges, 1);
+    // INVITE keeps its transaction for the ACK: refused.
+    let now = net.now;
+    let inv = request(net.node(0), Method::Invite, B);
+    net.node(0).send_request(now, addr(B), inv).unwrap();
+    net.run_until(Duration::from_secs(2), |n| {
+        n.take_events(1).into_iter().any(|e| {
+            if let SipEvent::Request { tx, request, .. } = e {
+                let r = Response::for_request(&request, StatusCode::UNAUTHORIZED, Some("x"));
+                assert!(n.node(1).respond_stateless(tx, r).is_err());
+                return true;
+            }
+            false
+        })
+    });
+}
+
+#[test]
 fn rport_and_received_are_filled_and_responses_go_to_the_source() {
     let t0 = Instant::now();
     let mut ep = Endpoint::new(Config::new(addr(B), 7));
