@@ -655,16 +655,17 @@ impl Pbx {
 
     /// Commits the writes gathered since the last flush, in one transaction.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
-        if self.writes.is_empty() {
-            if clock.now >= self.next_ban_sync {
-                self.next_ban_sync = clock.now + Duration::from_secs(1);
-                return self.sync_bans_if_changed(clock);
-            }
-            return Ok(());
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            self.store.apply(&writes, clock.unix_ms)?;
         }
-        let writes = std::mem::take(&mut self.writes);
-        self.store.apply(&writes, clock.unix_ms)?;
-        self.sync_bans_if_changed(clock)
+        // Once a second: other processes' changes (the CLI's bans and users) need not be seen
+        // sooner, and a busy daemon flushes thousands of times a second.
+        if clock.now >= self.next_ban_sync {
+            self.next_ban_sync = clock.now + Duration::from_secs(1);
+            self.sync_bans_if_changed(clock)?;
+        }
+        Ok(())
     }
 
     /// Picks up an operator's `ban add`/`ban remove` (another connection's commit).

@@ -363,7 +363,20 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        // BEGIN and COMMIT as cached statements: rusqlite's transaction() parses them again for
+        // every batch, a visible cost when a registration storm commits thousands a second.
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let done = self
+            .write_all(writes, now_ms)
+            .and_then(|()| Ok(self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)?));
+        if done.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
+    fn write_all(&self, writes: &[Write], now_ms: i64) -> Result<(), StoreError> {
+        let tx = &self.conn;
         for w in writes {
             match w {
                 Write::UpsertBinding(b) => {
@@ -454,10 +467,9 @@ impl Store {
                     tx.prepare_cached("DELETE FROM live_calls WHERE call_id = ?1")?
                         .execute(params![id])?;
                 }
-                Write::Ban(b) => Store::upsert_ban(&tx, b)?,
+                Write::Ban(b) => Store::upsert_ban(tx, b)?,
             }
         }
-        tx.commit()?;
         Ok(())
     }
 
@@ -511,7 +523,8 @@ impl Store {
     pub fn data_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// The highest message id in use (ids are assigned by the daemon, the single writer).
