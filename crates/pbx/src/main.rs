@@ -15,7 +15,6 @@
 //! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
 //! ```
 
-
 /// mimalloc instead of glibc's malloc: every SIP message allocates, and under a registration
 /// storm glibc's allocator and free lists took a fifth of the daemon's CPU (scripts/bench-pbx).
 #[global_allocator]
