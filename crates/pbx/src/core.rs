@@ -169,6 +169,11 @@ impl Registry {
         let (Ok(uri), Ok(source)) = (Uri::parse(&b.contact), b.source.parse()) else {
             return false;
         };
+        self.insert_parsed(b, uri, source)
+    }
+
+    /// [`Registry::insert`] for a binding whose contact and source are at hand parsed.
+    fn insert_parsed(&mut self, b: Binding, uri: Uri, source: SocketAddr) -> bool {
         let list = self.by_ext.entry(b.extension.clone()).or_default();
         let before = list.len();
         list.retain(|c| c.binding.contact != b.contact || c.source != source);
@@ -919,7 +924,7 @@ impl Pbx {
                         call_id: call_id.clone(),
                         cseq,
                     };
-                    news |= self.registry.insert(b.clone());
+                    news |= self.registry.insert_parsed(b.clone(), c.uri.clone(), from);
                     self.writes.push(Write::UpsertBinding(b));
                     added = true;
                 }

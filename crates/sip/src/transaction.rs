@@ -505,7 +505,8 @@ impl Endpoint {
 
     fn on_request(&mut self, now: Instant, from: SocketAddr, mut req: Request) {
         // Matched on the Via as sent, before received/rport are added.
-        let Some((key, reliable)) = server_key(&req) else {
+        let top_via = req.headers.top_via().ok();
+        let Some((key, reliable)) = top_via.as_ref().and_then(|via| server_key(&req, via)) else {
             self.events.push_back(SipEvent::Malformed {
                 from,
                 error: ParseError::Missing("Via"),
@@ -513,7 +514,7 @@ impl Endpoint {
             return;
         };
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
-        if let Ok(mut via) = req.headers.top_via() {
+        if let Some(mut via) = top_via {
             via.params.set("received", Some(&from.ip().to_string()));
             if via.params.contains("rport") {
                 via.params.set("rport", Some(&from.port().to_string()));
@@ -759,8 +760,7 @@ impl Endpoint {
 
 /// The key that matches `req` to a server transaction (§17.2.3), and whether its top Via
 /// names a reliable transport.
-fn server_key(req: &Request) -> Option<(ServerKey, bool)> {
-    let via = req.headers.top_via().ok()?;
+fn server_key(req: &Request, via: &Via) -> Option<(ServerKey, bool)> {
     let reliable = via.transport.is_reliable();
     let method = match req.method {
         Method::Ack => Method::Invite,
