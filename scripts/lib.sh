@@ -27,6 +27,9 @@ need_debs() {
 BUILD_DEBS=(mmdebstrap squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin
             mtools dosfstools dpkg-dev eatmydata ca-certificates)
 
+# What the workspace's C parts build with: SQLite (bundled) needs a C compiler, jemalloc make.
+RUST_DEBS=(gcc libc6-dev make)
+
 need_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
         [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -15,10 +15,10 @@
 //! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
 //! ```
 
-/// mimalloc instead of glibc's malloc: every SIP message allocates, and under a registration
+/// jemalloc instead of glibc's malloc: every SIP message allocates, and under a registration
 /// storm glibc's allocator and free lists took a fifth of the daemon's CPU (scripts/bench-pbx).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::io::{BufRead, Write as _};
 use std::net::IpAddr;
