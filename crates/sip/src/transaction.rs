@@ -134,29 +134,31 @@ enum ServerKey {
     /// To tag, From tag, Call-ID, CSeq number and top Via, plus the method (ACK and CANCEL
     /// look up their INVITE). An ACK carries the To tag of the response it acknowledges,
     /// which is why a non-2xx final also registers the key with that tag (`ack_key`).
-    Legacy {
-        request_uri: String,
-        to_tag: String,
-        from_tag: String,
-        call_id: String,
-        cseq: u32,
-        via: String,
-        method: Method,
-    },
+    /// Boxed: rare, and six times the size of a branch key in every index entry.
+    Legacy(Box<LegacyKey>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LegacyKey {
+    request_uri: String,
+    to_tag: String,
+    from_tag: String,
+    call_id: String,
+    cseq: u32,
+    via: String,
+    method: Method,
 }
 
 impl ServerKey {
     /// For an RFC 2543 INVITE transaction, the key its ACK matches once a final response
     /// with To tag `to_tag` was sent; `None` for RFC 3261 keys (the ACK has the branch).
     fn for_ack(&self, to_tag: &str) -> Option<ServerKey> {
-        let ServerKey::Legacy { .. } = self else {
+        let ServerKey::Legacy(key) = self else {
             return None;
         };
-        let mut key = self.clone();
-        if let ServerKey::Legacy { to_tag: t, .. } = &mut key {
-            *t = to_tag.to_owned();
-        }
-        Some(key)
+        let mut key = key.clone();
+        key.to_tag = to_tag.to_owned();
+        Some(ServerKey::Legacy(key))
     }
 }
 
@@ -169,7 +171,7 @@ struct Tx {
     /// Client: the request (retransmitted, cancelled, ACKed). Server: none; retransmissions
     /// are matched by key and answered from `last`, so a server transaction keeps no copy
     /// (a busy registrar keeps 64*T1 of them).
-    request: Option<Request>,
+    request: Option<Box<Request>>,
     /// Server: last response sent (resent on retransmissions). Client: the ACK for a
     /// non-2xx final.
     last: Option<Bytes>,
@@ -355,7 +357,7 @@ impl Endpoint {
                 method: method.clone(),
                 state,
                 peer: to,
-                request: Some(req),
+                request: Some(Box::new(req)),
                 last: None,
                 interval: t1,
                 timers,
@@ -534,9 +536,8 @@ impl Endpoint {
         let cancels = if req.method == Method::Cancel {
             let mut k = key.clone();
             match &mut k {
-                ServerKey::Branch { method, .. } | ServerKey::Legacy { method, .. } => {
-                    *method = Method::Invite
-                }
+                ServerKey::Branch { method, .. } => *method = Method::Invite,
+                ServerKey::Legacy(key) => key.method = Method::Invite,
             }
             self.server_index.get(&k).copied()
         } else {
@@ -703,7 +704,7 @@ impl Endpoint {
             TimerKind::Retransmit => {
                 let resend = match (t.server, t.state) {
                     (false, State::Calling | State::Trying | State::Proceeding) => {
-                        t.request.as_ref().map(Request::to_bytes)
+                        t.request.as_deref().map(Request::to_bytes)
                     }
                     (true, State::Completed) => t.last.clone(),
                     _ => None,
@@ -779,7 +780,7 @@ fn server_key(req: &Request, via: &Via) -> Option<(ServerKey, bool)> {
         return Some((key, reliable));
     }
     let tag = |n: crate::NameAddr| n.tag().unwrap_or("").to_owned();
-    let key = ServerKey::Legacy {
+    let key = ServerKey::Legacy(Box::new(LegacyKey {
         request_uri: req.uri.to_string(),
         to_tag: tag(req.headers.to().ok()?),
         from_tag: tag(req.headers.from().ok()?),
@@ -787,7 +788,7 @@ fn server_key(req: &Request, via: &Via) -> Option<(ServerKey, bool)> {
         cseq: req.headers.cseq().ok()?.seq,
         via: via.to_string(),
         method,
-    };
+    }));
     Some((key, reliable))
 }
 
