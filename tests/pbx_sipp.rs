@@ -293,6 +293,38 @@ fn register_over_tcp() {
     assert_eq!(pbx.metric("kentongan_registrations"), 1);
 }
 
+/// A source banned while connected loses its TCP connection (its packets are dropped from
+/// then on anyway; an open connection would still hold a socket and a task for it).
+#[test]
+fn a_banned_source_loses_its_tcp_connection() {
+    use std::io::{Read, Write};
+    let pbx = Pbx::start(ports(BASE));
+    let mut conn = std::net::TcpStream::connect(pbx.sip()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = conn.local_addr().unwrap();
+    let options = |branch: &str, agent: &str| {
+        format!(
+            "OPTIONS sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK{branch}\r\n\
+             From: <sip:probe@pbx.local>;tag=1\r\nTo: <sip:pbx.local>\r\nCall-ID: {branch}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: {agent}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    conn.write_all(options("tcp1", "Zoiper").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+    // A scanner's User-Agent is banned at its first packet.
+    conn.write_all(options("tcp2", "friendly-scanner").as_bytes())
+        .unwrap();
+    match conn.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the banned source's connection is still open: {other:?}"),
+    }
+    assert_eq!(pbx.metric("kentongan_bans_total{reason=\"scanner\"}"), 1);
+}
+
 /// SIP over TLS with the certificate made at first start: OPTIONS answered through openssl.
 #[test]
 fn options_over_tls_with_generated_certificate() {

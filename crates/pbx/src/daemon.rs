@@ -139,8 +139,14 @@ enum Inbound {
     },
 }
 
-/// Writers of the open TCP connections, by peer address.
-type Connections = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
+/// The open TCP/TLS connections, by peer address: the writer's queue, and the handle whose
+/// drop closes the connection (a banned source's connection is closed, not just ignored).
+type Connections = Arc<Mutex<HashMap<SocketAddr, Connection>>>;
+
+struct Connection {
+    out: mpsc::Sender<Bytes>,
+    _close: tokio::sync::oneshot::Sender<()>,
+}
 
 fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) {
     match pkt {
@@ -206,8 +212,15 @@ async fn connection<R, W>(
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
+    let (close_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
     if let Ok(mut map) = conns.lock() {
-        map.insert(from, out_tx);
+        map.insert(
+            from,
+            Connection {
+                out: out_tx,
+                _close: close_tx,
+            },
+        );
     }
     tokio::spawn(async move {
         while let Some(b) = out_rx.recv().await {
@@ -219,9 +232,13 @@ async fn connection<R, W>(
     let mut decoder = StreamDecoder::new(Limits::default());
     let mut buf = vec![0u8; 16384];
     'conn: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            // Our entry left the map (the source was banned): hang up.
+            _ = &mut closed => break,
         };
         decoder.extend(&buf[..n]);
         while let Some(msg) = decoder.next_message() {
@@ -410,12 +427,18 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             continue;
         }
         for op in pbx.take_firewall_ops() {
+            if let FirewallOp::Ban(bans) = &op {
+                hang_up(&conns, bans);
+            }
             if firewall.send(op).is_err() {
                 warn!("the firewall thread has stopped; bans are kept in the daemon only");
             }
         }
         while let Some(t) = pbx.poll_transmit() {
-            let conn = conns.lock().ok().and_then(|m| m.get(&t.to).cloned());
+            let conn = conns
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&t.to).map(|c| c.out.clone()));
             if let Some(conn) = conn {
                 if conn.try_send(t.bytes).is_err() {
                     warn!(to = %t.to, "TCP connection congested or closed; message dropped");
@@ -437,6 +460,20 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Closes the TCP/TLS connections of newly banned sources: dropping an entry ends its writer
+/// (the queue closes) and its reader (the close handle's receiver wakes).
+fn hang_up(conns: &Connections, bans: &[(std::net::IpAddr, u64)]) {
+    if let Ok(mut map) = conns.lock() {
+        map.retain(|peer, _| {
+            let banned = bans.iter().any(|(ip, _)| *ip == peer.ip());
+            if banned {
+                info!(%peer, "closing the connection of a banned source");
+            }
+            !banned
+        });
+    }
 }
 
 /// The thread that runs `nft` for the daemon, so a slow or missing `nft` never stalls SIP.
