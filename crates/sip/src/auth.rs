@@ -724,15 +724,29 @@ mod tests {
         )
     }
 
+    /// Asserts that `creds` log in at `at`; `what` names the attempt in the failure.
+    fn assert_logs_in(
+        server: &mut DigestServer,
+        at: Instant,
+        creds: &Credentials,
+        stored: &StoredHa1,
+        what: &str,
+    ) {
+        assert!(
+            matches!(
+                server.verify(at, &Method::Register, creds, Some(stored)),
+                Verdict::Authenticated { .. }
+            ),
+            "{what} refused"
+        );
+    }
+
     #[test]
     fn old_nonces_are_forgotten_in_periodic_sweeps() {
         let (mut server, t0, stored) = setup();
         let login = |server: &mut DigestServer, at: Instant| {
             let creds = fresh_credentials(server, at);
-            assert!(matches!(
-                server.verify(at, &Method::Register, &creds, Some(&stored)),
-                Verdict::Authenticated { .. }
-            ));
+            assert_logs_in(server, at, &creds, &stored, "a login");
         };
         for _ in 0..1500 {
             login(&mut server, t0);
@@ -763,12 +777,12 @@ mod tests {
         for i in 0..500u64 {
             let at = t0 + Duration::from_millis(200 * (i + 1));
             let creds = fresh_credentials(&mut server, at);
-            assert!(
-                matches!(
-                    server.verify(at, &Method::Register, &creds, Some(&stored)),
-                    Verdict::Authenticated { .. }
-                ),
-                "registration {i} refused"
+            assert_logs_in(
+                &mut server,
+                at,
+                &creds,
+                &stored,
+                &format!("registration {i}"),
             );
             assert!(server.seen.len() <= 100);
         }
@@ -792,12 +806,12 @@ mod tests {
             // Answers arrive a few challenges behind, as under load.
             if pending.len() > 3 {
                 let creds = pending.remove(0);
-                assert!(
-                    matches!(
-                        server.verify(t0, &Method::Register, &creds, Some(&stored)),
-                        Verdict::Authenticated { .. }
-                    ),
-                    "registration {i} refused"
+                assert_logs_in(
+                    &mut server,
+                    t0,
+                    &creds,
+                    &stored,
+                    &format!("registration {i}"),
                 );
             }
         }
