@@ -149,18 +149,27 @@ pub struct Contact {
 #[derive(Debug, Default)]
 pub struct Registry {
     by_ext: HashMap<Extension, Vec<Contact>>,
+    /// Bindings in `by_ext`, kept as it changes: the gauge is read on every REGISTER, and a
+    /// walk over every extension there made each registration cost O(extensions).
+    total: usize,
 }
 
 impl Registry {
     pub fn contacts(&self, ext: &Extension, now_s: i64) -> Vec<Contact> {
+        self.live(ext, now_s).cloned().collect()
+    }
+
+    /// The unexpired contacts of `ext`, borrowed.
+    fn live(&self, ext: &Extension, now_s: i64) -> impl Iterator<Item = &Contact> {
         self.by_ext
             .get(ext)
-            .map(|v| v.iter().filter(|c| c.expires_at > now_s).cloned().collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter(move |c| c.expires_at > now_s)
     }
 
     pub fn count(&self) -> usize {
-        self.by_ext.values().map(Vec::len).sum()
+        self.total
     }
 
     /// Adds or refreshes a binding; true when it is new or moved to another source address
@@ -174,23 +183,41 @@ impl Registry {
 
     /// [`Registry::insert`] for a binding whose contact and source are at hand parsed.
     fn insert_parsed(&mut self, b: Binding, uri: Uri, source: SocketAddr) -> bool {
-        let list = self.by_ext.entry(b.extension.clone()).or_default();
+        // A refresh finds its extension: no key to clone then.
+        let list = match self.by_ext.get_mut(&b.extension) {
+            Some(list) => list,
+            None => self.by_ext.entry(b.extension.clone()).or_default(),
+        };
         let before = list.len();
-        list.retain(|c| c.binding.contact != b.contact || c.source != source);
-        let news = list.len() == before;
-        list.retain(|c| c.binding.contact != b.contact);
-        list.push(Contact {
+        let contact = Contact {
             uri,
             source,
             expires_at: b.expires_at,
             binding: b,
-        });
+        };
+        let news = match list
+            .iter_mut()
+            .find(|c| c.binding.contact == contact.binding.contact)
+        {
+            Some(old) => {
+                let moved = old.source != source;
+                *old = contact;
+                moved
+            }
+            None => {
+                list.push(contact);
+                true
+            }
+        };
+        self.total += list.len() - before;
         news
     }
 
     fn remove(&mut self, ext: &Extension, contact: Option<&str>) {
         if let Some(list) = self.by_ext.get_mut(ext) {
+            let before = list.len();
             list.retain(|c| contact.is_some_and(|k| c.binding.contact != k));
+            self.total -= before - list.len();
             if list.is_empty() {
                 self.by_ext.remove(ext);
             }
@@ -198,12 +225,15 @@ impl Registry {
     }
 
     fn expire(&mut self, now_s: i64) -> bool {
-        let before = self.count();
+        let before = self.total;
+        let mut total = 0;
         self.by_ext.retain(|_, list| {
             list.retain(|c| c.expires_at > now_s);
+            total += list.len();
             !list.is_empty()
         });
-        before != self.count()
+        self.total = total;
+        before != total
     }
 }
 
@@ -936,10 +966,10 @@ impl Pbx {
             }
         }
         let mut resp = Response::for_request(req, StatusCode::OK, Some(&self.ep.new_tag()));
-        for c in self.registry.contacts(&ext, now_s) {
+        for c in self.registry.live(&ext, now_s) {
             resp.headers.push(
                 HeaderName::Contact,
-                format!("<{}>;expires={}", c.uri, c.expires_at - now_s),
+                format!("<{}>;expires={}", c.binding.contact, c.expires_at - now_s),
             );
         }
         self.respond(clock, tx, resp);
