@@ -8,17 +8,18 @@
 //!
 //! Client side: [`respond`] computes the `Authorization` credentials for a challenge.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use md5::{Digest as _, Md5};
+use md5::Md5;
 use sha2::Sha256;
 
 use crate::header::HeaderName;
 use crate::message::Request;
-use crate::text::{parse_quoted, split_commas, to_hex, trim_ws, write_quoted};
+use crate::text::{scan_quoted, to_hex, trim_ws, unescape_quoted, write_quoted, Commas};
 use crate::types::Method;
 
 /// Digest hash algorithm.
@@ -48,9 +49,38 @@ impl Algorithm {
 
     /// Lower-case hex digest of `data`.
     pub fn hash(self, data: &[u8]) -> String {
+        self.hash_joined(&[data])
+    }
+
+    /// Lower-case hex digest of `parts` joined by colons, without building the joined text
+    /// (a registrar computes three of these per REGISTER).
+    pub fn hash_joined(self, parts: &[&[u8]]) -> String {
+        fn joined<D: md5::Digest>(parts: &[&[u8]]) -> String {
+            let mut d = D::new();
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    d.update(b":");
+                }
+                d.update(p);
+            }
+            to_hex(&d.finalize())
+        }
         match self {
-            Algorithm::Md5 => to_hex(&Md5::digest(data)),
-            Algorithm::Sha256 => to_hex(&Sha256::digest(data)),
+            Algorithm::Md5 => joined::<Md5>(parts),
+            Algorithm::Sha256 => joined::<Sha256>(parts),
+        }
+    }
+
+    /// The HA1 checked when the user does not exist, so that path costs what a known user's
+    /// does; computed once, it is not secret.
+    fn unknown_user_ha1(self) -> &'static str {
+        static HA1: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+        let [md5, sha256] = HA1.get_or_init(|| {
+            [Algorithm::Md5, Algorithm::Sha256].map(|a| a.hash(b"kentongan-unknown-user"))
+        });
+        match self {
+            Algorithm::Md5 => md5,
+            Algorithm::Sha256 => sha256,
         }
     }
 }
@@ -73,13 +103,30 @@ pub fn response_digest(
     method: &str,
     uri: &str,
 ) -> String {
-    let ha2 = alg.hash(format!("{method}:{uri}").as_bytes());
+    let ha2 = alg.hash_joined(&[method.as_bytes(), uri.as_bytes()]);
     match (qop, nc, cnonce) {
         (Some(q), Some(nc), Some(cn)) => {
-            alg.hash(format!("{ha1}:{nonce}:{nc:08x}:{cn}:{q}:{ha2}").as_bytes())
+            let nc = hex8(nc);
+            alg.hash_joined(&[
+                ha1.as_bytes(),
+                nonce.as_bytes(),
+                &nc,
+                cn.as_bytes(),
+                q.as_bytes(),
+                ha2.as_bytes(),
+            ])
         }
-        _ => alg.hash(format!("{ha1}:{nonce}:{ha2}").as_bytes()),
+        _ => alg.hash_joined(&[ha1.as_bytes(), nonce.as_bytes(), ha2.as_bytes()]),
     }
+}
+
+/// `n` as eight lower-case hex digits, the nonce-count's form.
+fn hex8(n: u32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = b"0123456789abcdef"[(n >> (28 - 4 * i) & 0xf) as usize];
+    }
+    out
 }
 
 /// Why an auth header could not be parsed.
@@ -93,14 +140,18 @@ pub enum AuthParseError {
     Missing(&'static str),
 }
 
-fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
+/// The `name=value` pairs of a Digest header, quotes removed. Borrowed from `s` unless a
+/// value held escapes: every REGISTER carries one, and copying each name and value showed up
+/// in a registrar's profile. Names keep their case; [`param`] compares them case-blind.
+fn parse_auth_params(s: &str) -> Result<Vec<(&str, Cow<'_, str>)>, AuthParseError> {
     let s = trim_ws(s);
     let (scheme, rest) = s.split_once([' ', '\t']).unwrap_or((s, ""));
     if !scheme.eq_ignore_ascii_case("Digest") {
         return Err(AuthParseError::NotDigest);
     }
-    let mut out = Vec::new();
-    for part in split_commas(rest).map_err(AuthParseError::Malformed)? {
+    let mut out = Vec::with_capacity(12);
+    for part in Commas::new(rest) {
+        let part = part.map_err(AuthParseError::Malformed)?;
         if part.is_empty() {
             continue;
         }
@@ -109,24 +160,33 @@ fn parse_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
             .ok_or(AuthParseError::Malformed("expected name=value"))?;
         let value = trim_ws(value);
         let value = if value.starts_with('"') {
-            let (v, rest) = parse_quoted(value).map_err(AuthParseError::Malformed)?;
+            let (inner, rest) = scan_quoted(value).map_err(AuthParseError::Malformed)?;
             if !trim_ws(rest).is_empty() {
                 return Err(AuthParseError::Malformed("junk after quoted value"));
             }
-            v
+            if inner.contains('\\') {
+                Cow::Owned(unescape_quoted(inner))
+            } else {
+                Cow::Borrowed(inner)
+            }
         } else {
-            value.to_owned()
+            Cow::Borrowed(value)
         };
-        out.push((trim_ws(name).to_ascii_lowercase(), value));
+        out.push((trim_ws(name), value));
     }
     Ok(out)
 }
 
-fn take(params: &[(String, String)], name: &str) -> Option<String> {
+/// The first value of parameter `name`.
+fn param<'a>(params: &'a [(&str, Cow<'_, str>)], name: &str) -> Option<&'a str> {
     params
         .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.clone())
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref())
+}
+
+fn take(params: &[(&str, Cow<'_, str>)], name: &str) -> Option<String> {
+    param(params, name).map(str::to_owned)
 }
 
 /// A `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
@@ -143,10 +203,8 @@ pub struct Challenge {
 impl Challenge {
     pub fn parse(s: &str) -> Result<Challenge, AuthParseError> {
         let p = parse_auth_params(s)?;
-        let algorithm = match take(&p, "algorithm") {
-            Some(a) => {
-                Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?
-            }
+        let algorithm = match param(&p, "algorithm") {
+            Some(a) => Algorithm::parse(a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
             None => Algorithm::Md5,
         };
         Ok(Challenge {
@@ -154,8 +212,8 @@ impl Challenge {
             nonce: take(&p, "nonce").ok_or(AuthParseError::Missing("nonce"))?,
             opaque: take(&p, "opaque"),
             algorithm,
-            qop_auth: take(&p, "qop").is_some_and(|q| q.split(',').any(|t| trim_ws(t) == "auth")),
-            stale: take(&p, "stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            qop_auth: param(&p, "qop").is_some_and(|q| q.split(',').any(|t| trim_ws(t) == "auth")),
+            stale: param(&p, "stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
         })
     }
 }
@@ -200,15 +258,13 @@ pub struct Credentials {
 impl Credentials {
     pub fn parse(s: &str) -> Result<Credentials, AuthParseError> {
         let p = parse_auth_params(s)?;
-        let algorithm = match take(&p, "algorithm") {
-            Some(a) => {
-                Algorithm::parse(&a).ok_or(AuthParseError::Malformed("unknown algorithm"))?
-            }
+        let algorithm = match param(&p, "algorithm") {
+            Some(a) => Algorithm::parse(a).ok_or(AuthParseError::Malformed("unknown algorithm"))?,
             None => Algorithm::Md5,
         };
-        let nc = match take(&p, "nc") {
+        let nc = match param(&p, "nc") {
             Some(n) => {
-                Some(u32::from_str_radix(&n, 16).map_err(|_| AuthParseError::Malformed("bad nc"))?)
+                Some(u32::from_str_radix(n, 16).map_err(|_| AuthParseError::Malformed("bad nc"))?)
             }
             None => None,
         };
@@ -474,9 +530,8 @@ impl DigestServer {
             _ => return Verdict::Rejected,
         };
         // A dummy HA1 keeps the unknown-user path as expensive as the known one.
-        let dummy = creds.algorithm.hash(b"kentongan-unknown-user");
         let known = stored.and_then(|s| s.get(creds.algorithm));
-        let h1 = known.unwrap_or(&dummy);
+        let h1 = known.unwrap_or(creds.algorithm.unknown_user_ha1());
         let expected = response_digest(
             creds.algorithm,
             h1,
@@ -487,10 +542,7 @@ impl DigestServer {
             method.as_str(),
             &creds.uri,
         );
-        let matches = constant_time_eq(
-            expected.as_bytes(),
-            creds.response.to_ascii_lowercase().as_bytes(),
-        );
+        let matches = constant_time_eq_ignore_case(expected.as_bytes(), creds.response.as_bytes());
         if !matches || known.is_none() || creds.realm != self.realm {
             return Verdict::Rejected;
         }
@@ -551,6 +603,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// [`constant_time_eq`] with `b` lower-cased: a client may send its hex digest upper-case.
+fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y.to_ascii_lowercase()))
+        == 0
 }
 
 #[cfg(test)]
@@ -739,6 +802,30 @@ mod tests {
             ),
             "{what} refused"
         );
+    }
+
+    #[test]
+    fn an_upper_case_response_logs_in_and_a_wrong_one_does_not() {
+        let (mut server, t0, stored) = setup();
+        let mut creds = fresh_credentials(&mut server, t0);
+        creds.response = creds.response.to_ascii_uppercase();
+        assert_logs_in(&mut server, t0, &creds, &stored, "an upper-case response");
+        let mut creds = fresh_credentials(&mut server, t0);
+        creds.response.replace_range(0..1, "x");
+        assert_eq!(
+            server.verify(t0, &Method::Register, &creds, Some(&stored)),
+            Verdict::Rejected
+        );
+    }
+
+    #[test]
+    fn escaped_quotes_in_credentials_are_unescaped() {
+        let creds = Credentials::parse(
+            r#"Digest USERNAME="a\"b", realm="pbx.local", nonce="n", uri="sip:x", response="r", nc=00000001, cnonce="c", qop=auth"#,
+        )
+        .unwrap();
+        assert_eq!(creds.username, r#"a"b"#);
+        assert_eq!((creds.nc, creds.qop.as_deref()), (Some(1), Some("auth")));
     }
 
     #[test]

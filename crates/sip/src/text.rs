@@ -161,13 +161,6 @@ pub(crate) fn rfind_byte(s: &str, needle: u8) -> Option<usize> {
     s.bytes().rposition(|b| b == needle)
 }
 
-/// Parses a quoted string at the start of `s` (which must begin with `"`). Returns the
-/// unescaped content and the remainder after the closing quote.
-pub(crate) fn parse_quoted(s: &str) -> Result<(String, &str), &'static str> {
-    let (inner, rest) = scan_quoted(s)?;
-    Ok((unescape_quoted(inner), rest))
-}
-
 /// Checks a quoted string at the start of `s` without allocating. Returns the content
 /// between the quotes, still escaped, and the remainder after the closing quote.
 pub(crate) fn scan_quoted(s: &str) -> Result<(&str, &str), &'static str> {
@@ -290,6 +283,63 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// Appends `n` in decimal. Addresses and ports go into every Via and Contact a registrar
+/// writes; `core::fmt` costs several times this there.
+pub(crate) fn push_decimal(out: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    out.push_str(decimal(n, &mut buf));
+}
+
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Appends `a` in dotted-quad form (what `Ipv4Addr`'s `Display` writes).
+pub(crate) fn push_ipv4(out: &mut String, a: std::net::Ipv4Addr) {
+    let mut buf = [0u8; 15];
+    out.push_str(ipv4(a, &mut buf));
+}
+
+/// `a` in dotted-quad form, in `buf`.
+pub(crate) fn ipv4(a: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut len = 0;
+    for (i, octet) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let mut digits = [0u8; 10];
+        for &d in decimal(u32::from(octet), &mut digits).as_bytes() {
+            buf[len] = d;
+            len += 1;
+        }
+    }
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..len]).unwrap_or("0.0.0.0")
+}
+
+/// `ip` as text: dotted quad, or RFC 5952 IPv6 without brackets.
+pub(crate) fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let mut s = String::with_capacity(15);
+            push_ipv4(&mut s, a);
+            s
+        }
+        std::net::IpAddr::V6(a) => a.to_string(),
+    }
+}
+
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -326,9 +376,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_addresses_read_as_core_fmt_writes_them() {
+        for n in [0, 7, 10, 99, 255, 5060, 65535, 4_294_967_295] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for a in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "192.168.1.100",
+        ] {
+            let ip: std::net::IpAddr = a.parse().unwrap();
+            assert_eq!(ip_text(ip), a);
+        }
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
+
+    #[test]
     fn quoted_string_unescapes() {
-        let (v, rest) = parse_quoted(r#""J Rosenberg \\\"" <x>"#).unwrap();
-        assert_eq!(v, r#"J Rosenberg \""#);
+        let (inner, rest) = scan_quoted(r#""J Rosenberg \\\"" <x>"#).unwrap();
+        assert_eq!(unescape_quoted(inner), r#"J Rosenberg \""#);
         assert_eq!(rest, " <x>");
     }
 
