@@ -264,12 +264,9 @@ impl Response {
                 | HeaderName::CSeq
                 | HeaderName::Timestamp => resp.headers.push(h.name.clone(), h.value.clone()),
                 HeaderName::To => {
-                    let value = match (to_tag, NameAddr::parse(h.value.as_str())) {
-                        (Some(tag), Ok(mut to)) if status.0 != 100 && to.tag().is_none() => {
-                            to.set_tag(tag);
-                            HeaderValue::from(to.to_string())
-                        }
-                        _ => h.value.clone(),
+                    let value = match to_tag.filter(|_| status.0 != 100) {
+                        Some(tag) => with_tag(&h.value, tag),
+                        None => h.value.clone(),
                     };
                     resp.headers.push(HeaderName::To, value);
                 }
@@ -1039,6 +1036,25 @@ impl Headers {
     }
 }
 
+/// A To value with `;tag=tag` added, unless it has a tag already or does not parse. The text
+/// is extended, not parsed and written anew: the UAS's answer keeps the caller's To as sent
+/// (RFC 3261 §8.2.6.2), and every final response of a registrar pays for this.
+fn with_tag(to: &HeaderValue, tag: &str) -> HeaderValue {
+    let mut has_tag = false;
+    let parsed = crate::types::NameAddrRef::parse_with(to.as_str(), |name, _| {
+        has_tag |= name.eq_ignore_ascii_case("tag")
+    });
+    if parsed.is_err() || has_tag {
+        return to.clone();
+    }
+    let to = crate::text::trim_ws(to.as_str());
+    let mut s = String::with_capacity(to.len() + 5 + tag.len());
+    s.push_str(to);
+    s.push_str(";tag=");
+    s.push_str(tag);
+    HeaderValue::new(&s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1124,6 +1140,32 @@ Content-Length: 0\r\n\r\n";
         let parsed = Response::parse(resp.to_bytes()).unwrap();
         assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(parsed.reason, "OK");
+    }
+
+    #[test]
+    fn to_tag_is_added_once_and_keeps_the_callers_to() {
+        let to_of = |to: &str, status: u16| {
+            let text = String::from_utf8_lossy(REGISTER).replacen(
+                "\r\nTo: ",
+                &format!("\r\nTo: {to}\r\nX-Old-To: "),
+                1,
+            );
+            let req = Request::parse(text.into_bytes()).unwrap();
+            let resp = Response::for_request(&req, StatusCode(status), Some("t1"));
+            let resp = Response::parse(resp.to_bytes()).unwrap();
+            let to = resp.headers.to().unwrap();
+            (resp.headers.get(&HeaderName::To).unwrap().to_string(), to)
+        };
+        let (text, to) = to_of("\"Bob\" <sip:bob@x;user=phone>;x=1", 200);
+        assert_eq!(text, "\"Bob\" <sip:bob@x;user=phone>;x=1;tag=t1");
+        assert_eq!(to.tag(), Some("t1"));
+        assert_eq!(to.display.as_deref(), Some("Bob"));
+        let (_, to) = to_of("sip:bob@x", 486);
+        assert_eq!((to.uri.user(), to.tag()), (Some("bob"), Some("t1")));
+        let (text, _) = to_of("<sip:bob@x>;TAG=old", 200);
+        assert_eq!(text, "<sip:bob@x>;TAG=old");
+        let (text, _) = to_of("<sip:bob@x>", 100);
+        assert_eq!(text, "<sip:bob@x>");
     }
 
     #[test]

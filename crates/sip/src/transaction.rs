@@ -517,9 +517,12 @@ impl Endpoint {
         };
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
         if let Some(mut via) = top_via {
-            via.params.set("received", Some(&from.ip().to_string()));
+            via.params
+                .set("received", Some(&crate::text::ip_text(from.ip())));
             if via.params.contains("rport") {
-                via.params.set("rport", Some(&from.port().to_string()));
+                let mut port = String::with_capacity(5);
+                crate::text::push_decimal(&mut port, u32::from(from.port()));
+                via.params.set("rport", Some(&port));
             }
             req.headers.set_top_via(&via);
         }

@@ -44,7 +44,7 @@ impl Host {
     pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
         match self {
             Host::Domain(d) => w.write_str(d),
-            Host::Ipv4(a) => write!(w, "{a}"),
+            Host::Ipv4(a) => w.write_str(crate::text::ipv4(*a, &mut [0; 15])),
             Host::Ipv6(a) => write!(w, "[{a}]"),
         }
     }
