@@ -377,10 +377,16 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let mut keepalive = tokio::time::interval(std::time::Duration::from_secs(25));
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     info!(domain = %config.domain, "kentongan-pbx ready");
+    // The family of each socket, asked once: getsockname per datagram showed in profiles.
+    let families: Vec<(bool, Arc<UdpSocket>)> = sockets
+        .iter()
+        .filter_map(|s| Some((s.local_addr().ok()?.is_ipv4(), s.clone())))
+        .collect();
     let send_socket = |to: &SocketAddr| {
-        sockets
+        families
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == to.is_ipv4()))
+            .find(|(v4, _)| *v4 == to.is_ipv4())
+            .map(|(_, s)| s)
     };
     loop {
         let deadline = tokio::time::Instant::from_std(pbx.poll_timeout());
