@@ -939,15 +939,20 @@ impl Headers {
     /// Replaces the top Via value, keeping any further values of a comma-separated field.
     pub fn set_top_via(&mut self, via: &Via) {
         if let Some(v) = self.get_mut(&HeaderName::Via) {
-            let rest = match split_commas(v.as_str()) {
-                Ok(parts) if parts.len() > 1 => parts[1..].join(", "),
-                _ => String::new(),
-            };
-            *v = if rest.is_empty() {
-                HeaderValue::from(via.to_string())
+            let rest = if v.as_str().contains(',') {
+                match split_commas(v.as_str()) {
+                    Ok(parts) if parts.len() > 1 => parts[1..].join(", "),
+                    _ => String::new(),
+                }
             } else {
-                HeaderValue::from(format!("{via}, {rest}"))
+                String::new()
             };
+            let mut text = via.to_text();
+            if !rest.is_empty() {
+                text.push_str(", ");
+                text.push_str(&rest);
+            }
+            *v = HeaderValue::from(text);
         } else {
             self.push_front(HeaderName::Via, via.to_string());
         }

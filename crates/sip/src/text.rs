@@ -290,7 +290,7 @@ pub(crate) fn push_decimal(out: &mut String, n: u32) {
     out.push_str(decimal(n, &mut buf));
 }
 
-fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+pub(crate) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -326,13 +326,31 @@ fn split_sent_by(s: &str) -> Result<(&str, Option<u16>), &'static str> {
     Ok((host, Some(port)))
 }
 
+impl Via {
+    /// Writes the value; generic so that building a `String` skips the `Formatter` (every
+    /// request we receive or send has its Via written).
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        w.write_str("SIP/2.0/")?;
+        w.write_str(self.transport.as_str())?;
+        w.write_str(" ")?;
+        self.host.write_to(w)?;
+        if let Some(p) = self.port {
+            w.write_str(":")?;
+            w.write_str(crate::text::decimal(u32::from(p), &mut [0; 10]))?;
+        }
+        self.params.write_to(w)
+    }
+
+    pub(crate) fn to_text(&self) -> String {
+        let mut s = String::with_capacity(96);
+        let _ = self.write_to(&mut s);
+        s
+    }
+}
+
 impl fmt::Display for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write!(f, "{}", self.params)
+        self.write_to(f)
     }
 }
 
