@@ -147,16 +147,6 @@ CREATE TABLE IF NOT EXISTS users (
     ha1_sha256 TEXT NOT NULL,
     realm TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS registrations (
-    extension TEXT NOT NULL,
-    contact TEXT NOT NULL,
-    source TEXT NOT NULL,
-    transport TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    call_id TEXT NOT NULL,
-    cseq INTEGER NOT NULL,
-    PRIMARY KEY (extension, contact)
-);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
     sender TEXT NOT NULL,
@@ -193,9 +183,50 @@ CREATE TABLE IF NOT EXISTS live_calls (
 );
 ";
 
+/// Bindings, keyed by what they are looked up and replaced by. WITHOUT ROWID: a refresh
+/// (the commonest write a PBX makes) then updates one b-tree, not a table and its index.
+const REGISTRATIONS: &str = "
+CREATE TABLE IF NOT EXISTS registrations (
+    extension TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    source TEXT NOT NULL,
+    transport TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    call_id TEXT NOT NULL,
+    cseq INTEGER NOT NULL,
+    PRIMARY KEY (extension, contact)
+) WITHOUT ROWID;
+";
+
 /// The database handle.
 pub struct Store {
     conn: Connection,
+}
+
+/// Creates the registrations table, or rebuilds one made before it was WITHOUT ROWID
+/// (0.1 databases), keeping every binding; all in one transaction.
+fn migrate_registrations(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'registrations'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match sql {
+        None => conn.execute_batch(REGISTRATIONS),
+        Some(sql) if sql.to_ascii_uppercase().contains("WITHOUT ROWID") => Ok(()),
+        Some(_) => conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE registrations RENAME TO registrations_rowid;
+             {REGISTRATIONS}
+             INSERT INTO registrations
+                 SELECT extension, contact, source, transport, expires_at, call_id, cseq
+                 FROM registrations_rowid;
+             DROP TABLE registrations_rowid;
+             COMMIT;"
+        )),
+    }
 }
 
 impl Store {
@@ -215,6 +246,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate_registrations(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
 
@@ -696,5 +728,54 @@ mod tests {
         assert_eq!(s.bindings(50).unwrap().len(), 2);
         s.apply(&[Write::ExpireBindings { now: 150 }], 0).unwrap();
         assert_eq!(s.bindings(0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bindings_of_a_rowid_table_survive_its_rebuild() {
+        let (s, dir) = temp_store();
+        drop(s);
+        let path = dir.join("pbx.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE registrations;
+             CREATE TABLE registrations (
+                 extension TEXT NOT NULL, contact TEXT NOT NULL, source TEXT NOT NULL,
+                 transport TEXT NOT NULL, expires_at INTEGER NOT NULL, call_id TEXT NOT NULL,
+                 cseq INTEGER NOT NULL, PRIMARY KEY (extension, contact));
+             INSERT INTO registrations VALUES
+                 ('201', 'sip:201@a', '127.0.0.1:5062', 'udp', 100, 'c1', 7),
+                 ('202', 'sip:202@b', '[::1]:5064', 'tcp', 200, 'c2', 9);",
+        )
+        .unwrap();
+        drop(conn);
+        for _ in 0..2 {
+            let s = Store::open(&path).unwrap();
+            let mut got = s.bindings(0).unwrap();
+            got.sort_by(|a, b| a.contact.cmp(&b.contact));
+            let got: Vec<_> = got
+                .iter()
+                .map(|b| {
+                    (
+                        b.extension.0.as_str(),
+                        b.contact.as_str(),
+                        b.expires_at,
+                        b.cseq,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [("201", "sip:201@a", 100, 7), ("202", "sip:202@b", 200, 9)]
+            );
+            let sql: String = s
+                .conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'registrations'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        }
     }
 }
