@@ -9,7 +9,6 @@
 //! Client side: [`respond`] computes the `Authorization` credentials for a challenge.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -417,7 +416,7 @@ pub struct DigestServer {
     counter: u64,
     /// Nonces in use, by serial (a nonce's MAC makes its serial unique): the highest nc seen
     /// and when the nonce was issued.
-    seen: HashMap<u64, (u32, Instant)>,
+    seen: foldhash::HashMap<u64, (u32, Instant)>,
     max_tracked: usize,
     /// Nonces with serials up to this were dropped from `seen` to bound it: an untracked one
     /// of them is answered stale (a fresh challenge) rather than trusted as never used. A
@@ -443,7 +442,7 @@ impl DigestServer {
             epoch,
             nonce_ttl: Duration::from_secs(300),
             counter: 0,
-            seen: HashMap::new(),
+            seen: foldhash::HashMap::default(),
             max_tracked: 100_000,
             forgotten_up_to: None,
             next_prune: epoch,

@@ -4,8 +4,13 @@
 //! wake-up time and events. It never reads a clock, touches a socket or draws randomness of
 //! its own: ids come from a generator seeded through [`Config::seed`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+// Hashed with a per-process random seed, at a fraction of SipHash's cost: these maps are
+// touched several times for every message a registrar handles.
+use foldhash::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -199,6 +204,14 @@ pub struct Endpoint {
     /// many transactions linger (a busy registrar keeps 64*T1 worth of them).
     schedule: BTreeSet<(Instant, TxId)>,
     server_index: HashMap<ServerKey, TxId>,
+    /// Non-INVITE server transactions over UDP after their final response (RFC 3261
+    /// §17.2.2 Completed): all Timer J still needs is the key, the response to resend and
+    /// when to forget them, so they leave `txs` for this map (a registrar keeps 64*T1 of
+    /// them: at 10,000 REGISTERs a second, 320,000). A retransmission is answered from here.
+    completed: HashMap<Arc<ServerKey>, Bytes>,
+    /// The keys of `completed` with their Timer J deadlines, oldest first: Timer J is the
+    /// same for all of them, so completion order is deadline order and no schedule is needed.
+    completed_until: VecDeque<(Instant, Arc<ServerKey>)>,
     client_index: HashMap<(String, Method), TxId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
@@ -210,10 +223,12 @@ impl Endpoint {
             rng: SplitMix64(config.seed),
             config,
             next_id: 1,
-            txs: HashMap::new(),
+            txs: HashMap::default(),
             schedule: BTreeSet::new(),
-            server_index: HashMap::new(),
-            client_index: HashMap::new(),
+            server_index: HashMap::default(),
+            completed: HashMap::default(),
+            completed_until: VecDeque::new(),
+            client_index: HashMap::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -223,9 +238,9 @@ impl Endpoint {
         &self.config
     }
 
-    /// Number of live transactions.
+    /// Number of live transactions, those lingering in Completed included.
     pub fn transactions(&self) -> usize {
-        self.txs.len()
+        self.txs.len() + self.completed.len()
     }
 
     /// A fresh branch with the RFC 3261 magic cookie.
@@ -259,7 +274,12 @@ impl Endpoint {
 
     /// The earliest timer of any transaction.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.schedule.first().map(|(at, _)| *at)
+        let scheduled = self.schedule.first().map(|(at, _)| *at);
+        let completed = self.completed_until.front().map(|(at, _)| *at);
+        match (scheduled, completed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- input ----
@@ -274,6 +294,14 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Timer J of completed non-INVITE server transactions.
+        while let Some((at, key)) = self.completed_until.front() {
+            if *at > now {
+                break;
+            }
+            self.completed.remove(key);
+            self.completed_until.pop_front();
+        }
         let mut due: Vec<TxId> = Vec::new();
         for (_, id) in self.schedule.range(..=(now, TxId(u64::MAX))) {
             if !due.contains(id) {
@@ -450,15 +478,35 @@ impl Endpoint {
                     t.ack_key = Some(key);
                 }
             }
+        } else if !reliable {
+            let to = t.peer;
+            self.transmits.push_back(Transmit {
+                to,
+                bytes: bytes.clone(),
+            });
+            self.complete_non_invite_server(now + t1 * 64, tx, bytes);
+            return Ok(());
         } else {
+            // Timer J is zero over a reliable transport: nothing lingers.
             t.state = State::Completed;
-            let linger = if reliable { Duration::ZERO } else { t1 * 64 };
-            t.timers = vec![(TimerKind::Linger, now + linger)];
+            t.timers = vec![(TimerKind::Linger, now)];
         }
         let to = t.peer;
         self.transmits.push_back(Transmit { to, bytes });
         self.rearm(tx);
         Ok(())
+    }
+
+    /// Moves a non-INVITE server transaction whose final response `last` was just sent into
+    /// `completed` until `until` (Timer J). For the TU it has ended.
+    fn complete_non_invite_server(&mut self, until: Instant, tx: TxId, last: Bytes) {
+        let Some(key) = self.txs.get_mut(&tx).and_then(|t| t.server_key.take()) else {
+            return;
+        };
+        self.terminate(tx);
+        let key = Arc::new(key);
+        self.completed.insert(key.clone(), last);
+        self.completed_until.push_back((until, key));
     }
 
     /// Sends final response `resp` in non-INVITE server transaction `tx` and forgets the
@@ -515,6 +563,14 @@ impl Endpoint {
             });
             return;
         };
+        if let Some(last) = self.completed.get(&key) {
+            // A retransmission of a request we have answered: the answer again (§17.2.2).
+            self.transmits.push_back(Transmit {
+                to: from,
+                bytes: last.clone(),
+            });
+            return;
+        }
         // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
         if let Some(mut via) = top_via {
             via.params

@@ -23,7 +23,11 @@ fn many_lingering_transactions_expire_in_order() {
              CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
         );
         ep.handle_datagram(now, "192.0.2.9:5060".parse().unwrap(), req.as_bytes());
-        let Some(SipEvent::Request { tx, request, .. }) = ep.poll_event() else {
+        // (The previous transaction's Terminated comes first: it ended for the TU when its
+        // final response went out.)
+        let request_event =
+            std::iter::from_fn(|| ep.poll_event()).find(|e| matches!(e, SipEvent::Request { .. }));
+        let Some(SipEvent::Request { tx, request, .. }) = request_event else {
             panic!("no request event");
         };
         ep.respond(
