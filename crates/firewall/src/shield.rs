@@ -261,13 +261,22 @@ impl Shield {
 /// The scanner fragment in a datagram's User-Agent header, if any. Works on raw bytes so a
 /// scanner is dropped before a parser spends anything on it; only the header section is read.
 pub fn scanner_user_agent(datagram: &[u8]) -> Option<&'static str> {
-    for line in datagram.split(|&b| b == b'\n') {
+    // Every datagram passes here: lines are found with memchr and only those starting with
+    // a 'U' are compared, which keeps this a small part of a registrar's work.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', datagram).chain(std::iter::once(datagram.len()));
+    for end in ends {
+        let line = &datagram[start..end];
+        start = (end + 1).min(datagram.len());
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
         }
         const NAME: &[u8] = b"user-agent";
-        if line.len() <= NAME.len() || !line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+        if !matches!(line[0], b'U' | b'u')
+            || line.len() <= NAME.len()
+            || !line[..NAME.len()].eq_ignore_ascii_case(NAME)
+        {
             continue;
         }
         let rest = &line[NAME.len()..];
