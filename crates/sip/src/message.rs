@@ -928,11 +928,10 @@ impl Headers {
         let first = self
             .get_str(&HeaderName::Via)
             .ok_or(ParseError::Missing("Via"))?;
-        let part = split_commas(first)
-            .map_err(|r| ParseError::header("Via", r))?
-            .into_iter()
+        let part = crate::text::Commas::new(first)
             .next()
-            .unwrap_or("");
+            .unwrap_or(Ok(""))
+            .map_err(|r| ParseError::header("Via", r))?;
         Via::parse(part).map_err(|r| ParseError::header("Via", r))
     }
 
