@@ -796,7 +796,7 @@ impl Pbx {
         req: Request,
         cancels: Option<TxId>,
     ) {
-        let in_dialog = req.headers.to().ok().is_some_and(|t| t.tag().is_some());
+        let in_dialog = req.headers.to_tag().ok().flatten().is_some();
         match req.method {
             Method::Register => self.on_register(clock, tx, from, &req),
             Method::Options if !in_dialog => {
@@ -841,26 +841,21 @@ impl Pbx {
             .find(|c| c.realm == realm);
         let mut stale = false;
         if let Some(creds) = creds {
-            let stored = match self.ha1_cache.get(&creds.username) {
-                Some(s) => Some(s.clone()),
-                None => match self.store.ha1(&creds.username, &realm) {
-                    Ok(s) => {
-                        if let Some(s) = &s {
-                            self.ha1_cache.insert(creds.username.clone(), s.clone());
-                        }
-                        s
+            if !self.ha1_cache.contains_key(&creds.username) {
+                match self.store.ha1(&creds.username, &realm) {
+                    Ok(Some(s)) => {
+                        self.ha1_cache.insert(creds.username.clone(), s);
                     }
+                    Ok(None) => {}
                     Err(e) => {
                         warn!(error = %e, "user lookup failed");
                         self.reply(clock, tx, req, StatusCode::SERVER_INTERNAL_ERROR);
                         return None;
                     }
-                },
-            };
-            match self
-                .digest
-                .verify(clock.now, &req.method, &creds, stored.as_ref())
-            {
+                }
+            }
+            let stored = self.ha1_cache.get(&creds.username);
+            match self.digest.verify(clock.now, &req.method, &creds, stored) {
                 Verdict::Authenticated { username } => {
                     if let Some(ext) = Extension::parse(&username) {
                         return Some(ext);

@@ -916,6 +916,22 @@ impl Headers {
         NameAddr::parse(v).map_err(|r| ParseError::header("To", r))
     }
 
+    /// The To tag, read without building the whole To: "is this request in a dialog" is
+    /// asked of every request.
+    pub fn to_tag(&self) -> Result<Option<&str>, ParseError> {
+        let v = self
+            .get_str(&HeaderName::To)
+            .ok_or(ParseError::Missing("To"))?;
+        let mut tag = None;
+        crate::types::NameAddrRef::parse_with(v, |name, value| {
+            if tag.is_none() && name.eq_ignore_ascii_case("tag") {
+                tag = Some(value.unwrap_or(""));
+            }
+        })
+        .map_err(|r| ParseError::header("To", r))?;
+        Ok(tag)
+    }
+
     /// Every Via value, top first, flattening comma-separated lists.
     pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
         self.values(&HeaderName::Via)?
@@ -937,23 +953,23 @@ impl Headers {
 
     /// Replaces the top Via value, keeping any further values of a comma-separated field.
     pub fn set_top_via(&mut self, via: &Via) {
+        self.set_top_via_text(via.to_text());
+    }
+
+    /// [`Headers::set_top_via`] with the value already written.
+    pub(crate) fn set_top_via_text(&mut self, mut text: String) {
         if let Some(v) = self.get_mut(&HeaderName::Via) {
-            let rest = if v.as_str().contains(',') {
-                match split_commas(v.as_str()) {
-                    Ok(parts) if parts.len() > 1 => parts[1..].join(", "),
-                    _ => String::new(),
+            if v.as_str().contains(',') {
+                if let Ok(parts) = split_commas(v.as_str()) {
+                    if parts.len() > 1 {
+                        text.push_str(", ");
+                        text.push_str(&parts[1..].join(", "));
+                    }
                 }
-            } else {
-                String::new()
-            };
-            let mut text = via.to_text();
-            if !rest.is_empty() {
-                text.push_str(", ");
-                text.push_str(&rest);
             }
             *v = HeaderValue::from(text);
         } else {
-            self.push_front(HeaderName::Via, via.to_string());
+            self.push_front(HeaderName::Via, text);
         }
     }
 
@@ -1144,6 +1160,25 @@ Content-Length: 0\r\n\r\n";
         let parsed = Response::parse(resp.to_bytes()).unwrap();
         assert_eq!(parsed.status, StatusCode::OK);
         assert_eq!(parsed.reason, "OK");
+    }
+
+    #[test]
+    fn to_tag_reads_as_the_parsed_to_does() {
+        for to in [
+            "<sip:b@x>",
+            "<sip:b@x>;tag=abc",
+            "\"B\" <sip:b@x;tag=uri>;x;TAG=t2",
+            "sip:b@x;tag=z",
+        ] {
+            let text = String::from_utf8_lossy(REGISTER).replacen(
+                "\r\nTo: ",
+                &format!("\r\nTo: {to}\r\nX-Old-To: "),
+                1,
+            );
+            let req = Request::parse(text.into_bytes()).unwrap();
+            let owned = req.headers.to().unwrap();
+            assert_eq!(req.headers.to_tag().unwrap(), owned.tag(), "{to}");
+        }
     }
 
     #[test]

@@ -555,8 +555,12 @@ impl Endpoint {
 
     fn on_request(&mut self, now: Instant, from: SocketAddr, mut req: Request) {
         // Matched on the Via as sent, before received/rport are added.
-        let top_via = req.headers.top_via().ok();
-        let Some((key, reliable)) = top_via.as_ref().and_then(|via| server_key(&req, via)) else {
+        let Some(TopVia {
+            key,
+            reliable,
+            stamped,
+        }) = top_via(&req, from)
+        else {
             self.events.push_back(SipEvent::Malformed {
                 from,
                 error: ParseError::Missing("Via"),
@@ -571,17 +575,7 @@ impl Endpoint {
             });
             return;
         }
-        // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
-        if let Some(mut via) = top_via {
-            via.params
-                .set("received", Some(&crate::text::ip_text(from.ip())));
-            if via.params.contains("rport") {
-                let mut port = String::with_capacity(5);
-                crate::text::push_decimal(&mut port, u32::from(from.port()));
-                via.params.set("rport", Some(&port));
-            }
-            req.headers.set_top_via(&via);
-        }
+        req.headers.set_top_via_text(stamped);
         if let Some(id) = self.server_index.get(&key).copied() {
             self.on_server_retransmission(now, id, &req, from);
             self.rearm(id);
@@ -818,6 +812,106 @@ impl Endpoint {
     }
 }
 
+/// What a request's top Via tells the transaction layer.
+struct TopVia {
+    key: ServerKey,
+    /// The top Via names a reliable transport.
+    reliable: bool,
+    /// The top Via with `received` and a filled-in `rport` (RFC 3261 §18.2.1, RFC 3581 §4):
+    /// where the request really came from.
+    stamped: String,
+}
+
+/// Reads the top Via of `req` received from `from`. RFC 3261 requests are read from the
+/// borrowed parse (every request pays for this, so no owned `Via` is built); RFC 2543 ones
+/// (no magic cookie) take the owned path their longer key needs anyway.
+fn top_via(req: &Request, from: SocketAddr) -> Option<TopVia> {
+    use crate::text::{decimal, ipv4};
+    let first = req.headers.get_str(&HeaderName::Via)?;
+    let text = crate::text::Commas::new(first).next()?.ok()?;
+    let via = crate::types::ViaRef::parse(text).ok()?;
+    let mut branch = None;
+    crate::params::scan(via.params, true, |name, value| {
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = value;
+        }
+    })
+    .ok()?;
+    let Some(branch) =
+        branch.filter(|b| b.len() > BRANCH_MAGIC.len() && b.starts_with(BRANCH_MAGIC))
+    else {
+        let mut owned = Via::parse(text).ok()?;
+        let (key, reliable) = server_key(req, &owned)?;
+        owned
+            .params
+            .set("received", Some(&crate::text::ip_text(from.ip())));
+        if owned.params.contains("rport") {
+            let mut port = String::with_capacity(5);
+            crate::text::push_decimal(&mut port, u32::from(from.port()));
+            owned.params.set("rport", Some(&port));
+        }
+        return Some(TopVia {
+            key,
+            reliable,
+            stamped: owned.to_text(),
+        });
+    };
+    let transport = Transport::parse(via.transport);
+    let reliable = transport.is_reliable();
+    let method = match req.method {
+        Method::Ack => Method::Invite,
+        ref m => m.clone(),
+    };
+    let mut head = String::with_capacity(text.len() + 40);
+    head.push_str("SIP/2.0/");
+    head.push_str(transport.as_str());
+    head.push(' ');
+    let _ = via.host.write_to(&mut head);
+    if let Some(p) = via.port {
+        head.push(':');
+        head.push_str(decimal(u32::from(p), &mut [0; 10]));
+    }
+    let key = ServerKey::Branch {
+        branch: branch.to_owned(),
+        sent_by: head["SIP/2.0/ ".len() + transport.as_str().len()..].to_owned(),
+        method,
+    };
+    // The parameters as written, received and rport filled in where they stand (as
+    // `Params::set` would), received appended when absent.
+    let received = match from.ip() {
+        std::net::IpAddr::V4(a) => ipv4(a, &mut [0; 15]).to_owned(),
+        ip => ip.to_string(),
+    };
+    let mut stamped = head;
+    let (mut saw_received, mut saw_rport) = (false, false);
+    crate::params::scan(via.params, true, |name, value| {
+        stamped.push(';');
+        stamped.push_str(name);
+        if !saw_received && name.eq_ignore_ascii_case("received") {
+            saw_received = true;
+            stamped.push('=');
+            stamped.push_str(&received);
+        } else if !saw_rport && name.eq_ignore_ascii_case("rport") {
+            saw_rport = true;
+            stamped.push('=');
+            stamped.push_str(decimal(u32::from(from.port()), &mut [0; 10]));
+        } else if let Some(v) = value {
+            stamped.push('=');
+            stamped.push_str(v);
+        }
+    })
+    .ok()?;
+    if !saw_received {
+        stamped.push_str(";received=");
+        stamped.push_str(&received);
+    }
+    Some(TopVia {
+        key,
+        reliable,
+        stamped,
+    })
+}
+
 /// The key that matches `req` to a server transaction (§17.2.3), and whether its top Via
 /// names a reliable transport.
 fn server_key(req: &Request, via: &Via) -> Option<(ServerKey, bool)> {
@@ -886,5 +980,67 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The stamp as the owned `Via` writes it: what `top_via` did before it read borrowed.
+    fn stamped_by_owned_via(via: &str, from: SocketAddr) -> String {
+        let mut v = Via::parse(via).unwrap();
+        v.params.set("received", Some(&from.ip().to_string()));
+        if v.params.contains("rport") {
+            v.params.set("rport", Some(&from.port().to_string()));
+        }
+        v.to_text()
+    }
+
+    #[test]
+    fn the_borrowed_top_via_stamps_and_keys_as_the_owned_one() {
+        let from: SocketAddr = "198.51.100.7:40123".parse().unwrap();
+        let from6: SocketAddr = "[2001:db8::9]:5062".parse().unwrap();
+        for (via, from) in [
+            ("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1;rport", from),
+            ("SIP/2.0/UDP 192.0.2.1;rport;branch=z9hG4bKa1", from),
+            ("SIP/2.0/udp phone.example.com:5062;branch=z9hG4bKa1", from),
+            (
+                "SIP/2.0/TCP 192.0.2.1:5060;received=10.0.0.1;branch=z9hG4bKa1;rport=9",
+                from,
+            ),
+            (
+                "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa1;rport",
+                from6,
+            ),
+            (
+                "SIP / 2.0 / UDP 192.0.2.1 : 5060 ; branch = z9hG4bKa1 ; rport",
+                from,
+            ),
+            (
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa1;x=\"a;b\";maddr=224.0.0.1",
+                from,
+            ),
+            ("SIP/2.0/UDP 192.0.2.1:5060;branch=1234;rport", from),
+        ] {
+            let text = format!(
+                "OPTIONS sip:x@pbx.local SIP/2.0\r\nVia: {via}, SIP/2.0/UDP 203.0.113.5;branch=z9hG4bKup\r\n\
+                 From: <sip:a@pbx.local>;tag=f\r\nTo: <sip:x@pbx.local>\r\nCall-ID: c1\r\n\
+                 CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            let req = Request::parse(text.into_bytes()).unwrap();
+            let got = top_via(&req, from).unwrap();
+            assert_eq!(got.stamped, stamped_by_owned_via(via, from), "{via}");
+            let owned = Via::parse(via).unwrap();
+            let (key, reliable) = server_key(&req, &owned).unwrap();
+            assert_eq!((&got.key, got.reliable), (&key, reliable), "{via}");
+            let mut req = req;
+            req.headers.set_top_via_text(got.stamped.clone());
+            let vias = req.headers.vias().unwrap();
+            assert_eq!(vias.len(), 2, "{via}");
+            assert_eq!(vias[0].to_text(), got.stamped, "{via}");
+            assert_eq!(vias[1].branch(), Some("z9hG4bKup"));
+        }
     }
 }

@@ -93,6 +93,14 @@ impl<'a> HostRef<'a> {
         Ok(HostRef::Domain(s))
     }
 
+    pub(crate) fn write_to(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            HostRef::Domain(d) => w.write_str(d),
+            HostRef::Ipv4(a) => w.write_str(crate::text::ipv4(*a, &mut [0; 15])),
+            HostRef::Ipv6(a) => write!(w, "[{a}]"),
+        }
+    }
+
     pub(crate) fn into_owned(self) -> Host {
         match self {
             HostRef::Domain(d) => Host::Domain(d.to_owned()),
