@@ -18,7 +18,7 @@ use siphasher::sip128::SipHasher24;
 
 use crate::header::HeaderName;
 use crate::message::Request;
-use crate::text::{scan_quoted, to_hex, trim_ws, unescape_quoted, write_quoted, Commas};
+use crate::text::{scan_quoted, to_hex, trim_ws, unescape_quoted, write_quoted};
 use crate::types::Method;
 
 /// Digest hash algorithm.
@@ -148,19 +148,38 @@ fn parse_auth_params(s: &str) -> Result<Vec<(&str, Cow<'_, str>)>, AuthParseErro
     if !scheme.eq_ignore_ascii_case("Digest") {
         return Err(AuthParseError::NotDigest);
     }
+    // One pass over `name = value` pairs separated by commas: a quoted value may hold commas
+    // and escapes; empty elements (",,") are skipped as in any SIP list.
+    let bytes = rest.as_bytes();
+    let is_ws = |b: u8| b == b' ' || b == b'\t';
     let mut out = Vec::with_capacity(12);
-    for part in Commas::new(rest) {
-        let part = part.map_err(AuthParseError::Malformed)?;
-        if part.is_empty() {
-            continue;
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && (is_ws(bytes[i]) || bytes[i] == b',') {
+            i += 1;
         }
-        let (name, value) = part
-            .split_once('=')
-            .ok_or(AuthParseError::Malformed("expected name=value"))?;
-        let value = trim_ws(value);
-        let value = if value.starts_with('"') {
-            let (inner, rest) = scan_quoted(value).map_err(AuthParseError::Malformed)?;
-            if !trim_ws(rest).is_empty() {
+        if i == bytes.len() {
+            return Ok(out);
+        }
+        let name_start = i;
+        while i < bytes.len() && !matches!(bytes[i], b'=' | b',') {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            return Err(AuthParseError::Malformed("expected name=value"));
+        }
+        let name = trim_ws(&rest[name_start..i]);
+        i += 1;
+        while i < bytes.len() && is_ws(bytes[i]) {
+            i += 1;
+        }
+        let value = if bytes.get(i) == Some(&b'"') {
+            let (inner, after) = scan_quoted(&rest[i..]).map_err(AuthParseError::Malformed)?;
+            i = rest.len() - after.len();
+            while i < bytes.len() && is_ws(bytes[i]) {
+                i += 1;
+            }
+            if i < bytes.len() && bytes[i] != b',' {
                 return Err(AuthParseError::Malformed("junk after quoted value"));
             }
             if inner.contains('\\') {
@@ -169,11 +188,19 @@ fn parse_auth_params(s: &str) -> Result<Vec<(&str, Cow<'_, str>)>, AuthParseErro
                 Cow::Borrowed(inner)
             }
         } else {
-            Cow::Borrowed(value)
+            let start = i;
+            while i < bytes.len() && bytes[i] != b',' {
+                if bytes[i] == b'"' {
+                    // A quote inside a token value: the old splitter treated it as opening
+                    // a quoted string; keep refusing what it refused.
+                    return Err(AuthParseError::Malformed("quote inside a token value"));
+                }
+                i += 1;
+            }
+            Cow::Borrowed(trim_ws(&rest[start..i]))
         };
-        out.push((trim_ws(name), value));
+        out.push((name, value));
     }
-    Ok(out)
 }
 
 /// The first value of parameter `name`.
@@ -852,6 +879,61 @@ mod tests {
             server.verify(t0, &Method::Register, &creds, Some(&stored)),
             Verdict::Rejected
         );
+    }
+
+    /// The list splitter `parse_auth_params` replaced, kept as the reference it must agree with.
+    fn reference_auth_params(s: &str) -> Result<Vec<(String, String)>, AuthParseError> {
+        let s = trim_ws(s);
+        let (scheme, rest) = s.split_once([' ', '\t']).unwrap_or((s, ""));
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return Err(AuthParseError::NotDigest);
+        }
+        let mut out = Vec::new();
+        for part in crate::text::split_commas(rest).map_err(AuthParseError::Malformed)? {
+            if part.is_empty() {
+                continue;
+            }
+            let (name, value) = part
+                .split_once('=')
+                .ok_or(AuthParseError::Malformed("expected name=value"))?;
+            let value = trim_ws(value);
+            let value = if value.starts_with('"') {
+                let (inner, rest) = scan_quoted(value).map_err(AuthParseError::Malformed)?;
+                if !trim_ws(rest).is_empty() {
+                    return Err(AuthParseError::Malformed("junk after quoted value"));
+                }
+                unescape_quoted(inner)
+            } else {
+                value.to_owned()
+            };
+            out.push((trim_ws(name).to_owned(), value));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn auth_params_split_as_the_list_splitter_did() {
+        for h in [
+            r#"Digest username="10000", realm="pbx.local", nonce="6.1f.3a9c", uri="sip:pbx.local", response="0123abcd", algorithm=MD5, cnonce="6b8b4567", qop=auth, nc=00000001"#,
+            r#"Digest   username = "a" ,realm="r",, nonce="n, with comma",uri="sip:x""#,
+            r#"Digest username="a\"b\\c", realm=r"#,
+            "Digest username=plain,realm=\tr\t",
+            "Digest ",
+            "Digest ,,,",
+            "Digest username",
+            "Digest username=\"unterminated",
+            "Digest username=\"a\" junk, realm=r",
+            "Digest username=\"a\"   , realm=r",
+            "Digest nonce=abc=def, x=",
+            "Basic dXNlcjpwYXNz",
+        ] {
+            let got = parse_auth_params(h).map(|v| {
+                v.into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.into_owned()))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(got, reference_auth_params(h), "{h}");
+        }
     }
 
     #[test]
