@@ -600,7 +600,13 @@ impl Pbx {
     // ---- driver interface ----
 
     pub fn handle_datagram(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
-        match self.shield.screen(clock.unix_s(), from.ip(), bytes) {
+        self.handle_datagram_bytes(clock, from, Bytes::copy_from_slice(bytes));
+    }
+
+    /// [`Pbx::handle_datagram`] for a datagram the driver already holds as `Bytes`: the
+    /// parser keeps it as is, without a copy.
+    pub fn handle_datagram_bytes(&mut self, clock: Clock, from: SocketAddr, bytes: Bytes) {
+        match self.shield.screen(clock.unix_s(), from.ip(), &bytes) {
             Screen::Pass => {}
             Screen::Banned => {
                 self.metrics.dropped_banned.fetch_add(1, Ordering::Relaxed);
@@ -612,7 +618,7 @@ impl Pbx {
                 return;
             }
         }
-        self.ep.handle_datagram(clock.now, from, bytes);
+        self.ep.handle_bytes(clock.now, from, bytes);
         self.drain_events(clock);
     }
 
@@ -623,10 +629,10 @@ impl Pbx {
         clock: Clock,
         from: SocketAddr,
         transport: ListenTransport,
-        bytes: &[u8],
+        bytes: Bytes,
     ) {
         self.stream_peers.insert(from, transport);
-        self.handle_datagram(clock, from, bytes);
+        self.handle_datagram_bytes(clock, from, bytes);
     }
 
     /// UDP sources of live registrations: the driver sends them a CRLF keep-alive now and then

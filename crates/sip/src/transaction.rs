@@ -285,7 +285,13 @@ impl Endpoint {
     // ---- input ----
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        match Message::parse_with_limits(Bytes::copy_from_slice(bytes), &self.config.limits) {
+        self.handle_bytes(now, from, Bytes::copy_from_slice(bytes));
+    }
+
+    /// [`Endpoint::handle_datagram`] for a message the driver holds as `Bytes` already:
+    /// parsed in place, not copied.
+    pub fn handle_bytes(&mut self, now: Instant, from: SocketAddr, bytes: Bytes) {
+        match Message::parse_with_limits(bytes, &self.config.limits) {
             Ok(Message::Request(r)) => self.on_request(now, from, r),
             Ok(Message::Response(r)) => self.on_response(now, r),
             Err(ParseError::Empty) => {} // keep-alive
