@@ -509,6 +509,7 @@ impl Endpoint {
         let Some(key) = self.txs.get_mut(&tx).and_then(|t| t.server_key.take()) else {
             return;
         };
+        self.server_index.remove(&key);
         self.terminate(tx);
         let key = Arc::new(key);
         self.completed.insert(key.clone(), last);
@@ -1002,6 +1003,36 @@ mod tests {
             v.params.set("rport", Some(&from.port().to_string()));
         }
         v.to_text()
+    }
+
+    #[test]
+    fn a_completed_non_invite_leaves_only_its_key_and_answer_until_timer_j() {
+        let mut ep = Endpoint::new(Config::new("192.0.2.1:5060".parse().unwrap(), 7));
+        let from: SocketAddr = "192.0.2.9:5060".parse().unwrap();
+        let t0 = Instant::now();
+        let register =
+            b"REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n\
+            From: <sip:1@pbx.local>;tag=a\r\nTo: <sip:1@pbx.local>\r\nCall-ID: c\r\n\
+            CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+        ep.handle_datagram(t0, from, register);
+        let Some(SipEvent::Request { tx, request, .. }) = ep.poll_event() else {
+            panic!("no request event");
+        };
+        let ok = Response::for_request(&request, StatusCode::OK, Some("t"));
+        ep.respond(t0, tx, ok).unwrap();
+        assert_eq!(ep.poll_event(), Some(SipEvent::Terminated { tx }));
+        assert!(ep.txs.is_empty() && ep.server_index.is_empty() && ep.schedule.is_empty());
+        assert_eq!((ep.completed.len(), ep.transactions()), (1, 1));
+        // A retransmission is answered from `completed`, and is no new request.
+        while ep.poll_transmit().is_some() {}
+        ep.handle_datagram(t0 + Duration::from_secs(1), from, register);
+        assert!(ep
+            .poll_transmit()
+            .is_some_and(|t| t.bytes.starts_with(b"SIP/2.0 200")));
+        assert_eq!(ep.poll_event(), None);
+        ep.handle_timeout(t0 + Duration::from_secs(32));
+        assert_eq!(ep.transactions(), 0);
+        assert!(ep.completed_until.is_empty() && ep.poll_timeout().is_none());
     }
 
     #[test]
