@@ -147,12 +147,15 @@ struct Connection {
     _close: tokio::sync::oneshot::Sender<()>,
 }
 
-fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) {
+/// Hands `pkt` to the core; returns how many SIP messages that was.
+fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) -> usize {
     match pkt {
         Inbound::Datagrams(batch) => {
+            let n = batch.len();
             for (from, bytes) in batch {
                 pbx.handle_datagram_bytes(c, from, bytes);
             }
+            return n;
         }
         Inbound::Stream {
             from,
@@ -161,7 +164,17 @@ fn feed(pbx: &mut Pbx, c: Clock, pkt: Inbound) {
         } => pbx.handle_stream_message(c, from, transport, bytes),
         Inbound::Closed { from } => pbx.handle_stream_closed(from),
     }
+    1
 }
+
+/// The most SIP messages handled before their answers go out: at ~20 µs each, answers wait
+/// at most a few milliseconds. (Draining all that is queued instead once let a registration
+/// storm build seconds of latency, past T1: every phone retransmitted, and the queue held
+/// mostly retransmissions; throughput collapsed.)
+const MESSAGES_PER_FLUSH: usize = 256;
+
+/// Datagrams a UDP reader hands over in one channel message.
+const DATAGRAMS_PER_BATCH: usize = 32;
 
 async fn serve_stream(
     listener: TcpListener,
@@ -347,7 +360,9 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
         clock: clock(),
     })?;
 
-    let (tx, mut rx) = mpsc::channel::<Inbound>(8192);
+    // Bounded to about 8,192 datagrams: beyond that the kernel's socket buffer drops, which
+    // phones recover from by retransmitting, instead of an ever longer queue here.
+    let (tx, mut rx) = mpsc::channel::<Inbound>(8192 / DATAGRAMS_PER_BATCH);
     for s in &sockets {
         let s = s.clone();
         let tx = tx.clone();
@@ -359,7 +374,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
                     continue;
                 }
                 let mut batch = Vec::new();
-                while batch.len() < 64 {
+                while batch.len() < DATAGRAMS_PER_BATCH {
                     match s.try_recv_from(&mut buf) {
                         Ok((n, from)) => batch.push((from, Bytes::copy_from_slice(&buf[..n]))),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -403,11 +418,11 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             pkt = rx.recv() => {
                 let Some(pkt) = pkt else { break };
                 let c = clock();
-                feed(&mut pbx, c, pkt);
+                let mut handled = feed(&mut pbx, c, pkt);
                 // Batch what is already queued into the same transaction.
-                for _ in 0..256 {
+                while handled < MESSAGES_PER_FLUSH {
                     match rx.try_recv() {
-                        Ok(p) => feed(&mut pbx, c, p),
+                        Ok(p) => handled += feed(&mut pbx, c, p),
                         Err(_) => break,
                     }
                 }
