@@ -750,30 +750,14 @@ mod tests {
             server.verify(t0, &Method::Register, &bad, Some(&stored)),
             Verdict::Rejected
         );
-        let good = respond(
-            &ch,
-            "1000",
-            "pw1000",
-            &Method::Register,
-            "sip:pbx.local",
-            "c",
-            1,
-        );
+        let good = respond_1000(&ch);
         assert_eq!(
             server.verify(t0, &Method::Register, &good, None),
             Verdict::Rejected
         );
         let mut forged = ch.clone();
         forged.nonce = "5.1.00000000000000000000000000000000".into();
-        let f = respond(
-            &forged,
-            "1000",
-            "pw1000",
-            &Method::Register,
-            "sip:pbx.local",
-            "c",
-            1,
-        );
+        let f = respond_1000(&forged);
         assert_eq!(
             server.verify(t0, &Method::Register, &f, Some(&stored)),
             Verdict::Rejected
@@ -804,9 +788,13 @@ mod tests {
 
     /// 1000's right answer to a challenge issued at `at`.
     fn fresh_credentials(server: &mut DigestServer, at: Instant) -> Credentials {
-        let ch = server.challenges(at, false).remove(0);
+        respond_1000(&server.challenges(at, false).remove(0))
+    }
+
+    /// Extension 1000's answer to `ch` with its right password (cnonce "c", nc 1).
+    fn respond_1000(ch: &Challenge) -> Credentials {
         respond(
-            &ch,
+            ch,
             "1000",
             "pw1000",
             &Method::Register,
@@ -851,15 +839,7 @@ mod tests {
             nonce: format!("{ts}.{serial:x}.{tag}"),
             ..server.challenges(t0, false).remove(0)
         };
-        let forged = respond(
-            &ch,
-            "1000",
-            "pw1000",
-            &Method::Register,
-            "sip:pbx.local",
-            "c",
-            1,
-        );
+        let forged = respond_1000(&ch);
         assert_eq!(
             server.verify(t0, &Method::Register, &forged, Some(&stored)),
             Verdict::Rejected
@@ -1027,15 +1007,7 @@ mod tests {
     fn expired_nonce_is_stale() {
         let (mut server, t0, stored) = setup();
         let ch = server.challenges(t0, false).remove(0);
-        let creds = respond(
-            &ch,
-            "1000",
-            "pw1000",
-            &Method::Register,
-            "sip:pbx.local",
-            "c",
-            1,
-        );
+        let creds = respond_1000(&ch);
         let later = t0 + Duration::from_secs(301);
         assert_eq!(
             server.verify(later, &Method::Register, &creds, Some(&stored)),

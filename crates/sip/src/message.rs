@@ -354,18 +354,7 @@ fn encode_headers_and_body(headers: &Headers, body: &[u8], out: &mut Vec<u8>) {
 
 fn write_content_length(n: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(b"Content-Length: ");
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(crate::text::decimal(n as u64, &mut [0; 20]).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 

@@ -286,11 +286,11 @@ fn hex_val(b: u8) -> Option<u8> {
 /// Appends `n` in decimal. Addresses and ports go into every Via and Contact a registrar
 /// writes; `core::fmt` costs several times this there.
 pub(crate) fn push_decimal(out: &mut String, n: u32) {
-    let mut buf = [0u8; 10];
-    out.push_str(decimal(n, &mut buf));
+    out.push_str(decimal(u64::from(n), &mut [0; 20]));
 }
 
-pub(crate) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+/// `n` in decimal, written at the end of `buf`: ports, lengths, addresses' octets.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -318,8 +318,7 @@ pub(crate) fn ipv4(a: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
             buf[len] = b'.';
             len += 1;
         }
-        let mut digits = [0u8; 10];
-        for &d in decimal(u32::from(octet), &mut digits).as_bytes() {
+        for &d in decimal(u64::from(octet), &mut [0; 20]).as_bytes() {
             buf[len] = d;
             len += 1;
         }
@@ -382,6 +381,7 @@ mod tests {
             push_decimal(&mut s, n);
             assert_eq!(s, n.to_string());
         }
+        assert_eq!(decimal(u64::MAX, &mut [0; 20]), u64::MAX.to_string());
         for a in [
             "0.0.0.0",
             "127.0.0.1",

@@ -876,7 +876,7 @@ fn top_via(req: &Request, from: SocketAddr) -> Option<TopVia> {
     let _ = via.host.write_to(&mut head);
     if let Some(p) = via.port {
         head.push(':');
-        head.push_str(decimal(u32::from(p), &mut [0; 10]));
+        head.push_str(decimal(u64::from(p), &mut [0; 20]));
     }
     let key = ServerKey::Branch {
         branch: branch.to_owned(),
@@ -901,7 +901,7 @@ fn top_via(req: &Request, from: SocketAddr) -> Option<TopVia> {
         } else if !saw_rport && name.eq_ignore_ascii_case("rport") {
             saw_rport = true;
             stamped.push('=');
-            stamped.push_str(decimal(u32::from(from.port()), &mut [0; 10]));
+            stamped.push_str(decimal(u64::from(from.port()), &mut [0; 20]));
         } else if let Some(v) = value {
             stamped.push('=');
             stamped.push_str(v);

@@ -336,7 +336,7 @@ impl Via {
         self.host.write_to(w)?;
         if let Some(p) = self.port {
             w.write_str(":")?;
-            w.write_str(crate::text::decimal(u32::from(p), &mut [0; 10]))?;
+            w.write_str(crate::text::decimal(u64::from(p), &mut [0; 20]))?;
         }
         self.params.write_to(w)
     }

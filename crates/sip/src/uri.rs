@@ -422,18 +422,7 @@ impl SipUri {
 
 /// Writes a port without going through `core::fmt`.
 fn write_u16(w: &mut impl fmt::Write, n: u16) -> fmt::Result {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    w.write_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"))
+    w.write_str(crate::text::decimal(u64::from(n), &mut [0; 20]))
 }
 
 impl fmt::Display for SipUri {
