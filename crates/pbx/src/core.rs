@@ -1978,13 +1978,23 @@ mod tests {
             call_id: "c".into(),
             cseq: 1,
         };
-        reg.insert(b("sip:201@192.0.2.1", 100));
-        reg.insert(b("sip:201@192.0.2.1", 200));
-        reg.insert(b("sip:201@192.0.2.9", 150));
+        assert!(
+            reg.insert(b("sip:201@192.0.2.1", 100)),
+            "a new binding is news"
+        );
+        assert!(!reg.insert(b("sip:201@192.0.2.1", 200)), "a refresh is not");
+        assert!(reg.insert(b("sip:201@192.0.2.9", 150)));
+        assert_eq!(reg.count(), 2);
+        let mut moved = b("sip:201@192.0.2.9", 150);
+        moved.source = "192.0.2.2:5060".into();
+        assert!(reg.insert(moved), "a binding from another address is news");
         assert_eq!(reg.count(), 2);
         assert_eq!(reg.contacts(&ext, 120).len(), 2);
         assert!(reg.expire(160));
+        assert_eq!(reg.count(), 1);
         assert_eq!(reg.contacts(&ext, 0)[0].expires_at, 200);
+        reg.remove(&ext, Some("sip:201@192.0.2.7"));
+        assert_eq!(reg.count(), 1);
         reg.remove(&ext, None);
         assert_eq!(reg.count(), 0);
     }
