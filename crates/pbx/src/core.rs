@@ -7,7 +7,7 @@
 //! media streams are allocated through [`crate::media::Relay`] (its own epoll thread moves the
 //! packets). Every datagram first passes the firewall's `Shield` (bans, scanners).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -348,6 +348,7 @@ enum TxUse {
     },
     Message {
         id: i64,
+        recipient: Extension,
     },
     Other,
 }
@@ -383,9 +384,16 @@ pub struct Pbx {
     /// commits, which `data_version` reveals within a second. Unknown names are never cached,
     /// so a scan of random user names cannot grow it.
     ha1_cache: HashMap<String, StoredHa1>,
-    /// Extensions that may have stored messages: the database is asked only for these when a
-    /// phone registers, not on every refresh.
-    maybe_stored_for: HashSet<Extension>,
+    /// The `messages` table, by recipient in id order: kept until a device takes a message
+    /// (2xx). Delivery on registration reads this copy, never the database, so it cannot
+    /// miss a message whose write is still on its way to the database, nor resend one whose
+    /// delete is.
+    mailboxes: HashMap<Extension, Vec<StoredMessage>>,
+    /// Numbers the batches of writes handed to a writer ([`Pbx::take_writes`]).
+    write_batch: u64,
+    /// Bans in batches not yet known committed (batch, address, expiry): a re-read of the
+    /// stored bans must not lift them.
+    unconfirmed_bans: Vec<(u64, IpAddr, i64)>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -451,7 +459,11 @@ impl Pbx {
         );
         let shield = Shield::new(config.firewall.clone());
         let db_version = store.data_version()?;
-        let maybe_stored_for = store.message_recipients()?.into_iter().collect();
+        let mut mailboxes: HashMap<Extension, Vec<StoredMessage>> = HashMap::new();
+        for ext in store.message_recipients()? {
+            let msgs = store.messages_for(&ext)?;
+            mailboxes.insert(ext, msgs);
+        }
         let mut pbx = Pbx {
             config,
             ep,
@@ -475,7 +487,9 @@ impl Pbx {
             db_version,
             next_ban_sync: clock.now,
             ha1_cache: HashMap::new(),
-            maybe_stored_for,
+            mailboxes,
+            write_batch: 0,
+            unconfirmed_bans: Vec::new(),
         };
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
@@ -490,27 +504,32 @@ impl Pbx {
     fn stored_bans(&self, clock: Clock) -> Result<Vec<(IpAddr, u64)>, StoreError> {
         let now = clock.unix_s();
         Ok(self
-            .store
-            .bans(now)?
-            .iter()
-            .filter_map(|b| {
-                let addr: IpAddr = b.addr.parse().ok()?;
-                let left = u64::try_from(b.expires_at - now).ok()?.max(1);
+            .known_bans(now)?
+            .into_iter()
+            .filter_map(|(addr, expires_at)| {
+                let left = u64::try_from(expires_at - now).ok()?.max(1);
                 Some((addr, left))
             })
             .filter(|(a, _)| !self.config.firewall.is_trusted(*a))
             .collect())
     }
 
-    /// Reads the stored bans into the shield (at start, and when the CLI changed them).
-    fn load_bans(&mut self, clock: Clock) -> Result<(), StoreError> {
-        let now = clock.unix_s();
-        let stored: Vec<(IpAddr, i64)> = self
+    /// The stored bans and those still on their way to the database: address and expiry.
+    fn known_bans(&self, now: i64) -> Result<Vec<(IpAddr, i64)>, StoreError> {
+        let mut bans: Vec<(IpAddr, i64)> = self
             .store
             .bans(now)?
             .iter()
             .filter_map(|b| Some((b.addr.parse().ok()?, b.expires_at)))
             .collect();
+        bans.extend(self.unconfirmed_bans.iter().map(|&(_, a, e)| (a, e)));
+        Ok(bans)
+    }
+
+    /// Reads the stored bans into the shield (at start, and when the CLI changed them).
+    fn load_bans(&mut self, clock: Clock) -> Result<(), StoreError> {
+        let now = clock.unix_s();
+        let stored = self.known_bans(now)?;
         for lifted in self.shield.sync(now, &stored) {
             info!(source = %lifted, "ban lifted");
         }
@@ -536,6 +555,8 @@ impl Pbx {
                 _ => &self.metrics.bans_auth,
             }
             .fetch_add(1, Ordering::Relaxed);
+            self.unconfirmed_bans
+                .push((self.write_batch + 1, *addr, *expires_at));
             self.writes.push(Write::Ban(StoredBan {
                 addr: addr.to_string(),
                 reason: reason.to_string(),
@@ -695,29 +716,68 @@ impl Pbx {
     }
 
     /// Commits the writes gathered since the last flush, in one transaction.
+    /// Commits the batch's writes through the core's own connection, and picks up other
+    /// processes' changes. For a driver without a writer of its own (the tests); the daemon
+    /// uses [`Pbx::take_writes`] and [`Pbx::sync_store`] instead.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
-        if !self.writes.is_empty() {
-            let writes = std::mem::take(&mut self.writes);
+        let (batch, writes) = self.take_writes();
+        if !writes.is_empty() {
             self.store.apply(&writes, clock.unix_ms)?;
         }
-        // Once a second: other processes' changes (the CLI's bans and users) need not be seen
-        // sooner, and a busy daemon flushes thousands of times a second.
-        if clock.now >= self.next_ban_sync {
-            self.next_ban_sync = clock.now + Duration::from_secs(1);
-            self.sync_bans_if_changed(clock)?;
+        self.writes_committed(batch);
+        if self.sync_due(clock) {
+            let version = self.store.data_version()?;
+            if version != self.db_version {
+                self.db_version = version;
+                self.reread_shared(clock)?;
+            }
         }
         Ok(())
     }
 
-    /// Picks up an operator's `ban add`/`ban remove` (another connection's commit).
-    fn sync_bans_if_changed(&mut self, clock: Clock) -> Result<(), StoreError> {
-        let version = self.store.data_version()?;
-        if version != self.db_version {
-            self.db_version = version;
-            self.ha1_cache.clear();
-            self.load_bans(clock)?;
+    /// The writes of what was handled since the last call, numbered, for the driver's writer
+    /// to commit (in order) before the answers to them go out. Nothing the core reads later
+    /// depends on them being committed: messages are kept in memory and bans not yet
+    /// confirmed by [`Pbx::writes_committed`] are kept through re-reads.
+    pub fn take_writes(&mut self) -> (u64, Vec<Write>) {
+        self.write_batch += 1;
+        (self.write_batch, std::mem::take(&mut self.writes))
+    }
+
+    /// The writer committed (or gave up on) every batch up to `batch`.
+    pub fn writes_committed(&mut self, batch: u64) {
+        self.unconfirmed_bans.retain(|(b, _, _)| *b > batch);
+    }
+
+    /// Picks up other processes' changes (the CLI's users and bans) when `changed` says the
+    /// database changed since it was last asked (the writer's connection sees only other
+    /// processes' commits). At most once a second.
+    pub fn sync_store(
+        &mut self,
+        clock: Clock,
+        changed: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), StoreError> {
+        if self.sync_due(clock) && changed.swap(false, Ordering::AcqRel) {
+            self.reread_shared(clock)?;
         }
         Ok(())
+    }
+
+    /// Once a second: other processes' changes need not be seen sooner, and a busy daemon
+    /// flushes thousands of times a second.
+    fn sync_due(&mut self, clock: Clock) -> bool {
+        if clock.now < self.next_ban_sync {
+            return false;
+        }
+        self.next_ban_sync = clock.now + Duration::from_secs(1);
+        true
+    }
+
+    /// After another process's commit: users may have changed (forget cached HA1s), and
+    /// bans (an operator's `ban add`/`ban remove`).
+    fn reread_shared(&mut self, clock: Clock) -> Result<(), StoreError> {
+        self.ha1_cache.clear();
+        self.load_bans(clock)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -1313,11 +1373,13 @@ impl Pbx {
                 let call = *call;
                 self.on_reinvite_response(clock, call, tx, resp);
             }
-            TxUse::Message { id } => {
+            TxUse::Message { id, recipient } => {
                 if resp.status.is_success() {
                     let id = *id;
+                    let recipient = recipient.clone();
                     self.writes.push(Write::DeleteMessage(id));
                     self.client_txs.remove(&tx);
+                    self.take_from_mailbox(&recipient, id);
                 }
             }
             TxUse::Other => {}
@@ -1855,7 +1917,10 @@ impl Pbx {
         self.metrics.messages_total.fetch_add(1, Ordering::Relaxed);
         // Stored first, deleted when a device answers 2xx: a crash never loses it.
         self.writes.push(Write::StoreMessage(msg.clone()));
-        self.maybe_stored_for.insert(target.clone());
+        self.mailboxes
+            .entry(target.clone())
+            .or_default()
+            .push(msg.clone());
         self.reply(clock, tx, req, StatusCode(202));
         let contacts = self.registry.contacts(&target, clock.unix_s());
         for c in contacts {
@@ -1877,24 +1942,30 @@ impl Pbx {
         m.headers.push(HeaderName::CallId, cid);
         m.headers.push(HeaderName::CSeq, "1 MESSAGE");
         m.set_body(&msg.content_type, msg.body.clone());
-        self.send(clock, c.source, m, TxUse::Message { id: msg.id });
+        self.send(
+            clock,
+            c.source,
+            m,
+            TxUse::Message {
+                id: msg.id,
+                recipient: msg.recipient.clone(),
+            },
+        );
+    }
+
+    fn take_from_mailbox(&mut self, recipient: &Extension, id: i64) {
+        if let Some(msgs) = self.mailboxes.get_mut(recipient) {
+            msgs.retain(|m| m.id != id);
+            if msgs.is_empty() {
+                self.mailboxes.remove(recipient);
+            }
+        }
     }
 
     fn deliver_stored(&mut self, clock: Clock, ext: &Extension) {
-        if !self.maybe_stored_for.contains(ext) {
+        let Some(msgs) = self.mailboxes.get(ext).filter(|m| !m.is_empty()).cloned() else {
             return;
-        }
-        let msgs = match self.store.messages_for(ext) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "stored messages not read");
-                return;
-            }
         };
-        if msgs.is_empty() {
-            self.maybe_stored_for.remove(ext);
-            return;
-        }
         let contacts = self.registry.contacts(ext, clock.unix_s());
         info!(extension = %ext, count = msgs.len(), "delivering stored messages");
         for m in &msgs {
@@ -1997,5 +2068,206 @@ mod tests {
         assert_eq!(reg.count(), 1);
         reg.remove(&ext, None);
         assert_eq!(reg.count(), 0);
+    }
+
+    /// A core on a fresh database with extensions 201 and 202, driven without a flush, as
+    /// the daemon does while its output thread has yet to commit.
+    struct Rig {
+        pbx: Pbx,
+        dir: std::path::PathBuf,
+        clock: Clock,
+        cseq: u32,
+    }
+
+    impl Rig {
+        fn new(name: &str) -> Rig {
+            let dir = std::env::temp_dir()
+                .join(format!("kentongan-pbx-core-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let db = dir.join("pbx.db");
+            let config = Config::from_toml(&format!(
+                "[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                 [rtp]\nports = \"40000-40099\"\n[storage]\ndatabase = \"{}\"\n\
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n",
+                db.display()
+            ))
+            .unwrap();
+            let store = Store::open(&db).unwrap();
+            for ext in ["201", "202"] {
+                let e = Extension::parse(ext).unwrap();
+                store
+                    .add_user(&e, ext, "pbx.local", &format!("pw-of-{ext}"))
+                    .unwrap();
+            }
+            let clock = Clock {
+                now: Instant::now(),
+                unix_ms: 1_800_000_000_000,
+            };
+            let pbx = Pbx::new(PbxInit {
+                config,
+                store,
+                metrics: Arc::default(),
+                secret: [7; 32],
+                seed: 1,
+                clock,
+            })
+            .unwrap();
+            Rig {
+                pbx,
+                dir,
+                clock,
+                cseq: 0,
+            }
+        }
+
+        fn phone(ext: &str) -> SocketAddr {
+            format!("127.0.0.{}:5070", &ext[2..]).parse().unwrap()
+        }
+
+        /// Sends `method` from `ext`'s phone, answers the challenge, and returns everything
+        /// the core sent after the authenticated request.
+        fn send(&mut self, ext: &str, method: &str, to: &str, extra: &str) -> Vec<Transmit> {
+            let phone = Rig::phone(ext);
+            let uri = format!("sip:{to}@pbx.local");
+            let call_id = format!("{ext}-{method}-{}", self.cseq);
+            let mut auth = String::new();
+            for round in 0..2 {
+                self.cseq += 1;
+                let text = format!(
+                    "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bK{}{round}\r\n\
+                     Max-Forwards: 70\r\nFrom: <sip:{ext}@pbx.local>;tag=t{ext}\r\n\
+                     To: <sip:{to}@pbx.local>\r\nCall-ID: {call_id}\r\nCSeq: {} {method}\r\n\
+                     Contact: <sip:{ext}@{phone}>\r\n{auth}{extra}",
+                    self.cseq, self.cseq
+                );
+                self.pbx
+                    .handle_datagram_bytes(self.clock, phone, Bytes::from(text));
+                let sent: Vec<Transmit> = std::iter::from_fn(|| self.pbx.poll_transmit()).collect();
+                if round == 1 {
+                    return sent;
+                }
+                let challenge = sent
+                    .iter()
+                    .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+                    .find_map(|r| {
+                        let (name, header) = match r.status.0 {
+                            401 => ("Authorization", HeaderName::WwwAuthenticate),
+                            407 => ("Proxy-Authorization", HeaderName::ProxyAuthenticate),
+                            _ => return None,
+                        };
+                        let ch = kentongan_sip::auth::Challenge::parse(r.headers.get_str(&header)?)
+                            .ok()?;
+                        Some((name, ch))
+                    })
+                    .expect("a challenge");
+                let creds = kentongan_sip::auth::respond(
+                    &challenge.1,
+                    ext,
+                    &format!("pw-of-{ext}"),
+                    &method.parse::<Method>().unwrap(),
+                    &uri,
+                    "c0ffee",
+                    1,
+                );
+                auth = format!("{}: {creds}\r\n", challenge.0);
+            }
+            unreachable!()
+        }
+
+        fn register(&mut self, ext: &str) -> Vec<Transmit> {
+            self.send(
+                ext,
+                "REGISTER",
+                ext,
+                "Expires: 600\r\nContent-Length: 0\r\n\r\n",
+            )
+        }
+
+        fn message(&mut self, from: &str, to: &str, text: &str) -> Vec<Transmit> {
+            let extra = format!(
+                "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            );
+            self.send(from, "MESSAGE", to, &extra)
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn requests_to(sent: &[Transmit], to: SocketAddr, method: &str) -> Vec<Request> {
+        sent.iter()
+            .filter(|t| t.to == to)
+            .filter_map(|t| Request::parse(t.bytes.clone()).ok())
+            .filter(|r| r.method.as_str() == method)
+            .collect()
+    }
+
+    #[test]
+    fn a_message_stored_moments_before_its_recipient_registers_is_delivered_once() {
+        let mut b = Rig::new("mailbox");
+        let sent = b.message("201", "202", "lunch?");
+        assert!(
+            sent.iter()
+                .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+                .any(|r| r.status.0 == 202),
+            "the message is accepted for an offline extension"
+        );
+        // No flush: its write is not in the database yet when 202 registers.
+        let phone = Rig::phone("202");
+        let sent = b.register("202");
+        let delivered = requests_to(&sent, phone, "MESSAGE");
+        assert_eq!(delivered.len(), 1, "delivered on registration");
+        assert_eq!(&delivered[0].body[..], b"lunch?");
+
+        // The phone takes it; registering again (still unflushed) must not deliver it again.
+        let ok = Response::for_request(&delivered[0], StatusCode::OK, Some("p"));
+        b.pbx.handle_datagram_bytes(b.clock, phone, ok.to_bytes());
+        let _ = std::iter::from_fn(|| b.pbx.poll_transmit()).count();
+        let sent = b.register("202");
+        assert!(requests_to(&sent, phone, "MESSAGE").is_empty());
+
+        // And what is committed agrees: stored, then deleted.
+        b.pbx.flush(b.clock).unwrap();
+        let ext = Extension::parse("202").unwrap();
+        assert!(b.pbx.store.messages_for(&ext).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_re_read_of_the_stored_bans_keeps_bans_not_yet_committed() {
+        let mut b = Rig::new("bans");
+        let attacker: SocketAddr = "127.0.0.66:5070".parse().unwrap();
+        for i in 0..50 {
+            let text = format!(
+                "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {attacker};branch=z9hG4bKa{i}\r\n\
+                 From: <sip:201@pbx.local>;tag=x\r\nTo: <sip:201@pbx.local>\r\nCall-ID: a{i}\r\n\
+                 CSeq: {i} REGISTER\r\nAuthorization: Digest username=\"201\", realm=\"pbx.local\", \
+                 nonce=\"00\", uri=\"sip:pbx.local\", response=\"00000000000000000000000000000000\"\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            b.pbx
+                .handle_datagram_bytes(b.clock, attacker, Bytes::from(text));
+        }
+        let _ = std::iter::from_fn(|| b.pbx.poll_transmit()).count();
+        assert_eq!(b.pbx.shield.active_bans(), 1, "the guesser is banned");
+        // Handed to a writer that has not committed; then another process commits and
+        // the core re-reads the stored bans.
+        let (batch, writes) = b.pbx.take_writes();
+        assert!(writes.iter().any(|w| matches!(w, Write::Ban(_))));
+        let changed = std::sync::atomic::AtomicBool::new(true);
+        b.pbx.sync_store(b.clock, &changed).unwrap();
+        assert_eq!(b.pbx.shield.active_bans(), 1, "an uncommitted ban is kept");
+        // Once committed, the database has it and a re-read still keeps it.
+        b.pbx.store.apply(&writes, b.clock.unix_ms).unwrap();
+        b.pbx.writes_committed(batch);
+        b.clock.now += Duration::from_secs(2);
+        changed.store(true, Ordering::Relaxed);
+        b.pbx.sync_store(b.clock, &changed).unwrap();
+        assert_eq!(b.pbx.shield.active_bans(), 1);
+        assert!(b.pbx.unconfirmed_bans.is_empty());
     }
 }
