@@ -1,25 +1,18 @@
 //! The daemon's event loop: sockets, timers and signals around the sans-IO [`Pbx`].
 //!
 //! One reader task per SIP socket forwards datagrams into one channel; one loop owns the
-//! [`Pbx`]: packet → `handle_datagram`; timer → `handle_timeout`; one sleep re-armed at
-//! `poll_timeout`. Each batch's database writes, answers and firewall work go, in order, to
-//! the output thread, which commits the writes (one SQLite transaction) and only then sends
-//! the answers: a phone told "registered" is registered on disk, and the core loop never
-//! waits for SQLite or for the kernel's UDP send path (together a quarter of a registrar's
-//! work), so on two cores the daemon uses two. SIGHUP reloads the config (a bad file is
-//! logged and the old one keeps serving); SIGTERM/SIGINT stop gracefully, after the output
-//! thread has committed and sent everything. `/metrics` is a tiny HTTP/1.0 responder.
+//! [`Pbx`]: packet → `handle_datagram`; timer → `handle_timeout`; then `flush` (one SQLite
+//! transaction for the batch) and only then the datagrams to send; one sleep re-armed at
+//! `poll_timeout`. SIGHUP reloads the config (a bad file is logged and the old one keeps
+//! serving); SIGTERM/SIGINT stop gracefully. `/metrics` is a tiny HTTP/1.0 responder.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kentongan_sip::transaction::Transmit;
 use kentongan_sip::{Limits, StreamDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -30,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ListenTransport};
 use crate::core::{Clock, FirewallOp, Metrics, Pbx, PbxInit};
-use crate::store::{Store, Write};
+use crate::store::Store;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +47,6 @@ pub enum DaemonError {
     Tls(#[from] crate::tls::TlsError),
     #[error("no randomness from the kernel: {0}")]
     Random(String),
-    #[error("could not start the {what} thread")]
-    Thread {
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("the output thread stopped; the daemon cannot answer any more")]
-    OutputStopped,
 }
 
 pub fn clock() -> Clock {
@@ -361,10 +347,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             source,
         })?;
     tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
-    let firewall = spawn_firewall().map_err(|source| DaemonError::Thread {
-        what: "firewall",
-        source,
-    })?;
+    let firewall = spawn_firewall()?;
     let secret = random_secret()?;
     let mut seed_bytes = [0u8; 8];
     getrandom::getrandom(&mut seed_bytes).map_err(|e| DaemonError::Random(e.to_string()))?;
@@ -408,7 +391,6 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
         });
     }
     let conns: Connections = Arc::default();
-    let output = spawn_output(&config.database, &sockets, conns.clone(), firewall)?;
     for (l, tls) in tcp_listeners {
         tokio::spawn(serve_stream(l, tls, tx.clone(), conns.clone()));
     }
@@ -469,146 +451,20 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             info!("stopping: ending calls");
             pbx.shutdown(clock());
         }
-        let c = clock();
-        pbx.writes_committed(output.committed.load(Ordering::Acquire));
-        if let Err(e) = pbx.sync_store(c, &output.store_changed) {
-            error!(error = %e, "could not re-read users and bans; trying again in a second");
-        }
-        let (batch, writes) = pbx.take_writes();
-        let transmits: Vec<Transmit> = std::iter::from_fn(|| pbx.poll_transmit()).collect();
-        let firewall = pbx.take_firewall_ops();
-        if !(writes.is_empty() && transmits.is_empty() && firewall.is_empty()) {
-            let out = Outgoing {
-                batch,
-                unix_ms: c.unix_ms,
-                writes,
-                transmits,
-                firewall,
-            };
-            // Blocks when the output thread is a full queue behind: the readers then stop
-            // too and the kernel's socket buffers absorb (or drop) the excess.
-            if output.queue.send(out).is_err() {
-                return Err(DaemonError::OutputStopped.into());
-            }
-        }
-        if stop {
-            break;
-        }
-    }
-    let Output { queue, thread, .. } = output;
-    drop(queue);
-    if thread.join().is_err() {
-        return Err(DaemonError::OutputStopped.into());
-    }
-    info!("stopped");
-    Ok(())
-}
-
-/// Batches queued for the output thread before the core loop waits for it: a few
-/// milliseconds of work, like one batch of [`MESSAGES_PER_FLUSH`].
-const OUTPUT_QUEUE: usize = 4;
-
-/// One batch's results, in the order they must happen.
-struct Outgoing {
-    batch: u64,
-    unix_ms: i64,
-    /// Committed first, in one transaction.
-    writes: Vec<Write>,
-    /// Then sent, in order; dropped if the commit failed (the phones retransmit).
-    transmits: Vec<Transmit>,
-    firewall: Vec<FirewallOp>,
-}
-
-/// The core loop's handle on the output thread.
-struct Output {
-    queue: std::sync::mpsc::SyncSender<Outgoing>,
-    /// The last batch committed (or given up on).
-    committed: Arc<AtomicU64>,
-    /// Set when another process (the CLI) committed to the database.
-    store_changed: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn spawn_output(
-    database: &Path,
-    sockets: &[Arc<UdpSocket>],
-    conns: Connections,
-    firewall: std::sync::mpsc::Sender<FirewallOp>,
-) -> Result<Output, DaemonError> {
-    let thread_err = |source| DaemonError::Thread {
-        what: "output",
-        source,
-    };
-    // Our own connection: the core keeps its own for reads (users), and this one is the
-    // only writer, so its `data_version` moves only when another process commits.
-    let store = Store::open(database)?;
-    store.disable_autocheckpoint()?;
-    // Duplicates of the SIP sockets, sent on from this thread (blocking sends would stall
-    // the core loop; these are non-blocking like the originals, see `send_datagram`).
-    let mut senders = Vec::new();
-    for s in sockets {
-        let v4 = s.local_addr().map_err(thread_err)?.is_ipv4();
-        let fd = s.as_fd().try_clone_to_owned().map_err(thread_err)?;
-        senders.push((v4, std::net::UdpSocket::from(fd)));
-    }
-    let (queue, rx) = std::sync::mpsc::sync_channel::<Outgoing>(OUTPUT_QUEUE);
-    let committed = Arc::new(AtomicU64::new(0));
-    let store_changed = Arc::new(AtomicBool::new(false));
-    let shared = (committed.clone(), store_changed.clone());
-    let thread = std::thread::Builder::new()
-        .name("sip-output".into())
-        .spawn(move || {
-            let (committed, store_changed) = shared;
-            output_thread(
-                store,
-                &rx,
-                &senders,
-                &conns,
-                &firewall,
-                &committed,
-                &store_changed,
-            )
-        })
-        .map_err(thread_err)?;
-    Ok(Output {
-        queue,
-        committed,
-        store_changed,
-        thread,
-    })
-}
-
-fn output_thread(
-    mut store: Store,
-    rx: &std::sync::mpsc::Receiver<Outgoing>,
-    sockets: &[(bool, std::net::UdpSocket)],
-    conns: &Connections,
-    firewall: &std::sync::mpsc::Sender<FirewallOp>,
-    committed: &AtomicU64,
-    store_changed: &AtomicBool,
-) {
-    let mut version = store.data_version().ok();
-    while let Ok(out) = rx.recv() {
-        let stored = store.apply(&out.writes, out.unix_ms);
-        committed.store(out.batch, Ordering::Release);
-        let now = store.data_version().ok();
-        if now != version {
-            version = now;
-            store_changed.store(true, Ordering::Release);
-        }
-        if let Err(e) = stored {
+        if let Err(e) = pbx.flush(clock()) {
             error!(error = %e, "database write failed; answers of this batch dropped");
+            while pbx.poll_transmit().is_some() {}
             continue;
         }
-        for op in out.firewall {
+        for op in pbx.take_firewall_ops() {
             if let FirewallOp::Ban(bans) = &op {
-                hang_up(conns, bans);
+                hang_up(&conns, bans);
             }
             if firewall.send(op).is_err() {
                 warn!("the firewall thread has stopped; bans are kept in the daemon only");
             }
         }
-        for t in out.transmits {
+        while let Some(t) = pbx.poll_transmit() {
             let conn = conns
                 .lock()
                 .ok()
@@ -619,41 +475,21 @@ fn output_thread(
                 }
                 continue;
             }
-            send_datagram(sockets, &t);
-        }
-    }
-}
-
-fn send_datagram(sockets: &[(bool, std::net::UdpSocket)], t: &Transmit) {
-    let Some((_, s)) = sockets.iter().find(|(v4, _)| *v4 == t.to.is_ipv4()) else {
-        warn!(to = %t.to, "no socket of that address family");
-        return;
-    };
-    loop {
-        match s.send_to(&t.bytes, t.to) {
-            Ok(_) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // The send buffer is full: wait a little for room. Beyond that the datagram
-                // is lost like any other on UDP, and the phone's retransmission recovers it.
-                let mut fds = [nix::poll::PollFd::new(
-                    s.as_fd(),
-                    nix::poll::PollFlags::POLLOUT,
-                )];
-                if !matches!(
-                    nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)),
-                    Ok(n) if n > 0
-                ) {
-                    warn!(to = %t.to, "send buffer full; message dropped");
-                    return;
+            match send_socket(&t.to) {
+                Some(s) => {
+                    if let Err(e) = s.send_to(&t.bytes, t.to).await {
+                        warn!(to = %t.to, error = %e, "send failed");
+                    }
                 }
-            }
-            Err(e) => {
-                warn!(to = %t.to, error = %e, "send failed");
-                return;
+                None => warn!(to = %t.to, "no socket of that address family"),
             }
         }
+        if stop {
+            break;
+        }
     }
+    info!("stopped");
+    Ok(())
 }
 
 /// Closes the TCP/TLS connections of newly banned sources: dropping an entry ends its writer
