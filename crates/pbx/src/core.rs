@@ -389,11 +389,6 @@ pub struct Pbx {
     /// miss a message whose write is still on its way to the database, nor resend one whose
     /// delete is.
     mailboxes: HashMap<Extension, Vec<StoredMessage>>,
-    /// Numbers the batches of writes handed to a writer ([`Pbx::take_writes`]).
-    write_batch: u64,
-    /// Bans in batches not yet known committed (batch, address, expiry): a re-read of the
-    /// stored bans must not lift them.
-    unconfirmed_bans: Vec<(u64, IpAddr, i64)>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -488,8 +483,6 @@ impl Pbx {
             next_ban_sync: clock.now,
             ha1_cache: HashMap::new(),
             mailboxes,
-            write_batch: 0,
-            unconfirmed_bans: Vec::new(),
         };
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
@@ -504,32 +497,27 @@ impl Pbx {
     fn stored_bans(&self, clock: Clock) -> Result<Vec<(IpAddr, u64)>, StoreError> {
         let now = clock.unix_s();
         Ok(self
-            .known_bans(now)?
-            .into_iter()
-            .filter_map(|(addr, expires_at)| {
-                let left = u64::try_from(expires_at - now).ok()?.max(1);
+            .store
+            .bans(now)?
+            .iter()
+            .filter_map(|b| {
+                let addr: IpAddr = b.addr.parse().ok()?;
+                let left = u64::try_from(b.expires_at - now).ok()?.max(1);
                 Some((addr, left))
             })
             .filter(|(a, _)| !self.config.firewall.is_trusted(*a))
             .collect())
     }
 
-    /// The stored bans and those still on their way to the database: address and expiry.
-    fn known_bans(&self, now: i64) -> Result<Vec<(IpAddr, i64)>, StoreError> {
-        let mut bans: Vec<(IpAddr, i64)> = self
+    /// Reads the stored bans into the shield (at start, and when the CLI changed them).
+    fn load_bans(&mut self, clock: Clock) -> Result<(), StoreError> {
+        let now = clock.unix_s();
+        let stored: Vec<(IpAddr, i64)> = self
             .store
             .bans(now)?
             .iter()
             .filter_map(|b| Some((b.addr.parse().ok()?, b.expires_at)))
             .collect();
-        bans.extend(self.unconfirmed_bans.iter().map(|&(_, a, e)| (a, e)));
-        Ok(bans)
-    }
-
-    /// Reads the stored bans into the shield (at start, and when the CLI changed them).
-    fn load_bans(&mut self, clock: Clock) -> Result<(), StoreError> {
-        let now = clock.unix_s();
-        let stored = self.known_bans(now)?;
         for lifted in self.shield.sync(now, &stored) {
             info!(source = %lifted, "ban lifted");
         }
@@ -555,8 +543,6 @@ impl Pbx {
                 _ => &self.metrics.bans_auth,
             }
             .fetch_add(1, Ordering::Relaxed);
-            self.unconfirmed_bans
-                .push((self.write_batch + 1, *addr, *expires_at));
             self.writes.push(Write::Ban(StoredBan {
                 addr: addr.to_string(),
                 reason: reason.to_string(),
@@ -716,68 +702,29 @@ impl Pbx {
     }
 
     /// Commits the writes gathered since the last flush, in one transaction.
-    /// Commits the batch's writes through the core's own connection, and picks up other
-    /// processes' changes. For a driver without a writer of its own (the tests); the daemon
-    /// uses [`Pbx::take_writes`] and [`Pbx::sync_store`] instead.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
-        let (batch, writes) = self.take_writes();
-        if !writes.is_empty() {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
             self.store.apply(&writes, clock.unix_ms)?;
         }
-        self.writes_committed(batch);
-        if self.sync_due(clock) {
-            let version = self.store.data_version()?;
-            if version != self.db_version {
-                self.db_version = version;
-                self.reread_shared(clock)?;
-            }
+        // Once a second: other processes' changes (the CLI's bans and users) need not be seen
+        // sooner, and a busy daemon flushes thousands of times a second.
+        if clock.now >= self.next_ban_sync {
+            self.next_ban_sync = clock.now + Duration::from_secs(1);
+            self.sync_bans_if_changed(clock)?;
         }
         Ok(())
     }
 
-    /// The writes of what was handled since the last call, numbered, for the driver's writer
-    /// to commit (in order) before the answers to them go out. Nothing the core reads later
-    /// depends on them being committed: messages are kept in memory and bans not yet
-    /// confirmed by [`Pbx::writes_committed`] are kept through re-reads.
-    pub fn take_writes(&mut self) -> (u64, Vec<Write>) {
-        self.write_batch += 1;
-        (self.write_batch, std::mem::take(&mut self.writes))
-    }
-
-    /// The writer committed (or gave up on) every batch up to `batch`.
-    pub fn writes_committed(&mut self, batch: u64) {
-        self.unconfirmed_bans.retain(|(b, _, _)| *b > batch);
-    }
-
-    /// Picks up other processes' changes (the CLI's users and bans) when `changed` says the
-    /// database changed since it was last asked (the writer's connection sees only other
-    /// processes' commits). At most once a second.
-    pub fn sync_store(
-        &mut self,
-        clock: Clock,
-        changed: &std::sync::atomic::AtomicBool,
-    ) -> Result<(), StoreError> {
-        if self.sync_due(clock) && changed.swap(false, Ordering::AcqRel) {
-            self.reread_shared(clock)?;
+    /// Picks up an operator's `ban add`/`ban remove` (another connection's commit).
+    fn sync_bans_if_changed(&mut self, clock: Clock) -> Result<(), StoreError> {
+        let version = self.store.data_version()?;
+        if version != self.db_version {
+            self.db_version = version;
+            self.ha1_cache.clear();
+            self.load_bans(clock)?;
         }
         Ok(())
-    }
-
-    /// Once a second: other processes' changes need not be seen sooner, and a busy daemon
-    /// flushes thousands of times a second.
-    fn sync_due(&mut self, clock: Clock) -> bool {
-        if clock.now < self.next_ban_sync {
-            return false;
-        }
-        self.next_ban_sync = clock.now + Duration::from_secs(1);
-        true
-    }
-
-    /// After another process's commit: users may have changed (forget cached HA1s), and
-    /// bans (an operator's `ban add`/`ban remove`).
-    fn reread_shared(&mut self, clock: Clock) -> Result<(), StoreError> {
-        self.ha1_cache.clear();
-        self.load_bans(clock)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -2070,8 +2017,8 @@ mod tests {
         assert_eq!(reg.count(), 0);
     }
 
-    /// A core on a fresh database with extensions 201 and 202, driven without a flush, as
-    /// the daemon does while its output thread has yet to commit.
+    /// A core on a fresh database with extensions 201 and 202. Tests drive it without a
+    /// flush to see what it does before a batch's writes are committed.
     struct Rig {
         pbx: Pbx,
         dir: std::path::PathBuf,
@@ -2235,39 +2182,5 @@ mod tests {
         b.pbx.flush(b.clock).unwrap();
         let ext = Extension::parse("202").unwrap();
         assert!(b.pbx.store.messages_for(&ext).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_re_read_of_the_stored_bans_keeps_bans_not_yet_committed() {
-        let mut b = Rig::new("bans");
-        let attacker: SocketAddr = "127.0.0.66:5070".parse().unwrap();
-        for i in 0..50 {
-            let text = format!(
-                "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {attacker};branch=z9hG4bKa{i}\r\n\
-                 From: <sip:201@pbx.local>;tag=x\r\nTo: <sip:201@pbx.local>\r\nCall-ID: a{i}\r\n\
-                 CSeq: {i} REGISTER\r\nAuthorization: Digest username=\"201\", realm=\"pbx.local\", \
-                 nonce=\"00\", uri=\"sip:pbx.local\", response=\"00000000000000000000000000000000\"\r\n\
-                 Content-Length: 0\r\n\r\n"
-            );
-            b.pbx
-                .handle_datagram_bytes(b.clock, attacker, Bytes::from(text));
-        }
-        let _ = std::iter::from_fn(|| b.pbx.poll_transmit()).count();
-        assert_eq!(b.pbx.shield.active_bans(), 1, "the guesser is banned");
-        // Handed to a writer that has not committed; then another process commits and
-        // the core re-reads the stored bans.
-        let (batch, writes) = b.pbx.take_writes();
-        assert!(writes.iter().any(|w| matches!(w, Write::Ban(_))));
-        let changed = std::sync::atomic::AtomicBool::new(true);
-        b.pbx.sync_store(b.clock, &changed).unwrap();
-        assert_eq!(b.pbx.shield.active_bans(), 1, "an uncommitted ban is kept");
-        // Once committed, the database has it and a re-read still keeps it.
-        b.pbx.store.apply(&writes, b.clock.unix_ms).unwrap();
-        b.pbx.writes_committed(batch);
-        b.clock.now += Duration::from_secs(2);
-        changed.store(true, Ordering::Relaxed);
-        b.pbx.sync_store(b.clock, &changed).unwrap();
-        assert_eq!(b.pbx.shield.active_bans(), 1);
-        assert!(b.pbx.unconfirmed_bans.is_empty());
     }
 }
