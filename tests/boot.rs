@@ -1,8 +1,9 @@
 //! Boot tests: the default ISO boots under BIOS from a CD and under UEFI from a USB stick and
 //! passes the appliance checks; an ISO missing a squashfs layer fails the harness, fast.
 //!
-//! They need root, QEMU (qemu-system-x86, ovmf) and xorriso, and run from `scripts/test`:
-//! `cargo test -p kentongan-e2e --test boot -- --test-threads=1`. The ISO comes from
+//! They need root, QEMU (qemu-system-x86, ovmf) and xorriso, and run from `scripts/test`,
+//! two guests at a time: `cargo test -p kentongan-e2e --test boot -- --test-threads=2` (each
+//! guest has its own run directory, disks and forwarded ports). The ISO comes from
 //! `KENTONGAN_ISO` (default `out/kentongan-0.1.0-amd64.iso`). Each run keeps its serial log
 //! (and a screendump on failure) under `out/boot-test/<test>-<unix time>/`.
 
