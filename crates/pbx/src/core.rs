@@ -2024,6 +2024,8 @@ mod tests {
         dir: std::path::PathBuf,
         clock: Clock,
         cseq: u32,
+        /// The last authenticated request sent, to resend.
+        last_authenticated: Bytes,
     }
 
     impl Rig {
@@ -2065,6 +2067,7 @@ mod tests {
                 dir,
                 clock,
                 cseq: 0,
+                last_authenticated: Bytes::new(),
             }
         }
 
@@ -2088,8 +2091,11 @@ mod tests {
                      Contact: <sip:{ext}@{phone}>\r\n{auth}{extra}",
                     self.cseq, self.cseq
                 );
-                self.pbx
-                    .handle_datagram_bytes(self.clock, phone, Bytes::from(text));
+                let text = Bytes::from(text);
+                if round == 1 {
+                    self.last_authenticated = text.clone();
+                }
+                self.pbx.handle_datagram_bytes(self.clock, phone, text);
                 let sent: Vec<Transmit> = std::iter::from_fn(|| self.pbx.poll_transmit()).collect();
                 if round == 1 {
                     return sent;
@@ -2144,6 +2150,36 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+
+    #[test]
+    fn a_resend_that_outlives_its_transaction_is_rechallenged_not_a_password_failure() {
+        let mut b = Rig::new("resend");
+        let phone = Rig::phone("201");
+        let sent = b.register("201");
+        assert!(sent.iter().any(|t| t.bytes.starts_with(b"SIP/2.0 200")));
+        b.pbx.flush(b.clock).unwrap();
+        // Timer J has gone (or a storm evicted the entry): the phone resends, again and
+        // again, more often than the shield forgives wrong passwords.
+        b.clock.now += Duration::from_secs(33);
+        b.pbx.handle_timeout(b.clock);
+        let resend = b.last_authenticated.clone();
+        for _ in 0..30 {
+            b.pbx.handle_datagram_bytes(b.clock, phone, resend.clone());
+            let answers: Vec<Transmit> = std::iter::from_fn(|| b.pbx.poll_transmit()).collect();
+            let resp = answers
+                .iter()
+                .find_map(|t| Response::parse(t.bytes.clone()).ok())
+                .expect("an answer");
+            assert_eq!(resp.status.0, 401);
+            let challenge = resp.headers.get_str(&HeaderName::WwwAuthenticate).unwrap();
+            assert!(
+                challenge.to_ascii_lowercase().contains("stale=true"),
+                "{challenge}"
+            );
+        }
+        assert_eq!(b.pbx.shield.active_bans(), 0, "the phone was banned");
+        assert_eq!(b.pbx.metrics.auth_failures.load(Ordering::Relaxed), 0);
     }
 
     fn requests_to(sent: &[Transmit], to: SocketAddr, method: &str) -> Vec<Request> {

@@ -424,9 +424,11 @@ impl StoredHa1 {
 pub enum Verdict {
     /// The credentials are good; `username` is authenticated.
     Authenticated { username: String },
-    /// The nonce was genuine but expired: challenge again with `stale=true`.
+    /// The right password over a nonce that expired, or over a nonce-count already used (a
+    /// retransmission that outlived its transaction, or a replay): challenge again with
+    /// `stale=true`. Never a password failure, so a phone is not banned for a late resend.
     Stale,
-    /// Wrong password, unknown user, forged or replayed nonce: challenge again (or 403).
+    /// Wrong password, unknown user or forged nonce: challenge again (or 403).
     /// Deliberately carries no detail so callers cannot leak which case it was.
     Rejected,
 }
@@ -571,7 +573,10 @@ impl DigestServer {
             return Verdict::Stale;
         }
         match self.seen.get(&serial) {
-            Some((last, _)) if nc <= *last => return Verdict::Rejected,
+            // The digest is right, so this is the password's owner resending (a transaction
+            // forgotten early in a storm, or after Timer J) or a replay of their request:
+            // either way no login, and no password failure.
+            Some((last, _)) if nc <= *last => return Verdict::Stale,
             Some(_) => {}
             // Maybe used before we forgot it: a fresh nonce settles it without trusting it.
             None if self.forgotten_up_to.is_some_and(|f| serial <= f) => return Verdict::Stale,
@@ -734,7 +739,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_password_unknown_user_forged_and_replayed_nonces_are_rejected() {
+    fn wrong_password_unknown_user_and_forged_nonces_are_rejected_replays_rechallenged() {
         let (mut server, t0, stored) = setup();
         let ch = server.challenges(t0, false).remove(0);
         let bad = respond(
@@ -766,10 +771,11 @@ mod tests {
             server.verify(t0, &Method::Register, &good, Some(&stored)),
             Verdict::Authenticated { .. }
         ));
-        // Same nc again is a replay; a higher nc is fine.
+        // Same nc again: a resend or a replay, challenged afresh (never a login); a higher
+        // nc is fine.
         assert_eq!(
             server.verify(t0, &Method::Register, &good, Some(&stored)),
-            Verdict::Rejected
+            Verdict::Stale
         );
         let next = respond(
             &ch,

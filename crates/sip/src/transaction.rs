@@ -38,6 +38,13 @@ pub struct Config {
     /// Seed for branch, tag and Call-ID generation.
     pub seed: u64,
     pub limits: Limits,
+    /// Completed non-INVITE server transactions over UDP kept for Timer J, at most. Beyond
+    /// it the oldest are forgotten early, and a retransmission of one is handled as a new
+    /// request. A registrar keeps 64*T1 of them, about 650 bytes each: without a bound a
+    /// storm of 30,000 REGISTERs a second held 600 MB. The default keeps 2 s of such a
+    /// storm, which still covers the retransmissions that matter (after a lost answer, at
+    /// T1 and 2*T1), and all of an office's normal traffic.
+    pub max_completed: usize,
 }
 
 impl Config {
@@ -50,6 +57,7 @@ impl Config {
             transport: Transport::Udp,
             seed,
             limits: Limits::default(),
+            max_completed: 65_536,
         }
     }
 }
@@ -514,6 +522,11 @@ impl Endpoint {
         let key = Arc::new(key);
         self.completed.insert(key.clone(), last);
         self.completed_until.push_back((until, key));
+        while self.completed_until.len() > self.config.max_completed {
+            if let Some((_, oldest)) = self.completed_until.pop_front() {
+                self.completed.remove(&oldest);
+            }
+        }
     }
 
     /// Sends final response `resp` in non-INVITE server transaction `tx` and forgets the
@@ -1033,6 +1046,45 @@ mod tests {
         ep.handle_timeout(t0 + Duration::from_secs(32));
         assert_eq!(ep.transactions(), 0);
         assert!(ep.completed_until.is_empty() && ep.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn beyond_max_completed_the_oldest_completed_transaction_is_forgotten_early() {
+        let mut config = Config::new("192.0.2.1:5060".parse().unwrap(), 7);
+        config.max_completed = 2;
+        let mut ep = Endpoint::new(config);
+        let from: SocketAddr = "192.0.2.9:5060".parse().unwrap();
+        let t0 = Instant::now();
+        let register = |n: u32| {
+            format!(
+                "REGISTER sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK{n}\r\n\
+                 From: <sip:1@pbx.local>;tag=a\r\nTo: <sip:1@pbx.local>\r\nCall-ID: c\r\n\
+                 CSeq: {n} REGISTER\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let answer = |ep: &mut Endpoint, n: u32| {
+            ep.handle_datagram(t0, from, register(n).as_bytes());
+            let Some(SipEvent::Request { tx, request, .. }) = ep.poll_event() else {
+                panic!("REGISTER {n} is no new request");
+            };
+            let ok = Response::for_request(&request, StatusCode::OK, Some("t"));
+            ep.respond(t0, tx, ok).unwrap();
+            while ep.poll_event().is_some() {}
+            while ep.poll_transmit().is_some() {}
+        };
+        for n in 1..=3 {
+            answer(&mut ep, n);
+        }
+        assert_eq!((ep.completed.len(), ep.completed_until.len()), (2, 2));
+        // The newest two are still answered from `completed`...
+        for n in [2, 3] {
+            ep.handle_datagram(t0, from, register(n).as_bytes());
+            assert!(ep.poll_transmit().is_some(), "retransmission {n} answered");
+            assert_eq!(ep.poll_event(), None);
+        }
+        // ...the oldest was forgotten: its retransmission is a request again.
+        ep.handle_datagram(t0, from, register(1).as_bytes());
+        assert!(matches!(ep.poll_event(), Some(SipEvent::Request { .. })));
     }
 
     #[test]
