@@ -41,9 +41,9 @@ pub struct Config {
     /// Completed non-INVITE server transactions over UDP kept for Timer J, at most. Beyond
     /// it the oldest are forgotten early, and a retransmission of one is handled as a new
     /// request. A registrar keeps 64*T1 of them, about 650 bytes each: without a bound a
-    /// storm of 30,000 REGISTERs a second held 600 MB. The default keeps 2 s of such a
-    /// storm, which still covers the retransmissions that matter (after a lost answer, at
-    /// T1 and 2*T1), and all of an office's normal traffic.
+    /// storm of 30,000 REGISTERs a second held 600 MB. The default (about 170 MB) still
+    /// absorbs the first four retransmissions (7.5 s) of such a storm, and all 32 s below
+    /// 8,000 requests a second.
     pub max_completed: usize,
 }
 
@@ -57,7 +57,7 @@ impl Config {
             transport: Transport::Udp,
             seed,
             limits: Limits::default(),
-            max_completed: 65_536,
+            max_completed: 262_144,
         }
     }
 }
