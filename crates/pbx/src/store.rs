@@ -364,21 +364,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Extensions with at least one stored message.
-    pub fn message_recipients(&self) -> Result<Vec<Extension>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT DISTINCT recipient FROM messages")?;
-        let rows = st.query_map([], |r| Ok(Extension(r.get(0)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn messages_for(&self, ext: &Extension) -> Result<Vec<StoredMessage>, StoreError> {
+    /// Every stored message, oldest first (the daemon keeps a copy in memory).
+    pub fn messages(&self) -> Result<Vec<StoredMessage>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, sender, recipient, content_type, body FROM messages
-             WHERE recipient = ?1 ORDER BY id",
+            "SELECT id, sender, recipient, content_type, body FROM messages ORDER BY id",
         )?;
-        let rows = st.query_map(params![ext.0], |r| {
+        let rows = st.query_map([], |r| {
             Ok(StoredMessage {
                 id: r.get(0)?,
                 sender: r.get(1)?,
