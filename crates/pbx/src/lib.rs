@@ -4,6 +4,8 @@
 //! keys), storage ([`store::Store`]: users with digest HA1 only, registrations, stored IMs,
 //! CDRs, live calls; SQLite in WAL mode with one writer), the PBX logic ([`core::Pbx`]:
 //! registrar, B2BUA calls with forking, CANCEL, BYE, re-INVITE, IM store-and-forward, CDRs),
+//! the dialplan ([`routing::Dialplan`]: the one place a dialled number becomes a
+//! [`routing::Destination`]),
 //! the RTP relay ([`media::Relay`], one thread relaying every stream) and the daemon's event
 //! loop ([`daemon::run`]: sockets, timers, signals, `/metrics`).
 //!
@@ -28,5 +30,6 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod media;
+pub mod routing;
 pub mod store;
 pub mod tls;

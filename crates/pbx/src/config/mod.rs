@@ -227,7 +227,8 @@ fn default_metrics() -> String {
     "127.0.0.1:9160".into()
 }
 
-/// Known keys per table, for "did you mean" style errors with dotted names.
+/// Known keys per table, for "did you mean" style errors with dotted names. Tables listed in
+/// [`MANY`] are arrays of tables (`[[conference]]`), each checked like a single table.
 const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     (
         "sip",
@@ -255,6 +256,9 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ),
 ];
 
+/// The tables written as `[[name]]`: there may be many.
+const MANY: &[&str] = &[];
+
 #[derive(Clone, Copy)]
 enum Kind {
     Str,
@@ -281,10 +285,44 @@ impl Kind {
     }
 }
 
+fn check_table(
+    at: &str,
+    name: &str,
+    inner: &toml::Table,
+    keys: &[(&str, Kind)],
+) -> Result<(), ConfigError> {
+    for (key, v) in inner {
+        let dotted = format!("{at}.{key}");
+        let Some((_, kind)) = keys.iter().find(|(k, _)| k == key) else {
+            let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+            return Err(ConfigError::at(
+                &dotted,
+                format!(
+                    "is not a known key; remove it or check the spelling (known in [{name}]: {})",
+                    names.join(", ")
+                ),
+            ));
+        };
+        if !kind.matches(v) {
+            return Err(ConfigError::at(
+                &dotted,
+                format!("must be {}", kind.describe()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_keys(table: &toml::Table) -> Result<(), ConfigError> {
     for (name, value) in table {
         let Some((_, keys)) = KNOWN.iter().find(|(t, _)| t == name) else {
-            let tables: Vec<String> = KNOWN.iter().map(|(t, _)| format!("[{t}]")).collect();
+            let tables: Vec<String> = KNOWN
+                .iter()
+                .map(|(t, _)| match MANY.contains(t) {
+                    true => format!("[[{t}]]"),
+                    false => format!("[{t}]"),
+                })
+                .collect();
             return Err(ConfigError::at(
                 name,
                 format!(
@@ -293,31 +331,30 @@ fn check_keys(table: &toml::Table) -> Result<(), ConfigError> {
                 ),
             ));
         };
+        if MANY.contains(&name.as_str()) {
+            let Some(list) = value
+                .as_array()
+                .filter(|a| a.iter().all(toml::Value::is_table))
+            else {
+                return Err(ConfigError::at(
+                    name,
+                    format!("must be written as [[{name}]] headers, one per entry"),
+                ));
+            };
+            for (i, entry) in list.iter().enumerate() {
+                if let Some(inner) = entry.as_table() {
+                    check_table(&format!("{name}[{i}]"), name, inner, keys)?;
+                }
+            }
+            continue;
+        }
         let Some(inner) = value.as_table() else {
             return Err(ConfigError::at(
                 name,
                 format!("must be a table, written as a [{name}] header"),
             ));
         };
-        for (key, v) in inner {
-            let dotted = format!("{name}.{key}");
-            let Some((_, kind)) = keys.iter().find(|(k, _)| k == key) else {
-                let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-                return Err(ConfigError::at(
-                    &dotted,
-                    format!(
-                        "is not a known key; remove it or check the spelling (known in [{name}]: {})",
-                        names.join(", ")
-                    ),
-                ));
-            };
-            if !kind.matches(v) {
-                return Err(ConfigError::at(
-                    &dotted,
-                    format!("must be {}", kind.describe()),
-                ));
-            }
-        }
+        check_table(name, name, inner, keys)?;
     }
     if !table.contains_key("sip") {
         return Err(ConfigError::at(

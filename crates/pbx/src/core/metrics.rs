@@ -1,0 +1,92 @@
+//! Counters and gauges for `/metrics`, shared with the daemon's HTTP task.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::media::{Direction, MediaKind, RelayStats};
+
+/// Counters and gauges for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub registrations: AtomicU64,
+    pub active_calls: AtomicU64,
+    pub calls_total: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub messages_total: AtomicU64,
+    pub bans_auth: AtomicU64,
+    pub bans_scanner: AtomicU64,
+    pub bans_active: AtomicU64,
+    pub dropped_banned: AtomicU64,
+    pub dropped_scanner: AtomicU64,
+    pub relay: Arc<RelayStats>,
+}
+
+impl Metrics {
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_registrations Registered contact bindings.\n\
+             # TYPE kentongan_registrations gauge\nkentongan_registrations {}\n\
+             # HELP kentongan_active_calls Calls in progress (ringing or answered).\n\
+             # TYPE kentongan_active_calls gauge\nkentongan_active_calls {}\n\
+             # HELP kentongan_calls_total Call attempts since start.\n\
+             # TYPE kentongan_calls_total counter\nkentongan_calls_total {}\n\
+             # HELP kentongan_auth_failures_total Digest authentication failures.\n\
+             # TYPE kentongan_auth_failures_total counter\nkentongan_auth_failures_total {}\n\
+             # HELP kentongan_messages_total Instant messages accepted.\n\
+             # TYPE kentongan_messages_total counter\nkentongan_messages_total {}\n\
+             # HELP kentongan_rtp_packets_total RTP/RTCP packets relayed.\n\
+             # TYPE kentongan_rtp_packets_total counter\nkentongan_rtp_packets_total {}\n\
+             # HELP kentongan_rtp_bytes_total RTP/RTCP bytes relayed.\n\
+             # TYPE kentongan_rtp_bytes_total counter\nkentongan_rtp_bytes_total {}\n",
+            g(&self.registrations),
+            g(&self.active_calls),
+            g(&self.calls_total),
+            g(&self.auth_failures),
+            g(&self.messages_total),
+            g(&self.relay.packets),
+            g(&self.relay.bytes),
+        ) + &self.render_media()
+            + &self.render_firewall()
+    }
+
+    fn render_firewall(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_bans_total Sources banned by the daemon, by reason.\n\
+             # TYPE kentongan_bans_total counter\n\
+             kentongan_bans_total{{reason=\"auth\"}} {}\n\
+             kentongan_bans_total{{reason=\"scanner\"}} {}\n\
+             # HELP kentongan_bans_active Sources banned now (as the daemon knows them).\n\
+             # TYPE kentongan_bans_active gauge\nkentongan_bans_active {}\n\
+             # HELP kentongan_dropped_packets_total SIP packets the daemon dropped unanswered.\n\
+             # TYPE kentongan_dropped_packets_total counter\n\
+             kentongan_dropped_packets_total{{reason=\"banned\"}} {}\n\
+             kentongan_dropped_packets_total{{reason=\"scanner\"}} {}\n",
+            g(&self.bans_auth),
+            g(&self.bans_scanner),
+            g(&self.bans_active),
+            g(&self.dropped_banned),
+            g(&self.dropped_scanner),
+        )
+    }
+
+    fn render_media(&self) -> String {
+        let mut s = String::from(
+            "# HELP kentongan_relay_packets_total Packets relayed by media kind and direction.\n\
+             # TYPE kentongan_relay_packets_total counter\n",
+        );
+        for kind in MediaKind::ALL {
+            for dir in Direction::ALL {
+                s.push_str(&format!(
+                    "kentongan_relay_packets_total{{media=\"{}\",direction=\"{}\"}} {}\n",
+                    kind.as_str(),
+                    dir.as_str(),
+                    self.relay.packets_of(kind, dir)
+                ));
+            }
+        }
+        s
+    }
+}

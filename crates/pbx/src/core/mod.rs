@@ -1,0 +1,544 @@
+//! The PBX core: registrar, B2BUA calls, IM and CDR on top of the sans-IO transaction layer.
+//!
+//! [`Pbx`] is driven like the SIP core it wraps: [`Pbx::handle_datagram`] and
+//! [`Pbx::handle_timeout`] take input with the time, [`Pbx::flush`] commits the batch's
+//! storage writes, and only then does the driver drain [`Pbx::poll_transmit`]: no answer
+//! leaves before what it acknowledges is on disk. It opens no SIP socket and reads no clock;
+//! media streams are allocated through [`crate::media::Relay`] (its own epoll thread moves the
+//! packets). Every datagram first passes the firewall's `Shield` (bans, scanners).
+//!
+//! The modules follow a request's path: this one takes the input and dispatches by method;
+//! [`auth`] checks digest credentials; [`registrar`] keeps bindings; [`im`] stores and
+//! forwards MESSAGEs; an out-of-dialog INVITE is turned into a [`crate::routing::Destination`]
+//! (the one place that reads a dialled number) and [`calls`] bridges two legs to it, while
+//! [`dialogs`] handles what happens inside an established call (ACK, BYE, re-INVITE, session
+//! timers). [`addressing`] knows how we reach a peer; [`bans`] mirrors the firewall.
+
+mod addressing;
+mod auth;
+mod bans;
+mod calls;
+mod dialogs;
+mod im;
+mod metrics;
+mod registrar;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kentongan_firewall::ruleset;
+use kentongan_firewall::shield::{Screen, Shield};
+use kentongan_sip::auth::{DigestServer, StoredHa1};
+use kentongan_sip::transaction::{Config as EpConfig, Endpoint, SipEvent, Transmit, TxId};
+use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode};
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, ListenTransport};
+use crate::media::Relay;
+use crate::routing::{Destination, Dialplan, RouteError};
+use crate::store::{Extension, Store, StoreError, StoredMessage, Write};
+
+use addressing::finish_response;
+use calls::{Call, CallKey, Side};
+pub use metrics::Metrics;
+pub use registrar::{Contact, Registry};
+
+const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE";
+
+/// Wall-clock and monotonic time of one input, handed in by the driver.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: Instant,
+    pub unix_ms: i64,
+}
+
+impl Clock {
+    fn unix_s(&self) -> i64 {
+        self.unix_ms / 1000
+    }
+}
+
+#[derive(Debug)]
+enum TxUse {
+    Fork {
+        call: CallKey,
+    },
+    /// A fork whose call ended while it was pending: a late 2xx gets ACK + BYE.
+    Orphan {
+        request: Box<Request>,
+        peer: SocketAddr,
+    },
+    ReInvite {
+        call: CallKey,
+    },
+    Message {
+        id: i64,
+        recipient: Extension,
+    },
+    Other,
+}
+
+/// The PBX state machine.
+pub struct Pbx {
+    config: Config,
+    ep: Endpoint,
+    digest: DigestServer,
+    store: Store,
+    relay: Relay,
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    writes: Vec<Write>,
+    calls: HashMap<CallKey, Call>,
+    next_call: CallKey,
+    by_call_id: HashMap<String, (CallKey, Side)>,
+    client_txs: HashMap<TxId, TxUse>,
+    server_invites: HashMap<TxId, CallKey>,
+    next_message_id: i64,
+    next_housekeeping: Instant,
+    local_ips: HashMap<IpAddr, IpAddr>,
+    /// Peers connected over TCP: what we send them goes down their connection.
+    stream_peers: HashMap<SocketAddr, ListenTransport>,
+    shield: Shield,
+    /// Work for the kernel firewall, drained by the driver after each flush.
+    firewall: Vec<FirewallOp>,
+    /// The database's `data_version` when bans were last read.
+    db_version: i64,
+    next_ban_sync: Instant,
+    /// HA1s of known users, read once instead of per request (a registration storm spent 6 %
+    /// of its CPU in that query). Emptied when another process (the CLI's `user add`/`remove`)
+    /// commits, which `data_version` reveals within a second. Unknown names are never cached,
+    /// so a scan of random user names cannot grow it.
+    ha1_cache: HashMap<String, StoredHa1>,
+    /// The `messages` table, by recipient in id order: kept until a device takes a message
+    /// (2xx). Delivery on registration reads this copy, never the database, so it cannot
+    /// miss a message whose write is still on its way to the database, nor resend one whose
+    /// delete is.
+    mailboxes: HashMap<Extension, Vec<StoredMessage>>,
+    /// Turns dialled numbers into destinations; rebuilt on reload.
+    dialplan: Dialplan,
+}
+
+/// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallOp {
+    /// Add (or renew) bans: address and seconds left.
+    Ban(Vec<(IpAddr, u64)>),
+    /// Replace the ruleset (after a reload changed `[firewall]` or the ports), then re-add
+    /// the bans; only where the appliance's table is already loaded.
+    Reload {
+        ruleset: String,
+        bans: Vec<(IpAddr, u64)>,
+    },
+}
+
+/// What the core needs from the driver at start.
+pub struct PbxInit {
+    pub config: Config,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// 32+ random bytes: keys the digest nonces.
+    pub secret: [u8; 32],
+    pub seed: u64,
+    pub clock: Clock,
+}
+
+impl Pbx {
+    pub fn new(init: PbxInit) -> Result<Pbx, StoreError> {
+        let PbxInit {
+            config,
+            mut store,
+            metrics,
+            secret,
+            seed,
+            clock,
+        } = init;
+        let mut registry = Registry::default();
+        for b in store.bindings(clock.unix_s())? {
+            let _ = registry.insert(b);
+        }
+        let interrupted = store.recover_live_calls(clock.unix_ms)?;
+        if interrupted > 0 {
+            warn!(
+                calls = interrupted,
+                "calls cut by the last stop were recorded as interrupted"
+            );
+        }
+        metrics
+            .registrations
+            .store(registry.count() as u64, Ordering::Relaxed);
+        let local = config
+            .listen
+            .first()
+            .map(|l| l.addr)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
+        let ep = Endpoint::new(EpConfig::new(local, seed));
+        let digest = DigestServer::new(&config.domain, &secret, clock.now);
+        let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        let next_message_id = store.max_message_id()? + 1;
+        info!(
+            registrations = registry.count(),
+            "restored registrations from the database"
+        );
+        let shield = Shield::new(config.firewall.clone());
+        let db_version = store.data_version()?;
+        let mut mailboxes: HashMap<Extension, Vec<StoredMessage>> = HashMap::new();
+        for msg in store.messages()? {
+            mailboxes
+                .entry(msg.recipient.clone())
+                .or_default()
+                .push(msg);
+        }
+        let dialplan = Dialplan::new(&config);
+        let mut pbx = Pbx {
+            dialplan,
+            config,
+            ep,
+            digest,
+            store,
+            relay,
+            registry,
+            metrics,
+            writes: Vec::new(),
+            calls: HashMap::new(),
+            next_call: 1,
+            by_call_id: HashMap::new(),
+            client_txs: HashMap::new(),
+            server_invites: HashMap::new(),
+            next_message_id,
+            next_housekeeping: clock.now,
+            local_ips: HashMap::new(),
+            stream_peers: HashMap::new(),
+            shield,
+            firewall: Vec::new(),
+            db_version,
+            next_ban_sync: clock.now,
+            ha1_cache: HashMap::new(),
+            mailboxes,
+        };
+        pbx.load_bans(clock)?;
+        // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
+        let bans = pbx.stored_bans(clock)?;
+        if !bans.is_empty() {
+            info!(bans = bans.len(), "re-applying stored bans");
+            pbx.firewall.push(FirewallOp::Ban(bans));
+        }
+        Ok(pbx)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Applies a reloaded configuration; returns what needs a restart to take effect.
+    pub fn reload(&mut self, config: Config, secret: [u8; 32], clock: Clock) -> Vec<String> {
+        let mut restart = Vec::new();
+        if config.listen != self.config.listen {
+            restart.push("sip.listen".to_owned());
+        }
+        if config.database != self.config.database {
+            restart.push("storage.database".to_owned());
+        }
+        if config.metrics_listen != self.config.metrics_listen {
+            restart.push("metrics.listen".to_owned());
+        }
+        if config.domain != self.config.domain {
+            self.digest = DigestServer::new(&config.domain, &secret, clock.now);
+            self.ha1_cache.clear();
+        }
+        if config.rtp_ports != self.config.rtp_ports {
+            self.relay.set_range(config.rtp_ports);
+        }
+        let ports = config.firewall_ports();
+        let firewall_changed =
+            config.firewall != self.config.firewall || ports != self.config.firewall_ports();
+        if config.firewall != self.config.firewall {
+            self.shield.set_policy(config.firewall.clone());
+        }
+        self.dialplan = Dialplan::new(&config);
+        self.config = config;
+        if firewall_changed {
+            let bans = self.stored_bans(clock).unwrap_or_default();
+            self.firewall.push(FirewallOp::Reload {
+                ruleset: ruleset::render(&self.config.firewall, &ports),
+                bans,
+            });
+        }
+        restart
+    }
+
+    // ---- driver interface ----
+
+    pub fn handle_datagram(&mut self, clock: Clock, from: SocketAddr, bytes: &[u8]) {
+        self.handle_datagram_bytes(clock, from, Bytes::copy_from_slice(bytes));
+    }
+
+    /// [`Pbx::handle_datagram`] for a datagram the driver already holds as `Bytes`: the
+    /// parser keeps it as is, without a copy.
+    pub fn handle_datagram_bytes(&mut self, clock: Clock, from: SocketAddr, bytes: Bytes) {
+        match self.shield.screen(clock.unix_s(), from.ip(), &bytes) {
+            Screen::Pass => {}
+            Screen::Banned => {
+                self.metrics.dropped_banned.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Screen::Scanner => {
+                self.metrics.dropped_scanner.fetch_add(1, Ordering::Relaxed);
+                self.take_bans();
+                return;
+            }
+        }
+        self.ep.handle_bytes(clock.now, from, bytes);
+        self.drain_events(clock);
+    }
+
+    /// One framed message from a TCP connection (the driver frames with `StreamDecoder`).
+    /// Answers and requests for `from` then go down that connection.
+    pub fn handle_stream_message(
+        &mut self,
+        clock: Clock,
+        from: SocketAddr,
+        transport: ListenTransport,
+        bytes: Bytes,
+    ) {
+        self.stream_peers.insert(from, transport);
+        self.handle_datagram_bytes(clock, from, bytes);
+    }
+
+    /// A TCP connection closed.
+    pub fn handle_stream_closed(&mut self, from: SocketAddr) {
+        self.stream_peers.remove(&from);
+    }
+
+    pub fn handle_timeout(&mut self, clock: Clock) {
+        self.ep.handle_timeout(clock.now);
+        self.drain_events(clock);
+        self.retransmit_2xx(clock);
+        self.expire_sessions(clock);
+        if clock.now >= self.next_housekeeping {
+            self.next_housekeeping = clock.now + Duration::from_secs(1);
+            self.expire_unanswered(clock);
+            self.shield.sweep(clock.now, clock.unix_s());
+            self.metrics
+                .bans_active
+                .store(self.shield.active_bans() as u64, Ordering::Relaxed);
+            if self.registry.expire(clock.unix_s()) {
+                self.writes.push(Write::ExpireBindings {
+                    now: clock.unix_s(),
+                });
+                self.update_gauges();
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Instant {
+        let mut t = self.next_housekeeping;
+        if let Some(x) = self.ep.poll_timeout() {
+            t = t.min(x);
+        }
+        for c in self.calls.values() {
+            if let Some(p) = &c.pending_2xx {
+                t = t.min(p.next);
+            }
+            if let Some(d) = c.session_deadline {
+                t = t.min(d);
+            }
+        }
+        t
+    }
+
+    /// Commits the writes gathered since the last flush, in one transaction.
+    pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
+        if !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            self.store.apply(&writes, clock.unix_ms)?;
+        }
+        // Once a second: other processes' changes (the CLI's bans and users) need not be seen
+        // sooner, and a busy daemon flushes thousands of times a second.
+        if clock.now >= self.next_ban_sync {
+            self.next_ban_sync = clock.now + Duration::from_secs(1);
+            self.sync_bans_if_changed(clock)?;
+        }
+        Ok(())
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ep.poll_transmit()
+    }
+
+    /// Ends every call (BYE to answered legs, 503 to ringing ones) for a graceful stop.
+    pub fn shutdown(&mut self, clock: Clock) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for k in keys {
+            let answered = self.calls.get(&k).is_some_and(Call::answered);
+            if answered {
+                self.send_bye(clock, k, Side::Caller);
+                self.send_bye(clock, k, Side::Callee);
+                self.end_call(clock, k, "answered");
+            } else {
+                self.fail_caller(clock, k, StatusCode::SERVICE_UNAVAILABLE);
+                self.cancel_forks(clock, k);
+                self.end_call(clock, k, "failed");
+            }
+        }
+    }
+
+    // ---- events ----
+
+    fn drain_events(&mut self, clock: Clock) {
+        while let Some(ev) = self.ep.poll_event() {
+            match ev {
+                SipEvent::Request {
+                    tx,
+                    from,
+                    request,
+                    cancels,
+                } => self.on_request(clock, tx, from, request, cancels),
+                SipEvent::Ack { request, .. } => self.on_ack(&request),
+                SipEvent::Response { tx, response } => self.on_response(clock, tx, response),
+                SipEvent::Timeout { tx } => self.on_timeout(clock, tx),
+                SipEvent::Malformed { from, error } => {
+                    debug!(%from, %error, "malformed SIP message dropped")
+                }
+                SipEvent::Terminated { tx } => {
+                    self.server_invites.remove(&tx);
+                    if let Some(TxUse::Other | TxUse::Message { .. }) = self.client_txs.get(&tx) {
+                        self.client_txs.remove(&tx);
+                    }
+                    if let Some(TxUse::Orphan { .. }) = self.client_txs.get(&tx) {
+                        self.client_txs.remove(&tx);
+                    }
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, clock: Clock, tx: TxId, resp: Response) {
+        let resp = finish_response(resp);
+        if let Err(e) = self.ep.respond(clock.now, tx, resp) {
+            debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn reply(&mut self, clock: Clock, tx: TxId, req: &Request, status: StatusCode) {
+        let tag = if req
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .is_none()
+        {
+            Some(self.ep.new_tag())
+        } else {
+            None
+        };
+        let resp = Response::for_request(req, status, tag.as_deref());
+        self.respond(clock, tx, resp);
+    }
+
+    fn on_request(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+        cancels: Option<TxId>,
+    ) {
+        let in_dialog = req.headers.to_tag().ok().flatten().is_some();
+        match req.method {
+            Method::Register => self.on_register(clock, tx, from, &req),
+            Method::Options if !in_dialog => {
+                let mut r = Response::for_request(&req, StatusCode::OK, Some(&self.ep.new_tag()));
+                r.headers.push(HeaderName::Allow, ALLOW);
+                r.headers.push(HeaderName::Accept, "application/sdp");
+                self.respond(clock, tx, r);
+            }
+            Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
+            Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
+            Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
+            _ if in_dialog => self.on_in_dialog(clock, tx, req),
+            Method::Subscribe | Method::Publish => {
+                self.reply(clock, tx, &req, StatusCode(489));
+            }
+            _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),
+        }
+    }
+
+    /// An out-of-dialog INVITE: authenticated, routed, then handed to what serves the
+    /// destination.
+    fn on_invite(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+        let Some(caller) = self.authenticate(clock, tx, from, &req, true) else {
+            return;
+        };
+        let dialled = req.uri.user().unwrap_or("").to_owned();
+        match self.dialplan.resolve(&dialled, &self.store) {
+            Ok(Destination::Extension(callee)) => {
+                self.bridge_to_extension(clock, tx, from, req, caller, callee)
+            }
+            Err(RouteError::NotFound(_)) => {
+                debug!(%caller, dialled = %dialled.escape_debug(), "call to an unknown number");
+                self.reply(clock, tx, &req, StatusCode::NOT_FOUND);
+            }
+            Err(e @ RouteError::Lookup(_)) => {
+                warn!(error = %e, "routing failed");
+                self.reply(clock, tx, &req, StatusCode::SERVER_INTERNAL_ERROR);
+            }
+        }
+    }
+
+    fn on_response(&mut self, clock: Clock, tx: TxId, resp: Response) {
+        let Some(usage) = self.client_txs.get(&tx) else {
+            return;
+        };
+        match usage {
+            TxUse::Fork { call } => {
+                let call = *call;
+                self.on_fork_response(clock, call, tx, resp);
+            }
+            TxUse::Orphan { request, peer } => {
+                if resp.status.is_success() {
+                    let (request, peer) = (request.as_ref().clone(), *peer);
+                    self.ack_and_bye(clock, &request, &resp, peer);
+                }
+            }
+            TxUse::ReInvite { call } => {
+                let call = *call;
+                self.on_reinvite_response(clock, call, tx, resp);
+            }
+            TxUse::Message { id, recipient } => {
+                if resp.status.is_success() {
+                    let id = *id;
+                    let recipient = recipient.clone();
+                    self.writes.push(Write::DeleteMessage(id));
+                    self.client_txs.remove(&tx);
+                    self.take_from_mailbox(&recipient, id);
+                }
+            }
+            TxUse::Other => {}
+        }
+    }
+
+    fn on_timeout(&mut self, clock: Clock, tx: TxId) {
+        match self.client_txs.remove(&tx) {
+            Some(TxUse::Fork { call }) => {
+                let r = Response::new(StatusCode::REQUEST_TIMEOUT);
+                // Feed a synthetic 408 through the fork logic.
+                self.client_txs.insert(tx, TxUse::Fork { call });
+                self.on_fork_response(clock, call, tx, r);
+            }
+            Some(TxUse::ReInvite { call }) => {
+                if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
+                    let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);
+                    self.respond(clock, ri.server_tx, r);
+                }
+            }
+            _ => {}
+        }
+    }
+}

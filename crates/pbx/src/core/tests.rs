@@ -1,0 +1,290 @@
+#![allow(clippy::unwrap_used)]
+
+use super::calls::session_expires;
+use super::*;
+use crate::store::Binding;
+use kentongan_sip::transaction::Transmit;
+
+fn invite(extra: &str) -> Request {
+    Request::parse(format!(
+        "INVITE sip:202@pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+         From: <sip:201@pbx.local>;tag=a\r\nTo: <sip:202@pbx.local>\r\nCall-ID: c\r\n\
+         CSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn session_timer_needs_support_and_respects_the_minimum() {
+    assert_eq!(session_expires(&invite("")), None);
+    assert_eq!(session_expires(&invite("Session-Expires: 1800\r\n")), None);
+    let r = invite("Supported: replaces, timer\r\nSession-Expires: 1800;refresher=uac\r\n");
+    assert_eq!(session_expires(&r), Some(1800));
+    let r = invite("Supported: timer\r\nSession-Expires: 30\r\n");
+    assert_eq!(session_expires(&r), Some(90));
+}
+
+#[test]
+fn registry_expires_and_replaces_contacts() {
+    let mut reg = Registry::default();
+    let ext = Extension("201".into());
+    let b = |contact: &str, exp| Binding {
+        extension: ext.clone(),
+        contact: contact.into(),
+        source: "192.0.2.1:5060".into(),
+        transport: "udp".into(),
+        expires_at: exp,
+        call_id: "c".into(),
+        cseq: 1,
+    };
+    assert!(
+        reg.insert(b("sip:201@192.0.2.1", 100)),
+        "a new binding is news"
+    );
+    assert!(!reg.insert(b("sip:201@192.0.2.1", 200)), "a refresh is not");
+    assert!(reg.insert(b("sip:201@192.0.2.9", 150)));
+    assert_eq!(reg.count(), 2);
+    let mut moved = b("sip:201@192.0.2.9", 150);
+    moved.source = "192.0.2.2:5060".into();
+    assert!(reg.insert(moved), "a binding from another address is news");
+    assert_eq!(reg.count(), 2);
+    assert_eq!(reg.contacts(&ext, 120).len(), 2);
+    assert!(reg.expire(160));
+    assert_eq!(reg.count(), 1);
+    assert_eq!(reg.contacts(&ext, 0)[0].expires_at, 200);
+    reg.remove(&ext, Some("sip:201@192.0.2.7"));
+    assert_eq!(reg.count(), 1);
+    reg.remove(&ext, None);
+    assert_eq!(reg.count(), 0);
+}
+
+/// A core on a fresh database with extensions 201 and 202. Tests drive it without a
+/// flush to see what it does before a batch's writes are committed.
+struct Rig {
+    pbx: Pbx,
+    dir: std::path::PathBuf,
+    clock: Clock,
+    cseq: u32,
+    /// The last authenticated request sent, to resend.
+    last_authenticated: Bytes,
+}
+
+impl Rig {
+    fn new(name: &str) -> Rig {
+        let dir =
+            std::env::temp_dir().join(format!("kentongan-pbx-core-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("pbx.db");
+        let config = Config::from_toml(&format!(
+            "[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+             [rtp]\nports = \"40000-40099\"\n[storage]\ndatabase = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n",
+            db.display()
+        ))
+        .unwrap();
+        let store = Store::open(&db).unwrap();
+        for ext in ["201", "202"] {
+            let e = Extension::parse(ext).unwrap();
+            store
+                .add_user(&e, ext, "pbx.local", &format!("pw-of-{ext}"))
+                .unwrap();
+        }
+        drop(store);
+        let clock = Clock {
+            now: Instant::now(),
+            unix_ms: 1_800_000_000_000,
+        };
+        let pbx = Rig::start(config, clock);
+        Rig {
+            pbx,
+            dir,
+            clock,
+            cseq: 0,
+            last_authenticated: Bytes::new(),
+        }
+    }
+
+    /// A core on the database `config` names, as the daemon starts one.
+    fn start(config: Config, clock: Clock) -> Pbx {
+        let store = Store::open(&config.database).unwrap();
+        Pbx::new(PbxInit {
+            config,
+            store,
+            metrics: Arc::default(),
+            secret: [7; 32],
+            seed: 1,
+            clock,
+        })
+        .unwrap()
+    }
+
+    /// What is committed survives: a new core on the same database, as after `kill -9`.
+    fn restart(&mut self) {
+        self.pbx.flush(self.clock).unwrap();
+        let config = self.pbx.config.clone();
+        self.pbx = Rig::start(config, self.clock);
+    }
+
+    fn phone(ext: &str) -> SocketAddr {
+        format!("127.0.0.{}:5070", &ext[2..]).parse().unwrap()
+    }
+
+    /// Sends `method` from `ext`'s phone, answers the challenge, and returns everything
+    /// the core sent after the authenticated request.
+    fn send(&mut self, ext: &str, method: &str, to: &str, extra: &str) -> Vec<Transmit> {
+        let phone = Rig::phone(ext);
+        let uri = format!("sip:{to}@pbx.local");
+        let call_id = format!("{ext}-{method}-{}", self.cseq);
+        let mut auth = String::new();
+        for round in 0..2 {
+            self.cseq += 1;
+            let text = format!(
+                "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bK{}{round}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{ext}@pbx.local>;tag=t{ext}\r\n\
+                 To: <sip:{to}@pbx.local>\r\nCall-ID: {call_id}\r\nCSeq: {} {method}\r\n\
+                 Contact: <sip:{ext}@{phone}>\r\n{auth}{extra}",
+                self.cseq, self.cseq
+            );
+            let text = Bytes::from(text);
+            if round == 1 {
+                self.last_authenticated = text.clone();
+            }
+            self.pbx.handle_datagram_bytes(self.clock, phone, text);
+            let sent: Vec<Transmit> = std::iter::from_fn(|| self.pbx.poll_transmit()).collect();
+            if round == 1 {
+                return sent;
+            }
+            let challenge = sent
+                .iter()
+                .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+                .find_map(|r| {
+                    let (name, header) = match r.status.0 {
+                        401 => ("Authorization", HeaderName::WwwAuthenticate),
+                        407 => ("Proxy-Authorization", HeaderName::ProxyAuthenticate),
+                        _ => return None,
+                    };
+                    let ch =
+                        kentongan_sip::auth::Challenge::parse(r.headers.get_str(&header)?).ok()?;
+                    Some((name, ch))
+                })
+                .expect("a challenge");
+            let creds = kentongan_sip::auth::respond(
+                &challenge.1,
+                ext,
+                &format!("pw-of-{ext}"),
+                &method.parse::<Method>().unwrap(),
+                &uri,
+                "c0ffee",
+                1,
+            );
+            auth = format!("{}: {creds}\r\n", challenge.0);
+        }
+        unreachable!()
+    }
+
+    fn register(&mut self, ext: &str) -> Vec<Transmit> {
+        self.send(
+            ext,
+            "REGISTER",
+            ext,
+            "Expires: 600\r\nContent-Length: 0\r\n\r\n",
+        )
+    }
+
+    fn message(&mut self, from: &str, to: &str, text: &str) -> Vec<Transmit> {
+        let extra = format!(
+            "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        self.send(from, "MESSAGE", to, &extra)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn stored_messages_survive_a_restart_and_are_delivered_in_order() {
+    let mut b = Rig::new("restart");
+    b.message("201", "202", "first");
+    b.message("201", "202", "second");
+    b.restart();
+    let phone = Rig::phone("202");
+    let sent = b.register("202");
+    let bodies: Vec<Vec<u8>> = requests_to(&sent, phone, "MESSAGE")
+        .iter()
+        .map(|m| m.body.to_vec())
+        .collect();
+    assert_eq!(bodies, [b"first".to_vec(), b"second".to_vec()]);
+}
+
+#[test]
+fn a_resend_that_outlives_its_transaction_is_rechallenged_not_a_password_failure() {
+    let mut b = Rig::new("resend");
+    let phone = Rig::phone("201");
+    let sent = b.register("201");
+    assert!(sent.iter().any(|t| t.bytes.starts_with(b"SIP/2.0 200")));
+    b.pbx.flush(b.clock).unwrap();
+    // Timer J has gone (or a storm evicted the entry): the phone resends, again and
+    // again, more often than the shield forgives wrong passwords.
+    b.clock.now += Duration::from_secs(33);
+    b.pbx.handle_timeout(b.clock);
+    let resend = b.last_authenticated.clone();
+    for _ in 0..30 {
+        b.pbx.handle_datagram_bytes(b.clock, phone, resend.clone());
+        let answers: Vec<Transmit> = std::iter::from_fn(|| b.pbx.poll_transmit()).collect();
+        let resp = answers
+            .iter()
+            .find_map(|t| Response::parse(t.bytes.clone()).ok())
+            .expect("an answer");
+        assert_eq!(resp.status.0, 401);
+        let challenge = resp.headers.get_str(&HeaderName::WwwAuthenticate).unwrap();
+        assert!(
+            challenge.to_ascii_lowercase().contains("stale=true"),
+            "{challenge}"
+        );
+    }
+    assert_eq!(b.pbx.shield.active_bans(), 0, "the phone was banned");
+    assert_eq!(b.pbx.metrics.auth_failures.load(Ordering::Relaxed), 0);
+}
+
+fn requests_to(sent: &[Transmit], to: SocketAddr, method: &str) -> Vec<Request> {
+    sent.iter()
+        .filter(|t| t.to == to)
+        .filter_map(|t| Request::parse(t.bytes.clone()).ok())
+        .filter(|r| r.method.as_str() == method)
+        .collect()
+}
+
+#[test]
+fn a_message_stored_moments_before_its_recipient_registers_is_delivered_once() {
+    let mut b = Rig::new("mailbox");
+    let sent = b.message("201", "202", "lunch?");
+    assert!(
+        sent.iter()
+            .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+            .any(|r| r.status.0 == 202),
+        "the message is accepted for an offline extension"
+    );
+    // No flush: its write is not in the database yet when 202 registers.
+    let phone = Rig::phone("202");
+    let sent = b.register("202");
+    let delivered = requests_to(&sent, phone, "MESSAGE");
+    assert_eq!(delivered.len(), 1, "delivered on registration");
+    assert_eq!(&delivered[0].body[..], b"lunch?");
+
+    // The phone takes it; registering again (still unflushed) must not deliver it again.
+    let ok = Response::for_request(&delivered[0], StatusCode::OK, Some("p"));
+    b.pbx.handle_datagram_bytes(b.clock, phone, ok.to_bytes());
+    let _ = std::iter::from_fn(|| b.pbx.poll_transmit()).count();
+    let sent = b.register("202");
+    assert!(requests_to(&sent, phone, "MESSAGE").is_empty());
+
+    // And what is committed agrees: stored, then deleted.
+    b.pbx.flush(b.clock).unwrap();
+    assert!(b.pbx.store.messages().unwrap().is_empty());
+}
