@@ -2,14 +2,16 @@
 //! resampler, tone generator/detector and WAV files — sans-IO, per 20 ms frame.
 //!
 //! **Owns**: G.711 µ-law/A-law ([`g711`]), the [`Codec`] a call negotiated and its
-//! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]).
+//! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
+//! measurement ([`goertzel`]) and tone generation ([`tone`]: beeps, ringback, busy).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads, or parse RTP/SDP. Payload types are
 //! mapped to a [`Codec`] by the caller (they come from SDP, never assumed); RTP sequence
 //! numbers and timestamps arrive as plain integers. Every per-frame call writes into
 //! caller-owned buffers: the steady state allocates nothing.
 //!
-//! **Principal types**: [`Codec`], [`SampleRate`], [`Encoder`], [`Decoder`], [`g711::Law`].
+//! **Principal types**: [`Codec`], [`SampleRate`], [`Encoder`], [`Decoder`], [`g711::Law`],
+//! [`ToneGenerator`], [`ToneSpec`].
 //!
 //! ```
 //! use kentongan_media::{Codec, Decoder, Encoder};
@@ -28,6 +30,10 @@
 
 pub mod codec;
 pub mod g711;
+pub mod goertzel;
 pub mod plc;
+pub mod tone;
 
 pub use codec::{Codec, CodecError, Decoder, Encoder, OpusConfig, SampleRate};
+pub use goertzel::{detect_tones, goertzel};
+pub use tone::{ToneGenerator, ToneSegment, ToneSpec};
