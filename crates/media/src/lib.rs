@@ -3,7 +3,8 @@
 //!
 //! **Owns**: G.711 µ-law/A-law ([`g711`]), the [`Codec`] a call negotiated and its
 //! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
-//! measurement ([`goertzel`]) and tone generation ([`tone`]: beeps, ringback, busy).
+//! measurement ([`goertzel`]), tone generation ([`tone`]: beeps, ringback, busy), 8/16/48 kHz
+//! resampling ([`resample`]), WAV reading/writing and clip playback ([`wav`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads, or parse RTP/SDP. Payload types are
 //! mapped to a [`Codec`] by the caller (they come from SDP, never assumed); RTP sequence
@@ -11,7 +12,8 @@
 //! caller-owned buffers: the steady state allocates nothing.
 //!
 //! **Principal types**: [`Codec`], [`SampleRate`], [`Encoder`], [`Decoder`], [`g711::Law`],
-//! [`ToneGenerator`], [`ToneSpec`].
+//! [`ToneGenerator`], [`ToneSpec`], [`Resampler`], [`WavClip`], [`WavWriter`], [`Clip`],
+//! [`Player`].
 //!
 //! ```
 //! use kentongan_media::{Codec, Decoder, Encoder};
@@ -32,8 +34,12 @@ pub mod codec;
 pub mod g711;
 pub mod goertzel;
 pub mod plc;
+pub mod resample;
 pub mod tone;
+pub mod wav;
 
 pub use codec::{Codec, CodecError, Decoder, Encoder, OpusConfig, SampleRate};
 pub use goertzel::{detect_tones, goertzel};
+pub use resample::Resampler;
 pub use tone::{ToneGenerator, ToneSegment, ToneSpec};
+pub use wav::{Clip, Player, WavClip, WavError, WavWriter};
