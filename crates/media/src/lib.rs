@@ -4,7 +4,8 @@
 //! **Owns**: G.711 µ-law/A-law ([`g711`]), the [`Codec`] a call negotiated and its
 //! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
 //! measurement ([`goertzel`]), tone generation ([`tone`]: beeps, ringback, busy), 8/16/48 kHz
-//! resampling ([`resample`]), WAV reading/writing and clip playback ([`wav`]).
+//! resampling ([`resample`]), WAV reading/writing and clip playback ([`wav`]), the adaptive
+//! jitter buffer ([`jitter`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads, or parse RTP/SDP. Payload types are
 //! mapped to a [`Codec`] by the caller (they come from SDP, never assumed); RTP sequence
@@ -13,7 +14,7 @@
 //!
 //! **Principal types**: [`Codec`], [`SampleRate`], [`Encoder`], [`Decoder`], [`g711::Law`],
 //! [`ToneGenerator`], [`ToneSpec`], [`Resampler`], [`WavClip`], [`WavWriter`], [`Clip`],
-//! [`Player`].
+//! [`Player`], [`JitterBuffer`], [`Frame`].
 //!
 //! ```
 //! use kentongan_media::{Codec, Decoder, Encoder};
@@ -33,6 +34,7 @@
 pub mod codec;
 pub mod g711;
 pub mod goertzel;
+pub mod jitter;
 pub mod plc;
 pub mod resample;
 pub mod tone;
@@ -40,6 +42,7 @@ pub mod wav;
 
 pub use codec::{Codec, CodecError, Decoder, Encoder, OpusConfig, SampleRate};
 pub use goertzel::{detect_tones, goertzel};
+pub use jitter::{Frame, JitterBuffer, JitterConfig, PushOutcome};
 pub use resample::Resampler;
 pub use tone::{ToneGenerator, ToneSegment, ToneSpec};
 pub use wav::{Clip, Player, WavClip, WavError, WavWriter};
