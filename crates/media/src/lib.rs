@@ -5,7 +5,8 @@
 //! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
 //! measurement ([`goertzel`]), tone generation ([`tone`]: beeps, ringback, busy), 8/16/48 kHz
 //! resampling ([`resample`]), WAV reading/writing and clip playback ([`wav`]), the adaptive
-//! jitter buffer ([`jitter`]).
+//! jitter buffer ([`jitter`]), the conference mixer ([`mixer`]) with per-member level and VAD
+//! ([`level`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads, or parse RTP/SDP. Payload types are
 //! mapped to a [`Codec`] by the caller (they come from SDP, never assumed); RTP sequence
@@ -14,7 +15,7 @@
 //!
 //! **Principal types**: [`Codec`], [`SampleRate`], [`Encoder`], [`Decoder`], [`g711::Law`],
 //! [`ToneGenerator`], [`ToneSpec`], [`Resampler`], [`WavClip`], [`WavWriter`], [`Clip`],
-//! [`Player`], [`JitterBuffer`], [`Frame`].
+//! [`Player`], [`JitterBuffer`], [`Frame`], [`Mixer`], [`MixOutput`], [`MixerEvent`].
 //!
 //! ```
 //! use kentongan_media::{Codec, Decoder, Encoder};
@@ -35,6 +36,8 @@ pub mod codec;
 pub mod g711;
 pub mod goertzel;
 pub mod jitter;
+pub mod level;
+pub mod mixer;
 pub mod plc;
 pub mod resample;
 pub mod tone;
@@ -43,6 +46,8 @@ pub mod wav;
 pub use codec::{Codec, CodecError, Decoder, Encoder, OpusConfig, SampleRate};
 pub use goertzel::{detect_tones, goertzel};
 pub use jitter::{Frame, JitterBuffer, JitterConfig, PushOutcome};
+pub use level::{level_dbov, Vad, VadConfig};
+pub use mixer::{MemberId, MemberOptions, MixOutput, Mixer, MixerConfig, MixerEvent};
 pub use resample::Resampler;
 pub use tone::{ToneGenerator, ToneSegment, ToneSpec};
 pub use wav::{Clip, Player, WavClip, WavError, WavWriter};
