@@ -59,13 +59,14 @@ pub struct OpusConfig {
 }
 
 impl OpusConfig {
-    /// Voice defaults for a rate: 12/20/32 kbit/s, FEC on at 10 % expected loss.
+    /// Voice defaults for a rate: 12/24/32 kbit/s, FEC on at 10 % expected loss. (FEC takes
+    /// its share of the bitrate: at 20 kbit/s wideband a 1 kHz tone drops to 15 dB SNR.)
     pub const fn voice(rate: SampleRate) -> OpusConfig {
         OpusConfig {
             rate,
             bitrate: match rate {
                 SampleRate::Hz8000 => 12_000,
-                SampleRate::Hz16000 => 20_000,
+                SampleRate::Hz16000 => 24_000,
                 SampleRate::Hz48000 => 32_000,
             },
             fec: true,
@@ -147,9 +148,14 @@ pub enum CodecError {
         /// Samples the codec needs.
         want: usize,
     },
-    /// This build has no implementation of the codec.
-    #[error("codec {0:?} is not built into this crate yet")]
-    Unsupported(Codec),
+    /// libopus refused the call.
+    #[error("libopus {call} failed: {reason}")]
+    Opus {
+        /// The libopus function or ctl.
+        call: &'static str,
+        /// libopus' description of the error.
+        reason: String,
+    },
     /// The output buffer is too small.
     #[error("output buffer holds {got}, need {want}: size it with Codec::max_payload_bytes / frame_samples")]
     OutputTooSmall {
@@ -164,6 +170,8 @@ pub enum CodecError {
 pub enum Encoder {
     /// G.711 (either law).
     G711(Law),
+    /// libopus.
+    Opus(crate::opus::OpusEncoder),
 }
 
 impl Encoder {
@@ -172,7 +180,7 @@ impl Encoder {
         Ok(match codec {
             Codec::Pcmu => Encoder::G711(Law::MuLaw),
             Codec::Pcma => Encoder::G711(Law::ALaw),
-            Codec::Opus(_) => return Err(CodecError::Unsupported(codec)),
+            Codec::Opus(cfg) => Encoder::Opus(crate::opus::OpusEncoder::new(cfg)?),
         })
     }
 
@@ -189,6 +197,7 @@ impl Encoder {
                 }
                 Ok(law.encode_slice(pcm, out))
             }
+            Encoder::Opus(e) => e.encode(pcm, out),
         }
     }
 }
@@ -202,6 +211,8 @@ pub enum Decoder {
         /// Loss concealment state (last good frame).
         plc: Concealer,
     },
+    /// libopus (its own PLC and FEC).
+    Opus(crate::opus::OpusDecoder),
 }
 
 impl Decoder {
@@ -212,7 +223,7 @@ impl Decoder {
                 law: codec.g711_law().unwrap_or(Law::MuLaw),
                 plc: Concealer::new(160),
             },
-            Codec::Opus(_) => return Err(CodecError::Unsupported(codec)),
+            Codec::Opus(cfg) => Decoder::Opus(crate::opus::OpusDecoder::new(cfg)?),
         })
     }
 
@@ -231,6 +242,7 @@ impl Decoder {
                 plc.good_frame(&mut out[..n]);
                 Ok(n)
             }
+            Decoder::Opus(d) => d.decode(payload, out),
         }
     }
 
@@ -242,6 +254,20 @@ impl Decoder {
                 plc.conceal(&mut out[..160]);
                 Ok(160)
             }
+            Decoder::Opus(d) => d.conceal(out),
+        }
+    }
+
+    /// Recovers a lost frame from the redundancy carried in the *next* packet (Opus in-band
+    /// FEC, see [`crate::jitter::Frame::Lost`]); codecs without FEC conceal instead.
+    pub fn decode_fec(
+        &mut self,
+        next_payload: &[u8],
+        out: &mut [i16],
+    ) -> Result<usize, CodecError> {
+        match self {
+            Decoder::G711 { .. } => self.conceal(out),
+            Decoder::Opus(d) => d.decode_fec(next_payload, out),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Kentongan's media DSP: codecs, loss concealment, jitter buffer, conference mixer,
 //! resampler, tone generator/detector and WAV files — sans-IO, per 20 ms frame.
 //!
-//! **Owns**: G.711 µ-law/A-law ([`g711`]), the [`Codec`] a call negotiated and its
+//! **Owns**: G.711 µ-law/A-law ([`g711`]), Opus over the system libopus ([`opus`]), the
+//! [`Codec`] a call negotiated and its
 //! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
 //! measurement ([`goertzel`]), tone generation ([`tone`]: beeps, ringback, busy), 8/16/48 kHz
 //! resampling ([`resample`]), WAV reading/writing and clip playback ([`wav`]), the adaptive
@@ -38,6 +39,7 @@ pub mod goertzel;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
+pub mod opus;
 pub mod plc;
 pub mod resample;
 pub mod tone;
