@@ -54,15 +54,21 @@ pub fn detect_tones(samples: &[i16], rate: u32, freqs: &[f64]) -> Vec<f64> {
     freqs.iter().map(|&f| goertzel(samples, rate, f)).collect()
 }
 
-/// The frequency among `freqs` with the most power, if any reaches `min_power` and holds at
-/// least half of the frame's total power (so noise or speech does not read as a tone).
+/// The frequency among `freqs` with the most power, if it reaches `min_power` and the asked
+/// frequencies together hold at least half of the frame's power (so noise or speech does not
+/// read as a tone, while each half of a dual tone still counts).
 pub fn dominant_tone(samples: &[i16], rate: u32, freqs: &[f64], min_power: f64) -> Option<f64> {
     let total = mean_square(samples);
-    freqs
-        .iter()
-        .map(|&f| (f, goertzel(samples, rate, f)))
-        .filter(|&(_, p)| p >= min_power && p >= 0.5 * total)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+    let mut best: Option<(f64, f64)> = None;
+    let mut sum = 0.0;
+    for &f in freqs {
+        let p = goertzel(samples, rate, f);
+        sum += p;
+        if best.map_or(true, |(_, bp)| p > bp) {
+            best = Some((f, p));
+        }
+    }
+    best.filter(|&(_, p)| p >= min_power && sum >= 0.5 * total)
         .map(|(f, _)| f)
 }
 
@@ -105,6 +111,9 @@ pub(crate) mod tests {
         assert!(p[0] > 0.02 && p[1] > 0.02 && p[2] < 1e-5, "{p:?}");
         assert_eq!(dominant_tone(&a, 16000, &[350.0, 440.0], 1e-4), Some(440.0));
         assert_eq!(dominant_tone(&[0; 160], 8000, &[440.0], 1e-4), None);
+        // Either half of a dual tone is dominant once both are asked for; alone it is not.
+        assert!(dominant_tone(&mix, 16000, &[350.0, 440.0], 1e-4).is_some());
+        assert_eq!(dominant_tone(&mix, 16000, &[440.0], 1e-4), None);
         assert_eq!(goertzel(&[], 8000, 440.0), 0.0);
         assert_eq!(to_db(0.0), -120.0);
     }
