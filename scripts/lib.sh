@@ -28,8 +28,8 @@ BUILD_DEBS=(mmdebstrap squashfs-tools xorriso grub-common grub-pc-bin grub-efi-a
             mtools dosfstools dpkg-dev eatmydata ca-certificates)
 
 # What the workspace's C parts build with: SQLite (bundled) needs a C compiler, jemalloc make;
-# kentongan-media links the system libopus, found through pkg-config.
-RUST_DEBS=(gcc libc6-dev make libopus-dev pkg-config)
+# kentongan-media links the system libopus and spandsp (G.722), found through pkg-config.
+RUST_DEBS=(gcc libc6-dev make libopus-dev libspandsp-dev pkg-config)
 
 need_rust() {
     if ! command -v cargo >/dev/null 2>&1; then

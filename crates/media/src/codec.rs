@@ -84,6 +84,8 @@ pub enum Codec {
     Pcma,
     /// Opus (SDP `opus/48000/2`).
     Opus(OpusConfig),
+    /// G.722 at 64 kbit/s (SDP `G722/8000`: the RTP clock is 8 kHz, the audio 16 kHz).
+    G722,
 }
 
 impl Codec {
@@ -92,6 +94,7 @@ impl Codec {
         match self {
             Codec::Pcmu | Codec::Pcma => SampleRate::Hz8000,
             Codec::Opus(c) => c.rate,
+            Codec::G722 => SampleRate::Hz16000,
         }
     }
 
@@ -100,10 +103,11 @@ impl Codec {
         self.sample_rate().frame_samples()
     }
 
-    /// RTP clock rate (RFC 3551 / RFC 7587): Opus always counts at 48 kHz.
+    /// RTP clock rate (RFC 3551 / RFC 7587): Opus always counts at 48 kHz, G.722 at 8 kHz
+    /// (an RFC 1890 mistake kept for compatibility).
     pub const fn rtp_clock_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
             Codec::Opus(_) => 48000,
         }
     }
@@ -116,7 +120,7 @@ impl Codec {
     /// Upper bound of one encoded 20 ms frame, for sizing output buffers.
     pub const fn max_payload_bytes(self) -> usize {
         match self {
-            Codec::Pcmu | Codec::Pcma => 160,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 160,
             // RFC 6716 caps a frame at 1275 bytes.
             Codec::Opus(_) => 1275,
         }
@@ -132,7 +136,7 @@ impl Codec {
         match self {
             Codec::Pcmu => Some(Law::MuLaw),
             Codec::Pcma => Some(Law::ALaw),
-            Codec::Opus(_) => None,
+            Codec::Opus(_) | Codec::G722 => None,
         }
     }
 }
@@ -156,6 +160,9 @@ pub enum CodecError {
         /// libopus' description of the error.
         reason: String,
     },
+    /// spandsp failed (G.722).
+    #[error("G.722: {0}")]
+    G722(&'static str),
     /// The output buffer is too small.
     #[error("output buffer holds {got}, need {want}: size it with Codec::max_payload_bytes / frame_samples")]
     OutputTooSmall {
@@ -172,6 +179,8 @@ pub enum Encoder {
     G711(Law),
     /// libopus.
     Opus(crate::opus::OpusEncoder),
+    /// spandsp G.722.
+    G722(crate::g722::G722Encoder),
 }
 
 impl Encoder {
@@ -181,6 +190,7 @@ impl Encoder {
             Codec::Pcmu => Encoder::G711(Law::MuLaw),
             Codec::Pcma => Encoder::G711(Law::ALaw),
             Codec::Opus(cfg) => Encoder::Opus(crate::opus::OpusEncoder::new(cfg)?),
+            Codec::G722 => Encoder::G722(crate::g722::G722Encoder::new()?),
         })
     }
 
@@ -198,6 +208,7 @@ impl Encoder {
                 Ok(law.encode_slice(pcm, out))
             }
             Encoder::Opus(e) => e.encode(pcm, out),
+            Encoder::G722(e) => e.encode(pcm, out),
         }
     }
 }
@@ -213,6 +224,13 @@ pub enum Decoder {
     },
     /// libopus (its own PLC and FEC).
     Opus(crate::opus::OpusDecoder),
+    /// spandsp G.722 with repeat-and-fade concealment.
+    G722 {
+        /// The decoder.
+        dec: crate::g722::G722Decoder,
+        /// Loss concealment state (last good frame, 16 kHz).
+        plc: Concealer,
+    },
 }
 
 impl Decoder {
@@ -224,6 +242,10 @@ impl Decoder {
                 plc: Concealer::new(160),
             },
             Codec::Opus(cfg) => Decoder::Opus(crate::opus::OpusDecoder::new(cfg)?),
+            Codec::G722 => Decoder::G722 {
+                dec: crate::g722::G722Decoder::new()?,
+                plc: Concealer::new(320),
+            },
         })
     }
 
@@ -243,6 +265,11 @@ impl Decoder {
                 Ok(n)
             }
             Decoder::Opus(d) => d.decode(payload, out),
+            Decoder::G722 { dec, plc } => {
+                let n = dec.decode(payload, out)?;
+                plc.good_frame(&mut out[..n]);
+                Ok(n)
+            }
         }
     }
 
@@ -255,6 +282,11 @@ impl Decoder {
                 Ok(160)
             }
             Decoder::Opus(d) => d.conceal(out),
+            Decoder::G722 { plc, .. } => {
+                check_output(out.len(), 320)?;
+                plc.conceal(&mut out[..320]);
+                Ok(320)
+            }
         }
     }
 
@@ -266,7 +298,7 @@ impl Decoder {
         out: &mut [i16],
     ) -> Result<usize, CodecError> {
         match self {
-            Decoder::G711 { .. } => self.conceal(out),
+            Decoder::G711 { .. } | Decoder::G722 { .. } => self.conceal(out),
             Decoder::Opus(d) => d.decode_fec(next_payload, out),
         }
     }

@@ -1,7 +1,8 @@
 //! Kentongan's media DSP: codecs, loss concealment, jitter buffer, conference mixer,
 //! resampler, tone generator/detector and WAV files — sans-IO, per 20 ms frame.
 //!
-//! **Owns**: G.711 µ-law/A-law ([`g711`]), Opus over the system libopus ([`opus`]), the
+//! **Owns**: G.711 µ-law/A-law ([`g711`]), Opus over the system libopus ([`opus`]), G.722
+//! through spandsp ([`g722`], the crate's only `unsafe`), the
 //! [`Codec`] a call negotiated and its
 //! [`Encoder`]/[`Decoder`] pair, G.711 packet-loss concealment ([`plc`]), tone power
 //! measurement ([`goertzel`]), tone generation ([`tone`]: beeps, ringback, busy), 8/16/48 kHz
@@ -35,6 +36,7 @@
 
 pub mod codec;
 pub mod g711;
+pub mod g722;
 pub mod goertzel;
 pub mod jitter;
 pub mod level;
