@@ -237,8 +237,12 @@ impl Decoder {
     /// A decoder for `codec`.
     pub fn new(codec: Codec) -> Result<Decoder, CodecError> {
         Ok(match codec {
-            Codec::Pcmu | Codec::Pcma => Decoder::G711 {
-                law: codec.g711_law().unwrap_or(Law::MuLaw),
+            Codec::Pcmu => Decoder::G711 {
+                law: Law::MuLaw,
+                plc: Concealer::new(160),
+            },
+            Codec::Pcma => Decoder::G711 {
+                law: Law::ALaw,
                 plc: Concealer::new(160),
             },
             Codec::Opus(cfg) => Decoder::Opus(crate::opus::OpusDecoder::new(cfg)?),

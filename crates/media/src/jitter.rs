@@ -302,7 +302,9 @@ impl JitterBuffer {
         PushOutcome::Stored
     }
 
-    /// The frame for this 20 ms tick.
+    /// The frame for this 20 ms tick. Playout depends only on what has arrived (the tick
+    /// itself is the clock); `now_us` is taken so push and pop share one time base, and is
+    /// unused today.
     pub fn pop(&mut self, _now_us: u64) -> Frame<'_> {
         match self.state {
             State::Idle => return Frame::Empty,
