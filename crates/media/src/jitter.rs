@@ -133,6 +133,8 @@ pub struct JitterBuffer {
     highest: u64,
     underrun_ticks: u32,
     over_ticks: u32,
+    /// Something has played since the last (re)start: frames before `next` are in the past.
+    started: bool,
     /// Previous packet's arrival and timestamp, for the transit difference.
     prev: Option<(u64, u32)>,
     /// RFC 3550 interarrival jitter in µs, ×16 fixed point.
@@ -171,6 +173,7 @@ impl JitterBuffer {
             highest: 0,
             underrun_ticks: 0,
             over_ticks: 0,
+            started: false,
             prev: None,
             jitter16: 0,
             peak_us: 0,
@@ -280,6 +283,7 @@ impl JitterBuffer {
             self.highest = ext;
             self.underrun_ticks = 0;
             self.over_ticks = 0;
+            self.started = false;
             self.store(ext, payload);
             self.stats.resyncs += 1;
             return PushOutcome::Resync;
@@ -290,7 +294,7 @@ impl JitterBuffer {
         }
         self.estimate(now_us, ts);
         if ext < self.next {
-            if self.state == State::Buffering && self.highest - ext < cap {
+            if !self.started && self.highest - ext < cap {
                 // Nothing played yet: an earlier frame simply moves the start back.
                 self.next = ext;
             } else {
@@ -313,6 +317,7 @@ impl JitterBuffer {
                     return Frame::Empty;
                 }
                 self.state = State::Playing;
+                self.started = true;
                 self.underrun_ticks = 0;
                 self.over_ticks = 0;
             }
@@ -444,6 +449,16 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_first_packet_moves_the_start_back() {
+        let mut jb = JitterBuffer::new(cfg());
+        let p = [(0, 11, 1760), (5, 10, 1600), (20, 12, 1920), (40, 13, 2080)];
+        let out = sim(&mut jb, &p, 4);
+        // The swap measured 25 ms of jitter: target 3 frames, so the first tick buffers.
+        assert_eq!(out, vec![E, A(10), A(11), A(12)]);
+        assert_eq!(jb.stats().late, 0);
+    }
+
+    #[test]
     fn reorder_within_the_buffer_plays_in_order() {
         let mut jb = JitterBuffer::new(cfg());
         let mut p = steady(0, 8);
@@ -537,6 +552,8 @@ mod tests {
         want.extend([A(4), A(5), A(6), A(7), L(None)]);
         assert_eq!(out, want);
         assert_eq!(jb.target_delay_ms(), 40, "DTX is not jitter");
+        // Rebuffering after silence does not reopen the past: an old frame is late.
+        assert_eq!(jb.push(700_000, 2, 320, &[2, 0]), PushOutcome::Late);
     }
 
     #[test]
