@@ -27,8 +27,9 @@ need_debs() {
 BUILD_DEBS=(mmdebstrap squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin
             mtools dosfstools dpkg-dev eatmydata ca-certificates)
 
-# What the workspace's C parts build with: SQLite (bundled) needs a C compiler, jemalloc make.
-RUST_DEBS=(gcc libc6-dev make)
+# What the workspace's C parts build with: SQLite (bundled) needs a C compiler, jemalloc make;
+# kentongan-media links the system libopus and spandsp (G.722), found through pkg-config.
+RUST_DEBS=(gcc libc6-dev make libopus-dev libspandsp-dev pkg-config)
 
 need_rust() {
     if ! command -v cargo >/dev/null 2>&1; then
