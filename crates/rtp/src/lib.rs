@@ -1,0 +1,28 @@
+//! Kentongan's RTP wire layer: pure functions and state machines, sans-IO.
+//!
+//! **Owns**: RTP packets (RFC 3550 §5, header extensions with RFC 8285 elements) as a
+//! borrowed view and a builder ([`rtp`]), sequence arithmetic and RFC 3550 A.1 extended
+//! sequence tracking, RTP/RTCP demultiplexing (RFC 5761).
+//!
+//! **Does not**: open sockets, read clocks, spawn threads or draw randomness. Time is handed
+//! in by the caller; key material comes from the caller's RNG. It knows no codec: payloads are
+//! bytes (the sibling crate `kentongan-media` decodes them), and it uses no other workspace
+//! crate. Malformed input is an error value, never a panic.
+//!
+//! **Principal types**: [`rtp::RtpPacket`], [`rtp::RtpBuilder`], [`rtp::RtpHeader`],
+//! [`rtp::SeqNo`], [`rtp::SeqTracker`].
+//!
+//! ```
+//! use kentongan_rtp::rtp::{RtpBuilder, RtpHeader, RtpPacket, is_rtcp};
+//!
+//! let header = RtpHeader { marker: true, payload_type: 0, sequence: 7, timestamp: 160, ssrc: 42 };
+//! let mut wire = Vec::new();
+//! RtpBuilder::new(header, &[0xff; 160]).write_vec(&mut wire)?;
+//! assert!(!is_rtcp(&wire));
+//! let packet = RtpPacket::parse(&wire)?;
+//! assert_eq!(packet.header, header);
+//! assert_eq!(packet.payload.len(), 160);
+//! # Ok::<(), kentongan_rtp::rtp::RtpError>(())
+//! ```
+
+pub mod rtp;
