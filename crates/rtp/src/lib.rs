@@ -2,7 +2,9 @@
 //!
 //! **Owns**: RTP packets (RFC 3550 §5, header extensions with RFC 8285 elements) as a
 //! borrowed view and a builder ([`rtp`]), sequence arithmetic and RFC 3550 A.1 extended
-//! sequence tracking, RTP/RTCP demultiplexing (RFC 5761).
+//! sequence tracking, RTP/RTCP demultiplexing (RFC 5761); RTCP compound packets ([`rtcp`]:
+//! SR, RR, SDES, BYE, generic NACK, PLI, FIR, REMB) and per-source receiver statistics (RFC
+//! 3550 A.3 loss, A.8 jitter, LSR/DLSR).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads or draw randomness. Time is handed
 //! in by the caller; key material comes from the caller's RNG. It knows no codec: payloads are
@@ -10,7 +12,8 @@
 //! crate. Malformed input is an error value, never a panic.
 //!
 //! **Principal types**: [`rtp::RtpPacket`], [`rtp::RtpBuilder`], [`rtp::RtpHeader`],
-//! [`rtp::SeqNo`], [`rtp::SeqTracker`].
+//! [`rtp::SeqNo`], [`rtp::SeqTracker`], [`rtcp::RtcpPacket`], [`rtcp::parse_compound`],
+//! [`rtcp::ReceiverStats`].
 //!
 //! ```
 //! use kentongan_rtp::rtp::{RtpBuilder, RtpHeader, RtpPacket, is_rtcp};
@@ -25,4 +28,5 @@
 //! # Ok::<(), kentongan_rtp::rtp::RtpError>(())
 //! ```
 
+pub mod rtcp;
 pub mod rtp;
