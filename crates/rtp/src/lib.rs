@@ -4,7 +4,9 @@
 //! borrowed view and a builder ([`rtp`]), sequence arithmetic and RFC 3550 A.1 extended
 //! sequence tracking, RTP/RTCP demultiplexing (RFC 5761); RTCP compound packets ([`rtcp`]:
 //! SR, RR, SDES, BYE, generic NACK, PLI, FIR, REMB) and per-source receiver statistics (RFC
-//! 3550 A.3 loss, A.8 jitter, LSR/DLSR); RFC 4733 DTMF events received and sent ([`dtmf`]).
+//! 3550 A.3 loss, A.8 jitter, LSR/DLSR); RFC 4733 DTMF events received and sent ([`dtmf`]);
+//! one continuous output stream from switching sources, with feedback mapped back
+//! ([`rewrite`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads or draw randomness. Time is handed
 //! in by the caller; key material comes from the caller's RNG. It knows no codec: payloads are
@@ -13,7 +15,8 @@
 //!
 //! **Principal types**: [`rtp::RtpPacket`], [`rtp::RtpBuilder`], [`rtp::RtpHeader`],
 //! [`rtp::SeqNo`], [`rtp::SeqTracker`], [`rtcp::RtcpPacket`], [`rtcp::parse_compound`],
-//! [`rtcp::ReceiverStats`], [`dtmf::DtmfReceiver`], [`dtmf::DtmfSender`].
+//! [`rtcp::ReceiverStats`], [`dtmf::DtmfReceiver`], [`dtmf::DtmfSender`],
+//! [`rewrite::StreamRewriter`].
 //!
 //! ```
 //! use kentongan_rtp::rtp::{RtpBuilder, RtpHeader, RtpPacket, is_rtcp};
@@ -29,5 +32,6 @@
 //! ```
 
 pub mod dtmf;
+pub mod rewrite;
 pub mod rtcp;
 pub mod rtp;
