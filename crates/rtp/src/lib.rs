@@ -6,7 +6,8 @@
 //! SR, RR, SDES, BYE, generic NACK, PLI, FIR, REMB) and per-source receiver statistics (RFC
 //! 3550 A.3 loss, A.8 jitter, LSR/DLSR); RFC 4733 DTMF events received and sent ([`dtmf`]);
 //! one continuous output stream from switching sources, with feedback mapped back
-//! ([`rewrite`]).
+//! ([`rewrite`]); SRTP/SRTCP (RFC 3711, AES_CM_128_HMAC_SHA1_80/_32) with replay protection
+//! ([`srtp`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn threads or draw randomness. Time is handed
 //! in by the caller; key material comes from the caller's RNG. It knows no codec: payloads are
@@ -16,7 +17,7 @@
 //! **Principal types**: [`rtp::RtpPacket`], [`rtp::RtpBuilder`], [`rtp::RtpHeader`],
 //! [`rtp::SeqNo`], [`rtp::SeqTracker`], [`rtcp::RtcpPacket`], [`rtcp::parse_compound`],
 //! [`rtcp::ReceiverStats`], [`dtmf::DtmfReceiver`], [`dtmf::DtmfSender`],
-//! [`rewrite::StreamRewriter`].
+//! [`rewrite::StreamRewriter`], [`srtp::SrtpContext`], [`srtp::MasterKey`].
 //!
 //! ```
 //! use kentongan_rtp::rtp::{RtpBuilder, RtpHeader, RtpPacket, is_rtcp};
@@ -35,3 +36,4 @@ pub mod dtmf;
 pub mod rewrite;
 pub mod rtcp;
 pub mod rtp;
+pub mod srtp;
