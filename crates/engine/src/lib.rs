@@ -113,6 +113,8 @@ pub enum EngineError {
     NoRoom(RoomId),
     #[error("the codec could not be set up: {0}")]
     Codec(String),
+    #[error("leg id {0:?} is already in use")]
+    LegExists(LegId),
     #[error("{0:?} is not in a room")]
     NotInRoom(LegId),
 }
@@ -172,6 +174,27 @@ impl Engine {
         let leg = Leg::new(spec, r).map_err(EngineError::Codec)?;
         self.legs.insert(id, leg);
         Ok(id)
+    }
+
+    /// Adds a leg under an id the caller chose (a driver that hands ids out before the leg
+    /// reaches the engine's thread); an id in use is an error.
+    pub fn add_leg_with_id(&mut self, id: LegId, spec: LegSpec) -> Result<(), EngineError> {
+        if self.legs.contains_key(&id) {
+            return Err(EngineError::LegExists(id));
+        }
+        let r = self.random();
+        let leg = Leg::new(spec, r).map_err(EngineError::Codec)?;
+        self.legs.insert(id, leg);
+        Ok(())
+    }
+
+    /// Creates a room under an id the caller chose; an id in use keeps its room.
+    pub fn create_room_with_id(&mut self, id: RoomId) {
+        self.rooms.entry(id).or_insert_with(Room::new);
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
     }
 
     /// Removes a leg (and takes it out of its room).

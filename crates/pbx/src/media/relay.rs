@@ -473,6 +473,17 @@ impl Relay {
         })
     }
 
+    /// Binds one RTP/RTCP socket pair from the relay's port range, for a leg the media engine
+    /// terminates (the engine and the relay share one range, as the firewall opens one).
+    pub fn bind_pair(&mut self, v6: bool) -> io::Result<(u16, UdpSocket, UdpSocket)> {
+        bind_pair(&mut self.pool, v6)
+    }
+
+    /// Returns a port taken with [`Relay::bind_pair`].
+    pub fn give_port(&mut self, port: u16) {
+        self.pool.give(port);
+    }
+
     /// Stops a stream and returns its ports.
     pub fn release(&mut self, stream: MediaStream) {
         self.pool.give(stream.caller_port);

@@ -1,0 +1,11 @@
+//! Media in the daemon: the pass-through [`Relay`] for bridged calls, and the
+//! [`EngineHost`] that runs the media engine for legs that end in the PBX. Each is one
+//! thread for all its streams, outside the SIP event loop.
+
+mod engine;
+mod relay;
+
+pub use engine::{EngineHost, EngineStats, MediaEvent};
+pub use relay::{
+    Direction, MediaKind, MediaStream, PortPool, Relay, RelayStats, Targets, EVENTS,
+};
