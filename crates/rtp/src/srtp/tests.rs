@@ -1,5 +1,5 @@
 use super::*;
-use crate::rtp::{RtpBuilder, RtpHeader};
+use crate::rtp::{RtpBuilder, RtpHeader, RtpPacket};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -203,4 +203,39 @@ fn master_key_length_is_checked_and_debug_hides_it() {
     assert_eq!(format!("{k:?}"), "MasterKey(..)");
     let ctx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &k);
     assert!(!format!("{ctx:?}").contains("41"));
+}
+
+/// RTP padding is encrypted with the payload, so its count byte is ciphertext on the wire;
+/// a receiver that read it before decrypting would reject most padded packets.
+#[test]
+fn padded_packets_with_extensions_round_trip() {
+    let mut tx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &rfc_master());
+    let mut rx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &rfc_master());
+    for seq in 0..64u16 {
+        let mut plain = Vec::new();
+        RtpBuilder {
+            extension: Some(crate::rtp::Extension {
+                profile: 0xbede,
+                data: &[0x10, 0xaa, 0, 0],
+            }),
+            padding: 3,
+            ..RtpBuilder::new(
+                RtpHeader {
+                    sequence: seq,
+                    ssrc: 3,
+                    ..RtpHeader::default()
+                },
+                &[1, 2, 3, 4, 5],
+            )
+        }
+        .write_vec(&mut plain)
+        .unwrap();
+        let mut wire = plain.clone();
+        tx.protect_rtp(&mut wire).unwrap();
+        assert_eq!(wire[..20], plain[..20], "header and extension stay clear");
+        rx.unprotect_rtp(&mut wire).unwrap();
+        assert_eq!(wire, plain);
+        let p = RtpPacket::parse(&wire).unwrap();
+        assert_eq!((p.payload, p.padding), (&[1u8, 2, 3, 4, 5][..], 3));
+    }
 }
