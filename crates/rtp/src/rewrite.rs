@@ -27,10 +27,21 @@ pub enum Dropped {
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     ssrc: u32,
-    /// First input sequence number forwarded from this source.
-    first_in_seq: u16,
+    /// Highest input sequence number forwarded from this source, and how many numbers it
+    /// is past the first one (so "before the switch" stays right after 32768 packets,
+    /// where a plain wrapping comparison with the first number would flip).
+    highest_in: u16,
+    highest_pos: u64,
     seq_offset: u16,
     ts_offset: u32,
+}
+
+impl Anchor {
+    /// Position of input `seq` counted from the source's first forwarded packet; negative
+    /// for packets from before it.
+    fn position(&self, seq: u16) -> i64 {
+        self.highest_pos as i64 + i64::from(SeqNo(seq).diff(SeqNo(self.highest_in)))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,9 +110,15 @@ impl StreamRewriter {
         }
         let mut marker = h.marker;
         let anchor = match self.anchor {
-            Some(a) if a.ssrc == h.ssrc => {
-                if SeqNo(h.sequence).diff(SeqNo(a.first_in_seq)) < 0 {
+            Some(mut a) if a.ssrc == h.ssrc => {
+                let pos = a.position(h.sequence);
+                if pos < 0 {
                     return Err(Dropped::BeforeSwitch);
+                }
+                if SeqNo(h.sequence).is_after(SeqNo(a.highest_in)) {
+                    a.highest_in = h.sequence;
+                    a.highest_pos = pos as u64;
+                    self.anchor = Some(a);
                 }
                 a
             }
@@ -119,7 +136,8 @@ impl StreamRewriter {
                 };
                 let a = Anchor {
                     ssrc: h.ssrc,
-                    first_in_seq: h.sequence,
+                    highest_in: h.sequence,
+                    highest_pos: 0,
                     seq_offset: out_seq.wrapping_sub(h.sequence),
                     ts_offset: out_ts.wrapping_sub(h.timestamp),
                 };
@@ -188,11 +206,10 @@ impl StreamRewriter {
                 }))
             }
             RtcpPacket::Nack(n) if n.media_ssrc == self.out_ssrc => {
-                let first_out = anchor.first_in_seq.wrapping_add(anchor.seq_offset);
                 let lost: Vec<u16> = n
                     .lost()
-                    .filter(|&s| SeqNo(s).diff(SeqNo(first_out)) >= 0)
                     .map(|s| s.wrapping_sub(anchor.seq_offset))
+                    .filter(|&s| anchor.position(s) >= 0)
                     .collect();
                 if lost.is_empty() {
                     return None;
@@ -329,6 +346,25 @@ mod tests {
         assert_eq!(
             run(&mut r, t0 + Duration::from_millis(20), B, 0, 0),
             Ok((OUT, 3, 480, true))
+        );
+    }
+
+    #[test]
+    fn a_long_stream_is_not_mistaken_for_pre_switch_packets() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(OUT, 8000, 100, 0);
+        r.select(A);
+        // 70,000 packets: past the half-way point where 16-bit serial comparison with the
+        // first number flips, and past a full wrap.
+        for i in 0..70_000u32 {
+            let seq = (1000 + i) as u16;
+            let out = run(&mut r, t0, A, seq, i * 160).unwrap();
+            assert_eq!(out.1, (100 + i) as u16, "packet {i}");
+        }
+        // A packet reordered by ten keeps its own place.
+        assert_eq!(
+            run(&mut r, t0, A, (1000 + 69_990) as u16, 0).map(|o| o.1),
+            Ok((100 + 69_990) as u16)
         );
     }
 
