@@ -233,7 +233,8 @@ impl DtmfReceiver {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current.map(|c| c.last_seen + self.end_timeout)
+        self.current
+            .and_then(|c| c.last_seen.checked_add(self.end_timeout))
     }
 
     pub fn poll_digit(&mut self) -> Option<Digit> {

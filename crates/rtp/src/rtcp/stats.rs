@@ -19,8 +19,9 @@ pub struct ReceiverStats {
     origin: Option<Instant>,
     /// Relative transit time of the previous packet, in RTP clock units.
     transit: Option<u32>,
-    /// Jitter scaled by 16, as A.8 keeps it for integer arithmetic.
-    jitter_q4: u32,
+    /// Jitter scaled by 16, as A.8 keeps it for integer arithmetic. u64 because a hostile or
+    /// broken sender's timestamp jumps (|D| up to 2^31) drive it towards 2^35.
+    jitter_q4: u64,
     expected_prior: u32,
     received_prior: u32,
     last_sr: Option<(u32, Instant)>,
@@ -75,12 +76,10 @@ impl ReceiverStats {
         let origin = *self.origin.get_or_insert(now);
         let transit = self.arrival_units(origin, now).wrapping_sub(rtp_ts);
         if let Some(prev) = self.transit {
-            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            // J += (|D| - J) / 16, with J kept ×16 (RFC 3550 A.8).
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            let d = u64::from((transit.wrapping_sub(prev) as i32).unsigned_abs());
+            // J += (|D| - J) / 16, with J kept ×16 (RFC 3550 A.8). J16 stays below 16 · 2^31,
+            // so none of this can overflow.
+            self.jitter_q4 = self.jitter_q4 + d - ((self.jitter_q4 + 8) >> 4);
         }
         self.transit = Some(transit);
         update
@@ -93,7 +92,7 @@ impl ReceiverStats {
 
     /// Interarrival jitter in RTP clock units.
     pub fn jitter(&self) -> u32 {
-        self.jitter_q4 >> 4
+        u32::try_from(self.jitter_q4 >> 4).unwrap_or(u32::MAX)
     }
 
     /// Cumulative packets lost (expected − received), clamped to the 24-bit wire range.
@@ -242,6 +241,35 @@ mod tests {
         assert_eq!(rb.last_sr, 0x3344_5566);
         // 1.5 s = 98304 / 65536 s.
         assert_eq!(rb.delay_since_last_sr, 98304);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_sequence_timestamps_or_times(
+            packets in proptest::collection::vec((proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), 0u64..10_000_000), 0..200),
+        ) {
+            let t0 = Instant::now();
+            let mut s = ReceiverStats::new(1, 90_000);
+            for (i, (seq, ts, us)) in packets.into_iter().enumerate() {
+                s.handle_rtp(t0 + Duration::from_micros(us), seq, ts);
+                if i % 17 == 0 {
+                    s.handle_sender_report(t0 + Duration::from_micros(us), &SenderInfo::default());
+                    let _ = s.report_block(t0);
+                }
+            }
+            let _ = (s.jitter(), s.cumulative_lost(), s.report_block(t0));
+        }
+    }
+
+    #[test]
+    fn jitter_saturates_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(1, 8000);
+        // Timestamps jumping by 2^31 each packet: |D| is maximal every time.
+        for i in 0..400u32 {
+            s.handle_rtp(t0, i as u16, (i % 2) << 31);
+        }
+        assert!(s.jitter() > 1 << 30);
     }
 
     #[test]
