@@ -328,7 +328,7 @@ impl DtmfSender {
             .enumerate()
             .map(|(i, (d, end))| {
                 let p = DtmfPacket {
-                    offset: self.interval * i as u32,
+                    offset: self.interval.checked_mul(i as u32).unwrap_or(Duration::MAX),
                     header: RtpHeader {
                         marker: i == 0,
                         payload_type: self.payload_type,
