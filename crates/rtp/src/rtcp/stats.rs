@@ -141,6 +141,42 @@ impl ReceiverStats {
     }
 }
 
+/// Sender-side counts of one outgoing stream, for its SRs (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SenderStats {
+    pub ssrc: u32,
+    /// Packets sent (wraps at 2^32 as on the wire).
+    pub packets: u32,
+    /// Payload octets sent, headers and padding excluded.
+    pub octets: u32,
+}
+
+impl SenderStats {
+    pub fn new(ssrc: u32) -> Self {
+        SenderStats {
+            ssrc,
+            ..SenderStats::default()
+        }
+    }
+
+    /// Counts one packet sent with `payload_len` payload bytes.
+    pub fn on_sent(&mut self, payload_len: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload_len as u32);
+    }
+
+    /// The sender info for an SR sent now: `ntp_timestamp` from the caller's wall clock, and
+    /// the RTP timestamp that corresponds to the same instant (RFC 3550 §6.4.1).
+    pub fn sender_info(&self, ntp_timestamp: u64, rtp_timestamp: u32) -> SenderInfo {
+        SenderInfo {
+            ntp_timestamp,
+            rtp_timestamp,
+            packet_count: self.packets,
+            octet_count: self.octets,
+        }
+    }
+}
+
 // A duration in the 1/65536-second units of DLSR, saturating.
 fn dlsr_units(d: Duration) -> u32 {
     let units = d.as_micros() * 65536 / 1_000_000;
@@ -270,6 +306,37 @@ mod tests {
             s.handle_rtp(t0, i as u16, (i % 2) << 31);
         }
         assert!(s.jitter() > 1 << 30);
+    }
+
+    #[test]
+    fn round_trip_from_our_sr_echoed_back() {
+        use crate::rtcp::ReportBlock;
+        // RFC 3550 §6.4.1's example: A = 0xb710:8000 (46864.500 s), LSR = 0xb705:2000
+        // (46853.125 s), DLSR = 0x0005:4000 (5.250 s): RTT 6.125 s.
+        let rb = ReportBlock {
+            last_sr: 0xb705_2000,
+            delay_since_last_sr: 0x0005_4000,
+            ..ReportBlock::default()
+        };
+        assert_eq!(
+            rb.round_trip(0xb710_8000),
+            Some(Duration::from_millis(6125))
+        );
+        assert_eq!(rb.round_trip(0xb705_2000), None);
+        assert_eq!(ReportBlock::default().round_trip(5), None);
+    }
+
+    #[test]
+    fn sender_stats_fill_the_sr() {
+        let mut s = SenderStats::new(9);
+        s.on_sent(160);
+        s.on_sent(160);
+        let info = s.sender_info(0x1_0000_0000, 320);
+        assert_eq!(
+            (info.packet_count, info.octet_count, info.rtp_timestamp),
+            (2, 320, 320)
+        );
+        assert_eq!(info.ntp_middle(), 0x0001_0000);
     }
 
     #[test]
