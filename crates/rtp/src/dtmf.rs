@@ -233,7 +233,8 @@ impl DtmfReceiver {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current.map(|c| c.last_seen + self.end_timeout)
+        self.current
+            .and_then(|c| c.last_seen.checked_add(self.end_timeout))
     }
 
     pub fn poll_digit(&mut self) -> Option<Digit> {
@@ -327,7 +328,7 @@ impl DtmfSender {
             .enumerate()
             .map(|(i, (d, end))| {
                 let p = DtmfPacket {
-                    offset: self.interval * i as u32,
+                    offset: self.interval.checked_mul(i as u32).unwrap_or(Duration::MAX),
                     header: RtpHeader {
                         marker: i == 0,
                         payload_type: self.payload_type,

@@ -27,10 +27,21 @@ pub enum Dropped {
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     ssrc: u32,
-    /// First input sequence number forwarded from this source.
-    first_in_seq: u16,
+    /// Highest input sequence number forwarded from this source, and how many numbers it
+    /// is past the first one (so "before the switch" stays right after 32768 packets,
+    /// where a plain wrapping comparison with the first number would flip).
+    highest_in: u16,
+    highest_pos: u64,
     seq_offset: u16,
     ts_offset: u32,
+}
+
+impl Anchor {
+    /// Position of input `seq` counted from the source's first forwarded packet; negative
+    /// for packets from before it.
+    fn position(&self, seq: u16) -> i64 {
+        self.highest_pos as i64 + i64::from(SeqNo(seq).diff(SeqNo(self.highest_in)))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,9 +110,15 @@ impl StreamRewriter {
         }
         let mut marker = h.marker;
         let anchor = match self.anchor {
-            Some(a) if a.ssrc == h.ssrc => {
-                if SeqNo(h.sequence).diff(SeqNo(a.first_in_seq)) < 0 {
+            Some(mut a) if a.ssrc == h.ssrc => {
+                let pos = a.position(h.sequence);
+                if pos < 0 {
                     return Err(Dropped::BeforeSwitch);
+                }
+                if SeqNo(h.sequence).is_after(SeqNo(a.highest_in)) {
+                    a.highest_in = h.sequence;
+                    a.highest_pos = pos as u64;
+                    self.anchor = Some(a);
                 }
                 a
             }
@@ -119,7 +136,8 @@ impl StreamRewriter {
                 };
                 let a = Anchor {
                     ssrc: h.ssrc,
-                    first_in_seq: h.sequence,
+                    highest_in: h.sequence,
+                    highest_pos: 0,
                     seq_offset: out_seq.wrapping_sub(h.sequence),
                     ts_offset: out_ts.wrapping_sub(h.timestamp),
                 };
@@ -188,11 +206,10 @@ impl StreamRewriter {
                 }))
             }
             RtcpPacket::Nack(n) if n.media_ssrc == self.out_ssrc => {
-                let first_out = anchor.first_in_seq.wrapping_add(anchor.seq_offset);
                 let lost: Vec<u16> = n
                     .lost()
-                    .filter(|&s| SeqNo(s).diff(SeqNo(first_out)) >= 0)
                     .map(|s| s.wrapping_sub(anchor.seq_offset))
+                    .filter(|&s| anchor.position(s) >= 0)
                     .collect();
                 if lost.is_empty() {
                     return None;
@@ -333,6 +350,25 @@ mod tests {
     }
 
     #[test]
+    fn a_long_stream_is_not_mistaken_for_pre_switch_packets() {
+        let t0 = Instant::now();
+        let mut r = StreamRewriter::new(OUT, 8000, 100, 0);
+        r.select(A);
+        // 70,000 packets: past the half-way point where 16-bit serial comparison with the
+        // first number flips, and past a full wrap.
+        for i in 0..70_000u32 {
+            let seq = (1000 + i) as u16;
+            let out = run(&mut r, t0, A, seq, i * 160).unwrap();
+            assert_eq!(out.1, (100 + i) as u16, "packet {i}");
+        }
+        // A packet reordered by ten keeps its own place.
+        assert_eq!(
+            run(&mut r, t0, A, (1000 + 69_990) as u16, 0).map(|o| o.1),
+            Ok((100 + 69_990) as u16)
+        );
+    }
+
+    #[test]
     fn malformed_is_dropped() {
         let mut r = StreamRewriter::new(OUT, 8000, 0, 0);
         r.select(A);
@@ -398,5 +434,60 @@ mod tests {
         );
         let only_old = RtcpPacket::Nack(Nack::from_lost(77, OUT, &[65535]));
         assert_eq!(r.map_feedback(5, &only_old), None);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the switching pattern, in-order input from the selected source comes
+            /// out as one stream with consecutive sequence numbers and rising timestamps.
+            #[test]
+            fn output_is_continuous_under_any_switching(
+                steps in proptest::collection::vec((0u32..3, 1u16..20, 0u64..100), 1..40),
+                first_seq in any::<u16>(),
+                first_ts in any::<u32>(),
+            ) {
+                let t0 = Instant::now();
+                let mut r = StreamRewriter::new(OUT, 8000, first_seq, first_ts);
+                let mut now = t0;
+                let mut next_in = [1000u16, 30_000, 65_000];
+                let mut in_ts = [0u32, 1 << 31, u32::MAX - 5000];
+                let mut expect_seq = first_seq;
+                let mut last_ts: Option<u32> = None;
+                let mut previous = None;
+                for (source, packets, gap_ms) in steps {
+                    let switched = previous != Some(source);
+                    previous = Some(source);
+                    r.select(source);
+                    now += Duration::from_millis(gap_ms);
+                    for k in 0..packets {
+                        let s = source as usize;
+                        let out = run(&mut r, now, source, next_in[s], in_ts[s]).unwrap();
+                        prop_assert_eq!(out.0, OUT);
+                        prop_assert_eq!(out.1, expect_seq);
+                        if let Some(prev) = last_ts {
+                            prop_assert!((out.2.wrapping_sub(prev) as i32) > 0);
+                        }
+                        // Re-selecting the active source is not a switch: no marker.
+                        prop_assert_eq!(out.3, k == 0 && switched);
+                        last_ts = Some(out.2);
+                        expect_seq = expect_seq.wrapping_add(1);
+                        next_in[s] = next_in[s].wrapping_add(1);
+                        in_ts[s] = in_ts[s].wrapping_add(160);
+                        now += Duration::from_millis(20);
+                    }
+                }
+            }
+
+            #[test]
+            fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let mut r = StreamRewriter::new(OUT, 8000, 0, 0);
+                r.select(A);
+                let mut b = bytes;
+                let _ = r.handle_packet(Instant::now(), &mut b);
+            }
+        }
     }
 }

@@ -184,7 +184,8 @@ impl Remb {
             .collect();
         Ok(Remb {
             sender_ssrc: be32(body, 0),
-            bitrate: mantissa.checked_shl(u32::from(exp)).unwrap_or(u64::MAX),
+            // 18 bits shifted by up to 63 can exceed 64 bits: saturate rather than wrap.
+            bitrate: u64::try_from(u128::from(mantissa) << exp).unwrap_or(u64::MAX),
             ssrcs,
         })
     }

@@ -10,7 +10,7 @@ mod feedback;
 mod stats;
 
 pub use feedback::{Fir, FirEntry, Nack, Pli, Remb};
-pub use stats::ReceiverStats;
+pub use stats::{ReceiverStats, SenderStats};
 
 use thiserror::Error;
 
@@ -85,6 +85,26 @@ pub struct ReportBlock {
     pub last_sr: u32,
     /// Delay since that SR in units of 1/65536 s, or 0.
     pub delay_since_last_sr: u32,
+}
+
+impl ReportBlock {
+    /// Round-trip time from a report about our stream (RFC 3550 §6.4.1: A − LSR − DLSR),
+    /// `arrival` being the middle 32 bits of our NTP clock when the report arrived. `None`
+    /// when the peer has not had an SR from us yet, or the result would be negative.
+    pub fn round_trip(&self, arrival: u32) -> Option<std::time::Duration> {
+        if self.last_sr == 0 {
+            return None;
+        }
+        let units =
+            i64::from(arrival.wrapping_sub(self.last_sr)) - i64::from(self.delay_since_last_sr);
+        // Units are 1/65536 s; a wrap beyond 2^31 units (9 hours) is nonsense too.
+        if !(0..=i64::from(i32::MAX)).contains(&units) {
+            return None;
+        }
+        Some(std::time::Duration::from_micros(
+            units as u64 * 1_000_000 / 65536,
+        ))
+    }
 }
 
 /// A sender report.

@@ -19,8 +19,9 @@ pub struct ReceiverStats {
     origin: Option<Instant>,
     /// Relative transit time of the previous packet, in RTP clock units.
     transit: Option<u32>,
-    /// Jitter scaled by 16, as A.8 keeps it for integer arithmetic.
-    jitter_q4: u32,
+    /// Jitter scaled by 16, as A.8 keeps it for integer arithmetic. u64 because a hostile or
+    /// broken sender's timestamp jumps (|D| up to 2^31) drive it towards 2^35.
+    jitter_q4: u64,
     expected_prior: u32,
     received_prior: u32,
     last_sr: Option<(u32, Instant)>,
@@ -75,12 +76,10 @@ impl ReceiverStats {
         let origin = *self.origin.get_or_insert(now);
         let transit = self.arrival_units(origin, now).wrapping_sub(rtp_ts);
         if let Some(prev) = self.transit {
-            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            // J += (|D| - J) / 16, with J kept ×16 (RFC 3550 A.8).
-            self.jitter_q4 = self
-                .jitter_q4
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter_q4 + 8) >> 4);
+            let d = u64::from((transit.wrapping_sub(prev) as i32).unsigned_abs());
+            // J += (|D| - J) / 16, with J kept ×16 (RFC 3550 A.8). J16 stays below 16 · 2^31,
+            // so none of this can overflow.
+            self.jitter_q4 = self.jitter_q4 + d - ((self.jitter_q4 + 8) >> 4);
         }
         self.transit = Some(transit);
         update
@@ -93,7 +92,7 @@ impl ReceiverStats {
 
     /// Interarrival jitter in RTP clock units.
     pub fn jitter(&self) -> u32 {
-        self.jitter_q4 >> 4
+        u32::try_from(self.jitter_q4 >> 4).unwrap_or(u32::MAX)
     }
 
     /// Cumulative packets lost (expected − received), clamped to the 24-bit wire range.
@@ -139,6 +138,42 @@ impl ReceiverStats {
             last_sr,
             delay_since_last_sr,
         })
+    }
+}
+
+/// Sender-side counts of one outgoing stream, for its SRs (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SenderStats {
+    pub ssrc: u32,
+    /// Packets sent (wraps at 2^32 as on the wire).
+    pub packets: u32,
+    /// Payload octets sent, headers and padding excluded.
+    pub octets: u32,
+}
+
+impl SenderStats {
+    pub fn new(ssrc: u32) -> Self {
+        SenderStats {
+            ssrc,
+            ..SenderStats::default()
+        }
+    }
+
+    /// Counts one packet sent with `payload_len` payload bytes.
+    pub fn on_sent(&mut self, payload_len: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload_len as u32);
+    }
+
+    /// The sender info for an SR sent now: `ntp_timestamp` from the caller's wall clock, and
+    /// the RTP timestamp that corresponds to the same instant (RFC 3550 §6.4.1).
+    pub fn sender_info(&self, ntp_timestamp: u64, rtp_timestamp: u32) -> SenderInfo {
+        SenderInfo {
+            ntp_timestamp,
+            rtp_timestamp,
+            packet_count: self.packets,
+            octet_count: self.octets,
+        }
     }
 }
 
@@ -242,6 +277,66 @@ mod tests {
         assert_eq!(rb.last_sr, 0x3344_5566);
         // 1.5 s = 98304 / 65536 s.
         assert_eq!(rb.delay_since_last_sr, 98304);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_sequence_timestamps_or_times(
+            packets in proptest::collection::vec((proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), 0u64..10_000_000), 0..200),
+        ) {
+            let t0 = Instant::now();
+            let mut s = ReceiverStats::new(1, 90_000);
+            for (i, (seq, ts, us)) in packets.into_iter().enumerate() {
+                s.handle_rtp(t0 + Duration::from_micros(us), seq, ts);
+                if i % 17 == 0 {
+                    s.handle_sender_report(t0 + Duration::from_micros(us), &SenderInfo::default());
+                    let _ = s.report_block(t0);
+                }
+            }
+            let _ = (s.jitter(), s.cumulative_lost(), s.report_block(t0));
+        }
+    }
+
+    #[test]
+    fn jitter_saturates_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut s = ReceiverStats::new(1, 8000);
+        // Timestamps jumping by 2^31 each packet: |D| is maximal every time.
+        for i in 0..400u32 {
+            s.handle_rtp(t0, i as u16, (i % 2) << 31);
+        }
+        assert!(s.jitter() > 1 << 30);
+    }
+
+    #[test]
+    fn round_trip_from_our_sr_echoed_back() {
+        use crate::rtcp::ReportBlock;
+        // RFC 3550 §6.4.1's example: A = 0xb710:8000 (46864.500 s), LSR = 0xb705:2000
+        // (46853.125 s), DLSR = 0x0005:4000 (5.250 s): RTT 6.125 s.
+        let rb = ReportBlock {
+            last_sr: 0xb705_2000,
+            delay_since_last_sr: 0x0005_4000,
+            ..ReportBlock::default()
+        };
+        assert_eq!(
+            rb.round_trip(0xb710_8000),
+            Some(Duration::from_millis(6125))
+        );
+        assert_eq!(rb.round_trip(0xb705_2000), None);
+        assert_eq!(ReportBlock::default().round_trip(5), None);
+    }
+
+    #[test]
+    fn sender_stats_fill_the_sr() {
+        let mut s = SenderStats::new(9);
+        s.on_sent(160);
+        s.on_sent(160);
+        let info = s.sender_info(0x1_0000_0000, 320);
+        assert_eq!(
+            (info.packet_count, info.octet_count, info.rtp_timestamp),
+            (2, 320, 320)
+        );
+        assert_eq!(info.ntp_middle(), 0x0001_0000);
     }
 
     #[test]

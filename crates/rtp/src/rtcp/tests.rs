@@ -129,6 +129,18 @@ fn remb_encodes_mantissa_and_exponent() {
 }
 
 #[test]
+fn remb_with_a_huge_exponent_saturates() {
+    // exp 63, mantissa 0x3ffff: far beyond 64 bits.
+    let buf = [
+        0x8f, 206, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, b'R', b'E', b'M', b'B', 0, 0xff, 0xff, 0xff,
+    ];
+    let RtcpPacket::Remb(r) = &parse_all(&buf).unwrap()[0] else {
+        panic!("not REMB")
+    };
+    assert_eq!(r.bitrate, u64::MAX);
+}
+
+#[test]
 fn bye_app_and_padding() {
     let bye = RtcpPacket::Bye(Bye {
         sources: vec![7],

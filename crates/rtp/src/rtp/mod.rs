@@ -97,12 +97,35 @@ impl<'a> RtpPacket<'a> {
     /// Parses `buf` as one RTP packet. Only the lengths are validated; the payload type is not
     /// checked against any profile.
     pub fn parse(buf: &'a [u8]) -> Result<Self, RtpError> {
+        let mut packet = RtpPacket::parse_without_padding(buf)?;
+        if buf[0] & 0x20 != 0 {
+            let at = packet.header_len();
+            let end = buf.len();
+            let count = usize::from(buf[end - 1]);
+            if count == 0 {
+                return Err(RtpError::ZeroPadding);
+            }
+            if count > end - at {
+                return Err(RtpError::BadPadding {
+                    count,
+                    available: end - at,
+                });
+            }
+            packet.payload = &buf[at..end - count];
+            packet.padding = buf[end - 1];
+        }
+        Ok(packet)
+    }
+
+    /// Parses the header, CSRCs and extension but takes everything after them as payload,
+    /// padding included, without reading the padding count. SRTP needs this: there the
+    /// padding is encrypted, so its count byte is ciphertext until the packet is decrypted.
+    pub fn parse_without_padding(buf: &'a [u8]) -> Result<Self, RtpError> {
         need("the fixed header", FIXED_HEADER_LEN, buf.len())?;
         let version = buf[0] >> 6;
         if version != RTP_VERSION {
             return Err(RtpError::BadVersion(version));
         }
-        let has_padding = buf[0] & 0x20 != 0;
         let has_extension = buf[0] & 0x10 != 0;
         let cc = usize::from(buf[0] & 0x0f);
         let header = RtpHeader {
@@ -128,28 +151,12 @@ impl<'a> RtpPacket<'a> {
         } else {
             None
         };
-        let mut end = buf.len();
-        let mut padding = 0;
-        if has_padding {
-            let count = usize::from(buf[end - 1]);
-            if count == 0 {
-                return Err(RtpError::ZeroPadding);
-            }
-            if count > end - at {
-                return Err(RtpError::BadPadding {
-                    count,
-                    available: end - at,
-                });
-            }
-            end -= count;
-            padding = buf[buf.len() - 1];
-        }
         Ok(RtpPacket {
             header,
             csrcs,
             extension,
-            payload: &buf[at..end],
-            padding,
+            payload: &buf[at..],
+            padding: 0,
         })
     }
 

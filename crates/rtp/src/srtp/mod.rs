@@ -227,7 +227,7 @@ impl SrtpContext {
     /// Encrypts an RTP packet in place and appends its tag. The rollover counter advances
     /// when the sequence number wraps; a jump of more than half the space back is not a wrap.
     pub fn protect_rtp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
-        let p = RtpPacket::parse(packet)?;
+        let p = RtpPacket::parse_without_padding(packet)?;
         let (ssrc, seq, header_len) = (p.header.ssrc, p.header.sequence, p.header_len());
         let st = self.send.entry(ssrc).or_default();
         if let Some(last) = st.last_seq {
@@ -263,7 +263,7 @@ impl SrtpContext {
                 needed: tag_len + 12,
                 got: packet.len(),
             })?;
-        let p = RtpPacket::parse(&packet[..body_len])?;
+        let p = RtpPacket::parse_without_padding(&packet[..body_len])?;
         let (ssrc, seq, header_len) = (p.header.ssrc, p.header.sequence, p.header_len());
         // A new stream starts at ROC 0 with s_l = its first sequence number (§3.3.1).
         let st = self.recv.get(&ssrc).copied().unwrap_or(RtpRecv {
