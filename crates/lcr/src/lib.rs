@@ -38,12 +38,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod class;
+pub mod config;
 pub mod csv;
+pub mod explain;
 pub mod lcr;
+pub mod mikrotik;
 pub mod money;
 pub mod number;
 pub mod operators;
 pub mod rates;
 pub mod rights;
+pub mod savings;
 pub mod time;
 mod trie;
