@@ -12,7 +12,7 @@ use crate::csv::{CsvErrors, LineError, LineErrorKind};
 use crate::money::Money;
 use crate::number::E164;
 use crate::operators::{OperatorName, OperatorTable};
-use crate::rates::{Rate, RateTable, TrunkName};
+use crate::rates::{cost_sixtieths, money_of_sixtieths, Rate, RateTable, TrunkName};
 use crate::time::{LocalTime, Window};
 use crate::trie::PrefixTrie;
 
@@ -80,7 +80,7 @@ pub struct RouteChoice {
     pub cost: Option<Money>,
     /// A gateway on the number's own operator, preferred for mobile numbers.
     pub operator_match: bool,
-    cost_sixtieths: u128,
+    cost_sixtieths: u64,
 }
 
 /// Why a trunk is not among the choices.
@@ -107,7 +107,7 @@ pub struct Skip {
 pub struct Decision {
     pub choices: Vec<RouteChoice>,
     pub skipped: Vec<Skip>,
-    best: Vec<u32>,
+    best: Vec<HotRate>,
 }
 
 impl Decision {
@@ -116,11 +116,25 @@ impl Decision {
     }
 }
 
-/// The per-rate facts the hot path reads, kept small and together for the cache.
-#[derive(Debug, Clone, Copy)]
+/// The per-rate facts the hot path reads, kept small and together for the cache (the full
+/// [`Rate`] with its strings is only read for explanations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct HotRate {
+    /// Index into the router's full rates; [`NONE`] marks "no rate" in a decision's scratch.
+    index: u32,
     trunk: u16,
+    /// ≤ 3600, as rates.csv validation guarantees.
+    increment: u16,
     window: Option<Window>,
+    rate: u64,
+    connect: u64,
+}
+
+impl HotRate {
+    #[inline]
+    fn cost_sixtieths(&self, seconds: u32) -> u64 {
+        cost_sixtieths(self.connect, self.rate, u32::from(self.increment), seconds)
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -137,8 +151,7 @@ pub struct Router {
     emergency: Vec<TrunkId>,
     operators: OperatorTable,
     rates: Vec<Rate>,
-    hot: Vec<HotRate>,
-    trie: PrefixTrie<u32>,
+    trie: PrefixTrie<HotRate>,
 }
 
 impl Router {
@@ -197,8 +210,12 @@ impl Router {
         for r in rates.rates() {
             match index.get(&r.trunk) {
                 Some(&trunk) => hot.push(HotRate {
+                    index: hot.len() as u32,
                     trunk,
+                    increment: u16::try_from(r.increment_seconds).unwrap_or(u16::MAX),
                     window: r.window,
+                    rate: r.rate_per_minute.ten_thousandths().unsigned_abs(),
+                    connect: r.connect_fee.ten_thousandths().unsigned_abs(),
                 }),
                 None => errors.push(LineError {
                     line: r.line,
@@ -214,12 +231,10 @@ impl Router {
         }
         let all = rates.rates().to_vec();
         // All-day rates first within a prefix: the walk lets a later (windowed) match win.
-        let mut order: Vec<u32> = (0..all.len() as u32).collect();
-        order.sort_by_key(|&i| all[i as usize].window.is_some());
+        hot.sort_by_key(|h| h.window.is_some());
         let trie = PrefixTrie::build(
-            order
-                .into_iter()
-                .map(|i| (all[i as usize].prefix.as_bytes().to_vec(), i)),
+            hot.into_iter()
+                .map(|h| (all[h.index as usize].prefix.as_bytes().to_vec(), h)),
         );
         Ok(Router {
             trunks,
@@ -227,7 +242,6 @@ impl Router {
             emergency,
             operators,
             rates: all,
-            hot,
             trie,
         })
     }
@@ -301,26 +315,15 @@ impl Router {
         }
         out.choices.clear();
         out.skipped.clear();
-        out.best.clear();
-        out.best.resize(self.trunks.len(), NONE);
-        let best = &mut out.best;
-        self.trie.walk(number.digits().as_bytes(), |_, ids| {
-            for &i in ids {
-                let h = &self.hot[i as usize];
-                if h.window.map_or(true, |w| w.contains(at)) {
-                    best[usize::from(h.trunk)] = i;
-                }
-            }
-        });
+        self.best_per_trunk(number, at, &mut out.best);
         let number_operator = if class == CallClass::Mobile {
-            self.operators
-                .lookup(number)
-                .and_then(|op| self.operators.operators().iter().position(|o| o == op))
+            self.operators.lookup_index(number)
         } else {
             None
         };
-        for (t, &rate) in out.best.iter().enumerate() {
+        for (t, h) in out.best.iter().enumerate() {
             let trunk = TrunkId(t as u16);
+            let rate = h.index;
             if rate == NONE {
                 out.skipped.push(Skip {
                     trunk,
@@ -337,17 +340,17 @@ impl Router {
                 });
                 continue;
             }
-            let r = &self.rates[rate as usize];
             let facts = &self.trunks[t];
+            let sixtieths = h.cost_sixtieths(expected_seconds);
             let operator_match = number_operator.is_some()
                 && facts.kind == TrunkKind::Gateway
                 && self.trunk_operator[t] == number_operator;
             out.choices.push(RouteChoice {
                 trunk,
                 rate: Some(rate),
-                cost: Some(r.cost(expected_seconds)),
+                cost: Some(money_of_sixtieths(sixtieths)),
                 operator_match,
-                cost_sixtieths: r.cost_sixtieths(expected_seconds),
+                cost_sixtieths: sixtieths,
             });
         }
         out.choices
@@ -382,6 +385,26 @@ impl Router {
         }
     }
 
+    /// Per trunk, the rate of its longest prefix of `number` that holds at `at`.
+    #[inline]
+    fn best_per_trunk(&self, number: &E164, at: LocalTime, best: &mut Vec<HotRate>) {
+        best.clear();
+        best.resize(
+            self.trunks.len(),
+            HotRate {
+                index: NONE,
+                ..HotRate::default()
+            },
+        );
+        self.trie.walk(number.digits().as_bytes(), |_, rates| {
+            for h in rates {
+                if h.window.map_or(true, |w| w.contains(at)) {
+                    best[usize::from(h.trunk)] = *h;
+                }
+            }
+        });
+    }
+
     fn at_limit(&self, t: usize, channels_in_use: &[u32]) -> Option<SkipReason> {
         let max = self.trunks[t].max_channels?;
         let in_use = channels_in_use.get(t).copied().unwrap_or(0);
@@ -391,20 +414,13 @@ impl Router {
     /// The most expensive cost any trunk with a rate holding at `at` would have charged for
     /// `seconds` to `number` (channel limits ignored): what `report savings` compares with.
     pub fn most_expensive(&self, number: &E164, at: LocalTime, seconds: u32) -> Option<Money> {
-        let mut best = vec![NONE; self.trunks.len()];
-        self.trie.walk(number.digits().as_bytes(), |_, ids| {
-            for &i in ids {
-                let h = &self.hot[i as usize];
-                if h.window.map_or(true, |w| w.contains(at)) {
-                    best[usize::from(h.trunk)] = i;
-                }
-            }
-        });
+        let mut best = Vec::new();
+        self.best_per_trunk(number, at, &mut best);
         best.into_iter()
-            .filter(|&i| i != NONE)
-            .map(|i| &self.rates[i as usize])
-            .max_by_key(|r| r.cost_sixtieths(seconds))
-            .map(|r| r.cost(seconds))
+            .filter(|h| h.index != NONE)
+            .map(|h| h.cost_sixtieths(seconds))
+            .max()
+            .map(money_of_sixtieths)
     }
 }
 

@@ -115,6 +115,13 @@ impl OperatorTable {
         ids.first().map(|&i| &self.names[i])
     }
 
+    /// The operator of `number` as an index into [`OperatorTable::operators`].
+    #[inline]
+    pub fn lookup_index(&self, number: &E164) -> Option<usize> {
+        let (_, ids) = self.trie.longest(number.digits().as_bytes())?;
+        ids.first().copied()
+    }
+
     /// The distinct operator names, in file order.
     pub fn operators(&self) -> &[OperatorName] {
         &self.names

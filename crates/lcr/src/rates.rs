@@ -71,17 +71,19 @@ impl Rate {
     /// The exact cost in sixtieths of a ten-thousandth: connect_fee·60 + billed·rate. Ranking
     /// compares these so rounding never makes two different costs look equal.
     #[inline]
-    pub fn cost_sixtieths(&self, seconds: u32) -> u128 {
-        let connect = self.connect_fee.ten_thousandths().unsigned_abs();
-        let rate = self.rate_per_minute.ten_thousandths().unsigned_abs();
-        u128::from(connect) * 60 + u128::from(self.billed_seconds(seconds)) * u128::from(rate)
+    pub fn cost_sixtieths(&self, seconds: u32) -> u64 {
+        cost_sixtieths(
+            self.connect_fee.ten_thousandths().unsigned_abs(),
+            self.rate_per_minute.ten_thousandths().unsigned_abs(),
+            self.increment_seconds,
+            seconds,
+        )
     }
 
     /// connect_fee + ceil(seconds / increment) · increment · rate / 60, rounded half up to a
     /// ten-thousandth.
     pub fn cost(&self, seconds: u32) -> Money {
-        let v = (self.cost_sixtieths(seconds) + 30) / 60;
-        Money::from_ten_thousandths(i64::try_from(v).unwrap_or(i64::MAX))
+        money_of_sixtieths(self.cost_sixtieths(seconds))
     }
 
     /// Whether this rate holds for a call starting at `t`.
@@ -89,6 +91,24 @@ impl Rate {
     pub fn holds_at(&self, t: LocalTime) -> bool {
         self.window.map_or(true, |w| w.contains(t))
     }
+}
+
+/// connect·60 + ceil(seconds / increment)·increment·rate, all in ten-thousandths. u64 holds
+/// it exactly for any real tariff (a rate of 10⁹ per minute over a 10-day call); beyond, it
+/// saturates rather than wrapping, so an absurd rate still sorts last.
+#[inline]
+pub(crate) fn cost_sixtieths(connect: u64, rate: u64, increment: u32, seconds: u32) -> u64 {
+    let inc = u64::from(increment.max(1));
+    let billed = u64::from(seconds).div_ceil(inc) * inc;
+    connect
+        .saturating_mul(60)
+        .saturating_add(billed.saturating_mul(rate))
+}
+
+/// Sixtieths of a ten-thousandth to money, rounded half up.
+#[inline]
+pub(crate) fn money_of_sixtieths(v: u64) -> Money {
+    Money::from_ten_thousandths(i64::try_from(v.saturating_add(30) / 60).unwrap_or(i64::MAX))
 }
 
 /// Every rate of a valid rates file. Exists only if every line was valid.
@@ -214,22 +234,33 @@ fn parse_line(line: usize, f: &[String]) -> Result<Rate, LineErrorKind> {
     })
 }
 
-/// The minutes of the week a window covers, as a bitmap (10,080 bits).
-fn week_bits(w: &Window) -> Vec<u64> {
-    let mut bits = vec![0u64; 10_080usize.div_ceil(64)];
-    let mut set = |m: usize| bits[m / 64] |= 1 << (m % 64);
+/// The minutes of the week a window covers, as half-open intervals of week minutes
+/// (Monday 00:00 = 0); Sunday's part after midnight wraps to Monday.
+fn week_intervals(w: &Window) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(14);
     for d in Weekday::ALL.into_iter().filter(|d| w.days.contains(*d)) {
         let base = d as usize * 1440;
         let (from, to) = (usize::from(w.from.get()), usize::from(w.to.get()));
         if from < to {
-            (from..to).for_each(|m| set(base + m));
+            out.push((base + from, base + to));
         } else {
-            (from..1440).for_each(|m| set(base + m));
+            out.push((base + from, base + 1440));
             let next = (d as usize + 1) % 7 * 1440;
-            (0..to).for_each(|m| set(next + m));
+            if to > 0 {
+                out.push((next, next + to));
+            }
         }
     }
-    bits
+    out
+}
+
+/// The first week minute two interval lists share, if any.
+fn first_common(a: &[(usize, usize)], b: &[(usize, usize)]) -> Option<usize> {
+    a.iter()
+        .flat_map(|x| b.iter().map(move |y| (x.0.max(y.0), x.1.min(y.1))))
+        .filter(|(s, e)| s < e)
+        .map(|(s, _)| s)
+        .min()
 }
 
 fn check_conflicts(rates: &[Rate], errors: &mut Vec<LineError>) {
@@ -242,7 +273,7 @@ fn check_conflicts(rates: &[Rate], errors: &mut Vec<LineError>) {
     }
     for group in groups.values().filter(|g| g.len() > 1) {
         let mut all_day: Option<&Rate> = None;
-        let mut windowed: Vec<(&Rate, Vec<u64>)> = Vec::new();
+        let mut windowed: Vec<(&Rate, Vec<(usize, usize)>)> = Vec::new();
         for r in group {
             match &r.window {
                 None => match all_day {
@@ -257,11 +288,9 @@ fn check_conflicts(rates: &[Rate], errors: &mut Vec<LineError>) {
                     None => all_day = Some(r),
                 },
                 Some(w) => {
-                    let bits = week_bits(w);
-                    let clash = windowed.iter().find_map(|(other, ob)| {
-                        let word = bits.iter().zip(ob).position(|(a, b)| a & b != 0)?;
-                        let m = word * 64 + (bits[word] & ob[word]).trailing_zeros() as usize;
-                        Some((other.line, m))
+                    let mine = week_intervals(w);
+                    let clash = windowed.iter().find_map(|(other, theirs)| {
+                        Some((other.line, first_common(&mine, theirs)?))
                     });
                     if let Some((other_line, m)) = clash {
                         let at = LocalTime {
@@ -277,7 +306,7 @@ fn check_conflicts(rates: &[Rate], errors: &mut Vec<LineError>) {
                             },
                         });
                     }
-                    windowed.push((r, bits));
+                    windowed.push((r, mine));
                 }
             }
         }
