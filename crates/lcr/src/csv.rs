@@ -38,6 +38,8 @@ pub enum LineErrorKind {
     Days(String),
     #[error("{field} must be a time HH:MM from 00:00 to 24:00, found `{value}`")]
     Time { field: &'static str, value: String },
+    #[error("from is 24:00, the end of the day; a window starting at midnight has from 00:00")]
+    FromEndOfDay,
     #[error("days, from and to go together: give all three or none")]
     PartialWindow,
     #[error("from and to are both {0}; leave days,from,to empty for a rate that holds all day")]

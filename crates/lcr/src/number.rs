@@ -114,6 +114,24 @@ impl E164 {
     }
 }
 
+impl std::str::FromStr for E164 {
+    type Err = NumberError;
+    fn from_str(s: &str) -> Result<E164, NumberError> {
+        E164::parse(s)
+    }
+}
+
+impl fmt::Display for Dialled {
+    /// The number as it goes to a trunk and into the CDR: E.164, or the digits as dialled.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dialled::Emergency(e) => f.write_str(e.digits()),
+            Dialled::Internal(d) => f.write_str(d),
+            Dialled::External(e) => f.write_str(e.as_str()),
+        }
+    }
+}
+
 impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -255,7 +273,7 @@ impl NumberingPlan {
 
     fn to_e164(&self, plus: bool, digits: &str) -> Result<E164, NumberError> {
         if plus {
-            return E164::from_digits(digits);
+            return self.public(digits);
         }
         if let Some(p) = self
             .international
@@ -268,7 +286,7 @@ impl NumberingPlan {
                     digits: digits.to_owned(),
                 });
             }
-            return E164::from_digits(rest);
+            return self.public(rest);
         }
         if let Some(national) = digits.strip_prefix('0') {
             return E164::from_digits(&format!("{}{national}", self.country));
@@ -276,7 +294,7 @@ impl NumberingPlan {
         if digits.starts_with(self.country.as_str())
             && digits.len() >= self.country.len() + NATIONAL_MIN_DIGITS
         {
-            return E164::from_digits(digits);
+            return self.public(digits);
         }
         if digits.len() < *LOCAL_DIGITS.start() {
             return Err(NumberError::TooShort {
@@ -295,6 +313,20 @@ impl NumberingPlan {
                 digits: digits.to_owned(),
             })?;
         E164::from_digits(&format!("{}{area}{digits}", self.country))
+    }
+}
+
+impl NumberingPlan {
+    /// Country code and number; our own country's national 0 written after the country code
+    /// (`+62 (0)21 …`, a common way of printing numbers) is dropped.
+    fn public(&self, digits: &str) -> Result<E164, NumberError> {
+        match digits
+            .strip_prefix(self.country.as_str())
+            .and_then(|n| n.strip_prefix('0'))
+        {
+            Some(national) => E164::from_digits(&format!("{}{national}", self.country)),
+            None => E164::from_digits(digits),
+        }
     }
 }
 
@@ -343,6 +375,25 @@ mod tests {
         assert_eq!(e164("+62 812 3456 7890"), "+6281234567890");
         assert_eq!(e164("6281234567890"), "+6281234567890");
         assert_eq!(e164("08001234567"), "+628001234567");
+        // The national 0 printed after the country code is dropped, for our country only.
+        assert_eq!(e164("+62 (0)21 555 0100"), "+62215550100");
+        assert_eq!(e164("0062 021 5550100"), "+62215550100");
+        assert_eq!(e164("+44 (0)20 7946 0000"), "+4402079460000");
+    }
+
+    #[test]
+    fn dialled_displays_as_it_goes_out() {
+        let p = plan();
+        assert_eq!(p.normalise("112", ext).unwrap().to_string(), "112");
+        assert_eq!(p.normalise("201", ext).unwrap().to_string(), "201");
+        assert_eq!(
+            p.normalise("021 5550100", ext).unwrap().to_string(),
+            "+62215550100"
+        );
+        assert_eq!(
+            "+62215550100".parse::<E164>().unwrap().digits(),
+            "62215550100"
+        );
     }
 
     #[test]

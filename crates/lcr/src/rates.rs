@@ -215,10 +215,7 @@ fn parse_line(line: usize, f: &[String]) -> Result<Rate, LineErrorKind> {
                 return Err(LineErrorKind::EmptyWindow(from.to_string()));
             }
             if from == Minute::END_OF_DAY {
-                return Err(LineErrorKind::Time {
-                    field: "from",
-                    value: from.to_string(),
-                });
+                return Err(LineErrorKind::FromEndOfDay);
             }
             Some(Window { days, from, to })
         }
@@ -411,6 +408,12 @@ p,+62,200,0,60,sat,sun,08:00,17:00
             err.errors[0].to_string(),
             "line 2: its time window overlaps line 1 (same trunk and prefix; both cover mon 07:00)"
         );
+    }
+
+    #[test]
+    fn a_window_cannot_start_at_the_end_of_the_day() {
+        let err = RateTable::parse("p,+62,1,0,1,mon,24:00,06:00\n").unwrap_err();
+        assert_eq!(err.errors[0].kind, LineErrorKind::FromEndOfDay);
     }
 
     #[test]
