@@ -69,6 +69,19 @@ pub enum RouterError {
     UnknownEmergencyTrunk(String),
 }
 
+impl RouterError {
+    /// The next step for the operator.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            RouterError::Rates(e) => e.hint(),
+            RouterError::UnknownOperator { .. } => {
+                "the operator names are in the second column of operators.csv"
+            }
+            _ => "fix the [[trunk]] tables or [lcr] emergency_order and reload",
+        }
+    }
+}
+
 /// One way out, in rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteChoice {

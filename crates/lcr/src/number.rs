@@ -180,6 +180,19 @@ pub enum NumberError {
     NothingAfterPrefix { digits: String },
 }
 
+impl NumberError {
+    /// The next step for whoever dialled or typed the number.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            NumberError::NoAreaCode { .. } => "set `area_code` in [lcr], or dial 0 and the area code",
+            NumberError::LocalTooLong { .. } | NumberError::TooShort { .. } => {
+                "dial 0 and the area code for a fixed line (021 …), 08… for a mobile, 00… abroad"
+            }
+            _ => "write the number with digits only, e.g. 0812 3456 7890, 021 555 0100 or +65 6123 4567",
+        }
+    }
+}
+
 /// Digits that must be a (non-empty) run of ASCII digits: a country code or an area code.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("`{value}` is not a valid {what}: it must be 1 to 4 digits and not start with 0, e.g. {example}")]
@@ -422,6 +435,12 @@ mod tests {
             Err(NumberError::NoAreaCode {
                 digits: "5550100".into()
             })
+        );
+        let err = no_area.normalise("5550100", ext).unwrap_err();
+        assert!(
+            err.hint().contains("`area_code` in [lcr]"),
+            "{}",
+            err.hint()
         );
         assert!(matches!(
             plan().normalise("555010012", ext),

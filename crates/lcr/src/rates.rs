@@ -123,6 +123,16 @@ const HEADER_SHORT: &str = "trunk,prefix,rate_per_minute,connect_fee,increment_s
 impl RateTable {
     /// Parses and validates a whole rates file; all bad lines are reported, in line order.
     pub fn parse(text: &str) -> Result<RateTable, CsvErrors> {
+        RateTable::parse_inner(text, None)
+    }
+
+    /// [`RateTable::parse`], also reporting every line whose trunk is not one of `trunks`
+    /// (what `lcr import` checks against the configuration before it swaps tables).
+    pub fn parse_for_trunks(text: &str, trunks: &[TrunkName]) -> Result<RateTable, CsvErrors> {
+        RateTable::parse_inner(text, Some(trunks))
+    }
+
+    fn parse_inner(text: &str, trunks: Option<&[TrunkName]>) -> Result<RateTable, CsvErrors> {
         let mut errors = Vec::new();
         let mut records = csv::records(text, HEADER, &mut errors);
         if records
@@ -139,6 +149,14 @@ impl RateTable {
             }
         }
         check_conflicts(&rates, &mut errors);
+        if let Some(known) = trunks {
+            for r in rates.iter().filter(|r| !known.contains(&r.trunk)) {
+                errors.push(LineError {
+                    line: r.line,
+                    kind: LineErrorKind::UnknownTrunk(r.trunk.to_string()),
+                });
+            }
+        }
         if !errors.is_empty() || rates.is_empty() {
             errors.sort_by_key(|e| e.line);
             return Err(CsvErrors {
@@ -408,6 +426,22 @@ p,+62,200,0,60,sat,sun,08:00,17:00
             err.errors[0].to_string(),
             "line 2: its time window overlaps line 1 (same trunk and prefix; both cover mon 07:00)"
         );
+    }
+
+    #[test]
+    fn import_checks_trunk_names_with_the_other_errors() {
+        let known = [TrunkName::new("provider").unwrap()];
+        let text = "provider,+62,650,0,60\nprovidr,+62,650,0,60\nprovider,+62,1,0,0\n";
+        let err = RateTable::parse_for_trunks(text, &known).unwrap_err();
+        let lines: Vec<String> = err.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "line 2: trunk `providr` is not a configured [[trunk]]; add it to the configuration or fix the name",
+                "line 3: increment_seconds must be ≥ 1 (whole seconds, at most 3600), found `0`",
+            ]
+        );
+        assert!(RateTable::parse_for_trunks("provider,+62,650,0,60\n", &known).is_ok());
     }
 
     #[test]
