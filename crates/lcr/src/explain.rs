@@ -162,7 +162,11 @@ fn why(
 ) -> String {
     let c = &choices[i];
     if class == CallClass::Emergency {
-        return format!("emergency order, position {}", i + 1);
+        return if c.over_limit {
+            "emergency order; at its channel limit, so tried after the free trunks".to_owned()
+        } else {
+            "emergency order".to_owned()
+        };
     }
     let op = operator.unwrap_or("?");
     if c.operator_match {
@@ -199,15 +203,26 @@ impl Explanation {
             None => writeln!(s, "class     {}", self.class),
         };
         let _ = writeln!(s, "operator  {}", self.operator.as_deref().unwrap_or("-"));
-        let _ = writeln!(
-            s,
-            "at        {}, costs for a {} s call",
-            self.at, self.seconds
-        );
+        let _ = if matches!(self.class, CallClass::Emergency | CallClass::Internal) {
+            writeln!(s, "at        {}", self.at)
+        } else {
+            writeln!(
+                s,
+                "at        {}, costs for a {} s call",
+                self.at, self.seconds
+            )
+        };
         if let Some(note) = &self.note {
             let _ = writeln!(s, "note      {note}");
         }
-        if !self.routes.is_empty() {
+        if !self.routes.is_empty() && self.routes.iter().all(|r| r.rate.is_none()) {
+            // Emergency: no rates, only the order.
+            let _ = writeln!(s, "routes");
+            let w = self.routes.iter().map(|r| r.trunk.len()).max().unwrap_or(0);
+            for r in &self.routes {
+                let _ = writeln!(s, "  {}  {:w$}  {}", r.rank, r.trunk, r.why);
+            }
+        } else if !self.routes.is_empty() {
             let rows: Vec<[String; 8]> = self
                 .routes
                 .iter()

@@ -93,6 +93,9 @@ pub struct RouteChoice {
     pub cost: Option<Money>,
     /// A gateway on the number's own operator, preferred for mobile numbers.
     pub operator_match: bool,
+    /// Emergency calls only: the trunk is at its channel limit and is tried last rather than
+    /// skipped (the provider may still take the call; the PBX may free a channel for it).
+    pub over_limit: bool,
     cost_sixtieths: u64,
 }
 
@@ -363,6 +366,7 @@ impl Router {
                 rate: Some(rate),
                 cost: Some(money_of_sixtieths(sixtieths)),
                 operator_match,
+                over_limit: false,
                 cost_sixtieths: sixtieths,
             });
         }
@@ -370,7 +374,9 @@ impl Router {
             .sort_unstable_by_key(|c| (!c.operator_match, c.cost_sixtieths, c.trunk));
     }
 
-    /// The fixed emergency order, skipping trunks with no free channel. Never reordered.
+    /// The fixed emergency order, never by cost. Trunks at their channel limit are not
+    /// skipped but tried last, in the same order: an emergency call is never refused for a
+    /// busy count.
     pub fn route_emergency(&self, channels_in_use: &[u32]) -> Decision {
         let mut d = Decision::new();
         self.route_emergency_into(channels_in_use, &mut d);
@@ -381,21 +387,19 @@ impl Router {
         out.choices.clear();
         out.skipped.clear();
         for &trunk in &self.emergency {
-            match self.at_limit(usize::from(trunk.0), channels_in_use) {
-                Some(reason) => out.skipped.push(Skip {
-                    trunk,
-                    reason,
-                    rate: None,
-                }),
-                None => out.choices.push(RouteChoice {
-                    trunk,
-                    rate: None,
-                    cost: None,
-                    operator_match: false,
-                    cost_sixtieths: 0,
-                }),
-            }
+            out.choices.push(RouteChoice {
+                trunk,
+                rate: None,
+                cost: None,
+                operator_match: false,
+                over_limit: self
+                    .at_limit(usize::from(trunk.0), channels_in_use)
+                    .is_some(),
+                cost_sixtieths: 0,
+            });
         }
+        // Stable: the fixed order holds within the free and within the full trunks.
+        out.choices.sort_by_key(|c| c.over_limit);
     }
 
     /// Per trunk, the rate of its longest prefix of `number` that holds at `at`.
@@ -662,8 +666,13 @@ goip-telkomsel,+62813,950,0,60
         let d = r.route_emergency(&[]);
         assert_eq!(names(&r, &d), ["goip-telkomsel", "provider"]);
         assert!(d.choices.iter().all(|c| c.cost.is_none()));
+        // A full trunk is tried last, never dropped.
         let d = r.route_emergency(&[1]);
-        assert_eq!(names(&r, &d), ["goip-telkomsel"]);
+        assert_eq!(names(&r, &d), ["goip-telkomsel", "provider"]);
+        assert!(!d.choices[0].over_limit && d.choices[1].over_limit);
+        let d = r.route_emergency(&[0, 0, 4]);
+        assert_eq!(names(&r, &d), ["provider", "goip-telkomsel"]);
+        assert!(d.skipped.is_empty());
         // The default order is the configuration order.
         let d = router(RATES).route_emergency(&[]);
         assert_eq!(d.choices.len(), 3);
