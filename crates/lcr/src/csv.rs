@@ -104,6 +104,8 @@ pub(crate) fn records(
 ) -> Vec<(usize, Vec<String>)> {
     let mut out = Vec::new();
     let mut first = true;
+    // Spreadsheets save UTF-8 CSV with a byte-order mark and CRLF line ends.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -197,6 +199,21 @@ mod tests {
                 kind: LineErrorKind::Quote
             }]
         );
+    }
+
+    #[test]
+    fn spreadsheet_bom_and_crlf_are_accepted() {
+        let mut errors = Vec::new();
+        let r = records(
+            "\u{feff}prefix,operator\r\n+62811,telkomsel\r\n",
+            "prefix,operator",
+            &mut errors,
+        );
+        assert_eq!(
+            r,
+            vec![(2, vec!["+62811".to_owned(), "telkomsel".to_owned()])]
+        );
+        assert!(errors.is_empty());
     }
 
     #[test]
