@@ -351,6 +351,12 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let secret = random_secret()?;
     let mut seed_bytes = [0u8; 8];
     getrandom::getrandom(&mut seed_bytes).map_err(|e| DaemonError::Random(e.to_string()))?;
+    // The media engine's thread rings this when it has events (DTMF, a prompt played).
+    let media_ready = Arc::new(tokio::sync::Notify::new());
+    let media_notify = {
+        let n = media_ready.clone();
+        Arc::new(move || n.notify_one()) as Arc<dyn Fn() + Send + Sync>
+    };
     let mut pbx = Pbx::new(PbxInit {
         config: config.clone(),
         store,
@@ -358,6 +364,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
         secret,
         seed: u64::from_le_bytes(seed_bytes),
         clock: clock(),
+        media_notify,
     })?;
 
     // Bounded to about 8,192 datagrams: beyond that the kernel's socket buffer drops, which
@@ -430,6 +437,10 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             }
             _ = tokio::time::sleep_until(deadline) => {
                 pbx.handle_timeout(clock());
+                false
+            }
+            _ = media_ready.notified() => {
+                pbx.handle_media(clock());
                 false
             }
             _ = keepalive.tick() => {

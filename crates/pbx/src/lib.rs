@@ -26,10 +26,12 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod apps;
 pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod media;
+pub mod prompts;
 pub mod routing;
 pub mod store;
 pub mod tls;

@@ -13,6 +13,8 @@
 //! kentongan-pbx --config FILE calls [--json]
 //! kentongan-pbx --config FILE firewall render | firewall apply [--lockdown-on-error]
 //! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
+//! kentongan-pbx --config FILE conference list [--json]
+//! kentongan-pbx --config FILE conference kick 800 MEMBER | mute 800 MEMBER | lock 800 | unlock 800
 //! ```
 
 /// jemalloc instead of glibc's malloc: every SIP message allocates, and under a registration
@@ -24,6 +26,8 @@ use std::io::{BufRead, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod conference_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -72,6 +76,11 @@ enum Command {
     Ban {
         #[command(subcommand)]
         command: BanCommand,
+    },
+    /// Conference rooms: who is in them; kick, mute, lock.
+    Conference {
+        #[command(subcommand)]
+        command: conference_cli::ConferenceCommand,
     },
 }
 
@@ -135,12 +144,12 @@ enum CdrCommand {
 }
 
 /// An error with the operator's next step.
-struct Failure {
+pub(crate) struct Failure {
     error: anyhow::Error,
     hint: String,
 }
 
-fn fail(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Failure {
+pub(crate) fn fail(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Failure {
     Failure {
         error: error.into(),
         hint: hint.into(),
@@ -184,7 +193,7 @@ fn load_config(path: &Path) -> Result<Config, Failure> {
     })
 }
 
-fn open_store(config: &Config) -> Result<Store, Failure> {
+pub(crate) fn open_store(config: &Config) -> Result<Store, Failure> {
     daemon::open_store(config).map_err(|e| {
         fail(
             e,
@@ -228,6 +237,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     password_stdin: _,
                 } => {
                     let ext = parse_ext(&extension)?;
+                    if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
+                        return Err(fail(
+                            anyhow::anyhow!("{ext} is the number of conference room {:?}", room.name),
+                            "pick another extension number, or renumber the room in `[[conference]]`",
+                        ));
+                    }
                     let mut line = String::new();
                     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
                         fail(e, "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`")
@@ -319,6 +334,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Firewall { command } => firewall_command(&cli.config, &config, command)?,
         Command::Ban { command } => ban_command(&config, command, &mut out)?,
+        Command::Conference { command } => conference_cli::run(&config, command)?,
     }
     Ok(())
 }

@@ -21,12 +21,19 @@ use crate::store::{Extension, Store, StoreError};
 pub enum Destination {
     /// Ring the extension's registered phones and bridge the call to the one that answers.
     Extension(Extension),
+    /// A conference room from `[[conference]]`, by its index in `Config::conferences`.
+    Conference(RoomIndex),
 }
+
+/// A conference room's position in `Config::conferences` (stable until a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RoomIndex(pub usize);
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Destination::Extension(e) => write!(f, "extension {e}"),
+            Destination::Conference(r) => write!(f, "conference room #{}", r.0),
         }
     }
 }
@@ -59,10 +66,11 @@ pub struct Dialplan {
 
 impl Dialplan {
     pub fn new(config: &Config) -> Dialplan {
-        let _ = config;
-        Dialplan {
-            services: HashMap::new(),
+        let mut services = HashMap::new();
+        for (i, room) in config.conferences.iter().enumerate() {
+            services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
         }
+        Dialplan { services }
     }
 
     /// The destination of `dialled` (the Request-URI's user part).
@@ -121,5 +129,15 @@ mod tests {
             p.resolve("a'; DROP TABLE users", &users),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_conference_number_is_a_room_even_if_an_extension_has_it() {
+        let p = plan("[[conference]]\nnumber = \"800\"\nname = \"Ruang Rapat\"\n");
+        let users = Users(&["800"]);
+        assert_eq!(
+            p.resolve("800", &users).unwrap(),
+            Destination::Conference(RoomIndex(0))
+        );
     }
 }

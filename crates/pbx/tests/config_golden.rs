@@ -25,6 +25,20 @@ fn summary(c: &Config) -> String {
             "ban_seconds": c.firewall.ban_duration.as_secs(),
             "sip_rate_limit": c.firewall.sip_rate_limit,
         },
+        "prompts": {
+            "directory": c.prompts.directory.display().to_string(),
+            "language": c.prompts.language.code(),
+        },
+        // PINs are never shown, only whether a room has one.
+        "conferences": c.conferences.iter().map(|r| serde_json::json!({
+            "number": r.number,
+            "name": r.name,
+            "pin": r.pin.is_some(),
+            "admin_pin": r.admin_pin.is_some(),
+            "max_members": r.max_members,
+            "video": r.video,
+            "record": r.record,
+        })).collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&v).unwrap() + "\n"
 }

@@ -13,6 +13,9 @@ use kentongan_firewall::ruleset::Ports;
 use kentongan_sip::auth::Algorithm;
 use serde::Deserialize;
 
+mod conference;
+pub use conference::{ConferenceRoom, Pin};
+
 /// A configuration problem, phrased for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -97,6 +100,34 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// `[firewall]`: trusted networks and ban thresholds.
     pub firewall: Policy,
+    /// `[[conference]]`: rooms, in the order written (numbers unique).
+    pub conferences: Vec<ConferenceRoom>,
+    /// `[prompts]`: where the spoken prompts are, and in which language.
+    pub prompts: Prompts,
+}
+
+/// `[prompts]`: the prompt set the PBX plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompts {
+    /// `<directory>/<language>/8000/<id>.wav`, made by `kentongan-pbx prompts build`.
+    pub directory: PathBuf,
+    pub language: Language,
+}
+
+/// A prompt language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Indonesian,
+    English,
+}
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Indonesian => "id",
+            Language::English => "en",
+        }
+    }
 }
 
 impl Config {
@@ -138,6 +169,17 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     firewall: RawFirewall,
+    #[serde(default)]
+    conference: Vec<conference::RawConference>,
+    #[serde(default)]
+    prompts: RawPrompts,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrompts {
+    directory: Option<String>,
+    language: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -254,16 +296,22 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
             ("sip_rate_limit", Kind::Int),
         ],
     ),
+    ("conference", conference::KEYS),
+    (
+        "prompts",
+        &[("directory", Kind::Str), ("language", Kind::Str)],
+    ),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
-const MANY: &[&str] = &[];
+const MANY: &[&str] = &["conference"];
 
 #[derive(Clone, Copy)]
 enum Kind {
     Str,
     StrList,
     Int,
+    Bool,
 }
 
 impl Kind {
@@ -274,6 +322,7 @@ impl Kind {
                 .as_array()
                 .is_some_and(|a| a.iter().all(toml::Value::is_str)),
             Kind::Int => v.is_integer(),
+            Kind::Bool => v.is_bool(),
         }
     }
     fn describe(self) -> &'static str {
@@ -281,6 +330,7 @@ impl Kind {
             Kind::Str => "a string in double quotes",
             Kind::StrList => "a list of strings, e.g. [\"udp:0.0.0.0:5060\"]",
             Kind::Int => "a whole number without quotes",
+            Kind::Bool => "true or false, without quotes",
         }
     }
 }
@@ -490,7 +540,28 @@ impl Config {
             )
         })?;
         let firewall = validate_firewall(&raw.firewall)?;
+        let conferences = conference::validate(raw.conference)?;
+        let language = match raw.prompts.language.as_deref() {
+            None | Some("id") => Language::Indonesian,
+            Some("en") => Language::English,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    "prompts.language",
+                    format!("is {other:?}; use \"id\" (Bahasa Indonesia) or \"en\" (English)"),
+                ))
+            }
+        };
+        let prompts = Prompts {
+            directory: PathBuf::from(
+                raw.prompts
+                    .directory
+                    .unwrap_or_else(|| "/var/lib/kentongan/sounds".into()),
+            ),
+            language,
+        };
         Ok(Config {
+            conferences,
+            prompts,
             firewall,
             no_answer,
             domain,

@@ -58,6 +58,42 @@ pub(super) struct Pending2xx {
     pub(super) deadline: Instant,
 }
 
+/// What to do with a pending 2xx now.
+pub(super) enum Resend {
+    Wait,
+    Send,
+    /// 64·T1 without an ACK: the dialog is dead (RFC 3261 §13.3.1.4).
+    GiveUp,
+}
+
+impl Pending2xx {
+    const T1: Duration = Duration::from_millis(500);
+
+    pub(super) fn new(side: Side, msg: Message, to: SocketAddr, now: Instant) -> Pending2xx {
+        Pending2xx {
+            side,
+            msg,
+            to,
+            next: now + Self::T1,
+            interval: Self::T1,
+            deadline: now + Self::T1 * 64,
+        }
+    }
+
+    /// Doubles the interval (up to T2, 4 s) each time it says [`Resend::Send`].
+    pub(super) fn poll(&mut self, now: Instant) -> Resend {
+        if self.next > now {
+            return Resend::Wait;
+        }
+        if now >= self.deadline {
+            return Resend::GiveUp;
+        }
+        self.interval = (self.interval * 2).min(Duration::from_secs(4));
+        self.next = now + self.interval;
+        Resend::Send
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct ReInvite {
     /// The side that sent the re-INVITE to us.

@@ -8,7 +8,7 @@ use kentongan_sip::transaction::TxId;
 use kentongan_sip::{HeaderName, Message, Method, Request, Response, StatusCode};
 use tracing::{debug, warn};
 
-use super::calls::{CallKey, Pending2xx, ReInvite, Side};
+use super::calls::{CallKey, Pending2xx, ReInvite, Resend, Side};
 use super::{Clock, Pbx, TxUse, USER_AGENT};
 
 impl Pbx {
@@ -20,16 +20,8 @@ impl Pbx {
         msg: Message,
         to: SocketAddr,
     ) {
-        let t1 = Duration::from_millis(500);
         if let Some(c) = self.calls.get_mut(&key) {
-            c.pending_2xx = Some(Pending2xx {
-                side,
-                msg,
-                to,
-                next: clock.now + t1,
-                interval: t1,
-                deadline: clock.now + t1 * 64,
-            });
+            c.pending_2xx = Some(Pending2xx::new(side, msg, to, clock.now));
         }
     }
 
@@ -40,16 +32,11 @@ impl Pbx {
             let Some(p) = &mut c.pending_2xx else {
                 continue;
             };
-            if p.next > clock.now {
-                continue;
+            match p.poll(clock.now) {
+                Resend::Wait => {}
+                Resend::Send => sends.push((p.to, p.msg.clone())),
+                Resend::GiveUp => give_up.push(*key),
             }
-            if clock.now >= p.deadline {
-                give_up.push(*key);
-                continue;
-            }
-            sends.push((p.to, p.msg.clone()));
-            p.interval = (p.interval * 2).min(Duration::from_secs(4));
-            p.next = clock.now + p.interval;
         }
         for (to, msg) in sends {
             self.ep.send_stateless(to, &msg);
@@ -86,6 +73,9 @@ impl Pbx {
             return;
         };
         let Some((key, side)) = self.by_call_id.get(cid).copied() else {
+            if let Some(leg) = self.apps.leg_of(cid) {
+                self.on_answered_ack(leg);
+            }
             return;
         };
         if let Some(c) = self.calls.get_mut(&key) {
@@ -115,7 +105,11 @@ impl Pbx {
             .ok()
             .and_then(|cid| self.by_call_id.get(cid).copied());
         let Some((key, side)) = key_side else {
-            self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
+            let leg = req.headers.call_id().ok().and_then(|c| self.apps.leg_of(c));
+            match leg {
+                Some(leg) => self.on_answered_in_dialog(clock, tx, req, leg),
+                None => self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST),
+            }
             return;
         };
         if let Some(d) = self.calls.get_mut(&key).and_then(|c| c.dialog(side)) {

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::media::{Direction, MediaKind, RelayStats};
+use crate::media::{Direction, EngineStats, MediaKind, RelayStats};
 
 /// Counters and gauges for `/metrics`.
 #[derive(Debug, Default)]
@@ -19,6 +19,9 @@ pub struct Metrics {
     pub dropped_banned: AtomicU64,
     pub dropped_scanner: AtomicU64,
     pub relay: Arc<RelayStats>,
+    pub engine: Arc<EngineStats>,
+    pub conference_rooms: AtomicU64,
+    pub conference_members: AtomicU64,
 }
 
 impl Metrics {
@@ -48,6 +51,7 @@ impl Metrics {
             g(&self.relay.packets),
             g(&self.relay.bytes),
         ) + &self.render_media()
+            + &self.render_engine()
             + &self.render_firewall()
     }
 
@@ -69,6 +73,36 @@ impl Metrics {
             g(&self.bans_active),
             g(&self.dropped_banned),
             g(&self.dropped_scanner),
+        )
+    }
+
+    fn render_engine(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let e = &self.engine;
+        format!(
+            "# HELP kentongan_conference_rooms Conference rooms with members.
+             # TYPE kentongan_conference_rooms gauge
+kentongan_conference_rooms {}
+             # HELP kentongan_conference_members Members in conference rooms.
+             # TYPE kentongan_conference_members gauge
+kentongan_conference_members {}
+             # HELP kentongan_engine_legs Call legs the media engine terminates.
+             # TYPE kentongan_engine_legs gauge
+kentongan_engine_legs {}
+             # HELP kentongan_engine_packets_total RTP packets the media engine received and sent.
+             # TYPE kentongan_engine_packets_total counter
+             kentongan_engine_packets_total{{direction=\"in\"}} {}
+             kentongan_engine_packets_total{{direction=\"out\"}} {}
+             # HELP kentongan_mixer_seconds_total Time the media engine spent decoding, mixing and encoding.
+             # TYPE kentongan_mixer_seconds_total counter
+kentongan_mixer_seconds_total {:.6}
+",
+            g(&self.conference_rooms),
+            g(&self.conference_members),
+            g(&e.legs),
+            g(&e.packets_in),
+            g(&e.packets_out),
+            g(&e.mix_us) as f64 / 1e6,
         )
     }
 

@@ -15,6 +15,7 @@
 //! timers). [`addressing`] knows how we reach a peer; [`bans`] mirrors the firewall.
 
 mod addressing;
+mod answered;
 mod auth;
 mod bans;
 mod calls;
@@ -40,9 +41,10 @@ use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, ListenTransport};
-use crate::media::Relay;
+use crate::media::{EngineHost, Relay};
+use crate::prompts::PromptCache;
 use crate::routing::{Destination, Dialplan, RouteError};
-use crate::store::{Extension, Store, StoreError, StoredMessage, Write};
+use crate::store::{ConferenceWrite, Extension, Store, StoreError, StoredMessage, Write};
 
 use addressing::finish_response;
 use calls::{Call, CallKey, Side};
@@ -123,6 +125,11 @@ pub struct Pbx {
     mailboxes: HashMap<Extension, Vec<StoredMessage>>,
     /// Turns dialled numbers into destinations; rebuilt on reload.
     dialplan: Dialplan,
+    /// The media engine's thread, for legs the PBX answers.
+    engine: EngineHost,
+    /// Applications and the legs they answered.
+    apps: answered::Apps,
+    prompts: PromptCache,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -147,6 +154,9 @@ pub struct PbxInit {
     pub secret: [u8; 32],
     pub seed: u64,
     pub clock: Clock,
+    /// Called from the media engine's thread when it has events for
+    /// [`Pbx::handle_media`]; it must only wake the driver's loop.
+    pub media_notify: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Pbx {
@@ -158,6 +168,7 @@ impl Pbx {
             secret,
             seed,
             clock,
+            media_notify,
         } = init;
         let mut registry = Registry::default();
         for b in store.bindings(clock.unix_s())? {
@@ -196,7 +207,14 @@ impl Pbx {
                 .push(msg);
         }
         let dialplan = Dialplan::new(&config);
+        let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
+        let prompts = PromptCache::new(&config.prompts);
+        // Rooms of a previous run are empty now.
+        store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
+            engine,
+            apps: answered::Apps::default(),
+            prompts,
             dialplan,
             config,
             ep,
@@ -262,6 +280,9 @@ impl Pbx {
             self.shield.set_policy(config.firewall.clone());
         }
         self.dialplan = Dialplan::new(&config);
+        if config.prompts != self.config.prompts {
+            self.prompts = PromptCache::new(&config.prompts);
+        }
         self.config = config;
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
@@ -320,6 +341,7 @@ impl Pbx {
         self.ep.handle_timeout(clock.now);
         self.drain_events(clock);
         self.retransmit_2xx(clock);
+        self.retransmit_answered_2xx(clock);
         self.expire_sessions(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
@@ -350,6 +372,9 @@ impl Pbx {
                 t = t.min(d);
             }
         }
+        if let Some(x) = self.apps.next_deadline() {
+            t = t.min(x);
+        }
         t
     }
 
@@ -374,6 +399,7 @@ impl Pbx {
 
     /// Ends every call (BYE to answered legs, 503 to ringing ones) for a graceful stop.
     pub fn shutdown(&mut self, clock: Clock) {
+        self.shutdown_answered(clock);
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for k in keys {
             let answered = self.calls.get(&k).is_some_and(Call::answered);
@@ -480,6 +506,17 @@ impl Pbx {
         match self.dialplan.resolve(&dialled, &self.store) {
             Ok(Destination::Extension(callee)) => {
                 self.bridge_to_extension(clock, tx, from, req, caller, callee)
+            }
+            Ok(Destination::Conference(room)) => {
+                let number = self.config.conferences[room.0].number.clone();
+                self.answer_with_app(
+                    clock,
+                    tx,
+                    from,
+                    req,
+                    caller,
+                    answered::App::Conference(number),
+                )
             }
             Err(RouteError::NotFound(_)) => {
                 debug!(%caller, dialled = %dialled.escape_debug(), "call to an unknown number");

@@ -214,8 +214,16 @@ impl Pbx {
         self.metrics
             .registrations
             .store(self.registry.count() as u64, Ordering::Relaxed);
+        self.metrics.active_calls.store(
+            (self.calls.len() + self.apps.count()) as u64,
+            Ordering::Relaxed,
+        );
+        let (rooms, members) = self.apps.conferences.counts();
         self.metrics
-            .active_calls
-            .store(self.calls.len() as u64, Ordering::Relaxed);
+            .conference_rooms
+            .store(rooms as u64, Ordering::Relaxed);
+        self.metrics
+            .conference_members
+            .store(members as u64, Ordering::Relaxed);
     }
 }

@@ -115,6 +115,7 @@ impl Rig {
             secret: [7; 32],
             seed: 1,
             clock,
+            media_notify: Arc::new(|| {}),
         })
         .unwrap()
     }

@@ -137,9 +137,10 @@ impl EngineHost {
             stats: self.stats.clone(),
             notify: self.notify.clone(),
         });
-        shared
-            .epoll
-            .add(&shared.wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))?;
+        shared.epoll.add(
+            &shared.wake,
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
+        )?;
         let for_thread = shared.clone();
         let seed = self.seed;
         std::thread::Builder::new()
@@ -202,7 +203,9 @@ impl EngineHost {
 
     /// The next event from the engine (DTMF pressed, a sound played, talking).
     pub fn poll_event(&self) -> Option<MediaEvent> {
-        self.shared.as_ref().and_then(|s| lock(&s.events).pop_front())
+        self.shared
+            .as_ref()
+            .and_then(|s| lock(&s.events).pop_front())
     }
 }
 
@@ -316,14 +319,7 @@ fn apply(shared: &Shared, engine: &mut Engine, legs: &mut HashMap<LegId, LegSock
                 Ok(())
             });
             if added.is_ok() {
-                legs.insert(
-                    id,
-                    LegSockets {
-                        rtp,
-                        rtcp,
-                        remote,
-                    },
-                );
+                legs.insert(id, LegSockets { rtp, rtcp, remote });
             }
             added
         }

@@ -5,7 +5,5 @@
 mod engine;
 mod relay;
 
-pub use engine::{EngineHost, EngineStats, MediaEvent};
-pub use relay::{
-    Direction, MediaKind, MediaStream, PortPool, Relay, RelayStats, Targets, EVENTS,
-};
+pub use engine::{Command as EngineCommand, EngineHost, EngineStats, MediaEvent};
+pub use relay::{Direction, MediaKind, MediaStream, PortPool, Relay, RelayStats, Targets, EVENTS};

@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use kentongan_sip::auth::StoredHa1;
 
+mod conference;
+pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -126,6 +129,8 @@ pub enum Write {
     LiveCall(LiveCall),
     EndLiveCall(String),
     Ban(StoredBan),
+    /// Conference rooms' live state, mirrored for `kentongan-pbx conference list`.
+    Conference(ConferenceWrite),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -247,6 +252,7 @@ impl Store {
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate_registrations(&conn).map_err(open_err)?;
+        conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         Ok(Store { conn })
     }
 
@@ -491,6 +497,7 @@ impl Store {
                         .execute(params![id])?;
                 }
                 Write::Ban(b) => Store::upsert_ban(tx, b)?,
+                Write::Conference(c) => conference::apply(tx, c)?,
             }
         }
         Ok(())

@@ -1,0 +1,54 @@
+//! Applications: what serves a call the PBX answers itself (a [`crate::routing::Destination`]
+//! other than an extension). Each is a sans-IO state machine: the core hands it what happened
+//! (a leg entered, a key was pressed, a leg hung up, a sound finished) and carries out the
+//! [`Action`]s it returns through the media engine and SIP. An application never sees a
+//! socket, a packet or a SIP message.
+
+pub mod conference;
+
+use kentongan_engine::LegId;
+
+/// A spoken prompt, by its id in the prompt catalogue (`<directory>/<lang>/8000/<id>.wav`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prompt(pub &'static str);
+
+/// A short tone that needs no words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cue {
+    /// Someone joined.
+    Join,
+    /// Someone left.
+    Leave,
+    /// A key was taken.
+    Beep,
+}
+
+/// What an application asks the core to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Say {
+        leg: LegId,
+        prompt: Prompt,
+    },
+    Cue {
+        leg: LegId,
+        cue: Cue,
+    },
+    /// Into the media room of the named conference (created on first use).
+    JoinRoom {
+        leg: LegId,
+        room: String,
+    },
+    SetMuted {
+        leg: LegId,
+        muted: bool,
+    },
+    SetListenGain {
+        leg: LegId,
+        gain_db: f32,
+    },
+    /// Hang up once everything queued for the leg has played.
+    HangUpAfterPrompts {
+        leg: LegId,
+    },
+}
