@@ -31,6 +31,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod answer;
+pub mod backup;
 pub mod facts;
 pub mod install;
 pub mod net;
