@@ -13,10 +13,10 @@ mod restore;
 mod schedule;
 
 pub use archive::{create, CreateError, Created};
-pub use restore::{restore, validate_archive, Checked, RestoreError};
+pub use restore::{restore, validate_archive, Checked, RestoreError, PBX_UNIT};
 pub use schedule::{
-    find_target, rotate, write_scheduled, BackupSettings, ScheduleError, BACKUP_LABEL,
-    DEFAULT_BACKUP_DIR,
+    find_target, rotate, write_archive, write_scheduled, BackupSettings, Destination,
+    ScheduleError, BACKUP_LABEL, DEFAULT_BACKUP_DIR,
 };
 
 use std::path::{Component, Path, PathBuf};

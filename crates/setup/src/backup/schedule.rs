@@ -135,22 +135,25 @@ fn field(line: &str, key: &str) -> Option<String> {
     Some(line[start..end].to_owned())
 }
 
-/// Writes `kentongan-backup-<created>.tar.zst` into `dir` atomically (a hidden `.partial`
-/// file, fsynced, then renamed), then deletes all but the newest `keep`. Returns the archive's
-/// path, its manifest and the paths deleted.
-pub fn write_scheduled(
+/// Writes an archive to `path` atomically: a hidden `.partial` file beside it, fsynced, then
+/// renamed, so a reader (or a crash) never sees half an archive under the final name.
+pub fn write_archive(
     roots: &Roots,
     created: &Created,
-    dir: &Path,
-    keep: usize,
-) -> Result<(PathBuf, Manifest, Vec<PathBuf>), ScheduleError> {
+    path: &Path,
+) -> Result<Manifest, ScheduleError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ScheduleError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = format!("{PREFIX}{:012}{SUFFIX}", created.at.max(0));
-    let finished = dir.join(&name);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".into());
     let partial = dir.join(format!(".{name}.partial"));
     let scratch = dir.join(format!(".{name}.scratch"));
     std::fs::create_dir_all(&scratch).map_err(io_err(&scratch))?;
@@ -158,19 +161,32 @@ pub fn write_scheduled(
         let file = std::fs::File::create(&partial).map_err(io_err(&partial))?;
         let manifest = create(roots, created, &scratch, &file, &partial)?;
         file.sync_all().map_err(io_err(&partial))?;
-        std::fs::rename(&partial, &finished).map_err(io_err(&finished))?;
+        std::fs::rename(&partial, path).map_err(io_err(path))?;
         Ok::<_, ScheduleError>(manifest)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
-    let manifest = match written {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Writes `kentongan-backup-<created>.tar.zst` into `dir` with [`write_archive`], then deletes
+/// all but the newest `keep`. Returns the archive's path, its manifest and the paths deleted.
+pub fn write_scheduled(
+    roots: &Roots,
+    created: &Created,
+    dir: &Path,
+    keep: usize,
+) -> Result<(PathBuf, Manifest, Vec<PathBuf>), ScheduleError> {
+    std::fs::create_dir_all(dir).map_err(|source| ScheduleError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(format!("{PREFIX}{:012}{SUFFIX}", created.at.max(0)));
+    let manifest = write_archive(roots, created, &path)?;
     let removed = rotate(dir, keep)?;
-    Ok((finished, manifest, removed))
+    Ok((path, manifest, removed))
 }
 
 /// Deletes all but the `keep` newest scheduled archives in `dir` (by the time in their
