@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::archive::HashingReader;
@@ -179,6 +179,11 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 
 impl Area {
     fn swap_in(&self) -> io::Result<()> {
+        // The PBX runs as a systemd DynamicUser owning /var/lib/kentongan: restored files take
+        // the owner of what they replace (or of the parent), or the daemon cannot open them.
+        let owner = std::fs::metadata(&self.live)
+            .or_else(|_| std::fs::metadata(self.live.parent().unwrap_or(Path::new("/"))))?;
+        chown_tree(&self.staged, owner.uid(), owner.gid())?;
         remove_any(&self.previous)?;
         if self.companions {
             for c in ["-wal", "-shm"] {
@@ -200,6 +205,16 @@ impl Area {
             }
         }
     }
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 fn discard(areas: &[Area]) {
