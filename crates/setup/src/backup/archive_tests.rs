@@ -327,6 +327,20 @@ fn a_wrong_hash_size_or_missing_member_is_corrupt() {
 }
 
 #[test]
+fn a_database_outside_the_state_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.tar.zst");
+    for bad in ["/etc/passwd", "/var/lib/kentongan/../../etc/shadow"] {
+        let mut m: Manifest = serde_json::from_slice(&manifest_with(vec![], 0)).unwrap();
+        m.database_path = bad.into();
+        let m = serde_json::to_vec(&m).unwrap();
+        raw_archive(&a, &[(MANIFEST_NAME, tar::EntryType::Regular, m)]);
+        let err = validate_archive(&a).unwrap_err();
+        assert!(matches!(err, RestoreError::Manifest(_)), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn a_newer_schema_is_refused_as_a_downgrade() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.tar.zst");

@@ -17,6 +17,8 @@ use sha2::Digest;
 
 /// The unit a restore stops and starts.
 pub const PBX_UNIT: &str = "kentongan-pbx";
+/// The PBX's systemd StateDirectory; the only place its database can be.
+const STATE_DIR: &str = "/var/lib/kentongan/";
 /// A manifest larger than this is not ours (ours list a few thousand files at most).
 const MANIFEST_LIMIT: u64 = 16 << 20;
 
@@ -77,7 +79,7 @@ pub fn restore(
 ) -> Result<Manifest, RestoreError> {
     let checked = validate_archive(archive)?;
     let areas = areas(roots, &checked.manifest);
-    let staged = stage(roots, archive, &checked.manifest, &areas);
+    let staged = stage(archive, &checked.manifest, &areas);
     if let Err(e) = staged {
         discard(&areas);
         return Err(e);
@@ -224,12 +226,7 @@ fn discard(areas: &[Area]) {
 }
 
 /// Second pass: the same checks, writing each member into its area's staging copy.
-fn stage(
-    roots: &Roots,
-    archive: &Path,
-    manifest: &Manifest,
-    areas: &[Area],
-) -> Result<(), RestoreError> {
+fn stage(archive: &Path, manifest: &Manifest, areas: &[Area]) -> Result<(), RestoreError> {
     let stage_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RestoreError::Stage { path, source }
@@ -242,7 +239,6 @@ fn stage(
             std::fs::create_dir_all(parent).map_err(stage_err(parent))?;
         }
     }
-    let _ = roots;
     let again = walk(archive, |member, target, data| {
         let dest = match target {
             MemberTarget::Database => areas[TREES.len()].staged.clone(),
@@ -282,7 +278,7 @@ fn walk(
     let mut entries = tar.entries().map_err(unreadable)?;
 
     let first = match entries.next() {
-        Some(e) => e.map_err(|e| foreign_or_unreadable(archive, e))?,
+        Some(e) => e.map_err(unreadable)?,
         None => {
             return Err(RestoreError::Foreign {
                 why: "the archive is empty".into(),
@@ -317,10 +313,12 @@ fn walk(
             found: manifest.schema_version,
         });
     }
-    if !manifest.database_path.starts_with('/') || manifest.database_path.contains("..") {
+    // The daemon is sandboxed to its StateDirectory, so a database anywhere else is not one
+    // it could have written: refusing it keeps an archive from overwriting system files.
+    let db = &manifest.database_path;
+    if !db.starts_with(STATE_DIR) || db.contains("/../") || db.ends_with("/..") {
         return Err(RestoreError::Manifest(format!(
-            "database_path `{}` is not a plain absolute path",
-            manifest.database_path
+            "database_path `{db}` is not under {STATE_DIR}"
         )));
     }
     let mut expected = manifest.members.iter();
@@ -378,12 +376,4 @@ fn walk(
     let mut rest = tar.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(unreadable)?;
     Ok(manifest)
-}
-
-/// A first entry that does not parse is either cut off or not a tar at all.
-fn foreign_or_unreadable(archive: &Path, e: io::Error) -> RestoreError {
-    RestoreError::Unreadable {
-        path: archive.to_path_buf(),
-        source: e,
-    }
 }
