@@ -3,14 +3,16 @@
 //! **Owns**: the answer file ([`Answer`], strict TOML), the one validator ([`validate`]) that
 //! turns an answer and the machine's [`Facts`] into an [`InstallPlan`] or into every
 //! [`Problem`] found, the installer ([`install::run`]: named steps over a [`install::Target`],
-//! a disk or a scratch directory), and the TUI that builds an [`Answer`] interactively.
+//! a disk or a scratch directory), the TUI that builds an [`Answer`] interactively, and
+//! [`backup`]: archives of the appliance's state and their validated, rolled-back restore.
 //!
 //! **Does not**: probe the machine inside the validator (facts are handed in; [`probe`] is
 //! for the binary), print or log a password ([`Secret`] redacts itself), store user data in its
 //! own format (extensions go through `kentongan_pbx::store::Store`), or decide SIP behaviour.
 //!
 //! **Principal types**: [`Answer`], [`Facts`], [`InstallPlan`], [`Problems`], [`Secret`],
-//! [`install::Target`], [`install::Step`], [`install::Runner`], [`install::StepError`].
+//! [`install::Target`], [`install::Step`], [`install::Runner`], [`install::StepError`],
+//! [`backup::Roots`], [`backup::Manifest`], [`backup::RestoreError`].
 //!
 //! ```
 //! use kentongan_setup::{validate, Answer, Facts};
@@ -31,6 +33,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod answer;
+pub mod backup;
 pub mod facts;
 pub mod install;
 pub mod net;

@@ -1,6 +1,6 @@
-//! `kentongan-setup`: the first-boot wizard (TUI), `validate-answer` and the unattended
-//! installer (`apply`). Argument parsing and terminal output only; everything else is in the
-//! `kentongan_setup` library.
+//! `kentongan-setup`: the first-boot wizard (TUI), `validate-answer`, the unattended
+//! installer (`apply`), and `backup` / `restore`. Argument parsing and terminal output only;
+//! everything else is in the `kentongan_setup` library.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use kentongan_setup::backup;
 use kentongan_setup::install::{self, Source, Target};
 use kentongan_setup::{probe, validate, Answer, Facts, InstallPlan};
 
@@ -61,6 +62,34 @@ enum Command {
         /// Power the machine off after a successful install (unattended mode).
         #[arg(long)]
         poweroff: bool,
+    },
+    /// Archive config, database (online), voicemail, recordings, prompts and certs.
+    Backup {
+        /// Write the archive here (`.tar.zst`).
+        #[arg(
+            long,
+            required_unless_present = "scheduled",
+            conflicts_with = "scheduled"
+        )]
+        out: Option<PathBuf>,
+        /// Write into the USB volume labelled KENTONGAN-BACKUP if mounted, else
+        /// /var/backups/kentongan, and keep the newest `keep` (/etc/kentongan/backup.toml).
+        #[arg(long)]
+        scheduled: bool,
+        /// Back up the appliance installed under this directory instead of `/` (tests).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Check an archive completely, then put it in place, restarting the PBX.
+    Restore {
+        archive: PathBuf,
+        /// Only check the archive; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Restore into this directory instead of `/` (tests): the PBX service is not
+        /// stopped or started.
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -243,7 +272,134 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Backup {
+            out,
+            scheduled,
+            root,
+        }) => run_backup(out, scheduled, root).map(|()| ExitCode::SUCCESS),
+        Some(Command::Restore {
+            archive,
+            check,
+            root,
+        }) => run_restore(&archive, check, root).map(|()| ExitCode::SUCCESS),
     }
+}
+
+fn roots(root: Option<PathBuf>) -> backup::Roots {
+    match root {
+        Some(root) => backup::Roots { root },
+        None => backup::Roots::appliance(),
+    }
+}
+
+/// The hostname and time the manifest records; read here, not in the library.
+fn created(roots: &backup::Roots) -> backup::Created {
+    let hostname = std::fs::read_to_string(roots.path("/etc/hostname"))
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    backup::Created { hostname, at }
+}
+
+fn print_backup(path: &Path, manifest: &backup::Manifest) {
+    let bytes: u64 = manifest.members.iter().map(|m| m.size).sum();
+    eprintln!(
+        "{:>12} {} ({} files, {} bytes before compression)",
+        "Wrote",
+        path.display(),
+        manifest.members.len(),
+        bytes
+    );
+    eprintln!(
+        "warning: this archive contains the TLS private key (config/tls) in clear; \
+         passwords are stored hashed. Keep it as safe as the appliance."
+    );
+}
+
+fn run_backup(out: Option<PathBuf>, scheduled: bool, root: Option<PathBuf>) -> Result<(), Failure> {
+    let roots = roots(root);
+    let created = created(&roots);
+    let hint = "check that the database and /etc/kentongan are readable (run as root) and the destination has room";
+    if scheduled {
+        let settings = backup::BackupSettings::load(&roots)
+            .map_err(|e| fail(e, "fix /etc/kentongan/backup.toml"))?;
+        let dest = backup::find_target(&roots, &settings, &mut install::SystemRunner)
+            .map_err(|e| fail(e, "is lsblk (util-linux) installed?"))?;
+        eprintln!("{:>12} {} ({})", "Target", dest.dir.display(), dest.why);
+        let (path, manifest, removed) =
+            backup::write_scheduled(&roots, &created, &dest.dir, settings.keep)
+                .map_err(|e| fail(e, hint))?;
+        print_backup(&path, &manifest);
+        for r in removed {
+            eprintln!(
+                "{:>12} {} (keeping {})",
+                "Removed",
+                r.display(),
+                settings.keep
+            );
+        }
+        return Ok(());
+    }
+    let Some(out) = out else {
+        return Err(fail(
+            anyhow::anyhow!("no destination"),
+            "pass --out FILE.tar.zst or --scheduled",
+        ));
+    };
+    let manifest = backup::write_archive(&roots, &created, &out).map_err(|e| fail(e, hint))?;
+    print_backup(&out, &manifest);
+    Ok(())
+}
+
+/// For a directory root there is no PBX service to cycle: systemctl is skipped, and said so.
+struct NoService;
+
+impl install::Runner for NoService {
+    fn run(&mut self, cmd: &install::Cmd) -> Result<String, install::CmdError> {
+        eprintln!(
+            "{:>12} `{}` (not for a directory root)",
+            "Skipped",
+            cmd.display()
+        );
+        Ok(String::new())
+    }
+}
+
+fn run_restore(archive: &Path, check: bool, root: Option<PathBuf>) -> Result<(), Failure> {
+    let hint = "take a fresh backup with `kentongan-setup backup --out FILE.tar.zst`";
+    if check {
+        let checked = backup::validate_archive(archive).map_err(|e| fail(e, hint))?;
+        let m = &checked.manifest;
+        eprintln!(
+            "{} is a valid backup of {} (Kentongan {}, {} files, created {})",
+            archive.display(),
+            m.hostname,
+            m.kentongan_version,
+            m.members.len(),
+            m.created
+        );
+        return Ok(());
+    }
+    let directory = root.is_some();
+    let roots = roots(root);
+    let result = if directory {
+        backup::restore(&roots, archive, &mut NoService)
+    } else {
+        backup::restore(&roots, archive, &mut TimedRunner)
+    };
+    let manifest = result.map_err(|e| fail(e, hint))?;
+    eprintln!(
+        "{:>12} {} files from {} (backup of {}); the files replaced are kept as *.previous",
+        "Restored",
+        manifest.members.len(),
+        archive.display(),
+        manifest.hostname
+    );
+    Ok(())
 }
 
 fn apply(
