@@ -26,6 +26,7 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admins;
 pub mod config;
 pub mod core;
 pub mod daemon;

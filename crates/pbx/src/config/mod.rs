@@ -13,6 +13,9 @@ use kentongan_firewall::ruleset::Ports;
 use kentongan_sip::auth::Algorithm;
 use serde::Deserialize;
 
+mod web;
+pub use web::Web;
+
 /// A configuration problem, phrased for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -97,6 +100,8 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// `[firewall]`: trusted networks and ban thresholds.
     pub firewall: Policy,
+    /// `[web]`: the web admin's HTTPS listeners; `None` (no table) turns it off.
+    pub web: Option<Web>,
 }
 
 impl Config {
@@ -120,6 +125,12 @@ impl Config {
         if !self.metrics_listen.ip().is_loopback() {
             ports.admin_tcp.push(self.metrics_listen.port());
         }
+        // The web admin is for trusted networks only, like metrics.
+        for l in self.web.iter().flat_map(|w| &w.listen) {
+            if !l.ip().is_loopback() && !ports.admin_tcp.contains(&l.port()) {
+                ports.admin_tcp.push(l.port());
+            }
+        }
         ports
     }
 }
@@ -138,6 +149,7 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     firewall: RawFirewall,
+    web: Option<web::RawWeb>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -254,6 +266,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
             ("sip_rate_limit", Kind::Int),
         ],
     ),
+    ("web", web::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -490,7 +503,9 @@ impl Config {
             )
         })?;
         let firewall = validate_firewall(&raw.firewall)?;
+        let web = raw.web.map(web::validate).transpose()?;
         Ok(Config {
+            web,
             firewall,
             no_answer,
             domain,
