@@ -2,7 +2,8 @@
 //!
 //! **Owns**: the configuration file ([`config::Config`], one validator, errors naming dotted
 //! keys), storage ([`store::Store`]: users with digest HA1 only, registrations, stored IMs,
-//! CDRs, live calls; SQLite in WAL mode with one writer), the PBX logic ([`core::Pbx`]:
+//! CDRs, live calls, admin accounts; SQLite in WAL mode with one writer), admin account rules
+//! ([`admins`]: argon2id hashes, the password policy), the PBX logic ([`core::Pbx`]:
 //! registrar, B2BUA calls with forking, CANCEL, BYE, re-INVITE, IM store-and-forward, CDRs),
 //! the dialplan ([`routing::Dialplan`]: the one place a dialled number becomes a
 //! [`routing::Destination`]),
@@ -15,7 +16,8 @@
 //!
 //! **Principal types**: [`config::Config`], [`store::Store`], [`store::Extension`],
 //! [`store::Binding`], [`store::Write`], [`core::Pbx`], [`core::Registry`],
-//! [`core::Contact`], [`core::Metrics`], [`media::Relay`], [`media::MediaStream`].
+//! [`core::Contact`], [`core::Metrics`], [`media::Relay`], [`media::MediaStream`],
+//! [`admins::AdminName`], [`admins::AdminPassword`], [`config::Web`].
 //!
 //! ```
 //! let config = kentongan_pbx::config::Config::from_toml(
@@ -26,6 +28,7 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admins;
 pub mod apps;
 pub mod config;
 pub mod core;

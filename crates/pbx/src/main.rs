@@ -15,6 +15,8 @@
 //! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
 //! kentongan-pbx --config FILE conference list [--json]
 //! kentongan-pbx --config FILE conference kick 800 MEMBER | mute 800 MEMBER | lock 800 | unlock 800
+//! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
+//! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
 
 /// jemalloc instead of glibc's malloc: every SIP message allocates, and under a registration
@@ -34,6 +36,7 @@ use clap::{Parser, Subcommand};
 
 use kentongan_firewall::nft::{self, NftError};
 use kentongan_firewall::ruleset;
+use kentongan_pbx::admins::{AdminName, AdminPassword, Role};
 use kentongan_pbx::config::Config;
 use kentongan_pbx::daemon;
 use kentongan_pbx::store::{Extension, Store, StoredBan};
@@ -81,6 +84,37 @@ enum Command {
     Conference {
         #[command(subcommand)]
         command: conference_cli::ConferenceCommand,
+    },
+    /// Web admin accounts (argon2id hashes; there is no default account).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Add an account; the password is read from the first line of standard input.
+    Add {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// admin (everything) or operator (extensions and calls).
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    /// List accounts: name, role, created (Unix seconds).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account (the last admin-role account cannot be removed).
+    Remove { name: String },
+    /// Set an account's password, read from the first line of standard input.
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -335,6 +369,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Firewall { command } => firewall_command(&cli.config, &config, command)?,
         Command::Ban { command } => ban_command(&config, command, &mut out)?,
         Command::Conference { command } => conference_cli::run(&config, command)?,
+        Command::Admin { command } => admin_command(&config, command, &mut out)?,
     }
     Ok(())
 }
@@ -541,6 +576,81 @@ fn ban_command(
                 })
                 .map_err(|e| fail(e, "check `storage.database`"))?;
             eprintln!("{ip} banned for {secs}s");
+        }
+    }
+    Ok(())
+}
+
+const PASSWORD_HINT: &str =
+    "pipe it in, e.g. `kentongan-pbx … admin add NAME --password-stdin < file`; use 12+ characters, not a common word or the name";
+
+/// The first line of standard input, checked against the admin password policy.
+fn admin_password_stdin(name: &AdminName) -> Result<AdminPassword, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| fail(e, PASSWORD_HINT))?;
+    AdminPassword::new(name, line.trim_end_matches(['\r', '\n']))
+        .map_err(|e| fail(e, PASSWORD_HINT))
+}
+
+fn admin_command(
+    config: &Config,
+    command: AdminCommand,
+    out: &mut impl std::io::Write,
+) -> Result<(), Failure> {
+    let store = open_store(config)?;
+    let io_fail = |e: std::io::Error| fail(e, "standard output was closed");
+    let parse_name =
+        |s: &str| AdminName::parse(s).map_err(|e| fail(e, "e.g. `admin`, `budi` or `siti.ops`"));
+    let hash_fail = |e| fail(e, "the system's random source or memory failed; try again");
+    match command {
+        AdminCommand::Add {
+            name,
+            password_stdin: _,
+            role,
+        } => {
+            let name = parse_name(&name)?;
+            let role =
+                Role::parse(&role).map_err(|e| fail(e, "--role admin or --role operator"))?;
+            let hash = admin_password_stdin(&name)?.hash().map_err(hash_fail)?;
+            store
+                .add_admin(&name, &hash, role, now_unix())
+                .map_err(|e| fail(e, "list accounts with `admin list`; change a password with `admin passwd NAME --password-stdin`"))?;
+            eprintln!("Added admin account {name} ({})", role.as_str());
+        }
+        AdminCommand::List { json } => {
+            let admins = store
+                .admins()
+                .map_err(|e| fail(e, "check `storage.database`"))?;
+            if json {
+                let s = serde_json::to_string_pretty(&admins).unwrap_or_default();
+                writeln!(out, "{s}").map_err(io_fail)?;
+            } else {
+                for a in admins {
+                    writeln!(out, "{}\t{}\t{}", a.name, a.role.as_str(), a.created)
+                        .map_err(io_fail)?;
+                }
+            }
+        }
+        AdminCommand::Remove { name } => {
+            let name = parse_name(&name)?;
+            store
+                .remove_admin(&name)
+                .map_err(|e| fail(e, "list accounts with `admin list`"))?;
+            eprintln!("Removed admin account {name}");
+        }
+        AdminCommand::Passwd {
+            name,
+            password_stdin: _,
+        } => {
+            let name = parse_name(&name)?;
+            let hash = admin_password_stdin(&name)?.hash().map_err(hash_fail)?;
+            store
+                .set_admin_hash(&name, &hash)
+                .map_err(|e| fail(e, "list accounts with `admin list`; add one with `admin add NAME --password-stdin`"))?;
+            eprintln!("Changed the password of admin account {name}");
         }
     }
     Ok(())

@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 mod conference;
 pub use conference::{ConferenceRoom, Pin};
+mod web;
+pub use web::Web;
 
 /// A configuration problem, phrased for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +102,8 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// `[firewall]`: trusted networks and ban thresholds.
     pub firewall: Policy,
+    /// `[web]`: the web admin's HTTPS listeners; `None` (no table) turns it off.
+    pub web: Option<Web>,
     /// `[[conference]]`: rooms, in the order written (numbers unique).
     pub conferences: Vec<ConferenceRoom>,
     /// `[prompts]`: where the spoken prompts are, and in which language.
@@ -151,6 +155,12 @@ impl Config {
         if !self.metrics_listen.ip().is_loopback() {
             ports.admin_tcp.push(self.metrics_listen.port());
         }
+        // The web admin is for trusted networks only, like metrics.
+        for l in self.web.iter().flat_map(|w| &w.listen) {
+            if !l.ip().is_loopback() && !ports.admin_tcp.contains(&l.port()) {
+                ports.admin_tcp.push(l.port());
+            }
+        }
         ports
     }
 }
@@ -169,6 +179,7 @@ struct RawConfig {
     metrics: RawMetrics,
     #[serde(default)]
     firewall: RawFirewall,
+    web: Option<web::RawWeb>,
     #[serde(default)]
     conference: Vec<conference::RawConference>,
     #[serde(default)]
@@ -301,6 +312,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
         "prompts",
         &[("directory", Kind::Str), ("language", Kind::Str)],
     ),
+    ("web", web::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -559,9 +571,11 @@ impl Config {
             ),
             language,
         };
+        let web = raw.web.map(web::validate).transpose()?;
         Ok(Config {
             conferences,
             prompts,
+            web,
             firewall,
             no_answer,
             domain,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use kentongan_sip::auth::StoredHa1;
 
 mod conference;
+use crate::admins::{Admin, AdminName, Role};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 
 /// A storage failure.
@@ -31,6 +32,12 @@ pub enum StoreError {
     UserExists(String),
     #[error("extension {0} does not exist")]
     NoSuchUser(String),
+    #[error("admin account {0} already exists")]
+    AdminExists(String),
+    #[error("admin account {0} does not exist")]
+    NoSuchAdmin(String),
+    #[error("admin account {0} is the last one with the admin role; add another admin first")]
+    LastAdmin(String),
 }
 
 /// An extension number, e.g. "201": the SIP user part and the digest username.
@@ -186,6 +193,12 @@ CREATE TABLE IF NOT EXISTS live_calls (
     answer_ms INTEGER,
     state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admins (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator')),
+    created INTEGER NOT NULL
+);
 ";
 
 /// Bindings, keyed by what they are looked up and replaced by. WITHOUT ROWID: a refresh
@@ -261,6 +274,118 @@ impl Store {
     pub fn disable_autocheckpoint(&self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(())
+    }
+
+    // ---- admin accounts (web admin and `admin` CLI) ----
+
+    /// Adds an admin account with an argon2id PHC `hash` (see [`crate::admins::AdminPassword`]).
+    pub fn add_admin(
+        &self,
+        name: &AdminName,
+        hash: &str,
+        role: Role,
+        created: i64,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO admins (name, hash, role, created) VALUES (?1, ?2, ?3, ?4)",
+            params![name.as_str(), hash, role.as_str(), created],
+        )?;
+        if n == 0 {
+            return Err(StoreError::AdminExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Replaces an account's hash.
+    pub fn set_admin_hash(&self, name: &AdminName, hash: &str) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE admins SET hash = ?2 WHERE name = ?1",
+            params![name.as_str(), hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAdmin(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Removes an account; the last `admin`-role account stays, so the box is never left
+    /// without someone who can manage accounts.
+    pub fn remove_admin(&self, name: &AdminName) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let role: Option<String> = tx
+            .query_row(
+                "SELECT role FROM admins WHERE name = ?1",
+                params![name.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match role.as_deref() {
+            None => return Err(StoreError::NoSuchAdmin(name.to_string())),
+            Some("admin") => {
+                let admins: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM admins WHERE role = 'admin'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if admins <= 1 {
+                    return Err(StoreError::LastAdmin(name.to_string()));
+                }
+            }
+            Some(_) => {}
+        }
+        tx.execute("DELETE FROM admins WHERE name = ?1", params![name.as_str()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every account, by name; hashes are not read.
+    pub fn admins(&self) -> Result<Vec<Admin>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, role, created FROM admins ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, role, created) = row?;
+            // Rows that break the rules (only possible by editing the database by hand) are
+            // skipped rather than trusted.
+            if let (Ok(name), Ok(role)) = (AdminName::parse(&name), Role::parse(&role)) {
+                out.push(Admin {
+                    name,
+                    role,
+                    created,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn admin_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?)
+    }
+
+    /// An account's role and PHC hash, for login.
+    pub fn admin_credentials(
+        &self,
+        name: &AdminName,
+    ) -> Result<Option<(Role, String)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT role, hash FROM admins WHERE name = ?1",
+                params![name.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(role, hash)| Role::parse(&role).ok().map(|r| (r, hash))))
     }
 
     // ---- users ----
@@ -680,6 +805,60 @@ mod tests {
         let wal = std::fs::read(dir.join("pbx.db-wal")).unwrap_or_default();
         for bytes in [raw, wal] {
             assert!(!bytes.windows(9).any(|w| w == b"s3cret-pw"));
+        }
+    }
+
+    #[test]
+    fn admins_hash_only_and_last_admin_stays() {
+        use crate::admins::{verify_password, AdminPassword};
+        let (s, dir) = temp_store();
+        assert_eq!(s.admin_count().unwrap(), 0);
+        let root = AdminName::parse("admin").unwrap();
+        let op = AdminName::parse("siti").unwrap();
+        let pw = AdminPassword::new(&root, "kopi tubruk di pagi hari").unwrap();
+        s.add_admin(&root, &pw.hash().unwrap(), Role::Admin, 7)
+            .unwrap();
+        assert!(matches!(
+            s.add_admin(&root, "x", Role::Admin, 8),
+            Err(StoreError::AdminExists(_))
+        ));
+        s.add_admin(&op, &pw.hash().unwrap(), Role::Operator, 9)
+            .unwrap();
+        let names: Vec<_> = s
+            .admins()
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.name.to_string(), a.role))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("admin".into(), Role::Admin),
+                ("siti".into(), Role::Operator)
+            ]
+        );
+        let (role, hash) = s.admin_credentials(&root).unwrap().unwrap();
+        assert_eq!(role, Role::Admin);
+        assert!(verify_password(&hash, "kopi tubruk di pagi hari"));
+        assert!(matches!(
+            s.remove_admin(&root),
+            Err(StoreError::LastAdmin(_))
+        ));
+        s.remove_admin(&op).unwrap();
+        assert!(matches!(
+            s.remove_admin(&op),
+            Err(StoreError::NoSuchAdmin(_))
+        ));
+        let new = AdminPassword::new(&root, "teh manis hangat sore").unwrap();
+        s.set_admin_hash(&root, &new.hash().unwrap()).unwrap();
+        let (_, hash) = s.admin_credentials(&root).unwrap().unwrap();
+        assert!(verify_password(&hash, "teh manis hangat sore"));
+        assert!(!verify_password(&hash, "kopi tubruk di pagi hari"));
+        drop(s);
+        let raw = std::fs::read(dir.join("pbx.db")).unwrap();
+        let wal = std::fs::read(dir.join("pbx.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(10).any(|w| w == b"kopi tubru"));
         }
     }
 
