@@ -407,6 +407,12 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut keepalive = tokio::time::interval(std::time::Duration::from_secs(25));
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for room in config.conferences.iter().filter(|r| r.video || r.record) {
+        warn!(
+            room = %room.number,
+            "`video`/`record` are not implemented yet: this room has audio only and is not recorded"
+        );
+    }
     info!(domain = %config.domain, "kentongan-pbx ready");
     // The family of each socket, asked once: getsockname per datagram showed in profiles.
     let families: Vec<(bool, Arc<UdpSocket>)> = sockets
