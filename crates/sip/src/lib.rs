@@ -56,6 +56,7 @@ mod uri;
 
 pub mod auth;
 pub mod dialog;
+pub mod event;
 pub mod sdp;
 pub mod transaction;
 pub mod uas;
