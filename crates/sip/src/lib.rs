@@ -57,6 +57,7 @@ mod uri;
 pub mod auth;
 pub mod dialog;
 pub mod event;
+pub mod refer;
 pub mod sdp;
 pub mod transaction;
 pub mod uas;

@@ -391,7 +391,68 @@ Voice-Message: 1/4 (0/0)\r\n";
     );
 }
 
+#[test]
+fn refer_progress_notifies_in_the_referring_dialog() {
+    use kentongan_sip::dialog::Dialog;
+    use kentongan_sip::refer::{parse_sipfrag, refer_notify, SIPFRAG_TYPE};
+    let invite = Request::parse(
+        &b"INVITE sip:202@pbx.local SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKr1\r\n\
+From: <sip:201@pbx.local>;tag=a1\r\nTo: <sip:202@pbx.local>\r\n\
+Call-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:201@192.0.2.1>\r\n\
+Content-Length: 0\r\n\r\n"[..],
+    )
+    .unwrap();
+    let ok = {
+        let mut r = Response::for_request(&invite, StatusCode::OK, Some("p1"));
+        r.headers.push(HeaderName::Contact, "<sip:202@192.0.2.100>");
+        r
+    };
+    let mut dialog = Dialog::uas(&invite, &ok).unwrap();
+    let trying = refer_notify(&mut dialog, &pbx_contact(), 7, StatusCode::TRYING);
+    assert_eq!(header(&trying, HeaderName::Event), "refer;id=7");
+    assert_eq!(
+        header(&trying, HeaderName::SubscriptionState),
+        "active;expires=60"
+    );
+    assert_eq!(trying.headers.content_type(), Some(SIPFRAG_TYPE));
+    assert_eq!(&trying.body[..], b"SIP/2.0 100 Trying\r\n");
+    let done = wire(&refer_notify(
+        &mut dialog,
+        &pbx_contact(),
+        7,
+        StatusCode::OK,
+    ));
+    assert_eq!(
+        header(&done, HeaderName::SubscriptionState),
+        "terminated;reason=noresource"
+    );
+    assert_eq!(done.headers.cseq().unwrap().seq, 2);
+    assert_eq!(parse_sipfrag(&done.body), Ok(StatusCode::OK));
+}
+
 proptest! {
+    #[test]
+    fn refer_parsers_never_panic(s in "\\PC{0,60}", b in proptest::collection::vec(any::<u8>(), 0..40)) {
+        use kentongan_sip::refer::{parse_sipfrag, ReferTo, Replaces};
+        let _ = ReferTo::parse(&s);
+        let _ = ReferTo::parse(&format!("<sip:1@h?Replaces={s}>"));
+        if let Ok(r) = Replaces::parse(&s) {
+            prop_assert_eq!(Replaces::parse(&r.to_value()), Ok(r));
+        }
+        let _ = parse_sipfrag(&b);
+    }
+
+    #[test]
+    fn replaces_survives_embedding(cid in "[a-zA-Z0-9.@-]{1,20}", to in "[a-z0-9]{1,8}", from in "[a-z0-9]{1,8}") {
+        use kentongan_sip::refer::ReferTo;
+        let value = format!("{cid};to-tag={to};from-tag={from}");
+        let escaped = value.replace('@', "%40").replace(';', "%3B").replace('=', "%3D");
+        let r = ReferTo::parse(&format!("<sip:202@pbx.local?Replaces={escaped}>")).unwrap();
+        let rep = r.replaces.unwrap();
+        prop_assert_eq!((rep.call_id, rep.to_tag, rep.from_tag), (cid, to, from));
+    }
+
     #[test]
     fn event_header_parse_never_panics(s in "\\PC{0,40}") {
         if let Ok(e) = EventHeader::parse(&s) {
