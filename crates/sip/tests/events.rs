@@ -232,6 +232,27 @@ fn refresh_unsubscribe_and_final_notify() {
 }
 
 #[test]
+fn late_refresh_and_unknown_dialog_are_481() {
+    let now = Instant::now();
+    let req = subscribe("c7", "s7", 1, "presence", Some(60));
+    let (sub, ok) =
+        Subscription::accept(&req, "202", "n7", &pbx_contact(), &policy(), now).unwrap();
+    let mut table = Subscriptions::new();
+    table.insert(sub);
+    // The refresh arrives after the expiry: the subscription is gone.
+    let late = in_dialog(&req, &ok, 2, 600);
+    let err = table
+        .refresh(&late, &policy(), now + Duration::from_secs(61))
+        .unwrap_err();
+    assert_eq!(err.rejection().status.0, 481);
+    assert!(table.is_empty());
+    assert_eq!(table.poll_timeout(), None);
+    // A SUBSCRIBE with a To tag is for a dialog we never made.
+    let err = Subscription::accept(&late, "202", "n8", &pbx_contact(), &policy(), now).unwrap_err();
+    assert_eq!(err, EventError::NoSuchSubscription);
+}
+
+#[test]
 fn a_fetch_gets_one_terminated_notify() {
     let now = Instant::now();
     let req = subscribe("c6", "s6", 1, "message-summary", Some(0));

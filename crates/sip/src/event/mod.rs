@@ -36,6 +36,14 @@ use crate::message::{Request, StatusCode};
 use crate::uas::Rejection;
 use crate::ParseError;
 
+/// The Contact of a conference room: its URI with the `isfocus` feature parameter, which
+/// tells the phone the room is an RFC 4579 focus it may subscribe to (`Event: conference`).
+pub fn focus_contact(uri: crate::Uri) -> crate::NameAddr {
+    let mut c = crate::NameAddr::new(uri);
+    c.params.set("isfocus", None);
+    c
+}
+
 /// The event packages this notifier serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventPackage {
@@ -222,6 +230,15 @@ impl EventError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn focus_contact_carries_isfocus() {
+        let uri = crate::Uri::parse("sip:800@192.0.2.100:5060").unwrap();
+        assert_eq!(
+            focus_contact(uri).to_string(),
+            "<sip:800@192.0.2.100:5060>;isfocus"
+        );
+    }
 
     #[test]
     fn event_header_parses_package_and_id() {

@@ -136,6 +136,11 @@ impl Subscription {
         if req.method != Method::Subscribe {
             return Err(EventError::NotSubscribe(req.method.to_string()));
         }
+        // A To tag means the subscriber thinks a dialog exists: one we do not know is a
+        // 481 (RFC 6665 §4.2.1.2), not a fresh subscription under a tag it chose.
+        if req.headers.to_tag()?.is_some() {
+            return Err(EventError::NoSuchSubscription);
+        }
         let event = EventHeader::from_request(req)?;
         let granted = policy.grant(req.headers.expires()?)?;
         let contact = contact.to_string();
@@ -440,8 +445,17 @@ impl Subscriptions {
             .subs
             .get_mut(&id)
             .ok_or(EventError::NoSuchSubscription)?;
-        let resp = sub.refresh(req, policy, now)?;
-        Ok((id, resp))
+        match sub.refresh(req, policy, now) {
+            Ok(resp) => Ok((id, resp)),
+            Err(e) => {
+                // A refresh that came after the expiry finds the subscription lapsed; the
+                // 481 tells the subscriber so, and nothing is left to notify.
+                if !matches!(sub.state, SubState::Active { .. }) {
+                    self.remove(&id);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// One NOTIFY for every subscriber of `resource` in `package`. `body` gets each
