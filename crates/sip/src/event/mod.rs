@@ -9,6 +9,31 @@
 //! NOTIFY from [`Subscription::notify`] (RFC 6665 §4.2.1.2). [`Subscriptions`] keeps them by
 //! (package, resource) so a state change is one [`Subscriptions::notify_all`].
 //! Nothing here reads a clock: every call that cares about time takes `now`.
+//!
+//! ```
+//! use std::time::Instant;
+//! use kentongan_sip::event::{DialogInfo, ExpiryPolicy, Subscription, Subscriptions, EventPackage};
+//! use kentongan_sip::{NameAddr, Request};
+//!
+//! let subscribe = Request::parse(&b"SUBSCRIBE sip:202@pbx.local SIP/2.0\r\n\
+//! Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+//! From: <sip:201@pbx.local>;tag=s1\r\nTo: <sip:202@pbx.local>\r\n\
+//! Call-ID: blf1\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:201@192.0.2.1:5060>\r\n\
+//! Event: dialog\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"[..])?;
+//! let now = Instant::now();
+//! let contact = NameAddr::parse("<sip:202@192.0.2.100>").map_err(|_| "contact")?;
+//! let (sub, ok) =
+//!     Subscription::accept(&subscribe, "202", "tag-from-rng", &contact, &ExpiryPolicy::default(), now)?;
+//! assert_eq!(ok.headers.expires()?, Some(600));
+//! let mut table = Subscriptions::new();
+//! table.insert(sub);
+//! // 202 is idle: every watcher gets its own versioned dialog-info.
+//! let notifies = table.notify_all(now, EventPackage::Dialog, "202", |version| {
+//!     DialogInfo { entity: "sip:202@pbx.local".into(), version, dialogs: vec![] }.to_xml().into()
+//! });
+//! assert_eq!(notifies.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod conference_info;
 mod dialog_info;
