@@ -23,6 +23,10 @@ fn subscribe(
     let expires = expires
         .map(|e| format!("Expires: {e}\r\n"))
         .unwrap_or_default();
+    // Phones list the body they want; an unknown package gets none.
+    let accept = EventHeader::parse(event)
+        .map(|e| format!("Accept: {}\r\n", e.package.content_type()))
+        .unwrap_or_default();
     Request::parse(Bytes::from(format!(
         "SUBSCRIBE sip:202@pbx.local SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{call_id}{cseq}\r\n\
@@ -30,7 +34,7 @@ From: \"Ann\" <sip:201@pbx.local>;tag={from_tag}\r\n\
 To: <sip:202@pbx.local>\r\n\
 Call-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\n\
 Contact: <sip:201@192.0.2.1:5060>\r\n\
-Event: {event}\r\n{expires}Accept: application/dialog-info+xml\r\n\
+Event: {event}\r\n{expires}{accept}\
 Content-Length: 0\r\n\r\n"
     )))
     .unwrap()
@@ -156,6 +160,20 @@ fn missing_expires_gets_the_default_and_short_ones_get_423() {
     let resp = err.rejection().to_response(&req, Some("n3"));
     assert_eq!(resp.status.0, 423);
     assert_eq!(resp.headers.get_str(&HeaderName::MinExpires), Some("60"));
+}
+
+#[test]
+fn a_body_the_phone_cannot_take_is_406() {
+    let mut req = subscribe("c9", "s9", 1, "presence", Some(600));
+    req.headers.set(HeaderName::Accept, "application/xpidf+xml");
+    let err = Subscription::accept(&req, "202", "n9", &pbx_contact(), &policy(), Instant::now())
+        .unwrap_err();
+    let resp = err.rejection().to_response(&req, Some("n9"));
+    assert_eq!(resp.status.0, 406);
+    assert_eq!(
+        resp.headers.get_str(&HeaderName::Accept),
+        Some("application/pidf+xml")
+    );
 }
 
 #[test]

@@ -190,12 +190,42 @@ impl EventHeader {
     }
 }
 
+/// Checks the SUBSCRIBE's Accept against the one body type `package` sends: listed
+/// exactly, as `type/*` or as `*/*`. No Accept (or an empty one, which phones send
+/// carelessly) means the package default, which is that type (RFC 6665 §4.1.2.1).
+pub(crate) fn check_accept(req: &Request, package: EventPackage) -> Result<(), EventError> {
+    let wanted = package.content_type();
+    let listed = req.headers.values(&HeaderName::Accept)?;
+    let (wanted_major, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    let ok = listed.is_empty()
+        || listed.iter().any(|v| {
+            let media = crate::text::trim_ws(v.split(';').next().unwrap_or(""));
+            media == "*/*"
+                || media.eq_ignore_ascii_case(wanted)
+                || media
+                    .strip_suffix("/*")
+                    .is_some_and(|major| major.eq_ignore_ascii_case(wanted_major))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EventError::NotAcceptable { package, wanted })
+    }
+}
+
 /// Why a SUBSCRIBE was refused or a subscription cannot act. [`EventError::rejection`]
 /// gives the response to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("unknown event package {event:?}; this notifier serves conference, dialog, presence and message-summary")]
     BadEvent { event: String },
+    #[error(
+        "the SUBSCRIBE's Accept does not list {wanted}, the only body the {package} package sends"
+    )]
+    NotAcceptable {
+        package: EventPackage,
+        wanted: &'static str,
+    },
     #[error(
         "requested Expires {requested}s is below the minimum {min}s; retry with at least {min}"
     )]
@@ -231,6 +261,11 @@ impl EventError {
                 StatusCode::CALL_DOES_NOT_EXIST,
                 "Subscription Does Not Exist".to_owned(),
                 Vec::new(),
+            ),
+            EventError::NotAcceptable { wanted, .. } => (
+                StatusCode::NOT_ACCEPTABLE,
+                "Not Acceptable".to_owned(),
+                vec![(HeaderName::Accept, (*wanted).to_owned())],
             ),
             EventError::OutOfOrder { .. } => (
                 StatusCode::SERVER_INTERNAL_ERROR,
@@ -291,6 +326,31 @@ mod tests {
                 )]
             );
         }
+    }
+
+    #[test]
+    fn accept_must_allow_the_package_body() {
+        let req = |accept: &str| {
+            Request::parse(bytes::Bytes::from(format!(
+                "SUBSCRIBE sip:202@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:1@h>;tag=a\r\nTo: <sip:202@h>\r\nCall-ID: x\r\n\
+                 CSeq: 1 SUBSCRIBE\r\nEvent: presence\r\n{accept}Content-Length: 0\r\n\r\n"
+            )))
+            .unwrap()
+        };
+        let p = EventPackage::Presence;
+        for ok in [
+            "",
+            "Accept: application/xpidf+xml, Application/PIDF+XML\r\n",
+            "Accept: application/*;q=0.5\r\n",
+            "Accept: */*\r\n",
+        ] {
+            assert_eq!(check_accept(&req(ok), p), Ok(()), "{ok:?}");
+        }
+        let err = check_accept(&req("Accept: application/xpidf+xml\r\n"), p).unwrap_err();
+        let r = err.rejection();
+        assert_eq!(r.status.0, 406);
+        assert_eq!(r.headers, [(HeaderName::Accept, PIDF_TYPE.to_owned())]);
     }
 
     #[test]

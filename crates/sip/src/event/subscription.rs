@@ -142,6 +142,7 @@ impl Subscription {
             return Err(EventError::NoSuchSubscription);
         }
         let event = EventHeader::from_request(req)?;
+        super::check_accept(req, event.package)?;
         let granted = policy.grant(req.headers.expires()?)?;
         let contact = contact.to_string();
         let resp = ok_response(req, local_tag, &contact, granted);
