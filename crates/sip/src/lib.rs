@@ -4,7 +4,9 @@
 //! errors, stream framing for TCP/TLS ([`StreamDecoder`]), the transaction layer
 //! ([`transaction::Endpoint`], RFC 3261 §17 + RFC 6026, RFC 3581 rport), dialogs
 //! ([`dialog::Dialog`]), digest authentication ([`auth`], MD5 and SHA-256), SDP offer/answer
-//! ([`sdp`]) and the UAS request checks of RFC 3261 §8.2 ([`uas`]).
+//! ([`sdp`]), the UAS request checks of RFC 3261 §8.2 ([`uas`]), the notifier side of
+//! SIP events (RFC 6665, [`event`]) with the conference-info, dialog-info, PIDF and
+//! message-summary bodies, and REFER's Refer-To/Replaces and sipfrag ([`refer`]).
 //!
 //! **Does not**: open sockets, read clocks, spawn tasks or threads, draw its own randomness,
 //! resolve DNS or store anything. Inputs carry `now: Instant`; outputs are pulled with
@@ -16,7 +18,8 @@
 //! **Principal types**: [`Message`], [`Request`], [`Response`], [`Headers`], [`HeaderName`],
 //! [`Method`], [`StatusCode`], [`Uri`], [`NameAddr`], [`Via`], [`CSeq`], [`ParseError`],
 //! [`transaction::Endpoint`], [`dialog::Dialog`], [`auth::DigestServer`],
-//! [`auth::Challenge`], [`auth::Credentials`], [`sdp::Sdp`].
+//! [`auth::Challenge`], [`auth::Credentials`], [`sdp::Sdp`], [`event::Subscription`],
+//! [`event::Subscriptions`], [`refer::ReferTo`].
 //!
 //! ```
 //! use std::time::Instant;
@@ -56,6 +59,8 @@ mod uri;
 
 pub mod auth;
 pub mod dialog;
+pub mod event;
+pub mod refer;
 pub mod sdp;
 pub mod transaction;
 pub mod uas;
