@@ -4,8 +4,9 @@
 //! kentongan-media's `Resampler` is a streaming filter for the integer ratios of live calls
 //! (8/16/48 kHz); 22 050 → 8 000 is 160/441, so prompts, rendered once per build, use a direct
 //! windowed-sinc evaluated at each output instant instead. The output instant is kept as an
-//! exact fraction (`n · from / to`), so the result depends on the input only: builds are
-//! reproducible.
+//! exact fraction (`n · from / to`), which takes one of `to / gcd(from, to)` values, so the
+//! filter is a table of that many phases and the result depends on the input only: builds
+//! are reproducible.
 
 use std::f64::consts::PI;
 
@@ -32,6 +33,14 @@ fn blackman(u: f64) -> f64 {
     }
 }
 
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Converts `input` to `to_hz`, low-pass filtered below the lower rate's Nyquist.
 pub fn resample(input: &Pcm, to_hz: u32) -> Pcm {
     let (from, to) = (u64::from(input.rate_hz), u64::from(to_hz));
@@ -45,25 +54,39 @@ pub fn resample(input: &Pcm, to_hz: u32) -> Pcm {
     let fc = CUTOFF * from.min(to) as f64 / from as f64;
     let half = ZERO_CROSSINGS / (2.0 * fc);
     let reach = half.ceil() as i64;
+    let taps = (2 * reach + 2) as usize;
+    // Output instants fall on `to / g` distinct fractions of an input period: one normalised
+    // filter phase each, computed once.
+    let g = gcd(from, to);
+    let phases = (to / g) as usize;
+    let mut bank = vec![0.0f64; phases * taps];
+    for (p, row) in bank.chunks_exact_mut(taps).enumerate() {
+        let frac = (p as u64 * g) as f64 / to as f64;
+        for (j, w) in row.iter_mut().enumerate() {
+            let x = (j as i64 - reach) as f64 - frac;
+            *w = 2.0 * fc * sinc(2.0 * fc * x) * blackman(x / half);
+        }
+        // Normalising by the tap sum keeps the DC gain exactly 1 at every phase.
+        let norm: f64 = row.iter().sum();
+        if norm.abs() > 1e-12 {
+            row.iter_mut().for_each(|w| *w /= norm);
+        }
+    }
     let len = input.samples.len() as u64;
     let out_len = len * to / from;
     let mut out = Vec::with_capacity(out_len as usize);
     for n in 0..out_len {
         let num = n * from;
         let centre = (num / to) as i64;
-        let frac = (num % to) as f64 / to as f64;
-        let (mut acc, mut norm) = (0.0f64, 0.0f64);
-        for k in (centre - reach)..=(centre + reach + 1) {
-            let x = k as f64 - centre as f64 - frac;
-            let w = 2.0 * fc * sinc(2.0 * fc * x) * blackman(x / half);
-            norm += w;
+        let row = &bank[((num % to) / g) as usize * taps..][..taps];
+        let mut acc = 0.0f64;
+        for (j, w) in row.iter().enumerate() {
+            let k = centre - reach + j as i64;
             if k >= 0 && (k as u64) < len {
                 acc += w * f64::from(input.samples[k as usize]);
             }
         }
-        // Normalising by the tap sum keeps the DC gain exactly 1 at every phase.
-        let y = if norm.abs() > 1e-12 { acc / norm } else { 0.0 };
-        out.push(y.round().clamp(-32768.0, 32767.0) as i16);
+        out.push(acc.round().clamp(-32768.0, 32767.0) as i16);
     }
     Pcm {
         rate_hz: to_hz,
