@@ -1,5 +1,6 @@
 //! Rendering the catalogue into a prompt set on disk.
 
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,20 @@ pub struct BuildReport {
     pub written: usize,
     /// Files left alone because they already held the same bytes.
     pub unchanged: usize,
+}
+
+impl fmt::Display for BuildReport {
+    /// The one summary line the CLI prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} clips spoken, {} from recordings; {} files written, {} unchanged",
+            self.generated,
+            self.custom.len(),
+            self.written,
+            self.unchanged
+        )
+    }
 }
 
 /// Silence threshold for trimming: about -50 dBFS.
@@ -149,5 +164,19 @@ mod tests {
         assert!(!temp_name(&path).exists());
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn report_summary_line() {
+        let report = BuildReport {
+            generated: 3,
+            custom: vec![PromptId::new("conf-full").unwrap()],
+            written: 6,
+            unchanged: 2,
+        };
+        assert_eq!(
+            report.to_string(),
+            "3 clips spoken, 1 from recordings; 6 files written, 2 unchanged"
+        );
     }
 }
