@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: BanCommand,
     },
+    /// The spoken prompts: `prompts build` renders them with espeak-ng.
+    Prompts {
+        #[command(subcommand)]
+        command: PromptsCommand,
+    },
     /// Conference rooms: who is in them; kick, mute, lock.
     Conference {
         #[command(subcommand)]
@@ -115,6 +120,15 @@ enum AdminCommand {
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PromptsCommand {
+    /// (Re)generate the prompt set under `[prompts] directory` (default language: `[prompts]`).
+    Build {
+        #[arg(long)]
+        language: Option<String>,
     },
 }
 
@@ -369,6 +383,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Firewall { command } => firewall_command(&cli.config, &config, command)?,
         Command::Ban { command } => ban_command(&config, command, &mut out)?,
         Command::Conference { command } => conference_cli::run(&config, command)?,
+        Command::Prompts {
+            command: PromptsCommand::Build { language },
+        } => {
+            use kentongan_prompts::{Catalogue, EspeakNg, Language};
+            let code = language.unwrap_or_else(|| config.prompts.language.code().to_owned());
+            let lang = match code.as_str() {
+                "id" => Language::Id,
+                "en" => Language::En,
+                other => {
+                    return Err(fail(
+                        anyhow::anyhow!("--language {other:?} is not a prompt language"),
+                        "use --language id (Bahasa Indonesia) or --language en (English)",
+                    ))
+                }
+            };
+            let catalogue = Catalogue::builtin()
+                .map_err(|e| fail(e, "the built-in prompt catalogue is broken: report a bug"))?;
+            let report = kentongan_prompts::build(
+                &catalogue,
+                lang,
+                &config.prompts.directory,
+                &EspeakNg::default(),
+            )
+            .map_err(|e| {
+                fail(
+                    e,
+                    "`[prompts] directory` must be writable, and espeak-ng installed (apt-get install espeak-ng)",
+                )
+            })?;
+            eprintln!("{report}");
+        }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
     }
     Ok(())
