@@ -68,7 +68,21 @@ fn boot_and_check(test: &str, iso: &Path, firmware: Firmware, media: Media) {
             error.hint()
         );
     }
-    eprintln!("{test}: all checks passed in {}s", m.elapsed().as_secs());
+    // The accelerator decision is on record with its reason, so a slow CI run explains itself.
+    let accel_log = std::fs::read_to_string(m.run_dir().join("accel.log")).unwrap_or_default();
+    let decision = accel_log.lines().last().unwrap_or_default();
+    let expected = match m.accel() {
+        kentongan_vmtest::Accel::Kvm => "kvm: ",
+        _ => "tcg: ",
+    };
+    assert!(
+        decision.starts_with(expected) && decision.len() > expected.len() + 10,
+        "{test}: accel.log does not explain running under {expected}: {accel_log:?}"
+    );
+    eprintln!(
+        "{test}: all checks passed in {}s ({decision})",
+        m.elapsed().as_secs()
+    );
 }
 
 #[test]

@@ -72,6 +72,10 @@ pub enum VmError {
         pattern: String,
         source: Box<regex::Error>,
     },
+    /// A guest under a KVM the probe chose stopped making progress; the machine restarts it
+    /// under TCG, so this surfaces only if that restart fails too.
+    #[error("the guest stalled under KVM ({reason}); serial log: {}", serial.display())]
+    KvmStalled { reason: String, serial: PathBuf },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -99,7 +103,8 @@ impl VmError {
             | VmError::CommandFailed { serial, .. }
             | VmError::UnitFailed { serial, .. }
             | VmError::Unexpected { serial, .. }
-            | VmError::Agent { serial, .. } => Some(serial),
+            | VmError::Agent { serial, .. }
+            | VmError::KvmStalled { serial, .. } => Some(serial),
             _ => None,
         }
     }
@@ -120,6 +125,7 @@ impl VmError {
             VmError::Agent { .. } => "the image must include overlays/vmtest-agent and the kentongan-guest-agent binary",
             VmError::Qmp { .. } => "read qemu.log next to the serial log",
             VmError::Pattern { .. } => "fix the regular expression",
+            VmError::KvmStalled { .. } => "run with KENTONGAN_VMTEST_ACCEL=tcg; accel.log in the run folder says why KVM was chosen",
         }
     }
 }

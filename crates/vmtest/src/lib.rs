@@ -12,8 +12,9 @@
 //! what a failure means for CI: it returns a [`VmError`] naming the failed step and the serial
 //! log. Only binaries and tests use it.
 //!
-//! Guests run under TCG unless a probe proves KVM works ([`Accel::Auto`]); every timeout is
-//! written as KVM time and stretched by the machine's [`TimeScale`].
+//! Guests run under TCG unless a probe boot of the ISO's own kernel proves KVM works
+//! ([`Accel::Auto`], [`kvm`]); a guest that then stalls under KVM is restarted under TCG. Every
+//! timeout is written as KVM time and stretched by the machine's [`TimeScale`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -32,6 +33,7 @@ mod agent;
 pub mod checks;
 mod config;
 mod error;
+pub mod kvm;
 mod machine;
 mod qemu;
 mod qmp;
@@ -42,5 +44,5 @@ pub use config::{
     DEFAULT_FATAL_SERIAL, TCG_FACTOR,
 };
 pub use error::VmError;
-pub use machine::{clean_serial, probe_kvm, CommandOutput, Machine, BOOT_TIMEOUT, COMMAND_TIMEOUT};
+pub use machine::{clean_serial, CommandOutput, Machine, BOOT_TIMEOUT, COMMAND_TIMEOUT};
 pub use qemu::{OVMF_CODE, OVMF_VARS, QEMU};

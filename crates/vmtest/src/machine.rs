@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::agent::{AgentClient, AgentIoError};
 use crate::config::{Accel, Firmware, MachineConfig, Proto, TimeScale};
 use crate::error::VmError;
+use crate::kvm;
 use crate::qemu::{self, Resolved};
 use crate::qmp::Qmp;
 
@@ -51,6 +52,11 @@ pub struct Machine {
     agent: Option<AgentClient>,
     fatal: Vec<Regex>,
     started: Instant,
+    /// True while a stall may still be blamed on a KVM the probe chose (until the agent
+    /// first answers): the machine is then restarted under TCG.
+    may_fall_back: bool,
+    /// Serial log size last seen, and when it last grew: how a stall is noticed.
+    serial_seen: (u64, Instant),
 }
 
 impl Machine {
@@ -71,24 +77,12 @@ impl Machine {
             source,
         };
         fs::create_dir_all(&cfg.run_dir).map_err(run_dir_err)?;
-        let serial_log = cfg.run_dir.join("serial.log");
-        let qmp_socket = cfg.run_dir.join("qmp.sock");
-        let agent_socket = cfg.run_dir.join("agent.sock");
-        let ovmf_vars = cfg.run_dir.join("OVMF_VARS.fd");
-        // A fresh transcript per run: a stale one would satisfy wait_for_serial by itself.
-        for stale in [&serial_log, &qmp_socket, &agent_socket] {
-            match fs::remove_file(stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(run_dir_err(e)),
-                _ => {}
-            }
-        }
         if cfg.firmware == Firmware::Uefi {
             for f in [qemu::OVMF_CODE, qemu::OVMF_VARS] {
                 if !Path::new(f).is_file() {
                     return Err(VmError::MissingFirmware(f.into()));
                 }
             }
-            fs::copy(qemu::OVMF_VARS, &ovmf_vars).map_err(run_dir_err)?;
         }
         let fatal = cfg
             .fatal_serial
@@ -96,23 +90,58 @@ impl Machine {
             .map(|p| compile(p))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let accel = resolve_accel(cfg.accel, &cfg.run_dir);
+        let choice = kvm::choose(cfg.accel, cfg.iso.as_deref(), &cfg.run_dir);
         let resolved = Resolved {
-            accel,
+            accel: choice.accel,
             forwards: pick_ports(&cfg).map_err(|source| VmError::Io {
                 context: "cannot find a free host port".into(),
                 source,
             })?,
-            serial_log,
-            qmp_socket,
-            agent_socket,
-            ovmf_vars,
+            serial_log: cfg.run_dir.join("serial.log"),
+            qmp_socket: cfg.run_dir.join("qmp.sock"),
+            agent_socket: cfg.run_dir.join("agent.sock"),
+            ovmf_vars: cfg.run_dir.join("OVMF_VARS.fd"),
             token: random_token().map_err(|source| VmError::Io {
                 context: "cannot read /dev/urandom".into(),
                 source,
             })?,
         };
-        let args = qemu::args(&cfg, &resolved);
+        let mut m = Machine {
+            child: None,
+            scale: TimeScale::from_env(choice.accel),
+            cfg,
+            resolved,
+            agent: None,
+            fatal,
+            started: Instant::now(),
+            may_fall_back: choice.may_fall_back,
+            serial_seen: (0, Instant::now()),
+        };
+        m.note_accel(&choice.reason)?;
+        m.launch()?;
+        Ok(m)
+    }
+
+    /// Starts QEMU for the resolved configuration, with a fresh serial transcript and UEFI
+    /// variable store.
+    fn launch(&mut self) -> Result<(), VmError> {
+        let cfg = &self.cfg;
+        let r = &self.resolved;
+        let run_dir_err = |source| VmError::RunDir {
+            dir: cfg.run_dir.clone(),
+            source,
+        };
+        // A fresh transcript per run: a stale one would satisfy wait_for_serial by itself.
+        for stale in [&r.serial_log, &r.qmp_socket, &r.agent_socket] {
+            match fs::remove_file(stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(run_dir_err(e)),
+                _ => {}
+            }
+        }
+        if cfg.firmware == Firmware::Uefi {
+            fs::copy(qemu::OVMF_VARS, &r.ovmf_vars).map_err(run_dir_err)?;
+        }
+        let args = qemu::args(cfg, r);
         fs::write(
             cfg.run_dir.join("qemu.cmdline"),
             format!("{} {}\n", qemu::QEMU, args.join(" ")),
@@ -129,15 +158,93 @@ impl Machine {
             program: qemu::QEMU.into(),
             source,
         })?;
-        Ok(Machine {
-            child: Some(child),
-            scale: TimeScale::from_env(accel),
-            cfg,
-            resolved,
-            agent: None,
-            fatal,
-            started: Instant::now(),
-        })
+        self.child = Some(child);
+        self.agent = None;
+        self.started = Instant::now();
+        self.serial_seen = (0, Instant::now());
+        Ok(())
+    }
+
+    /// Appends the accelerator decision to `accel.log`, so a slow or failed run says why it
+    /// ran under what it did.
+    fn note_accel(&self, reason: &str) -> Result<(), VmError> {
+        use std::io::Write;
+        let path = self.cfg.run_dir.join("accel.log");
+        let accel = match self.resolved.accel {
+            Accel::Kvm => "kvm",
+            Accel::Tcg | Accel::Auto => "tcg",
+        };
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{accel}: {reason}"))
+            .map_err(|source| VmError::RunDir {
+                dir: self.cfg.run_dir.clone(),
+                source,
+            })
+    }
+
+    /// The reason to give up on KVM for this guest, if its serial console says it hangs.
+    fn kvm_stall(&mut self) -> Option<String> {
+        if !self.may_fall_back {
+            return None;
+        }
+        let len = fs::metadata(&self.resolved.serial_log)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len != self.serial_seen.0 {
+            self.serial_seen = (len, Instant::now());
+            return None;
+        }
+        let quiet = self.serial_seen.1.elapsed();
+        let last = if len > 0 {
+            self.serial_tail(1)
+        } else {
+            String::new()
+        };
+        kvm::judge_quiet(len, &last, quiet)
+    }
+
+    /// Restarts a guest that stalled under KVM under TCG, keeping the stalled transcript as
+    /// `serial-kvm-stalled.log`; every later machine runs under TCG too.
+    fn fall_back_to_tcg(&mut self, reason: &str) -> Result<(), VmError> {
+        kvm::mark_kvm_broken(reason);
+        self.kill();
+        let _ = fs::copy(
+            &self.resolved.serial_log,
+            self.cfg.run_dir.join("serial-kvm-stalled.log"),
+        );
+        self.resolved.accel = Accel::Tcg;
+        self.scale = TimeScale::from_env(Accel::Tcg);
+        self.may_fall_back = false;
+        self.note_accel(&format!("restarted under TCG: {reason} under KVM"))?;
+        self.launch()
+    }
+
+    /// Runs a boot-phase wait; when it stalls under a probed KVM, restarts the guest under TCG
+    /// and runs the wait again from the start.
+    fn with_kvm_fallback<T>(
+        &mut self,
+        mut wait: impl FnMut(&mut Machine) -> Result<T, VmError>,
+    ) -> Result<T, VmError> {
+        match wait(self) {
+            Err(VmError::KvmStalled { reason, .. }) => {
+                self.fall_back_to_tcg(&reason)?;
+                wait(self)
+            }
+            other => other,
+        }
+    }
+
+    fn stall_check(&mut self) -> Result<(), VmError> {
+        match self.kvm_stall() {
+            Some(reason) => Err(VmError::KvmStalled {
+                reason,
+                serial: self.serial_log().to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The accelerator in use (never [`Accel::Auto`]).
@@ -221,10 +328,14 @@ impl Machine {
     pub fn wait_for_serial(&mut self, pattern: &str, timeout: Duration) -> Result<String, VmError> {
         let re = compile(pattern)?;
         let what = format!("serial output matching `{pattern}`");
-        self.poll(&what, timeout, |m| {
-            Ok(re
-                .find(&m.serial_text())
-                .map(|found| found.as_str().to_owned()))
+        self.with_kvm_fallback(|m| {
+            m.poll(&what, timeout, |m| {
+                if let Some(found) = re.find(&m.serial_text()) {
+                    return Ok(Some(found.as_str().to_owned()));
+                }
+                m.stall_check()?;
+                Ok(None)
+            })
         })
     }
 
@@ -233,6 +344,13 @@ impl Machine {
         if self.agent.is_some() {
             return Ok(());
         }
+        self.with_kvm_fallback(|m| m.wait_for_agent_once(timeout))?;
+        // From here on a slow guest is the guest's doing, not KVM's.
+        self.may_fall_back = false;
+        Ok(())
+    }
+
+    fn wait_for_agent_once(&mut self, timeout: Duration) -> Result<(), VmError> {
         let what = "the guest agent (the guest did not reach multi-user.target, or the image lacks overlays/vmtest-agent)";
         // The agent and the serial getty both start with multi-user.target: once a login
         // prompt shows, an agent that is coming answers within seconds. Waiting out the whole
@@ -257,7 +375,7 @@ impl Machine {
                 None => match AgentClient::connect(&m.resolved.agent_socket, &m.resolved.token) {
                     Ok(c) => m.agent.insert(c),
                     // QEMU has not created the socket yet.
-                    Err(_) => return Ok(None),
+                    Err(_) => return m.stall_check().map(|()| None),
                 },
             };
             match client.ping(Duration::from_secs(1)) {
@@ -266,18 +384,17 @@ impl Machine {
                     Err(m.agent_error("the agent refused this run's token"))
                 }
                 Ok(other) => Err(m.agent_error(&format!("unexpected answer {other:?}"))),
-                Err(AgentIoError::NoAnswer) => Ok(None),
+                Err(AgentIoError::NoAnswer) => m.stall_check().map(|()| None),
                 Err(AgentIoError::Protocol(e)) => {
                     m.agent = None;
                     Err(m.agent_error(&e.to_string()))
                 }
                 Err(AgentIoError::Io(_)) => {
                     m.agent = None;
-                    Ok(None)
+                    m.stall_check().map(|()| None)
                 }
             }
-        })?;
-        Ok(())
+        })
     }
 
     /// Runs `sh -c command` as root in the guest; waits for the agent first if need be.
@@ -565,9 +682,18 @@ fn compile(pattern: &str) -> Result<Regex, VmError> {
     })
 }
 
+/// `program` found in `PATH`.
+pub(crate) fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
 /// `setpriv --pdeathsig KILL qemu…` when util-linux has it: QEMU then dies with us even when
 /// we are SIGKILLed and no destructor runs. Without it, only `Drop` protects.
-fn launcher() -> Command {
+pub(crate) fn launcher() -> Command {
     let setpriv = Path::new("/usr/bin/setpriv");
     if setpriv.is_file() {
         let mut cmd = Command::new(setpriv);
@@ -627,85 +753,6 @@ fn pick_ports(cfg: &MachineConfig) -> std::io::Result<Vec<(Proto, u16, u16)>> {
         out.push((f.proto, host, f.guest_port));
     }
     Ok(out)
-}
-
-/// The accelerator for `wanted`: `Auto` becomes KVM only when `KENTONGAN_VMTEST_ACCEL` says
-/// so or a probe proves KVM runs guests; the probe runs once per process.
-fn resolve_accel(wanted: Accel, run_dir: &Path) -> Accel {
-    match wanted {
-        Accel::Tcg | Accel::Kvm => wanted,
-        Accel::Auto => match std::env::var("KENTONGAN_VMTEST_ACCEL").as_deref() {
-            Ok("tcg") => Accel::Tcg,
-            Ok("kvm") => Accel::Kvm,
-            _ => {
-                static PROBED: OnceLock<Accel> = OnceLock::new();
-                *PROBED.get_or_init(|| {
-                    if probe_kvm(&run_dir.join("kvm-probe.log")) {
-                        Accel::Kvm
-                    } else {
-                        Accel::Tcg
-                    }
-                })
-            }
-        },
-    }
-}
-
-/// Boots SeaBIOS under KVM with nothing to boot and watches its debug port: a KVM that works
-/// reaches the boot menu in well under a second; on hosts where `/dev/kvm` exists but guests
-/// hang, nothing past the banner ever comes.
-pub fn probe_kvm(log: &Path) -> bool {
-    let usable = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !usable {
-        return false;
-    }
-    let _ = fs::remove_file(log);
-    let Ok(mut child) = launcher()
-        .args([
-            "-machine",
-            "pc,accel=kvm",
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-m",
-            "64",
-            "-chardev",
-            &format!(
-                "file,id=dbg,path={}",
-                log.display().to_string().replace(',', ",,")
-            ),
-            "-device",
-            "isa-debugcon,iobase=0x402,chardev=dbg",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    else {
-        return false;
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut ok = false;
-    while Instant::now() < deadline {
-        let text = fs::read(log).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if text.contains("Booting from") || text.contains("No bootable device") {
-            ok = true;
-            break;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    ok
 }
 
 #[cfg(test)]
