@@ -15,6 +15,23 @@ need_debs() {
         exit 1
     fi
     echo "  Installing ${missing[*]}" >&2
+    # Some machines come with qemu-utils from bookworm-backports; bookworm's qemu-system-x86
+    # then conflicts with it, so the emulator must come from backports too.
+    local want=() bpo=
+    if dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -q '~bpo12'; then bpo=1; fi
+    for pkg in "${missing[@]}"; do
+        case "$pkg" in
+            qemu-system-x86|qemu-system-common|qemu-system-data|qemu-utils)
+                if [ -n "$bpo" ]; then want+=("$pkg/bookworm-backports"); else want+=("$pkg"); fi ;;
+            *) want+=("$pkg") ;;
+        esac
+    done
+    if [ -n "$bpo" ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            > /etc/apt/sources.list.d/kentongan-backports.sources
+        unset KENTONGAN_APT_UPDATED
+    fi
+    missing=("${want[@]}")
     if [ -z "${KENTONGAN_APT_UPDATED:-}" ]; then
         apt-get update -qq || { echo "error: apt-get update failed" >&2; echo "hint: check /etc/apt/sources.list and the network" >&2; exit 1; }
         export KENTONGAN_APT_UPDATED=1
