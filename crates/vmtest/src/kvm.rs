@@ -336,10 +336,27 @@ pub fn mark_kvm_broken(reason: &str) {
 /// One file per host boot: a KVM that stalls once on this boot is not trusted again on it, and
 /// a reboot (which may fix the host) starts afresh.
 fn verdict_file() -> PathBuf {
+    #[cfg(test)]
+    if let Some(dir) = VERDICT_DIR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        return dir.join("kvm-stalled");
+    }
     let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown-boot".into());
     std::env::temp_dir().join(format!("kentongan-vmtest-kvm-stalled-{boot_id}"))
+}
+
+/// Where a test's verdicts go instead of the host's temp folder.
+#[cfg(test)]
+static VERDICT_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+#[cfg(test)]
+pub(crate) fn keep_verdicts_in(dir: &Path) {
+    *VERDICT_DIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir.to_owned());
 }
 
 fn broken_on_this_boot() -> Option<String> {

@@ -57,6 +57,10 @@ pub struct Machine {
     may_fall_back: bool,
     /// Serial log size last seen, and when it last grew: how a stall is noticed.
     serial_seen: (u64, Instant),
+    /// Starts the first QEMU with its CPU stopped (`-S`), a guest that hangs for sure: how the
+    /// fallback is tested without a host whose KVM hangs.
+    #[cfg(test)]
+    freeze_first_launch: bool,
 }
 
 impl Machine {
@@ -116,6 +120,8 @@ impl Machine {
             started: Instant::now(),
             may_fall_back: choice.may_fall_back,
             serial_seen: (0, Instant::now()),
+            #[cfg(test)]
+            freeze_first_launch: false,
         };
         m.note_accel(&choice.reason)?;
         m.launch()?;
@@ -141,7 +147,12 @@ impl Machine {
         if cfg.firmware == Firmware::Uefi {
             fs::copy(qemu::OVMF_VARS, &r.ovmf_vars).map_err(run_dir_err)?;
         }
-        let args = qemu::args(cfg, r);
+        #[allow(unused_mut)]
+        let mut args = qemu::args(cfg, r);
+        #[cfg(test)]
+        if self.freeze_first_launch {
+            args.push("-S".into());
+        }
         fs::write(
             cfg.run_dir.join("qemu.cmdline"),
             format!("{} {}\n", qemu::QEMU, args.join(" ")),
@@ -218,6 +229,10 @@ impl Machine {
         self.resolved.accel = Accel::Tcg;
         self.scale = TimeScale::from_env(Accel::Tcg);
         self.may_fall_back = false;
+        #[cfg(test)]
+        {
+            self.freeze_first_launch = false;
+        }
         self.note_accel(&format!("restarted under TCG: {reason} under KVM"))?;
         self.launch()
     }
@@ -758,7 +773,7 @@ fn pick_ports(cfg: &MachineConfig) -> std::io::Result<Vec<(Proto, u16, u16)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Forward;
+    use crate::config::{Disk, Forward};
 
     #[test]
     fn serial_is_cleaned() {
@@ -793,6 +808,78 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    /// A boot sector that writes `kvm-fallback-ok` to COM1 and halts.
+    fn serial_hello_disk(path: &Path) -> Disk {
+        let mut sector = vec![
+            0xFA, // cli
+            0x31, 0xC0, // xor ax, ax
+            0x8E, 0xD8, // mov ds, ax
+            0xBE, 0x16, 0x7C, // mov si, 0x7c16 (the message)
+            0xBA, 0xF8, 0x03, // mov dx, 0x3f8
+            0xAC, // next: lodsb
+            0x84, 0xC0, // test al, al
+            0x74, 0x03, // jz done
+            0xEE, // out dx, al
+            0xEB, 0xF8, // jmp next
+            0xF4, // done: hlt
+            0xEB, 0xFD, // jmp done
+        ];
+        sector.extend_from_slice(b"kvm-fallback-ok\r\n\0");
+        sector.resize(510, 0);
+        sector.extend_from_slice(&[0x55, 0xAA]);
+        // Smaller images look like floppies to SeaBIOS, which then will not boot them.
+        sector.resize(1024 * 1024, 0);
+        fs::write(path, sector).expect("write boot sector");
+        Disk::new(path, crate::config::DiskFormat::Raw)
+    }
+
+    /// The whole fallback on a real QEMU: the first guest hangs with an empty console (its CPU
+    /// never starts, as CI's KVM guests hung), the machine notices, restarts it under TCG with
+    /// the reason on record, and the wait that was under way succeeds.
+    #[test]
+    fn a_guest_that_stays_silent_under_probed_kvm_is_restarted_under_tcg() {
+        if find_program(qemu::QEMU).is_none() {
+            panic!(
+                "{} is missing: scripts/test installs qemu-system-x86",
+                qemu::QEMU
+            );
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        kvm::keep_verdicts_in(dir.path());
+        let disk = serial_hello_disk(&dir.path().join("hello.img"));
+        let mut cfg = MachineConfig::from_disk(disk, dir.path().join("run"));
+        cfg.accel = Accel::Tcg;
+        let mut m = Machine::start(cfg).expect("start");
+        // Pretend the probe chose KVM and the guest then hung: relaunch frozen.
+        m.kill();
+        m.may_fall_back = true;
+        m.freeze_first_launch = true;
+        m.launch().expect("relaunch frozen");
+        let t0 = Instant::now();
+        let seen = m
+            .wait_for_serial("kvm-fallback-ok", Duration::from_secs(30))
+            .expect("the restarted guest prints its line");
+        assert_eq!(seen, "kvm-fallback-ok");
+        assert!(
+            t0.elapsed() >= kvm::KVM_SILENT_START,
+            "restarted before the silence bound"
+        );
+        assert_eq!(m.accel(), Accel::Tcg);
+        let log = fs::read_to_string(m.run_dir().join("accel.log")).expect("accel.log");
+        assert!(
+            log.lines()
+                .last()
+                .is_some_and(|l| l
+                    .starts_with("tcg: restarted under TCG: the serial console stayed empty for")),
+            "{log}"
+        );
+        assert!(m.run_dir().join("serial-kvm-stalled.log").is_file());
+        // Later machines of this process and of this host boot are not given KVM again.
+        let later = kvm::choose(Accel::Auto, None, dir.path());
+        assert_eq!(later.accel, Accel::Tcg);
+        assert!(!later.may_fall_back);
     }
 
     #[test]
