@@ -357,6 +357,10 @@ impl Pipeline<'_> {
                 .arg(&rootfs)
                 .args(&p.facts.apt_sources);
             p.run(Stage::BaseRootfs, &mut cmd, log)?;
+            for (dir, mode) in stages::PINNED_DIRS {
+                pin_dir(&rootfs.join(dir), mode)
+                    .map_err(|e| stage_err(Stage::BaseRootfs, format!("{dir}: {e}")))?;
+            }
             let listing = Command::new("dpkg-query")
                 .arg(format!(
                     "--admindir={}",
@@ -840,4 +844,12 @@ pub fn plan(recipe: &Recipe, facts: &HostFacts, epoch: i64) -> Result<StageKeys,
         overlay::input_key(recipe)?,
         epoch,
     ))
+}
+
+/// Makes `dir` a root-owned folder with `mode`, whoever created it.
+fn pin_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::os::unix::fs::chown(dir, Some(0), Some(0))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }

@@ -118,6 +118,7 @@ rm -f "$root"/var/lib/dpkg/*-old "$root"/var/cache/debconf/*-old
 rm -f "$root"/var/cache/ldconfig/aux-cache "$root"/var/cache/apt/*.bin
 rm -f "$root"/var/cache/apt/archives/*.deb
 find "$root/var/lib/apt/lists" -type f -delete
+# apt's partial/ folders: pinned by the builder after mmdebstrap's own cleanup (PINNED_DIRS).
 find "$root/var/log" -type f -delete
 rm -rf "$root"/var/cache/man/*
 find "$root/usr" -name '*.pyc' -delete
@@ -153,6 +154,14 @@ pub fn initramfs_setup_hook(recipe: &Recipe) -> Option<String> {
     }
     Some(script)
 }
+
+/// Folders whose owner depends on which apt step ran first in the chroot (`_apt` in one build,
+/// `root` in the next), set by the builder once mmdebstrap is done: `(path, mode)`, owned by
+/// root, as a fresh apt makes them.
+pub const PINNED_DIRS: [(&str, u32); 2] = [
+    ("var/cache/apt/archives/partial", 0o700),
+    ("var/lib/apt/lists/partial", 0o700),
+];
 
 /// mmdebstrap's fixed options; part of the base key.
 pub const MMDEBSTRAP_OPTIONS: &[&str] = &[
@@ -192,6 +201,7 @@ pub fn compute_keys(
         .field("packages", recipe.packages.join("\n"))
         .field("mmdebstrap", &facts.mmdebstrap_version)
         .field("hook", BASE_CLEANUP_HOOK)
+        .field("pinned", format!("{PINNED_DIRS:?}"))
         .field("options", MMDEBSTRAP_OPTIONS.join("\n"))
         .field("dpkg-excludes", DPKG_EXCLUDES.join("\n"))
         .field("path-exclude", recipe.path_exclude.join("\n"))
