@@ -270,14 +270,6 @@ impl Pbx {
             on_busy: None,
             on_no_answer: None,
         };
-        self.writes.push(Write::LiveCall(LiveCall {
-            call_id: call_id.clone(),
-            caller: caller.0.clone(),
-            callee: callee.0.clone(),
-            start_ms: clock.unix_ms,
-            answer_ms: None,
-            state: "ringing".into(),
-        }));
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
         self.calls.insert(key, call);
@@ -348,6 +340,15 @@ impl Pbx {
         if let Some(call) = self.calls.get_mut(&key) {
             call.forks = forks;
             info!(caller = %call.caller, %callee, forks = n, "call ringing");
+            // `calls` shows the extension ringing now (a forward's target after a forward).
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: call.call_id.clone(),
+                caller: call.caller.0.clone(),
+                callee: callee.0.clone(),
+                start_ms: call.start_ms,
+                answer_ms: None,
+                state: "ringing".into(),
+            }));
         }
         self.update_gauges();
         if n == 0 {
