@@ -141,6 +141,17 @@ mod tests {
     }
 
     #[test]
+    fn every_prompt_is_in_the_catalogue_without_a_number_slot() {
+        let catalogue = kentongan_prompts::Catalogue::builtin().unwrap();
+        for p in PROMPTS {
+            let found = catalogue
+                .get(p.0)
+                .unwrap_or_else(|| panic!("{} missing", p.0));
+            assert!(!found.has_number_slot(), "{}", p.0);
+        }
+    }
+
+    #[test]
     fn bad_numbers_and_forwarding_to_yourself_change_nothing() {
         let leg = LegId(1);
         for code in [
