@@ -5,7 +5,8 @@
 //! forward on busy (201 answers 486, 202 gets the call), forward on no answer (201 rings past
 //! its `forward_no_answer_seconds`, is cancelled, 202 answers), forward on unregistered, and a
 //! 201 → 202 → 201 loop (set with `*72` from a phone and the CLI) refused with 482.
-//! `settings show 201 --json` is checked after every change. Needs sipp and baresip.
+//! `settings show 201 --json` is checked after every change, and the CLI's errors name what is
+//! wrong. Needs sipp and baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -337,4 +338,45 @@ fn a_forward_loop_201_202_201_is_refused_with_482() {
         settings(&pbx, "201")["forward_all"],
         serde_json::Value::Null
     );
+    // The busy forward from the phone: *90202 on, *91 off.
+    let (code, out) = call(&pbx, "201", "caller_feature.xml", "*90202");
+    assert_eq!(code, 0, "*90202: {out}");
+    assert_eq!(settings(&pbx, "201")["forward_busy"], "202");
+    let (code, out) = call(&pbx, "201", "caller_feature.xml", "*91");
+    assert_eq!(code, 0, "*91: {out}");
+    assert_eq!(
+        settings(&pbx, "201")["forward_busy"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn the_cli_names_what_is_wrong() {
+    let pbx = pbx("");
+    let err = |args: &[&str]| {
+        let out = pbx.cli(args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err(&["forward", "set", "299", "all", "202"]);
+    assert!(
+        e.contains("extension 299 does not exist") && e.contains("hint:"),
+        "{e}"
+    );
+    let e = err(&["forward", "set", "201", "all", "999"]);
+    assert!(e.contains("\"999\" is not an extension of this PBX"), "{e}");
+    let e = err(&["forward", "set", "201", "sometimes", "202"]);
+    assert!(e.contains("is not a kind of forward"), "{e}");
+    let e = err(&["forward", "set", "201", "busy", "201"]);
+    assert!(e.contains("cannot forward to itself"), "{e}");
+    let e = err(&["dnd", "maybe", "201"]);
+    assert!(e.contains("neither on nor off"), "{e}");
+    let e = err(&["settings", "show", "299"]);
+    assert!(e.contains("extension 299 does not exist"), "{e}");
+    // Nothing was stored by the refused commands.
+    let s = settings(&pbx, "201");
+    assert_eq!(s["forward_all"], serde_json::Value::Null, "{s}");
+    assert_eq!(s["forward_busy"], serde_json::Value::Null, "{s}");
+    assert_eq!(s["dnd"], false, "{s}");
+    assert_eq!(s["forward_no_answer_seconds"], 20, "{s}");
 }
