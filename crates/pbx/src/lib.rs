@@ -6,7 +6,8 @@
 //! ([`admins`]: argon2id hashes, the password policy), the PBX logic ([`core::Pbx`]:
 //! registrar, B2BUA calls with forking, CANCEL, BYE, re-INVITE, IM store-and-forward, CDRs),
 //! the dialplan ([`routing::Dialplan`]: the one place a dialled number becomes a
-//! [`routing::Destination`]),
+//! [`routing::Destination`], feature codes included; [`routing::forwarding`] decides forwards,
+//! DND and loops), per-extension call settings ([`store::CallSettings`]),
 //! the RTP relay ([`media::Relay`], one thread relaying every stream) and the daemon's event
 //! loop ([`daemon::run`]: sockets, timers, signals, `/metrics`).
 //!

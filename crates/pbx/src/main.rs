@@ -15,6 +15,9 @@
 //! kentongan-pbx --config FILE ban list [--json] | ban remove ADDR | ban add ADDR [--seconds N]
 //! kentongan-pbx --config FILE conference list [--json]
 //! kentongan-pbx --config FILE conference kick 800 MEMBER | mute 800 MEMBER | lock 800 | unlock 800
+//! kentongan-pbx --config FILE forward set 201 all|busy|no-answer NUMBER | forward clear 201 [KIND]
+//! kentongan-pbx --config FILE dnd on|off 201
+//! kentongan-pbx --config FILE settings show 201 [--json]
 //! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
 //! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod conference_cli;
+mod settings_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -89,6 +93,18 @@ enum Command {
     Conference {
         #[command(subcommand)]
         command: conference_cli::ConferenceCommand,
+    },
+    /// Call forwarding of an extension: `forward set 201 all|busy|no-answer NUMBER`.
+    Forward {
+        #[command(subcommand)]
+        command: settings_cli::ForwardCommand,
+    },
+    /// Do not disturb: `dnd on 201`, `dnd off 201`.
+    Dnd { state: String, extension: String },
+    /// An extension's settings: `settings show 201 [--json]`.
+    Settings {
+        #[command(subcommand)]
+        command: settings_cli::SettingsCommand,
     },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
@@ -383,6 +399,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Firewall { command } => firewall_command(&cli.config, &config, command)?,
         Command::Ban { command } => ban_command(&config, command, &mut out)?,
         Command::Conference { command } => conference_cli::run(&config, command)?,
+        Command::Forward { command } => settings_cli::forward(&config, command)?,
+        Command::Dnd { state, extension } => settings_cli::dnd(&config, &state, &extension)?,
+        Command::Settings { command } => settings_cli::settings(&config, command)?,
         Command::Prompts {
             command: PromptsCommand::Build { language },
         } => {
@@ -701,7 +720,7 @@ fn admin_command(
     Ok(())
 }
 
-fn parse_ext(s: &str) -> Result<Extension, Failure> {
+pub(crate) fn parse_ext(s: &str) -> Result<Extension, Failure> {
     Extension::parse(s).ok_or_else(|| {
         fail(
             anyhow::anyhow!("{s:?} is not a valid extension"),

@@ -6,15 +6,19 @@
 //! A new service is a new [`Destination`] variant and its application, never a branch inside
 //! INVITE handling.
 //!
-//! Services named in the configuration (conference rooms, …) are matched first, by their exact
-//! number; then extensions known to the user directory. The dialplan holds no I/O: the user
-//! directory is handed in, so the rules are tested without a database.
+//! Feature codes (`*72`+number, `*78`, … see [`FeatureCode`]) are matched first; then services
+//! named in the configuration (conference rooms, …), by their exact number; then extensions
+//! known to the user directory. Where a call to an extension then goes (forwarded, busy because
+//! of DND, a forward loop) is decided by [`forwarding::reach`]. The dialplan holds no I/O: the
+//! user directory and settings are handed in, so the rules are tested without a database.
+
+pub mod forwarding;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::config::Config;
-use crate::store::{Extension, Store, StoreError};
+use crate::store::{Extension, ForwardKind, Store, StoreError};
 
 /// Where a dialled number leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,54 @@ pub enum Destination {
     Extension(Extension),
     /// A conference room from `[[conference]]`, by its index in `Config::conferences`.
     Conference(RoomIndex),
+    /// A feature code the caller dialled to change its own settings (answered by the PBX).
+    FeatureCode(FeatureCode),
+}
+
+/// A feature code (FreePBX's defaults, so staff need not relearn them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureCode {
+    /// `*72`+number (all), `*90`+number (busy), `*52`+number (no answer / unregistered).
+    Forward {
+        kind: ForwardKind,
+        target: Extension,
+    },
+    /// `*73`, `*91`, `*53`.
+    ClearForward(ForwardKind),
+    /// `*78` on, `*79` off.
+    Dnd(bool),
+    /// A forward code with a number that is no extension here (or none at all).
+    InvalidNumber(String),
+}
+
+impl FeatureCode {
+    /// The code for `dialled`, if it is one: `Ok(None)` when it is not a feature code.
+    fn parse(dialled: &str, users: &dyn UserDirectory) -> Result<Option<FeatureCode>, StoreError> {
+        let Some(rest) = dialled.strip_prefix('*') else {
+            return Ok(None);
+        };
+        let (code, number) = rest.split_at(rest.len().min(2));
+        let set = |kind| -> Result<Option<FeatureCode>, StoreError> {
+            let target =
+                Extension::parse(number).filter(|_| number.bytes().all(|b| b.is_ascii_digit()));
+            Ok(Some(match target {
+                Some(t) if users.exists(&t)? => FeatureCode::Forward { kind, target: t },
+                _ => FeatureCode::InvalidNumber(number.to_owned()),
+            }))
+        };
+        let exact = |c: FeatureCode| Ok(number.is_empty().then_some(c));
+        match code {
+            "72" => set(ForwardKind::All),
+            "90" => set(ForwardKind::Busy),
+            "52" => set(ForwardKind::NoAnswer),
+            "73" => exact(FeatureCode::ClearForward(ForwardKind::All)),
+            "91" => exact(FeatureCode::ClearForward(ForwardKind::Busy)),
+            "53" => exact(FeatureCode::ClearForward(ForwardKind::NoAnswer)),
+            "78" => exact(FeatureCode::Dnd(true)),
+            "79" => exact(FeatureCode::Dnd(false)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// A conference room's position in `Config::conferences` (stable until a reload).
@@ -34,6 +86,7 @@ impl fmt::Display for Destination {
         match self {
             Destination::Extension(e) => write!(f, "extension {e}"),
             Destination::Conference(r) => write!(f, "conference room #{}", r.0),
+            Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
         }
     }
 }
@@ -79,6 +132,9 @@ impl Dialplan {
         dialled: &str,
         users: &dyn UserDirectory,
     ) -> Result<Destination, RouteError> {
+        if let Some(code) = FeatureCode::parse(dialled, users)? {
+            return Ok(Destination::FeatureCode(code));
+        }
         if let Some(d) = self.services.get(dialled) {
             return Ok(d.clone());
         }
@@ -129,6 +185,53 @@ mod tests {
             p.resolve("a'; DROP TABLE users", &users),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn feature_codes_route_to_the_feature_application() {
+        let p = plan("");
+        let users = Users(&["201", "202"]);
+        let code = |d: &str| match p.resolve(d, &users) {
+            Ok(Destination::FeatureCode(c)) => Some(c),
+            _ => None,
+        };
+        let fwd = |kind, t: &str| {
+            Some(FeatureCode::Forward {
+                kind,
+                target: Extension(t.into()),
+            })
+        };
+        assert_eq!(code("*72202"), fwd(ForwardKind::All, "202"));
+        assert_eq!(code("*90202"), fwd(ForwardKind::Busy, "202"));
+        assert_eq!(code("*52201"), fwd(ForwardKind::NoAnswer, "201"));
+        assert_eq!(
+            code("*73"),
+            Some(FeatureCode::ClearForward(ForwardKind::All))
+        );
+        assert_eq!(
+            code("*91"),
+            Some(FeatureCode::ClearForward(ForwardKind::Busy))
+        );
+        assert_eq!(
+            code("*53"),
+            Some(FeatureCode::ClearForward(ForwardKind::NoAnswer))
+        );
+        assert_eq!(code("*78"), Some(FeatureCode::Dnd(true)));
+        assert_eq!(code("*79"), Some(FeatureCode::Dnd(false)));
+        // A forward to a number nobody has, or to no number, is still the code (the caller
+        // is told the number is not valid); other star codes are not this slice's.
+        assert_eq!(
+            code("*72999"),
+            Some(FeatureCode::InvalidNumber("999".into()))
+        );
+        assert_eq!(code("*72"), Some(FeatureCode::InvalidNumber(String::new())));
+        assert_eq!(
+            code("*72a'b"),
+            Some(FeatureCode::InvalidNumber("a'b".into()))
+        );
+        assert_eq!(code("*7812"), None);
+        assert_eq!(code("*43"), None);
+        assert_eq!(code("*"), None);
     }
 
     #[test]

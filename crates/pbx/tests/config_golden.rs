@@ -39,6 +39,11 @@ fn summary(c: &Config) -> String {
             "video": r.video,
             "record": r.record,
         })).collect::<Vec<_>>(),
+        "extension_settings": c.extension_settings.iter().map(|e| serde_json::json!({
+            "number": e.number,
+            "pickup_group": e.pickup_group,
+            "forward_no_answer_seconds": e.forward_no_answer_seconds,
+        })).collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&v).unwrap() + "\n"
 }

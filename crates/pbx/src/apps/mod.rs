@@ -5,6 +5,7 @@
 //! socket, a packet or a SIP message.
 
 pub mod conference;
+pub mod features;
 
 use kentongan_engine::LegId;
 

@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 mod conference;
 pub use conference::{ConferenceRoom, Pin};
+mod extension_settings;
+pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
 mod web;
 pub use web::Web;
 
@@ -108,6 +110,8 @@ pub struct Config {
     pub conferences: Vec<ConferenceRoom>,
     /// `[prompts]`: where the spoken prompts are, and in which language.
     pub prompts: Prompts,
+    /// `[[extension_settings]]`: per-extension settings written in the file (numbers unique).
+    pub extension_settings: Vec<ExtensionConfig>,
 }
 
 /// `[prompts]`: the prompt set the PBX plays.
@@ -135,6 +139,16 @@ impl Language {
 }
 
 impl Config {
+    /// How long a call rings `ext` before its no-answer forward takes it.
+    pub fn forward_no_answer_seconds(&self, ext: &str) -> u32 {
+        self.extension_settings
+            .iter()
+            .find(|s| s.number == ext)
+            .map_or(DEFAULT_FORWARD_NO_ANSWER_SECONDS, |s| {
+                s.forward_no_answer_seconds
+            })
+    }
+
     /// What the firewall opens for this configuration: SIP listeners, the RTP range, and the
     /// metrics port for trusted networks when it listens beyond loopback.
     pub fn firewall_ports(&self) -> Ports {
@@ -184,6 +198,8 @@ struct RawConfig {
     conference: Vec<conference::RawConference>,
     #[serde(default)]
     prompts: RawPrompts,
+    #[serde(default)]
+    extension_settings: Vec<extension_settings::RawExtensionSettings>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -313,10 +329,11 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
         &[("directory", Kind::Str), ("language", Kind::Str)],
     ),
     ("web", web::KEYS),
+    ("extension_settings", extension_settings::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
-const MANY: &[&str] = &["conference"];
+const MANY: &[&str] = &["conference", "extension_settings"];
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -572,7 +589,9 @@ impl Config {
             language,
         };
         let web = raw.web.map(web::validate).transpose()?;
+        let extension_settings = extension_settings::validate(raw.extension_settings)?;
         Ok(Config {
+            extension_settings,
             conferences,
             prompts,
             web,

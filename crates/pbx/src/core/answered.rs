@@ -29,6 +29,8 @@ const HANG_UP_TAG: u64 = 1;
 pub(super) enum App {
     /// A conference room, by number.
     Conference(String),
+    /// A feature code: confirm, then hang up.
+    Feature(crate::routing::FeatureCode),
 }
 
 pub(super) struct Answered {
@@ -168,6 +170,7 @@ impl Pbx {
                     c.replacen("sip:pbx@", &format!("sip:{dialled}@"), 1)
                 )
             }
+            App::Feature(_) => self.our_contact(from),
         };
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -220,6 +223,13 @@ impl Pbx {
                     .enter(leg, &room, &caller.0, clock.unix_ms),
                 None => Vec::new(),
             },
+            App::Feature(code) => {
+                let (change, actions) = crate::apps::features::enter(leg, &caller, code);
+                if let Some(w) = change {
+                    self.change_setting(w);
+                }
+                actions
+            }
         };
         self.carry_out(clock, actions);
         self.update_gauges();
@@ -370,6 +380,7 @@ impl Pbx {
                     ))));
                 actions
             }
+            App::Feature(_) => Vec::new(),
         };
         self.carry_out(clock, actions);
         let duration_s = (clock.unix_ms - a.start_ms).max(0) as f64 / 1000.0;

@@ -87,6 +87,7 @@ impl Pbx {
             self.db_version = version;
             self.ha1_cache.clear();
             self.load_bans(clock)?;
+            self.load_settings()?;
             self.run_conference_commands(clock);
         }
         Ok(())

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
 use crate::media::{MediaKind, MediaStream};
+use crate::routing::forwarding::{Ring, Visited};
 use crate::store::{Cdr, Extension, LiveCall, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,15 @@ pub(super) struct Call {
     pub(super) session_deadline: Option<Instant>,
     /// Unanswered by then: the forks are cancelled and the caller gets 480 (no answer).
     pub(super) ring_deadline: Instant,
+    /// The caller's offer and our From header, for the INVITEs to each extension rung.
+    pub(super) offer: Option<Sdp>,
+    pub(super) from_hdr: String,
+    /// Every extension the call has been at (forwarding's loop detection).
+    pub(super) visited: Visited,
+    /// Where the call goes if the ringing extension answers busy.
+    pub(super) on_busy: Option<Extension>,
+    /// Where it goes if nobody answers by the instant given.
+    pub(super) on_no_answer: Option<(Instant, Extension)>,
 }
 
 impl Call {
@@ -149,7 +159,9 @@ impl Call {
 }
 
 impl Pbx {
-    /// Rings `callee`'s registered phones for a caller's INVITE and bridges the first to answer.
+    /// Rings `ring.ext`'s registered phones for a caller's INVITE and bridges the first to
+    /// answer; `visited` is where forwarding has taken the call so far.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn bridge_to_extension(
         &mut self,
         clock: Clock,
@@ -157,8 +169,10 @@ impl Pbx {
         from: SocketAddr,
         req: Request,
         caller: Extension,
-        callee: Extension,
+        ring: Ring,
+        visited: Visited,
     ) {
+        let callee = ring.ext.clone();
         let call_id = req.headers.call_id().unwrap_or("").to_owned();
         self.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
         let contacts = self.registry.contacts(&callee, clock.unix_s());
@@ -216,7 +230,6 @@ impl Pbx {
         }
         let key = self.next_call;
         self.next_call += 1;
-        let b_call_id = self.ep.new_call_id();
         let b_tag = self.ep.new_tag();
         let display = self
             .store
@@ -229,7 +242,7 @@ impl Pbx {
         if let Some(name) = display {
             from_hdr = format!("\"{}\" {from_hdr}", name.replace(['"', '\\'], ""));
         }
-        let mut call = Call {
+        let call = Call {
             call_id: call_id.clone(),
             caller: caller.clone(),
             callee: callee.clone(),
@@ -240,7 +253,7 @@ impl Pbx {
             caller_tx: tx,
             our_tag: self.ep.new_tag(),
             caller_dialog: None,
-            b_call_id: b_call_id.clone(),
+            b_call_id: String::new(),
             forks: Vec::new(),
             callee_dialog: None,
             callee_peer: None,
@@ -251,7 +264,45 @@ impl Pbx {
             session_expires: session_expires(&req),
             session_deadline: None,
             ring_deadline: clock.now + self.config.no_answer,
+            offer,
+            from_hdr,
+            visited,
+            on_busy: None,
+            on_no_answer: None,
         };
+        self.by_call_id.insert(call_id, (key, Side::Caller));
+        self.server_invites.insert(tx, key);
+        self.calls.insert(key, call);
+        self.fork_to(clock, key, ring);
+    }
+
+    /// Sends the call's INVITE to every registered phone of `ring.ext` (the extension dialled,
+    /// or where a forward took the call), with a fresh Call-ID for the callee leg.
+    pub(super) fn fork_to(&mut self, clock: Clock, key: CallKey, ring: Ring) {
+        let callee = ring.ext;
+        let contacts = self.registry.contacts(&callee, clock.unix_s());
+        let b_call_id = self.ep.new_call_id();
+        let domain = self.config.domain.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut call.b_call_id, b_call_id.clone());
+        call.callee = callee.clone();
+        call.forks.clear();
+        call.best_failure = None;
+        call.ring_deadline = clock.now + self.config.no_answer;
+        call.on_busy = ring.on_busy;
+        call.on_no_answer = ring.on_no_answer.map(|(after, to)| (clock.now + after, to));
+        let (offer, from_hdr) = (call.offer.clone(), call.from_hdr.clone());
+        let ports: Vec<u16> = call
+            .media
+            .iter()
+            .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
+            .collect();
+        self.by_call_id.remove(&old);
+        self.by_call_id
+            .insert(b_call_id.clone(), (key, Side::Callee));
+        let mut forks = Vec::new();
         for c in contacts {
             let mut inv = Request::new(Method::Invite, c.uri.clone());
             inv.headers.push(HeaderName::From, from_hdr.as_str());
@@ -264,11 +315,6 @@ impl Pbx {
             inv.headers.push(HeaderName::Allow, ALLOW);
             if let Some(offer) = &offer {
                 let mut sdp = offer.clone();
-                let ports: Vec<u16> = call
-                    .media
-                    .iter()
-                    .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
-                    .collect();
                 let ip = self.local_ip(c.source);
                 sdp.rewrite_for_relay(ip, &ports);
                 inv.set_body("application/sdp", sdp.to_bytes());
@@ -280,7 +326,7 @@ impl Pbx {
             match self.ep.send_request(clock.now, c.source, sent.clone()) {
                 Ok(ftx) => {
                     self.client_txs.insert(ftx, TxUse::Fork { call: key });
-                    call.forks.push(Fork {
+                    forks.push(Fork {
                         tx: ftx,
                         peer: c.source,
                         request: sent,
@@ -290,21 +336,22 @@ impl Pbx {
                 Err(e) => warn!(error = %e, "fork not sent"),
             }
         }
-        info!(%caller, %callee, forks = call.forks.len(), "call started");
-        self.writes.push(Write::LiveCall(LiveCall {
-            call_id: call_id.clone(),
-            caller: caller.0.clone(),
-            callee: callee.0.clone(),
-            start_ms: clock.unix_ms,
-            answer_ms: None,
-            state: "ringing".into(),
-        }));
-        self.by_call_id.insert(call_id, (key, Side::Caller));
-        self.by_call_id.insert(b_call_id, (key, Side::Callee));
-        self.server_invites.insert(tx, key);
-        self.calls.insert(key, call);
+        let n = forks.len();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.forks = forks;
+            info!(caller = %call.caller, %callee, forks = n, "call ringing");
+            // `calls` shows the extension ringing now (a forward's target after a forward).
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: call.call_id.clone(),
+                caller: call.caller.0.clone(),
+                callee: callee.0.clone(),
+                start_ms: call.start_ms,
+                answer_ms: None,
+                state: "ringing".into(),
+            }));
+        }
         self.update_gauges();
-        if self.calls.get(&key).is_some_and(|c| c.forks.is_empty()) {
+        if n == 0 {
             self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
             self.end_call(clock, key, "unavailable");
         }
@@ -508,6 +555,13 @@ impl Pbx {
         let final_status = call
             .best_failure
             .unwrap_or(StatusCode::TEMPORARILY_UNAVAILABLE);
+        if matches!(final_status.0, 486 | 600) {
+            if let Some(next) = call.on_busy.take() {
+                info!(call = key, to = %next, "busy; forwarding");
+                self.forward_call(clock, key, next);
+                return;
+            }
+        }
         self.fail_caller(clock, key, final_status);
         let disposition = match final_status.0 {
             486 | 600 => "busy",
@@ -581,6 +635,27 @@ impl Pbx {
     /// tell the caller 480, as a PBX's no-answer timeout does. (The transaction layer's
     /// Timer B stops at the first 1xx, so without this a call could ring forever.)
     pub(super) fn expire_unanswered(&mut self, clock: Clock) {
+        // No-answer forwards first: their time is shorter than the PBX's ring limit.
+        let forward: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                !c.answered()
+                    && c.on_no_answer
+                        .as_ref()
+                        .is_some_and(|(at, _)| *at <= clock.now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in forward {
+            let Some((_, next)) = self.calls.get_mut(&key).and_then(|c| c.on_no_answer.take())
+            else {
+                continue;
+            };
+            info!(call = key, to = %next, "no answer; forwarding");
+            self.cancel_forks(clock, key);
+            self.forward_call(clock, key, next);
+        }
         let unanswered: Vec<CallKey> = self
             .calls
             .iter()

@@ -20,6 +20,7 @@ mod auth;
 mod bans;
 mod calls;
 mod dialogs;
+mod forwards;
 mod im;
 mod metrics;
 mod registrar;
@@ -44,7 +45,9 @@ use crate::config::{Config, ListenTransport};
 use crate::media::{EngineHost, Relay};
 use crate::prompts::PromptCache;
 use crate::routing::{Destination, Dialplan, RouteError};
-use crate::store::{ConferenceWrite, Extension, Store, StoreError, StoredMessage, Write};
+use crate::store::{
+    CallSettings, ConferenceWrite, Extension, Store, StoreError, StoredMessage, Write,
+};
 
 use addressing::finish_response;
 use calls::{Call, CallKey, Side};
@@ -130,6 +133,9 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
+    /// another process (the CLI) has committed.
+    settings: HashMap<Extension, CallSettings>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -239,7 +245,9 @@ impl Pbx {
             next_ban_sync: clock.now,
             ha1_cache: HashMap::new(),
             mailboxes,
+            settings: HashMap::new(),
         };
+        pbx.load_settings()?;
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
         let bans = pbx.stored_bans(clock)?;
@@ -505,7 +513,10 @@ impl Pbx {
         let dialled = req.uri.user().unwrap_or("").to_owned();
         match self.dialplan.resolve(&dialled, &self.store) {
             Ok(Destination::Extension(callee)) => {
-                self.bridge_to_extension(clock, tx, from, req, caller, callee)
+                self.call_extension(clock, tx, from, req, caller, callee)
+            }
+            Ok(Destination::FeatureCode(code)) => {
+                self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))
             }
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();

@@ -289,3 +289,88 @@ fn a_message_stored_moments_before_its_recipient_registers_is_delivered_once() {
     b.pbx.flush(b.clock).unwrap();
     assert!(b.pbx.store.messages().unwrap().is_empty());
 }
+
+/// 201 with forwards to 203; 202 calls 201. Returns the rig and the INVITE 201's phone got.
+fn forwarding_rig(name: &str, kind: crate::store::ForwardKind) -> (Rig, Request) {
+    use crate::store::SettingsWrite;
+    let mut b = Rig::new(name);
+    b.pbx
+        .store
+        .add_user(&Extension("203".into()), "203", "pbx.local", "pw-of-203")
+        .unwrap();
+    for ext in ["201", "202", "203"] {
+        b.register(ext);
+    }
+    b.pbx.change_setting(SettingsWrite::Forward {
+        extension: Extension("201".into()),
+        kind,
+        target: Some("203".into()),
+    });
+    let sent = b.send("202", "INVITE", "201", "Content-Length: 0\r\n\r\n");
+    let invites = requests_to(&sent, Rig::phone("201"), "INVITE");
+    assert_eq!(invites.len(), 1, "201 rings first");
+    (b, invites[0].clone())
+}
+
+fn drain(b: &mut Rig) -> Vec<Transmit> {
+    std::iter::from_fn(|| b.pbx.poll_transmit()).collect()
+}
+
+fn statuses_to(sent: &[Transmit], to: SocketAddr) -> Vec<u16> {
+    sent.iter()
+        .filter(|t| t.to == to)
+        .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+        .map(|r| r.status.0)
+        .collect()
+}
+
+#[test]
+fn a_busy_callee_hands_the_call_to_its_busy_forward_and_then_the_caller_hears_busy() {
+    let (mut b, invite) = forwarding_rig("cfb", crate::store::ForwardKind::Busy);
+    let busy = Response::for_request(&invite, StatusCode::BUSY_HERE, Some("b1"));
+    b.pbx
+        .handle_datagram_bytes(b.clock, Rig::phone("201"), busy.to_bytes());
+    let sent = drain(&mut b);
+    let to_203 = requests_to(&sent, Rig::phone("203"), "INVITE");
+    assert_eq!(to_203.len(), 1, "the busy forward rings 203");
+    assert_ne!(
+        to_203[0].headers.call_id().unwrap(),
+        invite.headers.call_id().unwrap(),
+        "a new callee leg"
+    );
+    assert!(
+        !statuses_to(&sent, Rig::phone("202")).contains(&486),
+        "the caller is not told busy while 203 rings"
+    );
+    // 203 is busy too and has no forward of its own: now the caller hears 486.
+    let busy = Response::for_request(&to_203[0], StatusCode::BUSY_HERE, Some("b2"));
+    b.pbx
+        .handle_datagram_bytes(b.clock, Rig::phone("203"), busy.to_bytes());
+    let sent = drain(&mut b);
+    assert!(statuses_to(&sent, Rig::phone("202")).contains(&486));
+    assert!(b.pbx.calls.is_empty());
+}
+
+#[test]
+fn an_unanswered_call_moves_to_the_no_answer_forward_after_its_time() {
+    let (mut b, _invite) = forwarding_rig("cfna", crate::store::ForwardKind::NoAnswer);
+    // 19 s: still ringing 201 only.
+    b.clock.now += Duration::from_secs(19);
+    b.pbx.handle_timeout(b.clock);
+    let sent = drain(&mut b);
+    assert!(requests_to(&sent, Rig::phone("203"), "INVITE").is_empty());
+    // Past the default 20 s: 201 is cancelled and 203 rings.
+    b.clock.now += Duration::from_secs(2);
+    b.pbx.handle_timeout(b.clock);
+    let sent = drain(&mut b);
+    assert_eq!(requests_to(&sent, Rig::phone("201"), "CANCEL").len(), 1);
+    assert_eq!(requests_to(&sent, Rig::phone("203"), "INVITE").len(), 1);
+    let to_caller = statuses_to(&sent, Rig::phone("202"));
+    // (The unacknowledged 407 of the first INVITE is still being retransmitted.)
+    assert!(
+        !to_caller
+            .iter()
+            .any(|s| matches!(s, 200 | 408 | 480 | 486 | 487)),
+        "the caller keeps ringing: {to_caller:?}"
+    );
+}

@@ -15,8 +15,10 @@ use serde::Serialize;
 use kentongan_sip::auth::StoredHa1;
 
 mod conference;
+mod settings;
 use crate::admins::{Admin, AdminName, Role};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
+pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,8 @@ pub enum Write {
     Ban(StoredBan),
     /// Conference rooms' live state, mirrored for `kentongan-pbx conference list`.
     Conference(ConferenceWrite),
+    /// A phone changed its forwarding or DND with a feature code.
+    Settings(SettingsWrite),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -266,6 +270,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
+        conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
         Ok(Store { conn })
     }
 
@@ -425,6 +430,10 @@ impl Store {
         }
         self.conn.execute(
             "DELETE FROM registrations WHERE extension = ?1",
+            params![ext.0],
+        )?;
+        self.conn.execute(
+            "DELETE FROM extension_settings WHERE extension = ?1",
             params![ext.0],
         )?;
         Ok(())
@@ -623,6 +632,7 @@ impl Store {
                 }
                 Write::Ban(b) => Store::upsert_ban(tx, b)?,
                 Write::Conference(c) => conference::apply(tx, c)?,
+                Write::Settings(w) => settings::apply(tx, w)?,
             }
         }
         Ok(())

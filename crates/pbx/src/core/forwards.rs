@@ -1,0 +1,144 @@
+//! Forwarding and DND in the core: the daemon's copy of every extension's settings (changed by
+//! feature codes here, by the CLI through the database), what [`forwarding::reach`] needs to
+//! know about extensions, and carrying out its decisions for a new call or a call the ringing
+//! extension did not take (busy, no answer).
+
+use std::time::Duration;
+
+use kentongan_sip::transaction::TxId;
+use kentongan_sip::{Request, StatusCode};
+use tracing::{info, warn};
+
+use super::calls::CallKey;
+use super::{Clock, Pbx};
+use crate::routing::forwarding::{self, Reach, Targets, Visited};
+use crate::store::{CallSettings, Cdr, Extension, SettingsWrite, StoreError, Write};
+
+/// What forwarding sees of the core at one instant.
+struct CoreTargets<'a> {
+    pbx: &'a Pbx,
+    now_s: i64,
+}
+
+impl Targets for CoreTargets<'_> {
+    fn settings(&self, ext: &Extension) -> CallSettings {
+        self.pbx.settings.get(ext).cloned().unwrap_or_default()
+    }
+    fn registered(&self, ext: &Extension) -> bool {
+        !self.pbx.registry.contacts(ext, self.now_s).is_empty()
+    }
+    fn exists(&self, ext: &Extension) -> bool {
+        self.pbx.store.user_exists(&ext.0).unwrap_or(false)
+    }
+    fn no_answer_after(&self, ext: &Extension) -> Duration {
+        Duration::from_secs(u64::from(self.pbx.config.forward_no_answer_seconds(&ext.0)))
+    }
+}
+
+/// The answer and CDR disposition of a call forwarding could not place.
+fn failure(r: &Reach) -> (StatusCode, &'static str) {
+    match r {
+        Reach::Busy => (StatusCode::BUSY_HERE, "busy"),
+        Reach::Loop(_) => (StatusCode::LOOP_DETECTED, "failed"),
+        Reach::TooManyHops => (StatusCode::TOO_MANY_HOPS, "failed"),
+        Reach::Unavailable | Reach::Ring(_) => (StatusCode::TEMPORARILY_UNAVAILABLE, "unavailable"),
+    }
+}
+
+impl Pbx {
+    /// Re-reads every extension's settings (at start, and after another process committed).
+    pub(super) fn load_settings(&mut self) -> Result<(), StoreError> {
+        self.settings = self.store.all_call_settings()?;
+        Ok(())
+    }
+
+    /// A change a phone made with a feature code: into the batch and into our copy.
+    pub(super) fn change_setting(&mut self, w: SettingsWrite) {
+        let s = match &w {
+            SettingsWrite::Forward { extension, .. } | SettingsWrite::Dnd { extension, .. } => {
+                self.settings.entry(extension.clone()).or_default()
+            }
+        };
+        match &w {
+            SettingsWrite::Forward { kind, target, .. } => s.set_forward(*kind, target.clone()),
+            SettingsWrite::Dnd { on, .. } => s.dnd = *on,
+        }
+        info!(change = ?w, "settings changed by feature code");
+        self.writes.push(Write::Settings(w));
+    }
+
+    fn reach(&self, clock: Clock, visited: &mut Visited, ext: Extension) -> Reach {
+        let t = CoreTargets {
+            pbx: self,
+            now_s: clock.unix_s(),
+        };
+        forwarding::reach(visited, ext, &t)
+    }
+
+    /// A new call to extension `callee`: rung, forwarded, or refused.
+    pub(super) fn call_extension(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: std::net::SocketAddr,
+        req: Request,
+        caller: Extension,
+        callee: Extension,
+    ) {
+        let mut visited = Visited::new();
+        let r = self.reach(clock, &mut visited, callee.clone());
+        if visited.len() > 1 {
+            info!(%caller, path = ?visited, "call forwarded");
+        }
+        match r {
+            Reach::Ring(ring) => {
+                self.bridge_to_extension(clock, tx, from, req, caller, ring, visited)
+            }
+            other => {
+                let (status, disposition) = failure(&other);
+                if let Reach::Loop(at) = &other {
+                    warn!(%caller, path = ?visited, %at, "forwarding loop; call refused");
+                }
+                self.reply(clock, tx, &req, status);
+                let call_id = req.headers.call_id().unwrap_or("").to_owned();
+                self.writes.push(Write::Cdr(Cdr {
+                    call_id,
+                    caller: caller.0,
+                    callee: callee.0,
+                    start_ms: clock.unix_ms,
+                    answer_ms: None,
+                    end_ms: clock.unix_ms,
+                    duration_s: 0.0,
+                    disposition: disposition.into(),
+                }));
+            }
+        }
+    }
+
+    /// The ringing extension did not take the call (busy, no answer): on to `next`.
+    pub(super) fn forward_call(&mut self, clock: Clock, key: CallKey, next: Extension) {
+        let Some(mut visited) = self
+            .calls
+            .get_mut(&key)
+            .map(|c| std::mem::take(&mut c.visited))
+        else {
+            return;
+        };
+        let r = self.reach(clock, &mut visited, next);
+        if let Some(c) = self.calls.get_mut(&key) {
+            info!(call = key, path = ?visited, "call forwarded");
+            c.visited = visited;
+        }
+        match r {
+            Reach::Ring(ring) => self.fork_to(clock, key, ring),
+            other => {
+                if let Reach::Loop(at) = &other {
+                    warn!(call = key, %at, "forwarding loop; call ended");
+                }
+                let (status, disposition) = failure(&other);
+                self.fail_caller(clock, key, status);
+                self.end_call(clock, key, disposition);
+            }
+        }
+    }
+}
