@@ -178,16 +178,13 @@ impl Pbx {
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         if contacts.is_empty() {
             self.reply(clock, tx, &req, StatusCode::TEMPORARILY_UNAVAILABLE);
-            self.writes.push(Write::Cdr(Cdr {
+            self.writes.push(Write::Cdr(Cdr::refused(
                 call_id,
-                caller: caller.0,
-                callee: callee.0,
-                start_ms: clock.unix_ms,
-                answer_ms: None,
-                end_ms: clock.unix_ms,
-                duration_s: 0.0,
-                disposition: "unavailable".into(),
-            }));
+                caller.0,
+                callee.0,
+                clock.unix_ms,
+                "unavailable",
+            )));
             return;
         }
         // Media: one relayed stream per m= line of the offer.

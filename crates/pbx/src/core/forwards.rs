@@ -101,16 +101,13 @@ impl Pbx {
                 }
                 self.reply(clock, tx, &req, status);
                 let call_id = req.headers.call_id().unwrap_or("").to_owned();
-                self.writes.push(Write::Cdr(Cdr {
+                self.writes.push(Write::Cdr(Cdr::refused(
                     call_id,
-                    caller: caller.0,
-                    callee: callee.0,
-                    start_ms: clock.unix_ms,
-                    answer_ms: None,
-                    end_ms: clock.unix_ms,
-                    duration_s: 0.0,
-                    disposition: disposition.into(),
-                }));
+                    caller.0,
+                    callee.0,
+                    clock.unix_ms,
+                    disposition,
+                )));
             }
         }
     }

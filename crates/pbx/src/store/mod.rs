@@ -109,6 +109,28 @@ pub struct Cdr {
     pub disposition: String,
 }
 
+impl Cdr {
+    /// A call refused before anything rang: it starts and ends at `now_ms`.
+    pub fn refused(
+        call_id: String,
+        caller: String,
+        callee: String,
+        now_ms: i64,
+        disposition: &str,
+    ) -> Cdr {
+        Cdr {
+            call_id,
+            caller,
+            callee,
+            start_ms: now_ms,
+            answer_ms: None,
+            end_ms: now_ms,
+            duration_s: 0.0,
+            disposition: disposition.into(),
+        }
+    }
+}
+
 /// A call in progress, as mirrored for `kentongan-pbx calls`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveCall {
