@@ -101,6 +101,16 @@ fn phone(pbx: &Pbx, ext: &str, ip: &str, scenario: &str) -> (Proc, RtpSink) {
     (p, sink)
 }
 
+/// Waits for a sipp phone's scenario to end, and fails with its output unless it passed.
+fn ended_ok(phone: &mut Proc, who: &str) {
+    assert_eq!(
+        phone.wait(Duration::from_secs(20)),
+        0,
+        "{who}: {}",
+        phone.output()
+    );
+}
+
 fn cdr(pbx: &Pbx) -> Vec<serde_json::Value> {
     let out = pbx.cli(&["cdr", "list", "--json"], None);
     serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
@@ -138,12 +148,7 @@ fn forward_all_from_the_cli_sends_a_call_for_201_to_202() {
     std::thread::sleep(Duration::from_millis(1200));
     let (code, out) = call(&pbx, "203", "call_caller.xml", "201");
     assert_eq!(code, 0, "caller: {out}\npbx: {}", pbx.log());
-    assert_eq!(
-        p202.wait(Duration::from_secs(20)),
-        0,
-        "202: {}",
-        p202.output()
-    );
+    ended_ok(&mut p202, "202");
     // The caller's audio reached 202's phone through the relay.
     let stats = sink.stats();
     assert!(
@@ -240,18 +245,8 @@ fn forward_on_busy_takes_the_call_to_202() {
     std::thread::sleep(Duration::from_millis(1200));
     let (code, out) = call(&pbx, "203", "call_caller.xml", "201");
     assert_eq!(code, 0, "caller: {out}\npbx: {}", pbx.log());
-    assert_eq!(
-        p201.wait(Duration::from_secs(20)),
-        0,
-        "201: {}",
-        p201.output()
-    );
-    assert_eq!(
-        p202.wait(Duration::from_secs(20)),
-        0,
-        "202: {}",
-        p202.output()
-    );
+    ended_ok(&mut p201, "201");
+    ended_ok(&mut p202, "202");
     let stats = sink.stats();
     assert!(
         stats.by_payload_type.get(&8).copied().unwrap_or(0) >= 20,
@@ -272,12 +267,7 @@ fn forward_on_no_answer_after_the_timeout_and_when_unregistered() {
     let (mut p202, sink) = phone(&pbx, "202", "127.0.0.4", "callee_answer.xml");
     let (code, out) = call(&pbx, "203", "call_caller.xml", "201");
     assert_eq!(code, 0, "caller: {out}\npbx: {}", pbx.log());
-    assert_eq!(
-        p202.wait(Duration::from_secs(20)),
-        0,
-        "202: {}",
-        p202.output()
-    );
+    ended_ok(&mut p202, "202");
     assert!(sink.stats().packets >= 20);
     // Registered 201 rings, nobody answers: cancelled after 2 s, and 202 answers.
     let (mut p201, _s1) = phone(&pbx, "201", "127.0.0.3", "callee_cancel.xml");
@@ -285,18 +275,8 @@ fn forward_on_no_answer_after_the_timeout_and_when_unregistered() {
     let started = Instant::now();
     let (code, out) = call(&pbx, "203", "call_caller.xml", "201");
     assert_eq!(code, 0, "caller: {out}\npbx: {}", pbx.log());
-    assert_eq!(
-        p201.wait(Duration::from_secs(20)),
-        0,
-        "201 not cancelled: {}",
-        p201.output()
-    );
-    assert_eq!(
-        p202.wait(Duration::from_secs(20)),
-        0,
-        "202: {}",
-        p202.output()
-    );
+    ended_ok(&mut p201, "201 not cancelled");
+    ended_ok(&mut p202, "202");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(sink.stats().by_payload_type.get(&8).copied().unwrap_or(0) >= 20);
     // *53 clears it.
