@@ -18,6 +18,9 @@
 //! kentongan-pbx --config FILE forward set 201 all|busy|no-answer NUMBER | forward clear 201 [KIND]
 //! kentongan-pbx --config FILE dnd on|off 201
 //! kentongan-pbx --config FILE settings show 201 [--json]
+//! kentongan-pbx --config FILE trunk list [--json]
+//! kentongan-pbx --config FILE lcr explain 081234567890 [--at "mon 10:00"] [--json] | lcr import rates.csv
+//! kentongan-pbx --config FILE mikrotik-script [--pbx-address IP] [--wan-list WAN]
 //! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
 //! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
@@ -34,6 +37,7 @@ use std::process::ExitCode;
 
 mod conference_cli;
 mod settings_cli;
+mod trunk_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -105,6 +109,25 @@ enum Command {
     Settings {
         #[command(subcommand)]
         command: settings_cli::SettingsCommand,
+    },
+    /// Trunks: `trunk list [--json]`.
+    Trunk {
+        #[command(subcommand)]
+        command: trunk_cli::TrunkCommand,
+    },
+    /// Least-cost routing: `lcr explain NUMBER`, `lcr import rates.csv`.
+    Lcr {
+        #[command(subcommand)]
+        command: trunk_cli::LcrCommand,
+    },
+    /// RouterOS commands for the office's MikroTik router (SIP ALG off, port forwards to the PBX).
+    MikrotikScript {
+        /// The PBX's LAN address (default: the first IPv4 address `sip.listen` names).
+        #[arg(long)]
+        pbx_address: Option<std::net::Ipv4Addr>,
+        /// The router's interface list facing the Internet.
+        #[arg(long, default_value = "WAN")]
+        wan_list: String,
     },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
@@ -402,6 +425,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Forward { command } => settings_cli::forward(&config, command)?,
         Command::Dnd { state, extension } => settings_cli::dnd(&config, &state, &extension)?,
         Command::Settings { command } => settings_cli::settings(&config, command)?,
+        Command::Trunk { command } => trunk_cli::trunk(&config, command)?,
+        Command::Lcr { command } => trunk_cli::lcr(&config, command)?,
+        Command::MikrotikScript {
+            pbx_address,
+            wan_list,
+        } => trunk_cli::mikrotik(&config, pbx_address, &wan_list)?,
         Command::Prompts {
             command: PromptsCommand::Build { language },
         } => {

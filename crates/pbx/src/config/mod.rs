@@ -17,6 +17,8 @@ mod conference;
 pub use conference::{ConferenceRoom, Pin};
 mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
+mod trunks;
+pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
 mod web;
 pub use web::Web;
 
@@ -112,6 +114,14 @@ pub struct Config {
     pub prompts: Prompts,
     /// `[[extension_settings]]`: per-extension settings written in the file (numbers unique).
     pub extension_settings: Vec<ExtensionConfig>,
+    /// `[[trunk]]`: the ways out, in the order written (names unique).
+    pub trunks: Vec<Trunk>,
+    /// `[lcr]`: numbering plan and the rates and operators files; `None` when not written.
+    pub lcr: Option<kentongan_lcr::config::LcrConfig>,
+    /// `[[did]]`: inbound numbers and where they go.
+    pub dids: Vec<Did>,
+    /// `[[calling_rights]]`: named profiles of what an extension may dial.
+    pub calling_rights: Vec<CallingRights>,
 }
 
 /// `[prompts]`: the prompt set the PBX plays.
@@ -200,6 +210,14 @@ struct RawConfig {
     prompts: RawPrompts,
     #[serde(default)]
     extension_settings: Vec<extension_settings::RawExtensionSettings>,
+    #[serde(default)]
+    trunk: Vec<trunks::RawTrunk>,
+    /// Kept raw: kentongan-lcr gives it its shape.
+    lcr: Option<toml::Value>,
+    #[serde(default)]
+    did: Vec<trunks::RawDid>,
+    #[serde(default)]
+    calling_rights: Vec<trunks::RawRights>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -330,10 +348,20 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ),
     ("web", web::KEYS),
     ("extension_settings", extension_settings::KEYS),
+    ("trunk", trunks::TRUNK_KEYS),
+    ("lcr", trunks::LCR_KEYS),
+    ("did", trunks::DID_KEYS),
+    ("calling_rights", trunks::RIGHTS_KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
-const MANY: &[&str] = &["conference", "extension_settings"];
+const MANY: &[&str] = &[
+    "conference",
+    "extension_settings",
+    "trunk",
+    "did",
+    "calling_rights",
+];
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -590,7 +618,15 @@ impl Config {
         };
         let web = raw.web.map(web::validate).transpose()?;
         let extension_settings = extension_settings::validate(raw.extension_settings)?;
+        let trunks = trunks::validate_trunks(raw.trunk)?;
+        let lcr = trunks::validate_lcr(raw.lcr.as_ref(), &trunks)?;
+        let dids = trunks::validate_dids(raw.did, &trunks)?;
+        let calling_rights = trunks::validate_rights(raw.calling_rights)?;
         Ok(Config {
+            trunks,
+            lcr,
+            dids,
+            calling_rights,
             extension_settings,
             conferences,
             prompts,
