@@ -235,6 +235,52 @@ fn dnd_by_feature_code_makes_calls_busy_until_79() {
     assert_eq!(code, 0, "caller expected 480: {out}");
 }
 
+/// `*43` from baresip playing `hz`: what it hears back, as dB at `hz` and at `other`.
+fn echo_heard(pbx: &Pbx, ip: &str, port: u16, hz: f64, other: f64) -> (f64, f64) {
+    let wav = pbx.dir.join(format!("echo-{hz}.wav"));
+    tone_wav_hz(&wav, 10, hz);
+    let dir = baresip_phone(pbx, "201", ip, port, &wav, false);
+    let mut b = Proc::spawn(
+        "baresip 201",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-t", "6", "-e", "/dial *43"]),
+        pbx.dir.join(format!("baresip-echo-{hz}.log")),
+    );
+    b.wait(Duration::from_secs(20));
+    let heard = baresip_decoded(&dir).unwrap_or_else(|| panic!("nothing decoded: {}", b.output()));
+    let db = peak_tones(&heard, &[hz, other]);
+    (db[0], db[1])
+}
+
+#[test]
+fn star_43_echo_test_sends_the_callers_own_audio_back() {
+    need("baresip", "baresip");
+    let pbx = pbx("");
+    // Two calls with different tones: each hears its own, so it is an echo, not a fixed sound.
+    let (own, other) = echo_heard(&pbx, "127.0.0.3", ports(BASE + 5100), 700.0, 1100.0);
+    assert!(own > -35.0, "700 Hz not echoed: {own:.1} dB");
+    assert!(
+        other < -45.0,
+        "1100 Hz heard without being sent: {other:.1} dB"
+    );
+    let (own, other) = echo_heard(&pbx, "127.0.0.5", ports(BASE + 5200), 1100.0, 700.0);
+    assert!(own > -35.0, "1100 Hz not echoed: {own:.1} dB");
+    assert!(
+        other < -45.0,
+        "700 Hz heard without being sent: {other:.1} dB"
+    );
+    let rows = cdr(&pbx);
+    assert!(
+        rows.iter()
+            .filter(|r| r["callee"] == "*43" && r["disposition"] == "answered")
+            .count()
+            == 2,
+        "{rows:?}"
+    );
+}
+
 #[test]
 fn forward_on_busy_takes_the_call_to_202() {
     let pbx = pbx("");

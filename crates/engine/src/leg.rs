@@ -72,6 +72,8 @@ pub(crate) struct Leg {
     first: bool,
     sounds: VecDeque<(Playing, u64)>,
     listen_gain_q12: i32,
+    /// An echo test: the last frame the leg sent us, which it hears back one frame later.
+    pub(crate) echo: Option<Box<[i16; FRAME_SAMPLES]>>,
     payload: Vec<u8>,
     scratch: [i16; FRAME_SAMPLES],
     /// Packets dropped as not RTP or of a payload type not negotiated.
@@ -106,6 +108,7 @@ impl Leg {
             first: true,
             sounds: VecDeque::new(),
             listen_gain_q12: UNITY,
+            echo: None,
             payload: vec![0; codec.max_payload_bytes()],
             scratch: [0; FRAME_SAMPLES],
             dropped: 0,

@@ -276,6 +276,13 @@ impl Engine {
         self.update_member(id, |o| o.muted = muted)
     }
 
+    /// An echo test (`*43`): the leg hears what it sends, 20 ms later, instead of a room.
+    pub fn set_echo(&mut self, id: LegId, on: bool) -> Result<(), EngineError> {
+        let leg = self.legs.get_mut(&id).ok_or(EngineError::NoLeg(id))?;
+        leg.echo = on.then(|| Box::new([0; FRAME_SAMPLES]));
+        Ok(())
+    }
+
     /// Gain of what a member hears, in dB (the `*2`/`*3` volume keys).
     pub fn set_listen_gain(&mut self, id: LegId, gain_db: f32) -> Result<(), EngineError> {
         let leg = self.legs.get_mut(&id).ok_or(EngineError::NoLeg(id))?;
@@ -355,9 +362,16 @@ impl Engine {
                 self.events.push_back(Event::Dtmf { leg: *id, digit });
             }
             let room = leg.room.and_then(|r| self.rooms.get_mut(&r));
-            match room {
-                Some(room) => room.input(*id, |buf| leg.pull_input(now_us, buf)),
-                None => leg.pull_input(now_us, &mut self.frame),
+            match (room, leg.echo.take()) {
+                (Some(room), echo) => {
+                    leg.echo = echo;
+                    room.input(*id, |buf| leg.pull_input(now_us, buf))
+                }
+                (None, Some(mut echo)) => {
+                    leg.pull_input(now_us, &mut echo[..]);
+                    leg.echo = Some(echo);
+                }
+                (None, None) => leg.pull_input(now_us, &mut self.frame),
             }
         }
         // 2. Mix.
@@ -387,9 +401,10 @@ impl Engine {
             let Some(leg) = self.legs.get_mut(&id) else {
                 continue;
             };
-            match leg.room.and_then(|r| self.rooms.get(&r)) {
-                Some(room) => self.frame.copy_from_slice(room.output(id)),
-                None => self.frame.fill(0),
+            match (leg.room.and_then(|r| self.rooms.get(&r)), &leg.echo) {
+                (Some(room), _) => self.frame.copy_from_slice(room.output(id)),
+                (None, Some(echo)) => self.frame.copy_from_slice(&echo[..]),
+                (None, None) => self.frame.fill(0),
             }
             for tag in leg.mix_sounds(&mut self.frame) {
                 self.events.push_back(Event::Played { leg: id, tag });

@@ -157,6 +157,40 @@ fn each_member_hears_the_other_two_and_never_itself() {
 }
 
 #[test]
+fn an_echo_leg_hears_its_own_audio_and_nobody_elses() {
+    let mut t = Instant::now();
+    let mut engine = Engine::new(t, 9);
+    let mut phones = vec![
+        Phone::new(&mut engine, Codec::Pcmu, 0, Some(700.0)),
+        Phone::new(&mut engine, Codec::Pcma, 8, Some(1100.0)),
+    ];
+    for p in &phones {
+        engine.set_echo(p.leg, true).unwrap();
+    }
+    run(&mut engine, &mut t, &mut phones, 2);
+    assert!(
+        phones[0].level(700.0) > PRESENT,
+        "{}",
+        phones[0].level(700.0)
+    );
+    assert!(phones[0].level(1100.0) < ABSENT);
+    assert!(
+        phones[1].level(1100.0) > PRESENT,
+        "{}",
+        phones[1].level(1100.0)
+    );
+    assert!(phones[1].level(700.0) < ABSENT);
+    // Off again: silence.
+    engine.set_echo(phones[0].leg, false).unwrap();
+    run(&mut engine, &mut t, &mut phones, 2);
+    assert!(phones[0].level(700.0) < ABSENT);
+    assert_eq!(
+        engine.set_echo(LegId(999), true),
+        Err(EngineError::NoLeg(LegId(999)))
+    );
+}
+
+#[test]
 fn a_muted_member_disappears_from_the_others_mix() {
     let mut t = Instant::now();
     let mut engine = Engine::new(t, 7);

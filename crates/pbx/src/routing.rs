@@ -6,7 +6,8 @@
 //! A new service is a new [`Destination`] variant and its application, never a branch inside
 //! INVITE handling.
 //!
-//! Feature codes (`*72`+number, `*78`, … see [`FeatureCode`]) are matched first; then services
+//! The echo test (`*43`) and feature codes (`*72`+number, `*78`, … see [`FeatureCode`]) are
+//! matched first; then services
 //! named in the configuration (conference rooms, …), by their exact number; then extensions
 //! known to the user directory. Where a call to an extension then goes (forwarded, busy because
 //! of DND, a forward loop) is decided by [`forwarding::reach`]. The dialplan holds no I/O: the
@@ -29,7 +30,12 @@ pub enum Destination {
     Conference(RoomIndex),
     /// A feature code the caller dialled to change its own settings (answered by the PBX).
     FeatureCode(FeatureCode),
+    /// `*43`: the caller hears itself, to test its phone, headset and network.
+    EchoTest,
 }
+
+/// The echo test's number (FreePBX's default).
+pub const ECHO_TEST: &str = "*43";
 
 /// A feature code (FreePBX's defaults, so staff need not relearn them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +93,7 @@ impl fmt::Display for Destination {
             Destination::Extension(e) => write!(f, "extension {e}"),
             Destination::Conference(r) => write!(f, "conference room #{}", r.0),
             Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
+            Destination::EchoTest => f.write_str("echo test"),
         }
     }
 }
@@ -132,6 +139,9 @@ impl Dialplan {
         dialled: &str,
         users: &dyn UserDirectory,
     ) -> Result<Destination, RouteError> {
+        if dialled == ECHO_TEST {
+            return Ok(Destination::EchoTest);
+        }
         if let Some(code) = FeatureCode::parse(dialled, users)? {
             return Ok(Destination::FeatureCode(code));
         }
@@ -167,6 +177,15 @@ mod tests {
     fn plan(extra: &str) -> Dialplan {
         let config = Config::from_toml(&format!("[sip]\ndomain = \"pbx.local\"\n{extra}")).unwrap();
         Dialplan::new(&config)
+    }
+
+    #[test]
+    fn star_43_is_the_echo_test_and_only_exactly_that() {
+        let p = plan("");
+        let users = Users(&["201"]);
+        assert_eq!(p.resolve("*43", &users).unwrap(), Destination::EchoTest);
+        assert!(p.resolve("*431", &users).is_err());
+        assert!(p.resolve("43", &users).is_err());
     }
 
     #[test]

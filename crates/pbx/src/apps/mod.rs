@@ -5,6 +5,7 @@
 //! socket, a packet or a SIP message.
 
 pub mod conference;
+pub mod echo;
 pub mod features;
 
 use kentongan_engine::LegId;
@@ -47,6 +48,10 @@ pub enum Action {
     SetListenGain {
         leg: LegId,
         gain_db: f32,
+    },
+    /// The leg hears what it sends (the echo test).
+    Echo {
+        leg: LegId,
     },
     /// Hang up once everything queued for the leg has played.
     HangUpAfterPrompts {

@@ -31,6 +31,8 @@ pub(super) enum App {
     Conference(String),
     /// A feature code: confirm, then hang up.
     Feature(crate::routing::FeatureCode),
+    /// `*43`: the caller hears itself until it hangs up.
+    Echo,
 }
 
 pub(super) struct Answered {
@@ -170,7 +172,7 @@ impl Pbx {
                     c.replacen("sip:pbx@", &format!("sip:{dialled}@"), 1)
                 )
             }
-            App::Feature(_) => self.our_contact(from),
+            App::Feature(_) | App::Echo => self.our_contact(from),
         };
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -230,6 +232,7 @@ impl Pbx {
                 }
                 actions
             }
+            App::Echo => crate::apps::echo::enter(leg),
         };
         self.carry_out(clock, actions);
         self.update_gauges();
@@ -276,6 +279,7 @@ impl Pbx {
                 Action::SetListenGain { leg, gain_db } => {
                     self.engine.command(Command::SetListenGain { leg, gain_db })
                 }
+                Action::Echo { leg } => self.engine.command(Command::SetEcho { leg, on: true }),
                 Action::HangUpAfterPrompts { leg } => self.engine.command(Command::Play {
                     leg,
                     sound: Sound::Silence(std::time::Duration::from_millis(200)),
@@ -380,7 +384,7 @@ impl Pbx {
                     ))));
                 actions
             }
-            App::Feature(_) => Vec::new(),
+            App::Feature(_) | App::Echo => Vec::new(),
         };
         self.carry_out(clock, actions);
         let duration_s = (clock.unix_ms - a.start_ms).max(0) as f64 / 1000.0;

@@ -518,6 +518,9 @@ impl Pbx {
             Ok(Destination::FeatureCode(code)) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))
             }
+            Ok(Destination::EchoTest) => {
+                self.answer_with_app(clock, tx, from, req, caller, answered::App::Echo)
+            }
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();
                 self.answer_with_app(

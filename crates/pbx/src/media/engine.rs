@@ -50,6 +50,7 @@ pub enum Command {
     Leave(LegId),
     SetMuted { leg: LegId, muted: bool },
     SetListenGain { leg: LegId, gain_db: f32 },
+    SetEcho { leg: LegId, on: bool },
 }
 
 enum Msg {
@@ -346,6 +347,7 @@ fn apply(shared: &Shared, engine: &mut Engine, legs: &mut HashMap<LegId, LegSock
             Command::Leave(leg) => engine.leave(leg),
             Command::SetMuted { leg, muted } => engine.set_muted(leg, muted),
             Command::SetListenGain { leg, gain_db } => engine.set_listen_gain(leg, gain_db),
+            Command::SetEcho { leg, on } => engine.set_echo(leg, on),
         },
     };
     if let Err(e) = result {
