@@ -6,11 +6,11 @@
 //! A new service is a new [`Destination`] variant and its application, never a branch inside
 //! INVITE handling.
 //!
-//! The echo test (`*43`) and feature codes (`*72`+number, `*78`, … see [`FeatureCode`]) are
+//! The echo test (`*43`) and feature codes (`*72`+number, `*78`, `*70`, … see [`FeatureCode`]) are
 //! matched first; then services
 //! named in the configuration (conference rooms, …), by their exact number; then extensions
 //! known to the user directory. Where a call to an extension then goes (forwarded, busy because
-//! of DND, a forward loop) is decided by [`forwarding::reach`]. The dialplan holds no I/O: the
+//! of DND or call waiting off, a forward loop) is decided by [`forwarding::reach`]. The dialplan holds no I/O: the
 //! user directory and settings are handed in, so the rules are tested without a database.
 
 pub mod forwarding;
@@ -49,6 +49,8 @@ pub enum FeatureCode {
     ClearForward(ForwardKind),
     /// `*78` on, `*79` off.
     Dnd(bool),
+    /// `*70` on, `*71` off (on unless turned off).
+    CallWaiting(bool),
     /// A forward code with a number that is no extension here (or none at all).
     InvalidNumber(String),
 }
@@ -78,6 +80,8 @@ impl FeatureCode {
             "53" => exact(FeatureCode::ClearForward(ForwardKind::NoAnswer)),
             "78" => exact(FeatureCode::Dnd(true)),
             "79" => exact(FeatureCode::Dnd(false)),
+            "70" => exact(FeatureCode::CallWaiting(true)),
+            "71" => exact(FeatureCode::CallWaiting(false)),
             _ => Ok(None),
         }
     }
@@ -237,6 +241,9 @@ mod tests {
         );
         assert_eq!(code("*78"), Some(FeatureCode::Dnd(true)));
         assert_eq!(code("*79"), Some(FeatureCode::Dnd(false)));
+        assert_eq!(code("*70"), Some(FeatureCode::CallWaiting(true)));
+        assert_eq!(code("*71"), Some(FeatureCode::CallWaiting(false)));
+        assert_eq!(code("*701"), None);
         // A forward to a number nobody has, or to no number, is still the code (the caller
         // is told the number is not valid); other star codes are not this slice's.
         assert_eq!(

@@ -29,7 +29,7 @@ pub enum ForwardCommand {
 
 #[derive(Subcommand)]
 pub enum SettingsCommand {
-    /// An extension's forwarding, DND and written settings.
+    /// An extension's forwarding, DND, call waiting and written settings.
     Show {
         extension: String,
         #[arg(long)]
@@ -44,6 +44,7 @@ struct Shown {
     forward_busy: Option<String>,
     forward_no_answer: Option<String>,
     dnd: bool,
+    call_waiting: bool,
     forward_no_answer_seconds: u32,
     pickup_group: Option<String>,
 }
@@ -171,6 +172,7 @@ pub fn settings(config: &Config, command: SettingsCommand) -> Result<(), Failure
         forward_busy: s.forward_busy,
         forward_no_answer: s.forward_no_answer,
         dnd: s.dnd,
+        call_waiting: !s.call_waiting_off,
     };
     let mut out = std::io::stdout().lock();
     let io_fail = |e: std::io::Error| fail(e, "standard output was closed");
@@ -181,13 +183,14 @@ pub fn settings(config: &Config, command: SettingsCommand) -> Result<(), Failure
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         writeln!(
             out,
-            "extension\t{}\nforward all\t{}\nforward busy\t{}\nforward no-answer\t{} (after {} s)\ndnd\t{}\npickup group\t{}",
+            "extension\t{}\nforward all\t{}\nforward busy\t{}\nforward no-answer\t{} (after {} s)\ndnd\t{}\ncall waiting\t{}\npickup group\t{}",
             shown.extension,
             show(&shown.forward_all),
             show(&shown.forward_busy),
             show(&shown.forward_no_answer),
             shown.forward_no_answer_seconds,
             if shown.dnd { "on" } else { "off" },
+            if shown.call_waiting { "on" } else { "off" },
             show(&shown.pickup_group),
         )
         .map_err(io_fail)?;

@@ -1,5 +1,5 @@
-//! Feature codes: a phone dials `*72`+number, `*78`, … to change its own forwarding or do not
-//! disturb. The PBX answers, says whether the feature is now on or off (or that the number is
+//! Feature codes: a phone dials `*72`+number, `*78`, `*70`, … to change its own forwarding, do not
+//! disturb or call waiting. The PBX answers, says whether the feature is now on or off (or that the number is
 //! not valid), and hangs up. The change itself is handed back as a [`SettingsWrite`] for the
 //! core to store and apply.
 
@@ -44,6 +44,10 @@ pub fn enter(
         ),
         FeatureCode::Dnd(on) => (
             Some(SettingsWrite::Dnd { extension, on: *on }),
+            if *on { ACTIVATED } else { DEACTIVATED },
+        ),
+        FeatureCode::CallWaiting(on) => (
+            Some(SettingsWrite::CallWaiting { extension, on: *on }),
             if *on { ACTIVATED } else { DEACTIVATED },
         ),
         FeatureCode::InvalidNumber(_) => (None, NUMBER_INVALID),
@@ -128,6 +132,21 @@ mod tests {
             Action::Say {
                 leg,
                 prompt: ACTIVATED
+            }
+        );
+        let (w, a) = enter(leg, &ext("201"), &FeatureCode::CallWaiting(false));
+        assert_eq!(
+            w,
+            Some(SettingsWrite::CallWaiting {
+                extension: ext("201"),
+                on: false
+            })
+        );
+        assert_eq!(
+            a[0],
+            Action::Say {
+                leg,
+                prompt: DEACTIVATED
             }
         );
         let (w, _) = enter(leg, &ext("201"), &FeatureCode::Dnd(false));

@@ -27,6 +27,12 @@ impl Targets for CoreTargets<'_> {
     fn registered(&self, ext: &Extension) -> bool {
         !self.pbx.registry.contacts(ext, self.now_s).is_empty()
     }
+    fn in_call(&self, ext: &Extension) -> bool {
+        self.pbx
+            .calls
+            .values()
+            .any(|c| c.answer_ms.is_some() && (&c.caller == ext || &c.callee == ext))
+    }
     fn exists(&self, ext: &Extension) -> bool {
         self.pbx.store.user_exists(&ext.0).unwrap_or(false)
     }
@@ -55,13 +61,16 @@ impl Pbx {
     /// A change a phone made with a feature code: into the batch and into our copy.
     pub(super) fn change_setting(&mut self, w: SettingsWrite) {
         let s = match &w {
-            SettingsWrite::Forward { extension, .. } | SettingsWrite::Dnd { extension, .. } => {
+            SettingsWrite::Forward { extension, .. }
+            | SettingsWrite::Dnd { extension, .. }
+            | SettingsWrite::CallWaiting { extension, .. } => {
                 self.settings.entry(extension.clone()).or_default()
             }
         };
         match &w {
             SettingsWrite::Forward { kind, target, .. } => s.set_forward(*kind, target.clone()),
             SettingsWrite::Dnd { on, .. } => s.dnd = *on,
+            SettingsWrite::CallWaiting { on, .. } => s.call_waiting_off = !*on,
         }
         info!(change = ?w, "settings changed by feature code");
         self.writes.push(Write::Settings(w));

@@ -1,6 +1,6 @@
 //! Where a call to an extension goes once routing found the extension: forwarded before it
-//! rings (forward all; DND with a busy forward; no phone registered with a no-answer forward),
-//! refused (DND: busy; nobody registered: unavailable), or rung with the forwards that apply
+//! rings (forward all; DND, or call waiting off during a call, with a busy forward; no phone registered with a no-answer forward),
+//! refused (DND or call waiting off during a call: busy; nobody registered: unavailable), or rung with the forwards that apply
 //! while it rings (busy, no answer after `forward_no_answer_seconds`). Every extension a call
 //! visits is kept in its [`Visited`] list, so a loop (201 → 202 → 201) ends at once with
 //! [`Reach::Loop`] and a chain longer than [`MAX_HOPS`] with [`Reach::TooManyHops`], instead of
@@ -22,6 +22,8 @@ pub trait Targets {
     fn settings(&self, ext: &Extension) -> CallSettings;
     /// Whether any phone is registered for it now.
     fn registered(&self, ext: &Extension) -> bool;
+    /// Whether it is in an answered call now (for call waiting off).
+    fn in_call(&self, ext: &Extension) -> bool;
     /// Whether the extension (a forward's target) still exists.
     fn exists(&self, ext: &Extension) -> bool;
     /// How long it rings before its no-answer forward takes the call.
@@ -43,7 +45,7 @@ pub struct Ring {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reach {
     Ring(Ring),
-    /// DND without a busy forward: 486 Busy Here.
+    /// DND (or call waiting off during a call) without a busy forward: 486 Busy Here.
     Busy,
     /// No phone registered and no no-answer forward: 480.
     Unavailable,
@@ -74,7 +76,8 @@ pub fn reach(visited: &mut Visited, mut ext: Extension, t: &dyn Targets) -> Reac
             ext = next;
             continue;
         }
-        if s.dnd {
+        // DND, or call waiting off while in a call: busy (or the busy forward).
+        if s.dnd || (s.call_waiting_off && t.in_call(&ext)) {
             match target(ForwardKind::Busy) {
                 Some(next) => {
                     ext = next;
@@ -111,6 +114,7 @@ mod tests {
     struct World {
         settings: HashMap<&'static str, CallSettings>,
         registered: Vec<&'static str>,
+        in_call: Vec<&'static str>,
     }
 
     impl Targets for World {
@@ -122,6 +126,9 @@ mod tests {
         }
         fn registered(&self, ext: &Extension) -> bool {
             self.registered.contains(&ext.0.as_str())
+        }
+        fn in_call(&self, ext: &Extension) -> bool {
+            self.in_call.contains(&ext.0.as_str())
         }
         fn exists(&self, ext: &Extension) -> bool {
             ext.0.starts_with('2')
@@ -191,6 +198,20 @@ mod tests {
         // Forward all wins over DND.
         set(&mut w, "201", ForwardKind::All, "203");
         assert_eq!(go(&w, "201").0, Reach::Unavailable);
+    }
+
+    #[test]
+    fn call_waiting_off_is_busy_only_during_a_call() {
+        let mut w = world(&["201", "202"]);
+        w.settings.entry("201").or_default().call_waiting_off = true;
+        assert_eq!(go(&w, "201").0, ring("201"));
+        w.in_call.push("201");
+        assert_eq!(go(&w, "201").0, Reach::Busy);
+        set(&mut w, "201", ForwardKind::Busy, "202");
+        assert_eq!(go(&w, "201").0, ring("202"));
+        // Call waiting on (the default): a call during a call rings.
+        w.settings.entry("201").or_default().call_waiting_off = false;
+        assert!(matches!(go(&w, "201").0, Reach::Ring(r) if r.ext == ext("201")));
     }
 
     #[test]

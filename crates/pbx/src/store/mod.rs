@@ -293,6 +293,7 @@ impl Store {
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
+        settings::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
 

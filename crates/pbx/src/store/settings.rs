@@ -16,9 +16,27 @@ CREATE TABLE IF NOT EXISTS extension_settings (
     forward_all TEXT,
     forward_busy TEXT,
     forward_no_answer TEXT,
-    dnd INTEGER NOT NULL DEFAULT 0
+    dnd INTEGER NOT NULL DEFAULT 0,
+    call_waiting_off INTEGER NOT NULL DEFAULT 0
 );
 ";
+
+/// Adds the `call_waiting_off` column to a table made before it existed (call waiting on).
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('extension_settings')
+         WHERE name = 'call_waiting_off'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE extension_settings
+             ADD COLUMN call_waiting_off INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
 
 /// Which calls a forward takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +85,8 @@ pub struct CallSettings {
     pub forward_busy: Option<String>,
     pub forward_no_answer: Option<String>,
     pub dnd: bool,
+    /// `*71` turned call waiting off: a call while the extension is in a call is busy.
+    pub call_waiting_off: bool,
 }
 
 impl CallSettings {
@@ -96,6 +116,10 @@ pub enum SettingsWrite {
         target: Option<String>,
     },
     Dnd {
+        extension: Extension,
+        on: bool,
+    },
+    CallWaiting {
         extension: Extension,
         on: bool,
     },
@@ -133,6 +157,13 @@ pub(super) fn apply(tx: &Connection, w: &SettingsWrite) -> Result<(), StoreError
             )?
             .execute(params![extension.0, on])?;
         }
+        SettingsWrite::CallWaiting { extension, on } => {
+            tx.prepare_cached(
+                "INSERT INTO extension_settings (extension, call_waiting_off) VALUES (?1, ?2)
+                 ON CONFLICT (extension) DO UPDATE SET call_waiting_off = excluded.call_waiting_off",
+            )?
+            .execute(params![extension.0, !on])?;
+        }
     }
     Ok(())
 }
@@ -143,6 +174,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSettings> {
         forward_busy: r.get(1)?,
         forward_no_answer: r.get(2)?,
         dnd: r.get(3)?,
+        call_waiting_off: r.get(4)?,
     })
 }
 
@@ -152,7 +184,7 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT forward_all, forward_busy, forward_no_answer, dnd
+                "SELECT forward_all, forward_busy, forward_no_answer, dnd, call_waiting_off
                  FROM extension_settings WHERE extension = ?1",
             )?
             .query_row(params![ext.0], row)
@@ -163,10 +195,10 @@ impl Store {
     /// Every stored extension's settings (the daemon's copy).
     pub fn all_call_settings(&self) -> Result<HashMap<Extension, CallSettings>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT forward_all, forward_busy, forward_no_answer, dnd, extension
+            "SELECT forward_all, forward_busy, forward_no_answer, dnd, call_waiting_off, extension
              FROM extension_settings",
         )?;
-        let rows = st.query_map([], |r| Ok((Extension(r.get(4)?), row(r)?)))?;
+        let rows = st.query_map([], |r| Ok((Extension(r.get(5)?), row(r)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -235,6 +267,41 @@ mod tests {
         })
         .unwrap();
         assert!(s.users().is_ok());
+    }
+
+    #[test]
+    fn call_waiting_persists_and_old_tables_gain_the_column() {
+        let dir = std::env::temp_dir().join(format!("kentongan-cw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pbx.db");
+        // A table from before call waiting, with a row.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE extension_settings (extension TEXT PRIMARY KEY, forward_all TEXT,
+             forward_busy TEXT, forward_no_answer TEXT, dnd INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO extension_settings (extension, dnd) VALUES ('201', 1);",
+        )
+        .unwrap();
+        drop(old);
+        let mut s = Store::open(&path).unwrap();
+        let ext = Extension("201".into());
+        let got = s.call_settings(&ext).unwrap();
+        assert!(got.dnd && !got.call_waiting_off);
+        s.change_settings(&SettingsWrite::CallWaiting {
+            extension: ext.clone(),
+            on: false,
+        })
+        .unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        assert!(s.call_settings(&ext).unwrap().call_waiting_off);
+        s.change_settings(&SettingsWrite::CallWaiting {
+            extension: ext.clone(),
+            on: true,
+        })
+        .unwrap();
+        assert!(!s.all_call_settings().unwrap()[&ext].call_waiting_off);
     }
 
     #[test]
