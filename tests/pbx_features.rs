@@ -4,7 +4,8 @@
 //! frequency, then the PBX hangs up) so the next call gets 486, and `*79` (sipp) clearing it;
 //! forward on busy (201 answers 486, 202 gets the call), forward on no answer (201 rings past
 //! its `forward_no_answer_seconds`, is cancelled, 202 answers), forward on unregistered, and a
-//! 201 → 202 → 201 loop (set with `*72` from a phone and the CLI) refused with 482.
+//! 201 → 202 → 201 loop (set with `*72` from a phone and the CLI) refused with 482; call
+//! waiting off (`*71`): a call to 201 while it is in an answered call gets 486, until `*70`.
 //! `settings show 201 --json` is checked after every change, and the CLI's errors name what is
 //! wrong. Needs sipp and baresip.
 
@@ -405,4 +406,55 @@ fn the_cli_names_what_is_wrong() {
     assert_eq!(s["forward_busy"], serde_json::Value::Null, "{s}");
     assert_eq!(s["dnd"], false, "{s}");
     assert_eq!(s["forward_no_answer_seconds"], 20, "{s}");
+}
+
+#[test]
+fn call_waiting_off_by_star_71_makes_a_second_call_busy_until_star_70() {
+    let pbx = pbx("");
+    let (mut p201, _sink) = phone(&pbx, "201", "127.0.0.3", "callee_answer.xml");
+    assert_eq!(settings(&pbx, "201")["call_waiting"], true, "on by default");
+    let (code, out) = call(&pbx, "201", "caller_feature.xml", "*71");
+    assert_eq!(code, 0, "*71: {out}\npbx: {}", pbx.log());
+    assert_eq!(settings(&pbx, "201")["call_waiting"], false);
+    // 202 calls 201, which answers and stays in the call for a while.
+    let inf = csv(
+        &pbx,
+        "long-caller.csv",
+        &["202", "pbx.local", &auth("202", "pw202"), "201"],
+    );
+    let mut cmd = Command::new("sipp");
+    cmd.arg(pbx.sip())
+        .arg("-sf")
+        .arg(fixture("call_long.xml"))
+        .args(["-inf", &inf, "-i", "127.0.0.2"])
+        .args(["-p", &ports(BASE + 5100).to_string()])
+        .args(["-mi", "127.0.0.2", "-mp", &ports(BASE + 6500).to_string()])
+        .args(["-m", "1", "-nostdin", "-d", "6000", "-timeout", "30"]);
+    let mut first = Proc::spawn("sipp 202", &mut cmd, pbx.dir.join("long-caller.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = String::new();
+    while !listed.contains("answered") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        listed = String::from_utf8_lossy(&pbx.cli(&["calls"], None).stdout).into_owned();
+    }
+    assert!(
+        listed.contains("\t202\t201\tanswered\t"),
+        "calls: {listed:?}"
+    );
+    // A second call while 201 is in a call: 486, and 201's phone never sees it (its sipp
+    // scenario would fail on a second INVITE).
+    let (code, out) = call(&pbx, "203", "caller_busy.xml", "201");
+    assert_eq!(code, 0, "caller expected 486: {out}\npbx: {}", pbx.log());
+    assert_eq!(first.wait(Duration::from_secs(20)), 0, "{}", first.output());
+    ended_ok(&mut p201, "201");
+    let busy = cdr(&pbx);
+    assert!(
+        busy.iter()
+            .any(|r| r["caller"] == "203" && r["disposition"] == "busy"),
+        "{busy:?}"
+    );
+    // *70 turns it back on.
+    let (code, out) = call(&pbx, "201", "caller_feature.xml", "*70");
+    assert_eq!(code, 0, "*70: {out}");
+    assert_eq!(settings(&pbx, "201")["call_waiting"], true);
 }
