@@ -146,7 +146,7 @@ fn operators(lcr: &LcrConfig) -> Result<OperatorTable, Failure> {
     let text = read(
         &lcr.operators,
         "the operators file",
-        "set `lcr.operators` to operators.csv (the image ships /etc/kentongan/operators.csv)",
+        "make the file readable, or delete it to use the built-in Indonesian table",
     )?;
     OperatorTable::parse(&text).map_err(|e| {
         let hint = e.hint();
