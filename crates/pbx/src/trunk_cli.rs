@@ -154,20 +154,22 @@ fn operators(lcr: &LcrConfig) -> Result<OperatorTable, Failure> {
     })
 }
 
-fn rates(config: &Config, path: &Path) -> Result<RateTable, Failure> {
+/// Reads a rates file; the text and the table it makes for the configured trunks.
+fn rates(config: &Config, path: &Path) -> Result<(String, RateTable), Failure> {
     let text = read(
         path,
         "the rates file",
         "load one with `kentongan-pbx lcr import rates.csv`",
     )?;
-    RateTable::parse_for_trunks(&text, &trunk_names(config)).map_err(|e| {
+    let table = RateTable::parse_for_trunks(&text, &trunk_names(config)).map_err(|e| {
         let hint = e.hint();
         fail(anyhow::anyhow!("{}: {e}", path.display()), hint)
-    })
+    })?;
+    Ok((text, table))
 }
 
 fn router(config: &Config, lcr: &LcrConfig) -> Result<Router, Failure> {
-    let rates = rates(config, &lcr.rates)?;
+    let (_, rates) = rates(config, &lcr.rates)?;
     let emergency = lcr
         .emergency_trunks()
         .map_err(|e| fail(anyhow::anyhow!("{e}"), "fix `lcr.emergency_order`"))?;
@@ -220,8 +222,7 @@ pub fn lcr(config: &Config, command: LcrCommand) -> Result<(), Failure> {
         }
         LcrCommand::Import { file } => {
             // Parsed and checked against the trunks before anything is written.
-            let table = rates(config, &file)?;
-            let text = read(&file, "the rates file", "check the path")?;
+            let (text, table) = rates(config, &file)?;
             write_atomically(&lcr.rates, text.as_bytes()).map_err(|e| {
                 fail(
                     e.context(format!("cannot install {}", lcr.rates.display())),

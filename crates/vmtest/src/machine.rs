@@ -181,10 +181,7 @@ impl Machine {
     fn note_accel(&self, reason: &str) -> Result<(), VmError> {
         use std::io::Write;
         let path = self.cfg.run_dir.join("accel.log");
-        let accel = match self.resolved.accel {
-            Accel::Kvm => "kvm",
-            Accel::Tcg | Accel::Auto => "tcg",
-        };
+        let accel = qemu::accel_name(self.resolved.accel);
         fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -30,6 +30,14 @@ fn esc(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
+/// QEMU's name for the accelerator (`Auto` is never resolved to anything but TCG or KVM).
+pub(crate) fn accel_name(accel: Accel) -> &'static str {
+    match accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg | Accel::Auto => "tcg",
+    }
+}
+
 pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| (*s).to_owned()));
@@ -38,10 +46,7 @@ pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
         Firmware::Bios => "pc",
         Firmware::Uefi => "q35",
     };
-    let accel = match r.accel {
-        Accel::Kvm => "kvm",
-        Accel::Tcg | Accel::Auto => "tcg",
-    };
+    let accel = accel_name(r.accel);
     push(&["-name", "kentongan-vmtest"]);
     push(&["-machine", &format!("{machine},accel={accel}")]);
     if r.accel == Accel::Kvm {
