@@ -22,7 +22,13 @@ need_debs() {
     for pkg in "${missing[@]}"; do
         case "$pkg" in
             qemu-system-x86|qemu-system-common|qemu-system-data|qemu-utils)
-                if [ -n "$bpo" ]; then want+=("$pkg/bookworm-backports"); else want+=("$pkg"); fi ;;
+                # apt takes a /suite only for the package named, not its dependencies: the
+                # emulator's own family (and the SeaBIOS it wants) must be named too.
+                if [ -n "$bpo" ]; then
+                    want+=("$pkg/bookworm-backports")
+                    [ "$pkg" = qemu-system-x86 ] && want+=(qemu-system-common/bookworm-backports
+                        qemu-system-data/bookworm-backports seabios/bookworm-backports)
+                else want+=("$pkg"); fi ;;
             *) want+=("$pkg") ;;
         esac
     done
