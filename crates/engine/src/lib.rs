@@ -88,6 +88,8 @@ pub enum Sound {
     Clip(Clip),
     /// Silence for a while (a pause between prompts).
     Silence(Duration),
+    /// A clip played over and over until stopped (music on hold).
+    Loop(Clip),
 }
 
 /// What the engine tells its owner.

@@ -86,7 +86,7 @@ fn engine_codec(c: &SdpCodec) -> Option<Codec> {
 }
 
 /// The leg's codec and payload types from our answer.
-fn leg_spec(answer: &Sdp) -> Option<LegSpec> {
+pub(super) fn leg_spec(answer: &Sdp) -> Option<LegSpec> {
     let audio = answer
         .media
         .iter()

@@ -123,6 +123,8 @@ pub(super) struct Call {
     pub(super) best_failure: Option<StatusCode>,
     pub(super) pending_2xx: Option<Pending2xx>,
     pub(super) reinvite: Option<ReInvite>,
+    /// On hold: the held side hears music from the engine.
+    pub(super) hold: Option<super::hold::Hold>,
     /// RFC 4028: the interval the caller refreshes in (it is the refresher), and when the call
     /// is torn down if no refresh (re-INVITE or UPDATE) arrived.
     pub(super) session_expires: Option<u32>,
@@ -258,6 +260,7 @@ impl Pbx {
             best_failure: None,
             pending_2xx: None,
             reinvite: None,
+            hold: None,
             session_expires: session_expires(&req),
             session_deadline: None,
             ring_deadline: clock.now + self.config.no_answer,
@@ -668,6 +671,7 @@ impl Pbx {
     }
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };

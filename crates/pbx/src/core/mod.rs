@@ -21,6 +21,7 @@ mod bans;
 mod calls;
 mod dialogs;
 mod forwards;
+mod hold;
 mod im;
 mod metrics;
 mod registrar;
@@ -42,6 +43,7 @@ use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, ListenTransport};
+use crate::media::moh::MusicOnHold;
 use crate::media::{EngineHost, Relay};
 use crate::prompts::PromptCache;
 use crate::routing::{Destination, Dialplan, RouteError};
@@ -133,6 +135,8 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// What a held phone hears.
+    moh: MusicOnHold,
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
@@ -215,12 +219,14 @@ impl Pbx {
         let dialplan = Dialplan::new(&config);
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
+        let moh = MusicOnHold::new(&config.music_on_hold);
         // Rooms of a previous run are empty now.
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
             engine,
             apps: answered::Apps::default(),
             prompts,
+            moh,
             dialplan,
             config,
             ep,
@@ -290,6 +296,9 @@ impl Pbx {
         self.dialplan = Dialplan::new(&config);
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
+        }
+        if config.music_on_hold != self.config.music_on_hold {
+            self.moh = MusicOnHold::new(&config.music_on_hold);
         }
         self.config = config;
         if firewall_changed {
