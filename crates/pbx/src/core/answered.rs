@@ -59,6 +59,17 @@ pub(super) struct Apps {
 }
 
 impl Apps {
+    /// The answered legs `ext` called from (a room, a feature code), with what it dialled.
+    pub(super) fn legs_of<'a>(
+        &'a self,
+        ext: &'a Extension,
+    ) -> impl Iterator<Item = (u32, String)> + 'a {
+        self.legs
+            .iter()
+            .filter(move |(_, a)| &a.caller == ext)
+            .map(|(leg, a)| (leg.0, a.dialled.clone()))
+    }
+
     pub(super) fn leg_of(&self, call_id: &str) -> Option<LegId> {
         self.by_call_id.get(call_id).copied()
     }

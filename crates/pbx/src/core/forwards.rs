@@ -55,6 +55,7 @@ impl Pbx {
     /// Re-reads every extension's settings (at start, and after another process committed).
     pub(super) fn load_settings(&mut self) -> Result<(), StoreError> {
         self.settings = self.store.all_call_settings()?;
+        self.watchers.mark_dirty();
         Ok(())
     }
 

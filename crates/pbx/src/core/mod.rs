@@ -20,6 +20,7 @@ mod auth;
 mod bans;
 mod calls;
 mod dialogs;
+mod events;
 mod forwards;
 mod hold;
 mod im;
@@ -57,7 +58,7 @@ pub use metrics::Metrics;
 pub use registrar::{Contact, Registry};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, SUBSCRIBE";
 
 /// Wall-clock and monotonic time of one input, handed in by the driver.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +85,10 @@ enum TxUse {
     },
     ReInvite {
         call: CallKey,
+    },
+    /// A NOTIFY of a subscription (presence, BLF).
+    Notify {
+        id: kentongan_sip::dialog::DialogId,
     },
     Message {
         id: i64,
@@ -137,6 +142,8 @@ pub struct Pbx {
     prompts: PromptCache,
     /// What a held phone hears.
     moh: MusicOnHold,
+    /// Presence and BLF subscriptions.
+    watchers: events::Watchers,
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
@@ -227,6 +234,7 @@ impl Pbx {
             apps: answered::Apps::default(),
             prompts,
             moh,
+            watchers: events::Watchers::default(),
             dialplan,
             config,
             ep,
@@ -334,6 +342,7 @@ impl Pbx {
         }
         self.ep.handle_bytes(clock.now, from, bytes);
         self.drain_events(clock);
+        self.update_watchers(clock);
     }
 
     /// One framed message from a TCP connection (the driver frames with `StreamDecoder`).
@@ -360,6 +369,7 @@ impl Pbx {
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
         self.expire_sessions(clock);
+        self.update_watchers(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
@@ -392,6 +402,9 @@ impl Pbx {
         if let Some(x) = self.apps.next_deadline() {
             t = t.min(x);
         }
+        if let Some(x) = self.watchers.poll_timeout() {
+            t = t.min(x);
+        }
         t
     }
 
@@ -399,6 +412,7 @@ impl Pbx {
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
+            self.watchers.flushed();
             self.store.apply(&writes, clock.unix_ms)?;
         }
         // Once a second: other processes' changes (the CLI's bans and users) need not be seen
@@ -451,7 +465,9 @@ impl Pbx {
                 }
                 SipEvent::Terminated { tx } => {
                     self.server_invites.remove(&tx);
-                    if let Some(TxUse::Other | TxUse::Message { .. }) = self.client_txs.get(&tx) {
+                    if let Some(TxUse::Other | TxUse::Message { .. } | TxUse::Notify { .. }) =
+                        self.client_txs.get(&tx)
+                    {
                         self.client_txs.remove(&tx);
                     }
                     if let Some(TxUse::Orphan { .. }) = self.client_txs.get(&tx) {
@@ -505,8 +521,10 @@ impl Pbx {
             Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
             Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
+            // In a dialog or not: refreshes belong to the subscription, not to a call.
+            Method::Subscribe => self.on_subscribe(clock, tx, from, req),
             _ if in_dialog => self.on_in_dialog(clock, tx, req),
-            Method::Subscribe | Method::Publish => {
+            Method::Publish => {
                 self.reply(clock, tx, &req, StatusCode(489));
             }
             _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),
@@ -580,6 +598,12 @@ impl Pbx {
                     self.take_from_mailbox(&recipient, id);
                 }
             }
+            TxUse::Notify { .. } => {
+                if !resp.status.is_provisional() {
+                    self.client_txs.remove(&tx);
+                }
+                self.on_notify_response(&resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -592,6 +616,7 @@ impl Pbx {
                 self.client_txs.insert(tx, TxUse::Fork { call });
                 self.on_fork_response(clock, call, tx, r);
             }
+            Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);
