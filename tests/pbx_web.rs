@@ -8,7 +8,11 @@
 //! registers and then shows on the dashboard; SQL injection strings in the add form and the
 //! CDR filters change nothing and give a normal page; a caller's display name
 //! `<script>alert(1)</script>'--` shows escaped in the CDR page and never raw; no page shows
-//! a password hash or HA1; logout ends the session on the server. Needs curl and sipp.
+//! a password hash or HA1; logout ends the session on the server. Then a real browser (Debian's
+//! headless chromium through chromedriver, W3C WebDriver spoken as plain HTTP/JSON) logs in,
+//! adds 205 with the form, registers it with the shown password, sees it on the dashboard,
+//! checks that no page is wider than the window at 1366x768 and 390 px, and saves screenshots
+//! in `out/web-screenshots/` (`KENTONGAN_OUT`). Needs curl, sipp, chromium and chromium-driver.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -468,4 +472,283 @@ fn cdr_page_escapes_sip_strings_and_filters_safely() {
         assert!(count(&mut c, &format!("sort={sort}&order=asc")).contains("1 calls"));
     }
     assert!(count(&mut c, "").contains("1 calls"), "the CDR is intact");
+}
+
+/// A WebDriver session on Debian's chromedriver, spoken as plain HTTP/JSON (W3C WebDriver).
+struct Browser {
+    port: u16,
+    session: String,
+    _driver: Proc,
+}
+
+fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let (head, body_at) = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{method} {path}: chromedriver closed the connection");
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (
+                String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase(),
+                i + 4,
+            );
+        }
+    };
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no Content-Length in {head}"));
+    while raw.len() < body_at + len {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{method} {path}: short body");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let json = String::from_utf8_lossy(&raw[body_at..body_at + len]).into_owned();
+    let text = &json;
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+}
+
+impl Browser {
+    fn start(port: u16, dir: &std::path::Path) -> Browser {
+        need("chromedriver", "chromium-driver");
+        need("chromium", "chromium");
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let driver = Proc::spawn("chromedriver", &mut cmd, dir.join("chromedriver.log"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = dir.join("chromium-profile");
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // The daemon's self-signed certificate; in this test only.
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--disable-gpu", "--window-size=1366,768",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let r = http_json(port, "POST", "/session", Some(&caps));
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_owned();
+        Browser {
+            port,
+            session,
+            _driver: driver,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = format!("/session/{}{path}", self.session);
+        let body = (method == "POST").then_some(&body);
+        let r = http_json(self.port, method, &path, body);
+        assert!(r["value"].get("error").is_none(), "{method} {path}: {r}");
+        r["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", serde_json::json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", serde_json::Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn source(&self) -> String {
+        self.cmd("GET", "/source", serde_json::Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            serde_json::json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/clear"),
+            serde_json::json!({}),
+        );
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            serde_json::json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/click"),
+            serde_json::json!({}),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd(
+            "GET",
+            &format!("/element/{id}/text"),
+            serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            serde_json::json!({"width": width, "height": height}),
+        );
+    }
+
+    /// Whether the page is wider than the viewport (something overflows sideways).
+    fn overflows(&self) -> bool {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            serde_json::json!({"script":
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                "args": []}),
+        )
+        .as_bool()
+        .unwrap_or(true)
+    }
+
+    fn screenshot(&self, path: &std::path::Path) {
+        let b64 = self.cmd("GET", "/screenshot", serde_json::Value::Null);
+        let png = base64_decode(b64.as_str().unwrap_or_default());
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let path = format!("/session/{}", self.session);
+        let _ = std::panic::catch_unwind(|| http_json(self.port, "DELETE", &path, None));
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|c| u32::from(val(*c))).collect();
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | x << (18 - 6 * i));
+        out.push((n >> 16) as u8);
+        if v.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if v.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn real_browser_logs_in_adds_205_and_pages_fit() {
+    let w = web(true);
+    let shots = kentongan_e2e::out_dir().join("web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let b = Browser::start(44058, &w.pbx.dir);
+    let base = format!("https://{WEB_IP}:{}", w.port);
+    b.go(&format!("{base}/cdr"));
+    assert!(b.url().ends_with("/login"), "{}", b.url());
+    b.screenshot(&shots.join("login-1366.png"));
+    b.type_into("#name", "admin");
+    b.type_into("#password", ADMIN_PASSWORD);
+    b.click("form[action='/login'] button");
+    assert_eq!(b.url(), format!("{base}/"));
+    assert!(b.source().contains("Dashboard"));
+
+    b.go(&format!("{base}/extensions"));
+    b.type_into("#extension", "205");
+    b.type_into("#name", "Resepsi");
+    b.click("form.add button");
+    let password = b.text("#new-password");
+    assert_eq!(password.len(), 20, "{password}");
+    b.screenshot(&shots.join("extension-added-1366.png"));
+    assert_eq!(register(&w.pbx, "205", &password, "127.0.0.66", 44097), 0);
+    b.go(&format!("{base}/"));
+    assert_eq!(b.text("#registrations"), "1");
+    assert!(b.source().contains("127.0.0.66"));
+
+    for (width, height) in [(1366, 768), (390, 844)] {
+        b.resize(width, height);
+        for (page, path) in [
+            ("dashboard", "/"),
+            ("extensions", "/extensions"),
+            ("cdr", "/cdr"),
+        ] {
+            b.go(&format!("{base}{path}"));
+            b.screenshot(&shots.join(format!("{page}-{width}.png")));
+            assert!(!b.overflows(), "{page} overflows at {width} px");
+        }
+    }
+    // Log out from the page: the browser is back at the login form and stays there.
+    b.click("form.logout button");
+    assert!(b.url().ends_with("/login"));
+    b.go(&format!("{base}/extensions"));
+    assert!(b.url().ends_with("/login"));
 }
