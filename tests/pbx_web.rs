@@ -68,6 +68,7 @@ impl Web {
             base: format!("https://{WEB_IP}:{}", self.port),
             ip,
             cookie: None,
+            extra: Vec::new(),
         }
     }
 
@@ -119,6 +120,8 @@ struct Client {
     base: String,
     ip: &'static str,
     cookie: Option<String>,
+    /// More curl arguments for the next request.
+    extra: Vec<String>,
 }
 
 impl Client {
@@ -131,6 +134,7 @@ impl Client {
         if let Some(c) = &self.cookie {
             cmd.args(["-H", &format!("Cookie: {c}")]);
         }
+        cmd.args(&self.extra);
         if let Some(fields) = form {
             cmd.args(["-X", "POST", "--data", ""]);
             for (k, v) in fields {
@@ -171,6 +175,17 @@ impl Client {
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
         self.request(path, Some(form))
             .unwrap_or_else(|| panic!("POST {path}: connection failed"))
+    }
+
+    /// A POST with more request headers (`Origin: …`, `Sec-Fetch-Site: …`).
+    fn post_with(&mut self, headers: &[&str], path: &str, form: &[(&str, &str)]) -> Resp {
+        self.extra = headers
+            .iter()
+            .flat_map(|h| ["-H".to_owned(), (*h).to_owned()])
+            .collect();
+        let r = self.post(path, form);
+        self.extra.clear();
+        r
     }
 
     fn login(&mut self, name: &str, password: &str) -> Resp {
@@ -231,6 +246,26 @@ fn no_page_before_an_admin_and_none_without_a_session() {
     assert!(css.headers.contains("content-type: text/css"));
     css.assert_secure_headers();
 
+    // Login CSRF: a form posted from another site's page is refused before any check.
+    c.cookie = None;
+    let creds = [("name", "admin"), ("password", ADMIN_PASSWORD)];
+    let origin = format!("Origin: https://{WEB_IP}:{}", w.port);
+    for (headers, want) in [
+        (vec!["Origin: https://evil.example"], 403),
+        (vec![origin.as_str(), "Sec-Fetch-Site: cross-site"], 403),
+        (
+            vec!["Origin: https://evil.example", "Sec-Fetch-Site: same-site"],
+            403,
+        ),
+        // What a browser sends under our Referrer-Policy: no-referrer.
+        (vec!["Origin: null", "Sec-Fetch-Site: same-origin"], 303),
+        (vec![origin.as_str()], 303),
+    ] {
+        let r = c.post_with(&headers, "/login", &creds);
+        assert_eq!(r.status, want, "{headers:?}");
+        assert_eq!(c.cookie.is_some(), want == 303);
+        c.cookie = None;
+    }
     let r = c.login("admin", ADMIN_PASSWORD);
     assert_eq!((r.status, r.location()), (303, Some("/")));
     assert!(
@@ -281,11 +316,16 @@ fn ten_failed_logins_ban_the_address() {
     );
     // Another address is not banned, and the same account backs off per account.
     let mut office = w.client("127.0.0.62");
+    // Two failures 1.1 s apart (the first backs off 1 s), then the second's 2 s backoff.
     let r = office.login("admin", "not the password");
     assert_eq!(r.status, 401);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = office.login("admin", "still not the password");
+    assert_eq!(r.status, 401, "{}", r.body);
     let r = office.login("admin", ADMIN_PASSWORD);
     assert_eq!(r.status, 429, "the account is backing off: {}", r.body);
-    std::thread::sleep(Duration::from_millis(1100));
+    assert!(r.body.contains("try again in"));
+    std::thread::sleep(Duration::from_millis(2100));
     let r = office.login("admin", ADMIN_PASSWORD);
     assert_eq!((r.status, r.location()), (303, Some("/")));
     assert_eq!(office.get("/").status, 200);
@@ -312,6 +352,12 @@ fn csrf_add_extension_register_and_injection() {
         assert_eq!(r.status, 403);
     }
     assert_eq!(c.post("/logout", &[]).status, 403);
+    let r = c.post_with(
+        &["Origin: https://evil.example"],
+        "/extensions",
+        &[("csrf", &csrf), ("extension", "206")],
+    );
+    assert_eq!(r.status, 403, "right token, wrong origin");
     assert_eq!(w.users(), before, "nothing changed");
     assert_eq!(c.get("/").status, 200, "the session survived");
 
@@ -585,6 +631,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// Waits for a navigation a click started (a click may return before the next page).
+    fn wait_url(&self, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.url() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still at {}, not {want}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn source(&self) -> String {
         self.cmd("GET", "/source", serde_json::Value::Null)
             .as_str()
@@ -719,13 +778,18 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
     b.type_into("#name", "admin");
     b.type_into("#password", ADMIN_PASSWORD);
     b.click("form[action='/login'] button");
-    assert_eq!(b.url(), format!("{base}/"));
+    b.wait_url(&format!("{base}/"));
     assert!(b.source().contains("Dashboard"));
 
     b.go(&format!("{base}/extensions"));
     b.type_into("#extension", "205");
     b.type_into("#name", "Resepsi");
     b.click("form.add button");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !b.source().contains("new-password") {
+        assert!(std::time::Instant::now() < deadline, "no password shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let password = b.text("#new-password");
     assert_eq!(password.len(), 20, "{password}");
     b.screenshot(&shots.join("extension-added-1366.png"));
@@ -748,7 +812,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
     }
     // Log out from the page: the browser is back at the login form and stays there.
     b.click("form.logout button");
-    assert!(b.url().ends_with("/login"));
+    b.wait_url(&format!("{base}/login"));
     b.go(&format!("{base}/extensions"));
     assert!(b.url().ends_with("/login"));
 }

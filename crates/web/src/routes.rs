@@ -116,6 +116,27 @@ fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     Some((id, s))
 }
 
+/// Whether a browser says this POST comes from another site's page (the check Go's
+/// `CrossOriginProtection` makes). Browsers send `Sec-Fetch-Site` on every request; older ones
+/// send only `Origin`, which must then name this server (`Host`). `Origin: null` is what our
+/// own `Referrer-Policy: no-referrer` makes browsers send, so it decides nothing. This is what
+/// protects the login form, which has no session and so no CSRF token yet.
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (None | Some("null"), _) => false,
+        (Some(o), Some(h)) => o.strip_prefix("https://") != Some(h),
+        (Some(_), None) => true,
+    }
+}
+
 /// Why a POST was not carried out.
 enum Refused {
     NoSession,
@@ -144,6 +165,9 @@ fn post_session(
     let Some((_, s)) = session(state, headers) else {
         return Err(Refused::NoSession);
     };
+    if cross_origin(headers) {
+        return Err(Refused::BadCsrf);
+    }
     match form.get("csrf") {
         Some(t) if same_secret(t, &s.csrf) => Ok(s),
         _ => Err(Refused::BadCsrf),
@@ -192,11 +216,19 @@ async fn login_page(State(state): St, headers: HeaderMap) -> Response {
 async fn login(
     State(state): St,
     Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
     Form(form): Fields,
 ) -> Response {
     let now = Instant::now();
     if state.banned_here(peer.ip(), now) {
         return (StatusCode::FORBIDDEN, "banned").into_response();
+    }
+    if cross_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this login form was sent from another site; open the PBX's own login page",
+        )
+            .into_response();
     }
     let name = form.get("name").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
@@ -237,7 +269,8 @@ async fn login(
             .guard
             .lock()
             .ok()
-            .and_then(|mut g| g.failed(peer.ip(), &name, since));
+            // The backoff runs from the failure, not from the request: argon2 took a while.
+            .and_then(|mut g| g.failed(peer.ip(), &name, state.started.elapsed()));
         warn!(%peer, account = %name, "web login failed");
         if let Some(ban) = ban {
             if let Ok(mut m) = state.banned.lock() {
