@@ -193,6 +193,27 @@ impl Client {
     }
 }
 
+/// Sends an OPTIONS from `ip` to the daemon; its answer's status line, if any in 2 s.
+fn sip_options(pbx: &Pbx, ip: &str) -> Option<String> {
+    let sock = std::net::UdpSocket::bind((ip, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-web-{}\r\n\
+         From: <sip:201@pbx.local>;tag=w1\r\nTo: <sip:pbx.local>\r\nCall-ID: web-{}@{ip}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    sock.send_to(msg.as_bytes(), pbx.sip()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
 const PAGES: &[&str] = &[
     "/",
     "/extensions",
@@ -313,6 +334,19 @@ fn ten_failed_logins_ban_the_address() {
     assert!(
         bans.contains("127.0.0.61") && bans.contains("web login"),
         "{bans}"
+    );
+    // The same ban logic as SIP: the daemon drops the address's SIP too (within its 1 s
+    // database sync), and still answers another address.
+    assert!(
+        sip_options(&w.pbx, "127.0.0.62").is_some(),
+        "unbanned source answered"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = sip_options(&w.pbx, "127.0.0.62"); // a flush, which runs the ban sync
+    assert_eq!(
+        sip_options(&w.pbx, "127.0.0.61"),
+        None,
+        "banned for SIP too"
     );
     // Another address is not banned, and the same account backs off per account.
     let mut office = w.client("127.0.0.62");

@@ -112,7 +112,14 @@ impl Backend for PbxBackend {
 
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError> {
         let now = unix_ms() / 1000;
-        // The daemon sees the row through `data_version` and hands it to nftables.
+        // Into the kernel's ban set as `ban add` does (no table loaded: the daemon's shield
+        // still drops the source, once it sees the stored row through `data_version`).
+        match kentongan_firewall::nft::add_bans(&[(addr, duration.as_secs().max(1))]) {
+            Ok(()) | Err(kentongan_firewall::nft::NftError::NoTable) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, %addr, "could not add the web login ban to nftables")
+            }
+        }
         self.store()?
             .add_ban(&StoredBan {
                 addr: addr.to_string(),
