@@ -323,13 +323,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     name,
                     password_stdin: _,
                 } => {
-                    let ext = parse_ext(&extension)?;
-                    if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
-                        return Err(fail(
-                            anyhow::anyhow!("{ext} is the number of conference room {:?}", room.name),
-                            "pick another extension number, or renumber the room in `[[conference]]`",
-                        ));
-                    }
+                    // The same rules as the web admin's add form.
+                    let ext = kentongan_pbx::web::new_extension(&config, &extension, &name)
+                        .map_err(|e| {
+                            fail(
+                                anyhow::anyhow!("{} {extension:?}: {}", e.field, e.message),
+                                "pick another extension number or name; conference rooms are in `[[conference]]`",
+                            )
+                        })?;
                     let mut line = String::new();
                     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
                         fail(e, "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`")

@@ -404,6 +404,7 @@ impl Pbx {
         self.writes.push(Write::Cdr(Cdr {
             call_id: a.call_id,
             caller: a.caller.0,
+            caller_name: String::new(),
             callee: a.dialled,
             start_ms: a.start_ms,
             answer_ms: Some(a.start_ms),

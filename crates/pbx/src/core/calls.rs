@@ -180,13 +180,10 @@ impl Pbx {
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         if contacts.is_empty() {
             self.reply(clock, tx, &req, StatusCode::TEMPORARILY_UNAVAILABLE);
-            self.writes.push(Write::Cdr(Cdr::refused(
-                call_id,
-                caller.0,
-                callee.0,
-                clock.unix_ms,
-                "unavailable",
-            )));
+            self.writes.push(Write::Cdr(Cdr {
+                caller_name: caller_display_name(&req),
+                ..Cdr::refused(call_id, caller.0, callee.0, clock.unix_ms, "unavailable")
+            }));
             return;
         }
         // Media: one relayed stream per m= line of the offer.
@@ -692,6 +689,7 @@ impl Pbx {
         info!(call = key, caller = %call.caller, callee = %call.callee, disposition, duration_s, "call ended");
         self.writes.push(Write::EndLiveCall(call.call_id.clone()));
         self.writes.push(Write::Cdr(Cdr {
+            caller_name: caller_display_name(&call.caller_invite),
             call_id: call.call_id,
             caller: call.caller.0,
             callee: call.callee.0,
@@ -731,4 +729,13 @@ pub(super) fn media_target(sdp: &Sdp, i: usize) -> Option<SocketAddr> {
     }
     let ip: IpAddr = c.address.parse().ok()?;
     Some(SocketAddr::new(ip, m.port))
+}
+
+/// The display name in the caller's From, for the CDR (empty without one).
+pub(super) fn caller_display_name(req: &Request) -> String {
+    req.headers
+        .from()
+        .ok()
+        .and_then(|f| f.display)
+        .unwrap_or_default()
 }

@@ -111,13 +111,10 @@ impl Pbx {
                 }
                 self.reply(clock, tx, &req, status);
                 let call_id = req.headers.call_id().unwrap_or("").to_owned();
-                self.writes.push(Write::Cdr(Cdr::refused(
-                    call_id,
-                    caller.0,
-                    callee.0,
-                    clock.unix_ms,
-                    disposition,
-                )));
+                self.writes.push(Write::Cdr(Cdr {
+                    caller_name: super::calls::caller_display_name(&req),
+                    ..Cdr::refused(call_id, caller.0, callee.0, clock.unix_ms, disposition)
+                }));
             }
         }
     }
