@@ -381,20 +381,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 writeln!(
                     out,
-                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition"
+                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition\ttrunk\tnumber\tclass\tcost"
                 )
                 .map_err(io_fail)?;
                 for c in cdrs {
+                    let o = c.outbound.as_ref();
                     writeln!(
                         out,
-                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
                         c.start_ms,
                         c.caller,
                         c.callee,
                         c.answer_ms.map_or("-".into(), |a| a.to_string()),
                         c.end_ms,
                         c.duration_s,
-                        c.disposition
+                        c.disposition,
+                        o.and_then(|o| o.trunk.as_deref()).unwrap_or("-"),
+                        o.map_or("-", |o| o.number.as_str()),
+                        o.map_or("-", |o| o.class.as_str()),
+                        o.and_then(|o| o.cost).map_or("-".into(), |m| m.to_string()),
                     )
                     .map_err(io_fail)?;
                 }

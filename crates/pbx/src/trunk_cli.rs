@@ -17,6 +17,7 @@ use kentongan_lcr::operators::OperatorTable;
 use kentongan_lcr::rates::{RateTable, TrunkName};
 use kentongan_lcr::time::{LocalTime, Weekday};
 use kentongan_pbx::config::{Config, ListenTransport};
+use kentongan_pbx::routing::outbound::{local_time_at, posix_offset_seconds};
 
 use crate::{fail, Failure};
 
@@ -300,41 +301,6 @@ fn now_local() -> Result<LocalTime, Failure> {
     })
 }
 
-fn local_time_at(local_unix: i64) -> Option<LocalTime> {
-    let days = local_unix.div_euclid(86_400);
-    let secs = local_unix.rem_euclid(86_400);
-    // 1970-01-01 was a Thursday.
-    let weekday = Weekday::ALL[((days + 3).rem_euclid(7)) as usize];
-    LocalTime::new(weekday, (secs / 3600) as u8, ((secs % 3600) / 60) as u8)
-}
-
-/// The UTC offset of a TZif file's footer rule, e.g. `WIB-7` or `<+07>-7` → +25200 s.
-fn posix_offset_seconds(tzif: &str) -> Option<i64> {
-    let rule = tzif.trim_end_matches('\n').rsplit('\n').next()?.trim();
-    let rest = if let Some(r) = rule.strip_prefix('<') {
-        r.split_once('>')?.1
-    } else {
-        rule.trim_start_matches(|c: char| c.is_ascii_alphabetic())
-    };
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '+' || c == '-' || c == ':'))
-        .unwrap_or(rest.len());
-    let spec = &rest[..end];
-    if spec.is_empty() {
-        return None;
-    }
-    let (sign, digits) = match spec.as_bytes()[0] {
-        b'-' => (1, &spec[1..]),
-        b'+' => (-1, &spec[1..]),
-        _ => (-1, spec),
-    };
-    let mut parts = digits.split(':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
-    // POSIX offsets are west-positive: "WIB-7" is seven hours east of UTC.
-    Some(sign * (h * 3600 + m * 60))
-}
-
 pub fn mikrotik(
     config: &Config,
     pbx_address: Option<Ipv4Addr>,
@@ -389,32 +355,6 @@ pub fn mikrotik(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tz_rules_give_east_positive_offsets() {
-        assert_eq!(posix_offset_seconds("TZif…\nWIB-7\n"), Some(7 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\n<+07>-7\n"), Some(7 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\nWITA-8\n"), Some(8 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\nUTC0\n"), Some(0));
-        assert_eq!(
-            posix_offset_seconds("TZif…\nIST-5:30\n"),
-            Some(5 * 3600 + 1800)
-        );
-        assert_eq!(
-            posix_offset_seconds("TZif…\nEST5EDT,M3.2.0,M11.1.0\n"),
-            Some(-5 * 3600)
-        );
-    }
-
-    #[test]
-    fn unix_time_becomes_a_moment_of_the_week() {
-        // 2026-12-03 is a Thursday; 10:15 UTC.
-        assert_eq!(
-            local_time_at(1796292900),
-            LocalTime::new(Weekday::Thu, 10, 15)
-        );
-        assert_eq!(local_time_at(0).map(|t| t.weekday), Some(Weekday::Thu));
-    }
 
     #[test]
     fn at_is_parsed_or_named() {

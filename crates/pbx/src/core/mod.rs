@@ -26,6 +26,7 @@ mod metrics;
 mod registrar;
 #[cfg(test)]
 mod tests;
+mod trunk_calls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -44,9 +45,11 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, ListenTransport};
 use crate::media::{EngineHost, Relay};
 use crate::prompts::PromptCache;
-use crate::routing::{Destination, Dialplan, RouteError};
+use crate::routing::outbound::OutboundRefusal;
+use crate::routing::{CallerContext, Destination, Dialplan, RouteError};
 use crate::store::{
-    CallSettings, ConferenceWrite, Extension, Store, StoreError, StoredMessage, Write,
+    CallSettings, Cdr, ConferenceWrite, Extension, OutboundCdr, Store, StoreError, StoredMessage,
+    Write,
 };
 
 use addressing::finish_response;
@@ -212,7 +215,7 @@ impl Pbx {
                 .or_default()
                 .push(msg);
         }
-        let dialplan = Dialplan::new(&config);
+        let dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
         // Rooms of a previous run are empty now.
@@ -287,7 +290,7 @@ impl Pbx {
         if config.firewall != self.config.firewall {
             self.shield.set_policy(config.firewall.clone());
         }
-        self.dialplan = Dialplan::new(&config);
+        self.dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
         }
@@ -511,7 +514,48 @@ impl Pbx {
             return;
         };
         let dialled = req.uri.user().unwrap_or("").to_owned();
-        match self.dialplan.resolve(&dialled, &self.store) {
+        let channels = self.trunk_channels();
+        let context = CallerContext {
+            rights: None,
+            unix_s: clock.unix_s(),
+            channels_in_use: &channels,
+        };
+        match self.dialplan.resolve_call(&dialled, &self.store, context) {
+            Ok(Destination::Trunk(call)) => {
+                self.call_trunk(clock, tx, from, req, caller, dialled, call)
+            }
+            Err(RouteError::Refused(refusal)) => {
+                info!(%caller, dialled = %dialled.escape_debug(), reason = %refusal, "outbound call refused");
+                let (status, phrase, disposition) = match &refusal {
+                    OutboundRefusal::Rights { denied, .. } => (
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "Forbidden: {} calls not allowed for this extension",
+                            denied.class
+                        ),
+                        "refused",
+                    ),
+                    OutboundRefusal::NoRoute { .. } => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service Unavailable: no trunk free for this number".to_owned(),
+                        "failed",
+                    ),
+                };
+                let mut r = Response::for_request(&req, status, Some(&self.ep.new_tag()));
+                r.reason = phrase;
+                self.respond(clock, tx, r);
+                let call_id = req.headers.call_id().unwrap_or("").to_owned();
+                let mut cdr = Cdr::refused(call_id, caller.0, dialled, clock.unix_ms, disposition);
+                if let OutboundRefusal::Rights { denied, number } = &refusal {
+                    cdr.outbound = Some(OutboundCdr {
+                        trunk: None,
+                        number: number.clone(),
+                        class: denied.class.name().to_owned(),
+                        cost: None,
+                    });
+                }
+                self.writes.push(Write::Cdr(cdr));
+            }
             Ok(Destination::Extension(callee)) => {
                 self.call_extension(clock, tx, from, req, caller, callee)
             }

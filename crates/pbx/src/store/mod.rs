@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use kentongan_sip::auth::StoredHa1;
 
+mod cdr;
 mod conference;
 mod settings;
 use crate::admins::{Admin, AdminName, Role};
+pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 
@@ -93,42 +95,6 @@ pub struct StoredMessage {
     pub recipient: Extension,
     pub content_type: String,
     pub body: Vec<u8>,
-}
-
-/// One call attempt, written when the call ends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cdr {
-    pub call_id: String,
-    pub caller: String,
-    pub callee: String,
-    /// Unix milliseconds.
-    pub start_ms: i64,
-    pub answer_ms: Option<i64>,
-    pub end_ms: i64,
-    pub duration_s: f64,
-    pub disposition: String,
-}
-
-impl Cdr {
-    /// A call refused before anything rang: it starts and ends at `now_ms`.
-    pub fn refused(
-        call_id: String,
-        caller: String,
-        callee: String,
-        now_ms: i64,
-        disposition: &str,
-    ) -> Cdr {
-        Cdr {
-            call_id,
-            caller,
-            callee,
-            start_ms: now_ms,
-            answer_ms: None,
-            end_ms: now_ms,
-            duration_s: 0.0,
-            disposition: disposition.into(),
-        }
-    }
 }
 
 /// A call in progress, as mirrored for `kentongan-pbx calls`.
@@ -290,6 +256,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        cdr::migrate_cdr(&conn).map_err(open_err)?;
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
@@ -621,7 +588,8 @@ impl Store {
                 Write::Cdr(c) => {
                     tx.prepare_cached(
                         "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms,
-                         duration_s, disposition) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         duration_s, disposition, trunk, number, class, cost)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )?
                     .execute(params![
                         c.call_id,
@@ -631,7 +599,14 @@ impl Store {
                         c.answer_ms,
                         c.end_ms,
                         c.duration_s,
-                        c.disposition
+                        c.disposition,
+                        c.outbound.as_ref().and_then(|o| o.trunk.as_deref()),
+                        c.outbound.as_ref().map(|o| o.number.as_str()),
+                        c.outbound.as_ref().map(|o| o.class.as_str()),
+                        c.outbound
+                            .as_ref()
+                            .and_then(|o| o.cost)
+                            .map(|m| m.ten_thousandths()),
                     ])?;
                 }
                 Write::LiveCall(l) => {
@@ -756,26 +731,6 @@ impl Store {
                 start_ms: r.get(3)?,
                 answer_ms: r.get(4)?,
                 state: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition
-             FROM cdr ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(Cdr {
-                call_id: r.get(0)?,
-                caller: r.get(1)?,
-                callee: r.get(2)?,
-                start_ms: r.get(3)?,
-                answer_ms: r.get(4)?,
-                end_ms: r.get(5)?,
-                duration_s: r.get(6)?,
-                disposition: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

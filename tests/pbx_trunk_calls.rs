@@ -1,0 +1,439 @@
+//! Calls out through trunks, end to end: an extension (sipp, digest-authenticated) dials a
+//! public number and the real daemon sends it to one of two sipp "providers" on loopback with
+//! different rates. The cheaper takes it; a 503 fails over to the other; a trunk at
+//! `max_channels` is skipped; a 407 is answered with the trunk's credentials; a number the
+//! caller's rights do not cover gets 403 with nothing sent out; 112 always goes out.
+//! Loopback addresses 127.0.0.50–59, ports from BASE.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::*;
+
+const BASE: u16 = 55060;
+const CALLER_IP: &str = "127.0.0.50";
+const CHEAP_IP: &str = "127.0.0.51";
+const DEAR_IP: &str = "127.0.0.52";
+
+/// The cheaper trunk (300 a minute) and the dearer one (650), both taking +62; only the
+/// dearer has an international rate.
+const RATES: &str = "\
+cheap,+62,300,0,60
+dear,+62,650,0,60
+dear,+65,900,0,60
+";
+
+struct Office {
+    pbx: Pbx,
+    cheap_port: u16,
+    dear_port: u16,
+    caller_port: u16,
+    rates: PathBuf,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.rates);
+    }
+}
+
+fn office(cheap_max_channels: u32) -> Office {
+    let sip_port = ports(BASE);
+    let (cheap_port, dear_port, caller_port) = (sip_port + 5, sip_port + 6, sip_port + 7);
+    let rates = std::env::temp_dir().join(format!(
+        "kentongan-trunk-rates-{}-{sip_port}.csv",
+        std::process::id()
+    ));
+    std::fs::write(&rates, RATES).unwrap();
+    let extra = format!(
+        r#"
+[[trunk]]
+name = "cheap"
+kind = "provider"
+address = "{CHEAP_IP}:{cheap_port}"
+username = "office1"
+password = "trunk-pw-1"
+max_channels = {cheap_max_channels}
+caller_id = "+62215550100"
+
+[[trunk]]
+name = "dear"
+kind = "provider"
+address = "{DEAR_IP}:{dear_port}"
+caller_id = "+62215550199"
+
+[lcr]
+rates = "{}"
+country = "62"
+area_code = "21"
+"#,
+        rates.display()
+    );
+    let pbx = Pbx::start_with(sip_port, &extra);
+    pbx.add_user("201", "pw201");
+    Office {
+        pbx,
+        cheap_port,
+        dear_port,
+        caller_port,
+        rates,
+    }
+}
+
+/// A provider answering with `scenario`, its messages logged for the test to read; RTP it is
+/// sent goes to `sink`.
+fn provider(o: &Office, scenario: &str, ip: &str, port: u16, sink: &RtpSink) -> (Proc, PathBuf) {
+    let messages = o.pbx.dir.join(format!("provider-{port}-messages.log"));
+    let p = sipp_phone(
+        &o.pbx,
+        scenario,
+        ip,
+        port,
+        &[
+            "-key",
+            "rtp_sink",
+            &sink.addr.port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            messages.to_str().unwrap(),
+        ],
+    );
+    (p, messages)
+}
+
+/// Extension 201 at CALLER_IP dials `number` with caller scenario `scenario`.
+fn dial(o: &Office, scenario: &str, number: &str, port: u16, extra: &[&str]) -> (i32, String) {
+    let inf = csv(
+        &o.pbx,
+        &format!("caller-{port}.csv"),
+        &["201", "pbx.local", &auth("201", "pw201"), number],
+    );
+    let port_s = port.to_string();
+    // sipp takes the media port and the few above it: ten apart for each SIP port.
+    let media = (40000 + (port - BASE) * 10).to_string();
+    let mut args = vec![
+        "-inf", &inf, "-i", CALLER_IP, "-p", &port_s, "-mi", CALLER_IP, "-mp", &media,
+    ];
+    args.extend_from_slice(extra);
+    sipp(&o.pbx, scenario, &args, Duration::from_secs(40))
+}
+
+fn cdrs(o: &Office) -> Vec<serde_json::Value> {
+    let out = o.pbx.cli(&["cdr", "list", "--json"], None);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_answered_on(cdr: &serde_json::Value, trunk: &str, number: &str, cost: &str) {
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["trunk"], trunk, "{cdr}");
+    assert_eq!(cdr["number"], number, "{cdr}");
+    assert_eq!(cdr["class"], "mobile", "{cdr}");
+    // A few seconds, billed by the minute.
+    assert_eq!(cdr["cost"], cost, "{cdr}");
+}
+
+/// The provider got the call's audio from the relay (not from the phone).
+fn assert_media_through_relay(sink: &RtpSink) {
+    let stats = sink.stats();
+    assert!(
+        stats.by_payload_type.get(&8).copied().unwrap_or(0) >= 20,
+        "{stats:?}"
+    );
+    assert!(
+        stats
+            .sources
+            .iter()
+            .all(|s| s.ip().to_string() == "127.0.0.1"),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_mobile_call_goes_out_on_the_cheaper_trunk() {
+    let o = office(4);
+    assert_eq!(
+        register(&o.pbx, "201", "pw201", CALLER_IP, o.caller_port),
+        0
+    );
+    let sink = RtpSink::start(CHEAP_IP, 0);
+    let (mut cheap, messages) = provider(&o, "callee_answer.xml", CHEAP_IP, o.cheap_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "call_caller.xml", "081234567890", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    let log = std::fs::read_to_string(&messages).unwrap();
+    // E.164 to the trunk, with the trunk's caller ID in From and P-Asserted-Identity.
+    assert!(
+        log.contains(&format!(
+            "INVITE sip:+6281234567890@{CHEAP_IP}:{} SIP/2.0",
+            o.cheap_port
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "P-Asserted-Identity: <sip:+62215550100@{CHEAP_IP}>"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("From: <sip:+62215550100@{CHEAP_IP}>;tag=")),
+        "{log}"
+    );
+    assert_media_through_relay(&sink);
+    assert_eq!(
+        o.pbx
+            .wait_metric("kentongan_active_calls", 0, Duration::from_secs(5)),
+        0
+    );
+    let cdrs = cdrs(&o);
+    assert_answered_on(&cdrs[0], "cheap", "+6281234567890", "300.00");
+    let text = o.pbx.cli(&["cdr", "list"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("\tanswered\tcheap\t+6281234567890\tmobile\t300.00\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_503_from_the_cheaper_trunk_fails_over_to_the_other() {
+    let o = office(4);
+    let sink = RtpSink::start(DEAR_IP, 0);
+    let idle = RtpSink::start(CHEAP_IP, 0);
+    let (mut cheap, _) = provider(&o, "trunk_503.xml", CHEAP_IP, o.cheap_port, &idle);
+    let (mut dear, messages) = provider(&o, "callee_answer.xml", DEAR_IP, o.dear_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "call_caller.xml", "081234567890", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    assert_eq!(dear.wait(Duration::from_secs(20)), 0, "{}", dear.output());
+    let log = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        log.contains(&format!(
+            "P-Asserted-Identity: <sip:+62215550199@{DEAR_IP}>"
+        )),
+        "{log}"
+    );
+    assert_media_through_relay(&sink);
+    let cdrs = cdrs(&o);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_answered_on(&cdrs[0], "dear", "+6281234567890", "650.00");
+}
+
+#[test]
+fn a_trunk_that_never_answers_is_given_up_after_8_seconds() {
+    let o = office(4);
+    // The cheaper "provider" takes packets and says nothing.
+    let silent = UdpSocket::bind((CHEAP_IP, o.cheap_port)).unwrap();
+    let sink = RtpSink::start(DEAR_IP, 0);
+    let (mut dear, _) = provider(&o, "callee_answer.xml", DEAR_IP, o.dear_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (code, out) = dial(&o, "call_caller.xml", "081234567890", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert!(started.elapsed() >= Duration::from_secs(8), "{out}");
+    assert_eq!(dear.wait(Duration::from_secs(20)), 0, "{}", dear.output());
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = silent
+        .recv_from(&mut buf)
+        .expect("the INVITE reached the silent trunk");
+    assert!(buf[..n].starts_with(b"INVITE sip:+6281234567890@"));
+    assert_media_through_relay(&sink);
+    assert_answered_on(&cdrs(&o)[0], "dear", "+6281234567890", "650.00");
+}
+
+#[test]
+fn at_its_channel_limit_the_next_call_takes_the_other_trunk() {
+    let o = office(1);
+    let cheap_sink = RtpSink::start(CHEAP_IP, 0);
+    let dear_sink = RtpSink::start(DEAR_IP, 0);
+    let (mut cheap, _) = provider(&o, "callee_answer.xml", CHEAP_IP, o.cheap_port, &cheap_sink);
+    let (mut dear, _) = provider(&o, "callee_answer.xml", DEAR_IP, o.dear_port, &dear_sink);
+    std::thread::sleep(Duration::from_millis(300));
+    // The first call holds the cheap trunk's one channel for 8 s.
+    let long = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            dial(
+                &o,
+                "call_long.xml",
+                "081234567890",
+                o.caller_port,
+                &["-d", "8000"],
+            )
+        });
+        assert_eq!(
+            o.pbx
+                .wait_metric("kentongan_active_calls", 1, Duration::from_secs(10)),
+            1
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, out) = dial(
+            &o,
+            "call_caller.xml",
+            "081234567891",
+            o.caller_port + 2,
+            &[],
+        );
+        assert_eq!(code, 0, "second caller: {out}");
+        first.join().unwrap()
+    });
+    assert_eq!(long.0, 0, "first caller: {}", long.1);
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    assert_eq!(dear.wait(Duration::from_secs(20)), 0, "{}", dear.output());
+    assert_media_through_relay(&dear_sink);
+    let cdrs = cdrs(&o);
+    let on = |number: &str| {
+        cdrs.iter()
+            .find(|c| c["number"] == number)
+            .unwrap_or_else(|| panic!("no CDR for {number}: {cdrs:?}"))
+            .clone()
+    };
+    assert_eq!(on("+6281234567891")["trunk"], "dear");
+    assert_eq!(on("+6281234567890")["trunk"], "cheap");
+}
+
+/// The `name="value"` (or bare `name=value`) parameters of a Digest header line.
+fn digest_params(line: &str) -> std::collections::HashMap<String, String> {
+    let rest = line.split_once("Digest ").map_or("", |(_, r)| r);
+    rest.split(", ")
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// MD5 by Python's hashlib: a digest implementation other than ours.
+fn md5_hex(text: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.md5(sys.argv[1].encode()).hexdigest())",
+            text,
+        ])
+        .output()
+        .expect("python3");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn challenged_call(scenario: &str) -> (Office, String) {
+    let o = office(4);
+    let sink = RtpSink::start(CHEAP_IP, 0);
+    let (mut cheap, messages) = provider(&o, scenario, CHEAP_IP, o.cheap_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "call_caller.xml", "081234567890", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    let log = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        !log.contains("trunk-pw-1"),
+        "the password itself went out: {log}"
+    );
+    assert!(
+        !o.pbx.log().contains("trunk-pw-1"),
+        "the password was logged"
+    );
+    assert_media_through_relay(&sink);
+    assert_answered_on(&cdrs(&o)[0], "cheap", "+6281234567890", "300.00");
+    (o, log)
+}
+
+#[test]
+fn a_trunk_that_answers_401_gets_an_invite_its_digest_check_accepts() {
+    // sipp's verifyauth (its own MD5 digest code) decides whether the call is answered.
+    let (_o, log) = challenged_call("trunk_auth.xml");
+    assert!(
+        log.contains("Authorization: Digest username=\"office1\", realm=\"provider.test\""),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_trunk_that_challenges_with_407_gets_proxy_authorization() {
+    let (o, log) = challenged_call("trunk_proxy_auth.xml");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("Proxy-Authorization: Digest "))
+        .unwrap_or_else(|| panic!("no Proxy-Authorization: {log}"));
+    let p = digest_params(line);
+    assert_eq!(p["username"], "office1", "{line}");
+    assert_eq!(p["realm"], "provider.test", "{line}");
+    assert_eq!(p["nonce"], "7f3a9c21d04b", "{line}");
+    assert_eq!(p["qop"], "auth", "{line}");
+    assert_eq!(
+        p["uri"],
+        format!("sip:+6281234567890@{CHEAP_IP}:{}", o.cheap_port)
+    );
+    // RFC 2617 §3.2.2.1 with qop=auth, computed independently.
+    let ha1 = md5_hex("office1:provider.test:trunk-pw-1");
+    let ha2 = md5_hex(&format!("INVITE:{}", p["uri"]));
+    let want = md5_hex(&format!(
+        "{ha1}:{}:{}:{}:auth:{ha2}",
+        p["nonce"], p["nc"], p["cnonce"]
+    ));
+    assert_eq!(p["response"], want, "{line}");
+    // The INVITE sent again is a new transaction of the same dialog attempt: CSeq 2.
+    assert!(log.contains("CSeq: 2 INVITE"), "{log}");
+}
+
+#[test]
+fn international_without_rights_gets_403_and_nothing_goes_out() {
+    let o = office(4);
+    let cheap = UdpSocket::bind((CHEAP_IP, o.cheap_port)).unwrap();
+    let dear = UdpSocket::bind((DEAR_IP, o.dear_port)).unwrap();
+    let messages = o.pbx.dir.join("caller-messages.log");
+    let (code, out) = dial(
+        &o,
+        "caller_forbidden.xml",
+        "006512345678",
+        o.caller_port,
+        &["-trace_msg", "-message_file", messages.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "caller: {out}");
+    let log = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        log.contains("SIP/2.0 403 Forbidden: international calls not allowed for this extension"),
+        "{log}"
+    );
+    for s in [&cheap, &dear] {
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        assert!(s.recv_from(&mut buf).is_err(), "a trunk got a packet");
+    }
+    let cdrs = cdrs(&o);
+    assert_eq!(cdrs[0]["disposition"], "refused", "{cdrs:?}");
+    assert_eq!(cdrs[0]["class"], "international", "{cdrs:?}");
+    assert_eq!(cdrs[0]["number"], "+6512345678", "{cdrs:?}");
+}
+
+#[test]
+fn an_emergency_call_always_goes_out() {
+    let o = office(4);
+    let sink = RtpSink::start(CHEAP_IP, 0);
+    let (mut cheap, messages) = provider(&o, "callee_answer.xml", CHEAP_IP, o.cheap_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "call_caller.xml", "112", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    let log = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        log.contains(&format!(
+            "INVITE sip:112@{CHEAP_IP}:{} SIP/2.0",
+            o.cheap_port
+        )),
+        "{log}"
+    );
+    assert_media_through_relay(&sink);
+    let cdrs = cdrs(&o);
+    assert_eq!(cdrs[0]["class"], "emergency", "{cdrs:?}");
+    assert_eq!(cdrs[0]["trunk"], "cheap", "{cdrs:?}");
+    assert!(cdrs[0]["cost"].is_null(), "{cdrs:?}");
+}
