@@ -2,17 +2,21 @@
 //! public number and the real daemon sends it to one of two sipp "providers" on loopback with
 //! different rates. The cheaper takes it; a 503 fails over to the other; a trunk at
 //! `max_channels` is skipped; a 407 is answered with the trunk's credentials; a number the
-//! caller's rights do not cover gets 403 with nothing sent out; 112 always goes out.
+//! caller's rights do not cover gets 403 with nothing sent out; 112 always goes out. A baresip
+//! phone calling out hears its tone come back from the trunk side (Goertzel on what it decoded).
 //! Loopback addresses 127.0.0.50–59, ports from BASE.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use harness::*;
+use kentongan_media::goertzel::{goertzel, to_db};
+use kentongan_media::WavClip;
 
 const BASE: u16 = 55060;
 const CALLER_IP: &str = "127.0.0.50";
@@ -199,6 +203,56 @@ fn a_mobile_call_goes_out_on_the_cheaper_trunk() {
         text.contains("\tanswered\tcheap\t+6281234567890\tmobile\t300.00\n"),
         "{text}"
     );
+}
+
+/// The strongest 100 ms window of each frequency in a decoded WAV, in dB.
+fn peak_tones(path: &Path, freqs: &[f64]) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let Ok(wav) = WavClip::parse(&bytes) else {
+        return vec![f64::NEG_INFINITY; freqs.len()];
+    };
+    let rate = wav.rate.hz();
+    let mono = wav.to_mono();
+    let win = (rate / 10) as usize;
+    freqs
+        .iter()
+        .map(|f| {
+            mono.chunks(win)
+                .filter(|c| c.len() == win)
+                .map(|c| to_db(goertzel(c, rate, *f)))
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
+        .collect()
+}
+
+#[test]
+fn a_softphone_calling_out_hears_the_trunk_side_audio() {
+    need("baresip", "baresip");
+    let o = office(4);
+    // The provider sends back every RTP packet it gets: 201's 523 Hz tone crosses the relay to
+    // the trunk and back, and 201's phone decodes it.
+    let sink = RtpSink::start(CHEAP_IP, 0);
+    let (mut cheap, _) = provider(&o, "callee_answer.xml", CHEAP_IP, o.cheap_port, &sink);
+    let wav = o.pbx.dir.join("mic.wav");
+    tone_wav_hz(&wav, 10, 523.0);
+    let dir = baresip_phone_with(&o.pbx, "201", CALLER_IP, o.caller_port, &wav, false, "PCMA");
+    let mut phone = Proc::spawn(
+        "baresip 201",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-t", "7", "-e", "/dial 081234567890"]),
+        o.pbx.dir.join("baresip-201.log"),
+    );
+    phone.wait(Duration::from_secs(20));
+    assert_eq!(cheap.wait(Duration::from_secs(20)), 0, "{}", cheap.output());
+    assert_media_through_relay(&sink);
+    let heard =
+        baresip_decoded(&dir).unwrap_or_else(|| panic!("nothing decoded: {}", phone.output()));
+    let db = peak_tones(&heard, &[523.0, 1000.0]);
+    assert!(db[0] > -35.0, "the tone did not come back: {db:?}");
+    assert!(db[1] < db[0] - 20.0, "not a clean tone: {db:?}");
+    assert_answered_on(&cdrs(&o)[0], "cheap", "+6281234567890", "300.00");
 }
 
 #[test]
