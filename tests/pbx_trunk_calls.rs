@@ -39,6 +39,12 @@ struct Office {
     rates: PathBuf,
 }
 
+impl Office {
+    fn registrar_port(&self) -> u16 {
+        self.pbx.sip_port + 10
+    }
+}
+
 impl Drop for Office {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.rates);
@@ -46,6 +52,12 @@ impl Drop for Office {
 }
 
 fn office(cheap_max_channels: u32) -> Office {
+    office_with(cheap_max_channels, |_| String::new())
+}
+
+/// [`office`] with more `[[trunk]]` tables, written for the office's registrar port (the
+/// first SIP port above the caller's).
+fn office_with(cheap_max_channels: u32, more: impl Fn(u16) -> String) -> Office {
     let sip_port = ports(BASE);
     let (cheap_port, dear_port, caller_port) = (sip_port + 5, sip_port + 6, sip_port + 7);
     let rates = std::env::temp_dir().join(format!(
@@ -69,12 +81,13 @@ name = "dear"
 kind = "provider"
 address = "{DEAR_IP}:{dear_port}"
 caller_id = "+62215550199"
-
+{}
 [lcr]
 rates = "{}"
 country = "62"
 area_code = "21"
 "#,
+        more(sip_port + 10),
         rates.display()
     );
     let pbx = Pbx::start_with(sip_port, &extra);
@@ -490,4 +503,83 @@ fn an_emergency_call_always_goes_out() {
     assert_eq!(cdrs[0]["class"], "emergency", "{cdrs:?}");
     assert_eq!(cdrs[0]["trunk"], "cheap", "{cdrs:?}");
     assert!(cdrs[0]["cost"].is_null(), "{cdrs:?}");
+}
+
+const REGISTRAR_IP: &str = "127.0.0.53";
+
+fn registering_trunk(password: &'static str) -> impl Fn(u16) -> String {
+    move |port| {
+        format!(
+            r#"
+[[trunk]]
+name = "reg"
+kind = "provider"
+address = "{REGISTRAR_IP}:{port}"
+register = true
+username = "office1"
+password = "{password}"
+"#
+        )
+    }
+}
+
+fn trunk_row(o: &Office, name: &str) -> serde_json::Value {
+    let out = o.pbx.cli(&["trunk", "list", "--json"], None);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no trunk {name}"))
+}
+
+/// An office whose "reg" trunk registers to a sipp registrar (started just after the daemon:
+/// the REGISTER's retransmissions reach it).
+fn with_registrar(password: &'static str) -> (Office, Proc) {
+    let o = office_with(4, registering_trunk(password));
+    let sink = RtpSink::start(REGISTRAR_IP, 0);
+    let (p, _) = provider(
+        &o,
+        "trunk_registrar.xml",
+        REGISTRAR_IP,
+        o.registrar_port(),
+        &sink,
+    );
+    (o, p)
+}
+
+#[test]
+fn a_provider_trunk_registers_with_digest_and_refreshes_before_expiry() {
+    let (o, mut registrar) = with_registrar("trunk-pw-1");
+    // Both rounds (the registration, then its refresh 8 s later) pass sipp's digest check.
+    assert_eq!(
+        registrar.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        registrar.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let row = trunk_row(&o, "reg");
+    assert_eq!(row["state"], "registered", "{row}");
+    assert!(row["expires_at"].as_i64().is_some(), "{row}");
+    let text = o.pbx.cli(&["trunk", "list"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("\tregistered (expires in "), "{text}");
+    assert!(!text.contains("trunk-pw-1") && !o.pbx.log().contains("trunk-pw-1"));
+}
+
+#[test]
+fn a_wrong_trunk_password_shows_as_a_failure_in_trunk_list() {
+    let (o, _registrar) = with_registrar("not-the-password");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut row = trunk_row(&o, "reg");
+    while row["state"] != "failed" && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        row = trunk_row(&o, "reg");
+    }
+    assert_eq!(row["state"], "failed", "{row}");
+    let why = row["last_failure"].as_str().unwrap_or("");
+    assert!(why.starts_with("403 Wrong Password"), "{row}");
+    assert!(why.contains("check them in [[trunk]]"), "{row}");
+    let text = o.pbx.cli(&["trunk", "list"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("\tfailed (403 Wrong Password"), "{text}");
 }

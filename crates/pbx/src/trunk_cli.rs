@@ -57,30 +57,57 @@ struct TrunkRow<'a> {
     max_channels: Option<u32>,
     operator: Option<&'a str>,
     caller_id: Option<&'a str>,
-    /// What the daemon last saw; outbound registration is not implemented yet, so a provider
-    /// is "not registered" and a gateway "unknown" until it is.
-    state: &'static str,
+    /// What the daemon last saw of our registration to a provider: "registered",
+    /// "registering", "failed" or "not registered" (no daemon has tried); a gateway's is
+    /// "unknown" (gateway registrations are not tracked yet).
+    state: String,
+    /// The last failure (the provider's answer, a timeout), while failed.
+    last_failure: Option<String>,
+    /// Unix seconds the registration runs out at.
+    expires_at: Option<i64>,
 }
 
 pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     let TrunkCommand::List { json } = command;
+    let states = crate::open_store(config)?
+        .trunk_states()
+        .map_err(|e| fail(e, "check `storage.database`"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let rows: Vec<TrunkRow> = config
         .trunks
         .iter()
-        .map(|t| TrunkRow {
-            name: t.name.as_str(),
-            kind: t.kind.name(),
-            address: t.address.as_deref(),
-            register: t.register,
-            username: t.username.as_deref(),
-            max_channels: t.max_channels,
-            operator: t.operator.as_ref().map(|o| o.as_str()),
-            caller_id: t.caller_id.as_deref(),
-            state: if t.register {
-                "not registered"
-            } else {
-                "unknown"
-            },
+        .map(|t| {
+            let seen = states
+                .iter()
+                .find(|s| s.name == t.name.as_str())
+                .filter(|_| t.register);
+            let (state, last_failure, expires_at) = match seen {
+                None if t.register => ("not registered".to_owned(), None, None),
+                None => ("unknown".to_owned(), None, None),
+                Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
+                    ("expired".to_owned(), None, s.expires_at)
+                }
+                Some(s) if s.state == "failed" => {
+                    ("failed".to_owned(), Some(s.detail.clone()), None)
+                }
+                Some(s) => (s.state.clone(), None, s.expires_at),
+            };
+            TrunkRow {
+                name: t.name.as_str(),
+                kind: t.kind.name(),
+                address: t.address.as_deref(),
+                register: t.register,
+                username: t.username.as_deref(),
+                max_channels: t.max_channels,
+                operator: t.operator.as_ref().map(|o| o.as_str()),
+                caller_id: t.caller_id.as_deref(),
+                state,
+                last_failure,
+                expires_at,
+            }
         })
         .collect();
     let mut out = std::io::stdout().lock();
@@ -91,6 +118,14 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     } else {
         let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\n");
         for r in &rows {
+            let state = match (&r.last_failure, r.expires_at) {
+                // The provider's reason phrase is printed as data, control characters escaped.
+                (Some(f), _) => format!("{} ({})", r.state, f.escape_debug()),
+                (None, Some(e)) if r.state == "registered" => {
+                    format!("{} (expires in {} s)", r.state, (e - now).max(0))
+                }
+                _ => r.state.clone(),
+            };
             s.push_str(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}\n",
                 r.name,
@@ -100,7 +135,7 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "unlimited".into()),
                 r.operator.unwrap_or("-"),
-                r.state
+                state
             ));
         }
         s

@@ -27,6 +27,7 @@ mod registrar;
 #[cfg(test)]
 mod tests;
 mod trunk_calls;
+mod trunk_register;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -90,6 +91,10 @@ enum TxUse {
         id: i64,
         recipient: Extension,
     },
+    /// A REGISTER to a provider trunk (index into `Pbx::trunk_regs`).
+    TrunkRegister {
+        reg: usize,
+    },
     Other,
 }
 
@@ -139,6 +144,8 @@ pub struct Pbx {
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
+    /// Our registrations to `register = true` provider trunks.
+    trunk_regs: Vec<trunk_register::TrunkRegistration>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -198,7 +205,7 @@ impl Pbx {
             .first()
             .map(|l| l.addr)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
-        let ep = Endpoint::new(EpConfig::new(local, seed));
+        let mut ep = Endpoint::new(EpConfig::new(local, seed));
         let digest = DigestServer::new(&config.domain, &secret, clock.now);
         let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
         let next_message_id = store.max_message_id()? + 1;
@@ -216,6 +223,10 @@ impl Pbx {
                 .push(msg);
         }
         let dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        let trunk_regs =
+            trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
+                (ep.new_call_id(), ep.new_tag())
+            });
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
         // Rooms of a previous run are empty now.
@@ -249,6 +260,7 @@ impl Pbx {
             ha1_cache: HashMap::new(),
             mailboxes,
             settings: HashMap::new(),
+            trunk_regs,
         };
         pbx.load_settings()?;
         pbx.load_bans(clock)?;
@@ -295,6 +307,13 @@ impl Pbx {
             self.prompts = PromptCache::new(&config.prompts);
         }
         self.config = config;
+        // Registered anew: the trunks, their addresses or credentials may have changed.
+        self.trunk_regs = trunk_register::registrations(
+            &self.config,
+            self.dialplan.outbound(),
+            clock.now,
+            || (self.ep.new_call_id(), self.ep.new_tag()),
+        );
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
             self.firewall.push(FirewallOp::Reload {
@@ -357,6 +376,7 @@ impl Pbx {
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
+            self.drive_trunk_registrations(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
                 .bans_active
@@ -445,7 +465,10 @@ impl Pbx {
                 }
                 SipEvent::Terminated { tx } => {
                     self.server_invites.remove(&tx);
-                    if let Some(TxUse::Other | TxUse::Message { .. }) = self.client_txs.get(&tx) {
+                    if let Some(
+                        TxUse::Other | TxUse::Message { .. } | TxUse::TrunkRegister { .. },
+                    ) = self.client_txs.get(&tx)
+                    {
                         self.client_txs.remove(&tx);
                     }
                     if let Some(TxUse::Orphan { .. }) = self.client_txs.get(&tx) {
@@ -615,6 +638,10 @@ impl Pbx {
                     self.take_from_mailbox(&recipient, id);
                 }
             }
+            TxUse::TrunkRegister { reg } => {
+                let reg = *reg;
+                self.on_register_response(clock, reg, tx, &resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -627,6 +654,7 @@ impl Pbx {
                 self.client_txs.insert(tx, TxUse::Fork { call });
                 self.on_fork_response(clock, call, tx, r);
             }
+            Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

@@ -17,10 +17,12 @@ use kentongan_sip::auth::StoredHa1;
 mod cdr;
 mod conference;
 mod settings;
+mod trunks;
 use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
+pub use trunks::TrunkState;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,8 @@ pub enum Write {
     Conference(ConferenceWrite),
     /// A phone changed its forwarding or DND with a feature code.
     Settings(SettingsWrite),
+    /// A trunk's outbound registration changed state.
+    TrunkState(TrunkState),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -260,6 +264,7 @@ impl Store {
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
+        conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
@@ -631,6 +636,7 @@ impl Store {
                 Write::Ban(b) => Store::upsert_ban(tx, b)?,
                 Write::Conference(c) => conference::apply(tx, c)?,
                 Write::Settings(w) => settings::apply(tx, w)?,
+                Write::TrunkState(t) => trunks::apply(tx, t)?,
             }
         }
         Ok(())
