@@ -583,3 +583,56 @@ fn a_wrong_trunk_password_shows_as_a_failure_in_trunk_list() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("\tfailed (403 Wrong Password"), "{text}");
 }
+
+#[test]
+fn an_extension_given_international_rights_calls_abroad() {
+    let o = office_with(4, |_| {
+        "\n[[calling_rights]]\nname = \"direksi\"\nallow = [\"international\", \"mobile\"]\n"
+            .to_owned()
+    });
+    let bad = o.pbx.cli(&["user", "set", "201", "--rights", "bos"], None);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("no calling rights named \"bos\""), "{err}");
+    assert!(err.contains("default, direksi"), "{err}");
+    let set = o
+        .pbx
+        .cli(&["user", "set", "201", "--rights", "direksi"], None);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let sink = RtpSink::start(DEAR_IP, 0);
+    let (mut dear, messages) = provider(&o, "callee_answer.xml", DEAR_IP, o.dear_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "call_caller.xml", "006512345678", o.caller_port, &[]);
+    assert_eq!(code, 0, "caller: {out}");
+    assert_eq!(dear.wait(Duration::from_secs(20)), 0, "{}", dear.output());
+    let log = std::fs::read_to_string(&messages).unwrap();
+    assert!(
+        log.contains(&format!(
+            "INVITE sip:+6512345678@{DEAR_IP}:{} SIP/2.0",
+            o.dear_port
+        )),
+        "{log}"
+    );
+    assert_media_through_relay(&sink);
+    let cdr = &cdrs(&o)[0];
+    assert_eq!(cdr["class"], "international", "{cdr}");
+    assert_eq!(cdr["trunk"], "dear", "{cdr}");
+    assert_eq!(cdr["cost"], "900.00", "{cdr}");
+    // Back to the default rights: refused again.
+    let reset = o
+        .pbx
+        .cli(&["user", "set", "201", "--rights", "default"], None);
+    assert!(reset.status.success());
+    let (code, out) = dial(
+        &o,
+        "caller_forbidden.xml",
+        "006512345678",
+        o.caller_port + 2,
+        &[],
+    );
+    assert_eq!(code, 0, "caller: {out}");
+}

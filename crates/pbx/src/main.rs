@@ -7,7 +7,8 @@
 //! ```text
 //! kentongan-pbx --config /etc/kentongan/pbx.toml          # run (foreground, for systemd)
 //! kentongan-pbx --config FILE check-config
-//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin
+//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME]
+//! kentongan-pbx --config FILE user set 201 --rights NAME|default
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
 //! kentongan-pbx --config FILE calls [--json]
@@ -211,6 +212,17 @@ enum UserCommand {
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// The `[[calling_rights]]` it calls out with (default: all but international and
+        /// premium).
+        #[arg(long)]
+        rights: Option<String>,
+    },
+    /// Change an extension: `--rights NAME` gives it a `[[calling_rights]]` profile
+    /// (`--rights default` takes it back to the default rights).
+    Set {
+        extension: String,
+        #[arg(long)]
+        rights: String,
     },
     /// List extensions.
     List {
@@ -234,6 +246,29 @@ enum CdrCommand {
 pub(crate) struct Failure {
     error: anyhow::Error,
     hint: String,
+}
+
+/// A `--rights` name: one of `[[calling_rights]]`, or `default` (`None`).
+fn check_rights(config: &Config, name: &str) -> Result<Option<String>, Failure> {
+    if name == "default" {
+        return Ok(None);
+    }
+    if config.calling_rights.iter().any(|r| r.name == name) {
+        return Ok(Some(name.to_owned()));
+    }
+    let known: Vec<&str> = config
+        .calling_rights
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    Err(fail(
+        anyhow::anyhow!("there are no calling rights named {name:?}"),
+        if known.is_empty() {
+            "add a [[calling_rights]] table with that name to the configuration".to_owned()
+        } else {
+            format!("use one of: default, {}", known.join(", "))
+        },
+    ))
 }
 
 pub(crate) fn fail(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Failure {
@@ -322,8 +357,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     extension,
                     name,
                     password_stdin: _,
+                    rights,
                 } => {
                     let ext = parse_ext(&extension)?;
+                    let rights = rights
+                        .map(|r| check_rights(&config, &r))
+                        .transpose()?
+                        .flatten();
                     if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
                         return Err(fail(
                             anyhow::anyhow!("{ext} is the number of conference room {:?}", room.name),
@@ -344,7 +384,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     store
                         .add_user(&ext, &name, &config.domain, password)
                         .map_err(|e| fail(e, "list extensions with `user list`; remove one with `user remove EXT`"))?;
+                    if let Some(r) = rights.as_deref() {
+                        store
+                            .set_user_rights(&ext, Some(r))
+                            .map_err(|e| fail(e, "check `storage.database`"))?;
+                    }
                     eprintln!("Added extension {ext}");
+                }
+                UserCommand::Set { extension, rights } => {
+                    let ext = parse_ext(&extension)?;
+                    let rights = check_rights(&config, &rights)?;
+                    store
+                        .set_user_rights(&ext, rights.as_deref())
+                        .map_err(|e| fail(e, "list extensions with `user list`"))?;
+                    eprintln!(
+                        "Extension {ext} now calls out with rights {}",
+                        rights.as_deref().unwrap_or("default")
+                    );
                 }
                 UserCommand::List { json } => {
                     let users = store

@@ -538,8 +538,10 @@ impl Pbx {
         };
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let channels = self.trunk_channels();
+        // An unreadable rights name falls back to the default rights, never to more.
+        let rights = self.store.user_rights(&caller).ok().flatten();
         let context = CallerContext {
-            rights: None,
+            rights: rights.as_deref(),
             unix_s: clock.unix_s(),
             channels_in_use: &channels,
         };

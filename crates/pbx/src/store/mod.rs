@@ -16,6 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 
 mod cdr;
 mod conference;
+mod rights;
 mod settings;
 mod trunks;
 use crate::admins::{Admin, AdminName, Role};
@@ -260,6 +261,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        rights::migrate(&conn).map_err(open_err)?;
         cdr::migrate_cdr(&conn).map_err(open_err)?;
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
