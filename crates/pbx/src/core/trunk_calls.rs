@@ -41,6 +41,8 @@ pub(super) struct TrunkLeg {
     authenticated: bool,
     /// No ringing from the current trunk by then: next route.
     deadline: Option<Instant>,
+    /// Answered: the caller's `max_call_minutes` run out then, and the PBX hangs up.
+    hang_up_at: Option<Instant>,
     last_failure: Option<StatusCode>,
 }
 
@@ -54,6 +56,7 @@ impl TrunkLeg {
             invite: None,
             authenticated: false,
             deadline: None,
+            hang_up_at: None,
             last_failure: None,
         }
     }
@@ -364,6 +367,13 @@ impl Pbx {
             }
             return false;
         }
+        if status.is_success() && !answered && call.forks[fi].state == ForkState::Pending {
+            leg.deadline = None;
+            leg.hang_up_at = leg
+                .call
+                .max_call_minutes
+                .map(|m| clock.now + Duration::from_secs(u64::from(m) * 60));
+        }
         if status.is_success() || answered || call.forks[fi].state == ForkState::Done {
             return false;
         }
@@ -435,8 +445,27 @@ impl Pbx {
     }
 
     /// Trunk attempts that have not rung within [`TRUNK_ANSWER_TIMEOUT`]: cancelled, and the
-    /// call goes on to the next route.
+    /// call goes on to the next route. Answered calls past the caller's `max_call_minutes`:
+    /// hung up on both sides.
     pub(super) fn expire_trunk_attempts(&mut self, clock: Clock) {
+        let over: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.answered()
+                    && c.trunk
+                        .as_ref()
+                        .and_then(|t| t.hang_up_at)
+                        .is_some_and(|d| d <= clock.now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in over {
+            info!(call = key, "max_call_minutes reached; hanging up");
+            self.send_bye(clock, key, super::calls::Side::Caller);
+            self.send_bye(clock, key, super::calls::Side::Callee);
+            self.end_call(clock, key, "answered");
+        }
         let late: Vec<CallKey> = self
             .calls
             .iter()

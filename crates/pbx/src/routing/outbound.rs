@@ -46,6 +46,9 @@ pub struct TrunkCall {
     pub class: CallClass,
     /// The ways out, best first; the core tries them in order.
     pub routes: Vec<Route>,
+    /// The caller's `max_call_minutes`: the PBX hangs up an answered call then. Never set for
+    /// emergency calls, which nobody cuts.
+    pub max_call_minutes: Option<u32>,
 }
 
 /// One way out for a call.
@@ -221,10 +224,15 @@ impl Outbound {
         if routes.is_empty() {
             return Some(Err(OutboundRefusal::NoRoute { number }));
         }
+        let max_call_minutes = match class {
+            CallClass::Emergency => None,
+            _ => rights.max_call_minutes(),
+        };
         Some(Ok(TrunkCall {
             number,
             class,
             routes,
+            max_call_minutes,
         }))
     }
 }
@@ -352,7 +360,7 @@ dear,+65,900,0,60
     #[test]
     fn international_needs_rights_and_emergency_never_does() {
         let o = outbound(
-            "[[calling_rights]]\nname = \"direksi\"\nallow = [\"international\", \"mobile\"]\n",
+            "[[calling_rights]]\nname = \"direksi\"\nallow = [\"international\", \"mobile\"]\nmax_call_minutes = 60\n",
         );
         let refused = o.route("006512345678", None, 0, &[0, 0]).unwrap();
         match refused {
@@ -368,8 +376,16 @@ dear,+65,900,0,60
             .unwrap()
             .unwrap();
         assert_eq!(allowed.number, "+6512345678");
+        assert_eq!(allowed.max_call_minutes, Some(60));
         assert_eq!(allowed.routes.len(), 1);
-        let emergency = o.route("112", None, 0, &[1, 1]).unwrap().unwrap();
+        let emergency = o
+            .route("112", Some("direksi"), 0, &[1, 1])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            emergency.max_call_minutes, None,
+            "an emergency call is never cut"
+        );
         assert_eq!(emergency.number, "112");
         assert_eq!(emergency.class, CallClass::Emergency);
         // Never costed, never refused for a busy count: every trunk, in configuration order.
