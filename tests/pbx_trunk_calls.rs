@@ -343,6 +343,11 @@ fn at_its_channel_limit_the_next_call_takes_the_other_trunk() {
             1
         );
         std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            o.pbx
+                .metric("kentongan_trunk_channels_in_use{trunk=\"cheap\"}"),
+            1
+        );
         let (code, out) = dial(
             &o,
             "call_caller.xml",
@@ -366,6 +371,14 @@ fn at_its_channel_limit_the_next_call_takes_the_other_trunk() {
     };
     assert_eq!(on("+6281234567891")["trunk"], "dear");
     assert_eq!(on("+6281234567890")["trunk"], "cheap");
+    for trunk in ["cheap", "dear"] {
+        let name = format!("kentongan_trunk_channels_in_use{{trunk=\"{trunk}\"}}");
+        assert_eq!(
+            o.pbx.wait_metric(&name, 0, Duration::from_secs(5)),
+            0,
+            "{name}"
+        );
+    }
 }
 
 /// The `name="value"` (or bare `name=value`) parameters of a Digest header line.
@@ -563,6 +576,7 @@ fn a_provider_trunk_registers_with_digest_and_refreshes_before_expiry() {
     let text = o.pbx.cli(&["trunk", "list"], None);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("\tregistered (expires in "), "{text}");
+    assert_eq!(o.pbx.metric("kentongan_trunk_registered{trunk=\"reg\"}"), 1);
     assert!(!text.contains("trunk-pw-1") && !o.pbx.log().contains("trunk-pw-1"));
 }
 
@@ -582,6 +596,7 @@ fn a_wrong_trunk_password_shows_as_a_failure_in_trunk_list() {
     let text = o.pbx.cli(&["trunk", "list"], None);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("\tfailed (403 Wrong Password"), "{text}");
+    assert_eq!(o.pbx.metric("kentongan_trunk_registered{trunk=\"reg\"}"), 0);
 }
 
 #[test]

@@ -737,6 +737,9 @@ impl Pbx {
             outbound,
         }));
         self.update_gauges();
+        if call.trunk.is_some() {
+            self.update_trunk_gauges();
+        }
     }
 }
 

@@ -55,7 +55,7 @@ use crate::store::{
 
 use addressing::finish_response;
 use calls::{Call, CallKey, Side};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, TrunkGauges};
 pub use registrar::{Contact, Registry};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
@@ -262,6 +262,7 @@ impl Pbx {
             settings: HashMap::new(),
             trunk_regs,
         };
+        pbx.reset_trunk_gauges();
         pbx.load_settings()?;
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
@@ -307,6 +308,7 @@ impl Pbx {
             self.prompts = PromptCache::new(&config.prompts);
         }
         self.config = config;
+        self.reset_trunk_gauges();
         // Registered anew: the trunks, their addresses or credentials may have changed.
         self.trunk_regs = trunk_register::registrations(
             &self.config,

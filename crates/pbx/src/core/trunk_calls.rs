@@ -93,6 +93,34 @@ pub(super) fn load_outbound(config: &Config) -> Option<Outbound> {
 }
 
 impl Pbx {
+    /// One gauge set per `[[trunk]]` (at start and reload); registrations start as not current.
+    pub(super) fn reset_trunk_gauges(&self) {
+        let gauges = self
+            .config
+            .trunks
+            .iter()
+            .map(|t| super::TrunkGauges {
+                name: t.name.as_str().to_owned(),
+                channels_in_use: 0,
+                registered: t.register.then_some(false),
+            })
+            .collect();
+        if let Ok(mut g) = self.metrics.trunks.lock() {
+            *g = gauges;
+        }
+        self.update_trunk_gauges();
+    }
+
+    /// Channels in use per trunk, for `/metrics`.
+    pub(super) fn update_trunk_gauges(&self) {
+        let channels = self.trunk_channels();
+        if let Ok(mut g) = self.metrics.trunks.lock() {
+            for (t, n) in g.iter_mut().zip(channels) {
+                t.channels_in_use = u64::from(n);
+            }
+        }
+    }
+
     /// Calls on each trunk now (answered or being set up), by index in `Config::trunks`.
     pub(super) fn trunk_channels(&self) -> Vec<u32> {
         let mut v = vec![0; self.config.trunks.len()];
@@ -303,6 +331,7 @@ impl Pbx {
             state: format!("calling {}", trunk.name.as_str()),
         }));
         self.update_gauges();
+        self.update_trunk_gauges();
         true
     }
 

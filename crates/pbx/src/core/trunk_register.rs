@@ -170,13 +170,17 @@ impl Pbx {
         detail: &str,
         expires_at: Option<i64>,
     ) {
-        let Some(trunk) = self
-            .trunk_regs
-            .get(reg)
-            .and_then(|r| self.config.trunks.get(r.trunk))
-        else {
+        let Some(index) = self.trunk_regs.get(reg).map(|r| r.trunk) else {
             return;
         };
+        let Some(trunk) = self.config.trunks.get(index) else {
+            return;
+        };
+        if let Ok(mut g) = self.metrics.trunks.lock() {
+            if let Some(t) = g.get_mut(index) {
+                t.registered = Some(state == "registered");
+            }
+        }
         self.writes.push(Write::TrunkState(TrunkState {
             name: trunk.name.as_str().to_owned(),
             state: state.to_owned(),
