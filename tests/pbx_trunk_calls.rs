@@ -4,6 +4,9 @@
 //! `max_channels` is skipped; a 407 is answered with the trunk's credentials; a number the
 //! caller's rights do not cover gets 403 with nothing sent out; 112 always goes out. A baresip
 //! phone calling out hears its tone come back from the trunk side (Goertzel on what it decoded).
+//! An extension given `--rights` with international calls reaches +65. A `register = true`
+//! trunk registers to a sipp registrar that checks the digest, refreshes before expiry, and a
+//! wrong password shows as failed in `trunk list` and `/metrics`.
 //! Loopback addresses 127.0.0.50–59, ports from BASE.
 
 #[path = "fixtures/pbx/harness.rs"]

@@ -150,6 +150,13 @@ impl Pbx {
             .calls_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(%caller, number = %call.number, class = %call.class, routes = call.routes.len(), "call out through a trunk");
+        // The relay's callee side faces the first route's trunk (later routes on another
+        // address family are not expected: a provider's address is one name or IP).
+        let callee_v6 = call
+            .routes
+            .first()
+            .and_then(|r| self.dialplan.outbound()?.address(r.trunk))
+            .is_some_and(|a| a.is_ipv6());
         // The callee is kept as dialled (what `calls` and the CDR show); the trunk gets
         // `call.number`.
         let Some(key) = self.start_call(
@@ -159,7 +166,7 @@ impl Pbx {
             req,
             caller,
             Extension(dialled),
-            false,
+            callee_v6,
             Visited::new(),
         ) else {
             return;
