@@ -7,7 +7,8 @@
 //! ```text
 //! kentongan-pbx --config /etc/kentongan/pbx.toml          # run (foreground, for systemd)
 //! kentongan-pbx --config FILE check-config
-//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin
+//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME]
+//! kentongan-pbx --config FILE user set 201 --rights NAME|default
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
 //! kentongan-pbx --config FILE calls [--json]
@@ -211,6 +212,17 @@ enum UserCommand {
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// The `[[calling_rights]]` it calls out with (default: all but international and
+        /// premium).
+        #[arg(long)]
+        rights: Option<String>,
+    },
+    /// Change an extension: `--rights NAME` gives it a `[[calling_rights]]` profile
+    /// (`--rights default` takes it back to the default rights).
+    Set {
+        extension: String,
+        #[arg(long)]
+        rights: String,
     },
     /// List extensions.
     List {
@@ -234,6 +246,29 @@ enum CdrCommand {
 pub(crate) struct Failure {
     error: anyhow::Error,
     hint: String,
+}
+
+/// A `--rights` name: one of `[[calling_rights]]`, or `default` (`None`).
+fn check_rights(config: &Config, name: &str) -> Result<Option<String>, Failure> {
+    if name == "default" {
+        return Ok(None);
+    }
+    if config.calling_rights.iter().any(|r| r.name == name) {
+        return Ok(Some(name.to_owned()));
+    }
+    let known: Vec<&str> = config
+        .calling_rights
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    Err(fail(
+        anyhow::anyhow!("there are no calling rights named {name:?}"),
+        if known.is_empty() {
+            "add a [[calling_rights]] table with that name to the configuration".to_owned()
+        } else {
+            format!("use one of: default, {}", known.join(", "))
+        },
+    ))
 }
 
 pub(crate) fn fail(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Failure {
@@ -322,6 +357,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     extension,
                     name,
                     password_stdin: _,
+                    rights,
                 } => {
                     // The same rules as the web admin's add form.
                     let ext = kentongan_pbx::web::new_extension(&config, &extension, &name)
@@ -331,6 +367,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                                 "pick another extension number or name; conference rooms are in `[[conference]]`",
                             )
                         })?;
+                    let rights = rights
+                        .map(|r| check_rights(&config, &r))
+                        .transpose()?
+                        .flatten();
                     let mut line = String::new();
                     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
                         fail(e, "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`")
@@ -345,7 +385,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     store
                         .add_user(&ext, &name, &config.domain, password)
                         .map_err(|e| fail(e, "list extensions with `user list`; remove one with `user remove EXT`"))?;
+                    if let Some(r) = rights.as_deref() {
+                        store
+                            .set_user_rights(&ext, Some(r))
+                            .map_err(|e| fail(e, "check `storage.database`"))?;
+                    }
                     eprintln!("Added extension {ext}");
+                }
+                UserCommand::Set { extension, rights } => {
+                    let ext = parse_ext(&extension)?;
+                    let rights = check_rights(&config, &rights)?;
+                    store
+                        .set_user_rights(&ext, rights.as_deref())
+                        .map_err(|e| fail(e, "list extensions with `user list`"))?;
+                    eprintln!(
+                        "Extension {ext} now calls out with rights {}",
+                        rights.as_deref().unwrap_or("default")
+                    );
                 }
                 UserCommand::List { json } => {
                     let users = store
@@ -382,20 +438,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 writeln!(
                     out,
-                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition"
+                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition\ttrunk\tnumber\tclass\tcost"
                 )
                 .map_err(io_fail)?;
                 for c in cdrs {
+                    let o = c.outbound.as_ref();
                     writeln!(
                         out,
-                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
                         c.start_ms,
                         c.caller,
                         c.callee,
                         c.answer_ms.map_or("-".into(), |a| a.to_string()),
                         c.end_ms,
                         c.duration_s,
-                        c.disposition
+                        c.disposition,
+                        o.and_then(|o| o.trunk.as_deref()).unwrap_or("-"),
+                        o.map_or("-", |o| o.number.as_str()),
+                        o.map_or("-", |o| o.class.as_str()),
+                        o.and_then(|o| o.cost).map_or("-".into(), |m| m.to_string()),
                     )
                     .map_err(io_fail)?;
                 }

@@ -6,6 +6,10 @@
 //! A new service is a new [`Destination`] variant and its application, never a branch inside
 //! INVITE handling.
 //!
+//! [`Dialplan::resolve_call`] adds the ways out: emergency numbers before anything else, and
+//! after our own numbers a public number the caller's calling rights allow, with the trunks
+//! ranked by kentongan-lcr ([`outbound`]).
+//!
 //! The echo test (`*43`) and feature codes (`*72`+number, `*78`, `*70`, … see [`FeatureCode`]) are
 //! matched first; then services
 //! named in the configuration (conference rooms, …), by their exact number; then extensions
@@ -14,9 +18,13 @@
 //! user directory and settings are handed in, so the rules are tested without a database.
 
 pub mod forwarding;
+pub mod outbound;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+
+use outbound::{Outbound, OutboundRefusal, TrunkCall};
 
 use crate::config::Config;
 use crate::store::{Extension, ForwardKind, Store, StoreError};
@@ -32,6 +40,8 @@ pub enum Destination {
     FeatureCode(FeatureCode),
     /// `*43`: the caller hears itself, to test its phone, headset and network.
     EchoTest,
+    /// A public or emergency number: out through a trunk, the routes ranked by kentongan-lcr.
+    Trunk(TrunkCall),
 }
 
 /// The echo test's number (FreePBX's default).
@@ -98,6 +108,7 @@ impl fmt::Display for Destination {
             Destination::Conference(r) => write!(f, "conference room #{}", r.0),
             Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
             Destination::EchoTest => f.write_str("echo test"),
+            Destination::Trunk(t) => write!(f, "{} ({}) over a trunk", t.number, t.class),
         }
     }
 }
@@ -109,6 +120,19 @@ pub enum RouteError {
     NotFound(String),
     #[error("the user directory could not be read")]
     Lookup(#[from] StoreError),
+    /// A public number this caller may not dial, or that no trunk can carry now.
+    #[error("{0}")]
+    Refused(OutboundRefusal),
+}
+
+/// Who is calling out and what the trunks carry now, for [`Dialplan::resolve_call`].
+#[derive(Debug, Clone, Copy)]
+pub struct CallerContext<'a> {
+    /// The caller's `--rights` name (`None`: the default rights).
+    pub rights: Option<&'a str>,
+    pub unix_s: i64,
+    /// Calls on each trunk now, by index in `Config::trunks`.
+    pub channels_in_use: &'a [u32],
 }
 
 /// Answers "does this extension exist?"; the daemon hands in its [`Store`].
@@ -126,6 +150,8 @@ impl UserDirectory for Store {
 #[derive(Debug, Clone, Default)]
 pub struct Dialplan {
     services: HashMap<String, Destination>,
+    /// `[lcr]` and its files, when trunks are configured and the files loaded.
+    outbound: Option<Arc<Outbound>>,
 }
 
 impl Dialplan {
@@ -134,7 +160,54 @@ impl Dialplan {
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
         }
-        Dialplan { services }
+        Dialplan {
+            services,
+            outbound: None,
+        }
+    }
+
+    /// The plan with outbound calls through trunks (`None`: numbers that are not ours are 404).
+    pub fn with_outbound(mut self, outbound: Option<Outbound>) -> Dialplan {
+        self.outbound = outbound.map(Arc::new);
+        self
+    }
+
+    pub fn outbound(&self) -> Option<&Outbound> {
+        self.outbound.as_deref()
+    }
+
+    /// The destination of a call `dialled` by a caller: emergency numbers first (they go out
+    /// even if an extension had the same digits), then [`Dialplan::resolve`], then a trunk for
+    /// a public number the caller's rights allow.
+    pub fn resolve_call(
+        &self,
+        dialled: &str,
+        users: &dyn UserDirectory,
+        caller: CallerContext<'_>,
+    ) -> Result<Destination, RouteError> {
+        let trunk = |o: &Outbound| {
+            o.route(
+                dialled,
+                caller.rights,
+                caller.unix_s,
+                caller.channels_in_use,
+            )
+            .map(|r| r.map(Destination::Trunk).map_err(RouteError::Refused))
+        };
+        if let Some(o) = self.outbound.as_deref() {
+            if kentongan_lcr::number::Emergency::from_digits(dialled).is_some() {
+                if let Some(d) = trunk(o) {
+                    return d;
+                }
+            }
+        }
+        match self.resolve(dialled, users) {
+            Err(RouteError::NotFound(n)) => match self.outbound.as_deref().and_then(trunk) {
+                Some(d) => d,
+                None => Err(RouteError::NotFound(n)),
+            },
+            other => other,
+        }
     }
 
     /// The destination of `dialled` (the Request-URI's user part).
@@ -268,5 +341,69 @@ mod tests {
             p.resolve("800", &users).unwrap(),
             Destination::Conference(RoomIndex(0))
         );
+    }
+
+    fn with_trunks(p: Dialplan) -> Dialplan {
+        use kentongan_lcr::lcr::Router;
+        use kentongan_lcr::operators::OperatorTable;
+        use kentongan_lcr::rates::RateTable;
+        use kentongan_lcr::rights::RightsBook;
+        let config = Config::from_toml(
+            "[sip]\ndomain = \"pbx.local\"\n[[trunk]]\nname = \"out\"\nkind = \"provider\"\naddress = \"127.0.0.1:5091\"\n[lcr]\ncountry = \"62\"\n",
+        )
+        .unwrap();
+        let names: Vec<_> = config.trunks.iter().map(|t| t.name.clone()).collect();
+        let rates = RateTable::parse_for_trunks("out,+62,650,0,60\n", &names).unwrap();
+        let router = Router::new(
+            &rates,
+            config.trunks.iter().map(|t| t.facts()).collect(),
+            OperatorTable::indonesia().unwrap(),
+            &[],
+        )
+        .unwrap();
+        let plan = config.lcr.as_ref().unwrap().numbering_plan().unwrap();
+        p.with_outbound(Some(Outbound::new(
+            plan,
+            router,
+            RightsBook::default(),
+            0,
+            vec![None],
+        )))
+    }
+
+    #[test]
+    fn emergency_beats_an_extension_and_extensions_beat_trunks() {
+        let p = with_trunks(plan(""));
+        let users = Users(&["112", "201"]);
+        let ctx = CallerContext {
+            rights: None,
+            unix_s: 0,
+            channels_in_use: &[0],
+        };
+        match p.resolve_call("112", &users, ctx).unwrap() {
+            Destination::Trunk(t) => assert_eq!(t.number, "112"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            p.resolve_call("201", &users, ctx).unwrap(),
+            Destination::Extension(Extension("201".into()))
+        );
+        match p.resolve_call("081234567890", &users, ctx).unwrap() {
+            Destination::Trunk(t) => assert_eq!(t.number, "+6281234567890"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            p.resolve_call("006512345678", &users, ctx),
+            Err(RouteError::Refused(OutboundRefusal::Rights { .. }))
+        ));
+        // Without trunks nothing goes out: a public number is not found.
+        assert!(matches!(
+            plan("").resolve_call("081234567890", &users, ctx),
+            Err(RouteError::NotFound(_))
+        ));
+        assert!(matches!(
+            p.resolve_call("999", &users, ctx),
+            Err(RouteError::NotFound(_))
+        ));
     }
 }

@@ -17,6 +17,7 @@ use kentongan_lcr::operators::OperatorTable;
 use kentongan_lcr::rates::{RateTable, TrunkName};
 use kentongan_lcr::time::{LocalTime, Weekday};
 use kentongan_pbx::config::{Config, ListenTransport};
+use kentongan_pbx::routing::outbound::{local_time_at, posix_offset_seconds};
 
 use crate::{fail, Failure};
 
@@ -56,30 +57,57 @@ struct TrunkRow<'a> {
     max_channels: Option<u32>,
     operator: Option<&'a str>,
     caller_id: Option<&'a str>,
-    /// What the daemon last saw; outbound registration is not implemented yet, so a provider
-    /// is "not registered" and a gateway "unknown" until it is.
-    state: &'static str,
+    /// What the daemon last saw of our registration to a provider: "registered",
+    /// "registering", "failed" or "not registered" (no daemon has tried); a gateway's is
+    /// "unknown" (gateway registrations are not tracked yet).
+    state: String,
+    /// The last failure (the provider's answer, a timeout), while failed.
+    last_failure: Option<String>,
+    /// Unix seconds the registration runs out at.
+    expires_at: Option<i64>,
 }
 
 pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     let TrunkCommand::List { json } = command;
+    let states = crate::open_store(config)?
+        .trunk_states()
+        .map_err(|e| fail(e, "check `storage.database`"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let rows: Vec<TrunkRow> = config
         .trunks
         .iter()
-        .map(|t| TrunkRow {
-            name: t.name.as_str(),
-            kind: t.kind.name(),
-            address: t.address.as_deref(),
-            register: t.register,
-            username: t.username.as_deref(),
-            max_channels: t.max_channels,
-            operator: t.operator.as_ref().map(|o| o.as_str()),
-            caller_id: t.caller_id.as_deref(),
-            state: if t.register {
-                "not registered"
-            } else {
-                "unknown"
-            },
+        .map(|t| {
+            let seen = states
+                .iter()
+                .find(|s| s.name == t.name.as_str())
+                .filter(|_| t.register);
+            let (state, last_failure, expires_at) = match seen {
+                None if t.register => ("not registered".to_owned(), None, None),
+                None => ("unknown".to_owned(), None, None),
+                Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
+                    ("expired".to_owned(), None, s.expires_at)
+                }
+                Some(s) if s.state == "failed" => {
+                    ("failed".to_owned(), Some(s.detail.clone()), None)
+                }
+                Some(s) => (s.state.clone(), None, s.expires_at),
+            };
+            TrunkRow {
+                name: t.name.as_str(),
+                kind: t.kind.name(),
+                address: t.address.as_deref(),
+                register: t.register,
+                username: t.username.as_deref(),
+                max_channels: t.max_channels,
+                operator: t.operator.as_ref().map(|o| o.as_str()),
+                caller_id: t.caller_id.as_deref(),
+                state,
+                last_failure,
+                expires_at,
+            }
         })
         .collect();
     let mut out = std::io::stdout().lock();
@@ -90,6 +118,14 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     } else {
         let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\n");
         for r in &rows {
+            let state = match (&r.last_failure, r.expires_at) {
+                // The provider's reason phrase is printed as data, control characters escaped.
+                (Some(f), _) => format!("{} ({})", r.state, f.escape_debug()),
+                (None, Some(e)) if r.state == "registered" => {
+                    format!("{} (expires in {} s)", r.state, (e - now).max(0))
+                }
+                _ => r.state.clone(),
+            };
             s.push_str(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}\n",
                 r.name,
@@ -99,7 +135,7 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "unlimited".into()),
                 r.operator.unwrap_or("-"),
-                r.state
+                state
             ));
         }
         s
@@ -300,41 +336,6 @@ fn now_local() -> Result<LocalTime, Failure> {
     })
 }
 
-fn local_time_at(local_unix: i64) -> Option<LocalTime> {
-    let days = local_unix.div_euclid(86_400);
-    let secs = local_unix.rem_euclid(86_400);
-    // 1970-01-01 was a Thursday.
-    let weekday = Weekday::ALL[((days + 3).rem_euclid(7)) as usize];
-    LocalTime::new(weekday, (secs / 3600) as u8, ((secs % 3600) / 60) as u8)
-}
-
-/// The UTC offset of a TZif file's footer rule, e.g. `WIB-7` or `<+07>-7` → +25200 s.
-fn posix_offset_seconds(tzif: &str) -> Option<i64> {
-    let rule = tzif.trim_end_matches('\n').rsplit('\n').next()?.trim();
-    let rest = if let Some(r) = rule.strip_prefix('<') {
-        r.split_once('>')?.1
-    } else {
-        rule.trim_start_matches(|c: char| c.is_ascii_alphabetic())
-    };
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '+' || c == '-' || c == ':'))
-        .unwrap_or(rest.len());
-    let spec = &rest[..end];
-    if spec.is_empty() {
-        return None;
-    }
-    let (sign, digits) = match spec.as_bytes()[0] {
-        b'-' => (1, &spec[1..]),
-        b'+' => (-1, &spec[1..]),
-        _ => (-1, spec),
-    };
-    let mut parts = digits.split(':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
-    // POSIX offsets are west-positive: "WIB-7" is seven hours east of UTC.
-    Some(sign * (h * 3600 + m * 60))
-}
-
 pub fn mikrotik(
     config: &Config,
     pbx_address: Option<Ipv4Addr>,
@@ -389,32 +390,6 @@ pub fn mikrotik(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tz_rules_give_east_positive_offsets() {
-        assert_eq!(posix_offset_seconds("TZif…\nWIB-7\n"), Some(7 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\n<+07>-7\n"), Some(7 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\nWITA-8\n"), Some(8 * 3600));
-        assert_eq!(posix_offset_seconds("TZif…\nUTC0\n"), Some(0));
-        assert_eq!(
-            posix_offset_seconds("TZif…\nIST-5:30\n"),
-            Some(5 * 3600 + 1800)
-        );
-        assert_eq!(
-            posix_offset_seconds("TZif…\nEST5EDT,M3.2.0,M11.1.0\n"),
-            Some(-5 * 3600)
-        );
-    }
-
-    #[test]
-    fn unix_time_becomes_a_moment_of_the_week() {
-        // 2026-12-03 is a Thursday; 10:15 UTC.
-        assert_eq!(
-            local_time_at(1796292900),
-            LocalTime::new(Weekday::Thu, 10, 15)
-        );
-        assert_eq!(local_time_at(0).map(|t| t.weekday), Some(Weekday::Thu));
-    }
 
     #[test]
     fn at_is_parsed_or_named() {

@@ -60,12 +60,14 @@ fn backup_wipe_restore_brings_back_users_and_cdrs() {
                 &[Write::Cdr(Cdr {
                     call_id: "c1".into(),
                     caller: "100".into(),
+                    caller_name: String::new(),
                     callee: "101".into(),
                     start_ms: 1000,
                     answer_ms: Some(2000),
                     end_ms: 5000,
                     duration_s: 3.0,
                     disposition: "answered".into(),
+                    outbound: None,
                 })],
                 5000,
             )

@@ -395,6 +395,46 @@ pub fn respond(
     }
 }
 
+/// Client side of a 401 or 407 (RFC 3261 §22.2–22.3): the header to add to the request
+/// sent again, `Authorization` for a 401's `WWW-Authenticate`, `Proxy-Authorization` for a
+/// 407's `Proxy-Authenticate`, answering the first Digest challenge we can (SHA-256 preferred
+/// over MD5 when both are offered, RFC 8760 §2.4). `None` when the response is no challenge or
+/// offers nothing we can answer. `cnonce` is fresh randomness from the caller.
+pub fn authorize(
+    challenged: &crate::message::Response,
+    username: &str,
+    password: &str,
+    method: &Method,
+    uri: &str,
+    cnonce: &str,
+) -> Option<(HeaderName, Credentials)> {
+    let (challenge_header, answer_header) = match challenged.status.0 {
+        401 => (HeaderName::WwwAuthenticate, HeaderName::Authorization),
+        407 => (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        ),
+        _ => return None,
+    };
+    let challenges: Vec<Challenge> = challenged
+        .headers
+        .get_all(&challenge_header)
+        .filter(|v| {
+            v.as_str()
+                .trim_start()
+                .get(..6)
+                .is_some_and(|s| s.eq_ignore_ascii_case("digest"))
+        })
+        .filter_map(|v| Challenge::parse(v.as_str()).ok())
+        .collect();
+    let chosen = challenges
+        .iter()
+        .find(|c| c.algorithm == Algorithm::Sha256)
+        .or_else(|| challenges.first())?;
+    let creds = respond(chosen, username, password, method, uri, cnonce, 1);
+    Some((answer_header, creds))
+}
+
 /// What the server stores per user: HA1 for each algorithm it offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredHa1 {
@@ -653,6 +693,94 @@ fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn challenged(status: u16, header: HeaderName, values: &[&str]) -> crate::message::Response {
+        let mut r = crate::message::Response::new(crate::message::StatusCode(status));
+        for v in values {
+            r.headers.push(header.clone(), *v);
+        }
+        r
+    }
+
+    #[test]
+    fn authorize_answers_a_proxy_challenge_in_proxy_authorization() {
+        let r = challenged(
+            407,
+            HeaderName::ProxyAuthenticate,
+            &["Digest realm=\"provider.example\", nonce=\"abc123\", qop=\"auth\""],
+        );
+        let (name, creds) = authorize(
+            &r,
+            "office1",
+            "s3cret",
+            &Method::Invite,
+            "sip:+6281234567890@provider.example",
+            "c0ffee",
+        )
+        .unwrap();
+        assert_eq!(name, HeaderName::ProxyAuthorization);
+        assert_eq!(creds.realm, "provider.example");
+        assert_eq!(creds.nc, Some(1));
+        // The same digest the server side would compute from the password.
+        let h1 = ha1(Algorithm::Md5, "office1", "provider.example", "s3cret");
+        let want = response_digest(
+            Algorithm::Md5,
+            &h1,
+            "abc123",
+            Some(1),
+            Some("c0ffee"),
+            Some("auth"),
+            "INVITE",
+            "sip:+6281234567890@provider.example",
+        );
+        assert_eq!(creds.response, want);
+        let text = creds.to_string();
+        assert!(text.starts_with("Digest username=\"office1\""), "{text}");
+        assert!(text.contains("nc=00000001"), "{text}");
+    }
+
+    #[test]
+    fn authorize_uses_authorization_for_401_and_prefers_sha256() {
+        let r = challenged(
+            401,
+            HeaderName::WwwAuthenticate,
+            &[
+                "Digest realm=\"r\", nonce=\"n1\", algorithm=MD5",
+                "Digest realm=\"r\", nonce=\"n2\", algorithm=SHA-256",
+            ],
+        );
+        let (name, creds) = authorize(&r, "u", "p", &Method::Register, "sip:r", "x").unwrap();
+        assert_eq!(name, HeaderName::Authorization);
+        assert_eq!(creds.algorithm, Algorithm::Sha256);
+        assert_eq!(creds.nonce, "n2");
+        // Without qop (RFC 2069 compatibility) there is no cnonce or nc.
+        assert_eq!(creds.qop, None);
+        assert_eq!(creds.nc, None);
+    }
+
+    #[test]
+    fn authorize_refuses_what_is_no_digest_challenge() {
+        let basic = challenged(401, HeaderName::WwwAuthenticate, &["Basic realm=\"r\""]);
+        assert!(authorize(&basic, "u", "p", &Method::Invite, "sip:x", "c").is_none());
+        let wrong_header = challenged(
+            407,
+            HeaderName::WwwAuthenticate,
+            &["Digest realm=\"r\", nonce=\"n\""],
+        );
+        assert!(authorize(&wrong_header, "u", "p", &Method::Invite, "sip:x", "c").is_none());
+        let unknown_alg = challenged(
+            401,
+            HeaderName::WwwAuthenticate,
+            &["Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"],
+        );
+        assert!(authorize(&unknown_alg, "u", "p", &Method::Invite, "sip:x", "c").is_none());
+        let not_a_challenge = challenged(
+            403,
+            HeaderName::WwwAuthenticate,
+            &["Digest realm=\"r\", nonce=\"n\""],
+        );
+        assert!(authorize(&not_a_challenge, "u", "p", &Method::Invite, "sip:x", "c").is_none());
+    }
 
     #[test]
     fn rfc2617_md5_vector() {

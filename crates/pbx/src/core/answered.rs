@@ -411,6 +411,7 @@ impl Pbx {
             end_ms: clock.unix_ms,
             duration_s,
             disposition: disposition.to_owned(),
+            outbound: None,
         }));
         self.update_gauges();
     }

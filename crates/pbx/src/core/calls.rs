@@ -140,6 +140,8 @@ pub(super) struct Call {
     pub(super) on_busy: Option<Extension>,
     /// Where it goes if nobody answers by the instant given.
     pub(super) on_no_answer: Option<(Instant, Extension)>,
+    /// A call out through a trunk: its routes and the one being tried.
+    pub(super) trunk: Option<super::trunk_calls::TrunkLeg>,
 }
 
 impl Call {
@@ -186,6 +188,29 @@ impl Pbx {
             }));
             return;
         }
+        let callee_v6 = contacts[0].source.is_ipv6();
+        let Some(key) = self.start_call(clock, tx, from, req, caller, callee, callee_v6, visited)
+        else {
+            return;
+        };
+        self.fork_to(clock, key, ring);
+    }
+
+    /// Sets up a call for a caller's INVITE: relayed media for each m= line of the offer and
+    /// the call's state, with nothing sent to the callee side yet. `None`: refused (answered).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_call(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+        caller: Extension,
+        callee: Extension,
+        callee_v6: bool,
+        visited: Visited,
+    ) -> Option<CallKey> {
+        let call_id = req.headers.call_id().unwrap_or("").to_owned();
         // Media: one relayed stream per m= line of the offer.
         let offer = if req.body.is_empty() {
             None
@@ -194,11 +219,10 @@ impl Pbx {
                 Ok(s) => Some(s),
                 Err(_) => {
                     self.reply(clock, tx, &req, StatusCode::NOT_ACCEPTABLE_HERE);
-                    return;
+                    return None;
                 }
             }
         };
-        let callee_v6 = contacts[0].source.is_ipv6();
         let mut media = Vec::new();
         if let Some(offer) = &offer {
             for (i, m) in offer.media.iter().enumerate() {
@@ -219,7 +243,7 @@ impl Pbx {
                             self.relay.release(s);
                         }
                         self.reply(clock, tx, &req, StatusCode::SERVICE_UNAVAILABLE);
-                        return;
+                        return None;
                     }
                 }
             }
@@ -266,11 +290,12 @@ impl Pbx {
             visited,
             on_busy: None,
             on_no_answer: None,
+            trunk: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
         self.calls.insert(key, call);
-        self.fork_to(clock, key, ring);
+        Some(key)
     }
 
     /// Sends the call's INVITE to every registered phone of `ring.ext` (the extension dialled,
@@ -417,6 +442,11 @@ impl Pbx {
         tx: TxId,
         resp: Response,
     ) {
+        if self.calls.get(&key).is_some_and(|c| c.trunk.is_some())
+            && self.on_trunk_response(clock, key, tx, &resp)
+        {
+            return;
+        }
         let status = resp.status;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -458,7 +488,8 @@ impl Pbx {
                             .as_deref()
                             == Some(d.id.remote_tag.as_str())
                     });
-                let ack = call.callee_dialog.as_ref().map(|d| d.ack(1));
+                let seq = request.headers.cseq().map(|c| c.seq).unwrap_or(1);
+                let ack = call.callee_dialog.as_ref().map(|d| d.ack(seq));
                 if winner {
                     if let Some(mut ack) = ack {
                         self.add_via(&mut ack, peer);
@@ -477,7 +508,9 @@ impl Pbx {
                 self.ack_and_bye(clock, &request, &resp, peer);
                 return;
             };
-            let mut ack = dialog.ack(1);
+            // An INVITE sent again with credentials has a higher CSeq; its ACK carries the same.
+            let seq = request.headers.cseq().map(|c| c.seq).unwrap_or(1);
+            let mut ack = dialog.ack(seq);
             call.callee_dialog = Some(dialog);
             call.callee_peer = Some(peer);
             call.answer_ms = Some(clock.unix_ms);
@@ -659,6 +692,7 @@ impl Pbx {
             .filter(|(_, c)| !c.answered() && c.ring_deadline <= clock.now)
             .map(|(k, _)| *k)
             .collect();
+        self.expire_trunk_attempts(clock);
         for key in unanswered {
             info!(call = key, "no answer; cancelling the ringing phones");
             self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
@@ -686,6 +720,10 @@ impl Pbx {
         } else {
             disposition
         };
+        let outbound = call
+            .trunk
+            .as_ref()
+            .map(|t| t.cdr(&self.config, call.answer_ms.map(|_| duration_s)));
         info!(call = key, caller = %call.caller, callee = %call.callee, disposition, duration_s, "call ended");
         self.writes.push(Write::EndLiveCall(call.call_id.clone()));
         self.writes.push(Write::Cdr(Cdr {
@@ -698,8 +736,12 @@ impl Pbx {
             end_ms: clock.unix_ms,
             duration_s,
             disposition: disposition.to_owned(),
+            outbound,
         }));
         self.update_gauges();
+        if call.trunk.is_some() {
+            self.update_trunk_gauges();
+        }
     }
 }
 

@@ -390,7 +390,10 @@ mod tests {
         assert!(ended.contains("sip:203@pbx.local"), "{ended}");
         snap.presence = Some((Basic::Closed, Some("Do not disturb")));
         let p = String::from_utf8_lossy(&body("pbx.local", "202", &snap, 0)).into_owned();
-        assert!(p.contains("<basic>closed</basic>") && p.contains("Do not disturb"), "{p}");
+        assert!(
+            p.contains("<basic>closed</basic>") && p.contains("Do not disturb"),
+            "{p}"
+        );
     }
 
     #[test]

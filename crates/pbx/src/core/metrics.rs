@@ -1,7 +1,7 @@
 //! Counters and gauges for `/metrics`, shared with the daemon's HTTP task.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::media::{Direction, EngineStats, MediaKind, RelayStats};
 
@@ -22,6 +22,19 @@ pub struct Metrics {
     pub engine: Arc<EngineStats>,
     pub conference_rooms: AtomicU64,
     pub conference_members: AtomicU64,
+    /// Per `[[trunk]]`, in configuration order; changed only when trunk calls or
+    /// registrations change (never on the per-REGISTER path).
+    pub trunks: Mutex<Vec<TrunkGauges>>,
+}
+
+/// One trunk's gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrunkGauges {
+    /// A `[[trunk]]` name (letters, digits and `-`: safe as a label value).
+    pub name: String,
+    pub channels_in_use: u64,
+    /// `Some` for trunks we register to: whether the registration is current.
+    pub registered: Option<bool>,
 }
 
 impl Metrics {
@@ -53,6 +66,38 @@ impl Metrics {
         ) + &self.render_media()
             + &self.render_engine()
             + &self.render_firewall()
+            + &self.render_trunks()
+    }
+
+    fn render_trunks(&self) -> String {
+        let trunks = self.trunks.lock().map(|t| t.clone()).unwrap_or_default();
+        if trunks.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "# HELP kentongan_trunk_channels_in_use Calls on each trunk, answered or being set up.\n\
+             # TYPE kentongan_trunk_channels_in_use gauge\n",
+        );
+        for t in &trunks {
+            s.push_str(&format!(
+                "kentongan_trunk_channels_in_use{{trunk=\"{}\"}} {}\n",
+                t.name, t.channels_in_use
+            ));
+        }
+        s.push_str(
+            "# HELP kentongan_trunk_registered Our registration to a provider trunk is current (1) or not (0).\n\
+             # TYPE kentongan_trunk_registered gauge\n",
+        );
+        for t in &trunks {
+            if let Some(r) = t.registered {
+                s.push_str(&format!(
+                    "kentongan_trunk_registered{{trunk=\"{}\"}} {}\n",
+                    t.name,
+                    u8::from(r)
+                ));
+            }
+        }
+        s
     }
 
     fn render_firewall(&self) -> String {

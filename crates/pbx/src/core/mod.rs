@@ -28,6 +28,8 @@ mod metrics;
 mod registrar;
 #[cfg(test)]
 mod tests;
+mod trunk_calls;
+mod trunk_register;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -47,14 +49,16 @@ use crate::config::{Config, ListenTransport};
 use crate::media::moh::MusicOnHold;
 use crate::media::{EngineHost, Relay};
 use crate::prompts::PromptCache;
-use crate::routing::{Destination, Dialplan, RouteError};
+use crate::routing::outbound::OutboundRefusal;
+use crate::routing::{CallerContext, Destination, Dialplan, RouteError};
 use crate::store::{
-    CallSettings, ConferenceWrite, Extension, Store, StoreError, StoredMessage, Write,
+    CallSettings, Cdr, ConferenceWrite, Extension, OutboundCdr, Store, StoreError, StoredMessage,
+    Write,
 };
 
 use addressing::finish_response;
 use calls::{Call, CallKey, Side};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, TrunkGauges};
 pub use registrar::{Contact, Registry};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
@@ -93,6 +97,10 @@ enum TxUse {
     Message {
         id: i64,
         recipient: Extension,
+    },
+    /// A REGISTER to a provider trunk (index into `Pbx::trunk_regs`).
+    TrunkRegister {
+        reg: usize,
     },
     Other,
 }
@@ -147,6 +155,8 @@ pub struct Pbx {
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
+    /// Our registrations to `register = true` provider trunks.
+    trunk_regs: Vec<trunk_register::TrunkRegistration>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -206,7 +216,7 @@ impl Pbx {
             .first()
             .map(|l| l.addr)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
-        let ep = Endpoint::new(EpConfig::new(local, seed));
+        let mut ep = Endpoint::new(EpConfig::new(local, seed));
         let digest = DigestServer::new(&config.domain, &secret, clock.now);
         let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
         let next_message_id = store.max_message_id()? + 1;
@@ -223,7 +233,11 @@ impl Pbx {
                 .or_default()
                 .push(msg);
         }
-        let dialplan = Dialplan::new(&config);
+        let dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        let trunk_regs =
+            trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
+                (ep.new_call_id(), ep.new_tag())
+            });
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
         let moh = MusicOnHold::new(&config.music_on_hold);
@@ -260,7 +274,9 @@ impl Pbx {
             ha1_cache: HashMap::new(),
             mailboxes,
             settings: HashMap::new(),
+            trunk_regs,
         };
+        pbx.reset_trunk_gauges();
         pbx.load_settings()?;
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
@@ -301,7 +317,7 @@ impl Pbx {
         if config.firewall != self.config.firewall {
             self.shield.set_policy(config.firewall.clone());
         }
-        self.dialplan = Dialplan::new(&config);
+        self.dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
         }
@@ -309,6 +325,14 @@ impl Pbx {
             self.moh = MusicOnHold::new(&config.music_on_hold);
         }
         self.config = config;
+        self.reset_trunk_gauges();
+        // Registered anew: the trunks, their addresses or credentials may have changed.
+        self.trunk_regs = trunk_register::registrations(
+            &self.config,
+            self.dialplan.outbound(),
+            clock.now,
+            || (self.ep.new_call_id(), self.ep.new_tag()),
+        );
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
             self.firewall.push(FirewallOp::Reload {
@@ -373,6 +397,7 @@ impl Pbx {
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
+            self.drive_trunk_registrations(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
                 .bans_active
@@ -465,8 +490,12 @@ impl Pbx {
                 }
                 SipEvent::Terminated { tx } => {
                     self.server_invites.remove(&tx);
-                    if let Some(TxUse::Other | TxUse::Message { .. } | TxUse::Notify { .. }) =
-                        self.client_txs.get(&tx)
+                    if let Some(
+                        TxUse::Other
+                        | TxUse::Message { .. }
+                        | TxUse::TrunkRegister { .. }
+                        | TxUse::Notify { .. },
+                    ) = self.client_txs.get(&tx)
                     {
                         self.client_txs.remove(&tx);
                     }
@@ -538,7 +567,50 @@ impl Pbx {
             return;
         };
         let dialled = req.uri.user().unwrap_or("").to_owned();
-        match self.dialplan.resolve(&dialled, &self.store) {
+        let channels = self.trunk_channels();
+        // An unreadable rights name falls back to the default rights, never to more.
+        let rights = self.store.user_rights(&caller).ok().flatten();
+        let context = CallerContext {
+            rights: rights.as_deref(),
+            unix_s: clock.unix_s(),
+            channels_in_use: &channels,
+        };
+        match self.dialplan.resolve_call(&dialled, &self.store, context) {
+            Ok(Destination::Trunk(call)) => {
+                self.call_trunk(clock, tx, from, req, caller, dialled, call)
+            }
+            Err(RouteError::Refused(refusal)) => {
+                info!(%caller, dialled = %dialled.escape_debug(), reason = %refusal, "outbound call refused");
+                let (status, phrase, disposition) = match &refusal {
+                    OutboundRefusal::Rights { denied, .. } => (
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "Forbidden: {} calls not allowed for this extension",
+                            denied.class
+                        ),
+                        "refused",
+                    ),
+                    OutboundRefusal::NoRoute { .. } => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service Unavailable: no trunk free for this number".to_owned(),
+                        "failed",
+                    ),
+                };
+                let mut r = Response::for_request(&req, status, Some(&self.ep.new_tag()));
+                r.reason = phrase;
+                self.respond(clock, tx, r);
+                let call_id = req.headers.call_id().unwrap_or("").to_owned();
+                let mut cdr = Cdr::refused(call_id, caller.0, dialled, clock.unix_ms, disposition);
+                if let OutboundRefusal::Rights { denied, number } = &refusal {
+                    cdr.outbound = Some(OutboundCdr {
+                        trunk: None,
+                        number: number.clone(),
+                        class: denied.class.name().to_owned(),
+                        cost: None,
+                    });
+                }
+                self.writes.push(Write::Cdr(cdr));
+            }
             Ok(Destination::Extension(callee)) => {
                 self.call_extension(clock, tx, from, req, caller, callee)
             }
@@ -604,6 +676,10 @@ impl Pbx {
                 }
                 self.on_notify_response(&resp);
             }
+            TxUse::TrunkRegister { reg } => {
+                let reg = *reg;
+                self.on_register_response(clock, reg, tx, &resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -617,6 +693,7 @@ impl Pbx {
                 self.on_fork_response(clock, call, tx, r);
             }
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
+            Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

@@ -71,6 +71,11 @@ struct Rig {
 
 impl Rig {
     fn new(name: &str) -> Rig {
+        Rig::with(name, |_| String::new())
+    }
+
+    /// [`Rig::new`] with more configuration, written knowing the rig's folder.
+    fn with(name: &str, extra: impl Fn(&std::path::Path) -> String) -> Rig {
         let dir =
             std::env::temp_dir().join(format!("kentongan-pbx-core-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -79,8 +84,9 @@ impl Rig {
         let config = Config::from_toml(&format!(
             "[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
              [rtp]\nports = \"40000-40099\"\n[storage]\ndatabase = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n",
-            db.display()
+             [metrics]\nlisten = \"127.0.0.1:0\"\n{}",
+            db.display(),
+            extra(&dir)
         ))
         .unwrap();
         let store = Store::open(&db).unwrap();
@@ -373,4 +379,132 @@ fn an_unanswered_call_moves_to_the_no_answer_forward_after_its_time() {
             .any(|s| matches!(s, 200 | 408 | 480 | 486 | 487)),
         "the caller keeps ringing: {to_caller:?}"
     );
+}
+
+/// 201 (rights: 1 minute) calls a mobile number; the trunk at 192.0.2.50 challenges the INVITE
+/// and answers the one with credentials. Returns the rig and the answered INVITE.
+fn trunk_call_rig() -> (Rig, Request) {
+    let mut b = Rig::with("trunk", |dir| {
+        let rates = dir.join("rates.csv");
+        std::fs::write(&rates, "out,+62,650,0,60\n").unwrap();
+        format!(
+            "[[trunk]]\nname = \"out\"\nkind = \"provider\"\naddress = \"192.0.2.50:5060\"\n\
+             username = \"office1\"\npassword = \"trunk-pw\"\ncaller_id = \"+62215550100\"\n\
+             [lcr]\nrates = \"{}\"\ncountry = \"62\"\n\
+             [[calling_rights]]\nname = \"short\"\nallow = [\"mobile\"]\nmax_call_minutes = 1\n",
+            rates.display()
+        )
+    });
+    b.pbx
+        .store
+        .set_user_rights(&Extension("201".into()), Some("short"))
+        .unwrap();
+    let trunk: SocketAddr = "192.0.2.50:5060".parse().unwrap();
+    let sent = b.send("201", "INVITE", "081234567890", "Content-Length: 0\r\n\r\n");
+    let first = requests_to(&sent, trunk, "INVITE");
+    assert_eq!(first.len(), 1, "the INVITE goes to the trunk");
+    assert_eq!(
+        first[0].uri.to_string(),
+        "sip:+6281234567890@192.0.2.50:5060"
+    );
+    assert!(first[0]
+        .headers
+        .get_str(&HeaderName::From)
+        .unwrap()
+        .starts_with("<sip:+62215550100@192.0.2.50>"));
+    let mut challenge = Response::for_request(&first[0], StatusCode(407), Some("p1"));
+    challenge.headers.push(
+        HeaderName::ProxyAuthenticate,
+        "Digest realm=\"provider\", nonce=\"n1\", qop=\"auth\"",
+    );
+    b.pbx
+        .handle_datagram_bytes(b.clock, trunk, challenge.to_bytes());
+    let sent = drain(&mut b);
+    assert_eq!(
+        requests_to(&sent, trunk, "ACK").len(),
+        1,
+        "the 407 is ACKed"
+    );
+    let second = requests_to(&sent, trunk, "INVITE");
+    assert_eq!(second.len(), 1, "sent again with credentials");
+    assert_eq!(second[0].headers.cseq().unwrap().seq, 2);
+    let creds = kentongan_sip::auth::Credentials::parse(
+        second[0]
+            .headers
+            .get_str(&HeaderName::ProxyAuthorization)
+            .unwrap(),
+    )
+    .unwrap();
+    let want = kentongan_sip::auth::respond(
+        &kentongan_sip::auth::Challenge::parse(
+            "Digest realm=\"provider\", nonce=\"n1\", qop=\"auth\"",
+        )
+        .unwrap(),
+        "office1",
+        "trunk-pw",
+        &Method::Invite,
+        &second[0].uri.to_string(),
+        creds.cnonce.as_deref().unwrap(),
+        1,
+    );
+    assert_eq!(creds, want);
+    let mut ok = Response::for_request(&second[0], StatusCode::OK, Some("p2"));
+    ok.headers
+        .push(HeaderName::Contact, "<sip:provider@192.0.2.50:5060>");
+    b.pbx.handle_datagram_bytes(b.clock, trunk, ok.to_bytes());
+    (b, second[0].clone())
+}
+
+#[test]
+fn a_trunk_call_is_authenticated_acked_with_its_cseq_and_cut_at_max_call_minutes() {
+    let (mut b, _invite) = trunk_call_rig();
+    let trunk: SocketAddr = "192.0.2.50:5060".parse().unwrap();
+    let sent = drain(&mut b);
+    let acks = requests_to(&sent, trunk, "ACK");
+    assert_eq!(acks.len(), 1, "the 2xx is ACKed");
+    assert_eq!(
+        acks[0].headers.cseq().unwrap().seq,
+        2,
+        "with the INVITE's CSeq"
+    );
+    let answer = sent
+        .iter()
+        .filter(|t| t.to == Rig::phone("201"))
+        .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+        .find(|r| r.status.0 == 200)
+        .expect("201 gets the 200");
+    // 201's phone ACKs it, so the 2xx stops being resent.
+    let ack = format!(
+        "ACK sip:pbx@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKack\r\n\
+         Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\n\
+         Content-Length: 0\r\n\r\n",
+        Rig::phone("201"),
+        answer.headers.get_str(&HeaderName::From).unwrap(),
+        answer.headers.get_str(&HeaderName::To).unwrap(),
+        answer.headers.call_id().unwrap(),
+        answer.headers.cseq().unwrap().seq
+    );
+    b.pbx
+        .handle_datagram_bytes(b.clock, Rig::phone("201"), Bytes::from(ack));
+    drain(&mut b);
+    // 59 s in: still up. Past a minute: BYE to both sides, and the CDR is costed.
+    b.clock.now += Duration::from_secs(59);
+    b.clock.unix_ms += 59_000;
+    b.pbx.handle_timeout(b.clock);
+    let sent = drain(&mut b);
+    assert!(requests_to(&sent, trunk, "BYE").is_empty());
+    b.clock.now += Duration::from_secs(2);
+    b.clock.unix_ms += 2_000;
+    b.pbx.handle_timeout(b.clock);
+    let sent = drain(&mut b);
+    assert_eq!(requests_to(&sent, trunk, "BYE").len(), 1);
+    assert_eq!(requests_to(&sent, Rig::phone("201"), "BYE").len(), 1);
+    assert!(b.pbx.calls.is_empty());
+    b.pbx.flush(b.clock).unwrap();
+    let cdr = b.pbx.store.cdrs().unwrap().pop().unwrap();
+    let out = cdr.outbound.unwrap();
+    assert_eq!(out.trunk.as_deref(), Some("out"));
+    assert_eq!(out.number, "+6281234567890");
+    // 61 s billed by the minute: two minutes at 650.
+    assert_eq!(out.cost.map(|m| m.to_string()).as_deref(), Some("1300.00"));
 }

@@ -14,13 +14,18 @@ use serde::Serialize;
 
 use kentongan_sip::auth::StoredHa1;
 
+mod cdr;
 mod conference;
+mod rights;
 mod settings;
+mod trunks;
 mod web;
 
 use crate::admins::{Admin, AdminName, Role};
+pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
+pub use trunks::TrunkState;
 pub use web::{CdrFilter, CdrOrder};
 
 /// A storage failure.
@@ -98,45 +103,6 @@ pub struct StoredMessage {
     pub body: Vec<u8>,
 }
 
-/// One call attempt, written when the call ends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cdr {
-    pub call_id: String,
-    pub caller: String,
-    /// The display name the caller's phone put in From (SIP-sourced: escape where rendered).
-    pub caller_name: String,
-    pub callee: String,
-    /// Unix milliseconds.
-    pub start_ms: i64,
-    pub answer_ms: Option<i64>,
-    pub end_ms: i64,
-    pub duration_s: f64,
-    pub disposition: String,
-}
-
-impl Cdr {
-    /// A call refused before anything rang: it starts and ends at `now_ms`.
-    pub fn refused(
-        call_id: String,
-        caller: String,
-        callee: String,
-        now_ms: i64,
-        disposition: &str,
-    ) -> Cdr {
-        Cdr {
-            call_id,
-            caller,
-            caller_name: String::new(),
-            callee,
-            start_ms: now_ms,
-            answer_ms: None,
-            end_ms: now_ms,
-            duration_s: 0.0,
-            disposition: disposition.into(),
-        }
-    }
-}
-
 /// A call in progress, as mirrored for `kentongan-pbx calls`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveCall {
@@ -170,6 +136,8 @@ pub enum Write {
     Conference(ConferenceWrite),
     /// A phone changed its forwarding or DND with a feature code.
     Settings(SettingsWrite),
+    /// A trunk's outbound registration changed state.
+    TrunkState(TrunkState),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -296,9 +264,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        rights::migrate(&conn).map_err(open_err)?;
+        cdr::migrate_cdr(&conn).map_err(open_err)?;
         migrate_registrations(&conn).map_err(open_err)?;
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
+        conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
         web::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
@@ -628,8 +599,8 @@ impl Store {
                 Write::Cdr(c) => {
                     tx.prepare_cached(
                         "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms,
-                         duration_s, disposition, caller_name)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         duration_s, disposition, trunk, number, class, cost, caller_name)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     )?
                     .execute(params![
                         c.call_id,
@@ -640,7 +611,14 @@ impl Store {
                         c.end_ms,
                         c.duration_s,
                         c.disposition,
-                        c.caller_name
+                        c.outbound.as_ref().and_then(|o| o.trunk.as_deref()),
+                        c.outbound.as_ref().map(|o| o.number.as_str()),
+                        c.outbound.as_ref().map(|o| o.class.as_str()),
+                        c.outbound
+                            .as_ref()
+                            .and_then(|o| o.cost)
+                            .map(|m| m.ten_thousandths()),
+                        c.caller_name,
                     ])?;
                 }
                 Write::LiveCall(l) => {
@@ -665,6 +643,7 @@ impl Store {
                 Write::Ban(b) => Store::upsert_ban(tx, b)?,
                 Write::Conference(c) => conference::apply(tx, c)?,
                 Write::Settings(w) => settings::apply(tx, w)?,
+                Write::TrunkState(t) => trunks::apply(tx, t)?,
             }
         }
         Ok(())
@@ -765,27 +744,6 @@ impl Store {
                 start_ms: r.get(3)?,
                 answer_ms: r.get(4)?,
                 state: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition,
-             caller_name FROM cdr ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(Cdr {
-                call_id: r.get(0)?,
-                caller: r.get(1)?,
-                caller_name: r.get(8)?,
-                callee: r.get(2)?,
-                start_ms: r.get(3)?,
-                answer_ms: r.get(4)?,
-                end_ms: r.get(5)?,
-                duration_s: r.get(6)?,
-                disposition: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

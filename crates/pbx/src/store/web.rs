@@ -94,26 +94,14 @@ impl Store {
         )?;
         let dir = if f.descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition,
-             caller_name FROM cdr {filter} ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}",
+            "SELECT {} FROM cdr {filter} ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}",
+            super::cdr::CDR_COLUMNS,
             f.order.column(),
             f.limit,
             f.offset
         );
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(args.iter()), |r| {
-            Ok(Cdr {
-                call_id: r.get(0)?,
-                caller: r.get(1)?,
-                caller_name: r.get(8)?,
-                callee: r.get(2)?,
-                start_ms: r.get(3)?,
-                answer_ms: r.get(4)?,
-                end_ms: r.get(5)?,
-                duration_s: r.get(6)?,
-                disposition: r.get(7)?,
-            })
-        })?;
+        let rows = st.query_map(params_from_iter(args.iter()), super::cdr::cdr_row)?;
         Ok((rows.collect::<Result<_, _>>()?, total.max(0) as u64))
     }
 

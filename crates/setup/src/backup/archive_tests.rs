@@ -32,16 +32,13 @@ impl Runner for Recorder {
 }
 
 fn cdr(n: i64) -> Cdr {
-    Cdr {
-        call_id: format!("call-{n}"),
-        caller: "100".into(),
-        callee: "101".into(),
-        start_ms: n,
-        answer_ms: None,
-        end_ms: n + 1,
-        duration_s: 0.0,
-        disposition: "no-answer".into(),
-    }
+    Cdr::refused(
+        format!("call-{n}"),
+        "100".into(),
+        "101".into(),
+        n,
+        "no-answer",
+    )
 }
 
 /// An appliance root with a config, a TLS key, a database with a user and a CDR, and a
