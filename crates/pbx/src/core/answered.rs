@@ -338,7 +338,9 @@ impl Pbx {
                         self.mirror_member(leg);
                     }
                 }
-                crate::media::MediaEvent::ActiveSpeaker { .. } => {}
+                // No application records yet.
+                crate::media::MediaEvent::ActiveSpeaker { .. }
+                | crate::media::MediaEvent::Recorded { .. } => {}
             }
         }
     }
