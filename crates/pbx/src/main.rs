@@ -21,6 +21,7 @@
 //! kentongan-pbx --config FILE trunk list [--json]
 //! kentongan-pbx --config FILE lcr explain 081234567890 [--at "mon 10:00"] [--json] | lcr import rates.csv
 //! kentongan-pbx --config FILE mikrotik-script [--pbx-address IP] [--wan-list WAN]
+//! kentongan-pbx --config FILE voicemail list 201 [--json] | voicemail play 201 ID --out F.wav | voicemail delete 201 ID
 //! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
 //! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
@@ -38,6 +39,7 @@ use std::process::ExitCode;
 mod conference_cli;
 mod settings_cli;
 mod trunk_cli;
+mod voicemail_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -128,6 +130,11 @@ enum Command {
         /// The router's interface list facing the Internet.
         #[arg(long, default_value = "WAN")]
         wan_list: String,
+    },
+    /// Voicemail: `voicemail list 201 [--json]`, `play 201 ID --out F.wav`, `delete 201 ID`.
+    Voicemail {
+        #[command(subcommand)]
+        command: voicemail_cli::VoicemailCommand,
     },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
@@ -463,6 +470,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("{report}");
         }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
+        Command::Voicemail { command } => voicemail_cli::run(&config, command)?,
     }
     Ok(())
 }

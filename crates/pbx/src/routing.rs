@@ -32,6 +32,21 @@ pub enum Destination {
     FeatureCode(FeatureCode),
     /// `*43`: the caller hears itself, to test its phone, headset and network.
     EchoTest,
+    /// Leave a message in an extension's mailbox (where a call the extension did not take
+    /// ends when `[voicemail]` is on).
+    Voicemail {
+        mailbox: Extension,
+        greeting: VoicemailGreeting,
+    },
+}
+
+/// Which greeting a caller reaching voicemail hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoicemailGreeting {
+    /// The extension is busy (in a call, DND, or a phone answered busy).
+    Busy,
+    /// Nobody answered in time, or no phone is registered.
+    Unavailable,
 }
 
 /// The echo test's number (FreePBX's default).
@@ -98,6 +113,7 @@ impl fmt::Display for Destination {
             Destination::Conference(r) => write!(f, "conference room #{}", r.0),
             Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
             Destination::EchoTest => f.write_str("echo test"),
+            Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
         }
     }
 }

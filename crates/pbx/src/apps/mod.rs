@@ -7,6 +7,7 @@
 pub mod conference;
 pub mod echo;
 pub mod features;
+pub mod voicemail;
 
 use kentongan_engine::LegId;
 
@@ -55,6 +56,17 @@ pub enum Action {
     },
     /// Hang up once everything queued for the leg has played.
     HangUpAfterPrompts {
+        leg: LegId,
+    },
+    /// Once everything queued has played, record what the leg sends (the engine ends it
+    /// after `max`, or after `silence` without speech).
+    RecordAfterPrompts {
+        leg: LegId,
+        max: std::time::Duration,
+        silence: std::time::Duration,
+    },
+    /// End the leg's recording now (the recorded message is then stored).
+    StopRecording {
         leg: LegId,
     },
 }

@@ -26,6 +26,7 @@ mod metrics;
 mod registrar;
 #[cfg(test)]
 mod tests;
+mod voicemail;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -133,6 +134,8 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// Prompts in `[voicemail] language` (None when voicemail is off).
+    vm_prompts: Option<PromptCache>,
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
@@ -215,12 +218,15 @@ impl Pbx {
         let dialplan = Dialplan::new(&config);
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
+        let vm_prompts = voicemail::prompt_cache(&config);
+        voicemail::clean_at_start(&store, &config);
         // Rooms of a previous run are empty now.
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
             engine,
             apps: answered::Apps::default(),
             prompts,
+            vm_prompts,
             dialplan,
             config,
             ep,
@@ -290,6 +296,9 @@ impl Pbx {
         self.dialplan = Dialplan::new(&config);
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
+        }
+        if config.prompts != self.config.prompts || config.voicemail != self.config.voicemail {
+            self.vm_prompts = voicemail::prompt_cache(&config);
         }
         self.config = config;
         if firewall_changed {
@@ -521,6 +530,14 @@ impl Pbx {
             Ok(Destination::EchoTest) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Echo)
             }
+            Ok(Destination::Voicemail { mailbox, greeting }) => self.answer_with_app(
+                clock,
+                tx,
+                from,
+                req,
+                caller,
+                answered::App::Voicemail { mailbox, greeting },
+            ),
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();
                 self.answer_with_app(

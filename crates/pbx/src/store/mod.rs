@@ -16,9 +16,11 @@ use kentongan_sip::auth::StoredHa1;
 
 mod conference;
 mod settings;
+mod voicemail;
 use crate::admins::{Admin, AdminName, Role};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
+pub use voicemail::{voicemail_root, write_message, VoicemailMessage, VoicemailWrite};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +166,8 @@ pub enum Write {
     Conference(ConferenceWrite),
     /// A phone changed its forwarding or DND with a feature code.
     Settings(SettingsWrite),
+    /// A voicemail message stored (its file already in place), listened to, or deleted.
+    Voicemail(VoicemailWrite),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -294,6 +298,7 @@ impl Store {
         conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
+        conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
         Ok(Store { conn })
     }
 
@@ -656,6 +661,7 @@ impl Store {
                 Write::Ban(b) => Store::upsert_ban(tx, b)?,
                 Write::Conference(c) => conference::apply(tx, c)?,
                 Write::Settings(w) => settings::apply(tx, w)?,
+                Write::Voicemail(w) => voicemail::apply(tx, w)?,
             }
         }
         Ok(())
