@@ -277,4 +277,50 @@ fn voicemail_cli_names_what_is_wrong() {
         "{err}"
     );
     assert!(list(&pbx, "201").is_empty());
+
+    // A PIN is stored hashed, never as typed; a bad one adds nothing.
+    let out = pbx.cli(
+        &[
+            "user",
+            "add",
+            "204",
+            "--password-stdin",
+            "--voicemail-pin-stdin",
+        ],
+        Some("pw204-long-enough\n48213579\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bytes = Vec::new();
+    for f in ["pbx.db", "pbx.db-wal"] {
+        bytes.extend(std::fs::read(pbx.dir.join(f)).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains("48213579"),
+        "the PIN is in the database as typed"
+    );
+    assert!(text.contains("$argon2id$"), "no PIN hash stored");
+    let out = pbx.cli(
+        &[
+            "user",
+            "add",
+            "205",
+            "--password-stdin",
+            "--voicemail-pin-stdin",
+        ],
+        Some("pw205-long-enough\n12ab\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("4 to 16 digits") && err.contains("hint:"),
+        "{err}"
+    );
+    let users = pbx.cli(&["user", "list"], None);
+    let users = String::from_utf8_lossy(&users.stdout);
+    assert!(users.contains("204") && !users.contains("205"), "{users}");
 }

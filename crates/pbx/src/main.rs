@@ -7,7 +7,7 @@
 //! ```text
 //! kentongan-pbx --config /etc/kentongan/pbx.toml          # run (foreground, for systemd)
 //! kentongan-pbx --config FILE check-config
-//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin
+//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--voicemail-pin-stdin]
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
 //! kentongan-pbx --config FILE calls [--json]
@@ -49,7 +49,7 @@ use kentongan_firewall::ruleset;
 use kentongan_pbx::admins::{AdminName, AdminPassword, Role};
 use kentongan_pbx::config::Config;
 use kentongan_pbx::daemon;
-use kentongan_pbx::store::{Extension, Store, StoredBan};
+use kentongan_pbx::store::{Extension, Store, StoredBan, VoicemailPin};
 
 #[derive(Parser)]
 #[command(name = "kentongan-pbx", version, about = "The Kentongan PBX daemon")]
@@ -211,13 +211,16 @@ enum BanCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add an extension; the password is read from the first line of standard input.
+    /// Add an extension; the password is read from the first line of standard input, and
+    /// with --voicemail-pin-stdin the mailbox PIN (4 to 16 digits) from the next line.
     Add {
         extension: String,
         #[arg(long, default_value = "")]
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[arg(long)]
+        voicemail_pin_stdin: bool,
     },
     /// List extensions.
     List {
@@ -329,6 +332,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     extension,
                     name,
                     password_stdin: _,
+                    voicemail_pin_stdin,
                 } => {
                     let ext = parse_ext(&extension)?;
                     if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
@@ -337,20 +341,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
                             "pick another extension number, or renumber the room in `[[conference]]`",
                         ));
                     }
+                    let mut stdin = std::io::stdin().lock();
                     let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+                    stdin.read_line(&mut line).map_err(|e| {
                         fail(e, "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`")
                     })?;
-                    let password = line.trim_end_matches(['\r', '\n']);
+                    let password = line.trim_end_matches(['\r', '\n']).to_owned();
                     if password.is_empty() {
                         return Err(fail(
                             anyhow::anyhow!("no password on standard input"),
                             "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`",
                         ));
                     }
-                    store
-                        .add_user(&ext, &name, &config.domain, password)
-                        .map_err(|e| fail(e, "list extensions with `user list`; remove one with `user remove EXT`"))?;
+                    // The PIN is checked before anything is stored, so a bad one adds nothing.
+                    let pin_hash = if voicemail_pin_stdin {
+                        let hint = "give the password, then the PIN (4 to 16 digits) on the next line, e.g. `printf 'PASSWORD\\n4821\\n' | kentongan-pbx … user add 201 --password-stdin --voicemail-pin-stdin`";
+                        let mut pin = String::new();
+                        stdin.read_line(&mut pin).map_err(|e| fail(e, hint))?;
+                        let pin = VoicemailPin::parse(pin.trim_end_matches(['\r', '\n']))
+                            .ok_or_else(|| {
+                                fail(
+                                    anyhow::anyhow!("the second line of standard input is not a voicemail PIN of 4 to 16 digits"),
+                                    hint,
+                                )
+                            })?;
+                        Some(
+                            pin.hash()
+                                .map_err(|e| fail(e, "report a bug: hashing failed"))?,
+                        )
+                    } else {
+                        None
+                    };
+                    match pin_hash {
+                        Some(hash) => {
+                            store.add_user_with_pin(&ext, &name, &config.domain, &password, &hash)
+                        }
+                        None => store.add_user(&ext, &name, &config.domain, &password),
+                    }
+                    .map_err(|e| {
+                        fail(
+                            e,
+                            "list extensions with `user list`; remove one with `user remove EXT`",
+                        )
+                    })?;
                     eprintln!("Added extension {ext}");
                 }
                 UserCommand::List { json } => {

@@ -20,7 +20,9 @@ mod voicemail;
 use crate::admins::{Admin, AdminName, Role};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
-pub use voicemail::{voicemail_root, write_message, VoicemailMessage, VoicemailWrite};
+pub use voicemail::{
+    voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,33 @@ CREATE TABLE IF NOT EXISTS voicemail_pins (
 
 const TMP_PREFIX: &str = ".tmp-";
 
+/// A mailbox PIN as typed on a keypad: 4 to 16 digits. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VoicemailPin(String);
+
+impl VoicemailPin {
+    pub fn parse(s: &str) -> Option<VoicemailPin> {
+        ((4..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| VoicemailPin(s.to_owned()))
+    }
+
+    /// Its argon2id hash, the only form that is stored.
+    pub fn hash(&self) -> Result<String, crate::admins::AdminError> {
+        crate::admins::hash_secret(&self.0)
+    }
+
+    /// Whether `typed` matches a stored hash.
+    pub fn verify(hash: &str, typed: &str) -> bool {
+        crate::admins::verify_password(hash, typed)
+    }
+}
+
+impl std::fmt::Debug for VoicemailPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VoicemailPin(****)")
+    }
+}
+
 /// A stored message, as `voicemail list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VoicemailMessage {
@@ -240,6 +267,26 @@ impl Store {
         Ok(())
     }
 
+    /// `add_user` and the mailbox PIN's hash in one transaction: both or neither.
+    pub fn add_user_with_pin(
+        &self,
+        ext: &super::Extension,
+        name: &str,
+        realm: &str,
+        password: &str,
+        pin_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let done = self
+            .add_user(ext, name, realm, password)
+            .and_then(|()| self.set_voicemail_pin(&ext.0, pin_hash))
+            .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
+        if done.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        done
+    }
+
     pub fn voicemail_pin_hash(&self, ext: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
@@ -335,11 +382,35 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_is_digits_and_only_its_hash_verifies() {
+        for bad in ["", "123", "12a4", "12345678901234567", "1234 "] {
+            assert!(VoicemailPin::parse(bad).is_none(), "{bad:?}");
+        }
+        let pin = VoicemailPin::parse("4821").unwrap();
+        assert_eq!(format!("{pin:?}"), "VoicemailPin(****)");
+        let hash = pin.hash().unwrap();
+        assert!(hash.starts_with("$argon2id$") && !hash.contains("4821"));
+        assert!(VoicemailPin::verify(&hash, "4821"));
+        assert!(!VoicemailPin::verify(&hash, "4822"));
+    }
+
+    #[test]
     fn pins_are_stored_as_given_hashes_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("pbx.db")).unwrap();
         assert_eq!(s.voicemail_pin_hash("201").unwrap(), None);
         s.set_voicemail_pin("201", "$argon2id$a").unwrap();
+        // A user that exists already: neither it nor the PIN changes.
+        let ext = crate::store::Extension("202".into());
+        s.add_user_with_pin(&ext, "", "pbx.local", "pw-202-long", "$argon2id$c")
+            .unwrap();
+        assert!(s
+            .add_user_with_pin(&ext, "", "pbx.local", "pw", "$argon2id$d")
+            .is_err());
+        assert_eq!(
+            s.voicemail_pin_hash("202").unwrap().as_deref(),
+            Some("$argon2id$c")
+        );
         s.set_voicemail_pin("201", "$argon2id$b").unwrap();
         assert_eq!(
             s.voicemail_pin_hash("201").unwrap().as_deref(),
