@@ -5,7 +5,9 @@
 //! the caller, `voicemail play` writes a WAV that holds the caller's 1 kHz and none of the
 //! PBX's own prompts. A busy 201 (its phone answers 486) and an extension with no phone
 //! registered reach voicemail too; `voicemail delete` removes the message and its file.
-//! Needs sipp and baresip.
+//! MWI (RFC 3842): a sipp phone subscribed to `message-summary` gets `no 0/0`, then
+//! `yes 1/0` after a message, then `no` after `voicemail delete`; a registered phone that never
+//! subscribed gets the same as unsolicited NOTIFYs. Needs sipp and baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -323,4 +325,80 @@ fn voicemail_cli_names_what_is_wrong() {
     let users = pbx.cli(&["user", "list"], None);
     let users = String::from_utf8_lossy(&users.stdout);
     assert!(users.contains("204") && !users.contains("205"), "{users}");
+}
+
+#[test]
+fn message_waiting_is_notified_to_subscribers_and_registered_phones() {
+    need("baresip", "baresip");
+    let pbx = pbx();
+    // 203 takes no calls (DND → busy → voicemail), so its phone only ever gets NOTIFYs.
+    let out = pbx.cli(&["dnd", "on", "203"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 201 subscribes (and never registers: its calls go straight to voicemail).
+    let inf = csv(
+        &pbx,
+        "mwi-201.csv",
+        &["201", "pbx.local", &auth("201", "pw201")],
+    );
+    let port = ports(BASE + 5000).to_string();
+    let mut sub = Proc::spawn(
+        "sipp mwi 201",
+        Command::new("sipp")
+            .arg(pbx.sip())
+            .arg("-sf")
+            .arg(fixture("mwi_subscribe.xml"))
+            .args(["-inf", &inf, "-i", "127.0.0.45", "-p", &port])
+            .args(["-m", "1", "-nostdin", "-timeout", "120", "-timeout_error"])
+            .current_dir(&pbx.dir),
+        pbx.dir.join("sipp-mwi-201.log"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    call_with_tone(&pbx, "127.0.0.47", "201", 6);
+    let m201 = wait_for_messages(&pbx, "201", 1);
+    let p203_port = ports(BASE + 5000);
+    assert_eq!(register(&pbx, "203", "pw203", "127.0.0.46", p203_port), 0);
+    let mut p203 = sipp_phone(&pbx, "mwi_unsolicited.xml", "127.0.0.46", p203_port, &[]);
+    call_with_tone(&pbx, "127.0.0.48", "203", 6);
+    let m203 = wait_for_messages(&pbx, "203", 1);
+    assert_eq!(
+        p203.wait(Duration::from_secs(10)),
+        0,
+        "203's phone got no `yes 1/0`: {}\npbx: {}",
+        p203.output(),
+        pbx.log()
+    );
+    let mut p203 = sipp_phone(
+        &pbx,
+        "mwi_unsolicited_none.xml",
+        "127.0.0.46",
+        p203_port,
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for (ext, m) in [("201", &m201[0]), ("203", &m203[0])] {
+        let out = pbx.cli(&["voicemail", "delete", ext, &m["id"].to_string()], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        sub.wait(Duration::from_secs(20)),
+        0,
+        "201's subscription: {}\npbx: {}",
+        sub.output(),
+        pbx.log()
+    );
+    assert_eq!(
+        p203.wait(Duration::from_secs(20)),
+        0,
+        "203's phone got no `no 0/0`: {}\npbx: {}",
+        p203.output(),
+        pbx.log()
+    );
 }

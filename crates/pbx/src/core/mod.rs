@@ -23,6 +23,7 @@ mod dialogs;
 mod forwards;
 mod im;
 mod metrics;
+mod mwi;
 mod registrar;
 #[cfg(test)]
 mod tests;
@@ -134,6 +135,8 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// Message waiting: subscriptions and the counts last announced.
+    mwi: mwi::Mwi,
     /// Prompts in `[voicemail] language` (None when voicemail is off).
     vm_prompts: Option<PromptCache>,
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
@@ -227,6 +230,7 @@ impl Pbx {
             apps: answered::Apps::default(),
             prompts,
             vm_prompts,
+            mwi: mwi::Mwi::default(),
             dialplan,
             config,
             ep,
@@ -360,6 +364,7 @@ impl Pbx {
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
         self.expire_sessions(clock);
+        self.expire_mwi(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
@@ -392,6 +397,9 @@ impl Pbx {
         if let Some(x) = self.apps.next_deadline() {
             t = t.min(x);
         }
+        if let Some(x) = self.mwi.next_deadline() {
+            t = t.min(x);
+        }
         t
     }
 
@@ -401,11 +409,13 @@ impl Pbx {
             let writes = std::mem::take(&mut self.writes);
             self.store.apply(&writes, clock.unix_ms)?;
         }
+        self.announce_mwi(clock);
         // Once a second: other processes' changes (the CLI's bans and users) need not be seen
         // sooner, and a busy daemon flushes thousands of times a second.
         if clock.now >= self.next_ban_sync {
             self.next_ban_sync = clock.now + Duration::from_secs(1);
             self.sync_bans_if_changed(clock)?;
+            self.announce_mwi(clock);
         }
         Ok(())
     }
@@ -503,10 +513,11 @@ impl Pbx {
                 self.respond(clock, tx, r);
             }
             Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
+            Method::Subscribe => self.on_subscribe(clock, tx, from, req),
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
             Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
             _ if in_dialog => self.on_in_dialog(clock, tx, req),
-            Method::Subscribe | Method::Publish => {
+            Method::Publish => {
                 self.reply(clock, tx, &req, StatusCode(489));
             }
             _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),

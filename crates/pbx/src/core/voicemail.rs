@@ -166,6 +166,7 @@ impl Pbx {
                             status: "new".into(),
                             path: path.display().to_string(),
                         })));
+                    self.mwi.dirty.insert(rec.mailbox.clone());
                     kept = true;
                 }
                 Err(e) => warn!(
