@@ -38,6 +38,8 @@ pub enum Destination {
         mailbox: Extension,
         greeting: VoicemailGreeting,
     },
+    /// `[voicemail] access` (`*97`): the caller's own mailbox menu.
+    Mailbox,
 }
 
 /// Which greeting a caller reaching voicemail hears.
@@ -114,6 +116,7 @@ impl fmt::Display for Destination {
             Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
             Destination::EchoTest => f.write_str("echo test"),
             Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
+            Destination::Mailbox => f.write_str("own mailbox"),
         }
     }
 }
@@ -149,6 +152,9 @@ impl Dialplan {
         let mut services = HashMap::new();
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
+        }
+        if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
+            services.insert(vm.access.clone(), Destination::Mailbox);
         }
         Dialplan { services }
     }
@@ -284,5 +290,18 @@ mod tests {
             p.resolve("800", &users).unwrap(),
             Destination::Conference(RoomIndex(0))
         );
+    }
+
+    #[test]
+    fn the_voicemail_access_code_is_the_mailbox_only_when_voicemail_is_on() {
+        let users = Users(&["201"]);
+        let p = plan("[voicemail]\naccess = \"*97\"\n");
+        assert_eq!(p.resolve("*97", &users).unwrap(), Destination::Mailbox);
+        assert!(plan("").resolve("*97", &users).is_err());
+        assert!(plan("[voicemail]\nenabled = false\n")
+            .resolve("*97", &users)
+            .is_err());
+        let p = plan("[voicemail]\naccess = \"*86\"\n");
+        assert_eq!(p.resolve("*86", &users).unwrap(), Destination::Mailbox);
     }
 }

@@ -7,6 +7,7 @@
 pub mod conference;
 pub mod echo;
 pub mod features;
+pub mod mailbox;
 pub mod voicemail;
 
 use kentongan_engine::LegId;
@@ -68,5 +69,21 @@ pub enum Action {
     /// End the leg's recording now (the recorded message is then stored).
     StopRecording {
         leg: LegId,
+    },
+    /// Play a stored voicemail message (of the caller's mailbox) to the leg.
+    PlayMessage {
+        leg: LegId,
+        id: i64,
+    },
+    /// Stop what the leg is being played (a key cut a message short).
+    StopSounds {
+        leg: LegId,
+    },
+    /// A message of the caller's mailbox was listened to and kept.
+    MarkOld {
+        id: i64,
+    },
+    DeleteMessage {
+        id: i64,
     },
 }

@@ -35,6 +35,8 @@ pub(super) enum App {
     Feature(crate::routing::FeatureCode),
     /// `*43`: the caller hears itself until it hangs up.
     Echo,
+    /// `*97`: `mailbox` (the caller's own) listened to.
+    Mailbox { mailbox: Extension },
     /// Leaving a message in `mailbox`.
     Voicemail {
         mailbox: Extension,
@@ -62,6 +64,7 @@ pub(super) struct Apps {
     by_call_id: std::collections::HashMap<String, LegId>,
     pub(super) conferences: Conferences,
     pub(super) voicemail: crate::apps::voicemail::Voicemail,
+    pub(super) mailboxes: crate::apps::mailbox::Mailboxes,
     /// Recordings to start once a leg's prompts have played.
     pub(super) record_after: std::collections::HashMap<LegId, kentongan_engine::RecordSpec>,
     /// Messages being recorded: what to store them as when the engine hands them out.
@@ -200,7 +203,9 @@ impl Pbx {
                     c.replacen("sip:pbx@", &format!("sip:{dialled}@"), 1)
                 )
             }
-            App::Feature(_) | App::Echo | App::Voicemail { .. } => self.our_contact(from),
+            App::Feature(_) | App::Echo | App::Voicemail { .. } | App::Mailbox { .. } => {
+                self.our_contact(from)
+            }
         };
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -261,6 +266,10 @@ impl Pbx {
                 actions
             }
             App::Echo => crate::apps::echo::enter(leg),
+            App::Mailbox { mailbox } => {
+                let (pin, messages) = self.mailbox_for_menu(mailbox);
+                self.apps.mailboxes.enter(leg, pin, messages)
+            }
             App::Voicemail { mailbox, greeting } => {
                 let limits = self.voicemail_limits(mailbox);
                 self.apps
@@ -289,7 +298,7 @@ impl Pbx {
                     // Voicemail speaks `[voicemail] language`, everything else `[prompts]`'s.
                     let voicemail = matches!(
                         self.apps.legs.get(&leg).map(|a| &a.app),
-                        Some(App::Voicemail { .. })
+                        Some(App::Voicemail { .. } | App::Mailbox { .. })
                     );
                     let sound = match (voicemail, self.vm_prompts.as_mut()) {
                         (true, Some(p)) => p.sound(prompt),
@@ -338,6 +347,10 @@ impl Pbx {
                     });
                 }
                 Action::StopRecording { leg } => self.engine.command(Command::StopRecording(leg)),
+                Action::StopSounds { leg } => self.engine.command(Command::StopPlaying(leg)),
+                Action::PlayMessage { leg, id } => self.play_message(leg, id),
+                Action::MarkOld { id } => self.change_message(id, false),
+                Action::DeleteMessage { id } => self.change_message(id, true),
             }
         }
         for leg in changed {
@@ -372,6 +385,11 @@ impl Pbx {
                     let app = self.apps.legs.get(&leg).map(|a| a.app.clone());
                     if let Some(App::Voicemail { .. }) = app {
                         let actions = self.apps.voicemail.on_digit(leg, digit);
+                        self.carry_out(clock, actions);
+                        continue;
+                    }
+                    if let Some(App::Mailbox { .. }) = app {
+                        let actions = self.apps.mailboxes.on_digit(leg, digit);
                         self.carry_out(clock, actions);
                         continue;
                     }
@@ -451,6 +469,10 @@ impl Pbx {
                 // Recorded event for the removed leg.
                 self.apps.voicemail.leave(leg);
                 self.apps.record_after.remove(&leg);
+                Vec::new()
+            }
+            App::Mailbox { .. } => {
+                self.apps.mailboxes.leave(leg);
                 Vec::new()
             }
             App::Feature(_) | App::Echo => Vec::new(),

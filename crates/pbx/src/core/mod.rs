@@ -135,6 +135,8 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// Files of voicemail messages deleted in the batch, removed once it is committed.
+    deleted_files: Vec<std::path::PathBuf>,
     /// Message waiting: subscriptions and the counts last announced.
     mwi: mwi::Mwi,
     /// Prompts in `[voicemail] language` (None when voicemail is off).
@@ -231,6 +233,7 @@ impl Pbx {
             prompts,
             vm_prompts,
             mwi: mwi::Mwi::default(),
+            deleted_files: Vec::new(),
             dialplan,
             config,
             ep,
@@ -407,8 +410,13 @@ impl Pbx {
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
-            self.store.apply(&writes, clock.unix_ms)?;
+            if let Err(e) = self.store.apply(&writes, clock.unix_ms) {
+                // Their rows were not deleted: the files stay.
+                self.deleted_files.clear();
+                return Err(e);
+            }
         }
+        self.remove_deleted_messages();
         self.announce_mwi(clock);
         // Once a second: other processes' changes (the CLI's bans and users) need not be seen
         // sooner, and a busy daemon flushes thousands of times a second.
@@ -540,6 +548,12 @@ impl Pbx {
             }
             Ok(Destination::EchoTest) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Echo)
+            }
+            Ok(Destination::Mailbox) => {
+                let app = answered::App::Mailbox {
+                    mailbox: caller.clone(),
+                };
+                self.answer_with_app(clock, tx, from, req, caller, app)
             }
             Ok(Destination::Voicemail { mailbox, greeting }) => self.answer_with_app(
                 clock,

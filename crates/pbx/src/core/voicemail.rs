@@ -60,6 +60,79 @@ fn wav(samples: &[i16]) -> Result<Vec<u8>, kentongan_media::WavError> {
 }
 
 impl Pbx {
+    /// The stored PIN hash and the messages of `mailbox`, for the `*97` menu.
+    pub(super) fn mailbox_for_menu(
+        &self,
+        mailbox: &Extension,
+    ) -> (Option<String>, Vec<crate::apps::mailbox::MessageRef>) {
+        let pin = self
+            .store
+            .voicemail_pin_hash(&mailbox.0)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, %mailbox, "voicemail PIN could not be read");
+                // Fail closed: a hash nothing matches.
+                Some(String::new())
+            });
+        let messages = self
+            .store
+            .voicemail_list(&mailbox.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| crate::apps::mailbox::MessageRef {
+                id: m.id,
+                new: m.status == "new",
+            })
+            .collect();
+        (pin, messages)
+    }
+
+    /// Plays a stored message to `leg` (the caller's own mailbox's, checked again here).
+    pub(super) fn play_message(&mut self, leg: LegId, id: i64) {
+        let Some(App::Mailbox { mailbox }) = self.apps.legs.get(&leg).map(|a| a.app.clone()) else {
+            return;
+        };
+        let clip = self
+            .store
+            .voicemail_message(&mailbox.0, id)
+            .ok()
+            .flatten()
+            .and_then(|m| std::fs::read(&m.path).ok())
+            .and_then(|bytes| kentongan_media::WavClip::parse(&bytes).ok());
+        match clip {
+            Some(wav) => self.engine.command(Command::Play {
+                leg,
+                sound: kentongan_engine::Sound::Clip(kentongan_engine::clip_at_engine_rate(&wav)),
+                tag: 0,
+            }),
+            None => warn!(%mailbox, id, "voicemail message could not be read; skipped"),
+        }
+    }
+
+    /// Marks a message old, or deletes it (row in the batch, file after the commit).
+    pub(super) fn change_message(&mut self, id: i64, delete: bool) {
+        let Some(m) = self.store.voicemail_by_id(id).ok().flatten() else {
+            return;
+        };
+        if delete {
+            self.writes
+                .push(Write::Voicemail(VoicemailWrite::Delete(id)));
+            self.deleted_files.push(std::path::PathBuf::from(&m.path));
+        } else {
+            self.writes
+                .push(Write::Voicemail(VoicemailWrite::MarkOld(id)));
+        }
+        self.mwi.dirty.insert(Extension(m.mailbox));
+    }
+
+    /// Files of messages whose rows the last commit deleted.
+    pub(super) fn remove_deleted_messages(&mut self) {
+        for path in std::mem::take(&mut self.deleted_files) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!(error = %e, path = %path.display(), "deleted message's file not removed; the next start removes it");
+            }
+        }
+    }
+
     /// A call ringing an extension goes to its mailbox instead: the phones stop ringing and
     /// the caller's INVITE is answered by voicemail.
     pub(super) fn call_to_voicemail(

@@ -190,6 +190,15 @@ impl Store {
             .optional()?)
     }
 
+    /// A message by id alone (the daemon's own lookups).
+    pub fn voicemail_by_id(&self, id: i64) -> Result<Option<VoicemailMessage>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM voicemail WHERE id = ?1"))?
+            .query_row(params![id], row)
+            .optional()?)
+    }
+
     /// (new, old) messages in a mailbox.
     pub fn voicemail_counts(&self, mailbox: &str) -> Result<(u32, u32), StoreError> {
         Ok(self
