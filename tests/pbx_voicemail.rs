@@ -375,6 +375,17 @@ fn message_waiting_is_notified_to_subscribers_and_registered_phones() {
         p203.output(),
         pbx.log()
     );
+    // A phone registering anew (a restart, another port) is told at once.
+    let again = ports(BASE + 5000);
+    assert_eq!(register(&pbx, "203", "pw203", "127.0.0.46", again), 0);
+    let mut restarted = sipp_phone(&pbx, "mwi_unsolicited.xml", "127.0.0.46", again, &[]);
+    assert_eq!(
+        restarted.wait(Duration::from_secs(15)),
+        0,
+        "203's re-registered phone got no `yes 1/0`: {}\npbx: {}",
+        restarted.output(),
+        pbx.log()
+    );
     let mut p203 = sipp_phone(
         &pbx,
         "mwi_unsolicited_none.xml",

@@ -59,10 +59,11 @@ impl Pbx {
     }
 
     /// A SUBSCRIBE (initial or refresh). Only `message-summary` for the subscriber's own
-    /// mailbox is served; other packages keep their 489.
+    /// mailbox is served, while voicemail is on; other packages keep their 489.
     pub(super) fn on_subscribe(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+        let voicemail = self.config.voicemail.as_ref().is_some_and(|v| v.enabled);
         let event = match EventHeader::from_request(&req) {
-            Ok(e) if e.package == EventPackage::MessageSummary => e,
+            Ok(e) if voicemail && e.package == EventPackage::MessageSummary => e,
             _ => {
                 self.reply(clock, tx, &req, StatusCode(489));
                 return;
@@ -196,27 +197,59 @@ impl Pbx {
             .filter(|c| !skip.contains(&c.source))
             .map(|c| (c.uri.clone(), c.source))
             .collect();
-        let aor = format!("<sip:{mailbox}@{}>", self.config.domain);
         for (target, source) in contacts {
-            let (Ok(to), Ok(from), Ok(contact)) = (
-                NameAddr::parse(&aor),
-                NameAddr::parse(&format!("{aor};tag={}", self.ep.new_tag())),
-                NameAddr::parse(&self.our_contact(source)),
-            ) else {
-                continue;
-            };
-            let n = UnsolicitedNotify {
-                target,
-                to,
-                from,
-                call_id: self.ep.new_call_id(),
-                cseq: 1,
-                contact,
-                package: EventPackage::MessageSummary,
-            };
-            let req = unsolicited_notify(&n, body.to_owned());
-            self.send(clock, source, req, TxUse::Other);
+            self.send_unsolicited(clock, mailbox, target, source, body);
         }
+    }
+
+    fn send_unsolicited(
+        &mut self,
+        clock: Clock,
+        mailbox: &Extension,
+        target: Uri,
+        source: SocketAddr,
+        body: &str,
+    ) {
+        let aor = format!("<sip:{mailbox}@{}>", self.config.domain);
+        let (Ok(to), Ok(from), Ok(contact)) = (
+            NameAddr::parse(&aor),
+            NameAddr::parse(&format!("{aor};tag={}", self.ep.new_tag())),
+            NameAddr::parse(&self.our_contact(source)),
+        ) else {
+            return;
+        };
+        let n = UnsolicitedNotify {
+            target,
+            to,
+            from,
+            call_id: self.ep.new_call_id(),
+            cseq: 1,
+            contact,
+            package: EventPackage::MessageSummary,
+        };
+        let req = unsolicited_notify(&n, body.to_owned());
+        self.send(clock, source, req, TxUse::Other);
+    }
+
+    /// A phone registered (a new binding, not a refresh): if its mailbox holds messages, an
+    /// unsolicited NOTIFY tells it, so a phone that restarted lights its lamp again. (An
+    /// empty mailbox sends nothing: every phone registering would otherwise get a NOTIFY.)
+    pub(super) fn mwi_on_register(
+        &mut self,
+        clock: Clock,
+        mailbox: &Extension,
+        target: Uri,
+        source: SocketAddr,
+    ) {
+        if !self.config.voicemail.as_ref().is_some_and(|v| v.enabled) {
+            return;
+        }
+        let counts = self.counts_now(mailbox);
+        if counts == (0, 0) {
+            return;
+        }
+        let body = self.summary(mailbox, counts).to_body();
+        self.send_unsolicited(clock, mailbox, target, source, &body);
     }
 
     /// Another process committed: mailboxes whose counts differ from what was announced
