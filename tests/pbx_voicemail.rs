@@ -180,7 +180,7 @@ fn holds_the_callers_tone(path: &Path, secs: f64) {
 #[test]
 fn an_unanswered_call_leaves_a_message_that_holds_the_callers_tone() {
     need("baresip", "baresip");
-    let pbx = pbx();
+    let mut pbx = pbx();
     let mut p201 = phone(&pbx, "201", "127.0.0.40", "callee_cancel.xml");
     // Rings 2 s, greeting (six cues of 350 ms) and beep ~2.5 s, then the message until the
     // caller hangs up at 10 s: about 5.5 s of tone.
@@ -211,6 +211,31 @@ fn an_unanswered_call_leaves_a_message_that_holds_the_callers_tone() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
+    assert_eq!(
+        pbx.wait_metric("kentongan_voicemails_total", 1, Duration::from_secs(5)),
+        1
+    );
+    assert_eq!(pbx.metric("kentongan_voicemail_messages_waiting"), 1);
+
+    // kill -9 with what a crash mid-write leaves (a temporary file; a file renamed but whose
+    // row was never committed): the message survives, the leftovers are gone at start.
+    let dir = pbx.dir.join("voicemail/201");
+    std::fs::write(dir.join(".tmp-999-9.wav"), b"RIFF half").unwrap();
+    std::fs::write(dir.join("999-8.wav"), b"RIFF unlisted").unwrap();
+    pbx.kill9();
+    pbx.spawn();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "leftovers not removed at start: {names:?}");
+    assert_eq!(
+        list(&pbx, "201"),
+        msgs,
+        "the message changed across kill -9"
+    );
+    assert_eq!(pbx.metric("kentongan_voicemail_messages_waiting"), 1);
 
     // Delete: the row and the file go.
     let id = m["id"].to_string();
@@ -222,6 +247,14 @@ fn an_unanswered_call_leaves_a_message_that_holds_the_callers_tone() {
     );
     assert!(list(&pbx, "201").is_empty());
     assert!(!path.exists());
+    assert_eq!(
+        pbx.wait_metric(
+            "kentongan_voicemail_messages_waiting",
+            0,
+            Duration::from_secs(5)
+        ),
+        0
+    );
     let out = pbx.cli(&["voicemail", "delete", "201", &id], None);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -191,6 +191,7 @@ impl Pbx {
                 return;
             }
         };
+        let rang_first = tag.is_some();
         let tag = tag.unwrap_or_else(|| self.ep.new_tag());
         let mut r = Response::for_request(&req, StatusCode::OK, Some(&tag));
         let dialled = req.uri.user().unwrap_or("").to_owned();
@@ -223,9 +224,12 @@ impl Pbx {
         }
         let call_id = req.headers.call_id().unwrap_or("").to_owned();
         info!(%caller, %dialled, leg = leg.0, "call answered by the PBX");
-        self.metrics
-            .calls_total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !rang_first {
+            // A call that rang an extension first was counted when it started ringing.
+            self.metrics
+                .calls_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.writes.push(Write::LiveCall(LiveCall {
             call_id: call_id.clone(),
             caller: caller.0.clone(),

@@ -22,6 +22,10 @@ pub struct Metrics {
     pub engine: Arc<EngineStats>,
     pub conference_rooms: AtomicU64,
     pub conference_members: AtomicU64,
+    /// Voicemail messages stored since start.
+    pub voicemails_total: AtomicU64,
+    /// New (unheard) voicemail messages in all mailboxes.
+    pub voicemail_waiting: AtomicU64,
 }
 
 impl Metrics {
@@ -52,6 +56,7 @@ impl Metrics {
             g(&self.relay.bytes),
         ) + &self.render_media()
             + &self.render_engine()
+            + &self.render_voicemail()
             + &self.render_firewall()
     }
 
@@ -103,6 +108,18 @@ kentongan_mixer_seconds_total {:.6}
             g(&e.packets_in),
             g(&e.packets_out),
             g(&e.mix_us) as f64 / 1e6,
+        )
+    }
+
+    fn render_voicemail(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_voicemails_total Voicemail messages left since start.\n\
+             # TYPE kentongan_voicemails_total counter\nkentongan_voicemails_total {}\n\
+             # HELP kentongan_voicemail_messages_waiting New voicemail messages in all mailboxes.\n\
+             # TYPE kentongan_voicemail_messages_waiting gauge\nkentongan_voicemail_messages_waiting {}\n",
+            g(&self.voicemails_total),
+            g(&self.voicemail_waiting),
         )
     }
 

@@ -261,6 +261,7 @@ impl Pbx {
             settings: HashMap::new(),
         };
         pbx.load_settings()?;
+        pbx.load_mwi_counts();
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
         let bans = pbx.stored_bans(clock)?;

@@ -180,6 +180,7 @@ impl Pbx {
                 .retain(|id, _| self.mwi.subs.get(id).is_some());
             self.unsolicited_mwi(clock, &mailbox, &body, &subscribed);
         }
+        self.update_waiting_gauge();
     }
 
     /// Unsolicited NOTIFYs to `mailbox`'s registered phones that have no subscription.
@@ -250,6 +251,27 @@ impl Pbx {
         }
         let body = self.summary(mailbox, counts).to_body();
         self.send_unsolicited(clock, mailbox, target, source, &body);
+    }
+
+    /// At start: the counts as stored, so later changes (also the CLI's) are seen as such.
+    pub(super) fn load_mwi_counts(&mut self) {
+        match self.store.voicemail_all_counts() {
+            Ok(rows) => {
+                self.mwi.counts = rows
+                    .into_iter()
+                    .map(|(m, n, o)| (Extension(m), (n, o)))
+                    .collect();
+            }
+            Err(e) => warn!(error = %e, "voicemail counts could not be read"),
+        }
+        self.update_waiting_gauge();
+    }
+
+    fn update_waiting_gauge(&self) {
+        let waiting: u64 = self.mwi.counts.values().map(|(n, _)| u64::from(*n)).sum();
+        self.metrics
+            .voicemail_waiting
+            .store(waiting, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Another process committed: mailboxes whose counts differ from what was announced

@@ -240,6 +240,9 @@ impl Pbx {
                             path: path.display().to_string(),
                         })));
                     self.mwi.dirty.insert(rec.mailbox.clone());
+                    self.metrics
+                        .voicemails_total
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     kept = true;
                 }
                 Err(e) => warn!(
