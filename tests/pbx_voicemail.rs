@@ -639,8 +639,8 @@ fn star_97_with_the_pin_plays_the_message_and_7_deletes_it_three_wrong_pins_hang
     std::thread::sleep(Duration::from_millis(800));
     keypad.press("4821#");
     let after_pin = keypad.heard_len();
-    // "You have 1 new 0 old" (five cues), then the message.
-    std::thread::sleep(Duration::from_secs(7));
+    // "You have 1 new 0 old, message from 2 0 2" (nine cues), then the message.
+    std::thread::sleep(Duration::from_secs(9));
     let tone = keypad.seconds_of(after_pin, 1000.0);
     let expected = msgs[0]["duration_ms"].as_f64().unwrap() / 1000.0;
     assert!(

@@ -1,6 +1,7 @@
 //! The mailbox menu at `[voicemail] access` (`*97`): a phone calls its own mailbox, types its
 //! PIN (RFC 4733 digits, then `#`; three wrong PINs hang up), hears how many new and old
-//! messages it has, and then each message, new ones first: `7` deletes it, `9` saves it
+//! messages it has, and then each message, new ones first, after "message from" and the
+//! caller's number: `7` deletes it, `9` saves it
 //! (marks it old), `1` plays it again, `#` goes on to the next, `*` hangs up.
 //!
 //! The PIN is checked against its argon2id hash here (pure computation); the messages are
@@ -25,6 +26,8 @@ pub const DELETED: Prompt = Prompt("vm-deleted");
 pub const SAVED: Prompt = Prompt("vm-saved");
 pub const NO_MORE: Prompt = Prompt("vm-no-more-messages");
 pub const GOODBYE: Prompt = Prompt("vm-goodbye");
+pub const MESSAGE_FROM: Prompt = Prompt("vm-message-from");
+pub const UNKNOWN_CALLER: Prompt = Prompt("vm-unknown-caller");
 
 /// Every prompt of the menu.
 pub const PROMPTS: &[Prompt] = &[
@@ -39,6 +42,8 @@ pub const PROMPTS: &[Prompt] = &[
     SAVED,
     NO_MORE,
     GOODBYE,
+    MESSAGE_FROM,
+    UNKNOWN_CALLER,
 ];
 
 /// 0 to 19 are one clip each in the catalogue.
@@ -69,10 +74,12 @@ const MAX_TRIES: u8 = 3;
 const MAX_PIN_DIGITS: usize = 16;
 
 /// A message as the menu sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRef {
     pub id: i64,
     pub new: bool,
+    /// The caller's extension or number, read out digit by digit.
+    pub caller: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,13 +201,30 @@ impl Mailboxes {
         let Some(m) = self.legs.get(&leg).and_then(|s| s.messages.get(s.at)) else {
             return Vec::new();
         };
-        vec![
+        let mut out = vec![Action::Say {
+            leg,
+            prompt: MESSAGE_FROM,
+        }];
+        let digits = !m.caller.is_empty() && m.caller.bytes().all(|b| b.is_ascii_digit());
+        if digits {
+            out.extend(m.caller.bytes().map(|d| Action::Say {
+                leg,
+                prompt: NUMBERS[usize::from(d - b'0')],
+            }));
+        } else {
+            out.push(Action::Say {
+                leg,
+                prompt: UNKNOWN_CALLER,
+            });
+        }
+        out.extend([
             Action::PlayMessage { leg, id: m.id },
             Action::Say {
                 leg,
                 prompt: MESSAGE_MENU,
             },
-        ]
+        ]);
+        out
     }
 
     fn next(&mut self, leg: LegId, out: &mut Vec<Action>) {
@@ -257,7 +281,7 @@ impl Mailboxes {
                 }
             }
             Stage::Messages => {
-                let Some(m) = s.messages.get(s.at).copied() else {
+                let Some(m) = s.messages.get(s.at).cloned() else {
                     return out;
                 };
                 match digit {
@@ -321,6 +345,14 @@ mod tests {
         keys.chars().flat_map(|k| m.on_digit(leg, k)).collect()
     }
 
+    fn msg(id: i64, new: bool, caller: &str) -> MessageRef {
+        MessageRef {
+            id,
+            new,
+            caller: caller.into(),
+        }
+    }
+
     fn hash(pin: &str) -> Option<String> {
         Some(VoicemailPin::parse(pin).unwrap().hash().unwrap())
     }
@@ -329,7 +361,7 @@ mod tests {
     fn three_wrong_pins_hang_up() {
         let mut m = Mailboxes::default();
         let leg = LegId(1);
-        let a = m.enter(leg, hash("4821"), vec![MessageRef { id: 1, new: true }]);
+        let a = m.enter(leg, hash("4821"), vec![msg(1, true, "202")]);
         assert_eq!(said(&a), ["vm-enter-pin"]);
         assert_eq!(
             said(&keys(&mut m, leg, "1111#")),
@@ -351,9 +383,9 @@ mod tests {
         let mut m = Mailboxes::default();
         let leg = LegId(2);
         let msgs = vec![
-            MessageRef { id: 10, new: false },
-            MessageRef { id: 11, new: true },
-            MessageRef { id: 12, new: true },
+            msg(10, false, "anonymous"),
+            msg(11, true, "202"),
+            msg(12, true, "0811"),
         ];
         m.enter(leg, hash("4821"), msgs);
         let a = keys(&mut m, leg, "4821#");
@@ -365,6 +397,10 @@ mod tests {
                 "vm-new-messages",
                 "n-1",
                 "vm-old-messages",
+                "vm-message-from",
+                "n-2",
+                "n-0",
+                "n-2",
                 "vm-message-menu"
             ]
         );
@@ -377,6 +413,7 @@ mod tests {
         assert!(a.contains(&Action::PlayMessage { leg, id: 12 }));
         let a = m.on_digit(leg, '9');
         assert!(a.contains(&Action::MarkOld { id: 12 }));
+        assert!(said(&a).contains(&"vm-unknown-caller"), "{a:?}");
         assert!(a.contains(&Action::PlayMessage { leg, id: 10 }));
         // An old message is not marked again; after the last, goodbye.
         let a = m.on_digit(leg, '#');
@@ -390,7 +427,7 @@ mod tests {
         let mut m = Mailboxes::default();
         let a = m.enter(LegId(3), None, Vec::new());
         assert_eq!(said(&a), ["vm-no-messages", "vm-goodbye"]);
-        let many: Vec<MessageRef> = (0..23).map(|id| MessageRef { id, new: true }).collect();
+        let many: Vec<MessageRef> = (0..23).map(|id| msg(id, true, "202")).collect();
         let a = m.enter(LegId(4), None, many);
         assert_eq!(
             said(&a)[..4],

@@ -81,6 +81,7 @@ impl Pbx {
             .map(|m| crate::apps::mailbox::MessageRef {
                 id: m.id,
                 new: m.status == "new",
+                caller: m.caller,
             })
             .collect();
         (pin, messages)
