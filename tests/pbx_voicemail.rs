@@ -9,7 +9,8 @@
 //! `yes 1/0` after a message, then `no` after `voicemail delete`; a registered phone that never
 //! subscribed gets the same as unsolicited NOTIFYs. The mailbox at `*97`: three wrong PINs
 //! (RFC 4733 keys) hang up; the right one plays the message (the caller hears the 1 kHz it
-//! left), `7` deletes it and the PBX hangs up. Needs sipp and baresip.
+//! left), `7` deletes it and the PBX hangs up; `*98` from another phone opens the mailbox by
+//! number and PIN. Needs sipp and baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -558,16 +559,21 @@ impl Keypad {
     }
 }
 
-/// 204 (password pw204, PIN 4821) dials `*97` with its media on `keypad`.
+/// 204 (password pw204-long-enough, PIN 4821) dials `*97` with its media on `keypad`.
 fn call_mailbox(pbx: &Pbx, keypad: &Keypad) -> Proc {
+    call_menu(pbx, keypad, "204", "pw204-long-enough", "*97")
+}
+
+/// `ext` dials `dialled` (a mailbox menu) with its media on `keypad`.
+fn call_menu(pbx: &Pbx, keypad: &Keypad, ext: &str, password: &str, dialled: &str) -> Proc {
     let inf = csv(
         pbx,
         &format!("mailbox-{}.csv", ports(0)),
         &[
-            "204",
+            ext,
             "pbx.local",
-            &auth("204", "pw204-long-enough"),
-            "*97",
+            &auth(ext, password),
+            dialled,
             "127.0.0.49",
             &keypad.port().to_string(),
         ],
@@ -631,6 +637,35 @@ fn star_97_with_the_pin_plays_the_message_and_7_deletes_it_three_wrong_pins_hang
         "a message played without the PIN"
     );
     assert_eq!(list(&pbx, "204").len(), 1);
+
+    // *98 from another phone: the mailbox number, then its PIN; the message plays, * leaves.
+    let mut keypad = Keypad::start("127.0.0.49");
+    let mut caller = call_menu(&pbx, &keypad, "201", "pw201", "*98");
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(800));
+    keypad.press("204#");
+    std::thread::sleep(Duration::from_millis(600));
+    keypad.press("4821#");
+    let after_pin = keypad.heard_len();
+    std::thread::sleep(Duration::from_secs(9));
+    let tone = keypad.seconds_of(after_pin, 1000.0);
+    assert!(
+        tone >= 2.5,
+        "*98: {tone} s of the message heard\npbx: {}",
+        pbx.log()
+    );
+    keypad.press("*");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "*98: no BYE after *: {}",
+        caller.output()
+    );
+    assert_eq!(
+        list(&pbx, "204")[0]["status"],
+        "new",
+        "* changed the message"
+    );
 
     // The right PIN: the message plays (the caller hears its 1 kHz), 7 deletes it.
     let mut keypad = Keypad::start("127.0.0.49");

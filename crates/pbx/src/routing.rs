@@ -40,7 +40,12 @@ pub enum Destination {
     },
     /// `[voicemail] access` (`*97`): the caller's own mailbox menu.
     Mailbox,
+    /// `*98`: the menu of a mailbox the caller names (its PIN always asked).
+    AnyMailbox,
 }
+
+/// Any mailbox's menu (FreePBX's default).
+pub const ANY_MAILBOX: &str = "*98";
 
 /// Which greeting a caller reaching voicemail hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +122,7 @@ impl fmt::Display for Destination {
             Destination::EchoTest => f.write_str("echo test"),
             Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
             Destination::Mailbox => f.write_str("own mailbox"),
+            Destination::AnyMailbox => f.write_str("any mailbox"),
         }
     }
 }
@@ -155,6 +161,7 @@ impl Dialplan {
         }
         if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
             services.insert(vm.access.clone(), Destination::Mailbox);
+            services.insert(ANY_MAILBOX.into(), Destination::AnyMailbox);
         }
         Dialplan { services }
     }
@@ -297,7 +304,9 @@ mod tests {
         let users = Users(&["201"]);
         let p = plan("[voicemail]\naccess = \"*97\"\n");
         assert_eq!(p.resolve("*97", &users).unwrap(), Destination::Mailbox);
+        assert_eq!(p.resolve("*98", &users).unwrap(), Destination::AnyMailbox);
         assert!(plan("").resolve("*97", &users).is_err());
+        assert!(plan("").resolve("*98", &users).is_err());
         assert!(plan("[voicemail]\nenabled = false\n")
             .resolve("*97", &users)
             .is_err());

@@ -86,4 +86,10 @@ pub enum Action {
     DeleteMessage {
         id: i64,
     },
+    /// `*98`: open the mailbox the caller typed (the core hands its PIN hash and messages
+    /// back to the menu).
+    OpenMailbox {
+        leg: LegId,
+        mailbox: String,
+    },
 }

@@ -24,8 +24,9 @@ const DEFAULT_MAX_MESSAGES: i64 = 100;
 const DEFAULT_ACCESS: &str = "*97";
 
 /// Feature codes routing already gives a meaning (`routing::FeatureCode`, the echo test).
+/// `*98` is any mailbox's menu.
 const TAKEN_CODES: &[&str] = &[
-    "*43", "*52", "*53", "*70", "*71", "*72", "*73", "*78", "*79", "*90", "*91",
+    "*43", "*52", "*53", "*70", "*71", "*72", "*73", "*78", "*79", "*90", "*91", "*98",
 ];
 
 /// The validated `[voicemail]` table.

@@ -35,8 +35,9 @@ pub(super) enum App {
     Feature(crate::routing::FeatureCode),
     /// `*43`: the caller hears itself until it hangs up.
     Echo,
-    /// `*97`: `mailbox` (the caller's own) listened to.
-    Mailbox { mailbox: Extension },
+    /// `*97`: `mailbox` (the caller's own) listened to; `*98`: None until the caller has
+    /// named one.
+    Mailbox { mailbox: Option<Extension> },
     /// Leaving a message in `mailbox`.
     Voicemail {
         mailbox: Extension,
@@ -270,10 +271,13 @@ impl Pbx {
                 actions
             }
             App::Echo => crate::apps::echo::enter(leg),
-            App::Mailbox { mailbox } => {
+            App::Mailbox {
+                mailbox: Some(mailbox),
+            } => {
                 let (pin, messages) = self.mailbox_for_menu(mailbox);
                 self.apps.mailboxes.enter(leg, pin, messages)
             }
+            App::Mailbox { mailbox: None } => self.apps.mailboxes.enter_any(leg),
             App::Voicemail { mailbox, greeting } => {
                 let limits = self.voicemail_limits(mailbox);
                 self.apps
@@ -355,6 +359,10 @@ impl Pbx {
                 Action::PlayMessage { leg, id } => self.play_message(leg, id),
                 Action::MarkOld { id } => self.change_message(id, false),
                 Action::DeleteMessage { id } => self.change_message(id, true),
+                Action::OpenMailbox { leg, mailbox } => {
+                    let actions = self.open_mailbox(leg, &mailbox);
+                    self.carry_out(clock, actions);
+                }
             }
         }
         for leg in changed {

@@ -552,8 +552,12 @@ impl Pbx {
             }
             Ok(Destination::Mailbox) => {
                 let app = answered::App::Mailbox {
-                    mailbox: caller.clone(),
+                    mailbox: Some(caller.clone()),
                 };
+                self.answer_with_app(clock, tx, from, req, caller, app)
+            }
+            Ok(Destination::AnyMailbox) => {
+                let app = answered::App::Mailbox { mailbox: None };
                 self.answer_with_app(clock, tx, from, req, caller, app)
             }
             Ok(Destination::Voicemail { mailbox, greeting }) => self.answer_with_app(

@@ -87,9 +87,27 @@ impl Pbx {
         (pin, messages)
     }
 
+    /// `*98` named a mailbox: the leg's menu now serves it (its PIN still to be typed).
+    /// A number without an extension gets no PIN, so no PIN opens it.
+    pub(super) fn open_mailbox(&mut self, leg: LegId, number: &str) -> Vec<crate::apps::Action> {
+        let ext =
+            Extension::parse(number).filter(|e| self.store.user_exists(&e.0).unwrap_or(false));
+        let (pin, messages) = match &ext {
+            Some(e) => self.mailbox_for_menu(e),
+            None => (None, Vec::new()),
+        };
+        if let (Some(a), Some(e)) = (self.apps.legs.get_mut(&leg), ext) {
+            a.app = App::Mailbox { mailbox: Some(e) };
+        }
+        self.apps.mailboxes.opened(leg, pin, messages)
+    }
+
     /// Plays a stored message to `leg` (the caller's own mailbox's, checked again here).
     pub(super) fn play_message(&mut self, leg: LegId, id: i64) {
-        let Some(App::Mailbox { mailbox }) = self.apps.legs.get(&leg).map(|a| a.app.clone()) else {
+        let Some(App::Mailbox {
+            mailbox: Some(mailbox),
+        }) = self.apps.legs.get(&leg).map(|a| a.app.clone())
+        else {
             return;
         };
         let clip = self
