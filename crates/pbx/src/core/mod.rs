@@ -522,11 +522,13 @@ impl Pbx {
                 self.respond(clock, tx, r);
             }
             Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
-            Method::Subscribe => self.on_subscribe(clock, tx, from, req),
+            Method::Subscribe if self.is_mwi_subscribe(&req) => {
+                self.on_mwi_subscribe(clock, tx, from, req)
+            }
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
             Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
             _ if in_dialog => self.on_in_dialog(clock, tx, req),
-            Method::Publish => {
+            Method::Subscribe | Method::Publish => {
                 self.reply(clock, tx, &req, StatusCode(489));
             }
             _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),

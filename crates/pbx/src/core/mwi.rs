@@ -58,18 +58,32 @@ impl Pbx {
         })
     }
 
-    /// A SUBSCRIBE (initial or refresh). Only `message-summary` for the subscriber's own
-    /// mailbox is served, while voicemail is on; other packages keep their 489.
-    pub(super) fn on_subscribe(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+    /// Whether a SUBSCRIBE is MWI's: `Event: message-summary` while voicemail is on, or a
+    /// refresh of one of its subscriptions. Other packages are not handled here.
+    pub(super) fn is_mwi_subscribe(&self, req: &Request) -> bool {
+        if self.mwi.subs.find_for_request(req).is_some() {
+            return true;
+        }
         let voicemail = self.config.voicemail.as_ref().is_some_and(|v| v.enabled);
-        let event = match EventHeader::from_request(&req) {
-            Ok(e) if voicemail && e.package == EventPackage::MessageSummary => e,
-            _ => {
-                self.reply(clock, tx, &req, StatusCode(489));
-                return;
-            }
+        voicemail
+            && EventHeader::from_request(req)
+                .is_ok_and(|e| e.package == EventPackage::MessageSummary)
+    }
+
+    /// An MWI SUBSCRIBE (see [`Pbx::is_mwi_subscribe`]), initial or refresh, for the
+    /// subscriber's own mailbox.
+    pub(super) fn on_mwi_subscribe(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+    ) {
+        let Ok(event) = EventHeader::from_request(&req) else {
+            self.reply(clock, tx, &req, StatusCode(489));
+            return;
         };
-        let Some(caller) = self.authenticate(clock, tx, from, &req, false) else {
+        let Some(caller) = self.authenticate(clock, tx, from, &req, true) else {
             return;
         };
         let policy = ExpiryPolicy::default();
