@@ -28,8 +28,9 @@ use kentongan_e2e::{appliance_iso, out_dir, run};
 use kentongan_setup::facts::{Disk as FactDisk, Facts, Nic};
 use kentongan_setup::validate::password_weakness;
 use kentongan_setup::{validate, Answer};
+use kentongan_sip::Response;
 use kentongan_vmtest::checks::{appliance_checks, run_checks, ApplianceFacts, Check, CheckFailure};
-use kentongan_vmtest::sip_probe::SipProbe;
+use kentongan_vmtest::sip_probe::{ProbeError, SipProbe};
 use kentongan_vmtest::{
     Disk, DiskBus, DiskFormat, Firmware, Forward, Machine, MachineConfig, Media, Proto, VmError,
 };
@@ -580,6 +581,7 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
             "is kentongan-pbx listening on UDP 5060?",
         ),
     }
+    backup_round_trip(test, &mut m, &secrets, &register);
     let checked = started.elapsed();
 
     // 3. Secrets: the installed system's journal, every field of every entry, runtime and
@@ -679,6 +681,130 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
     // The images are large (and the answer volume holds the passwords); the logs stay.
     let _ = std::fs::remove_file(&target);
     let _ = std::fs::remove_file(&answer_img);
+}
+
+/// One REGISTER of 201 with a password (the number keeps Call-IDs apart).
+type Register<'a> = dyn Fn(&str, u8) -> Result<Response, ProbeError> + 'a;
+
+/// REGISTER answers until one is `want` (200 or not) or `within` passes; its last status.
+fn register_until(
+    register: &Register<'_>,
+    pw: &str,
+    first_n: u8,
+    want_ok: bool,
+    within: Duration,
+) -> Result<u16, String> {
+    let deadline = std::time::Instant::now() + within;
+    let mut n = first_n;
+    loop {
+        let got = register(pw, n).map(|r| r.status.0);
+        match &got {
+            Ok(code) if (*code == 200) == want_ok => return Ok(*code),
+            _ if std::time::Instant::now() >= deadline => {
+                return got.map_err(|e| e.to_string());
+            }
+            _ => {}
+        }
+        n = n.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Backup and restore on the installed appliance (issue 20 §4), in the boot already made: a
+/// truncated archive is refused with nothing changed; after extension 201 is removed, the
+/// backup brings it back and it registers with its old password.
+fn backup_round_trip(test: &str, m: &mut Machine, secrets: &Secrets, register: &Register) {
+    let step = "kentongan-setup backup of the installed appliance";
+    guest(
+        test,
+        step,
+        m,
+        "kentongan-setup backup --out /root/backup.tar.zst",
+    );
+    let step = "a truncated backup is refused and changes nothing";
+    let (code, out) = m
+        .execute(
+            "head -c $(( $(stat -c %s /root/backup.tar.zst) / 2 )) /root/backup.tar.zst \
+             > /root/cut.tar.zst && kentongan-setup restore /root/cut.tar.zst 2>&1; \
+             echo \"exit=$?\"",
+        )
+        .unwrap_or_else(|e| vm_fail(test, step, m, e));
+    if code != 0 || out.contains("exit=0") || !out.to_lowercase().contains("error") {
+        fail(
+            test,
+            step,
+            m,
+            &format!("restore of a truncated archive said: {}", out.trim()),
+            "backup::validate_archive must refuse it before touching anything",
+        );
+    }
+    match register_until(
+        register,
+        &secrets.extension,
+        10,
+        true,
+        Duration::from_secs(5),
+    ) {
+        Ok(200) => {}
+        other => fail(
+            test,
+            step,
+            m,
+            &format!("201 no longer registers after the refused restore: {other:?}"),
+            "the refused restore changed something: see backup::restore",
+        ),
+    }
+    let step = "extension 201 removed";
+    guest(
+        test,
+        step,
+        m,
+        "kentongan-pbx --config /etc/kentongan/pbx.toml user remove 201",
+    );
+    if let Ok(200) | Err(_) = register_until(
+        register,
+        &secrets.extension,
+        30,
+        false,
+        Duration::from_secs(10),
+    ) {
+        fail(
+            test,
+            step,
+            m,
+            &"201 still registers after `user remove 201`",
+            "the daemon re-reads users within a second of a CLI change",
+        );
+    }
+    let step = "restore from the backup brings 201 back with its old password";
+    guest(
+        test,
+        step,
+        m,
+        "kentongan-setup restore /root/backup.tar.zst",
+    );
+    match register_until(
+        register,
+        &secrets.extension,
+        50,
+        true,
+        Duration::from_secs(30),
+    ) {
+        Ok(200) => {}
+        other => fail(
+            test,
+            step,
+            m,
+            &format!("after the restore REGISTER gave {other:?}"),
+            "journalctl -u kentongan-pbx; the restore keeps replaced files as *.previous",
+        ),
+    }
+    guest(
+        test,
+        step,
+        m,
+        "rm -f /root/backup.tar.zst /root/cut.tar.zst",
+    );
 }
 
 #[test]

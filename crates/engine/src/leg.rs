@@ -28,6 +28,7 @@ impl Playing {
         match sound {
             Sound::Tone(spec) => Playing::Tone(ToneGenerator::new(spec, 8000)),
             Sound::Clip(clip) => Playing::Clip(Player::new(clip, false)),
+            Sound::Loop(clip) => Playing::Clip(Player::new(clip, true)),
             Sound::Silence(d) => Playing::Silence {
                 frames_left: (d.as_millis() / FRAME.as_millis()).max(1) as u32,
             },

@@ -91,6 +91,8 @@ pub enum Sound {
     Clip(Clip),
     /// Silence for a while (a pause between prompts).
     Silence(Duration),
+    /// A clip played over and over until stopped (music on hold).
+    Loop(Clip),
 }
 
 /// How a recording of a leg's input ends by itself (it also ends at

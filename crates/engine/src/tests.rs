@@ -468,3 +468,34 @@ fn silence_ends_a_recording_without_its_silent_tail_and_stop_hands_it_out() {
         Err(EngineError::NoLeg(LegId(999)))
     );
 }
+
+#[test]
+fn a_looped_clip_plays_past_its_end_until_stopped() {
+    let mut t = Instant::now();
+    let mut engine = Engine::new(t, 7);
+    let phone = Phone::new(&mut engine, Codec::Pcma, 8, None);
+    // 100 ms of 600 Hz: heard for a whole second only if it starts over.
+    let samples: Vec<i16> = (0..800)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 600.0 * f64::from(i) / 8000.0).sin()) as i16
+        })
+        .collect();
+    let clip = Clip::from_samples(SampleRate::Hz8000, samples);
+    engine.play(phone.leg, Sound::Loop(clip), 9).unwrap();
+    let mut phones = [phone];
+    let events = run(&mut engine, &mut t, &mut phones, 1);
+    assert!(events.is_empty(), "{events:?}");
+    let late = &phones[0].heard[6000..8000];
+    assert!(to_db(goertzel(late, 8000, 600.0)) > -25.0);
+    engine.stop_playing(phones[0].leg).unwrap();
+    let events = run(&mut engine, &mut t, &mut phones, 1);
+    assert_eq!(
+        events,
+        [Event::Played {
+            leg: phones[0].leg,
+            tag: 9
+        }]
+    );
+    let after = &phones[0].heard[phones[0].heard.len() - 4000..];
+    assert!(to_db(goertzel(after, 8000, 600.0)) < ABSENT);
+}

@@ -347,6 +347,7 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
             source,
         })?;
     tokio::spawn(serve_metrics(metrics_listener, metrics.clone()));
+    crate::web::start(&config)?;
     let firewall = spawn_firewall()?;
     let secret = random_secret()?;
     let mut seed_bytes = [0u8; 8];

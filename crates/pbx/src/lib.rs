@@ -39,3 +39,4 @@ pub mod prompts;
 pub mod routing;
 pub mod store;
 pub mod tls;
+pub mod web;

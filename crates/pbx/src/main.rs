@@ -334,13 +334,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     password_stdin: _,
                     voicemail_pin_stdin,
                 } => {
-                    let ext = parse_ext(&extension)?;
-                    if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
-                        return Err(fail(
-                            anyhow::anyhow!("{ext} is the number of conference room {:?}", room.name),
-                            "pick another extension number, or renumber the room in `[[conference]]`",
-                        ));
-                    }
+                    // The same rules as the web admin's add form.
+                    let ext = kentongan_pbx::web::new_extension(&config, &extension, &name)
+                        .map_err(|e| {
+                            fail(
+                                anyhow::anyhow!("{} {extension:?}: {}", e.field, e.message),
+                                "pick another extension number or name; conference rooms are in `[[conference]]`",
+                            )
+                        })?;
                     let mut stdin = std::io::stdin().lock();
                     let mut line = String::new();
                     stdin.read_line(&mut line).map_err(|e| {

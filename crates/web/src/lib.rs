@@ -1,13 +1,21 @@
-//! Kentongan's web admin (issue 19). So far it owns the login guard ([`guard::LoginGuard`]):
-//! the sans-IO rules that slow down and ban password guessing on the login form.
+//! Kentongan's web admin (issue 19): the HTTPS server, login, sessions, CSRF and the pages.
 //!
-//! **Owns**: per-account backoff after failed logins, counting failures per source address
-//! and deciding when one is banned (the same `bans` table and trusted networks as the SIP
-//! shield: the caller stores the [`guard::Ban`] with `Store::add_ban`). **Does not**: read a
-//! clock, open sockets, verify passwords (`kentongan_pbx::admins::verify_password`) or store
-//! anything. The HTTPS server, sessions and pages are not written yet.
+//! **Owns**: the HTTP layer — [`server::spawn`] (TLS listeners on a thread of their own),
+//! the routes, the askama templates and the embedded stylesheet, server-side
+//! [`session::Sessions`], and the login guard ([`guard::LoginGuard`]: per-account backoff and
+//! per-address bans, the same `bans` table and trusted networks as the SIP shield).
+//! **Does not**: touch SQLite, hash passwords or know the PBX's types. What it needs from the
+//! PBX is the [`backend::Backend`] trait, which kentongan-pbx implements over its `Store`.
 //!
-//! **Principal types**: [`guard::LoginGuard`], [`guard::Verdict`], [`guard::Ban`].
+//! **Why in the daemon, not a sibling binary**: the appliance then runs, upgrades and
+//! supervises one service; the web admin uses the certificate and config the daemon already
+//! loaded; and a change made on a page is in the daemon's database at once, with no second
+//! process to keep in step. What a sibling binary would have bought — isolation from SIP — it
+//! gets from its own thread and runtime: the SIP loop stays single-threaded and never waits
+//! for a page, a login's argon2 or the web's SQLite connection.
+//!
+//! **Principal types**: [`server::WebConfig`], [`backend::Backend`], [`session::Sessions`],
+//! [`guard::LoginGuard`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -20,4 +28,9 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod backend;
 pub mod guard;
+mod routes;
+pub mod server;
+pub mod session;
+mod templates;

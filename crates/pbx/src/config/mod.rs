@@ -114,6 +114,9 @@ pub struct Config {
     pub conferences: Vec<ConferenceRoom>,
     /// `[prompts]`: where the spoken prompts are, and in which language.
     pub prompts: Prompts,
+    /// `[music_on_hold] directory`: WAV files a held caller hears in turn (none there: the
+    /// built-in tune).
+    pub music_on_hold: PathBuf,
     /// `[[extension_settings]]`: per-extension settings written in the file (numbers unique).
     pub extension_settings: Vec<ExtensionConfig>,
     /// `[[trunk]]`: the ways out, in the order written (names unique).
@@ -127,6 +130,9 @@ pub struct Config {
     /// `[voicemail]`; `None` (no table) turns voicemail off.
     pub voicemail: Option<Voicemail>,
 }
+
+/// Where music on hold is looked for when `[music_on_hold]` does not say.
+pub const DEFAULT_MOH_DIR: &str = "/usr/share/kentongan/moh";
 
 /// `[prompts]`: the prompt set the PBX plays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +219,8 @@ struct RawConfig {
     #[serde(default)]
     prompts: RawPrompts,
     #[serde(default)]
+    music_on_hold: RawMusicOnHold,
+    #[serde(default)]
     extension_settings: Vec<extension_settings::RawExtensionSettings>,
     #[serde(default)]
     trunk: Vec<trunks::RawTrunk>,
@@ -230,6 +238,12 @@ struct RawConfig {
 struct RawPrompts {
     directory: Option<String>,
     language: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMusicOnHold {
+    directory: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -351,6 +365,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
         "prompts",
         &[("directory", Kind::Str), ("language", Kind::Str)],
     ),
+    ("music_on_hold", &[("directory", Kind::Str)]),
     ("web", web::KEYS),
     ("extension_settings", extension_settings::KEYS),
     ("trunk", trunks::TRUNK_KEYS),
@@ -622,6 +637,16 @@ impl Config {
             ),
             language,
         };
+        let music_on_hold = match raw.music_on_hold.directory {
+            None => PathBuf::from(DEFAULT_MOH_DIR),
+            Some(d) if d.trim().is_empty() || !d.starts_with('/') => {
+                return Err(ConfigError::at(
+                    "music_on_hold.directory",
+                    format!("is {d:?}; give an absolute path such as \"{DEFAULT_MOH_DIR}\""),
+                ))
+            }
+            Some(d) => PathBuf::from(d),
+        };
         let web = raw.web.map(web::validate).transpose()?;
         let extension_settings = extension_settings::validate(raw.extension_settings)?;
         let trunks = trunks::validate_trunks(raw.trunk)?;
@@ -638,6 +663,7 @@ impl Config {
             extension_settings,
             conferences,
             prompts,
+            music_on_hold,
             web,
             firewall,
             no_answer,

@@ -75,6 +75,17 @@ pub(super) struct Apps {
 }
 
 impl Apps {
+    /// The answered legs `ext` called from (a room, a feature code), with what it dialled.
+    pub(super) fn legs_of<'a>(
+        &'a self,
+        ext: &'a Extension,
+    ) -> impl Iterator<Item = (u32, String)> + 'a {
+        self.legs
+            .iter()
+            .filter(move |(_, a)| &a.caller == ext)
+            .map(|(leg, a)| (leg.0, a.dialled.clone()))
+    }
+
     pub(super) fn leg_of(&self, call_id: &str) -> Option<LegId> {
         self.by_call_id.get(call_id).copied()
     }
@@ -102,7 +113,7 @@ fn engine_codec(c: &SdpCodec) -> Option<Codec> {
 }
 
 /// The leg's codec and payload types from our answer.
-fn leg_spec(answer: &Sdp) -> Option<LegSpec> {
+pub(super) fn leg_spec(answer: &Sdp) -> Option<LegSpec> {
     let audio = answer
         .media
         .iter()
@@ -496,6 +507,7 @@ impl Pbx {
         self.writes.push(Write::Cdr(Cdr {
             call_id: a.call_id,
             caller: a.caller.0,
+            caller_name: String::new(),
             callee: a.dialled,
             start_ms: a.start_ms,
             answer_ms: Some(a.start_ms),

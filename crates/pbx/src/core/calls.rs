@@ -124,6 +124,8 @@ pub(super) struct Call {
     pub(super) best_failure: Option<StatusCode>,
     pub(super) pending_2xx: Option<Pending2xx>,
     pub(super) reinvite: Option<ReInvite>,
+    /// On hold: the held side hears music from the engine.
+    pub(super) hold: Option<super::hold::Hold>,
     /// RFC 4028: the interval the caller refreshes in (it is the refresher), and when the call
     /// is torn down if no refresh (re-INVITE or UPDATE) arrived.
     pub(super) session_expires: Option<u32>,
@@ -184,13 +186,10 @@ impl Pbx {
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         if contacts.is_empty() {
             self.reply(clock, tx, &req, StatusCode::TEMPORARILY_UNAVAILABLE);
-            self.writes.push(Write::Cdr(Cdr::refused(
-                call_id,
-                caller.0,
-                callee.0,
-                clock.unix_ms,
-                "unavailable",
-            )));
+            self.writes.push(Write::Cdr(Cdr {
+                caller_name: caller_display_name(&req),
+                ..Cdr::refused(call_id, caller.0, callee.0, clock.unix_ms, "unavailable")
+            }));
             return;
         }
         // Media: one relayed stream per m= line of the offer.
@@ -264,6 +263,7 @@ impl Pbx {
             best_failure: None,
             pending_2xx: None,
             reinvite: None,
+            hold: None,
             session_expires: session_expires(&req),
             session_deadline: None,
             ring_deadline: clock.now + self.config.no_answer,
@@ -702,6 +702,7 @@ impl Pbx {
     }
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -722,6 +723,7 @@ impl Pbx {
         info!(call = key, caller = %call.caller, callee = %call.callee, disposition, duration_s, "call ended");
         self.writes.push(Write::EndLiveCall(call.call_id.clone()));
         self.writes.push(Write::Cdr(Cdr {
+            caller_name: caller_display_name(&call.caller_invite),
             call_id: call.call_id,
             caller: call.caller.0,
             callee: call.callee.0,
@@ -761,4 +763,13 @@ pub(super) fn media_target(sdp: &Sdp, i: usize) -> Option<SocketAddr> {
     }
     let ip: IpAddr = c.address.parse().ok()?;
     Some(SocketAddr::new(ip, m.port))
+}
+
+/// The display name in the caller's From, for the CDR (empty without one).
+pub(super) fn caller_display_name(req: &Request) -> String {
+    req.headers
+        .from()
+        .ok()
+        .and_then(|f| f.display)
+        .unwrap_or_default()
 }

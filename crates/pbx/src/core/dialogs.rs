@@ -244,6 +244,7 @@ impl Pbx {
         }
         if success {
             self.start_2xx(clock, key, to_side, bytes, peer);
+            self.after_reinvite(key, to_side, &ri.request.body, &resp.body);
         }
     }
 }

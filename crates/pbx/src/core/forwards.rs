@@ -66,6 +66,7 @@ impl Pbx {
     /// Re-reads every extension's settings (at start, and after another process committed).
     pub(super) fn load_settings(&mut self) -> Result<(), StoreError> {
         self.settings = self.store.all_call_settings()?;
+        self.watchers.mark_dirty();
         Ok(())
     }
 
@@ -132,13 +133,10 @@ impl Pbx {
                 }
                 self.reply(clock, tx, &req, status);
                 let call_id = req.headers.call_id().unwrap_or("").to_owned();
-                self.writes.push(Write::Cdr(Cdr::refused(
-                    call_id,
-                    caller.0,
-                    callee.0,
-                    clock.unix_ms,
-                    disposition,
-                )));
+                self.writes.push(Write::Cdr(Cdr {
+                    caller_name: super::calls::caller_display_name(&req),
+                    ..Cdr::refused(call_id, caller.0, callee.0, clock.unix_ms, disposition)
+                }));
             }
         }
     }

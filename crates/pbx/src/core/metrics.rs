@@ -85,23 +85,22 @@ impl Metrics {
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
         let e = &self.engine;
         format!(
-            "# HELP kentongan_conference_rooms Conference rooms with members.
-             # TYPE kentongan_conference_rooms gauge
-kentongan_conference_rooms {}
-             # HELP kentongan_conference_members Members in conference rooms.
-             # TYPE kentongan_conference_members gauge
-kentongan_conference_members {}
-             # HELP kentongan_engine_legs Call legs the media engine terminates.
-             # TYPE kentongan_engine_legs gauge
-kentongan_engine_legs {}
-             # HELP kentongan_engine_packets_total RTP packets the media engine received and sent.
-             # TYPE kentongan_engine_packets_total counter
-             kentongan_engine_packets_total{{direction=\"in\"}} {}
-             kentongan_engine_packets_total{{direction=\"out\"}} {}
-             # HELP kentongan_mixer_seconds_total Time the media engine spent decoding, mixing and encoding.
-             # TYPE kentongan_mixer_seconds_total counter
-kentongan_mixer_seconds_total {:.6}
-",
+            "# HELP kentongan_conference_rooms Conference rooms with members.\n\
+             # TYPE kentongan_conference_rooms gauge\n\
+             kentongan_conference_rooms {}\n\
+             # HELP kentongan_conference_members Members in conference rooms.\n\
+             # TYPE kentongan_conference_members gauge\n\
+             kentongan_conference_members {}\n\
+             # HELP kentongan_engine_legs Call legs the media engine terminates.\n\
+             # TYPE kentongan_engine_legs gauge\n\
+             kentongan_engine_legs {}\n\
+             # HELP kentongan_engine_packets_total RTP packets the media engine received and sent.\n\
+             # TYPE kentongan_engine_packets_total counter\n\
+             kentongan_engine_packets_total{{direction=\"in\"}} {}\n\
+             kentongan_engine_packets_total{{direction=\"out\"}} {}\n\
+             # HELP kentongan_mixer_seconds_total Time the media engine spent decoding, mixing and encoding.\n\
+             # TYPE kentongan_mixer_seconds_total counter\n\
+             kentongan_mixer_seconds_total {:.6}\n",
             g(&self.conference_rooms),
             g(&self.conference_members),
             g(&e.legs),
@@ -139,5 +138,29 @@ kentongan_mixer_seconds_total {:.6}
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_is_valid_prometheus_text() {
+        let text = Metrics::default().render();
+        for line in text.lines() {
+            // A scraper reads an indented sample as garbage, and the engine's counters were.
+            assert!(!line.starts_with(char::is_whitespace), "indented: {line:?}");
+            if let Some(comment) = line.strip_prefix('#') {
+                assert!(
+                    comment.starts_with(" HELP ") || comment.starts_with(" TYPE "),
+                    "{line:?}"
+                );
+            } else {
+                let (_, value) = line.rsplit_once(' ').expect("name and value");
+                assert!(value.parse::<f64>().is_ok(), "{line:?}");
+            }
+        }
+        assert!(text.contains("\nkentongan_engine_packets_total{direction=\"out\"} 0\n"));
     }
 }

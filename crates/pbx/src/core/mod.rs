@@ -20,7 +20,9 @@ mod auth;
 mod bans;
 mod calls;
 mod dialogs;
+mod events;
 mod forwards;
+mod hold;
 mod im;
 mod metrics;
 mod mwi;
@@ -44,6 +46,7 @@ use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, ListenTransport};
+use crate::media::moh::MusicOnHold;
 use crate::media::{EngineHost, Relay};
 use crate::prompts::PromptCache;
 use crate::routing::{Destination, Dialplan, RouteError};
@@ -57,7 +60,7 @@ pub use metrics::Metrics;
 pub use registrar::{Contact, Registry};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, SUBSCRIBE";
 
 /// Wall-clock and monotonic time of one input, handed in by the driver.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +87,10 @@ enum TxUse {
     },
     ReInvite {
         call: CallKey,
+    },
+    /// A NOTIFY of a subscription (presence, BLF).
+    Notify {
+        id: kentongan_sip::dialog::DialogId,
     },
     Message {
         id: i64,
@@ -141,6 +148,10 @@ pub struct Pbx {
     mwi: mwi::Mwi,
     /// Prompts in `[voicemail] language` (None when voicemail is off).
     vm_prompts: Option<PromptCache>,
+    /// What a held phone hears.
+    moh: MusicOnHold,
+    /// Presence and BLF subscriptions.
+    watchers: events::Watchers,
     /// Every extension's forwarding and DND (the `extension_settings` table), re-read when
     /// another process (the CLI) has committed.
     settings: HashMap<Extension, CallSettings>,
@@ -225,6 +236,7 @@ impl Pbx {
         let prompts = PromptCache::new(&config.prompts);
         let vm_prompts = voicemail::prompt_cache(&config);
         voicemail::clean_at_start(&store, &config);
+        let moh = MusicOnHold::new(&config.music_on_hold);
         // Rooms of a previous run are empty now.
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
@@ -234,6 +246,8 @@ impl Pbx {
             vm_prompts,
             mwi: mwi::Mwi::default(),
             deleted_files: Vec::new(),
+            moh,
+            watchers: events::Watchers::default(),
             dialplan,
             config,
             ep,
@@ -308,6 +322,9 @@ impl Pbx {
         if config.prompts != self.config.prompts || config.voicemail != self.config.voicemail {
             self.vm_prompts = voicemail::prompt_cache(&config);
         }
+        if config.music_on_hold != self.config.music_on_hold {
+            self.moh = MusicOnHold::new(&config.music_on_hold);
+        }
         self.config = config;
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
@@ -342,6 +359,7 @@ impl Pbx {
         }
         self.ep.handle_bytes(clock.now, from, bytes);
         self.drain_events(clock);
+        self.update_watchers(clock);
     }
 
     /// One framed message from a TCP connection (the driver frames with `StreamDecoder`).
@@ -369,6 +387,7 @@ impl Pbx {
         self.retransmit_answered_2xx(clock);
         self.expire_sessions(clock);
         self.expire_mwi(clock);
+        self.update_watchers(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
@@ -404,6 +423,9 @@ impl Pbx {
         if let Some(x) = self.mwi.next_deadline() {
             t = t.min(x);
         }
+        if let Some(x) = self.watchers.poll_timeout() {
+            t = t.min(x);
+        }
         t
     }
 
@@ -411,6 +433,7 @@ impl Pbx {
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
+            self.watchers.flushed();
             if let Err(e) = self.store.apply(&writes, clock.unix_ms) {
                 // Their rows were not deleted: the files stay.
                 self.deleted_files.clear();
@@ -470,7 +493,9 @@ impl Pbx {
                 }
                 SipEvent::Terminated { tx } => {
                     self.server_invites.remove(&tx);
-                    if let Some(TxUse::Other | TxUse::Message { .. }) = self.client_txs.get(&tx) {
+                    if let Some(TxUse::Other | TxUse::Message { .. } | TxUse::Notify { .. }) =
+                        self.client_txs.get(&tx)
+                    {
                         self.client_txs.remove(&tx);
                     }
                     if let Some(TxUse::Orphan { .. }) = self.client_txs.get(&tx) {
@@ -527,8 +552,10 @@ impl Pbx {
             }
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
             Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
+            // In a dialog or not: refreshes belong to the subscription, not to a call.
+            Method::Subscribe => self.on_subscribe(clock, tx, from, req),
             _ if in_dialog => self.on_in_dialog(clock, tx, req),
-            Method::Subscribe | Method::Publish => {
+            Method::Publish => {
                 self.reply(clock, tx, &req, StatusCode(489));
             }
             _ => self.reply(clock, tx, &req, StatusCode::NOT_IMPLEMENTED),
@@ -620,6 +647,12 @@ impl Pbx {
                     self.take_from_mailbox(&recipient, id);
                 }
             }
+            TxUse::Notify { .. } => {
+                if !resp.status.is_provisional() {
+                    self.client_txs.remove(&tx);
+                }
+                self.on_notify_response(&resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -632,6 +665,7 @@ impl Pbx {
                 self.client_txs.insert(tx, TxUse::Fork { call });
                 self.on_fork_response(clock, call, tx, r);
             }
+            Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

@@ -326,9 +326,13 @@ fn apply(shared: &Shared, engine: &mut Engine, legs: &mut HashMap<LegId, LegSock
             }
             added
         }
-        // Dropping the sockets closes them, which also takes them out of the epoll set.
         Msg::RemoveLeg(id) => {
-            legs.remove(&id);
+            if let Some(l) = legs.remove(&id) {
+                // Explicitly: a leg's sockets may be duplicates of the relay's (music on
+                // hold), and epoll forgets a socket only when its last descriptor closes.
+                let _ = shared.epoll.delete(&l.rtp);
+                let _ = shared.epoll.delete(&l.rtcp);
+            }
             engine.remove_leg(id)
         }
         Msg::SetRemote(id, to) => {

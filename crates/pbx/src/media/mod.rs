@@ -3,7 +3,11 @@
 //! thread for all its streams, outside the SIP event loop.
 
 mod engine;
+pub mod moh;
 mod relay;
 
 pub use engine::{Command as EngineCommand, EngineHost, EngineStats, MediaEvent};
-pub use relay::{Direction, MediaKind, MediaStream, PortPool, Relay, RelayStats, Targets, EVENTS};
+pub use relay::{
+    Direction, Lent, MediaKind, MediaStream, PortPool, Relay, RelayStats, StreamSide, Targets,
+    EVENTS,
+};

@@ -172,6 +172,77 @@ impl MediaStream {
     }
 }
 
+/// One side of a relayed stream: the caller's sockets or the callee's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamSide {
+    Caller,
+    Callee,
+}
+
+impl StreamSide {
+    fn index(self) -> usize {
+        match self {
+            StreamSide::Caller => 0,
+            StreamSide::Callee => 1,
+        }
+    }
+}
+
+/// One side's sockets, lent to the media engine (see [`MediaStream::lend`]).
+#[derive(Debug)]
+pub struct Lent {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    /// Where that side's phone takes RTP (latched or from its SDP).
+    pub remote: Option<SocketAddr>,
+}
+
+impl MediaStream {
+    /// Lends one side's sockets to the media engine, e.g. to play music on hold to the held
+    /// phone: the phone keeps sending to and hearing from the port it knows, so no re-INVITE
+    /// is needed to move it. Until [`MediaStream::take_back`] the relay neither reads those
+    /// sockets nor forwards the other side's packets to them.
+    pub fn lend(&self, side: StreamSide) -> io::Result<Lent> {
+        let mut table = self.shared.lock();
+        let s = table
+            .get_mut(self.key)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stream is gone"))?;
+        let i = side.index() * 2;
+        let rtp = s.socks[i].try_clone()?;
+        let rtcp = s.socks[i + 1].try_clone()?;
+        if !s.lent[side.index()] {
+            // Taken out of our epoll set explicitly: the engine's duplicates keep the sockets
+            // open, so closing nothing would remove them.
+            self.shared.epoll.delete(&s.socks[i])?;
+            self.shared.epoll.delete(&s.socks[i + 1])?;
+            s.lent[side.index()] = true;
+        }
+        Ok(Lent {
+            rtp,
+            rtcp,
+            remote: s.dest[i],
+        })
+    }
+
+    /// Relays that side again after [`MediaStream::lend`] (the engine drops its duplicates).
+    pub fn take_back(&self, side: StreamSide) -> io::Result<()> {
+        let mut table = self.shared.lock();
+        let Some(s) = table.get_mut(self.key) else {
+            return Ok(());
+        };
+        if !s.lent[side.index()] {
+            return Ok(());
+        }
+        let i = side.index() * 2;
+        for j in [i, i + 1] {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, token(self.key, j));
+            self.shared.epoll.add(&s.socks[j], ev)?;
+        }
+        s.lent[side.index()] = false;
+        Ok(())
+    }
+}
+
 impl Drop for MediaStream {
     fn drop(&mut self) {
         // Closing the sockets also takes them out of the epoll set.
@@ -212,6 +283,8 @@ struct Stream {
     /// dest[i]: where packets *sent from* socket i go (the peer of socket i).
     dest: [Option<SocketAddr>; 4],
     latched: [bool; 4],
+    /// lent[side]: that side's sockets are the media engine's for now (music on hold).
+    lent: [bool; 2],
 }
 
 impl Stream {
@@ -232,6 +305,10 @@ impl Stream {
 
     /// Reads one datagram from socket `i` and sends it on from the opposite socket.
     fn forward(&mut self, i: usize, buf: &mut [u8], stats: &RelayStats) {
+        if self.lent[i / 2] {
+            // An event taken before the side was lent: the packet is the engine's.
+            return;
+        }
         let Ok((n, from)) = self.socks[i].recv_from(buf) else {
             return;
         };
@@ -239,6 +316,9 @@ impl Stream {
         self.dest[i] = Some(from);
         self.latched[i] = true;
         let out = i ^ 2; // caller RTP <-> callee RTP, caller RTCP <-> callee RTCP
+        if self.lent[out / 2] {
+            return;
+        }
         if let Some(to) = self.dest[out] {
             if self.socks[out].send_to(&buf[..n], to).is_ok() {
                 let dir = if i < 2 {
@@ -446,6 +526,7 @@ impl Relay {
             targets: Targets::default(),
             dest: [None; 4],
             latched: [false; 4],
+            lent: [false; 2],
         });
         let mut registered = Ok(());
         if let Some(s) = table.get_mut(key) {
@@ -588,6 +669,7 @@ mod tests {
             targets: Targets::default(),
             dest: [None; 4],
             latched: [false; 4],
+            lent: [false; 2],
         };
         let first = t.insert(stream());
         assert!(t.remove(first).is_some());

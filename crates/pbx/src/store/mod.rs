@@ -17,12 +17,15 @@ use kentongan_sip::auth::StoredHa1;
 mod conference;
 mod settings;
 mod voicemail;
+mod web;
+
 use crate::admins::{Admin, AdminName, Role};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use voicemail::{
     voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
 };
+pub use web::{CdrFilter, CdrOrder};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,8 @@ pub struct StoredMessage {
 pub struct Cdr {
     pub call_id: String,
     pub caller: String,
+    /// The display name the caller's phone put in From (SIP-sourced: escape where rendered).
+    pub caller_name: String,
     pub callee: String,
     /// Unix milliseconds.
     pub start_ms: i64,
@@ -125,6 +130,7 @@ impl Cdr {
         Cdr {
             call_id,
             caller,
+            caller_name: String::new(),
             callee,
             start_ms: now_ms,
             answer_ms: None,
@@ -301,6 +307,7 @@ impl Store {
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
         conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
+        web::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
 
@@ -628,7 +635,8 @@ impl Store {
                 Write::Cdr(c) => {
                     tx.prepare_cached(
                         "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms,
-                         duration_s, disposition) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         duration_s, disposition, caller_name)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )?
                     .execute(params![
                         c.call_id,
@@ -638,7 +646,8 @@ impl Store {
                         c.answer_ms,
                         c.end_ms,
                         c.duration_s,
-                        c.disposition
+                        c.disposition,
+                        c.caller_name
                     ])?;
                 }
                 Write::LiveCall(l) => {
@@ -771,13 +780,14 @@ impl Store {
 
     pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition
-             FROM cdr ORDER BY id",
+            "SELECT call_id, caller, callee, start_ms, answer_ms, end_ms, duration_s, disposition,
+             caller_name FROM cdr ORDER BY id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(Cdr {
                 call_id: r.get(0)?,
                 caller: r.get(1)?,
+                caller_name: r.get(8)?,
                 callee: r.get(2)?,
                 start_ms: r.get(3)?,
                 answer_ms: r.get(4)?,

@@ -1,0 +1,331 @@
+//! The web admin's view of the PBX: [`kentongan_web::backend::Backend`] over a `Store` of
+//! its own (its own SQLite connection, so a page never waits for the SIP loop's), and
+//! [`start`], which the daemon calls when `[web]` is present. Adding an extension goes
+//! through [`new_extension`], the same rules as `user add`.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kentongan_web::backend::{
+    AddError, Backend, BackendError, CdrQuery, CdrRow, CdrSort, Dashboard, ExtensionRow,
+    FieldError, LiveCall, Registration, Role as WebRole,
+};
+use kentongan_web::server::{WebConfig, WebError};
+
+use crate::admins::{self, AdminName, Role};
+use crate::config::Config;
+use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError, StoredBan};
+
+/// Generated SIP passwords: 20 characters from 56 (no 0/O, 1/l/I), about 116 bits.
+const PASSWORD_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+const PASSWORD_LEN: usize = 20;
+
+/// Checks a new extension's number and name as `user add` does: a valid number, not a
+/// conference room's, and a name of at most 64 characters without control characters.
+pub fn new_extension(config: &Config, number: &str, name: &str) -> Result<Extension, FieldError> {
+    let ext = Extension::parse(number.trim()).ok_or_else(|| FieldError {
+        field: "extension",
+        message: "use 1 to 32 letters, digits, '.', '-' or '_', e.g. 205".into(),
+    })?;
+    if let Some(room) = config.conferences.iter().find(|r| r.number == ext.0) {
+        return Err(FieldError {
+            field: "extension",
+            message: format!(
+                "{ext} is the number of conference room {:?}; pick another",
+                room.name
+            ),
+        });
+    }
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(FieldError {
+            field: "name",
+            message: "use at most 64 characters and no control characters".into(),
+        });
+    }
+    Ok(ext)
+}
+
+/// A random SIP password from the kernel's randomness.
+pub fn generate_password() -> Result<String, getrandom::Error> {
+    let mut out = String::with_capacity(PASSWORD_LEN);
+    let mut buf = [0u8; 64];
+    while out.len() < PASSWORD_LEN {
+        getrandom::getrandom(&mut buf)?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = (256 / PASSWORD_ALPHABET.len() * PASSWORD_ALPHABET.len()) as u8;
+        for b in buf.iter().filter(|b| **b < limit) {
+            if out.len() == PASSWORD_LEN {
+                break;
+            }
+            out.push(PASSWORD_ALPHABET[*b as usize % PASSWORD_ALPHABET.len()] as char);
+        }
+    }
+    Ok(out)
+}
+
+struct PbxBackend {
+    store: Mutex<Store>,
+    config: Config,
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn db(e: StoreError) -> BackendError {
+    BackendError(e.to_string())
+}
+
+impl PbxBackend {
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, BackendError> {
+        self.store
+            .lock()
+            .map_err(|_| BackendError("the web admin's database handle is poisoned".into()))
+    }
+}
+
+impl Backend for PbxBackend {
+    fn has_admins(&self) -> Result<bool, BackendError> {
+        Ok(self.store()?.admin_count().map_err(db)? > 0)
+    }
+
+    fn authenticate(&self, name: &str, password: &str) -> Result<Option<WebRole>, BackendError> {
+        let creds = match AdminName::parse(name) {
+            Ok(n) => self.store()?.admin_credentials(&n).map_err(db)?,
+            Err(_) => None,
+        };
+        let Some((role, hash)) = creds else {
+            admins::verify_dummy(password);
+            return Ok(None);
+        };
+        if !admins::verify_password(&hash, password) {
+            return Ok(None);
+        }
+        Ok(Some(match role {
+            Role::Admin => WebRole::Admin,
+            Role::Operator => WebRole::Operator,
+        }))
+    }
+
+    fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError> {
+        let now = unix_ms() / 1000;
+        // Into the kernel's ban set as `ban add` does (no table loaded: the daemon's shield
+        // still drops the source, once it sees the stored row through `data_version`).
+        match kentongan_firewall::nft::add_bans(&[(addr, duration.as_secs().max(1))]) {
+            Ok(()) | Err(kentongan_firewall::nft::NftError::NoTable) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, %addr, "could not add the web login ban to nftables")
+            }
+        }
+        self.store()?
+            .add_ban(&StoredBan {
+                addr: addr.to_string(),
+                reason: reason.to_owned(),
+                banned_at: now,
+                expires_at: now + duration.as_secs() as i64,
+            })
+            .map_err(db)
+    }
+
+    fn is_banned(&self, addr: IpAddr) -> Result<bool, BackendError> {
+        self.store()?
+            .is_banned(&addr.to_string(), unix_ms() / 1000)
+            .map_err(db)
+    }
+
+    fn dashboard(&self) -> Result<Dashboard, BackendError> {
+        let now_ms = unix_ms();
+        let store = self.store()?;
+        let registrations = store
+            .bindings(now_ms / 1000)
+            .map_err(db)?
+            .into_iter()
+            .map(|b| Registration {
+                extension: b.extension.0,
+                contact: b.contact,
+                source: b.source,
+                transport: b.transport,
+                expires_in: b.expires_at - now_ms / 1000,
+            })
+            .collect();
+        let live_calls = store
+            .live_calls()
+            .map_err(db)?
+            .into_iter()
+            .map(|c| LiveCall {
+                caller: c.caller,
+                callee: c.callee,
+                state: c.state,
+                age_s: (now_ms - c.start_ms).max(0) / 1000,
+            })
+            .collect();
+        // Today in UTC (the appliance's time zone is not known to the daemon yet).
+        let midnight = now_ms - now_ms.rem_euclid(86_400_000);
+        let cdr_today = store.cdr_count_since(midnight).map_err(db)?;
+        Ok(Dashboard {
+            registrations,
+            live_calls,
+            cdr_today,
+        })
+    }
+
+    fn extensions(&self) -> Result<Vec<ExtensionRow>, BackendError> {
+        let store = self.store()?;
+        let bindings = store.bindings(unix_ms() / 1000).map_err(db)?;
+        Ok(store
+            .users()
+            .map_err(db)?
+            .into_iter()
+            .map(|u| ExtensionRow {
+                registered: bindings
+                    .iter()
+                    .filter(|b| b.extension == u.extension)
+                    .count(),
+                extension: u.extension.0,
+                name: u.name,
+            })
+            .collect())
+    }
+
+    fn add_extension(&self, number: &str, name: &str) -> Result<String, AddError> {
+        let ext = new_extension(&self.config, number, name).map_err(AddError::Field)?;
+        let password =
+            generate_password().map_err(|e| BackendError(format!("no randomness: {e}")))?;
+        match self
+            .store()?
+            .add_user(&ext, name.trim(), &self.config.domain, &password)
+        {
+            Ok(()) => Ok(password),
+            Err(StoreError::UserExists(_)) => Err(AddError::Field(FieldError {
+                field: "extension",
+                message: format!("extension {ext} exists already"),
+            })),
+            Err(e) => Err(AddError::Backend(db(e))),
+        }
+    }
+
+    fn remove_extension(&self, number: &str) -> Result<bool, BackendError> {
+        let Some(ext) = Extension::parse(number) else {
+            return Ok(false);
+        };
+        match self.store()?.remove_user(&ext) {
+            Ok(()) => Ok(true),
+            Err(StoreError::NoSuchUser(_)) => Ok(false),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    fn cdrs(&self, q: &CdrQuery) -> Result<(Vec<CdrRow>, u64), BackendError> {
+        let filter = CdrFilter {
+            extension: q.extension.clone(),
+            disposition: q.disposition.clone(),
+            order: match q.sort {
+                CdrSort::Start => CdrOrder::Start,
+                CdrSort::Caller => CdrOrder::Caller,
+                CdrSort::Callee => CdrOrder::Callee,
+                CdrSort::Duration => CdrOrder::Duration,
+                CdrSort::Disposition => CdrOrder::Disposition,
+            },
+            descending: q.descending,
+            offset: q.offset,
+            limit: q.limit,
+        };
+        let (rows, total) = self.store()?.cdr_page(&filter).map_err(db)?;
+        let rows = rows
+            .into_iter()
+            .map(|c| CdrRow {
+                caller: c.caller,
+                caller_name: c.caller_name,
+                callee: c.callee,
+                start_ms: c.start_ms,
+                duration_s: c.duration_s,
+                disposition: c.disposition,
+            })
+            .collect();
+        Ok((rows, total))
+    }
+
+    fn dispositions(&self) -> Result<Vec<String>, BackendError> {
+        self.store()?.cdr_dispositions().map_err(db)
+    }
+}
+
+/// Why the web admin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Web(#[from] WebError),
+}
+
+/// Starts the web admin when `[web]` is present: HTTPS with `[web] tls_certificate`/`tls_key`,
+/// or else the PBX's own certificate (the one SIP/TLS uses).
+pub fn start(config: &Config) -> Result<(), StartError> {
+    let Some(web) = &config.web else {
+        return Ok(());
+    };
+    let mut tls_config = config.clone();
+    if let (Some(c), Some(k)) = (&web.tls_certificate, &web.tls_key) {
+        tls_config.tls_certificate = Some(c.clone());
+        tls_config.tls_key = Some(k.clone());
+    }
+    let tls = crate::tls::acceptor(&tls_config)?;
+    let backend = Arc::new(PbxBackend {
+        store: Mutex::new(Store::open(&config.database)?),
+        config: config.clone(),
+    });
+    kentongan_web::server::spawn(
+        WebConfig {
+            listen: web.listen.clone(),
+            tls,
+            session_idle: web.session_idle,
+            trusted: config.firewall.trusted.clone(),
+            ban_after: config.firewall.ban_after_failures,
+            ban_duration: config.firewall.ban_duration,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+        backend,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_long_and_from_the_alphabet() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), PASSWORD_LEN);
+        assert!(a.bytes().all(|c| PASSWORD_ALPHABET.contains(&c)));
+    }
+
+    #[test]
+    fn new_extensions_follow_user_add() {
+        let c = Config::from_toml(
+            "[sip]\ndomain = \"pbx.local\"\n[[conference]]\nnumber = \"800\"\nname = \"Rapat\"\n",
+        )
+        .unwrap();
+        assert_eq!(new_extension(&c, "205", "Ani").unwrap().0, "205");
+        for bad in ["", "2 05", "205'; DROP TABLE users;--", "<b>"] {
+            assert_eq!(
+                new_extension(&c, bad, "").unwrap_err().field,
+                "extension",
+                "{bad}"
+            );
+        }
+        assert!(new_extension(&c, "800", "")
+            .unwrap_err()
+            .message
+            .contains("Rapat"));
+        assert_eq!(new_extension(&c, "206", "a\nb").unwrap_err().field, "name");
+    }
+}

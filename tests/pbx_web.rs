@@ -1,0 +1,852 @@
+//! The web admin against the real daemon over HTTPS (curl, which skips the check of the
+//! daemon's self-signed certificate with `-k`, in tests only): no page before an admin
+//! account exists; every page without a session redirects to /login and every response
+//! carries the security headers; ten wrong passwords from one address ban it (its next
+//! connection is closed before TLS, the ban is in `ban list`, another address still logs
+//! in); a POST without (or with a wrong) CSRF token is refused with 403 and changes nothing;
+//! extension 205 added through the form gets a password shown once, with which a sipp phone
+//! registers and then shows on the dashboard; SQL injection strings in the add form and the
+//! CDR filters change nothing and give a normal page; a caller's display name
+//! `<script>alert(1)</script>'--` shows escaped in the CDR page and never raw; no page shows
+//! a password hash or HA1; logout ends the session on the server. Then a real browser (Debian's
+//! headless chromium through chromedriver, W3C WebDriver spoken as plain HTTP/JSON) logs in,
+//! adds 205 with the form, registers it with the shown password, sees it on the dashboard,
+//! checks that no page is wider than the window at 1366x768 and 390 px, and saves screenshots
+//! in `out/web-screenshots/` (`KENTONGAN_OUT`). Needs curl, sipp, chromium and chromium-driver.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness::*;
+
+const BASE: u16 = 44060;
+const WEB_BASE: u16 = 44443;
+const WEB_IP: &str = "127.0.0.60";
+const ADMIN_PASSWORD: &str = "kentongan-test-9271";
+
+struct Web {
+    pbx: Pbx,
+    port: u16,
+}
+
+/// A daemon with `[web]` on 127.0.0.60 and bans after 10 failures; `admin` exists if asked.
+fn web(with_admin: bool) -> Web {
+    let sip_port = ports(BASE);
+    let port = WEB_BASE + (sip_port - BASE);
+    let pbx = Pbx::start_with(
+        sip_port,
+        &format!("\n[web]\nlisten = [\"{WEB_IP}:{port}\"]\n[firewall]\nban_after_failures = 10\n"),
+    );
+    for ext in ["201", "202"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let w = Web { pbx, port };
+    if with_admin {
+        w.add_admin();
+    }
+    w
+}
+
+impl Web {
+    fn add_admin(&self) {
+        let out = self.pbx.cli(
+            &["admin", "add", "admin", "--password-stdin"],
+            Some(&format!("{ADMIN_PASSWORD}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn client(&self, ip: &'static str) -> Client {
+        Client {
+            base: format!("https://{WEB_IP}:{}", self.port),
+            ip,
+            cookie: None,
+            extra: Vec::new(),
+        }
+    }
+
+    fn users(&self) -> String {
+        let out = self.pbx.cli(&["user", "list"], None);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    /// Lower-cased header block.
+    headers: String,
+    body: String,
+}
+
+impl Resp {
+    fn location(&self) -> Option<&str> {
+        self.headers
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .map(str::trim)
+    }
+
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no CSRF field in {}", self.body));
+        self.body[at + 19..at + 19 + 64].to_owned()
+    }
+
+    fn assert_secure_headers(&self) {
+        for h in [
+            "content-security-policy: default-src 'self'; frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "strict-transport-security: max-age=",
+        ] {
+            assert!(self.headers.contains(h), "{h} missing in\n{}", self.headers);
+        }
+        assert!(!self.headers.contains("unsafe-inline"));
+        assert!(!self.body.contains("$argon2"), "a hash on a page");
+    }
+}
+
+struct Client {
+    base: String,
+    ip: &'static str,
+    cookie: Option<String>,
+    /// More curl arguments for the next request.
+    extra: Vec<String>,
+}
+
+impl Client {
+    /// Runs curl from this client's address; None when the server closed the connection or
+    /// refused the handshake.
+    fn request(&mut self, path: &str, form: Option<&[(&str, &str)]>) -> Option<Resp> {
+        need("curl", "curl");
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sk", "-i", "--max-time", "20", "--interface", self.ip]);
+        if let Some(c) = &self.cookie {
+            cmd.args(["-H", &format!("Cookie: {c}")]);
+        }
+        cmd.args(&self.extra);
+        if let Some(fields) = form {
+            cmd.args(["-X", "POST", "--data", ""]);
+            for (k, v) in fields {
+                cmd.arg("--data-urlencode").arg(format!("{k}={v}"));
+            }
+        }
+        let out = cmd.arg(format!("{}{path}", self.base)).output().unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = head.to_ascii_lowercase();
+        if let Some(c) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+        {
+            self.cookie = Some(c.to_owned()).filter(|c| !c.ends_with('='));
+        }
+        Some(Resp {
+            status,
+            headers,
+            body: body.to_owned(),
+        })
+    }
+
+    fn get(&mut self, path: &str) -> Resp {
+        self.request(path, None)
+            .unwrap_or_else(|| panic!("GET {path}: connection failed"))
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+        self.request(path, Some(form))
+            .unwrap_or_else(|| panic!("POST {path}: connection failed"))
+    }
+
+    /// A POST with more request headers (`Origin: …`, `Sec-Fetch-Site: …`).
+    fn post_with(&mut self, headers: &[&str], path: &str, form: &[(&str, &str)]) -> Resp {
+        self.extra = headers
+            .iter()
+            .flat_map(|h| ["-H".to_owned(), (*h).to_owned()])
+            .collect();
+        let r = self.post(path, form);
+        self.extra.clear();
+        r
+    }
+
+    fn login(&mut self, name: &str, password: &str) -> Resp {
+        self.post("/login", &[("name", name), ("password", password)])
+    }
+}
+
+/// Sends an OPTIONS from `ip` to the daemon; its answer's status line, if any in 2 s.
+fn sip_options(pbx: &Pbx, ip: &str) -> Option<String> {
+    let sock = std::net::UdpSocket::bind((ip, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:pbx.local SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-web-{}\r\n\
+         From: <sip:201@pbx.local>;tag=w1\r\nTo: <sip:pbx.local>\r\nCall-ID: web-{}@{ip}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        local.port(),
+        local.port()
+    );
+    sock.send_to(msg.as_bytes(), pbx.sip()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+const PAGES: &[&str] = &[
+    "/",
+    "/extensions",
+    "/cdr",
+    "/cdr?extension=201&page=2",
+    "/no-such-page",
+];
+
+#[test]
+fn no_page_before_an_admin_and_none_without_a_session() {
+    let w = web(false);
+    let mut c = w.client("127.0.0.60");
+    let r = c.get("/login");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("kentongan-pbx admin add admin --password-stdin"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<form method=\"post\" action=\"/login\""));
+    r.assert_secure_headers();
+    let r = c.login("admin", ADMIN_PASSWORD);
+    assert_eq!(r.status, 403, "no login before an account exists");
+    assert!(c.cookie.is_none());
+
+    w.add_admin();
+    for path in PAGES {
+        let r = c.get(path);
+        assert_eq!(
+            (r.status, r.location()),
+            (303, Some("/login")),
+            "GET {path}"
+        );
+        r.assert_secure_headers();
+    }
+    for path in ["/extensions", "/extensions/remove", "/logout"] {
+        let r = c.post(path, &[("extension", "209"), ("name", "x")]);
+        assert_eq!(
+            (r.status, r.location()),
+            (303, Some("/login")),
+            "POST {path}"
+        );
+    }
+    assert!(!w.users().contains("209"));
+    // A made-up session id is no session.
+    c.cookie = Some(format!("__Host-kentongan={}", "ab".repeat(32)));
+    assert_eq!(c.get("/").status, 303);
+    let css = c.get("/static/style.css");
+    assert_eq!(css.status, 200);
+    assert!(css.headers.contains("content-type: text/css"));
+    css.assert_secure_headers();
+
+    // Login CSRF: a form posted from another site's page is refused before any check.
+    c.cookie = None;
+    let creds = [("name", "admin"), ("password", ADMIN_PASSWORD)];
+    let origin = format!("Origin: https://{WEB_IP}:{}", w.port);
+    for (headers, want) in [
+        (vec!["Origin: https://evil.example"], 403),
+        (vec![origin.as_str(), "Sec-Fetch-Site: cross-site"], 403),
+        (
+            vec!["Origin: https://evil.example", "Sec-Fetch-Site: same-site"],
+            403,
+        ),
+        // What a browser sends under our Referrer-Policy: no-referrer.
+        (vec!["Origin: null", "Sec-Fetch-Site: same-origin"], 303),
+        (vec![origin.as_str()], 303),
+    ] {
+        let r = c.post_with(&headers, "/login", &creds);
+        assert_eq!(r.status, want, "{headers:?}");
+        assert_eq!(c.cookie.is_some(), want == 303);
+        c.cookie = None;
+    }
+    let r = c.login("admin", ADMIN_PASSWORD);
+    assert_eq!((r.status, r.location()), (303, Some("/")));
+    assert!(
+        r.headers
+            .contains("; secure; httponly; samesite=strict; path=/"),
+        "{}",
+        r.headers
+    );
+    let id = c.cookie.clone().unwrap();
+    assert!(
+        id.starts_with("__Host-kentongan=") && id.len() == 17 + 64,
+        "{id}"
+    );
+    for path in &PAGES[..4] {
+        let r = c.get(path);
+        assert_eq!(r.status, 200, "GET {path} with a session");
+        r.assert_secure_headers();
+        assert!(!r.body.contains("<script"), "GET {path}: no script at all");
+    }
+    assert_eq!(c.get("/no-such-page").status, 404);
+    // A second login gets a new session id.
+    let mut c2 = w.client("127.0.0.60");
+    c2.login("admin", ADMIN_PASSWORD);
+    assert_ne!(c2.cookie, c.cookie);
+}
+
+#[test]
+fn ten_failed_logins_ban_the_address() {
+    let w = web(true);
+    let mut evil = w.client("127.0.0.61");
+    // Different account names, as a sprayer does: each is a real check, none backs off.
+    for i in 0..10 {
+        let r = evil.login(&format!("guess{i}"), "wrong password 123");
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.body);
+        assert!(r.body.contains("Wrong name or password."));
+        assert!(evil.cookie.is_none());
+    }
+    assert!(
+        evil.request("/login", None).is_none(),
+        "the banned address's next connection is closed"
+    );
+    assert!(evil.request("/", None).is_none());
+    let out = w.pbx.cli(&["ban", "list"], None);
+    let bans = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        bans.contains("127.0.0.61") && bans.contains("web login"),
+        "{bans}"
+    );
+    // The same ban logic as SIP: the daemon drops the address's SIP too (within its 1 s
+    // database sync), and still answers another address.
+    assert!(
+        sip_options(&w.pbx, "127.0.0.62").is_some(),
+        "unbanned source answered"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = sip_options(&w.pbx, "127.0.0.62"); // a flush, which runs the ban sync
+    assert_eq!(
+        sip_options(&w.pbx, "127.0.0.61"),
+        None,
+        "banned for SIP too"
+    );
+    // Another address is not banned, and the same account backs off per account.
+    let mut office = w.client("127.0.0.62");
+    // Two failures 1.1 s apart (the first backs off 1 s), then the second's 2 s backoff.
+    let r = office.login("admin", "not the password");
+    assert_eq!(r.status, 401);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = office.login("admin", "still not the password");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = office.login("admin", ADMIN_PASSWORD);
+    assert_eq!(r.status, 429, "the account is backing off: {}", r.body);
+    assert!(r.body.contains("try again in"));
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = office.login("admin", ADMIN_PASSWORD);
+    assert_eq!((r.status, r.location()), (303, Some("/")));
+    assert_eq!(office.get("/").status, 200);
+}
+
+#[test]
+fn csrf_add_extension_register_and_injection() {
+    let w = web(true);
+    let mut c = w.client("127.0.0.63");
+    c.login("admin", ADMIN_PASSWORD);
+    let page = c.get("/extensions");
+    assert_eq!(page.status, 200);
+    let csrf = page.csrf();
+    let before = w.users();
+
+    // Without the token, or with another one: 403 and nothing changes.
+    for token in [None, Some("0".repeat(64)), Some(csrf[..63].to_owned())] {
+        let mut form = vec![("extension", "206"), ("name", "Tanpa token")];
+        if let Some(t) = &token {
+            form.push(("csrf", t));
+        }
+        assert_eq!(c.post("/extensions", &form).status, 403, "{token:?}");
+        let r = c.post("/extensions/remove", &[("extension", "201")]);
+        assert_eq!(r.status, 403);
+    }
+    assert_eq!(c.post("/logout", &[]).status, 403);
+    let r = c.post_with(
+        &["Origin: https://evil.example"],
+        "/extensions",
+        &[("csrf", &csrf), ("extension", "206")],
+    );
+    assert_eq!(r.status, 403, "right token, wrong origin");
+    assert_eq!(w.users(), before, "nothing changed");
+    assert_eq!(c.get("/").status, 200, "the session survived");
+
+    // Add 205 through the form: its password is shown once and works for SIP.
+    let r = c.post(
+        "/extensions",
+        &[("csrf", &csrf), ("extension", "205"), ("name", "Resepsi")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at = r.body.find("id=\"new-password\">").expect("password shown") + 18;
+    let password: String = r.body[at..].chars().take_while(|c| *c != '<').collect();
+    assert_eq!(password.len(), 20, "{password}");
+    assert!(w.users().contains("205\tResepsi"));
+    assert!(
+        !c.get("/extensions").body.contains(&password),
+        "shown only once"
+    );
+    let ha1 = kentongan_sip::auth::StoredHa1::from_password("205", "pbx.local", &password);
+    assert_eq!(register(&w.pbx, "205", &password, "127.0.0.64", 44090), 0);
+    let dash = c.get("/");
+    assert!(dash.body.contains("<td>205</td>"), "{}", dash.body);
+    assert!(dash.body.contains("127.0.0.64"));
+    assert!(dash
+        .body
+        .contains("<span class=\"n\" id=\"registrations\">1</span>"));
+    // Adding it again is an error next to the field, not a new row.
+    let r = c.post(
+        "/extensions",
+        &[("csrf", &csrf), ("extension", "205"), ("name", "")],
+    );
+    assert_eq!(r.status, 422);
+    assert!(r
+        .body
+        .contains("id=\"extension-error\">extension 205 exists already"));
+
+    // SQL injection in both fields: refused by the rules, or stored as plain text.
+    for ext in [
+        "205' OR '1'='1",
+        "1; DROP TABLE users;--",
+        "\" onmouseover=\"x",
+    ] {
+        let r = c.post(
+            "/extensions",
+            &[("csrf", &csrf), ("extension", ext), ("name", "x")],
+        );
+        assert_eq!(r.status, 422, "{ext}");
+        assert!(r.body.contains("id=\"extension-error\""));
+        assert!(!r.body.contains("onmouseover=\"x"), "echoed escaped");
+    }
+    let evil_name = "x'); DROP TABLE users;-- <b>bold</b>";
+    let r = c.post(
+        "/extensions",
+        &[("csrf", &csrf), ("extension", "207"), ("name", evil_name)],
+    );
+    assert_eq!(r.status, 200);
+    let list = c.get("/extensions").body;
+    assert!(list.contains("x&#x27;); DROP TABLE users;-- &lt;b&gt;bold&lt;/b&gt;"));
+    assert!(!list.contains("<b>bold"));
+    let users = w.users();
+    for ext in ["201", "202", "205", "207"] {
+        assert!(users.contains(&format!("{ext}\t")), "{ext} in {users}");
+    }
+    let r = c.post(
+        "/extensions/remove",
+        &[("csrf", &csrf), ("extension", "' OR 1=1 --")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("There is no extension"));
+    assert_eq!(w.users(), users, "nothing removed");
+    let r = c.post(
+        "/extensions/remove",
+        &[("csrf", &csrf), ("extension", "207")],
+    );
+    assert!(r.body.contains("Removed extension 207."));
+    assert!(!w.users().contains("207\t"));
+
+    // No page shows a hash or HA1.
+    for path in &PAGES[..4] {
+        let body = c.get(path).body;
+        for h in [ha1.md5.as_deref(), ha1.sha256.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(!body.contains(h), "{path} shows an HA1");
+        }
+        assert!(!body.contains("$argon2"), "{path} shows a hash");
+    }
+
+    // Logout ends the session on the server: the old cookie is worth nothing.
+    let old = c.cookie.clone();
+    let r = c.post("/logout", &[("csrf", &csrf)]);
+    assert_eq!((r.status, r.location()), (303, Some("/login")));
+    c.cookie = old;
+    assert_eq!(c.get("/").status, 303);
+    assert_eq!(
+        c.post("/extensions", &[("csrf", &csrf), ("extension", "208")])
+            .status,
+        303
+    );
+    assert!(!w.users().contains("208"));
+}
+
+#[test]
+fn cdr_page_escapes_sip_strings_and_filters_safely() {
+    let w = web(true);
+    // 202 is not registered: the call is refused with 480 and lands in the CDR.
+    let (code, out) = call_from_201(&w.pbx, "caller_unavailable_named.xml", "202", 44095);
+    assert_eq!(code, 0, "{out}");
+    let mut c = w.client("127.0.0.65");
+    c.login("admin", ADMIN_PASSWORD);
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = c.get("/cdr").body;
+        if page.contains("unavailable") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(page.contains("1 calls"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&#x27;--"),
+        "{page}"
+    );
+    assert!(!page.contains("<script>"), "never raw");
+    assert!(!page.contains("</script>'--"));
+    let dash = c.get("/").body;
+    assert!(
+        dash.contains("<span class=\"n\" id=\"cdr-today\">1</span>"),
+        "{dash}"
+    );
+
+    // Filters: exact matches, injection strings match nothing and break nothing.
+    let count = |c: &mut Client, q: &str| {
+        let r = c.get(&format!("/cdr?{q}"));
+        assert_eq!(r.status, 200, "{q}");
+        assert!(r.body.contains("<table id=\"cdr\">"), "{q}");
+        r.body
+    };
+    assert!(count(&mut c, "extension=201").contains("1 calls"));
+    assert!(count(&mut c, "extension=202&disposition=unavailable").contains("1 calls"));
+    assert!(count(&mut c, "disposition=answered").contains("0 calls"));
+    for q in [
+        "extension=201%27%20OR%20%271%27%3D%271",
+        "extension=%27%3B%20DELETE%20FROM%20cdr%3B--",
+        "disposition=x%27%20UNION%20SELECT%20hash%2Cname%2C1%2C1%2C1%2C1%2C1%2C1%2C1%20FROM%20admins--",
+        "sort=start_ms%3B%20DROP%20TABLE%20cdr&order=desc%2C%20(SELECT%201)",
+        "sort=(SELECT%20hash%20FROM%20admins)&page=%27",
+        "page=99999999999999999999",
+    ] {
+        let body = count(&mut c, q);
+        assert!(!body.contains("$argon2"), "{q}");
+        assert!(
+            body.contains("0 calls") || body.contains("1 calls"),
+            "{q}: {body}"
+        );
+    }
+    for sort in ["caller", "callee", "duration", "disposition"] {
+        assert!(count(&mut c, &format!("sort={sort}&order=asc")).contains("1 calls"));
+    }
+    assert!(count(&mut c, "").contains("1 calls"), "the CDR is intact");
+}
+
+/// A WebDriver session on Debian's chromedriver, spoken as plain HTTP/JSON (W3C WebDriver).
+struct Browser {
+    port: u16,
+    session: String,
+    _driver: Proc,
+}
+
+fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let (head, body_at) = loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{method} {path}: chromedriver closed the connection");
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break (
+                String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase(),
+                i + 4,
+            );
+        }
+    };
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no Content-Length in {head}"));
+    while raw.len() < body_at + len {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{method} {path}: short body");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let json = String::from_utf8_lossy(&raw[body_at..body_at + len]).into_owned();
+    let text = &json;
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+}
+
+impl Browser {
+    fn start(port: u16, dir: &std::path::Path) -> Browser {
+        need("chromedriver", "chromium-driver");
+        need("chromium", "chromium");
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"));
+        let driver = Proc::spawn("chromedriver", &mut cmd, dir.join("chromedriver.log"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = dir.join("chromium-profile");
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // The daemon's self-signed certificate; in this test only.
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--disable-gpu", "--window-size=1366,768",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let r = http_json(port, "POST", "/session", Some(&caps));
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {r}"))
+            .to_owned();
+        Browser {
+            port,
+            session,
+            _driver: driver,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = format!("/session/{}{path}", self.session);
+        let body = (method == "POST").then_some(&body);
+        let r = http_json(self.port, method, &path, body);
+        assert!(r["value"].get("error").is_none(), "{method} {path}: {r}");
+        r["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", serde_json::json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", serde_json::Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits for a navigation a click started (a click may return before the next page).
+    fn wait_url(&self, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.url() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still at {}, not {want}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn source(&self) -> String {
+        self.cmd("GET", "/source", serde_json::Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            serde_json::json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/clear"),
+            serde_json::json!({}),
+        );
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            serde_json::json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/click"),
+            serde_json::json!({}),
+        );
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd(
+            "GET",
+            &format!("/element/{id}/text"),
+            serde_json::Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            serde_json::json!({"width": width, "height": height}),
+        );
+    }
+
+    /// Whether the page is wider than the viewport (something overflows sideways).
+    fn overflows(&self) -> bool {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            serde_json::json!({"script":
+                "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                "args": []}),
+        )
+        .as_bool()
+        .unwrap_or(true)
+    }
+
+    fn screenshot(&self, path: &std::path::Path) {
+        let b64 = self.cmd("GET", "/screenshot", serde_json::Value::Null);
+        let png = base64_decode(b64.as_str().unwrap_or_default());
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let path = format!("/session/{}", self.session);
+        let _ = std::panic::catch_unwind(|| http_json(self.port, "DELETE", &path, None));
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|c| u32::from(val(*c))).collect();
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | x << (18 - 6 * i));
+        out.push((n >> 16) as u8);
+        if v.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if v.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn real_browser_logs_in_adds_205_and_pages_fit() {
+    let w = web(true);
+    let shots = kentongan_e2e::out_dir().join("web-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let b = Browser::start(44058, &w.pbx.dir);
+    let base = format!("https://{WEB_IP}:{}", w.port);
+    b.go(&format!("{base}/cdr"));
+    assert!(b.url().ends_with("/login"), "{}", b.url());
+    b.screenshot(&shots.join("login-1366.png"));
+    b.type_into("#name", "admin");
+    b.type_into("#password", ADMIN_PASSWORD);
+    b.click("form[action='/login'] button");
+    b.wait_url(&format!("{base}/"));
+    assert!(b.source().contains("Dashboard"));
+
+    b.go(&format!("{base}/extensions"));
+    b.type_into("#extension", "205");
+    b.type_into("#name", "Resepsi");
+    b.click("form.add button");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !b.source().contains("new-password") {
+        assert!(std::time::Instant::now() < deadline, "no password shown");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let password = b.text("#new-password");
+    assert_eq!(password.len(), 20, "{password}");
+    b.screenshot(&shots.join("extension-added-1366.png"));
+    assert_eq!(register(&w.pbx, "205", &password, "127.0.0.66", 44097), 0);
+    b.go(&format!("{base}/"));
+    assert_eq!(b.text("#registrations"), "1");
+    assert!(b.source().contains("127.0.0.66"));
+
+    for (width, height) in [(1366, 768), (390, 844)] {
+        b.resize(width, height);
+        for (page, path) in [
+            ("dashboard", "/"),
+            ("extensions", "/extensions"),
+            ("cdr", "/cdr"),
+        ] {
+            b.go(&format!("{base}{path}"));
+            b.screenshot(&shots.join(format!("{page}-{width}.png")));
+            assert!(!b.overflows(), "{page} overflows at {width} px");
+        }
+    }
+    // Log out from the page: the browser is back at the login form and stays there.
+    b.click("form.logout button");
+    b.wait_url(&format!("{base}/login"));
+    b.go(&format!("{base}/extensions"));
+    assert!(b.url().ends_with("/login"));
+}
