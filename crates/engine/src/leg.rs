@@ -10,7 +10,7 @@ use kentongan_media::{
 use kentongan_rtp::dtmf::DtmfReceiver;
 use kentongan_rtp::rtp::{RtpBuilder, RtpHeader, RtpPacket};
 
-use crate::{LegSpec, RoomId, Sound, FRAME, FRAME_SAMPLES};
+use crate::{LegSpec, RecordEnd, RecordSpec, RoomId, Sound, FRAME, FRAME_SAMPLES, SILENCE_DBOV};
 
 /// An event without its end packets is over this long after its last packet.
 const DTMF_END_TIMEOUT: Duration = Duration::from_millis(300);
@@ -59,7 +59,19 @@ impl Playing {
     }
 }
 
+/// A recording of what the leg sends, in progress.
+struct Recording {
+    samples: Vec<i16>,
+    max_samples: usize,
+    silence_frames: u32,
+    /// Frames since the last one above the silence level.
+    quiet: u32,
+    /// Samples up to the end of the last frame above the silence level.
+    voiced_len: usize,
+}
+
 pub(crate) struct Leg {
+    recording: Option<Recording>,
     spec: LegSpec,
     pub(crate) room: Option<RoomId>,
     jitter: JitterBuffer,
@@ -97,6 +109,7 @@ impl Leg {
         let codec = at_engine_rate(spec.codec)?;
         let codec_error = |e: CodecError| e.to_string();
         Ok(Leg {
+            recording: None,
             spec: LegSpec { codec, ..spec },
             room: None,
             jitter: JitterBuffer::new(JitterConfig::new(codec.rtp_clock_rate())),
@@ -157,6 +170,48 @@ impl Leg {
         };
         let n = n.unwrap_or(0).min(buf.len());
         buf[n..].fill(0);
+    }
+
+    pub(crate) fn start_recording(&mut self, spec: RecordSpec) {
+        let frames = |d: Duration| (d.as_millis() / FRAME.as_millis()).max(1) as usize;
+        let max_samples = frames(spec.max) * FRAME_SAMPLES;
+        self.recording = Some(Recording {
+            samples: Vec::with_capacity(max_samples),
+            max_samples,
+            silence_frames: frames(spec.silence) as u32,
+            quiet: 0,
+            voiced_len: 0,
+        });
+    }
+
+    /// The samples recorded so far, ending the recording.
+    pub(crate) fn take_recording(&mut self) -> Option<Vec<i16>> {
+        self.recording.take().map(|r| r.samples)
+    }
+
+    /// Adds one input frame to a recording in progress; the samples and why when it ended.
+    pub(crate) fn record_frame(&mut self, frame: &[i16]) -> Option<(Vec<i16>, RecordEnd)> {
+        let r = self.recording.as_mut()?;
+        let room = r.max_samples - r.samples.len();
+        r.samples.extend_from_slice(&frame[..frame.len().min(room)]);
+        if kentongan_media::level_dbov(frame) < SILENCE_DBOV {
+            r.quiet = 0;
+            r.voiced_len = r.samples.len();
+        } else {
+            r.quiet += 1;
+        }
+        let end = if r.quiet >= r.silence_frames {
+            RecordEnd::Silence
+        } else if r.samples.len() >= r.max_samples {
+            RecordEnd::Limit
+        } else {
+            return None;
+        };
+        let mut r = self.recording.take()?;
+        if end == RecordEnd::Silence {
+            r.samples.truncate(r.voiced_len);
+        }
+        Some((r.samples, end))
     }
 
     pub(crate) fn set_listen_gain(&mut self, gain_db: f32) {

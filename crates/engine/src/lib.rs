@@ -4,7 +4,9 @@
 //! **Owns**: per-leg RTP in and out (parse, jitter buffer, decode, RFC 4733 DTMF, encode,
 //! packetise with our own SSRC/sequence/timestamp), conference rooms (the mixer: each member
 //! hears all others, never itself; talk detection and the active speaker), and what a leg is
-//! played (tones and clips queued, mixed over what the leg hears). It is a state machine fed
+//! played (tones and clips queued, mixed over what the leg hears), and recordings of what a leg
+//! sends (decoded samples handed out in [`Event::Recorded`]; ended by a limit, silence, a
+//! stop or the leg's removal). It is a state machine fed
 //! packets and time: [`Engine::handle_rtp`], [`Engine::handle_tick`] every 20 ms (when
 //! [`Engine::poll_timeout`] says), then [`Engine::poll_transmit`] and [`Engine::poll_event`].
 //!
@@ -13,7 +15,8 @@
 //! hands in a [`LegSpec`] with the payload types), or relay bridged calls (that is the PBX's
 //! pass-through relay, which never decodes).
 //!
-//! **Principal types**: [`Engine`], [`LegId`], [`LegSpec`], [`RoomId`], [`Sound`], [`Event`].
+//! **Principal types**: [`Engine`], [`LegId`], [`LegSpec`], [`RoomId`], [`Sound`], [`Event`],
+//! [`RecordSpec`].
 //!
 //! All audio inside runs at 8 kHz, 20 ms frames: G.711 natively, Opus encoded and decoded at
 //! 8 kHz (its RTP clock stays 48 kHz). Rooms therefore mix narrowband; a member on Opus hears
@@ -92,9 +95,38 @@ pub enum Sound {
     Loop(Clip),
 }
 
+/// How a recording of a leg's input ends by itself (it also ends at
+/// [`Engine::stop_recording`] and when the leg is removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// The longest recording; reaching it ends with [`RecordEnd::Limit`].
+    pub max: Duration,
+    /// This long without a frame louder than [`SILENCE_DBOV`] ends it with
+    /// [`RecordEnd::Silence`]; the silent tail is not kept.
+    pub silence: Duration,
+}
+
+/// Frames at or below this level (dBov, as `level_dbov`: larger is quieter) count as silence.
+pub const SILENCE_DBOV: u8 = 50;
+
+/// Why a recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEnd {
+    Limit,
+    Silence,
+    /// [`Engine::stop_recording`], or the leg was removed.
+    Stopped,
+}
+
 /// What the engine tells its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A recording of a leg's decoded input ended: 8 kHz mono samples.
+    Recorded {
+        leg: LegId,
+        samples: Vec<i16>,
+        end: RecordEnd,
+    },
     /// A key was pressed (RFC 4733 telephone-event), once per press.
     Dtmf { leg: LegId, digit: char },
     /// A sound queued with [`Engine::play`] finished playing (or was stopped); `tag` is the
@@ -199,9 +231,17 @@ impl Engine {
         self.rooms.len()
     }
 
-    /// Removes a leg (and takes it out of its room).
+    /// Removes a leg (and takes it out of its room); a recording in progress is handed out
+    /// as [`Event::Recorded`] first, so a caller hanging up keeps what it said.
     pub fn remove_leg(&mut self, id: LegId) -> Result<(), EngineError> {
-        let leg = self.legs.remove(&id).ok_or(EngineError::NoLeg(id))?;
+        let mut leg = self.legs.remove(&id).ok_or(EngineError::NoLeg(id))?;
+        if let Some(samples) = leg.take_recording() {
+            self.events.push_back(Event::Recorded {
+                leg: id,
+                samples,
+                end: RecordEnd::Stopped,
+            });
+        }
         if let Some(room) = leg.room.and_then(|r| self.rooms.get_mut(&r)) {
             room.remove(id);
         }
@@ -282,6 +322,29 @@ impl Engine {
     pub fn set_echo(&mut self, id: LegId, on: bool) -> Result<(), EngineError> {
         let leg = self.legs.get_mut(&id).ok_or(EngineError::NoLeg(id))?;
         leg.echo = on.then(|| Box::new([0; FRAME_SAMPLES]));
+        Ok(())
+    }
+
+    /// Starts recording what the leg sends (decoded, 8 kHz), replacing any recording in
+    /// progress; [`Event::Recorded`] hands the samples out when it ends. The buffer for
+    /// `spec.max` is allocated here, so recording allocates nothing per frame.
+    pub fn record(&mut self, id: LegId, spec: RecordSpec) -> Result<(), EngineError> {
+        let leg = self.legs.get_mut(&id).ok_or(EngineError::NoLeg(id))?;
+        leg.start_recording(spec);
+        Ok(())
+    }
+
+    /// Ends a leg's recording now ([`Event::Recorded`] with [`RecordEnd::Stopped`]); nothing
+    /// happens if it is not recording.
+    pub fn stop_recording(&mut self, id: LegId) -> Result<(), EngineError> {
+        let leg = self.legs.get_mut(&id).ok_or(EngineError::NoLeg(id))?;
+        if let Some(samples) = leg.take_recording() {
+            self.events.push_back(Event::Recorded {
+                leg: id,
+                samples,
+                end: RecordEnd::Stopped,
+            });
+        }
         Ok(())
     }
 
@@ -373,7 +436,16 @@ impl Engine {
                     leg.pull_input(now_us, &mut echo[..]);
                     leg.echo = Some(echo);
                 }
-                (None, None) => leg.pull_input(now_us, &mut self.frame),
+                (None, None) => {
+                    leg.pull_input(now_us, &mut self.frame);
+                    if let Some((samples, end)) = leg.record_frame(&self.frame) {
+                        self.events.push_back(Event::Recorded {
+                            leg: *id,
+                            samples,
+                            end,
+                        });
+                    }
+                }
             }
         }
         // 2. Mix.

@@ -393,6 +393,82 @@ fn garbage_and_unnegotiated_payload_types_change_nothing() {
     );
 }
 
+fn recorded(events: &[Event]) -> Vec<(LegId, Vec<i16>, RecordEnd)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Recorded { leg, samples, end } => Some((*leg, samples.clone(), *end)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recording_holds_what_the_leg_sent_and_ends_at_its_limit() {
+    let mut t = Instant::now();
+    let mut engine = Engine::new(t, 3);
+    let mut phones = vec![Phone::new(&mut engine, Codec::Pcmu, 0, Some(1000.0))];
+    let spec = RecordSpec {
+        max: Duration::from_secs(2),
+        silence: Duration::from_secs(5),
+    };
+    engine.record(phones[0].leg, spec).unwrap();
+    let events = run(&mut engine, &mut t, &mut phones, 3);
+    let rec = recorded(&events);
+    assert_eq!(rec.len(), 1, "one recording, ended once");
+    let (leg, samples, end) = &rec[0];
+    assert_eq!((*leg, *end), (phones[0].leg, RecordEnd::Limit));
+    assert_eq!(samples.len(), 2 * 8000, "exactly the limit");
+    let tail = &samples[samples.len() - 8000..];
+    assert!(to_db(goertzel(tail, 8000, 1000.0)) > PRESENT);
+    assert!(to_db(goertzel(tail, 8000, 700.0)) < ABSENT);
+}
+
+#[test]
+fn silence_ends_a_recording_without_its_silent_tail_and_stop_hands_it_out() {
+    let mut t = Instant::now();
+    let mut engine = Engine::new(t, 5);
+    // A phone that sends one second of tone, then nothing.
+    let mut talker = vec![Phone::new(&mut engine, Codec::Pcma, 8, Some(1000.0))];
+    let spec = RecordSpec {
+        max: Duration::from_secs(60),
+        silence: Duration::from_secs(2),
+    };
+    engine.record(talker[0].leg, spec).unwrap();
+    let mut events = run(&mut engine, &mut t, &mut talker, 1);
+    talker[0].tone = None;
+    events.extend(run(&mut engine, &mut t, &mut talker, 3));
+    let rec = recorded(&events);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].2, RecordEnd::Silence);
+    // The jitter buffer holds a few frames back, so about a second of tone is kept.
+    let secs = rec[0].1.len() as f64 / 8000.0;
+    assert!((0.8..=1.2).contains(&secs), "kept {secs} s");
+
+    // Stopped, or the leg removed mid-message: what was said is handed out, once.
+    let mut phones = vec![Phone::new(&mut engine, Codec::Pcmu, 0, Some(1000.0))];
+    engine.record(phones[0].leg, spec).unwrap();
+    run(&mut engine, &mut t, &mut phones, 1);
+    engine.stop_recording(phones[0].leg).unwrap();
+    engine.stop_recording(phones[0].leg).unwrap();
+    let rec = recorded(&run(&mut engine, &mut t, &mut phones, 1));
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].2, RecordEnd::Stopped);
+    assert!(rec[0].1.len() >= 7000, "{}", rec[0].1.len());
+    engine.record(phones[0].leg, spec).unwrap();
+    run(&mut engine, &mut t, &mut phones, 1);
+    engine.remove_leg(phones[0].leg).unwrap();
+    let mut left = Vec::new();
+    while let Some(e) = engine.poll_event() {
+        left.push(e);
+    }
+    assert_eq!(recorded(&left).len(), 1);
+    assert_eq!(
+        engine.record(LegId(999), spec),
+        Err(EngineError::NoLeg(LegId(999)))
+    );
+}
+
 #[test]
 fn a_looped_clip_plays_past_its_end_until_stopped() {
     let mut t = Instant::now();

@@ -141,12 +141,17 @@ impl AdminPassword {
 
     /// The argon2id PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) with a fresh random salt.
     pub fn hash(&self) -> Result<String, AdminError> {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(self.0.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| AdminError::Hash(e.to_string()))
+        hash_secret(&self.0)
     }
+}
+
+/// The argon2id PHC string of any secret (admin passwords, voicemail PINs), freshly salted.
+pub fn hash_secret(secret: &str) -> Result<String, AdminError> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AdminError::Hash(e.to_string()))
 }
 
 impl std::fmt::Debug for AdminPassword {

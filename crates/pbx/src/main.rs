@@ -7,7 +7,7 @@
 //! ```text
 //! kentongan-pbx --config /etc/kentongan/pbx.toml          # run (foreground, for systemd)
 //! kentongan-pbx --config FILE check-config
-//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME]
+//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME] [--voicemail-pin-stdin]
 //! kentongan-pbx --config FILE user set 201 --rights NAME|default
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
@@ -22,6 +22,7 @@
 //! kentongan-pbx --config FILE trunk list [--json]
 //! kentongan-pbx --config FILE lcr explain 081234567890 [--at "mon 10:00"] [--json] | lcr import rates.csv
 //! kentongan-pbx --config FILE mikrotik-script [--pbx-address IP] [--wan-list WAN]
+//! kentongan-pbx --config FILE voicemail list 201 [--json] | voicemail play 201 ID --out F.wav | voicemail delete 201 ID
 //! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
 //! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
@@ -39,6 +40,7 @@ use std::process::ExitCode;
 mod conference_cli;
 mod settings_cli;
 mod trunk_cli;
+mod voicemail_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -48,7 +50,7 @@ use kentongan_firewall::ruleset;
 use kentongan_pbx::admins::{AdminName, AdminPassword, Role};
 use kentongan_pbx::config::Config;
 use kentongan_pbx::daemon;
-use kentongan_pbx::store::{Extension, Store, StoredBan};
+use kentongan_pbx::store::{Extension, Store, StoredBan, VoicemailPin};
 
 #[derive(Parser)]
 #[command(name = "kentongan-pbx", version, about = "The Kentongan PBX daemon")]
@@ -130,6 +132,11 @@ enum Command {
         #[arg(long, default_value = "WAN")]
         wan_list: String,
     },
+    /// Voicemail: `voicemail list 201 [--json]`, `play 201 ID --out F.wav`, `delete 201 ID`.
+    Voicemail {
+        #[command(subcommand)]
+        command: voicemail_cli::VoicemailCommand,
+    },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
         #[command(subcommand)]
@@ -205,13 +212,16 @@ enum BanCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add an extension; the password is read from the first line of standard input.
+    /// Add an extension; the password is read from the first line of standard input, and
+    /// with --voicemail-pin-stdin the mailbox PIN (4 to 16 digits) from the next line.
     Add {
         extension: String,
         #[arg(long, default_value = "")]
         name: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[arg(long)]
+        voicemail_pin_stdin: bool,
         /// The `[[calling_rights]]` it calls out with (default: all but international and
         /// premium).
         #[arg(long)]
@@ -358,6 +368,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     name,
                     password_stdin: _,
                     rights,
+                    voicemail_pin_stdin,
                 } => {
                     // The same rules as the web admin's add form.
                     let ext = kentongan_pbx::web::new_extension(&config, &extension, &name)
@@ -371,20 +382,49 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .map(|r| check_rights(&config, &r))
                         .transpose()?
                         .flatten();
+                    let mut stdin = std::io::stdin().lock();
                     let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+                    stdin.read_line(&mut line).map_err(|e| {
                         fail(e, "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`")
                     })?;
-                    let password = line.trim_end_matches(['\r', '\n']);
+                    let password = line.trim_end_matches(['\r', '\n']).to_owned();
                     if password.is_empty() {
                         return Err(fail(
                             anyhow::anyhow!("no password on standard input"),
                             "pipe the password in, e.g. `echo PASSWORD | kentongan-pbx … user add 201 --password-stdin`",
                         ));
                     }
-                    store
-                        .add_user(&ext, &name, &config.domain, password)
-                        .map_err(|e| fail(e, "list extensions with `user list`; remove one with `user remove EXT`"))?;
+                    // The PIN is checked before anything is stored, so a bad one adds nothing.
+                    let pin_hash = if voicemail_pin_stdin {
+                        let hint = "give the password, then the PIN (4 to 16 digits) on the next line, e.g. `printf 'PASSWORD\\n4821\\n' | kentongan-pbx … user add 201 --password-stdin --voicemail-pin-stdin`";
+                        let mut pin = String::new();
+                        stdin.read_line(&mut pin).map_err(|e| fail(e, hint))?;
+                        let pin = VoicemailPin::parse(pin.trim_end_matches(['\r', '\n']))
+                            .ok_or_else(|| {
+                                fail(
+                                    anyhow::anyhow!("the second line of standard input is not a voicemail PIN of 4 to 16 digits"),
+                                    hint,
+                                )
+                            })?;
+                        Some(
+                            pin.hash()
+                                .map_err(|e| fail(e, "report a bug: hashing failed"))?,
+                        )
+                    } else {
+                        None
+                    };
+                    match pin_hash {
+                        Some(hash) => {
+                            store.add_user_with_pin(&ext, &name, &config.domain, &password, &hash)
+                        }
+                        None => store.add_user(&ext, &name, &config.domain, &password),
+                    }
+                    .map_err(|e| {
+                        fail(
+                            e,
+                            "list extensions with `user list`; remove one with `user remove EXT`",
+                        )
+                    })?;
                     if let Some(r) = rights.as_deref() {
                         store
                             .set_user_rights(&ext, Some(r))
@@ -525,6 +565,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             eprintln!("{report}");
         }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
+        Command::Voicemail { command } => voicemail_cli::run(&config, command)?,
     }
     Ok(())
 }

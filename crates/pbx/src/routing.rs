@@ -42,6 +42,28 @@ pub enum Destination {
     EchoTest,
     /// A public or emergency number: out through a trunk, the routes ranked by kentongan-lcr.
     Trunk(TrunkCall),
+    /// Leave a message in an extension's mailbox (where a call the extension did not take
+    /// ends when `[voicemail]` is on).
+    Voicemail {
+        mailbox: Extension,
+        greeting: VoicemailGreeting,
+    },
+    /// `[voicemail] access` (`*97`): the caller's own mailbox menu.
+    Mailbox,
+    /// `*98`: the menu of a mailbox the caller names (its PIN always asked).
+    AnyMailbox,
+}
+
+/// Any mailbox's menu (FreePBX's default).
+pub const ANY_MAILBOX: &str = "*98";
+
+/// Which greeting a caller reaching voicemail hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoicemailGreeting {
+    /// The extension is busy (in a call, DND, or a phone answered busy).
+    Busy,
+    /// Nobody answered in time, or no phone is registered.
+    Unavailable,
 }
 
 /// The echo test's number (FreePBX's default).
@@ -109,6 +131,9 @@ impl fmt::Display for Destination {
             Destination::FeatureCode(c) => write!(f, "feature code {c:?}"),
             Destination::EchoTest => f.write_str("echo test"),
             Destination::Trunk(t) => write!(f, "{} ({}) over a trunk", t.number, t.class),
+            Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
+            Destination::Mailbox => f.write_str("own mailbox"),
+            Destination::AnyMailbox => f.write_str("any mailbox"),
         }
     }
 }
@@ -159,6 +184,10 @@ impl Dialplan {
         let mut services = HashMap::new();
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
+        }
+        if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
+            services.insert(vm.access.clone(), Destination::Mailbox);
+            services.insert(ANY_MAILBOX.into(), Destination::AnyMailbox);
         }
         Dialplan {
             services,
@@ -405,5 +434,20 @@ mod tests {
             p.resolve_call("999", &users, ctx),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn the_voicemail_access_code_is_the_mailbox_only_when_voicemail_is_on() {
+        let users = Users(&["201"]);
+        let p = plan("[voicemail]\naccess = \"*97\"\n");
+        assert_eq!(p.resolve("*97", &users).unwrap(), Destination::Mailbox);
+        assert_eq!(p.resolve("*98", &users).unwrap(), Destination::AnyMailbox);
+        assert!(plan("").resolve("*97", &users).is_err());
+        assert!(plan("").resolve("*98", &users).is_err());
+        assert!(plan("[voicemail]\nenabled = false\n")
+            .resolve("*97", &users)
+            .is_err());
+        let p = plan("[voicemail]\naccess = \"*86\"\n");
+        assert_eq!(p.resolve("*86", &users).unwrap(), Destination::Mailbox);
     }
 }

@@ -44,6 +44,18 @@ fn summary(c: &Config) -> String {
             "pickup_group": e.pickup_group,
             "forward_no_answer_seconds": e.forward_no_answer_seconds,
         })).collect::<Vec<_>>(),
+        "voicemail": c.voicemail.as_ref().map(|v| serde_json::json!({
+            "enabled": v.enabled,
+            "ring_seconds": v.ring_seconds,
+            "max_message_seconds": v.max_message_seconds,
+            "max_messages": v.max_messages,
+            "access": v.access,
+            "language": v.language.code(),
+            "smtp": v.smtp.as_ref().map(|s| format!(
+                "{}://{}:{}", if s.tls { "smtps" } else { "smtp" }, s.host, s.port
+            )),
+            "from": v.from,
+        })),
     });
     serde_json::to_string_pretty(&v).unwrap() + "\n"
 }

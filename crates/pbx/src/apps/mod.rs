@@ -7,6 +7,8 @@
 pub mod conference;
 pub mod echo;
 pub mod features;
+pub mod mailbox;
+pub mod voicemail;
 
 use kentongan_engine::LegId;
 
@@ -56,5 +58,38 @@ pub enum Action {
     /// Hang up once everything queued for the leg has played.
     HangUpAfterPrompts {
         leg: LegId,
+    },
+    /// Once everything queued has played, record what the leg sends (the engine ends it
+    /// after `max`, or after `silence` without speech).
+    RecordAfterPrompts {
+        leg: LegId,
+        max: std::time::Duration,
+        silence: std::time::Duration,
+    },
+    /// End the leg's recording now (the recorded message is then stored).
+    StopRecording {
+        leg: LegId,
+    },
+    /// Play a stored voicemail message (of the caller's mailbox) to the leg.
+    PlayMessage {
+        leg: LegId,
+        id: i64,
+    },
+    /// Stop what the leg is being played (a key cut a message short).
+    StopSounds {
+        leg: LegId,
+    },
+    /// A message of the caller's mailbox was listened to and kept.
+    MarkOld {
+        id: i64,
+    },
+    DeleteMessage {
+        id: i64,
+    },
+    /// `*98`: open the mailbox the caller typed (the core hands its PIN hash and messages
+    /// back to the menu).
+    OpenMailbox {
+        leg: LegId,
+        mailbox: String,
     },
 }

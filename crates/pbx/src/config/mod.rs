@@ -19,6 +19,8 @@ mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
 mod trunks;
 pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
+mod voicemail;
+pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
 pub use web::Web;
 
@@ -125,6 +127,8 @@ pub struct Config {
     pub dids: Vec<Did>,
     /// `[[calling_rights]]`: named profiles of what an extension may dial.
     pub calling_rights: Vec<CallingRights>,
+    /// `[voicemail]`; `None` (no table) turns voicemail off.
+    pub voicemail: Option<Voicemail>,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -226,6 +230,7 @@ struct RawConfig {
     did: Vec<trunks::RawDid>,
     #[serde(default)]
     calling_rights: Vec<trunks::RawRights>,
+    voicemail: Option<voicemail::RawVoicemail>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -367,6 +372,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("lcr", trunks::LCR_KEYS),
     ("did", trunks::DID_KEYS),
     ("calling_rights", trunks::RIGHTS_KEYS),
+    ("voicemail", voicemail::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -647,7 +653,9 @@ impl Config {
         let lcr = trunks::validate_lcr(raw.lcr.as_ref(), &trunks)?;
         let dids = trunks::validate_dids(raw.did, &trunks)?;
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
+        let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
         Ok(Config {
+            voicemail,
             trunks,
             lcr,
             dids,

@@ -23,6 +23,8 @@ use crate::store::{Cdr, ConferenceMemberRow, ConferenceWrite, Extension, LiveCal
 
 /// The tag of the short silence queued after prompts to learn when they have all played.
 const HANG_UP_TAG: u64 = 1;
+/// Likewise, to start recording once the greeting and beep have played.
+pub(super) const RECORD_TAG: u64 = 2;
 
 /// Which application serves an answered leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,16 +35,24 @@ pub(super) enum App {
     Feature(crate::routing::FeatureCode),
     /// `*43`: the caller hears itself until it hangs up.
     Echo,
+    /// `*97`: `mailbox` (the caller's own) listened to; `*98`: None until the caller has
+    /// named one.
+    Mailbox { mailbox: Option<Extension> },
+    /// Leaving a message in `mailbox`.
+    Voicemail {
+        mailbox: Extension,
+        greeting: crate::routing::VoicemailGreeting,
+    },
 }
 
 pub(super) struct Answered {
     call_id: String,
-    caller: Extension,
+    pub(super) caller: Extension,
     dialled: String,
     dialog: Dialog,
     peer: SocketAddr,
     port: u16,
-    app: App,
+    pub(super) app: App,
     start_ms: i64,
     pending_2xx: Option<Pending2xx>,
     answer_sdp: Sdp,
@@ -51,9 +61,15 @@ pub(super) struct Answered {
 /// State of the applications and their legs.
 #[derive(Default)]
 pub(super) struct Apps {
-    legs: std::collections::HashMap<LegId, Answered>,
+    pub(super) legs: std::collections::HashMap<LegId, Answered>,
     by_call_id: std::collections::HashMap<String, LegId>,
     pub(super) conferences: Conferences,
+    pub(super) voicemail: crate::apps::voicemail::Voicemail,
+    pub(super) mailboxes: crate::apps::mailbox::Mailboxes,
+    /// Recordings to start once a leg's prompts have played.
+    pub(super) record_after: std::collections::HashMap<LegId, kentongan_engine::RecordSpec>,
+    /// Messages being recorded: what to store them as when the engine hands them out.
+    pub(super) recording: std::collections::HashMap<LegId, super::voicemail::Recording>,
     /// The engine room of each conference with members.
     rooms: std::collections::HashMap<String, kentongan_engine::RoomId>,
 }
@@ -124,6 +140,22 @@ impl Pbx {
         caller: Extension,
         app: App,
     ) {
+        self.answer_with_app_tagged(clock, tx, from, req, caller, app, None)
+    }
+
+    /// As [`Pbx::answer_with_app`], with the To tag already sent in provisional answers (a
+    /// call that rang before voicemail took it keeps its early dialog's tag).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer_with_app_tagged(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+        caller: Extension,
+        app: App,
+        tag: Option<String>,
+    ) {
         let offer = match Sdp::parse(&req.body) {
             Ok(o) => o,
             Err(_) => {
@@ -171,7 +203,8 @@ impl Pbx {
                 return;
             }
         };
-        let tag = self.ep.new_tag();
+        let rang_first = tag.is_some();
+        let tag = tag.unwrap_or_else(|| self.ep.new_tag());
         let mut r = Response::for_request(&req, StatusCode::OK, Some(&tag));
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let contact = match &app {
@@ -183,7 +216,9 @@ impl Pbx {
                     c.replacen("sip:pbx@", &format!("sip:{dialled}@"), 1)
                 )
             }
-            App::Feature(_) | App::Echo => self.our_contact(from),
+            App::Feature(_) | App::Echo | App::Voicemail { .. } | App::Mailbox { .. } => {
+                self.our_contact(from)
+            }
         };
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -201,9 +236,12 @@ impl Pbx {
         }
         let call_id = req.headers.call_id().unwrap_or("").to_owned();
         info!(%caller, %dialled, leg = leg.0, "call answered by the PBX");
-        self.metrics
-            .calls_total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !rang_first {
+            // A call that rang an extension first was counted when it started ringing.
+            self.metrics
+                .calls_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.writes.push(Write::LiveCall(LiveCall {
             call_id: call_id.clone(),
             caller: caller.0.clone(),
@@ -244,6 +282,19 @@ impl Pbx {
                 actions
             }
             App::Echo => crate::apps::echo::enter(leg),
+            App::Mailbox {
+                mailbox: Some(mailbox),
+            } => {
+                let (pin, messages) = self.mailbox_for_menu(mailbox);
+                self.apps.mailboxes.enter(leg, pin, messages)
+            }
+            App::Mailbox { mailbox: None } => self.apps.mailboxes.enter_any(leg),
+            App::Voicemail { mailbox, greeting } => {
+                let limits = self.voicemail_limits(mailbox);
+                self.apps
+                    .voicemail
+                    .enter(leg, &mailbox.0, *greeting, limits)
+            }
         };
         self.carry_out(clock, actions);
         self.update_gauges();
@@ -263,7 +314,15 @@ impl Pbx {
         for a in actions {
             match a {
                 Action::Say { leg, prompt } => {
-                    let sound = self.prompts.sound(prompt);
+                    // Voicemail speaks `[voicemail] language`, everything else `[prompts]`'s.
+                    let voicemail = matches!(
+                        self.apps.legs.get(&leg).map(|a| &a.app),
+                        Some(App::Voicemail { .. } | App::Mailbox { .. })
+                    );
+                    let sound = match (voicemail, self.vm_prompts.as_mut()) {
+                        (true, Some(p)) => p.sound(prompt),
+                        _ => self.prompts.sound(prompt),
+                    };
                     self.engine.command(Command::Play { leg, sound, tag: 0 });
                 }
                 Action::Cue { leg, cue } => self.engine.command(Command::Play {
@@ -296,6 +355,25 @@ impl Pbx {
                     sound: Sound::Silence(std::time::Duration::from_millis(200)),
                     tag: HANG_UP_TAG,
                 }),
+                Action::RecordAfterPrompts { leg, max, silence } => {
+                    self.apps
+                        .record_after
+                        .insert(leg, kentongan_engine::RecordSpec { max, silence });
+                    self.engine.command(Command::Play {
+                        leg,
+                        sound: Sound::Silence(kentongan_engine::FRAME),
+                        tag: RECORD_TAG,
+                    });
+                }
+                Action::StopRecording { leg } => self.engine.command(Command::StopRecording(leg)),
+                Action::StopSounds { leg } => self.engine.command(Command::StopPlaying(leg)),
+                Action::PlayMessage { leg, id } => self.play_message(leg, id),
+                Action::MarkOld { id } => self.change_message(id, false),
+                Action::DeleteMessage { id } => self.change_message(id, true),
+                Action::OpenMailbox { leg, mailbox } => {
+                    let actions = self.open_mailbox(leg, &mailbox);
+                    self.carry_out(clock, actions);
+                }
             }
         }
         for leg in changed {
@@ -327,9 +405,18 @@ impl Pbx {
             match ev {
                 crate::media::MediaEvent::Dtmf { leg, digit } => {
                     debug!(leg = leg.0, %digit, "DTMF");
-                    let Some(App::Conference(number)) =
-                        self.apps.legs.get(&leg).map(|a| a.app.clone())
-                    else {
+                    let app = self.apps.legs.get(&leg).map(|a| a.app.clone());
+                    if let Some(App::Voicemail { .. }) = app {
+                        let actions = self.apps.voicemail.on_digit(leg, digit);
+                        self.carry_out(clock, actions);
+                        continue;
+                    }
+                    if let Some(App::Mailbox { .. }) = app {
+                        let actions = self.apps.mailboxes.on_digit(leg, digit);
+                        self.carry_out(clock, actions);
+                        continue;
+                    }
+                    let Some(App::Conference(number)) = app else {
                         continue;
                     };
                     let Some(room) = self.conference(&number) else {
@@ -342,12 +429,17 @@ impl Pbx {
                 crate::media::MediaEvent::Played { leg, tag } => {
                     if tag == HANG_UP_TAG {
                         self.hang_up_answered(clock, leg, "answered");
+                    } else if tag == RECORD_TAG {
+                        self.start_recording(clock, leg);
                     }
                 }
                 crate::media::MediaEvent::Talking { leg, talking } => {
                     if self.apps.conferences.on_talking(leg, talking) {
                         self.mirror_member(leg);
                     }
+                }
+                crate::media::MediaEvent::Recorded { leg, samples, end } => {
+                    self.store_recording(clock, leg, &samples, end)
                 }
                 crate::media::MediaEvent::ActiveSpeaker { .. } => {}
             }
@@ -394,6 +486,17 @@ impl Pbx {
                         leg.0,
                     ))));
                 actions
+            }
+            App::Voicemail { .. } => {
+                // A recording in progress reaches `store_recording` through the engine's
+                // Recorded event for the removed leg.
+                self.apps.voicemail.leave(leg);
+                self.apps.record_after.remove(&leg);
+                Vec::new()
+            }
+            App::Mailbox { .. } => {
+                self.apps.mailboxes.leave(leg);
+                Vec::new()
             }
             App::Feature(_) | App::Echo => Vec::new(),
         };

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
 use crate::media::{MediaKind, MediaStream};
 use crate::routing::forwarding::{Ring, Visited};
+use crate::routing::VoicemailGreeting;
 use crate::store::{Cdr, Extension, LiveCall, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,11 @@ pub(super) struct Call {
     pub(super) on_no_answer: Option<(Instant, Extension)>,
     /// A call out through a trunk: its routes and the one being tried.
     pub(super) trunk: Option<super::trunk_calls::TrunkLeg>,
+    /// Voicemail is on for the extension ringing: a busy answer without a busy forward goes
+    /// to its mailbox.
+    pub(super) voicemail: bool,
+    /// Unanswered by then (and no no-answer forward), the call goes to the mailbox.
+    pub(super) voicemail_at: Option<Instant>,
 }
 
 impl Call {
@@ -291,6 +297,8 @@ impl Pbx {
             on_busy: None,
             on_no_answer: None,
             trunk: None,
+            voicemail: false,
+            voicemail_at: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -315,6 +323,11 @@ impl Pbx {
         call.ring_deadline = clock.now + self.config.no_answer;
         call.on_busy = ring.on_busy;
         call.on_no_answer = ring.on_no_answer.map(|(after, to)| (clock.now + after, to));
+        call.voicemail = ring.voicemail_after.is_some();
+        call.voicemail_at = ring
+            .voicemail_after
+            .filter(|_| call.on_no_answer.is_none())
+            .map(|after| clock.now + after);
         let (offer, from_hdr) = (call.offer.clone(), call.from_hdr.clone());
         let ports: Vec<u16> = call
             .media
@@ -592,6 +605,17 @@ impl Pbx {
                 return;
             }
         }
+        if call.voicemail {
+            // Every phone refused: busy or declined hear the busy greeting, the rest (480,
+            // 408, errors) the unavailable one.
+            let greeting = match final_status.0 {
+                486 | 600 | 603 => VoicemailGreeting::Busy,
+                _ => VoicemailGreeting::Unavailable,
+            };
+            let mailbox = call.callee.clone();
+            self.call_to_voicemail(clock, key, mailbox, greeting);
+            return;
+        }
         self.fail_caller(clock, key, final_status);
         let disposition = match final_status.0 {
             486 | 600 => "busy",
@@ -685,6 +709,16 @@ impl Pbx {
             info!(call = key, to = %next, "no answer; forwarding");
             self.cancel_forks(clock, key);
             self.forward_call(clock, key, next);
+        }
+        let to_voicemail: Vec<(CallKey, Extension)> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.answered() && c.voicemail_at.is_some_and(|at| at <= clock.now))
+            .map(|(k, c)| (*k, c.callee.clone()))
+            .collect();
+        for (key, mailbox) in to_voicemail {
+            info!(call = key, %mailbox, "no answer; to voicemail");
+            self.call_to_voicemail(clock, key, mailbox, VoicemailGreeting::Unavailable);
         }
         let unanswered: Vec<CallKey> = self
             .calls

@@ -105,7 +105,8 @@ impl Pbx {
             Err(e) => return self.refuse_subscribe(clock, tx, &req, &e),
         };
         if !matches!(package, EventPackage::Dialog | EventPackage::Presence) {
-            // message-summary and conference are not served yet.
+            // conference is not served yet; message-summary is MWI's (`is_mwi_subscribe`),
+            // so it arrives here only while voicemail is off.
             return self.reject_subscribe(clock, tx, &req, StatusCode(489));
         }
         let resource = req.uri.user().unwrap_or("").to_owned();
@@ -141,7 +142,11 @@ impl Pbx {
     fn reject_subscribe(&mut self, clock: Clock, tx: TxId, req: &Request, status: StatusCode) {
         let mut r = Response::for_request(req, status, Some(&self.ep.new_tag()));
         if status == StatusCode(489) {
-            r.headers.push(HeaderName::AllowEvents, "dialog, presence");
+            let events = match self.config.voicemail.as_ref().is_some_and(|v| v.enabled) {
+                true => "dialog, presence, message-summary",
+                false => "dialog, presence",
+            };
+            r.headers.push(HeaderName::AllowEvents, events);
         }
         self.respond(clock, tx, r);
     }

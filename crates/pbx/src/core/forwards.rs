@@ -9,6 +9,7 @@ use kentongan_sip::transaction::TxId;
 use kentongan_sip::{Request, StatusCode};
 use tracing::{info, warn};
 
+use super::answered::App;
 use super::calls::CallKey;
 use super::{Clock, Pbx};
 use crate::routing::forwarding::{self, Reach, Targets, Visited};
@@ -39,6 +40,14 @@ impl Targets for CoreTargets<'_> {
     fn no_answer_after(&self, ext: &Extension) -> Duration {
         Duration::from_secs(u64::from(self.pbx.config.forward_no_answer_seconds(&ext.0)))
     }
+    fn voicemail_after(&self, _: &Extension) -> Option<Duration> {
+        self.pbx
+            .config
+            .voicemail
+            .as_ref()
+            .filter(|v| v.enabled)
+            .map(|v| Duration::from_secs(u64::from(v.ring_seconds)))
+    }
 }
 
 /// The answer and CDR disposition of a call forwarding could not place.
@@ -47,7 +56,9 @@ fn failure(r: &Reach) -> (StatusCode, &'static str) {
         Reach::Busy => (StatusCode::BUSY_HERE, "busy"),
         Reach::Loop(_) => (StatusCode::LOOP_DETECTED, "failed"),
         Reach::TooManyHops => (StatusCode::TOO_MANY_HOPS, "failed"),
-        Reach::Unavailable | Reach::Ring(_) => (StatusCode::TEMPORARILY_UNAVAILABLE, "unavailable"),
+        Reach::Unavailable | Reach::Ring(_) | Reach::Voicemail { .. } => {
+            (StatusCode::TEMPORARILY_UNAVAILABLE, "unavailable")
+        }
     }
 }
 
@@ -104,6 +115,17 @@ impl Pbx {
             Reach::Ring(ring) => {
                 self.bridge_to_extension(clock, tx, from, req, caller, ring, visited)
             }
+            Reach::Voicemail { mailbox, greeting } => {
+                info!(%caller, %mailbox, ?greeting, "call to voicemail");
+                self.answer_with_app(
+                    clock,
+                    tx,
+                    from,
+                    req,
+                    caller,
+                    App::Voicemail { mailbox, greeting },
+                )
+            }
             other => {
                 let (status, disposition) = failure(&other);
                 if let Reach::Loop(at) = &other {
@@ -135,6 +157,9 @@ impl Pbx {
         }
         match r {
             Reach::Ring(ring) => self.fork_to(clock, key, ring),
+            Reach::Voicemail { mailbox, greeting } => {
+                self.call_to_voicemail(clock, key, mailbox, greeting)
+            }
             other => {
                 if let Reach::Loop(at) = &other {
                     warn!(call = key, %at, "forwarding loop; call ended");

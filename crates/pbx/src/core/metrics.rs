@@ -22,6 +22,10 @@ pub struct Metrics {
     pub engine: Arc<EngineStats>,
     pub conference_rooms: AtomicU64,
     pub conference_members: AtomicU64,
+    /// Voicemail messages stored since start.
+    pub voicemails_total: AtomicU64,
+    /// New (unheard) voicemail messages in all mailboxes.
+    pub voicemail_waiting: AtomicU64,
     /// Per `[[trunk]]`, in configuration order; changed only when trunk calls or
     /// registrations change (never on the per-REGISTER path).
     pub trunks: Mutex<Vec<TrunkGauges>>,
@@ -65,6 +69,7 @@ impl Metrics {
             g(&self.relay.bytes),
         ) + &self.render_media()
             + &self.render_engine()
+            + &self.render_voicemail()
             + &self.render_firewall()
             + &self.render_trunks()
     }
@@ -147,6 +152,18 @@ impl Metrics {
             g(&e.packets_in),
             g(&e.packets_out),
             g(&e.mix_us) as f64 / 1e6,
+        )
+    }
+
+    fn render_voicemail(&self) -> String {
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        format!(
+            "# HELP kentongan_voicemails_total Voicemail messages left since start.\n\
+             # TYPE kentongan_voicemails_total counter\nkentongan_voicemails_total {}\n\
+             # HELP kentongan_voicemail_messages_waiting New voicemail messages in all mailboxes.\n\
+             # TYPE kentongan_voicemail_messages_waiting gauge\nkentongan_voicemail_messages_waiting {}\n",
+            g(&self.voicemails_total),
+            g(&self.voicemail_waiting),
         )
     }
 

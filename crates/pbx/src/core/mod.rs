@@ -25,11 +25,13 @@ mod forwards;
 mod hold;
 mod im;
 mod metrics;
+mod mwi;
 mod registrar;
 #[cfg(test)]
 mod tests;
 mod trunk_calls;
 mod trunk_register;
+mod voicemail;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -148,6 +150,12 @@ pub struct Pbx {
     /// Applications and the legs they answered.
     apps: answered::Apps,
     prompts: PromptCache,
+    /// Files of voicemail messages deleted in the batch, removed once it is committed.
+    deleted_files: Vec<std::path::PathBuf>,
+    /// Message waiting: subscriptions and the counts last announced.
+    mwi: mwi::Mwi,
+    /// Prompts in `[voicemail] language` (None when voicemail is off).
+    vm_prompts: Option<PromptCache>,
     /// What a held phone hears.
     moh: MusicOnHold,
     /// Presence and BLF subscriptions.
@@ -240,6 +248,8 @@ impl Pbx {
             });
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
+        let vm_prompts = voicemail::prompt_cache(&config);
+        voicemail::clean_at_start(&store, &config);
         let moh = MusicOnHold::new(&config.music_on_hold);
         // Rooms of a previous run are empty now.
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
@@ -247,6 +257,9 @@ impl Pbx {
             engine,
             apps: answered::Apps::default(),
             prompts,
+            vm_prompts,
+            mwi: mwi::Mwi::default(),
+            deleted_files: Vec::new(),
             moh,
             watchers: events::Watchers::default(),
             dialplan,
@@ -278,6 +291,7 @@ impl Pbx {
         };
         pbx.reset_trunk_gauges();
         pbx.load_settings()?;
+        pbx.load_mwi_counts();
         pbx.load_bans(clock)?;
         // The kernel's sets may have been emptied since (a ruleset reload): hand them back.
         let bans = pbx.stored_bans(clock)?;
@@ -320,6 +334,9 @@ impl Pbx {
         self.dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
+        }
+        if config.prompts != self.config.prompts || config.voicemail != self.config.voicemail {
+            self.vm_prompts = voicemail::prompt_cache(&config);
         }
         if config.music_on_hold != self.config.music_on_hold {
             self.moh = MusicOnHold::new(&config.music_on_hold);
@@ -393,6 +410,7 @@ impl Pbx {
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
         self.expire_sessions(clock);
+        self.expire_mwi(clock);
         self.update_watchers(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
@@ -427,6 +445,9 @@ impl Pbx {
         if let Some(x) = self.apps.next_deadline() {
             t = t.min(x);
         }
+        if let Some(x) = self.mwi.next_deadline() {
+            t = t.min(x);
+        }
         if let Some(x) = self.watchers.poll_timeout() {
             t = t.min(x);
         }
@@ -438,13 +459,20 @@ impl Pbx {
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
             self.watchers.flushed();
-            self.store.apply(&writes, clock.unix_ms)?;
+            if let Err(e) = self.store.apply(&writes, clock.unix_ms) {
+                // Their rows were not deleted: the files stay.
+                self.deleted_files.clear();
+                return Err(e);
+            }
         }
+        self.remove_deleted_messages();
+        self.announce_mwi(clock);
         // Once a second: other processes' changes (the CLI's bans and users) need not be seen
         // sooner, and a busy daemon flushes thousands of times a second.
         if clock.now >= self.next_ban_sync {
             self.next_ban_sync = clock.now + Duration::from_secs(1);
             self.sync_bans_if_changed(clock)?;
+            self.announce_mwi(clock);
         }
         Ok(())
     }
@@ -548,6 +576,9 @@ impl Pbx {
                 self.respond(clock, tx, r);
             }
             Method::Cancel => self.on_cancel(clock, tx, &req, cancels),
+            Method::Subscribe if self.is_mwi_subscribe(&req) => {
+                self.on_mwi_subscribe(clock, tx, from, req)
+            }
             Method::Invite if !in_dialog => self.on_invite(clock, tx, from, req),
             Method::Message if !in_dialog => self.on_message(clock, tx, from, &req),
             // In a dialog or not: refreshes belong to the subscription, not to a call.
@@ -620,6 +651,24 @@ impl Pbx {
             Ok(Destination::EchoTest) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Echo)
             }
+            Ok(Destination::Mailbox) => {
+                let app = answered::App::Mailbox {
+                    mailbox: Some(caller.clone()),
+                };
+                self.answer_with_app(clock, tx, from, req, caller, app)
+            }
+            Ok(Destination::AnyMailbox) => {
+                let app = answered::App::Mailbox { mailbox: None };
+                self.answer_with_app(clock, tx, from, req, caller, app)
+            }
+            Ok(Destination::Voicemail { mailbox, greeting }) => self.answer_with_app(
+                clock,
+                tx,
+                from,
+                req,
+                caller,
+                answered::App::Voicemail { mailbox, greeting },
+            ),
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();
                 self.answer_with_app(

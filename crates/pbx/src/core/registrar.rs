@@ -179,7 +179,11 @@ impl Pbx {
                         call_id: call_id.clone(),
                         cseq,
                     };
-                    news |= self.registry.insert_parsed(b.clone(), c.uri.clone(), from);
+                    let new_binding = self.registry.insert_parsed(b.clone(), c.uri.clone(), from);
+                    if new_binding {
+                        self.mwi_on_register(clock, &ext, c.uri.clone(), from);
+                    }
+                    news |= new_binding;
                     self.writes.push(Write::UpsertBinding(b));
                     added = true;
                 }

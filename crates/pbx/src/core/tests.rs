@@ -508,3 +508,82 @@ fn a_trunk_call_is_authenticated_acked_with_its_cseq_and_cut_at_max_call_minutes
     // 61 s billed by the minute: two minutes at 650.
     assert_eq!(out.cost.map(|m| m.to_string()).as_deref(), Some("1300.00"));
 }
+
+const OFFER: &str = "Content-Type: application/sdp\r\nContent-Length: 149\r\n\r\n\
+v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+m=audio 49170 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// A 200 with SDP to the caller from the PBX itself (voicemail answered), for a call not in
+/// `earlier` (whose 200s are resent until an ACK): its Call-ID and To tag.
+fn answered_by_pbx(
+    sent: &[Transmit],
+    caller: SocketAddr,
+    earlier: &[String],
+) -> Option<(String, String)> {
+    sent.iter()
+        .filter(|t| t.to == caller)
+        .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+        .filter(|r| r.status.0 == 200 && r.body.starts_with(b"v=0"))
+        .filter(|r| r.headers.cseq().is_ok_and(|c| c.method == Method::Invite))
+        .filter_map(|r| {
+            let call_id = r.headers.call_id().ok()?.to_owned();
+            let tag = r.headers.to_tag().ok().flatten()?.to_owned();
+            Some((call_id, tag))
+        })
+        .find(|(c, _)| !earlier.contains(c))
+}
+
+#[test]
+fn with_voicemail_busy_and_unanswered_calls_are_answered_by_the_mailbox() {
+    assert_eq!(OFFER.split("\r\n\r\n").nth(1).unwrap().len(), 149);
+    let mut b = Rig::with("vm", |_| "[voicemail]\nring_seconds = 5\n".into());
+    b.register("201");
+    let caller = Rig::phone("202");
+    // Busy: 201's phone answers 486, the caller is answered by voicemail.
+    let sent = b.send("202", "INVITE", "201", OFFER);
+    let invite = requests_to(&sent, Rig::phone("201"), "INVITE").remove(0);
+    let busy = Response::for_request(&invite, StatusCode::BUSY_HERE, Some("b1"));
+    b.pbx
+        .handle_datagram_bytes(b.clock, Rig::phone("201"), busy.to_bytes());
+    let sent = drain(&mut b);
+    let (first, _) = answered_by_pbx(&sent, caller, &[]).expect("busy did not reach voicemail");
+    assert!(!statuses_to(&sent, caller).contains(&486));
+    assert!(b.pbx.calls.is_empty(), "the ringing call is gone");
+    assert_eq!(b.pbx.apps.count(), 1, "voicemail holds the caller");
+
+    // Unanswered: after ring_seconds 201 is cancelled and the caller is answered under the
+    // To tag of the ringing it heard.
+    let sent = b.send("202", "INVITE", "201", OFFER);
+    let invite = requests_to(&sent, Rig::phone("201"), "INVITE").remove(0);
+    let ringing = Response::for_request(&invite, StatusCode(180), Some("r1"));
+    b.pbx
+        .handle_datagram_bytes(b.clock, Rig::phone("201"), ringing.to_bytes());
+    let sent = drain(&mut b);
+    let tag_180 = sent
+        .iter()
+        .filter(|t| t.to == caller)
+        .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+        .find(|r| r.status.0 == 180)
+        .and_then(|r| r.headers.to_tag().ok().flatten().map(str::to_owned))
+        .expect("180 relayed to the caller");
+    b.clock.now += Duration::from_secs(4);
+    b.pbx.handle_timeout(b.clock);
+    let earlier = [first];
+    assert!(
+        answered_by_pbx(&drain(&mut b), caller, &earlier).is_none(),
+        "too early"
+    );
+    b.clock.now += Duration::from_secs(2);
+    b.pbx.handle_timeout(b.clock);
+    let sent = drain(&mut b);
+    assert_eq!(requests_to(&sent, Rig::phone("201"), "CANCEL").len(), 1);
+    let (second, tag) = answered_by_pbx(&sent, caller, &earlier).expect("no answer by voicemail");
+    assert_eq!(tag, tag_180);
+    let earlier = [earlier[0].clone(), second];
+
+    // Nobody registered: straight to voicemail, nothing rings.
+    let sent = b.send("201", "INVITE", "202", OFFER);
+    assert!(answered_by_pbx(&sent, Rig::phone("201"), &earlier).is_some());
+    assert!(requests_to(&sent, Rig::phone("202"), "INVITE").is_empty());
+    b.pbx.shutdown_answered(b.clock);
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use kentongan_engine::{Engine, LegId, LegSpec, RoomId, Sound};
+use kentongan_engine::{Engine, LegId, LegSpec, RecordSpec, RoomId, Sound};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -51,6 +51,8 @@ pub enum Command {
     SetMuted { leg: LegId, muted: bool },
     SetListenGain { leg: LegId, gain_db: f32 },
     SetEcho { leg: LegId, on: bool },
+    Record { leg: LegId, spec: RecordSpec },
+    StopRecording(LegId),
 }
 
 enum Msg {
@@ -352,6 +354,8 @@ fn apply(shared: &Shared, engine: &mut Engine, legs: &mut HashMap<LegId, LegSock
             Command::SetMuted { leg, muted } => engine.set_muted(leg, muted),
             Command::SetListenGain { leg, gain_db } => engine.set_listen_gain(leg, gain_db),
             Command::SetEcho { leg, on } => engine.set_echo(leg, on),
+            Command::Record { leg, spec } => engine.record(leg, spec),
+            Command::StopRecording(leg) => engine.stop_recording(leg),
         },
     };
     if let Err(e) = result {

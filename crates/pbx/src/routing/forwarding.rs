@@ -6,11 +6,17 @@
 //! [`Reach::Loop`] and a chain longer than [`MAX_HOPS`] with [`Reach::TooManyHops`], instead of
 //! a storm of INVITEs.
 //!
+//! With voicemail on, a call that would fail busy or unavailable goes to the mailbox of the
+//! extension it reached instead ([`Reach::Voicemail`]), and a ringing extension without a
+//! no-answer forward hands an unanswered call to its mailbox after the voicemail ring time.
+//! Forwards always come first: voicemail is where a call ends, not a detour.
+//!
 //! Sans-IO: what the core knows about extensions (settings, registrations) comes in through
 //! [`Targets`], so every rule is tested without a database or a phone.
 
 use std::time::Duration;
 
+use crate::routing::VoicemailGreeting;
 use crate::store::{CallSettings, Extension, ForwardKind};
 
 /// Extensions a call may visit (the one dialled plus forwards) before it fails with 483.
@@ -28,6 +34,8 @@ pub trait Targets {
     fn exists(&self, ext: &Extension) -> bool;
     /// How long it rings before its no-answer forward takes the call.
     fn no_answer_after(&self, ext: &Extension) -> Duration;
+    /// How long it rings before its mailbox takes the call; None when voicemail is off.
+    fn voicemail_after(&self, ext: &Extension) -> Option<Duration>;
 }
 
 /// The extensions a call has been at, in order.
@@ -39,6 +47,9 @@ pub struct Ring {
     pub ext: Extension,
     pub on_busy: Option<Extension>,
     pub on_no_answer: Option<(Duration, Extension)>,
+    /// Voicemail is on: busy without a busy forward, or unanswered this long without a
+    /// no-answer forward, the call goes to `ext`'s mailbox.
+    pub voicemail_after: Option<Duration>,
 }
 
 /// Where a call to an extension ends up.
@@ -53,6 +64,11 @@ pub enum Reach {
     Loop(Extension),
     /// More than [`MAX_HOPS`] extensions: 483 Too Many Hops.
     TooManyHops,
+    /// Busy or unavailable, and voicemail is on: the mailbox of the extension reached.
+    Voicemail {
+        mailbox: Extension,
+        greeting: VoicemailGreeting,
+    },
 }
 
 /// Follows `ext`'s forwards until an extension is to ring or the call must fail; every
@@ -83,7 +99,7 @@ pub fn reach(visited: &mut Visited, mut ext: Extension, t: &dyn Targets) -> Reac
                     ext = next;
                     continue;
                 }
-                None => return Reach::Busy,
+                None => return busy_or_voicemail(t, ext, VoicemailGreeting::Busy),
             }
         }
         if !t.registered(&ext) {
@@ -92,15 +108,27 @@ pub fn reach(visited: &mut Visited, mut ext: Extension, t: &dyn Targets) -> Reac
                     ext = next;
                     continue;
                 }
-                None => return Reach::Unavailable,
+                None => return busy_or_voicemail(t, ext, VoicemailGreeting::Unavailable),
             }
         }
         let on_no_answer = target(ForwardKind::NoAnswer).map(|n| (t.no_answer_after(&ext), n));
         return Reach::Ring(Ring {
             on_busy: target(ForwardKind::Busy),
             on_no_answer,
+            voicemail_after: t.voicemail_after(&ext),
             ext,
         });
+    }
+}
+
+fn busy_or_voicemail(t: &dyn Targets, ext: Extension, greeting: VoicemailGreeting) -> Reach {
+    match (t.voicemail_after(&ext), greeting) {
+        (Some(_), greeting) => Reach::Voicemail {
+            mailbox: ext,
+            greeting,
+        },
+        (None, VoicemailGreeting::Busy) => Reach::Busy,
+        (None, VoicemailGreeting::Unavailable) => Reach::Unavailable,
     }
 }
 
@@ -115,6 +143,7 @@ mod tests {
         settings: HashMap<&'static str, CallSettings>,
         registered: Vec<&'static str>,
         in_call: Vec<&'static str>,
+        voicemail: bool,
     }
 
     impl Targets for World {
@@ -135,6 +164,9 @@ mod tests {
         }
         fn no_answer_after(&self, _: &Extension) -> Duration {
             Duration::from_secs(20)
+        }
+        fn voicemail_after(&self, _: &Extension) -> Option<Duration> {
+            self.voicemail.then_some(Duration::from_secs(15))
         }
     }
 
@@ -167,6 +199,7 @@ mod tests {
             ext: ext(e),
             on_busy: None,
             on_no_answer: None,
+            voicemail_after: None,
         })
     }
 
@@ -232,6 +265,7 @@ mod tests {
                 ext: ext("201"),
                 on_busy: Some(ext("202")),
                 on_no_answer: Some((Duration::from_secs(20), ext("203"))),
+                voicemail_after: None,
             })
         );
     }
@@ -270,5 +304,43 @@ mod tests {
         let mut w = world(&["201"]);
         set(&mut w, "201", ForwardKind::All, "999");
         assert_eq!(go(&w, "201").0, ring("201"));
+    }
+
+    #[test]
+    fn with_voicemail_busy_and_unavailable_reach_the_mailbox_but_forwards_come_first() {
+        let vm = |mailbox: &str, greeting| Reach::Voicemail {
+            mailbox: ext(mailbox),
+            greeting,
+        };
+        let mut w = world(&["201"]);
+        w.voicemail = true;
+        assert_eq!(go(&w, "202").0, vm("202", VoicemailGreeting::Unavailable));
+        w.settings.entry("201").or_default().dnd = true;
+        assert_eq!(go(&w, "201").0, vm("201", VoicemailGreeting::Busy));
+        // A forward is followed; the mailbox is the one where the call ends.
+        set(&mut w, "201", ForwardKind::Busy, "203");
+        assert_eq!(go(&w, "201").0, vm("203", VoicemailGreeting::Unavailable));
+        // Ringing carries the time after which the mailbox takes the call.
+        let w2 = World {
+            voicemail: true,
+            ..world(&["201"])
+        };
+        assert_eq!(
+            go(&w2, "201").0,
+            Reach::Ring(Ring {
+                ext: ext("201"),
+                on_busy: None,
+                on_no_answer: None,
+                voicemail_after: Some(Duration::from_secs(15)),
+            })
+        );
+        // Loops stay loops.
+        let mut w3 = World {
+            voicemail: true,
+            ..world(&["201", "202"])
+        };
+        set(&mut w3, "201", ForwardKind::All, "202");
+        set(&mut w3, "202", ForwardKind::All, "201");
+        assert_eq!(go(&w3, "201").0, Reach::Loop(ext("201")));
     }
 }

@@ -19,6 +19,7 @@ mod conference;
 mod rights;
 mod settings;
 mod trunks;
+mod voicemail;
 mod web;
 
 use crate::admins::{Admin, AdminName, Role};
@@ -26,6 +27,9 @@ pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::TrunkState;
+pub use voicemail::{
+    voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
+};
 pub use web::{CdrFilter, CdrOrder};
 
 /// A storage failure.
@@ -138,6 +142,8 @@ pub enum Write {
     Settings(SettingsWrite),
     /// A trunk's outbound registration changed state.
     TrunkState(TrunkState),
+    /// A voicemail message stored (its file already in place), listened to, or deleted.
+    Voicemail(VoicemailWrite),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -271,6 +277,7 @@ impl Store {
         conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
         conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
+        conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
         web::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
@@ -644,6 +651,7 @@ impl Store {
                 Write::Conference(c) => conference::apply(tx, c)?,
                 Write::Settings(w) => settings::apply(tx, w)?,
                 Write::TrunkState(t) => trunks::apply(tx, t)?,
+                Write::Voicemail(w) => voicemail::apply(tx, w)?,
             }
         }
         Ok(())

@@ -1,0 +1,277 @@
+//! Leaving a message: a call an extension did not take (busy, unanswered, nobody registered)
+//! is answered by the PBX, which says why ("the owner of extension 2 0 1 cannot take your
+//! call" / "the number you called is busy"), asks for a message, beeps, and records what the
+//! caller says until `#`, the length limit, a long silence, or the caller hanging up. Then it
+//! says goodbye and hangs up.
+//!
+//! The core stores what the engine recorded (WAV file, then the row); this state machine only
+//! decides what the caller hears and when recording starts and stops.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kentongan_engine::LegId;
+
+use super::{Action, Cue, Prompt};
+use crate::routing::VoicemailGreeting;
+
+pub const UNAVAILABLE_BEFORE: Prompt = Prompt("vm-unavailable.1");
+pub const UNAVAILABLE_AFTER: Prompt = Prompt("vm-unavailable.2");
+pub const BUSY: Prompt = Prompt("vm-busy");
+pub const LEAVE_AFTER_BEEP: Prompt = Prompt("vm-leave-after-beep");
+pub const MAILBOX_FULL: Prompt = Prompt("vm-mailbox-full");
+pub const SAVED: Prompt = Prompt("vm-saved");
+pub const GOODBYE: Prompt = Prompt("vm-goodbye");
+
+/// The clips of single digits (`say::digits` names them so).
+const DIGITS: [Prompt; 10] = [
+    Prompt("n-0"),
+    Prompt("n-1"),
+    Prompt("n-2"),
+    Prompt("n-3"),
+    Prompt("n-4"),
+    Prompt("n-5"),
+    Prompt("n-6"),
+    Prompt("n-7"),
+    Prompt("n-8"),
+    Prompt("n-9"),
+];
+
+/// Every prompt leaving a message uses.
+pub const PROMPTS: &[Prompt] = &[
+    UNAVAILABLE_BEFORE,
+    UNAVAILABLE_AFTER,
+    BUSY,
+    LEAVE_AFTER_BEEP,
+    MAILBOX_FULL,
+    SAVED,
+    GOODBYE,
+];
+
+/// How long a silence ends a message.
+pub const SILENCE: Duration = Duration::from_secs(5);
+
+/// What the mailbox allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message: Duration,
+    /// The mailbox holds as many messages as it may.
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Hearing the greeting and the beep.
+    Greeting,
+    Recording,
+    /// Saying goodbye.
+    Done,
+}
+
+/// Callers leaving messages, by leg.
+#[derive(Debug, Default)]
+pub struct Voicemail {
+    legs: HashMap<LegId, Stage>,
+}
+
+impl Voicemail {
+    /// A caller reached `mailbox`'s voicemail on `leg`.
+    pub fn enter(
+        &mut self,
+        leg: LegId,
+        mailbox: &str,
+        greeting: VoicemailGreeting,
+        limits: Limits,
+    ) -> Vec<Action> {
+        let say = |prompt| Action::Say { leg, prompt };
+        let mut out = match greeting {
+            VoicemailGreeting::Busy => vec![say(BUSY)],
+            VoicemailGreeting::Unavailable => {
+                let mut v = vec![say(UNAVAILABLE_BEFORE)];
+                v.extend(
+                    mailbox
+                        .bytes()
+                        .filter(u8::is_ascii_digit)
+                        .map(|d| say(DIGITS[usize::from(d - b'0')])),
+                );
+                v.push(say(UNAVAILABLE_AFTER));
+                v
+            }
+        };
+        if limits.full {
+            self.legs.insert(leg, Stage::Done);
+            out.extend([
+                say(MAILBOX_FULL),
+                say(GOODBYE),
+                Action::HangUpAfterPrompts { leg },
+            ]);
+            return out;
+        }
+        self.legs.insert(leg, Stage::Greeting);
+        out.extend([
+            say(LEAVE_AFTER_BEEP),
+            Action::Cue {
+                leg,
+                cue: Cue::Beep,
+            },
+            Action::RecordAfterPrompts {
+                leg,
+                max: limits.max_message,
+                silence: SILENCE,
+            },
+        ]);
+        out
+    }
+
+    /// The core started recording (the prompts have played).
+    pub fn on_recording(&mut self, leg: LegId) {
+        if let Some(s) = self.legs.get_mut(&leg) {
+            *s = Stage::Recording;
+        }
+    }
+
+    /// `#` ends the message; other keys are part of it (a caller may read out a number).
+    pub fn on_digit(&mut self, leg: LegId, digit: char) -> Vec<Action> {
+        match self.legs.get(&leg) {
+            Some(Stage::Recording) if digit == '#' => vec![Action::StopRecording { leg }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The recording ended (by `#`, the limit or silence) with `kept` true if it was stored.
+    pub fn on_recorded(&mut self, leg: LegId, kept: bool) -> Vec<Action> {
+        let Some(stage) = self.legs.get_mut(&leg) else {
+            return Vec::new();
+        };
+        *stage = Stage::Done;
+        let mut out = Vec::new();
+        if kept {
+            out.push(Action::Say { leg, prompt: SAVED });
+        }
+        out.extend([
+            Action::Say {
+                leg,
+                prompt: GOODBYE,
+            },
+            Action::HangUpAfterPrompts { leg },
+        ]);
+        out
+    }
+
+    /// The caller hung up (or the PBX did).
+    pub fn leave(&mut self, leg: LegId) {
+        self.legs.remove(&leg);
+    }
+
+    pub fn count(&self) -> usize {
+        self.legs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_message: Duration::from_secs(180),
+        full: false,
+    };
+
+    fn said(actions: &[Action]) -> Vec<&'static str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Say { prompt, .. } => Some(prompt.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unanswered_reads_the_number_beeps_then_records() {
+        let mut vm = Voicemail::default();
+        let leg = LegId(2);
+        let a = vm.enter(leg, "201", VoicemailGreeting::Unavailable, LIMITS);
+        assert_eq!(
+            said(&a),
+            [
+                "vm-unavailable.1",
+                "n-2",
+                "n-0",
+                "n-1",
+                "vm-unavailable.2",
+                "vm-leave-after-beep"
+            ]
+        );
+        let n = a.len();
+        assert_eq!(
+            a[n - 2],
+            Action::Cue {
+                leg,
+                cue: Cue::Beep
+            }
+        );
+        assert_eq!(
+            a[n - 1],
+            Action::RecordAfterPrompts {
+                leg,
+                max: Duration::from_secs(180),
+                silence: SILENCE
+            }
+        );
+        // Keys before the recording starts do nothing; during it `#` stops it.
+        assert!(vm.on_digit(leg, '#').is_empty());
+        vm.on_recording(leg);
+        assert!(vm.on_digit(leg, '5').is_empty());
+        assert_eq!(vm.on_digit(leg, '#'), [Action::StopRecording { leg }]);
+        let a = vm.on_recorded(leg, true);
+        assert_eq!(said(&a), ["vm-saved", "vm-goodbye"]);
+        assert_eq!(a.last(), Some(&Action::HangUpAfterPrompts { leg }));
+        assert!(vm.on_digit(leg, '#').is_empty());
+        vm.leave(leg);
+        assert_eq!(vm.count(), 0);
+        // A recording that ends after the caller left asks for nothing.
+        assert!(vm.on_recorded(leg, true).is_empty());
+    }
+
+    #[test]
+    fn busy_has_its_own_greeting_and_a_full_mailbox_records_nothing() {
+        let mut vm = Voicemail::default();
+        let a = vm.enter(LegId(1), "201", VoicemailGreeting::Busy, LIMITS);
+        assert_eq!(said(&a), ["vm-busy", "vm-leave-after-beep"]);
+        let full = Limits {
+            full: true,
+            ..LIMITS
+        };
+        let a = vm.enter(LegId(3), "201", VoicemailGreeting::Busy, full);
+        assert_eq!(said(&a), ["vm-busy", "vm-mailbox-full", "vm-goodbye"]);
+        assert!(!a
+            .iter()
+            .any(|x| matches!(x, Action::RecordAfterPrompts { .. })));
+        assert_eq!(
+            a.last(),
+            Some(&Action::HangUpAfterPrompts { leg: LegId(3) })
+        );
+        // A message too short to keep still ends politely, without "saved".
+        vm.on_recording(LegId(1));
+        assert_eq!(said(&vm.on_recorded(LegId(1), false)), ["vm-goodbye"]);
+    }
+
+    #[test]
+    fn every_clip_is_in_the_catalogue_in_both_languages() {
+        let catalogue = kentongan_prompts::Catalogue::builtin().unwrap();
+        for lang in [
+            kentongan_prompts::Language::Id,
+            kentongan_prompts::Language::En,
+        ] {
+            let clips: Vec<String> = catalogue
+                .clips(lang)
+                .into_iter()
+                .map(|(id, _)| id.as_str().to_owned())
+                .collect();
+            for p in PROMPTS.iter().chain(DIGITS.iter()) {
+                assert!(clips.iter().any(|c| c == p.0), "{} missing", p.0);
+            }
+        }
+    }
+}

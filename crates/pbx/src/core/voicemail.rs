@@ -1,0 +1,278 @@
+//! Voicemail in the core: a ringing call handed to the mailbox (busy, no answer), the
+//! recording started after the greeting, and the recorded message stored: the WAV written
+//! atomically beside the database, then its row in the batch's transaction.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use kentongan_engine::{LegId, RecordEnd};
+use kentongan_media::{SampleRate, WavWriter};
+use tracing::{info, warn};
+
+use super::answered::App;
+use super::calls::CallKey;
+use super::{Clock, Pbx};
+use crate::apps::voicemail::Limits;
+use crate::config::{Config, Prompts};
+use crate::media::EngineCommand as Command;
+use crate::prompts::PromptCache;
+use crate::routing::VoicemailGreeting;
+use crate::store::{
+    voicemail_root, write_message, Extension, Store, VoicemailMessage, VoicemailWrite, Write,
+};
+
+/// Shorter than this, a message is a caller hanging up at the beep: not kept.
+const MIN_MESSAGE: Duration = Duration::from_millis(500);
+
+/// A message being recorded.
+#[derive(Debug, Clone)]
+pub(super) struct Recording {
+    mailbox: Extension,
+    caller: Extension,
+    started_ms: i64,
+}
+
+/// The prompts voicemail speaks, in `[voicemail] language`.
+pub(super) fn prompt_cache(config: &Config) -> Option<PromptCache> {
+    let vm = config.voicemail.as_ref()?;
+    Some(PromptCache::new(&Prompts {
+        directory: config.prompts.directory.clone(),
+        language: vm.language,
+    }))
+}
+
+/// Removes what a crash left in the voicemail folder (temporary files, files no row lists).
+pub(super) fn clean_at_start(store: &Store, config: &Config) {
+    let root = voicemail_root(&config.database);
+    match store.clean_voicemail_dir(&root) {
+        Ok(0) => {}
+        Ok(n) => info!(files = n, dir = %root.display(), "removed unfinished voicemail files"),
+        Err(e) => {
+            warn!(error = %e, "the voicemail folder could not be checked for unfinished files")
+        }
+    }
+}
+
+fn wav(samples: &[i16]) -> Result<Vec<u8>, kentongan_media::WavError> {
+    let mut w = WavWriter::new(Cursor::new(Vec::new()), SampleRate::Hz8000, 1)?;
+    w.write_samples(samples)?;
+    Ok(w.finish()?.into_inner())
+}
+
+impl Pbx {
+    /// The stored PIN hash and the messages of `mailbox`, for the `*97` menu.
+    pub(super) fn mailbox_for_menu(
+        &self,
+        mailbox: &Extension,
+    ) -> (Option<String>, Vec<crate::apps::mailbox::MessageRef>) {
+        let pin = self
+            .store
+            .voicemail_pin_hash(&mailbox.0)
+            .unwrap_or_else(|e| {
+                warn!(error = %e, %mailbox, "voicemail PIN could not be read");
+                // Fail closed: a hash nothing matches.
+                Some(String::new())
+            });
+        let messages = self
+            .store
+            .voicemail_list(&mailbox.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| crate::apps::mailbox::MessageRef {
+                id: m.id,
+                new: m.status == "new",
+                caller: m.caller,
+            })
+            .collect();
+        (pin, messages)
+    }
+
+    /// `*98` named a mailbox: the leg's menu now serves it (its PIN still to be typed).
+    /// A number without an extension gets no PIN, so no PIN opens it.
+    pub(super) fn open_mailbox(&mut self, leg: LegId, number: &str) -> Vec<crate::apps::Action> {
+        let ext =
+            Extension::parse(number).filter(|e| self.store.user_exists(&e.0).unwrap_or(false));
+        let (pin, messages) = match &ext {
+            Some(e) => self.mailbox_for_menu(e),
+            None => (None, Vec::new()),
+        };
+        if let (Some(a), Some(e)) = (self.apps.legs.get_mut(&leg), ext) {
+            a.app = App::Mailbox { mailbox: Some(e) };
+        }
+        self.apps.mailboxes.opened(leg, pin, messages)
+    }
+
+    /// Plays a stored message to `leg` (the caller's own mailbox's, checked again here).
+    pub(super) fn play_message(&mut self, leg: LegId, id: i64) {
+        let Some(App::Mailbox {
+            mailbox: Some(mailbox),
+        }) = self.apps.legs.get(&leg).map(|a| a.app.clone())
+        else {
+            return;
+        };
+        let clip = self
+            .store
+            .voicemail_message(&mailbox.0, id)
+            .ok()
+            .flatten()
+            .and_then(|m| std::fs::read(&m.path).ok())
+            .and_then(|bytes| kentongan_media::WavClip::parse(&bytes).ok());
+        match clip {
+            Some(wav) => self.engine.command(Command::Play {
+                leg,
+                sound: kentongan_engine::Sound::Clip(kentongan_engine::clip_at_engine_rate(&wav)),
+                tag: 0,
+            }),
+            None => warn!(%mailbox, id, "voicemail message could not be read; skipped"),
+        }
+    }
+
+    /// Marks a message old, or deletes it (row in the batch, file after the commit).
+    pub(super) fn change_message(&mut self, id: i64, delete: bool) {
+        let Some(m) = self.store.voicemail_by_id(id).ok().flatten() else {
+            return;
+        };
+        if delete {
+            self.writes
+                .push(Write::Voicemail(VoicemailWrite::Delete(id)));
+            self.deleted_files.push(std::path::PathBuf::from(&m.path));
+        } else {
+            self.writes
+                .push(Write::Voicemail(VoicemailWrite::MarkOld(id)));
+        }
+        self.mwi.dirty.insert(Extension(m.mailbox));
+    }
+
+    /// Files of messages whose rows the last commit deleted.
+    pub(super) fn remove_deleted_messages(&mut self) {
+        for path in std::mem::take(&mut self.deleted_files) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!(error = %e, path = %path.display(), "deleted message's file not removed; the next start removes it");
+            }
+        }
+    }
+
+    /// A call ringing an extension goes to its mailbox instead: the phones stop ringing and
+    /// the caller's INVITE is answered by voicemail.
+    pub(super) fn call_to_voicemail(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        mailbox: Extension,
+        greeting: VoicemailGreeting,
+    ) {
+        self.cancel_forks(clock, key);
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.by_call_id.remove(&call.call_id);
+        self.by_call_id.remove(&call.b_call_id);
+        self.server_invites.remove(&call.caller_tx);
+        for s in call.media.into_iter().flatten() {
+            self.relay.release(s);
+        }
+        info!(call = key, caller = %call.caller, %mailbox, ?greeting, "call to voicemail");
+        self.answer_with_app_tagged(
+            clock,
+            call.caller_tx,
+            call.caller_peer,
+            call.caller_invite,
+            call.caller,
+            App::Voicemail { mailbox, greeting },
+            Some(call.our_tag),
+        );
+    }
+
+    pub(super) fn voicemail_limits(&self, mailbox: &Extension) -> Limits {
+        let (max_message, max_messages) = self
+            .config
+            .voicemail
+            .as_ref()
+            .map_or((180, 100), |v| (v.max_message_seconds, v.max_messages));
+        let stored = match self.store.voicemail_counts(&mailbox.0) {
+            Ok((new, old)) => new + old,
+            Err(e) => {
+                warn!(error = %e, %mailbox, "voicemail could not be counted");
+                0
+            }
+        };
+        Limits {
+            max_message: Duration::from_secs(u64::from(max_message)),
+            full: stored >= max_messages,
+        }
+    }
+
+    /// The greeting and beep have played: record.
+    pub(super) fn start_recording(&mut self, clock: Clock, leg: LegId) {
+        let Some(spec) = self.apps.record_after.remove(&leg) else {
+            return;
+        };
+        let Some(a) = self.apps.legs.get(&leg) else {
+            return;
+        };
+        let App::Voicemail { mailbox, .. } = &a.app else {
+            return;
+        };
+        self.apps.recording.insert(
+            leg,
+            Recording {
+                mailbox: mailbox.clone(),
+                caller: a.caller.clone(),
+                started_ms: clock.unix_ms,
+            },
+        );
+        self.engine.command(Command::Record { leg, spec });
+        self.apps.voicemail.on_recording(leg);
+    }
+
+    /// The engine handed out a recording: stored (file, then row), then the caller (if still
+    /// there) hears that it was.
+    pub(super) fn store_recording(
+        &mut self,
+        clock: Clock,
+        leg: LegId,
+        samples: &[i16],
+        end: RecordEnd,
+    ) {
+        let Some(rec) = self.apps.recording.remove(&leg) else {
+            return;
+        };
+        let duration_ms = (samples.len() / 8) as i64;
+        let mut kept = false;
+        if Duration::from_millis(duration_ms as u64) >= MIN_MESSAGE {
+            let root = voicemail_root(&self.config.database);
+            let name = format!("{}-{}", rec.started_ms, leg.0);
+            let written = wav(samples)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|bytes| write_message(&root, &rec.mailbox.0, &name, &bytes));
+            match written {
+                Ok(path) => {
+                    info!(mailbox = %rec.mailbox, caller = %rec.caller, duration_ms, ?end, "voicemail left");
+                    self.writes
+                        .push(Write::Voicemail(VoicemailWrite::Insert(VoicemailMessage {
+                            id: 0,
+                            mailbox: rec.mailbox.0.clone(),
+                            caller: rec.caller.0.clone(),
+                            received_ms: rec.started_ms,
+                            duration_ms,
+                            status: "new".into(),
+                            path: path.display().to_string(),
+                        })));
+                    self.mwi.dirty.insert(rec.mailbox.clone());
+                    self.metrics
+                        .voicemails_total
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    kept = true;
+                }
+                Err(e) => warn!(
+                    error = %e,
+                    dir = %root.display(),
+                    mailbox = %rec.mailbox,
+                    "voicemail could not be written; check that the folder beside the database is writable and the disk not full"
+                ),
+            }
+        }
+        let actions = self.apps.voicemail.on_recorded(leg, kept);
+        self.carry_out(clock, actions);
+    }
+}
