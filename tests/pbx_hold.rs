@@ -10,8 +10,6 @@
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,18 +31,6 @@ fn windows(pcm: &[i16], freq: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Sends one command to baresip's ctrl_tcp (JSON in a netstring) and reads its answer.
-fn ctrl(addr: &str, command: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("ctrl_tcp {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let json = format!("{{\"command\":\"{command}\",\"params\":\"\",\"token\":\"t\"}}");
-    s.write_all(format!("{}:{json},", json.len()).as_bytes())
-        .unwrap();
-    let mut buf = [0u8; 2048];
-    let n = s.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 /// Runs the hold/resume call; returns what reached 202 (8 kHz PCM) and the PBX.
 fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
     need("baresip", "baresip");
@@ -57,11 +43,7 @@ fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
     tone_wav_hz(&holder_wav, 30, HOLDER_HZ);
     let a = baresip_phone_with(&pbx, "201", ip[0], port, &holder_wav, false, "PCMA");
     let ctrl_addr = format!("{}:{}", ip[0], port + 100);
-    let mut config = std::fs::read_to_string(a.join("config")).unwrap();
-    config.push_str(&format!(
-        "module\t\t\tctrl_tcp.so\nctrl_tcp_listen\t\t{ctrl_addr}\n"
-    ));
-    std::fs::write(a.join("config"), config).unwrap();
+    with_ctrl_tcp(&a, &ctrl_addr);
     assert_eq!(register(&pbx, "202", "pw202", ip[1], port), 0);
     let sink = RtpSink::start(ip[1], 0);
     let mut callee = sipp_phone(
@@ -85,13 +67,13 @@ fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
     assert_eq!(answered, 1, "no call: {}\n{}", caller.output(), pbx.log());
     std::thread::sleep(Duration::from_secs(2));
     let held_at = Instant::now();
-    let r = ctrl(&ctrl_addr, "hold");
+    let r = baresip_ctrl(&ctrl_addr, "hold", "");
     assert!(!r.contains("\"ok\":false"), "hold: {r}");
     std::thread::sleep(Duration::from_secs(1));
     let to_caller_held = relayed(&pbx, "audio", "to_caller");
     std::thread::sleep(Duration::from_secs(3));
     let to_caller_resume = relayed(&pbx, "audio", "to_caller");
-    let r = ctrl(&ctrl_addr, "resume");
+    let r = baresip_ctrl(&ctrl_addr, "resume", "");
     assert!(!r.contains("\"ok\":false"), "resume: {r}");
     assert!(
         held_at.elapsed() < Duration::from_secs(6),
@@ -99,7 +81,7 @@ fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
     );
     std::thread::sleep(Duration::from_secs(3));
     let to_caller_end = relayed(&pbx, "audio", "to_caller");
-    let _ = ctrl(&ctrl_addr, "quit");
+    let _ = baresip_ctrl(&ctrl_addr, "quit", "");
     caller.wait(Duration::from_secs(20));
     let log = format!(
         "201:\n{}\n202:\n{}\npbx:\n{}",

@@ -126,6 +126,10 @@ pub(super) struct Call {
     pub(super) reinvite: Option<ReInvite>,
     /// On hold: the held side hears music from the engine.
     pub(super) hold: Option<super::hold::Hold>,
+    /// A blind transfer under way (REFER accepted, the target being called).
+    pub(super) transfer: Option<super::transfer::Transfer>,
+    /// The callee's answer SDP as it sent it (what a transfer target is offered).
+    pub(super) callee_sdp: Option<Bytes>,
     /// RFC 4028: the interval the caller refreshes in (it is the refresher), and when the call
     /// is torn down if no refresh (re-INVITE or UPDATE) arrived.
     pub(super) session_expires: Option<u32>,
@@ -288,6 +292,8 @@ impl Pbx {
             pending_2xx: None,
             reinvite: None,
             hold: None,
+            transfer: None,
+            callee_sdp: None,
             session_expires: session_expires(&req),
             session_deadline: None,
             ring_deadline: clock.now + self.config.no_answer,
@@ -555,6 +561,11 @@ impl Pbx {
             }
             if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
                 r.set_body("application/sdp", body);
+            }
+            if let Some(c) = self.calls.get_mut(&key) {
+                if !resp.body.is_empty() {
+                    c.callee_sdp = Some(Bytes::copy_from_slice(&resp.body));
+                }
             }
             r.headers.push(HeaderName::Server, USER_AGENT);
             if r.body.is_empty() {

@@ -132,6 +132,7 @@ impl Pbx {
                 self.end_call(clock, key, "answered");
             }
             Method::Invite => self.on_reinvite(clock, key, side, tx, req),
+            Method::Refer => self.on_refer(clock, key, side, tx, req),
             _ => self.reply(clock, tx, &req, StatusCode::OK),
         }
     }

@@ -29,6 +29,7 @@ mod mwi;
 mod registrar;
 #[cfg(test)]
 mod tests;
+mod transfer;
 mod trunk_calls;
 mod trunk_register;
 mod voicemail;
@@ -64,7 +65,8 @@ pub use metrics::{Metrics, TrunkGauges};
 pub use registrar::{Contact, Registry};
 
 const USER_AGENT: &str = concat!("Kentongan PBX ", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, SUBSCRIBE";
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, SUBSCRIBE, REFER";
 
 /// Wall-clock and monotonic time of one input, handed in by the driver.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +92,10 @@ enum TxUse {
         peer: SocketAddr,
     },
     ReInvite {
+        call: CallKey,
+    },
+    /// Our INVITE to a blind transfer's target.
+    Transfer {
         call: CallKey,
     },
     /// A NOTIFY of a subscription (presence, BLF).
@@ -719,6 +725,10 @@ impl Pbx {
                     self.take_from_mailbox(&recipient, id);
                 }
             }
+            TxUse::Transfer { call } => {
+                let call = *call;
+                self.on_transfer_response(clock, call, tx, resp);
+            }
             TxUse::Notify { .. } => {
                 if !resp.status.is_provisional() {
                     self.client_txs.remove(&tx);
@@ -742,6 +752,7 @@ impl Pbx {
                 self.on_fork_response(clock, call, tx, r);
             }
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
+            Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {

@@ -1,0 +1,327 @@
+//! Blind transfer (REFER, RFC 3515; progress as `message/sipfrag` NOTIFYs, RFC 3420).
+//!
+//! In an answered bridged call, one phone (the transferor) sends REFER with `Refer-To` naming
+//! an extension. The PBX accepts (202), tells it "100 Trying", and calls the target itself,
+//! offering the media of the phone that stays (the transferee) on the transferor's side of
+//! the relay. When the target answers, that side of the call *becomes* the target: its
+//! dialog, peer, extension and relay destination; the transferee's dialog and relay ports do
+//! not change, so it needs no re-INVITE and hears the target at once. The transferor is told
+//! "200 OK" and sent a BYE. If the target does not answer, the transferor is told the
+//! failure and the call goes on as it was.
+//!
+//! The offer to the target lists only the codecs the call already uses (the callee's answer),
+//! since the transferee keeps sending what it negotiated. Targets are extensions; a REFER to
+//! anything else, or with `Replaces` (attended transfer), is refused.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use kentongan_sip::dialog::Dialog;
+use kentongan_sip::refer::{refer_notify, ReferTo};
+use kentongan_sip::sdp::Sdp;
+use kentongan_sip::transaction::TxId;
+use kentongan_sip::{HeaderName, Method, NameAddr, Request, Response, StatusCode};
+use tracing::{info, warn};
+
+use super::calls::{CallKey, Side};
+use super::{Clock, Extension, Pbx, TxUse, ALLOW, USER_AGENT};
+use crate::routing::Destination;
+use crate::store::{LiveCall, Write};
+
+/// A transfer under way in a call.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    /// Who sent the REFER: the side the target will take.
+    by: Side,
+    target: Extension,
+    /// The REFER's CSeq: the `id` of the implicit subscription's Event header.
+    refer_cseq: u32,
+    /// Our INVITE to the target, for the ACK and the dialog.
+    invite: Request,
+    peer: SocketAddr,
+}
+
+/// `offer` with each media section narrowed to the payload types `answer` kept.
+fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
+    let mut out = offer.clone();
+    for (i, m) in out.media.iter_mut().enumerate() {
+        let Some(a) = answer.media.get(i) else {
+            continue;
+        };
+        m.formats.retain(|f| a.formats.contains(f));
+        let keep = |value: &str| {
+            let pt = value.split([' ', '/']).next().unwrap_or("");
+            a.formats.iter().any(|f| f == pt)
+        };
+        m.attributes.retain(|at| match at.name.as_str() {
+            "rtpmap" | "fmtp" | "rtcp-fb" => at.value.as_deref().is_some_and(keep),
+            _ => true,
+        });
+    }
+    out
+}
+
+impl Pbx {
+    /// A REFER in call `key` from `side`.
+    pub(super) fn on_refer(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        tx: TxId,
+        req: Request,
+    ) {
+        let refuse = |pbx: &mut Pbx, status: u16, reason: &str| {
+            let mut r = Response::for_request(&req, StatusCode(status), None);
+            r.reason = reason.into();
+            pbx.respond(clock, tx, r);
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return refuse(self, 481, "Call Does Not Exist");
+        };
+        if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
+            return refuse(self, 491, "Request Pending");
+        }
+        let refer_to = match ReferTo::from_request(&req) {
+            Ok(r) if r.replaces.is_none() => r,
+            Ok(_) => return refuse(self, 501, "Attended Transfer Not Supported Yet"),
+            Err(_) => return refuse(self, 400, "Bad Refer-To"),
+        };
+        let number = refer_to.target.uri.user().unwrap_or("").to_owned();
+        let target = match self.dialplan.resolve(&number, &self.store) {
+            Ok(Destination::Extension(e)) => e,
+            _ => return refuse(self, 403, "Transfer Target Must Be An Extension"),
+        };
+        let Some(contact) = self
+            .registry
+            .contacts(&target, clock.unix_s())
+            .into_iter()
+            .next()
+        else {
+            return refuse(self, 480, "Transfer Target Not Registered");
+        };
+        // What the transferee offered (the caller's offer or the callee's answer), narrowed
+        // to the codecs in use, on the transferor's side of the relay.
+        let answer = call.callee_sdp.as_ref().and_then(|b| Sdp::parse(b).ok());
+        let remains = side.other();
+        let offer = match remains {
+            Side::Caller => call
+                .offer
+                .as_ref()
+                .zip(answer.as_ref())
+                .map(|(o, a)| narrowed(o, a)),
+            Side::Callee => answer,
+        };
+        let Some(mut sdp) = offer else {
+            return refuse(self, 488, "No Media To Offer");
+        };
+        let ports: Vec<u16> = call
+            .media
+            .iter()
+            .map(|m| {
+                m.as_ref().map_or(0, |s| match side {
+                    Side::Caller => s.caller_port,
+                    Side::Callee => s.callee_port,
+                })
+            })
+            .collect();
+        let transferee = match remains {
+            Side::Caller => call.caller.clone(),
+            Side::Callee => call.callee.clone(),
+        };
+        let refer_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let mut ok = Response::for_request(&req, StatusCode(202), None);
+        ok.reason = "Accepted".into();
+        self.respond(clock, tx, ok);
+        self.send_refer_notify(clock, key, side, refer_cseq, StatusCode(100));
+
+        let ip = self.local_ip(contact.source);
+        sdp.rewrite_for_relay(ip, &ports);
+        let domain = self.config.domain.clone();
+        let call_id = self.ep.new_call_id();
+        let mut inv = Request::new(Method::Invite, contact.uri.clone());
+        inv.headers.push(
+            HeaderName::From,
+            format!("<sip:{transferee}@{domain}>;tag={}", self.ep.new_tag()),
+        );
+        inv.headers
+            .push(HeaderName::To, format!("<sip:{target}@{domain}>"));
+        inv.headers.push(HeaderName::CallId, call_id.as_str());
+        inv.headers.push(HeaderName::CSeq, "1 INVITE");
+        let our = self.our_contact(contact.source);
+        inv.headers.push(HeaderName::Contact, our);
+        inv.headers.push(HeaderName::Allow, ALLOW);
+        if let Some(by) = req.headers.get_str(&HeaderName::ReferredBy) {
+            inv.headers.push(HeaderName::ReferredBy, by);
+        }
+        inv.set_body("application/sdp", sdp.to_bytes());
+        let mut sent = inv.clone();
+        self.add_via(&mut sent, contact.source);
+        sent.headers.set(HeaderName::MaxForwards, "70");
+        sent.headers.push(HeaderName::UserAgent, USER_AGENT);
+        match self
+            .ep
+            .send_request(clock.now, contact.source, sent.clone())
+        {
+            Ok(ttx) => {
+                self.client_txs.insert(ttx, TxUse::Transfer { call: key });
+                info!(call = key, %target, "blind transfer: calling the target");
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.transfer = Some(Transfer {
+                        by: side,
+                        target,
+                        refer_cseq,
+                        invite: sent,
+                        peer: contact.source,
+                    });
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "transfer INVITE not sent");
+                self.send_refer_notify(clock, key, side, refer_cseq, StatusCode(503));
+            }
+        }
+    }
+
+    fn send_refer_notify(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        refer_cseq: u32,
+        status: StatusCode,
+    ) {
+        let Some(peer) = self.calls.get(&key).and_then(|c| c.peer(side)) else {
+            return;
+        };
+        let contact = self.our_contact(peer);
+        let Ok(contact) = NameAddr::parse(&contact) else {
+            return;
+        };
+        let Some(dialog) = self.calls.get_mut(&key).and_then(|c| c.dialog(side)) else {
+            return;
+        };
+        let notify = refer_notify(dialog, &contact, refer_cseq, status);
+        self.send(clock, peer, notify, TxUse::Other);
+    }
+
+    /// The target's answer to our INVITE.
+    pub(super) fn on_transfer_response(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        tx: TxId,
+        resp: Response,
+    ) {
+        if resp.status.is_provisional() {
+            return;
+        }
+        self.client_txs.remove(&tx);
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        if !resp.status.is_success() {
+            info!(
+                call = key,
+                status = resp.status.0,
+                "blind transfer: the target did not answer"
+            );
+            self.send_refer_notify(clock, key, t.by, t.refer_cseq, resp.status);
+            return;
+        }
+        let Ok(dialog) = Dialog::uac(&t.invite, &resp) else {
+            self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode(502));
+            return;
+        };
+        let mut ack = dialog.ack(1);
+        self.add_via(&mut ack, t.peer);
+        ack.headers.set(HeaderName::ContentLength, "0");
+        self.ep
+            .send_stateless(t.peer, &kentongan_sip::Message::Request(ack));
+        // The transferor hears it worked, then is let go.
+        self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::OK);
+        self.send_bye(clock, key, t.by);
+        // Where the target wants its media: that side's relay destination.
+        if !resp.body.is_empty() {
+            let _ = self.sdp_for(key, &resp.body, t.by.other(), t.peer);
+        }
+        self.end_hold(key);
+        let new_call_id = dialog.id.call_id.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let old_call_id = match t.by {
+            Side::Caller => call.call_id.clone(),
+            Side::Callee => call.b_call_id.clone(),
+        };
+        match t.by {
+            Side::Caller => {
+                call.caller = t.target.clone();
+                call.caller_dialog = Some(dialog);
+                call.caller_peer = t.peer;
+                // The new caller side is our UAC dialog: it refreshes nothing of ours.
+                call.session_expires = None;
+                call.session_deadline = None;
+            }
+            Side::Callee => {
+                call.callee = t.target.clone();
+                call.callee_dialog = Some(dialog);
+                call.callee_peer = Some(t.peer);
+                call.b_call_id = new_call_id.clone();
+                if !resp.body.is_empty() {
+                    call.callee_sdp = Some(Bytes::copy_from_slice(&resp.body));
+                }
+            }
+        }
+        self.by_call_id.remove(&old_call_id);
+        self.by_call_id.insert(new_call_id, (key, t.by));
+        info!(call = key, target = %t.target, "blind transfer done");
+        if let Some(c) = self.calls.get(&key) {
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: c.call_id.clone(),
+                caller: c.caller.0.clone(),
+                callee: c.callee.0.clone(),
+                start_ms: c.start_ms,
+                answer_ms: c.answer_ms,
+                state: "answered".into(),
+            }));
+        }
+    }
+
+    /// Our INVITE to the target timed out.
+    pub(super) fn on_transfer_timeout(&mut self, clock: Clock, key: CallKey) {
+        if let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) {
+            self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::REQUEST_TIMEOUT);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_offer_to_a_target_keeps_only_the_codecs_in_use() {
+        let offer = Sdp::parse(
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+              m=audio 4000 RTP/AVP 0 8 111 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+              a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n\
+              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+        )
+        .unwrap();
+        let answer = Sdp::parse(
+            b"v=0\r\no=- 2 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+              m=audio 5000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        )
+        .unwrap();
+        let n = narrowed(&offer, &answer);
+        assert_eq!(n.media[0].formats, ["8", "101"]);
+        let text = String::from_utf8(n.to_bytes()).unwrap();
+        assert!(!text.contains("opus") && !text.contains("PCMU"), "{text}");
+        assert!(
+            text.contains("a=fmtp:101 0-15") && text.contains("a=sendrecv"),
+            "{text}"
+        );
+    }
+}
