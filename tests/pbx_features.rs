@@ -12,13 +12,10 @@
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use kentongan_media::goertzel::{goertzel, to_db};
-use kentongan_media::WavClip;
 
 const BASE: u16 = 35060;
 
@@ -115,26 +112,6 @@ fn ended_ok(phone: &mut Proc, who: &str) {
 fn cdr(pbx: &Pbx) -> Vec<serde_json::Value> {
     let out = pbx.cli(&["cdr", "list", "--json"], None);
     serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
-}
-
-/// The strongest 100 ms window of each frequency in a decoded WAV, in dB.
-fn peak_tones(path: &Path, freqs: &[f64]) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let Ok(wav) = WavClip::parse(&bytes) else {
-        return vec![f64::NEG_INFINITY; freqs.len()];
-    };
-    let rate = wav.rate.hz();
-    let mono = wav.to_mono();
-    let win = (rate / 10) as usize;
-    freqs
-        .iter()
-        .map(|f| {
-            mono.chunks(win)
-                .filter(|c| c.len() == win)
-                .map(|c| to_db(goertzel(c, rate, *f)))
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .collect()
 }
 
 #[test]

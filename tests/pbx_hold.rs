@@ -15,21 +15,13 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use kentongan_media::g711::alaw_decode;
-use kentongan_media::goertzel::{goertzel, to_db};
+
 use kentongan_pbx::media::moh::TUNE_NOTES;
 
 const BASE: u16 = 36060;
 const HOLDER_HZ: f64 = 700.0;
 /// A note of the operator's own "music" in the second test.
 const OPERATOR_HZ: f64 = 523.0;
-
-/// dB of `freq` in each 100 ms window of 8 kHz audio.
-fn windows(pcm: &[i16], freq: f64) -> Vec<f64> {
-    pcm.chunks(800)
-        .filter(|c| c.len() == 800)
-        .map(|c| to_db(goertzel(c, 8000, freq)))
-        .collect()
-}
 
 /// Runs the hold/resume call; returns what reached 202 (8 kHz PCM) and the PBX.
 fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
@@ -110,7 +102,7 @@ fn hold_call(extra: &str, ip: [&str; 2], base: u16) -> (Pbx, Vec<i16>) {
 /// Checks what 202 heard: the holder's tone, then `music` (dB per window: the loudest of its
 /// notes) without the holder's tone, then the holder's tone again.
 fn check_timeline(pcm: &[i16], music: &[f64]) {
-    let holder = windows(pcm, HOLDER_HZ);
+    let holder = tone_windows(pcm, HOLDER_HZ);
     let n = holder.len().min(music.len());
     let is_music = |i: usize| music[i] > -30.0 && holder[i] < -45.0;
     let first_music = (0..n).find(|&i| is_music(i));
@@ -146,7 +138,7 @@ fn a_held_phone_hears_the_builtin_tune_and_two_way_audio_resumes() {
         ["127.0.0.30", "127.0.0.31"],
         BASE,
     );
-    let notes: Vec<Vec<f64>> = TUNE_NOTES.iter().map(|f| windows(&pcm, *f)).collect();
+    let notes: Vec<Vec<f64>> = TUNE_NOTES.iter().map(|f| tone_windows(&pcm, *f)).collect();
     let len = notes.iter().map(Vec::len).min().unwrap_or(0);
     let music: Vec<f64> = (0..len)
         .map(|i| notes.iter().map(|n| n[i]).fold(f64::NEG_INFINITY, f64::max))
@@ -164,7 +156,7 @@ fn a_held_phone_hears_the_operators_music_file() {
         ["127.0.0.32", "127.0.0.33"],
         BASE + 200,
     );
-    let music = windows(&pcm, OPERATOR_HZ);
+    let music = tone_windows(&pcm, OPERATOR_HZ);
     check_timeline(&pcm, &music);
     let _ = std::fs::remove_dir_all(&dir);
 }

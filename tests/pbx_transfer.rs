@@ -13,16 +13,8 @@ use std::time::Duration;
 
 use harness::*;
 use kentongan_media::g711::alaw_decode;
-use kentongan_media::goertzel::{goertzel, to_db};
 
 const BASE: u16 = 38060;
-
-fn windows(pcm: &[i16], freq: f64) -> Vec<f64> {
-    pcm.chunks(800)
-        .filter(|c| c.len() == 800)
-        .map(|c| to_db(goertzel(c, 8000, freq)))
-        .collect()
-}
 
 #[test]
 fn a_blind_transfer_connects_202_to_203_and_lets_201_go() {
@@ -99,8 +91,8 @@ fn a_blind_transfer_connects_202_to_203_and_lets_201_go() {
         log(&transferor)
     );
     let pcm: Vec<i16> = sink.payload_bytes(8).into_iter().map(alaw_decode).collect();
-    let from_201 = windows(&pcm, 700.0);
-    let from_203 = windows(&pcm, 1100.0);
+    let from_201 = tone_windows(&pcm, 700.0);
+    let from_203 = tone_windows(&pcm, 1100.0);
     let first_203 = from_203
         .iter()
         .position(|&d| d > -30.0)

@@ -13,13 +13,11 @@
 mod harness;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use harness::*;
-use kentongan_media::goertzel::{goertzel, to_db};
-use kentongan_media::WavClip;
 
 const BASE: u16 = 55060;
 const CALLER_IP: &str = "127.0.0.50";
@@ -219,26 +217,6 @@ fn a_mobile_call_goes_out_on_the_cheaper_trunk() {
         text.contains("\tanswered\tcheap\t+6281234567890\tmobile\t300.00\n"),
         "{text}"
     );
-}
-
-/// The strongest 100 ms window of each frequency in a decoded WAV, in dB.
-fn peak_tones(path: &Path, freqs: &[f64]) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let Ok(wav) = WavClip::parse(&bytes) else {
-        return vec![f64::NEG_INFINITY; freqs.len()];
-    };
-    let rate = wav.rate.hz();
-    let mono = wav.to_mono();
-    let win = (rate / 10) as usize;
-    freqs
-        .iter()
-        .map(|f| {
-            mono.chunks(win)
-                .filter(|c| c.len() == win)
-                .map(|c| to_db(goertzel(c, rate, *f)))
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .collect()
 }
 
 #[test]

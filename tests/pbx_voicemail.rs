@@ -81,26 +81,6 @@ fn call_with_tone(pbx: &Pbx, ip: &str, dialled: &str, secs: u32) -> PathBuf {
     })
 }
 
-/// The strongest 100 ms window of each frequency in a WAV, in dB.
-fn peak_tones(path: &Path, freqs: &[f64]) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let Ok(wav) = WavClip::parse(&bytes) else {
-        return vec![f64::NEG_INFINITY; freqs.len()];
-    };
-    let rate = wav.rate.hz();
-    let mono = wav.to_mono();
-    let win = (rate / 10) as usize;
-    freqs
-        .iter()
-        .map(|f| {
-            mono.chunks(win)
-                .filter(|c| c.len() == win)
-                .map(|c| to_db(goertzel(c, rate, *f)))
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .collect()
-}
-
 /// Seconds of a WAV in which `hz` is clearly present (100 ms windows).
 fn seconds_of(path: &Path, hz: f64) -> f64 {
     let bytes = std::fs::read(path).unwrap_or_default();
