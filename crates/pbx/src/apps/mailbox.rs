@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use kentongan_engine::LegId;
 
-use super::{Action, Prompt};
+use super::{say_digits, Action, Prompt, NUMBERS};
 use crate::store::VoicemailPin;
 
 pub const ENTER_PIN: Prompt = Prompt("vm-enter-pin");
@@ -50,30 +50,6 @@ pub const PROMPTS: &[Prompt] = &[
     GOODBYE,
     MESSAGE_FROM,
     UNKNOWN_CALLER,
-];
-
-/// 0 to 19 are one clip each in the catalogue.
-const NUMBERS: [Prompt; 20] = [
-    Prompt("n-0"),
-    Prompt("n-1"),
-    Prompt("n-2"),
-    Prompt("n-3"),
-    Prompt("n-4"),
-    Prompt("n-5"),
-    Prompt("n-6"),
-    Prompt("n-7"),
-    Prompt("n-8"),
-    Prompt("n-9"),
-    Prompt("n-10"),
-    Prompt("n-11"),
-    Prompt("n-12"),
-    Prompt("n-13"),
-    Prompt("n-14"),
-    Prompt("n-15"),
-    Prompt("n-16"),
-    Prompt("n-17"),
-    Prompt("n-18"),
-    Prompt("n-19"),
 ];
 
 const MAX_TRIES: u8 = 3;
@@ -119,10 +95,7 @@ pub struct Mailboxes {
 fn say_count(leg: LegId, n: usize, out: &mut Vec<Action>) {
     match NUMBERS.get(n) {
         Some(p) => out.push(Action::Say { leg, prompt: *p }),
-        None => out.extend(n.to_string().bytes().map(|d| Action::Say {
-            leg,
-            prompt: NUMBERS[usize::from(d - b'0')],
-        })),
+        None => out.extend(say_digits(leg, &n.to_string())),
     }
 }
 
@@ -259,10 +232,7 @@ impl Mailboxes {
         }];
         let digits = !m.caller.is_empty() && m.caller.bytes().all(|b| b.is_ascii_digit());
         if digits {
-            out.extend(m.caller.bytes().map(|d| Action::Say {
-                leg,
-                prompt: NUMBERS[usize::from(d - b'0')],
-            }));
+            out.extend(say_digits(leg, &m.caller));
         } else {
             out.push(Action::Say {
                 leg,

@@ -16,6 +16,41 @@ use kentongan_engine::LegId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prompt(pub &'static str);
 
+/// The clips of 0 to 19, one each in the catalogue (kentongan-prompts' `say` names them so).
+pub(crate) const NUMBERS: [Prompt; 20] = [
+    Prompt("n-0"),
+    Prompt("n-1"),
+    Prompt("n-2"),
+    Prompt("n-3"),
+    Prompt("n-4"),
+    Prompt("n-5"),
+    Prompt("n-6"),
+    Prompt("n-7"),
+    Prompt("n-8"),
+    Prompt("n-9"),
+    Prompt("n-10"),
+    Prompt("n-11"),
+    Prompt("n-12"),
+    Prompt("n-13"),
+    Prompt("n-14"),
+    Prompt("n-15"),
+    Prompt("n-16"),
+    Prompt("n-17"),
+    Prompt("n-18"),
+    Prompt("n-19"),
+];
+
+/// `s` read digit by digit to `leg` (an extension, a caller's number); other characters are
+/// skipped.
+pub(crate) fn say_digits(leg: LegId, s: &str) -> impl Iterator<Item = Action> + '_ {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(move |d| Action::Say {
+            leg,
+            prompt: NUMBERS[usize::from(d - b'0')],
+        })
+}
+
 /// A short tone that needs no words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cue {

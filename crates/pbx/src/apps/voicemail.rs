@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kentongan_engine::LegId;
 
-use super::{Action, Cue, Prompt};
+use super::{say_digits, Action, Cue, Prompt};
 use crate::routing::VoicemailGreeting;
 
 pub const UNAVAILABLE_BEFORE: Prompt = Prompt("vm-unavailable.1");
@@ -22,20 +22,6 @@ pub const LEAVE_AFTER_BEEP: Prompt = Prompt("vm-leave-after-beep");
 pub const MAILBOX_FULL: Prompt = Prompt("vm-mailbox-full");
 pub const SAVED: Prompt = Prompt("vm-saved");
 pub const GOODBYE: Prompt = Prompt("vm-goodbye");
-
-/// The clips of single digits (`say::digits` names them so).
-const DIGITS: [Prompt; 10] = [
-    Prompt("n-0"),
-    Prompt("n-1"),
-    Prompt("n-2"),
-    Prompt("n-3"),
-    Prompt("n-4"),
-    Prompt("n-5"),
-    Prompt("n-6"),
-    Prompt("n-7"),
-    Prompt("n-8"),
-    Prompt("n-9"),
-];
 
 /// Every prompt leaving a message uses.
 pub const PROMPTS: &[Prompt] = &[
@@ -88,12 +74,7 @@ impl Voicemail {
             VoicemailGreeting::Busy => vec![say(BUSY)],
             VoicemailGreeting::Unavailable => {
                 let mut v = vec![say(UNAVAILABLE_BEFORE)];
-                v.extend(
-                    mailbox
-                        .bytes()
-                        .filter(u8::is_ascii_digit)
-                        .map(|d| say(DIGITS[usize::from(d - b'0')])),
-                );
+                v.extend(say_digits(leg, mailbox));
                 v.push(say(UNAVAILABLE_AFTER));
                 v
             }
@@ -269,7 +250,7 @@ mod tests {
                 .into_iter()
                 .map(|(id, _)| id.as_str().to_owned())
                 .collect();
-            for p in PROMPTS.iter().chain(DIGITS.iter()) {
+            for p in PROMPTS.iter().chain(crate::apps::NUMBERS[..10].iter()) {
                 assert!(clips.iter().any(|c| c == p.0), "{} missing", p.0);
             }
         }

@@ -48,10 +48,10 @@ impl MusicOnHold {
 
     /// The clip to loop for a held caller (cheap to clone: samples are shared).
     pub fn clip(&mut self) -> Clip {
-        if self.clip.is_none() {
-            self.clip = Some(load(&self.directory).unwrap_or_else(builtin_tune));
-        }
-        self.clip.clone().unwrap_or_else(builtin_tune)
+        let dir = &self.directory;
+        self.clip
+            .get_or_insert_with(|| load(dir).unwrap_or_else(builtin_tune))
+            .clone()
     }
 }
 
