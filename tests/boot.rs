@@ -1,5 +1,7 @@
-//! Boot tests: the default ISO boots under BIOS from a CD and under UEFI from a USB stick and
-//! passes the appliance checks; an ISO missing a squashfs layer fails the harness, fast.
+//! Boot tests: the default ISO boots under BIOS from a CD, under UEFI from a USB stick and under
+//! UEFI with Secure Boot enforced from a CD, and passes the appliance checks; an ISO missing a
+//! squashfs layer fails the harness, fast; one whose EFI loader is unsigned is refused by the
+//! Secure Boot firmware, and the harness says so.
 //!
 //! They need root, QEMU (qemu-system-x86, ovmf) and xorriso, and run from `scripts/test`,
 //! two guests at a time: `cargo test -p kentongan-e2e --test boot -- --test-threads=2` (each
@@ -12,7 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kentongan_e2e::project_root;
-use kentongan_vmtest::checks::{appliance_checks, run_checks, ApplianceFacts, CheckFailure};
+use kentongan_vmtest::checks::{
+    appliance_checks, firmware_checks, run_checks, ApplianceFacts, CheckFailure,
+};
 use kentongan_vmtest::{Firmware, Machine, MachineConfig, Media, VmError, BOOT_TIMEOUT};
 
 fn iso() -> PathBuf {
@@ -47,7 +51,7 @@ fn boot_and_check(test: &str, iso: &Path, firmware: Firmware, media: Media) {
     let mut cfg = MachineConfig::new(iso, run_dir(test));
     cfg.firmware = firmware;
     cfg.media = media;
-    let checks = appliance_checks(&ApplianceFacts::default());
+    let checks = firmware_checks(&ApplianceFacts::default(), firmware);
     cfg.forwards = checks.iter().flat_map(|c| c.forwards()).collect();
     let mut m = Machine::start(cfg).unwrap_or_else(|e| panic!("{e}\nhint: {}", e.hint()));
     let t0 = Instant::now();
@@ -95,6 +99,80 @@ fn uefi_usb_passes_appliance_checks() {
     boot_and_check("uefi-usb", &iso(), Firmware::Uefi, Media::Usb);
 }
 
+#[test]
+fn uefi_secureboot_cdrom_passes_appliance_checks() {
+    boot_and_check(
+        "uefi-secureboot-cdrom",
+        &iso(),
+        Firmware::UefiSecureBoot,
+        Media::Cdrom,
+    );
+}
+
+/// Secure Boot proves something only if it can say no: the same ISO with an unsigned GRUB as
+/// its EFI loader is refused by the firmware, and the harness says so (not a timeout).
+#[test]
+fn unsigned_efi_loader_is_refused_under_secure_boot() {
+    let iso = iso();
+    let work = tempfile::tempdir().expect("tempdir");
+    let unsigned = work.path().join("unsigned.iso");
+    let scratch = work.path().join("esp");
+    remaster(&iso, &unsigned, work.path(), |tree| {
+        unsigned_esp(&tree.join("boot/grub/efi.img"), &scratch)
+    });
+
+    let mut cfg = MachineConfig::new(&unsigned, run_dir("unsigned-efi"));
+    cfg.firmware = Firmware::UefiSecureBoot;
+    cfg.media = Media::Cdrom;
+    let mut m = Machine::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let error = match m.wait_for_agent(BOOT_TIMEOUT) {
+        Ok(()) => panic!("an unsigned EFI loader booted with Secure Boot on"),
+        Err(e) => e,
+    };
+    eprintln!(
+        "unsigned-efi: refused as expected after {}s: {error}",
+        started.elapsed().as_secs()
+    );
+    assert!(
+        matches!(error, VmError::SecureBootRefused { .. }),
+        "not reported as a Secure Boot refusal: {error}"
+    );
+    assert!(error.to_string().contains("Access Denied"), "{error}");
+    assert!(error.hint().contains("shim-signed"), "{}", error.hint());
+}
+
+/// Overwrites the ESP image at `image` (same size, so the El Torito entry still fits) with one
+/// whose `\EFI\BOOT\BOOTX64.EFI` is GRUB straight from grub-mkimage: unsigned.
+fn unsigned_esp(image: &Path, scratch: &Path) {
+    let ok = |cmd: &mut Command| {
+        let o = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        assert!(
+            o.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    std::fs::create_dir_all(scratch).unwrap();
+    let loader = scratch.join("BOOTX64.EFI");
+    ok(Command::new("grub-mkimage")
+        .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-o"])
+        .arg(&loader)
+        .args(["normal", "iso9660", "linux", "configfile"]));
+    let len = std::fs::metadata(image).unwrap().len();
+    std::fs::remove_file(image).unwrap();
+    std::fs::File::create(image).unwrap().set_len(len).unwrap();
+    ok(Command::new("mkfs.fat").arg(image));
+    ok(Command::new("mmd").arg("-i").arg(image).args(["::/EFI", "::/EFI/BOOT"]));
+    ok(Command::new("mcopy")
+        .arg("-i")
+        .arg(image)
+        .arg(&loader)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"));
+}
+
 /// A harness that cannot fail proves nothing: without its top squashfs layer the image must
 /// not pass, and the harness must say so within the boot timeout.
 #[test]
@@ -102,7 +180,10 @@ fn image_missing_a_layer_fails_clearly() {
     let iso = iso();
     let work = tempfile::tempdir().expect("tempdir");
     let broken = work.path().join("broken.iso");
-    remaster(&iso, &broken, work.path(), &["live/50-overlay.squashfs"]);
+    remaster(&iso, &broken, work.path(), |tree| {
+        let path = tree.join("live/50-overlay.squashfs");
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    });
 
     let mut cfg = MachineConfig::new(&broken, run_dir("broken-layer"));
     cfg.firmware = Firmware::Bios;
@@ -143,11 +224,11 @@ fn image_missing_a_layer_fails_clearly() {
     );
 }
 
-/// Copies `iso` to `out` without the files in `remove`, keeping the BIOS and UEFI boot records.
+/// Copies `iso` to `out` with its tree changed by `edit`, keeping the BIOS and UEFI boot records.
 /// xorriso's in-place `-boot_image any replay` trips over grub-mkrescue's GPT layout
 /// ("GPT partitions 1 and 2 overlap"), so the tree is extracted and rebuilt with the very
 /// options `-report_el_torito as_mkisofs` reports for the original.
-fn remaster(iso: &Path, out: &Path, work: &Path, remove: &[&str]) {
+fn remaster(iso: &Path, out: &Path, work: &Path, edit: impl FnOnce(&Path)) {
     let tree = work.join("tree");
     let ok = |cmd: &mut Command| {
         let o = cmd
@@ -166,12 +247,9 @@ fn remaster(iso: &Path, out: &Path, work: &Path, remove: &[&str]) {
         .arg("-extract")
         .arg("/")
         .arg(&tree));
-    for rel in remove {
-        let path = tree.join(rel);
-        // Extracted files keep the ISO's read-only modes.
-        ok(Command::new("chmod").arg("-R").arg("u+w").arg(&tree));
-        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
+    // Extracted files keep the ISO's read-only modes.
+    ok(Command::new("chmod").arg("-R").arg("u+w").arg(&tree));
+    edit(&tree);
     let report = ok(Command::new("xorriso")
         .arg("-indev")
         .arg(iso)

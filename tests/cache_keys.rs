@@ -38,7 +38,7 @@ impl Project {
         let facts = HostFacts {
             mmdebstrap_version: "mmdebstrap 1.3.5".into(),
             mksquashfs_version: "mksquashfs version 4.5.1".into(),
-            grub_version: "grub-mkrescue (GRUB) 2.06".into(),
+            grub_version: "grub-mkimage (GRUB) 2.06".into(),
             xorriso_version: "xorriso 1.5.4".into(),
             dpkg_version: "dpkg-deb 1.21.23".into(),
             rustc_version: "rustc 1.95.0".into(),

@@ -36,6 +36,46 @@ fn iso_boots_under_bios_and_uefi_from_cd_and_usb() {
     assert!(table.contains("GPT"), "no GPT:\n{table}");
 }
 
+/// The EFI system partition carries Debian's signed chain: shim (signed through Microsoft's
+/// UEFI CA) as the removable-media loader, and GRUB signed with Debian's key beside it.
+#[test]
+fn esp_holds_the_signed_boot_chain() {
+    let iso = appliance_iso();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let esp = tmp.path().join("efi.img");
+    run(Command::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(&iso)
+        .args(["-extract", "/boot/grub/efi.img"])
+        .arg(&esp));
+    let listing = run(Command::new("mdir")
+        .args(["-b", "-i"])
+        .arg(&esp)
+        .arg("::/EFI/BOOT"));
+    for (file, signer) in [
+        ("BOOTX64.EFI", "Microsoft Corporation UEFI CA"),
+        ("grubx64.efi", "Debian Secure Boot"),
+        ("mmx64.efi", "Debian Secure Boot"),
+    ] {
+        assert!(
+            listing.to_lowercase().contains(&file.to_lowercase()),
+            "{file} missing from the ESP:\n{listing}"
+        );
+        let out = tmp.path().join(file);
+        run(Command::new("mcopy")
+            .arg("-i")
+            .arg(&esp)
+            .arg(format!("::/EFI/BOOT/{file}"))
+            .arg(&out));
+        let bytes = std::fs::read(&out).unwrap_or_default();
+        assert!(
+            bytes.windows(signer.len()).any(|w| w == signer.as_bytes()),
+            "{file} carries no signature chaining to `{signer}` ({} bytes)",
+            bytes.len()
+        );
+    }
+}
+
 #[test]
 fn iso_holds_the_stacked_layers_and_a_serial_console_entry() {
     let iso = appliance_iso();

@@ -1,4 +1,5 @@
-//! The installer end to end under QEMU (issue 8), once with SeaBIOS and once with OVMF:
+//! The installer end to end under QEMU (issue 8), once with SeaBIOS and once with OVMF with
+//! Secure Boot enforced (Microsoft's keys enrolled, as PC servers ship):
 //!
 //! 1. a blank 4 GiB disk and a small FAT volume labelled `KENTONGAN` holding an `answer.toml`
 //!    with random passwords are made on the host (mkfs.vfat, mtools: nothing is mounted);
@@ -12,7 +13,9 @@
 //!    journal (runtime and persistent, every field) or anywhere in the disk image's bytes.
 //!
 //! BIOS boots the ISO as a CD and reads the answer from a second virtio disk; UEFI boots the
-//! ISO as a USB stick and reads the answer from another USB stick. Each run keeps its evidence
+//! ISO as a USB stick through shim and reads the answer from another USB stick, and both the
+//! live system and the installed disk (shim installed by `grub-install --uefi-secure-boot`)
+//! must run with Secure Boot on. Each run keeps its evidence
 //! under `$KENTONGAN_OUT/install-test/<firmware>-<unix time>/` (`install/serial.log`,
 //! `disk/serial.log`, QEMU's logs); the disk images are deleted when the run passes.
 //!
@@ -29,7 +32,7 @@ use kentongan_setup::facts::{Disk as FactDisk, Facts, Nic};
 use kentongan_setup::validate::password_weakness;
 use kentongan_setup::{validate, Answer};
 use kentongan_sip::Response;
-use kentongan_vmtest::checks::{appliance_checks, run_checks, ApplianceFacts, Check, CheckFailure};
+use kentongan_vmtest::checks::{firmware_checks, run_checks, ApplianceFacts, Check, CheckFailure};
 use kentongan_vmtest::sip_probe::{ProbeError, SipProbe};
 use kentongan_vmtest::{
     Disk, DiskBus, DiskFormat, Firmware, Forward, Machine, MachineConfig, Media, Proto, VmError,
@@ -328,6 +331,14 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
         vm_fail(test, step, &m, e);
     }
     let agent_up = started.elapsed();
+    if firmware == Firmware::UefiSecureBoot {
+        // The live system from the USB stick, through shim, with Secure Boot enforced.
+        if let Err(CheckFailure { check, error }) =
+            run_checks(&mut m, &[Check::SecureBoot], BOOT, |_, _| {})
+        {
+            vm_fail(test, &format!("live system: {check}"), &m, error);
+        }
+    }
     // The live system's console is tty1; copy its whole journal (from the start of the boot,
     // then following) to the serial port, so the log shows the installer's steps and the
     // secret scan covers what the live system logged. Only once the serial getty has shown
@@ -399,7 +410,7 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
     // QEMU's user network makes the host's packets come from 10.0.2.2, inside the answer's
     // trusted network, and trusted sources are never banned: the scanner-ban check does not
     // apply here. That the network is trusted is checked below instead.
-    let checks: Vec<Check> = appliance_checks(&facts)
+    let checks: Vec<Check> = firmware_checks(&facts, firmware)
         .into_iter()
         .filter(|c| !matches!(c, Check::ScannerBanned { .. }))
         .collect();
@@ -453,7 +464,7 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
         .unwrap_or_else(|e| vm_fail(test, step, &m, e))
         .0
         == 0;
-    if efi != (firmware == Firmware::Uefi) {
+    if efi != (firmware != Firmware::Bios) {
         fail(
             test,
             step,
@@ -813,8 +824,8 @@ fn bios_install_from_cdrom_then_boot_disk() {
 }
 
 #[test]
-fn uefi_install_from_usb_then_boot_disk() {
-    install_and_boot("uefi", Firmware::Uefi, Media::Usb, DiskBus::Usb);
+fn uefi_secureboot_install_from_usb_then_boot_disk() {
+    install_and_boot("uefi", Firmware::UefiSecureBoot, Media::Usb, DiskBus::Usb);
 }
 
 #[test]

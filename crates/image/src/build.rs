@@ -173,7 +173,7 @@ pub fn gather_facts(recipe: &Recipe) -> Result<HostFacts, BuildError> {
     Ok(HostFacts {
         mmdebstrap_version: tools::version_of("mmdebstrap", "--version"),
         mksquashfs_version: tools::version_of("mksquashfs", "-version"),
-        grub_version: tools::version_of("grub-mkrescue", "--version"),
+        grub_version: tools::version_of("grub-mkimage", "--version"),
         xorriso_version: tools::version_of("xorriso", "-version"),
         dpkg_version: tools::version_of("dpkg-deb", "--version"),
         rustc_version,
@@ -521,6 +521,7 @@ impl Pipeline<'_> {
             }
             std::fs::copy(rootfs_entry.join("packages.tsv"), entry.join("packages.tsv"))
                 .map_err(|e| stage_err(Stage::BaseLayer, e.to_string()))?;
+            copy_signed_efi(&rootfs, &entry.join("efi"))?;
             // The live initrd sits beside the layers on the ISO; a copy inside the layer would
             // only add its size again (an installed system builds its own).
             p.squash(Stage::BaseLayer, &rootfs, &entry.join(LAYERS[0]), &["boot/initrd.img-*"], log)?;
@@ -666,12 +667,18 @@ impl Pipeline<'_> {
             )?;
             let iso_name = recipe.iso_file_name();
             let iso_path = entry.join(&iso_name);
+            let efi = if base.join("efi").is_dir() {
+                iso::EfiLoader::Signed { dir: base.join("efi") }
+            } else {
+                iso::EfiLoader::Unsigned
+            };
             let reporter = p.reporter;
             iso::make_iso(
                 &tree,
                 &iso_path,
                 &iso::volume_id(recipe),
                 p.epoch,
+                &efi,
                 &entry.join("scratch"),
                 log,
                 &mut |line| reporter.stage_output(Stage::Iso, line),
@@ -759,6 +766,35 @@ impl Pipeline<'_> {
         }
         self.run(stage, &mut cmd, log)
     }
+}
+
+/// Copies Debian's signed UEFI boot chain out of `rootfs` into `dir` under the names the ESP
+/// uses, when the recipe installs it (`shim-signed`, `grub-efi-amd64-signed`). Half a chain is
+/// an error: an ISO with shim but no GRUB it trusts boots nowhere.
+fn copy_signed_efi(rootfs: &Path, dir: &Path) -> Result<(), BuildError> {
+    let present: Vec<bool> = iso::SIGNED_EFI
+        .iter()
+        .map(|(from, _)| rootfs.join(from).is_file())
+        .collect();
+    if present.iter().all(|p| !p) {
+        return Ok(());
+    }
+    if let Some(i) = present.iter().position(|p| !p) {
+        return Err(stage_err(
+            Stage::BaseLayer,
+            format!(
+                "the root filesystem has part of the signed UEFI boot chain but no /{}; \
+                 add both shim-signed and grub-efi-amd64-signed to the recipe's packages",
+                iso::SIGNED_EFI[i].0
+            ),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| stage_err(Stage::BaseLayer, e.to_string()))?;
+    for (from, name) in iso::SIGNED_EFI {
+        std::fs::copy(rootfs.join(from), dir.join(name))
+            .map_err(|e| stage_err(Stage::BaseLayer, format!("/{from}: {e}")))?;
+    }
+    Ok(())
 }
 
 fn stage_err(stage: Stage, what: impl Into<String>) -> BuildError {

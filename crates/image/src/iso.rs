@@ -1,5 +1,6 @@
-//! The hybrid ISO: GRUB for BIOS (El Torito + hybrid MBR) and UEFI (El Torito EFI image + GPT
-//! ESP), so one file boots from CD and from a USB stick under either firmware.
+//! The hybrid ISO: GRUB for BIOS (El Torito + hybrid MBR) and, for UEFI, Debian's signed shim
+//! and GRUB on an EFI system partition image (El Torito + GPT partition), so one file boots from
+//! CD and from a USB stick under either firmware, with Secure Boot on or off.
 
 use std::path::Path;
 use std::process::Command;
@@ -36,58 +37,176 @@ menuentry "{title} (serial console ttyS0)" {{
     )
 }
 
-/// Assembles `tree` into `output` with grub-mkrescue, with every date taken from `epoch`.
+/// Where Debian's signed boot chain lives in a root filesystem that has `shim-signed` and
+/// `grub-efi-amd64-signed` installed: shim (signed by Microsoft's UEFI CA, so firmware with
+/// Secure Boot on accepts it), its MokManager, and the GRUB image for removable media (signed by
+/// Debian's key, which shim trusts). That GRUB finds the medium by `/.disk/info` and reads
+/// `/boot/grub/grub.cfg`.
+pub const SIGNED_EFI: [(&str, &str); 3] = [
+    ("usr/lib/shim/shimx64.efi.signed", "BOOTX64.EFI"),
+    ("usr/lib/shim/mmx64.efi.signed", "mmx64.efi"),
+    ("usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed", "grubx64.efi"),
+];
+
+/// GRUB modules built into the BIOS image and the unsigned UEFI fallback. They are the ones
+/// the menu uses and a subset of what Debian's signed GRUB has built in, so one `grub.cfg`
+/// works on every path: the signed image cannot `insmod` from the medium, so nothing may rely
+/// on loading a module.
+const GRUB_MODULES: &[&str] = &[
+    "iso9660", "part_msdos", "part_gpt", "fat", "normal", "configfile", "search",
+    "search_fs_file", "linux", "serial", "terminal", "echo", "test", "sleep",
+];
+
+/// What decides the ISO's layout besides its inputs: part of the ISO stage's cache key.
+pub fn layout_key() -> String {
+    format!("{SIGNED_EFI:?} {GRUB_MODULES:?} {EFI_EMBEDDED_CFG:?} {ESP_LABEL} {BIOS_IMAGE} {EFI_IMAGE}")
+}
+
+/// How the unsigned UEFI fallback finds its menu: as Debian's removable-media GRUB does.
+const EFI_EMBEDDED_CFG: &str = "search --no-floppy --file --set=root /.disk/info\n\
+                                set prefix=($root)/boot/grub\n\
+                                configfile $prefix/grub.cfg\n";
+
+/// The UEFI boot loader the ISO carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EfiLoader {
+    /// Debian's signed chain, copied from the image's root filesystem: files named as on the
+    /// EFI system partition (`BOOTX64.EFI` = shim, `grubx64.efi`, `mmx64.efi`), in `dir`.
+    Signed { dir: std::path::PathBuf },
+    /// The image has no signed chain (a recipe without `shim-signed`): GRUB built from the
+    /// host's modules, which boots only with Secure Boot off.
+    Unsigned,
+}
+
+/// The ESP image's FAT volume label. Not `KENTONGAN`: that label marks an answer volume.
+const ESP_LABEL: &str = "KTGN-LIVE";
+/// The El Torito images' paths inside the ISO.
+const BIOS_IMAGE: &str = "boot/grub/i386-pc/eltorito.img";
+const EFI_IMAGE: &str = "boot/grub/efi.img";
+
+/// Assembles `tree` into a hybrid ISO at `output`, every date taken from `epoch`: GRUB for BIOS
+/// (El Torito + a hybrid MBR for USB sticks) and `efi` on an EFI system partition image (El
+/// Torito for CDs, a GPT partition for USB sticks).
+///
+/// grub-mkrescue cannot place shim, so the layout is built here: the BIOS core image with
+/// grub-mkimage, the ESP with mkfs.fat and mtools, the ISO with xorriso.
+#[allow(clippy::too_many_arguments)]
 pub fn make_iso(
     tree: &Path,
     output: &Path,
     volume_id: &str,
     epoch: i64,
+    efi: &EfiLoader,
     scratch: &Path,
     log: &Path,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<(), ToolError> {
-    // grub-mkrescue's mformat call picks a random FAT serial; pin it so the ISO is
-    // bit-identical between builds.
-    let wrappers = scratch.join("bin");
-    std::fs::create_dir_all(&wrappers).map_err(|source| ToolError::Log {
-        log: wrappers.clone(),
-        source,
-    })?;
-    let mformat = wrappers.join("mformat");
-    let real = crate::tools::find_in_path("mformat").unwrap_or_else(|| "/usr/bin/mformat".into());
-    std::fs::write(
-        &mformat,
-        format!("#!/bin/sh\nexec {} -N 4b454e54 \"$@\"\n", real.display()),
-    )
-    .and_then(|()| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&mformat, std::fs::Permissions::from_mode(0o755))
-    })
-    .map_err(|source| ToolError::Log {
-        log: mformat.clone(),
-        source,
-    })?;
-    let path = format!(
-        "{}:{}",
-        wrappers.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let date = grub_date(epoch);
+    let io = |path: &Path| {
+        let log = path.to_path_buf();
+        move |source| ToolError::Log { log, source }
+    };
+    let bios = tree.join(BIOS_IMAGE);
+    if let Some(dir) = bios.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
     run_logged(
-        Command::new("grub-mkrescue")
-            .env("PATH", path)
+        Command::new("grub-mkimage")
+            .args(["-O", "i386-pc-eltorito", "-p", "/boot/grub", "-o"])
+            .arg(&bios)
+            .arg("biosdisk")
+            .args(GRUB_MODULES),
+        log,
+        on_line,
+    )?;
+
+    let esp = scratch.join("esp");
+    let boot_dir = esp.join("EFI/BOOT");
+    std::fs::create_dir_all(&boot_dir).map_err(io(&boot_dir))?;
+    match efi {
+        EfiLoader::Signed { dir } => {
+            for (_, name) in SIGNED_EFI {
+                std::fs::copy(dir.join(name), boot_dir.join(name)).map_err(io(&dir.join(name)))?;
+            }
+        }
+        EfiLoader::Unsigned => {
+            let cfg = scratch.join("embedded.cfg");
+            std::fs::write(&cfg, EFI_EMBEDDED_CFG).map_err(io(&cfg))?;
+            run_logged(
+                Command::new("grub-mkimage")
+                    .args(["-O", "x86_64-efi", "-p", "/boot/grub", "-c"])
+                    .arg(&cfg)
+                    .arg("-o")
+                    .arg(boot_dir.join("BOOTX64.EFI"))
+                    .args(["efi_gop", "all_video"])
+                    .args(GRUB_MODULES),
+                log,
+                on_line,
+            )?;
+        }
+    }
+    // FAT keeps file and directory times: pin them, as the ISO's are.
+    let mut bytes = 0u64;
+    for entry in walkdir::WalkDir::new(&esp) {
+        let entry = entry.map_err(|e| ToolError::Log {
+            log: esp.clone(),
+            source: e.into(),
+        })?;
+        bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        set_mtime(entry.path(), epoch).map_err(io(entry.path()))?;
+    }
+    let image = tree.join(EFI_IMAGE);
+    match std::fs::remove_file(&image) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&image)(e)),
+        _ => {}
+    }
+    // Room for the files, FAT's own tables and directory clusters, and a little to spare.
+    let kib = (bytes / 1024 + 1024).max(2880);
+    run_logged(
+        Command::new("mkfs.fat")
+            .args(["--invariant", "-C", "-n", ESP_LABEL])
+            .arg(&image)
+            .arg(kib.to_string()),
+        log,
+        on_line,
+    )?;
+    run_logged(
+        Command::new("mcopy")
             .env("TZ", "UTC")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
-            .arg(format!("--output={}", output.display()))
-            .args(["--compress=xz", "--fonts=", "--themes=", "--locales="])
-            .arg(tree)
-            // These go to xorriso; grub-mkrescue only honours them right after the tree.
+            .args(["-s", "-m", "-i"])
+            .arg(&image)
+            .arg(esp.join("EFI"))
+            .arg("::/"),
+        log,
+        on_line,
+    )?;
+
+    let date = grub_date(epoch);
+    run_logged(
+        Command::new("xorriso")
+            .env("TZ", "UTC")
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .args(["-as", "mkisofs", "-o"])
+            .arg(output)
+            .args(["-V", volume_id, "-r"])
             .arg(format!("--modification-date={date}"))
             .args(["--set_all_file_dates", &date])
-            .args(["-volid", volume_id]),
+            .args(["--grub2-mbr", "/usr/lib/grub/i386-pc/boot_hybrid.img"])
+            // The ESP also as a partition, for firmware booting the ISO as a USB disk.
+            .args(["--protective-msdos-label", "-efi-boot-part", "--efi-boot-image"])
+            .args(["-c", "/boot.catalog"])
+            .args(["-b", &format!("/{BIOS_IMAGE}"), "-no-emul-boot"])
+            .args(["-boot-load-size", "4", "-boot-info-table", "--grub2-boot-info"])
+            .args(["-eltorito-alt-boot", "-e", &format!("/{EFI_IMAGE}"), "-no-emul-boot"])
+            .arg(tree),
         log,
         on_line,
     )
+}
+
+fn set_mtime(path: &Path, epoch: i64) -> std::io::Result<()> {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64);
+    std::fs::File::open(path)?.set_modified(time)
 }
 
 /// `YYYYmmddHHMMSScc`, the form xorriso takes for fixed dates.

@@ -3,7 +3,7 @@
 //! This crate owns the recipe format ([`Recipe`]), overlay rendering ([`overlay`]), the stage
 //! pipeline with its content-addressed cache ([`build()`], [`Cache`], [`StageKeys`]) and the
 //! records of what went into an image ([`Manifest`], SPDX SBOM). It runs host tools
-//! (mmdebstrap, mksquashfs, grub-mkrescue, dpkg-deb, cargo) but never draws anything: progress
+//! (mmdebstrap, mksquashfs, grub-mkimage, mkfs.fat, mtools, xorriso, dpkg-deb, cargo) but never draws anything: progress
 //! goes to a [`Reporter`] the binary implements, and errors carry a `hint()` for the operator.
 //!
 //! It deliberately does not boot images (that is `kentongan-vmtest`) or know what the PBX is:

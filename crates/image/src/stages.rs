@@ -229,6 +229,7 @@ pub fn compute_keys(
     let mut k = KeyBuilder::new("base-layer");
     k.field("base-rootfs", base_rootfs.as_str())
         .field("exclude", "boot/initrd.img-*")
+        .field("efi", format!("{:?}", crate::iso::SIGNED_EFI))
         .field("compression", format!("{:?}", recipe.compression))
         .field("mksquashfs", &facts.mksquashfs_version)
         .field("epoch", &epoch);
@@ -247,6 +248,7 @@ pub fn compute_keys(
     k.field("base-layer", base_layer.as_str())
         .field("overlay-layer", overlay_layer.as_str())
         .field("grub.cfg", crate::iso::grub_cfg(recipe))
+        .field("layout", crate::iso::layout_key())
         .field("name", &recipe.name)
         .field("version", &recipe.version)
         .field("grub", &facts.grub_version)

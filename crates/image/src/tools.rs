@@ -29,7 +29,7 @@ pub const IMAGE_TOOLS: &[HostTool] = &[
         package: "xorriso",
     },
     HostTool {
-        command: "grub-mkrescue",
+        command: "grub-mkimage",
         package: "grub-common",
     },
     HostTool {
@@ -41,7 +41,7 @@ pub const IMAGE_TOOLS: &[HostTool] = &[
         package: "grub-efi-amd64-bin",
     },
     HostTool {
-        command: "mformat",
+        command: "mcopy",
         package: "mtools",
     },
     HostTool {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use kentongan_vmtest::checks::{appliance_checks, run_checks, ApplianceFacts};
+use kentongan_vmtest::checks::{firmware_checks, run_checks, ApplianceFacts};
 use kentongan_vmtest::{Accel, Firmware, Machine, MachineConfig, Media, BOOT_TIMEOUT};
 
 use crate::progress;
@@ -38,6 +38,8 @@ pub struct Args {
 enum FirmwareArg {
     Bios,
     Uefi,
+    /// UEFI with Secure Boot enforced and Microsoft's keys enrolled, as PC servers ship.
+    UefiSecureboot,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -58,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<PathBuf> {
     let (firmware, fw_name) = match args.firmware {
         FirmwareArg::Bios => (Firmware::Bios, "bios"),
         FirmwareArg::Uefi => (Firmware::Uefi, "uefi"),
+        FirmwareArg::UefiSecureboot => (Firmware::UefiSecureBoot, "uefi-secureboot"),
     };
     let (media, media_name) = match args.media {
         MediaArg::Cdrom => (Media::Cdrom, "cdrom"),
@@ -70,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<PathBuf> {
     let run_name = format!("{fw_name}-{media_name}-{unix}");
     let run_dir = args.out_dir.join(&run_name);
 
-    let checks = appliance_checks(&ApplianceFacts::default());
+    let checks = firmware_checks(&ApplianceFacts::default(), firmware);
     let mut cfg = MachineConfig::new(&args.iso, &run_dir);
     cfg.firmware = firmware;
     cfg.media = media;

@@ -1026,11 +1026,21 @@ fn extensions(i: &mut Install) -> Result<(), Fail> {
     Ok(())
 }
 
+/// What `grub-install --uefi-secure-boot` installs from (packages shim-signed and
+/// grub-efi-amd64-signed).
+const SIGNED_CHAIN: [&str; 2] = [
+    "usr/lib/shim/shimx64.efi.signed",
+    "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+];
+
 fn bootloader(i: &mut Install) -> Result<(), Fail> {
     let dev = i.target.device().unwrap_or_default().to_owned();
     i.chroot("grub-install", &["--target=i386-pc", "--recheck", &dev])?;
     // --removable writes \EFI\BOOT\BOOTX64.EFI, which every UEFI firmware boots without an
     // NVRAM entry; --no-nvram because the firmware of the machine may be read-only or absent.
+    // With Debian's signed chain in the system, BOOTX64.EFI is shim and GRUB the signed one, so
+    // the disk boots with Secure Boot on as it does off.
+    let secure_boot = SIGNED_CHAIN.iter().all(|f| i.root().join(f).is_file());
     i.chroot(
         "grub-install",
         &[
@@ -1038,6 +1048,11 @@ fn bootloader(i: &mut Install) -> Result<(), Fail> {
             "--efi-directory=/boot/efi",
             "--removable",
             "--no-nvram",
+            if secure_boot {
+                "--uefi-secure-boot"
+            } else {
+                "--no-uefi-secure-boot"
+            },
         ],
     )?;
     i.chroot("grub-mkconfig", &["-o", "/boot/grub/grub.cfg"])?;
@@ -1194,7 +1209,7 @@ mod tests {
             "update-initramfs -c -k 6.1.0-99-amd64",
             "blkid -s UUID -o value /dev/vda3",
             "grub-install --target=i386-pc --recheck /dev/vda",
-            "--target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram",
+            "--target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram --no-uefi-secure-boot",
             "grub-mkconfig -o /boot/grub/grub.cfg",
             "sfdisk --part-label /dev/vda 3 KENTONGAN-ROOT",
             "umount",
@@ -1207,6 +1222,31 @@ mod tests {
             at += found;
         }
         assert!(!log.contains("Tg7!") && !log.contains("Meja.Depan"));
+    }
+
+    #[test]
+    fn signed_chain_in_the_system_installs_shim() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Recorder::default();
+        let target = Target::Disk {
+            device: "/dev/vda".into(),
+            mount: dir.path().join("mnt"),
+        };
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(dir.path().join("mnt/usr/lib/modules/6.1.0-99-amd64")).unwrap();
+        for f in SIGNED_CHAIN {
+            let path = dir.path().join("mnt").join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"signed").unwrap();
+        }
+        std::fs::create_dir_all(src.join("usr/lib/grub/i386-pc")).unwrap();
+        std::fs::create_dir_all(src.join("usr/lib/grub/x86_64-efi")).unwrap();
+        run(&plan(), target, Source::Directory(src), &mut r, &mut Quiet).unwrap();
+        let log = r.log.join("\n");
+        assert!(
+            log.contains("--removable --no-nvram --uefi-secure-boot"),
+            "{log}"
+        );
     }
 
     #[test]

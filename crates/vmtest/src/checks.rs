@@ -76,12 +76,29 @@ pub enum Check {
         domain: String,
         port: u16,
     },
+    /// The guest booted with Secure Boot on: the firmware's `SecureBoot` variable is 1,
+    /// `mokutil --sb-state` agrees, and the kernel locked itself down as Debian's does then.
+    SecureBoot,
     /// An OPTIONS with a scanner's User-Agent gets no answer and its source lands in the
     /// kernel's ban set, through the hardened daemon's own `nft`; `ban remove` lifts it.
     ScannerBanned {
         domain: String,
         port: u16,
     },
+}
+
+/// The UEFI global variable that says whether Secure Boot is enforced.
+const SECURE_BOOT_VAR: &str =
+    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// [`appliance_checks`] plus what the firmware promises: with Secure Boot firmware, that the
+/// guest really runs with Secure Boot on (right after the boot itself is proven).
+pub fn firmware_checks(facts: &ApplianceFacts, firmware: crate::Firmware) -> Vec<Check> {
+    let mut checks = appliance_checks(facts);
+    if firmware == crate::Firmware::UefiSecureBoot {
+        checks.insert(1, Check::SecureBoot);
+    }
+    checks
 }
 
 /// Every check of the default appliance image, in the order they make sense.
@@ -137,6 +154,7 @@ impl Check {
             Check::SipRegister { .. } => "sip-register",
             Check::FirewallPorts { .. } => "firewall-ports",
             Check::ScannerBanned { .. } => "sip-scanner-banned",
+            Check::SecureBoot => "secure-boot",
         }
     }
 
@@ -209,6 +227,31 @@ impl Check {
                     "`nft list ruleset` has no `{wanted}` ({} lines)",
                     rules.lines().count()
                 )))
+            }
+            Check::SecureBoot => {
+                // 4 bytes of attributes, then the value.
+                let var = m.succeed(&format!("od -An -tu1 -j4 -N1 {SECURE_BOOT_VAR}"))?;
+                if var.trim() != "1" {
+                    return Err(failed(format!(
+                        "the firmware's SecureBoot variable is `{}`, expected 1",
+                        var.trim()
+                    )));
+                }
+                let state = m.succeed("mokutil --sb-state")?;
+                if !state.contains("SecureBoot enabled") {
+                    return Err(failed(format!(
+                        "`mokutil --sb-state` says `{}`",
+                        state.trim()
+                    )));
+                }
+                let lockdown = m.succeed("cat /sys/kernel/security/lockdown")?;
+                if lockdown.contains("[none]") {
+                    return Err(failed(format!(
+                        "the kernel is not locked down under Secure Boot: `{}`",
+                        lockdown.trim()
+                    )));
+                }
+                Ok(format!("{}, lockdown `{}`", state.trim(), lockdown.trim()))
             }
             Check::Hostname(want) => {
                 let got = m.succeed("hostname")?.trim().to_owned();

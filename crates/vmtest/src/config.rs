@@ -19,6 +19,24 @@ pub enum Firmware {
     Bios,
     /// OVMF on `q35`, with a writable copy of the variable store per run.
     Uefi,
+    /// OVMF built with Secure Boot on `q35` (SMM on, the variable store in secure flash), its
+    /// store a fresh copy of the one with Microsoft's keys enrolled: what a PC server ships
+    /// with. Only loaders signed through Microsoft's UEFI CA (shim) start.
+    UefiSecureBoot,
+}
+
+impl Firmware {
+    /// OVMF's code and variable-store template, for the UEFI kinds.
+    pub fn ovmf(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Firmware::Bios => None,
+            Firmware::Uefi => Some((crate::qemu::OVMF_CODE, crate::qemu::OVMF_VARS)),
+            Firmware::UefiSecureBoot => Some((
+                crate::qemu::OVMF_CODE_SECBOOT,
+                crate::qemu::OVMF_VARS_MS,
+            )),
+        }
+    }
 }
 
 /// Which accelerator runs the guest.
@@ -151,7 +169,12 @@ pub const DEFAULT_FATAL_SERIAL: &[&str] = &[
     r"\(initramfs\) ",
     r"No bootable device",
     r"Boot failed: ",
+    r"No bootable option or device was found",
 ];
+
+/// What OVMF prints when Secure Boot refuses a boot loader (`BdsDxe: failed to load Boot0001
+/// "UEFI QEMU DVD-ROM …": Access Denied`).
+pub const SECURE_BOOT_DENIED: &str = r"failed to load Boot[0-9A-F]+ .*Access Denied";
 
 impl MachineConfig {
     /// A BIOS machine with the ISO as CD-ROM, 1 GiB of memory and the accelerator probed.

@@ -41,6 +41,8 @@ pub enum VmError {
         line: String,
         serial: PathBuf,
     },
+    #[error("Secure Boot refused the ISO's boot loader: the firmware says `{line}`, so the EFI loader is not signed by a key it trusts; serial log: {}", serial.display())]
+    SecureBootRefused { line: String, serial: PathBuf },
     #[error("`{command}` exited with status {status} in the guest{}; serial log: {}", stderr_suffix(stderr), serial.display())]
     CommandFailed {
         command: String,
@@ -100,6 +102,7 @@ impl VmError {
             VmError::QemuExited { serial, .. }
             | VmError::Timeout { serial, .. }
             | VmError::GuestFailed { serial, .. }
+            | VmError::SecureBootRefused { serial, .. }
             | VmError::CommandFailed { serial, .. }
             | VmError::UnitFailed { serial, .. }
             | VmError::Unexpected { serial, .. }
@@ -121,6 +124,7 @@ impl VmError {
             VmError::QemuExited { .. } => "read qemu.log next to the serial log for QEMU's own complaint",
             VmError::Timeout { .. } => "read the serial log and the screendump; on a loaded host raise KENTONGAN_VMTEST_TIME_FACTOR",
             VmError::GuestFailed { .. } => "the image does not boot: check the kernel command line and the /live layers",
+            VmError::SecureBootRefused { .. } => "build the ISO from a recipe with shim-signed and grub-efi-amd64-signed in its packages (Debian's signed shim → GRUB → kernel chain), or boot with Secure Boot off (--firmware uefi)",
             VmError::CommandFailed { .. } | VmError::UnitFailed { .. } | VmError::Unexpected { .. } => "boot the ISO by hand and look at `journalctl -b`",
             VmError::Agent { .. } => "the image must include overlays/vmtest-agent and the kentongan-guest-agent binary",
             VmError::Qmp { .. } => "read qemu.log next to the serial log",

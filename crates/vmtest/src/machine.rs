@@ -51,6 +51,7 @@ pub struct Machine {
     scale: TimeScale,
     agent: Option<AgentClient>,
     fatal: Vec<Regex>,
+    secure_boot_denied: Regex,
     started: Instant,
     /// True while a stall may still be blamed on a KVM the probe chose (until the agent
     /// first answers): the machine is then restarted under TCG.
@@ -81,8 +82,8 @@ impl Machine {
             source,
         };
         fs::create_dir_all(&cfg.run_dir).map_err(run_dir_err)?;
-        if cfg.firmware == Firmware::Uefi {
-            for f in [qemu::OVMF_CODE, qemu::OVMF_VARS] {
+        if let Some((code, vars)) = cfg.firmware.ovmf() {
+            for f in [code, vars] {
                 if !Path::new(f).is_file() {
                     return Err(VmError::MissingFirmware(f.into()));
                 }
@@ -117,6 +118,7 @@ impl Machine {
             resolved,
             agent: None,
             fatal,
+            secure_boot_denied: compile(crate::config::SECURE_BOOT_DENIED)?,
             started: Instant::now(),
             may_fall_back: choice.may_fall_back,
             serial_seen: (0, Instant::now()),
@@ -144,8 +146,8 @@ impl Machine {
                 _ => {}
             }
         }
-        if cfg.firmware == Firmware::Uefi {
-            fs::copy(qemu::OVMF_VARS, &r.ovmf_vars).map_err(run_dir_err)?;
+        if let Some((_, vars)) = cfg.firmware.ovmf() {
+            fs::copy(vars, &r.ovmf_vars).map_err(run_dir_err)?;
         }
         #[allow(unused_mut)]
         let mut args = qemu::args(cfg, r);
@@ -619,6 +621,14 @@ impl Machine {
             });
         }
         let text = self.serial_text();
+        if self.cfg.firmware == Firmware::UefiSecureBoot {
+            if let Some(found) = self.secure_boot_denied.find(&text) {
+                return Err(VmError::SecureBootRefused {
+                    line: found.as_str().trim().to_owned(),
+                    serial: self.serial_log().to_owned(),
+                });
+            }
+        }
         for re in &self.fatal {
             if let Some(found) = re.find(&text) {
                 let line = text[found.start()..]

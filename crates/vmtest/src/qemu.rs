@@ -9,6 +9,10 @@ pub const QEMU: &str = "qemu-system-x86_64";
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
 /// Must be the store that matches [`OVMF_CODE`] (both the 2 MB layout).
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+/// OVMF with Secure Boot support (4 MB layout; needs SMM and secure pflash).
+pub const OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// The 4 MB variable store with Microsoft's KEK and db enrolled and Secure Boot enabled.
+pub const OVMF_VARS_MS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 /// What [`crate::Machine::start`] decided before building the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,8 @@ pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
     let machine = match cfg.firmware {
         Firmware::Bios => "pc",
         Firmware::Uefi => "q35",
+        // Secure Boot's variables live in flash only SMM code may write.
+        Firmware::UefiSecureBoot => "q35,smm=on",
     };
     let accel = accel_name(r.accel);
     push(&["-name", "kentongan-vmtest"]);
@@ -58,10 +64,13 @@ pub fn args(cfg: &MachineConfig, r: &Resolved) -> Vec<String> {
     // No window, but a VGA device so a screendump shows what a monitor would.
     push(&["-display", "none", "-vga", "std"]);
 
-    if cfg.firmware == Firmware::Uefi {
+    if let Some((code, _)) = cfg.firmware.ovmf() {
+        if cfg.firmware == Firmware::UefiSecureBoot {
+            push(&["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+        }
         push(&[
             "-drive",
-            &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+            &format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"),
             "-drive",
             &format!("if=pflash,format=raw,unit=1,file={}", esc(&r.ovmf_vars)),
         ]);
@@ -242,6 +251,22 @@ mod tests {
         assert!(line.contains("-machine q35,accel=tcg"), "{line}");
         assert!(line.contains("unit=1,file=/run/t/OVMF_VARS.fd"), "{line}");
         assert!(line.contains("usb-storage,bus=xhci.0,drive=boot"), "{line}");
+    }
+
+    #[test]
+    fn uefi_secure_boot() {
+        let line = joined(&config(Firmware::UefiSecureBoot, Media::Cdrom), &resolved());
+        assert!(line.contains("-machine q35,smm=on,accel=tcg"), "{line}");
+        assert!(
+            line.contains("-global driver=cfi.pflash01,property=secure,value=on"),
+            "{line}"
+        );
+        assert!(line.contains(&format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE_SECBOOT}"
+        )));
+        assert!(line.contains("unit=1,file=/run/t/OVMF_VARS.fd"), "{line}");
+        let plain = joined(&config(Firmware::Uefi, Media::Cdrom), &resolved());
+        assert!(!plain.contains("secure") && !plain.contains("smm"), "{plain}");
     }
 
     #[test]
