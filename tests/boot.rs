@@ -165,7 +165,10 @@ fn unsigned_esp(image: &Path, scratch: &Path) {
     std::fs::remove_file(image).unwrap();
     std::fs::File::create(image).unwrap().set_len(len).unwrap();
     ok(Command::new("mkfs.fat").arg(image));
-    ok(Command::new("mmd").arg("-i").arg(image).args(["::/EFI", "::/EFI/BOOT"]));
+    ok(Command::new("mmd")
+        .arg("-i")
+        .arg(image)
+        .args(["::/EFI", "::/EFI/BOOT"]));
     ok(Command::new("mcopy")
         .arg("-i")
         .arg(image)

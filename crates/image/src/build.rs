@@ -668,7 +668,9 @@ impl Pipeline<'_> {
             let iso_name = recipe.iso_file_name();
             let iso_path = entry.join(&iso_name);
             let efi = if base.join("efi").is_dir() {
-                iso::EfiLoader::Signed { dir: base.join("efi") }
+                iso::EfiLoader::Signed {
+                    dir: base.join("efi"),
+                }
             } else {
                 iso::EfiLoader::Unsigned
             };

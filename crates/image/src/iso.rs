@@ -45,7 +45,10 @@ menuentry "{title} (serial console ttyS0)" {{
 pub const SIGNED_EFI: [(&str, &str); 3] = [
     ("usr/lib/shim/shimx64.efi.signed", "BOOTX64.EFI"),
     ("usr/lib/shim/mmx64.efi.signed", "mmx64.efi"),
-    ("usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed", "grubx64.efi"),
+    (
+        "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",
+        "grubx64.efi",
+    ),
 ];
 
 /// GRUB modules built into the BIOS image and the unsigned UEFI fallback. They are the ones
@@ -53,13 +56,27 @@ pub const SIGNED_EFI: [(&str, &str); 3] = [
 /// works on every path: the signed image cannot `insmod` from the medium, so nothing may rely
 /// on loading a module.
 const GRUB_MODULES: &[&str] = &[
-    "iso9660", "part_msdos", "part_gpt", "fat", "normal", "configfile", "search",
-    "search_fs_file", "linux", "serial", "terminal", "echo", "test", "sleep",
+    "iso9660",
+    "part_msdos",
+    "part_gpt",
+    "fat",
+    "normal",
+    "configfile",
+    "search",
+    "search_fs_file",
+    "linux",
+    "serial",
+    "terminal",
+    "echo",
+    "test",
+    "sleep",
 ];
 
 /// What decides the ISO's layout besides its inputs: part of the ISO stage's cache key.
 pub fn layout_key() -> String {
-    format!("{SIGNED_EFI:?} {GRUB_MODULES:?} {EFI_EMBEDDED_CFG:?} {ESP_LABEL} {BIOS_IMAGE} {EFI_IMAGE}")
+    format!(
+        "{SIGNED_EFI:?} {GRUB_MODULES:?} {EFI_EMBEDDED_CFG:?} {ESP_LABEL} {BIOS_IMAGE} {EFI_IMAGE}"
+    )
 }
 
 /// How the unsigned UEFI fallback finds its menu: as Debian's removable-media GRUB does.
@@ -193,11 +210,25 @@ pub fn make_iso(
             .args(["--set_all_file_dates", &date])
             .args(["--grub2-mbr", "/usr/lib/grub/i386-pc/boot_hybrid.img"])
             // The ESP also as a partition, for firmware booting the ISO as a USB disk.
-            .args(["--protective-msdos-label", "-efi-boot-part", "--efi-boot-image"])
+            .args([
+                "--protective-msdos-label",
+                "-efi-boot-part",
+                "--efi-boot-image",
+            ])
             .args(["-c", "/boot.catalog"])
             .args(["-b", &format!("/{BIOS_IMAGE}"), "-no-emul-boot"])
-            .args(["-boot-load-size", "4", "-boot-info-table", "--grub2-boot-info"])
-            .args(["-eltorito-alt-boot", "-e", &format!("/{EFI_IMAGE}"), "-no-emul-boot"])
+            .args([
+                "-boot-load-size",
+                "4",
+                "-boot-info-table",
+                "--grub2-boot-info",
+            ])
+            .args([
+                "-eltorito-alt-boot",
+                "-e",
+                &format!("/{EFI_IMAGE}"),
+                "-no-emul-boot",
+            ])
             .arg(tree),
         log,
         on_line,

@@ -31,10 +31,9 @@ impl Firmware {
         match self {
             Firmware::Bios => None,
             Firmware::Uefi => Some((crate::qemu::OVMF_CODE, crate::qemu::OVMF_VARS)),
-            Firmware::UefiSecureBoot => Some((
-                crate::qemu::OVMF_CODE_SECBOOT,
-                crate::qemu::OVMF_VARS_MS,
-            )),
+            Firmware::UefiSecureBoot => {
+                Some((crate::qemu::OVMF_CODE_SECBOOT, crate::qemu::OVMF_VARS_MS))
+            }
         }
     }
 }

@@ -266,7 +266,10 @@ mod tests {
         )));
         assert!(line.contains("unit=1,file=/run/t/OVMF_VARS.fd"), "{line}");
         let plain = joined(&config(Firmware::Uefi, Media::Cdrom), &resolved());
-        assert!(!plain.contains("secure") && !plain.contains("smm"), "{plain}");
+        assert!(
+            !plain.contains("secure") && !plain.contains("smm"),
+            "{plain}"
+        );
     }
 
     #[test]
