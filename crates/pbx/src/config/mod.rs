@@ -18,7 +18,7 @@ pub use conference::{ConferenceRoom, Pin};
 mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
 mod trunks;
-pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
+pub use trunks::{CallingRights, Did, DidSource, Secret, Trunk, CLASSES};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;

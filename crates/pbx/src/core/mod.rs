@@ -24,6 +24,7 @@ mod events;
 mod forwards;
 mod hold;
 mod im;
+mod inbound;
 mod metrics;
 mod mwi;
 mod registrar;
@@ -600,9 +601,16 @@ impl Pbx {
     /// An out-of-dialog INVITE: authenticated, routed, then handed to what serves the
     /// destination.
     fn on_invite(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+        if let Some(trunk) = self.trunk_at(clock, from) {
+            return self.on_trunk_invite(clock, tx, from, req, trunk);
+        }
         let Some(caller) = self.authenticate(clock, tx, from, &req, true) else {
             return;
         };
+        // A gateway that authenticated with its trunk's account calls in, never out.
+        if let Some(trunk) = self.gateway_trunk_of(&caller) {
+            return self.on_trunk_invite(clock, tx, from, req, trunk);
+        }
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let channels = self.trunk_channels();
         // An unreadable rights name falls back to the default rights, never to more.

@@ -121,14 +121,19 @@ impl Pbx {
         }
     }
 
-    /// Calls on each trunk now (answered or being set up), by index in `Config::trunks`.
+    /// Calls on each trunk now (answered or being set up, out or in), by index in
+    /// `Config::trunks`.
     pub(super) fn trunk_channels(&self) -> Vec<u32> {
         let mut v = vec![0; self.config.trunks.len()];
         for c in self.calls.values() {
-            if let Some(r) = c.trunk.as_ref().and_then(|t| t.current.as_ref()) {
-                if let Some(n) = v.get_mut(r.trunk) {
-                    *n += 1;
-                }
+            let out = c
+                .trunk
+                .as_ref()
+                .and_then(|t| t.current.as_ref())
+                .map(|r| r.trunk);
+            let inbound = c.inbound.as_ref().map(|i| i.trunk);
+            if let Some(n) = out.or(inbound).and_then(|t| v.get_mut(t)) {
+                *n += 1;
             }
         }
         v

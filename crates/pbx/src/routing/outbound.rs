@@ -181,6 +181,15 @@ impl Outbound {
         self.addresses.get(trunk).copied().flatten()
     }
 
+    /// `number` in E.164 (`+62215550100`) by the office's numbering plan, if it is a public
+    /// number: how inbound DIDs and callers' numbers are compared and recorded.
+    pub fn e164(&self, number: &str) -> Option<String> {
+        match self.plan.normalise(number, |_| false).ok()? {
+            Dialled::External(e) => Some(e.as_str().to_owned()),
+            _ => None,
+        }
+    }
+
     /// Whether `dialled` is a public or emergency number (not one of ours, not malformed).
     /// `Ok(None)`: not a number for a trunk.
     pub fn route(

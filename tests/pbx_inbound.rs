@@ -1,0 +1,257 @@
+//! Calls in through trunks, end to end, with the real daemon: a "provider" (baresip, and sipp
+//! where only signalling matters) at a `[[trunk]]`'s address calls a `[[did]]` and extension
+//! 201's phone rings; each side hears the other's tone through the relay (Goertzel on what
+//! each phone decoded), and the CDR names the trunk and the DID. An INVITE from the provider
+//! to a number that is no DID (an extension, an outside number) gets 404 and nothing reaches
+//! the other provider; one from an address that is no trunk is challenged like a phone.
+//! Loopback addresses 127.0.0.80–89, ports from BASE.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::*;
+
+const BASE: u16 = 56060;
+const PROVIDER_IP: &str = "127.0.0.80";
+const OTHER_IP: &str = "127.0.0.81";
+const PHONE_IP: &str = "127.0.0.82";
+const STRANGER_IP: &str = "127.0.0.83";
+
+const DID: &str = "+62215550100";
+
+struct Office {
+    pbx: Pbx,
+    provider_port: u16,
+    other_port: u16,
+    phone_port: u16,
+    rates: PathBuf,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.rates);
+    }
+}
+
+/// Two provider trunks; the DID is bound to "provider" and rings 201.
+fn office() -> Office {
+    let sip_port = ports(BASE);
+    let (provider_port, other_port, phone_port) = (sip_port + 5, sip_port + 6, sip_port + 7);
+    let rates = std::env::temp_dir().join(format!(
+        "kentongan-inbound-rates-{}-{sip_port}.csv",
+        std::process::id()
+    ));
+    std::fs::write(&rates, "provider,+62,300,0,60\nother,+62,650,0,60\n").unwrap();
+    let extra = format!(
+        r#"
+[[trunk]]
+name = "provider"
+kind = "provider"
+address = "{PROVIDER_IP}:{provider_port}"
+max_channels = 4
+
+[[trunk]]
+name = "other"
+kind = "provider"
+address = "{OTHER_IP}:{other_port}"
+
+[[did]]
+number = "{DID}"
+to = "201"
+trunk = "provider"
+
+[lcr]
+rates = "{}"
+country = "62"
+area_code = "21"
+"#,
+        rates.display()
+    );
+    let pbx = Pbx::start_with(sip_port, &extra);
+    pbx.add_user("201", "pw201");
+    Office {
+        pbx,
+        provider_port,
+        other_port,
+        phone_port,
+        rates,
+    }
+}
+
+fn cdrs(o: &Office) -> Vec<serde_json::Value> {
+    let out = o.pbx.cli(&["cdr", "list", "--json"], None);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// sipp sends one INVITE from `ip:port` as caller `+6281100011` to `number`.
+fn invite(o: &Office, scenario: &str, ip: &str, port: u16, number: &str) -> (i32, String) {
+    let inf = csv(
+        &o.pbx,
+        &format!("inbound-{port}.csv"),
+        &["+6281100011", number],
+    );
+    let port_s = port.to_string();
+    let media = (40000 + (port - BASE) * 10).to_string();
+    sipp(
+        &o.pbx,
+        scenario,
+        &[
+            "-inf", &inf, "-i", ip, "-p", &port_s, "-mi", ip, "-mp", &media,
+        ],
+        Duration::from_secs(40),
+    )
+}
+
+#[test]
+fn a_call_from_the_provider_to_the_did_rings_201_and_audio_flows_both_ways() {
+    need("baresip", "baresip");
+    let o = office();
+    let phone_wav = o.pbx.dir.join("phone.wav");
+    tone_wav_hz(&phone_wav, 10, 523.0);
+    let phone_dir = baresip_phone_with(
+        &o.pbx,
+        "201",
+        PHONE_IP,
+        o.phone_port,
+        &phone_wav,
+        false,
+        "PCMA",
+    );
+    let mut phone = Proc::spawn(
+        "baresip 201",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&phone_dir)
+            .args(["-t", "12"]),
+        o.pbx.dir.join("baresip-201.log"),
+    );
+    assert_eq!(
+        o.pbx
+            .wait_metric("kentongan_registrations", 1, Duration::from_secs(10)),
+        1,
+        "201 did not register: {}",
+        phone.output()
+    );
+    // The provider: a phone that does not register, at the trunk's address, calling the DID.
+    let provider_wav = o.pbx.dir.join("provider.wav");
+    tone_wav_hz(&provider_wav, 10, 440.0);
+    let provider_dir = baresip_phone_with(
+        &o.pbx,
+        "prov",
+        PROVIDER_IP,
+        o.provider_port,
+        &provider_wav,
+        false,
+        "PCMA",
+    );
+    std::fs::write(
+        provider_dir.join("accounts"),
+        format!("<sip:+6281100011@{PROVIDER_IP}>;regint=0;audio_codecs=PCMA\n"),
+    )
+    .unwrap();
+    let mut provider = Proc::spawn(
+        "baresip provider",
+        Command::new("baresip").arg("-f").arg(&provider_dir).args([
+            "-t",
+            "8",
+            "-e",
+            &format!("/dial sip:{DID}@{}", o.pbx.sip()),
+        ]),
+        o.pbx.dir.join("baresip-provider.log"),
+    );
+    provider.wait(Duration::from_secs(20));
+    phone.wait(Duration::from_secs(20));
+    let heard_by = |dir: &PathBuf, who: &Proc| {
+        let wav =
+            baresip_decoded(dir).unwrap_or_else(|| panic!("nothing decoded: {}", who.output()));
+        peak_tones(&wav, &[440.0, 523.0])
+    };
+    let at_phone = heard_by(&phone_dir, &phone);
+    assert!(
+        at_phone[0] > -35.0,
+        "201 did not hear the provider: {at_phone:?}"
+    );
+    assert!(
+        at_phone[1] < at_phone[0] - 20.0,
+        "201 heard itself: {at_phone:?}"
+    );
+    let at_provider = heard_by(&provider_dir, &provider);
+    assert!(
+        at_provider[1] > -35.0,
+        "the provider did not hear 201: {at_provider:?}"
+    );
+    assert!(
+        at_provider[0] < at_provider[1] - 20.0,
+        "the provider heard itself: {at_provider:?}"
+    );
+    let cdr = &cdrs(&o)[0];
+    assert_eq!(cdr["disposition"], "answered", "{cdr}");
+    assert_eq!(cdr["caller"], "+6281100011", "{cdr}");
+    assert_eq!(cdr["callee"], "201", "{cdr}");
+    assert_eq!(cdr["trunk"], "provider", "{cdr}");
+    assert_eq!(cdr["number"], DID, "{cdr}");
+    assert_eq!(cdr["class"], "inbound", "{cdr}");
+}
+
+#[test]
+fn a_number_that_is_no_did_is_refused_and_nothing_goes_out() {
+    let o = office();
+    // The other provider would take any call the PBX sent out.
+    let messages = o.pbx.dir.join("other-messages.log");
+    let sink = RtpSink::start(OTHER_IP, 0);
+    let other = sipp_phone(
+        &o.pbx,
+        "callee_answer.xml",
+        OTHER_IP,
+        o.other_port,
+        &[
+            "-key",
+            "rtp_sink",
+            &sink.addr.port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            messages.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // An unlisted DID, an outside number (the toll-fraud attempt), an extension's number.
+    for (i, number) in ["+62215550199", "081234567890", "0065123456", "201"]
+        .iter()
+        .enumerate()
+    {
+        let (code, out) = invite(
+            &o,
+            "inbound_unknown_did.xml",
+            PROVIDER_IP,
+            o.provider_port + 5 + i as u16,
+            number,
+        );
+        assert_eq!(code, 0, "{number}: {out}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    drop(other);
+    let log = std::fs::read_to_string(&messages).unwrap_or_default();
+    assert!(!log.contains("INVITE sip:"), "a call went out: {log}");
+    assert_eq!(sink.stats().packets, 0);
+    let rows = cdrs(&o);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["disposition"], "refused", "{r}");
+        assert_eq!(r["trunk"], "provider", "{r}");
+        assert_eq!(r["class"], "inbound", "{r}");
+    }
+    assert_eq!(rows[1]["number"], "+6281234567890");
+}
+
+#[test]
+fn an_invite_from_an_address_that_is_no_trunk_is_challenged() {
+    let o = office();
+    let (code, out) = invite(&o, "inbound_challenged.xml", STRANGER_IP, o.phone_port, DID);
+    assert_eq!(code, 0, "{out}");
+    assert!(cdrs(&o).is_empty());
+}
