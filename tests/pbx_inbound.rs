@@ -20,6 +20,7 @@ const PROVIDER_IP: &str = "127.0.0.80";
 const OTHER_IP: &str = "127.0.0.81";
 const PHONE_IP: &str = "127.0.0.82";
 const STRANGER_IP: &str = "127.0.0.83";
+const GOIP_IP: &str = "127.0.0.84";
 
 const DID: &str = "+62215550100";
 
@@ -39,13 +40,22 @@ impl Drop for Office {
 
 /// Two provider trunks; the DID is bound to "provider" and rings 201.
 fn office() -> Office {
+    office_with("", "")
+}
+
+/// [`office`] with more trunks and rate lines.
+fn office_with(more_trunks: &str, more_rates: &str) -> Office {
     let sip_port = ports(BASE);
     let (provider_port, other_port, phone_port) = (sip_port + 5, sip_port + 6, sip_port + 7);
     let rates = std::env::temp_dir().join(format!(
         "kentongan-inbound-rates-{}-{sip_port}.csv",
         std::process::id()
     ));
-    std::fs::write(&rates, "provider,+62,300,0,60\nother,+62,650,0,60\n").unwrap();
+    std::fs::write(
+        &rates,
+        format!("provider,+62,300,0,60\nother,+62,650,0,60\n{more_rates}"),
+    )
+    .unwrap();
     let extra = format!(
         r#"
 [[trunk]]
@@ -58,7 +68,7 @@ max_channels = 4
 name = "other"
 kind = "provider"
 address = "{OTHER_IP}:{other_port}"
-
+{more_trunks}
 [[did]]
 number = "{DID}"
 to = "201"
@@ -254,4 +264,123 @@ fn an_invite_from_an_address_that_is_no_trunk_is_challenged() {
     let (code, out) = invite(&o, "inbound_challenged.xml", STRANGER_IP, o.phone_port, DID);
     assert_eq!(code, 0, "{out}");
     assert!(cdrs(&o).is_empty());
+}
+
+/// Extension 201 (sipp, digest) at PHONE_IP dials `number`; the call is answered and hung up.
+fn dial(o: &Office, number: &str, port: u16) -> (i32, String) {
+    let inf = csv(
+        &o.pbx,
+        &format!("caller-{port}.csv"),
+        &["201", "pbx.local", &auth("201", "pw201"), number],
+    );
+    let port_s = port.to_string();
+    let media = (40000 + (port - BASE) * 10).to_string();
+    sipp(
+        &o.pbx,
+        "call_caller.xml",
+        &[
+            "-inf", &inf, "-i", PHONE_IP, "-p", &port_s, "-mi", PHONE_IP, "-mp", &media,
+        ],
+        Duration::from_secs(40),
+    )
+}
+
+/// A sipp UAS answering one call at `ip:port`, its messages logged.
+fn answering(o: &Office, ip: &str, port: u16, sink: &RtpSink) -> (Proc, PathBuf) {
+    let messages = o.pbx.dir.join(format!("uas-{port}-messages.log"));
+    let p = sipp_phone(
+        &o.pbx,
+        "callee_answer.xml",
+        ip,
+        port,
+        &[
+            "-key",
+            "rtp_sink",
+            &sink.addr.port().to_string(),
+            "-trace_msg",
+            "-message_file",
+            messages.to_str().unwrap(),
+        ],
+    );
+    (p, messages)
+}
+
+fn trunk_row(o: &Office, name: &str) -> serde_json::Value {
+    let out = o.pbx.cli(&["trunk", "list", "--json"], None);
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no trunk {name}"))
+}
+
+#[test]
+fn a_goip_registers_with_the_trunk_account_and_carries_telkomsel_calls() {
+    // The gateway is dearer per minute, but a Telkomsel number prefers the Telkomsel SIM.
+    let o = office_with(
+        "[[trunk]]\nname = \"goip-telkomsel\"\nkind = \"gateway\"\nusername = \"goip1\"\n\
+         password = \"goip-pw\"\nmax_channels = 4\noperator = \"telkomsel\"\n",
+        "goip-telkomsel,+62,500,0,60\n",
+    );
+    let goip_port = o.pbx.sip_port + 14;
+    assert_eq!(trunk_row(&o, "goip-telkomsel")["state"], "not registered");
+    // A wrong password is refused like a phone's.
+    let inf = csv(
+        &o.pbx,
+        "goip-wrong.csv",
+        &["goip1", "pbx.local", &auth("goip1", "not-it")],
+    );
+    let (code, out) = sipp(
+        &o.pbx,
+        "register_wrong.xml",
+        &["-inf", &inf, "-i", GOIP_IP, "-p", &goip_port.to_string()],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(register(&o.pbx, "goip1", "goip-pw", GOIP_IP, goip_port), 0);
+    let row = trunk_row(&o, "goip-telkomsel");
+    assert_eq!(row["state"], "registered", "{row}");
+    assert_eq!(row["address"], format!("{GOIP_IP}:{goip_port}"), "{row}");
+    let goip_sink = RtpSink::start(GOIP_IP, 0);
+    let provider_sink = RtpSink::start(PROVIDER_IP, 0);
+    let (mut goip, goip_log) = answering(&o, GOIP_IP, goip_port, &goip_sink);
+    let (mut provider, provider_log) = answering(&o, PROVIDER_IP, o.provider_port, &provider_sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "081234567890", o.phone_port);
+    assert_eq!(code, 0, "Telkomsel call: {out}");
+    let (code, out) = dial(&o, "081712345678", o.phone_port + 2);
+    assert_eq!(code, 0, "XL call: {out}");
+    assert_eq!(goip.wait(Duration::from_secs(20)), 0, "{}", goip.output());
+    assert_eq!(
+        provider.wait(Duration::from_secs(20)),
+        0,
+        "{}",
+        provider.output()
+    );
+    let goip_seen = std::fs::read_to_string(&goip_log).unwrap();
+    assert!(
+        goip_seen.contains(&format!(
+            "INVITE sip:+6281234567890@{GOIP_IP}:{goip_port} SIP/2.0"
+        )),
+        "{goip_seen}"
+    );
+    assert!(!goip_seen.contains("+6281712345678"), "{goip_seen}");
+    let provider_seen = std::fs::read_to_string(&provider_log).unwrap();
+    assert!(
+        provider_seen.contains("INVITE sip:+6281712345678@"),
+        "{provider_seen}"
+    );
+    let rows = cdrs(&o);
+    assert_eq!(rows[0]["trunk"], "goip-telkomsel", "{rows:?}");
+    assert_eq!(rows[1]["trunk"], "provider", "{rows:?}");
+    // From the gateway's registered address, an INVITE is a trunk's (refused for an unknown
+    // number, not challenged).
+    let (code, out) = invite(
+        &o,
+        "inbound_unknown_did.xml",
+        GOIP_IP,
+        goip_port + 1,
+        "0812999",
+    );
+    assert_eq!(code, 0, "{out}");
 }

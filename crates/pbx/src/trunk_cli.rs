@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use kentongan_lcr::config::LcrConfig;
 use kentongan_lcr::explain::explain;
-use kentongan_lcr::lcr::Router;
+use kentongan_lcr::lcr::{Router, TrunkKind};
 use kentongan_lcr::mikrotik::{mikrotik_script, MikrotikInput};
 use kentongan_lcr::operators::OperatorTable;
 use kentongan_lcr::rates::{RateTable, TrunkName};
@@ -59,7 +59,8 @@ struct TrunkRow<'a> {
     caller_id: Option<&'a str>,
     /// What the daemon last saw of our registration to a provider: "registered",
     /// "registering", "failed" or "not registered" (no daemon has tried); a gateway's is
-    /// "unknown" (gateway registrations are not tracked yet).
+    /// "registered" while its device has a current registration to us, else "not
+    /// registered". A provider without `register` is "unknown".
     state: String,
     /// The last failure (the provider's answer, a timeout), while failed.
     last_failure: Option<String>,
@@ -69,13 +70,18 @@ struct TrunkRow<'a> {
 
 pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     let TrunkCommand::List { json } = command;
-    let states = crate::open_store(config)?
+    let store = crate::open_store(config)?;
+    let states = store
         .trunk_states()
         .map_err(|e| fail(e, "check `storage.database`"))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // A gateway's state is its device's registration to us, under the trunk's username.
+    let bindings = store
+        .bindings(now)
+        .map_err(|e| fail(e, "check `storage.database`"))?;
     let rows: Vec<TrunkRow> = config
         .trunks
         .iter()
@@ -84,21 +90,32 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 .iter()
                 .find(|s| s.name == t.name.as_str())
                 .filter(|_| t.register);
-            let (state, last_failure, expires_at) = match seen {
-                None if t.register => ("not registered".to_owned(), None, None),
-                None => ("unknown".to_owned(), None, None),
-                Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
-                    ("expired".to_owned(), None, s.expires_at)
-                }
-                Some(s) if s.state == "failed" => {
-                    ("failed".to_owned(), Some(s.detail.clone()), None)
-                }
-                Some(s) => (s.state.clone(), None, s.expires_at),
+            let gateway = (t.kind == TrunkKind::Gateway).then(|| {
+                bindings
+                    .iter()
+                    .filter(|b| Some(b.extension.0.as_str()) == t.username.as_deref())
+                    .max_by_key(|b| b.expires_at)
+            });
+            let (state, last_failure, expires_at) = match (seen, gateway) {
+                (_, Some(Some(b))) => ("registered".to_owned(), None, Some(b.expires_at)),
+                (_, Some(None)) => ("not registered".to_owned(), None, None),
+                (seen, None) => match seen {
+                    None if t.register => ("not registered".to_owned(), None, None),
+                    None => ("unknown".to_owned(), None, None),
+                    Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
+                        ("expired".to_owned(), None, s.expires_at)
+                    }
+                    Some(s) if s.state == "failed" => {
+                        ("failed".to_owned(), Some(s.detail.clone()), None)
+                    }
+                    Some(s) => (s.state.clone(), None, s.expires_at),
+                },
             };
+            let registered_from = gateway.flatten().map(|b| b.source.as_str());
             TrunkRow {
                 name: t.name.as_str(),
                 kind: t.kind.name(),
-                address: t.address.as_deref(),
+                address: t.address.as_deref().or(registered_from),
                 register: t.register,
                 username: t.username.as_deref(),
                 max_channels: t.max_channels,
