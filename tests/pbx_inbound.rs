@@ -40,11 +40,11 @@ impl Drop for Office {
 
 /// Two provider trunks; the DID is bound to "provider" and rings 201.
 fn office() -> Office {
-    office_with("", "")
+    office_with("", "", "")
 }
 
-/// [`office`] with more trunks and rate lines.
-fn office_with(more_trunks: &str, more_rates: &str) -> Office {
+/// [`office`] with more keys for the "provider" trunk, more trunks and rate lines.
+fn office_with(provider_keys: &str, more_trunks: &str, more_rates: &str) -> Office {
     let sip_port = ports(BASE);
     let (provider_port, other_port, phone_port) = (sip_port + 5, sip_port + 6, sip_port + 7);
     let rates = std::env::temp_dir().join(format!(
@@ -63,6 +63,7 @@ name = "provider"
 kind = "provider"
 address = "{PROVIDER_IP}:{provider_port}"
 max_channels = 4
+{provider_keys}
 
 [[trunk]]
 name = "other"
@@ -174,8 +175,24 @@ fn a_call_from_the_provider_to_the_did_rings_201_and_audio_flows_both_ways() {
         ]),
         o.pbx.dir.join("baresip-provider.log"),
     );
+    // While the call is up it holds one of the trunk's channels, in `trunk list` and /metrics.
+    let busy = wait_for_value(Duration::from_secs(6), 1, || {
+        trunk_row(&o, "provider")["channels_in_use"]
+            .as_u64()
+            .unwrap_or(0)
+    });
+    assert_eq!(busy, 1, "the inbound call holds no channel");
+    assert_eq!(
+        o.pbx
+            .metric("kentongan_trunk_channels_in_use{trunk=\"provider\"}"),
+        1
+    );
+    let text = String::from_utf8_lossy(&o.pbx.cli(&["trunk", "list"], None).stdout).into_owned();
+    assert!(text.contains("provider\tprovider\t"), "{text}");
+    assert!(text.contains("\t1/4\t"), "{text}");
     provider.wait(Duration::from_secs(20));
     phone.wait(Duration::from_secs(20));
+    assert_eq!(trunk_row(&o, "provider")["channels_in_use"], 0);
     let heard_by = |dir: &PathBuf, who: &Proc| {
         let wav =
             baresip_decoded(dir).unwrap_or_else(|| panic!("nothing decoded: {}", who.output()));
@@ -318,6 +335,7 @@ fn trunk_row(o: &Office, name: &str) -> serde_json::Value {
 fn a_goip_registers_with_the_trunk_account_and_carries_telkomsel_calls() {
     // The gateway is dearer per minute, but a Telkomsel number prefers the Telkomsel SIM.
     let o = office_with(
+        "",
         "[[trunk]]\nname = \"goip-telkomsel\"\nkind = \"gateway\"\nusername = \"goip1\"\n\
          password = \"goip-pw\"\nmax_channels = 4\noperator = \"telkomsel\"\n",
         "goip-telkomsel,+62,500,0,60\n",
@@ -383,4 +401,65 @@ fn a_goip_registers_with_the_trunk_account_and_carries_telkomsel_calls() {
         "0812999",
     );
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_provider_that_stops_answering_keepalives_is_down_and_calls_skip_it() {
+    // "provider" is the cheaper trunk, probed every second, and at first nobody is there.
+    let o = office_with("keepalive_seconds = 1", "", "");
+    let wait_for = |want: bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut row = trunk_row(&o, "provider");
+        while row["reachable"] != want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            row = trunk_row(&o, "provider");
+        }
+        row
+    };
+    let row = wait_for(false);
+    assert_eq!(row["reachable"], false, "{row}");
+    assert_eq!(row["down_reason"], "no answer to OPTIONS", "{row}");
+    assert_eq!(
+        o.pbx
+            .metric("kentongan_trunk_reachable{trunk=\"provider\"}"),
+        0
+    );
+    let text = String::from_utf8_lossy(&o.pbx.cli(&["trunk", "list"], None).stdout).into_owned();
+    assert!(text.contains("\tdown (no answer to OPTIONS)"), "{text}");
+    // A national call goes straight to the dearer trunk, which has no keepalives.
+    let sink = RtpSink::start(OTHER_IP, 0);
+    let (mut other, _) = answering(&o, OTHER_IP, o.other_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (code, out) = dial(&o, "0227654321", o.phone_port);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(other.wait(Duration::from_secs(20)), 0, "{}", other.output());
+    assert_eq!(cdrs(&o)[0]["trunk"], "other");
+    // Not 8 s spent on the dead trunk first (the call itself lasts about 2 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(o
+        .pbx
+        .log()
+        .contains("trunk does not answer keepalives; next route"));
+    // The provider comes back: its next answer makes it reachable again.
+    let _provider = sipp_phone(
+        &o.pbx,
+        "keepalive_uas.xml",
+        PROVIDER_IP,
+        o.provider_port,
+        &[],
+    );
+    let row = wait_for(true);
+    assert_eq!(row["reachable"], true, "{row}");
+    assert_eq!(
+        o.pbx
+            .metric("kentongan_trunk_reachable{trunk=\"provider\"}"),
+        1
+    );
+    let text = String::from_utf8_lossy(&o.pbx.cli(&["trunk", "list"], None).stdout).into_owned();
+    assert!(text.contains("\tup"), "{text}");
 }

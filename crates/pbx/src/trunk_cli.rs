@@ -66,6 +66,12 @@ struct TrunkRow<'a> {
     last_failure: Option<String>,
     /// Unix seconds the registration runs out at.
     expires_at: Option<i64>,
+    /// Calls on the trunk now (in and out), as the daemon last mirrored it.
+    channels_in_use: u32,
+    /// OPTIONS keepalives: `true`/`false` once probed, `null` without `keepalive_seconds`.
+    reachable: Option<bool>,
+    /// Why it is down, while down.
+    down_reason: Option<String>,
 }
 
 pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
@@ -78,6 +84,9 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let health = store
+        .trunk_health()
+        .map_err(|e| fail(e, "check `storage.database`"))?;
     // A gateway's state is its device's registration to us, under the trunk's username.
     let bindings = store
         .bindings(now)
@@ -112,6 +121,8 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 },
             };
             let registered_from = gateway.flatten().map(|b| b.source.as_str());
+            let h = health.iter().find(|h| h.name == t.name.as_str());
+            let reachable = h.and_then(|h| h.reachable);
             TrunkRow {
                 name: t.name.as_str(),
                 kind: t.kind.name(),
@@ -124,6 +135,11 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 state,
                 last_failure,
                 expires_at,
+                channels_in_use: h.map_or(0, |h| h.channels_in_use),
+                reachable,
+                down_reason: h
+                    .filter(|h| h.reachable == Some(false))
+                    .map(|h| h.detail.clone()),
             }
         })
         .collect();
@@ -133,7 +149,7 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     } else if rows.is_empty() {
         "no trunks: add a [[trunk]] table to the configuration\n".to_owned()
     } else {
-        let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\n");
+        let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\tKEEPALIVE\n");
         for r in &rows {
             let state = match (&r.last_failure, r.expires_at) {
                 // The provider's reason phrase is printed as data, control characters escaped.
@@ -143,16 +159,26 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 }
                 _ => r.state.clone(),
             };
+            let keepalive = match (r.reachable, &r.down_reason) {
+                (Some(true), _) => "up".to_owned(),
+                (Some(false), Some(why)) if !why.is_empty() => {
+                    format!("down ({})", why.escape_debug())
+                }
+                (Some(false), _) => "down".to_owned(),
+                (None, _) => "-".to_owned(),
+            };
             s.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\n",
                 r.name,
                 r.kind,
                 r.address.unwrap_or("-"),
+                r.channels_in_use,
                 r.max_channels
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "unlimited".into()),
                 r.operator.unwrap_or("-"),
-                state
+                state,
+                keepalive
             ));
         }
         s

@@ -23,6 +23,7 @@ pub(super) const TRUNK_KEYS: &[(&str, Kind)] = &[
     ("caller_id", Kind::Str),
     ("operator", Kind::Str),
     ("did_from", Kind::Str),
+    ("keepalive_seconds", Kind::Int),
 ];
 
 pub(super) const LCR_KEYS: &[(&str, Kind)] = &[
@@ -70,6 +71,7 @@ pub(super) struct RawTrunk {
     caller_id: Option<String>,
     operator: Option<String>,
     did_from: Option<String>,
+    keepalive_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,8 @@ pub struct Trunk {
     pub operator: Option<OperatorName>,
     /// Where an inbound call from this trunk names the number dialled (its DID).
     pub did_from: DidSource,
+    /// A provider is sent OPTIONS this often; one that stops answering is skipped by calls.
+    pub keepalive_seconds: Option<u32>,
 }
 
 /// The header an inbound call's DID is read from (`[[trunk]] did_from`): providers differ.
@@ -282,7 +286,24 @@ pub(super) fn validate_trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigEr
                 ))
             }
         };
+        let keepalive_seconds = match r.keepalive_seconds {
+            None => None,
+            Some(_) if kind == TrunkKind::Gateway => {
+                return Err(ConfigError::at(
+                    &key("keepalive_seconds"),
+                    "is for provider trunks; a gateway's registration to us already shows whether it is there",
+                ))
+            }
+            Some(n) if (1..=3600).contains(&n) => Some(n as u32),
+            Some(n) => {
+                return Err(ConfigError::at(
+                    &key("keepalive_seconds"),
+                    format!("is {n}; use 1 to 3600 seconds between OPTIONS (30 is usual), or leave it out for none"),
+                ))
+            }
+        };
         out.push(Trunk {
+            keepalive_seconds,
             did_from,
             name,
             kind,

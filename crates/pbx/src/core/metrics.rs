@@ -39,6 +39,8 @@ pub struct TrunkGauges {
     pub channels_in_use: u64,
     /// `Some` for trunks we register to: whether the registration is current.
     pub registered: Option<bool>,
+    /// `Some` for providers with keepalives, once probed: whether they answer OPTIONS.
+    pub reachable: Option<bool>,
 }
 
 impl Metrics {
@@ -97,6 +99,19 @@ impl Metrics {
             if let Some(r) = t.registered {
                 s.push_str(&format!(
                     "kentongan_trunk_registered{{trunk=\"{}\"}} {}\n",
+                    t.name,
+                    u8::from(r)
+                ));
+            }
+        }
+        s.push_str(
+            "# HELP kentongan_trunk_reachable A provider with keepalives answers OPTIONS (1) or not (0).\n\
+             # TYPE kentongan_trunk_reachable gauge\n",
+        );
+        for t in &trunks {
+            if let Some(r) = t.reachable {
+                s.push_str(&format!(
+                    "kentongan_trunk_reachable{{trunk=\"{}\"}} {}\n",
                     t.name,
                     u8::from(r)
                 ));

@@ -32,6 +32,7 @@ mod registrar;
 mod tests;
 mod transfer;
 mod trunk_calls;
+mod trunk_keepalive;
 mod trunk_register;
 mod voicemail;
 
@@ -111,6 +112,11 @@ enum TxUse {
     TrunkRegister {
         reg: usize,
     },
+    /// An OPTIONS keepalive to a provider trunk (index into `Pbx::keepalives`, its number).
+    Keepalive {
+        index: usize,
+        seq: u32,
+    },
     Other,
 }
 
@@ -172,6 +178,10 @@ pub struct Pbx {
     settings: HashMap<Extension, CallSettings>,
     /// Our registrations to `register = true` provider trunks.
     trunk_regs: Vec<trunk_register::TrunkRegistration>,
+    /// OPTIONS keepalives to providers with `keepalive_seconds`.
+    keepalives: Vec<trunk_keepalive::Keepalive>,
+    /// Channels in use per trunk as last mirrored into `trunk_health`.
+    mirrored_channels: Vec<u32>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -253,6 +263,10 @@ impl Pbx {
             trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
                 (ep.new_call_id(), ep.new_tag())
             });
+        let keepalives =
+            trunk_keepalive::keepalives(&config, dialplan.outbound(), clock.now, || {
+                (ep.new_call_id(), ep.new_tag())
+            });
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
         let vm_prompts = voicemail::prompt_cache(&config);
@@ -295,6 +309,8 @@ impl Pbx {
             mailboxes,
             settings: HashMap::new(),
             trunk_regs,
+            keepalives,
+            mirrored_channels: Vec::new(),
         };
         pbx.reset_trunk_gauges();
         pbx.load_settings()?;
@@ -357,6 +373,11 @@ impl Pbx {
             clock.now,
             || (self.ep.new_call_id(), self.ep.new_tag()),
         );
+        self.keepalives =
+            trunk_keepalive::keepalives(&self.config, self.dialplan.outbound(), clock.now, || {
+                (self.ep.new_call_id(), self.ep.new_tag())
+            });
+        self.mirrored_channels.clear();
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
             self.firewall.push(FirewallOp::Reload {
@@ -423,6 +444,7 @@ impl Pbx {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
             self.drive_trunk_registrations(clock);
+            self.drive_keepalives(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
                 .bans_active
@@ -463,6 +485,7 @@ impl Pbx {
 
     /// Commits the writes gathered since the last flush, in one transaction.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
+        self.mirror_trunk_channels(clock);
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
             self.watchers.flushed();
@@ -529,6 +552,7 @@ impl Pbx {
                         TxUse::Other
                         | TxUse::Message { .. }
                         | TxUse::TrunkRegister { .. }
+                        | TxUse::Keepalive { .. }
                         | TxUse::Notify { .. },
                     ) = self.client_txs.get(&tx)
                     {
@@ -747,6 +771,10 @@ impl Pbx {
                 let reg = *reg;
                 self.on_register_response(clock, reg, tx, &resp);
             }
+            TxUse::Keepalive { index, seq } => {
+                let (index, seq) = (*index, *seq);
+                self.on_keepalive_response(clock, index, seq, &resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -762,6 +790,7 @@ impl Pbx {
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
+            Some(TxUse::Keepalive { index, seq }) => self.on_keepalive_timeout(clock, index, seq),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

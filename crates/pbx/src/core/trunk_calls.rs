@@ -103,6 +103,7 @@ impl Pbx {
                 name: t.name.as_str().to_owned(),
                 channels_in_use: 0,
                 registered: t.register.then_some(false),
+                reachable: None,
             })
             .collect();
         if let Ok(mut g) = self.metrics.trunks.lock() {
@@ -213,6 +214,14 @@ impl Pbx {
             let Some(trunk) = self.config.trunks.get(route.trunk).cloned() else {
                 continue;
             };
+            if self.trunk_down(route.trunk) && !emergency {
+                info!(
+                    call = key,
+                    trunk = trunk.name.as_str(),
+                    "trunk does not answer keepalives; next route"
+                );
+                continue;
+            }
             let in_use = self.trunk_channels().get(route.trunk).copied().unwrap_or(0);
             if let Some(max) = trunk.max_channels {
                 // Emergency calls try a full trunk anyway (its routes put such trunks last).
