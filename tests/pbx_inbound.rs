@@ -3,7 +3,10 @@
 //! 201's phone rings; each side hears the other's tone through the relay (Goertzel on what
 //! each phone decoded), and the CDR names the trunk and the DID. An INVITE from the provider
 //! to a number that is no DID (an extension, an outside number) gets 404 and nothing reaches
-//! the other provider; one from an address that is no trunk is challenged like a phone.
+//! the other provider; one from an address that is no trunk is challenged like a phone. A
+//! sipp "GoIP" registers with its gateway trunk's account and takes the Telkomsel call; a
+//! provider that stops answering OPTIONS is skipped; our registration survives a provider
+//! restart.
 //! Loopback addresses 127.0.0.80–89, ports from BASE.
 
 #[path = "fixtures/pbx/harness.rs"]
@@ -21,6 +24,7 @@ const OTHER_IP: &str = "127.0.0.81";
 const PHONE_IP: &str = "127.0.0.82";
 const STRANGER_IP: &str = "127.0.0.83";
 const GOIP_IP: &str = "127.0.0.84";
+const REGISTRAR_IP: &str = "127.0.0.85";
 
 const DID: &str = "+62215550100";
 
@@ -462,4 +466,50 @@ fn a_provider_that_stops_answering_keepalives_is_down_and_calls_skip_it() {
     );
     let text = String::from_utf8_lossy(&o.pbx.cli(&["trunk", "list"], None).stdout).into_owned();
     assert!(text.contains("\tup"), "{text}");
+}
+
+#[test]
+fn our_registration_recovers_after_the_provider_restarts() {
+    let registrar_port = ports(BASE + 2000);
+    let o = office_with(
+        "",
+        &format!(
+            "[[trunk]]\nname = \"reg\"\nkind = \"provider\"\naddress = \"{REGISTRAR_IP}:{registrar_port}\"\n\
+             register = true\nusername = \"office1\"\npassword = \"trunk-pw-1\"\n"
+        ),
+        "",
+    );
+    let registrar = |n: u32| {
+        let log = o.pbx.dir.join(format!("registrar-{n}.log"));
+        sipp_phone(
+            &o.pbx,
+            "trunk_registrar.xml",
+            REGISTRAR_IP,
+            registrar_port,
+            &["-trace_msg", "-message_file", log.to_str().unwrap()],
+        )
+    };
+    // Two rounds with the first provider process (register, refresh 8 s later), then it is
+    // gone: the next refresh meets nobody, and its retransmissions reach the new process,
+    // which knows nothing of us and challenges afresh.
+    let mut first = registrar(1);
+    assert_eq!(first.wait(Duration::from_secs(30)), 0, "{}", first.output());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = trunk_row(&o, "reg");
+    assert_eq!(before["state"], "registered", "{before}");
+    std::thread::sleep(Duration::from_secs(9));
+    let mut second = registrar(2);
+    assert_eq!(
+        second.wait(Duration::from_secs(40)),
+        0,
+        "{}",
+        second.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let after = trunk_row(&o, "reg");
+    assert_eq!(after["state"], "registered", "{after}");
+    assert!(
+        after["expires_at"].as_i64() > before["expires_at"].as_i64(),
+        "{before} {after}"
+    );
 }
