@@ -289,6 +289,11 @@ fn an_invite_from_an_address_that_is_no_trunk_is_challenged() {
 
 /// Extension 201 (sipp, digest) at PHONE_IP dials `number`; the call is answered and hung up.
 fn dial(o: &Office, number: &str, port: u16) -> (i32, String) {
+    dial_with(o, "call_caller.xml", number, port, &[])
+}
+
+/// [`dial`] with another caller scenario and more sipp arguments.
+fn dial_with(o: &Office, scenario: &str, number: &str, port: u16, extra: &[&str]) -> (i32, String) {
     let inf = csv(
         &o.pbx,
         &format!("caller-{port}.csv"),
@@ -296,14 +301,11 @@ fn dial(o: &Office, number: &str, port: u16) -> (i32, String) {
     );
     let port_s = port.to_string();
     let media = (40000 + (port - BASE) * 10).to_string();
-    sipp(
-        &o.pbx,
-        "call_caller.xml",
-        &[
-            "-inf", &inf, "-i", PHONE_IP, "-p", &port_s, "-mi", PHONE_IP, "-mp", &media,
-        ],
-        Duration::from_secs(40),
-    )
+    let mut args = vec![
+        "-inf", &inf, "-i", PHONE_IP, "-p", &port_s, "-mi", PHONE_IP, "-mp", &media,
+    ];
+    args.extend_from_slice(extra);
+    sipp(&o.pbx, scenario, &args, Duration::from_secs(40))
 }
 
 /// A sipp UAS answering one call at `ip:port`, its messages logged.
@@ -512,4 +514,68 @@ fn our_registration_recovers_after_the_provider_restarts() {
         after["expires_at"].as_i64() > before["expires_at"].as_i64(),
         "{before} {after}"
     );
+}
+
+#[test]
+fn a_second_outside_call_over_the_extensions_cap_gets_403() {
+    let o = office_with(
+        "",
+        "\n[fraud]\nmax_outbound_calls_per_extension = 1\nmax_outbound_calls = 5\n",
+        "",
+    );
+    let sink = RtpSink::start(PROVIDER_IP, 0);
+    let (mut provider, _) = answering(&o, PROVIDER_IP, o.provider_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let long = std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            dial_with(
+                &o,
+                "call_long.xml",
+                "081234567890",
+                o.phone_port,
+                &["-d", "6000"],
+            )
+        });
+        assert_eq!(
+            o.pbx
+                .wait_metric("kentongan_active_calls", 1, Duration::from_secs(10)),
+            1
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, out) = dial_with(
+            &o,
+            "caller_forbidden.xml",
+            "081234567891",
+            o.phone_port + 2,
+            &[],
+        );
+        assert_eq!(code, 0, "second call: {out}");
+        first.join().unwrap()
+    });
+    assert_eq!(long.0, 0, "first call: {}", long.1);
+    assert_eq!(
+        provider.wait(Duration::from_secs(20)),
+        0,
+        "{}",
+        provider.output()
+    );
+    assert_eq!(
+        o.pbx
+            .metric("kentongan_fraud_cap_trips_total{cap=\"outbound_calls_per_extension\"}"),
+        1
+    );
+    let log = o.pbx.log();
+    assert!(log.contains("fraud cap reached: call refused"), "{log}");
+    let rows = cdrs(&o);
+    let refused = rows
+        .iter()
+        .find(|r| r["disposition"] == "refused")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(refused["number"], "+6281234567891", "{refused}");
+    // The cap counts calls in progress only: with the first call over, the next goes out.
+    let (mut again, _) = answering(&o, PROVIDER_IP, o.provider_port, &sink);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out) = dial(&o, "081234567892", o.phone_port + 4);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(again.wait(Duration::from_secs(20)), 0, "{}", again.output());
 }

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Per `[[trunk]]`, in configuration order; changed only when trunk calls or
     /// registrations change (never on the per-REGISTER path).
     pub trunks: Mutex<Vec<TrunkGauges>>,
+    /// Calls refused by each `[fraud]` cap, in `fraud::Cap::ALL` order.
+    pub fraud_cap_trips: [AtomicU64; 4],
 }
 
 /// One trunk's gauges.
@@ -74,6 +76,22 @@ impl Metrics {
             + &self.render_voicemail()
             + &self.render_firewall()
             + &self.render_trunks()
+            + &self.render_fraud()
+    }
+
+    fn render_fraud(&self) -> String {
+        let mut s = String::from(
+            "# HELP kentongan_fraud_cap_trips_total Outbound calls refused by a [fraud] cap.\n\
+             # TYPE kentongan_fraud_cap_trips_total counter\n",
+        );
+        for (cap, n) in super::fraud::Cap::ALL.iter().zip(&self.fraud_cap_trips) {
+            s.push_str(&format!(
+                "kentongan_fraud_cap_trips_total{{cap=\"{}\"}} {}\n",
+                cap.label(),
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        s
     }
 
     fn render_trunks(&self) -> String {

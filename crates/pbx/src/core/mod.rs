@@ -22,6 +22,7 @@ mod calls;
 mod dialogs;
 mod events;
 mod forwards;
+mod fraud;
 mod hold;
 mod im;
 mod inbound;

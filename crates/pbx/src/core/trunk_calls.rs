@@ -150,11 +150,28 @@ impl Pbx {
         req: Request,
         caller: Extension,
         dialled: String,
-        call: TrunkCall,
+        mut call: TrunkCall,
     ) {
         self.metrics
             .calls_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, phrase)) = self.fraud_check(clock, &caller, &mut call) {
+            let mut r =
+                Response::for_request(&req, StatusCode::FORBIDDEN, Some(&self.ep.new_tag()));
+            r.reason = phrase.to_owned();
+            self.respond(clock, tx, r);
+            let call_id = req.headers.call_id().unwrap_or("").to_owned();
+            let mut cdr =
+                crate::store::Cdr::refused(call_id, caller.0, dialled, clock.unix_ms, "refused");
+            cdr.outbound = Some(OutboundCdr {
+                trunk: None,
+                number: call.number,
+                class: call.class.name().to_owned(),
+                cost: None,
+            });
+            self.writes.push(Write::Cdr(cdr));
+            return;
+        }
         info!(%caller, number = %call.number, class = %call.class, routes = call.routes.len(), "call out through a trunk");
         // The relay's callee side faces the first route's trunk (later routes on another
         // address family are not expected: a provider's address is one name or IP).

@@ -176,6 +176,11 @@ impl Outbound {
         }
     }
 
+    /// East-positive seconds from UTC of the appliance's zone (where its day begins).
+    pub fn utc_offset_seconds(&self) -> i64 {
+        self.utc_offset_s
+    }
+
     /// The resolved address of provider trunk `trunk`.
     pub fn address(&self, trunk: usize) -> Option<SocketAddr> {
         self.addresses.get(trunk).copied().flatten()

@@ -114,6 +114,21 @@ pub(super) fn cdr_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cdr> {
 }
 
 impl Store {
+    /// Seconds of international calls that started at or after `since_ms`, by `caller` if
+    /// given (the `[fraud]` minute caps).
+    pub fn international_seconds_since(
+        &self,
+        since_ms: i64,
+        caller: Option<&str>,
+    ) -> Result<f64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(duration_s), 0) FROM cdr
+             WHERE class = 'international' AND start_ms >= ?1 AND (?2 IS NULL OR caller = ?2)",
+            rusqlite::params![since_ms, caller],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
         let mut st = self
             .conn
