@@ -579,3 +579,205 @@ fn a_second_outside_call_over_the_extensions_cap_gets_403() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(again.wait(Duration::from_secs(20)), 0, "{}", again.output());
 }
+
+/// One answered (or not) call record for the savings report's month.
+#[allow(clippy::too_many_arguments)]
+fn cdr(
+    id: &str,
+    start_ms: i64,
+    seconds: f64,
+    answered: bool,
+    trunk: &str,
+    number: &str,
+    class: &str,
+    cost: Option<i64>,
+) -> kentongan_pbx::store::Write {
+    use kentongan_pbx::store::{Cdr, OutboundCdr, Write};
+    let mut c = Cdr::refused(id.into(), "201".into(), number.into(), start_ms, "answered");
+    c.answer_ms = answered.then_some(start_ms);
+    c.end_ms = start_ms + (seconds * 1000.0) as i64;
+    c.duration_s = seconds;
+    c.outbound = Some(OutboundCdr {
+        trunk: Some(trunk.into()),
+        number: number.into(),
+        class: class.into(),
+        cost: cost.map(|c| kentongan_lcr::money::Money::from_ten_thousandths(c * 10_000)),
+    });
+    Write::Cdr(c)
+}
+
+#[test]
+fn report_savings_over_a_month_of_cdrs_matches_the_hand_computed_table() {
+    let dir = std::env::temp_dir().join(format!("kentongan-savings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rates = dir.join("rates.csv");
+    std::fs::write(
+        &rates,
+        "cheap,+62,300,0,60\ndear,+62,650,0,60\ndear,+65,900,0,60\ngoip,+62812,200,0,60\n",
+    )
+    .unwrap();
+    let db = dir.join("pbx.db");
+    let config = dir.join("pbx.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\ndomain = \"pbx.local\"\n[storage]\ndatabase = \"{}\"\n\
+             [[trunk]]\nname = \"cheap\"\nkind = \"provider\"\naddress = \"127.0.0.1:5091\"\n\
+             [[trunk]]\nname = \"dear\"\nkind = \"provider\"\naddress = \"127.0.0.1:5092\"\n\
+             [[trunk]]\nname = \"goip\"\nkind = \"gateway\"\nusername = \"goip1\"\npassword = \"pw\"\n\
+             [lcr]\nrates = \"{}\"\ncountry = \"62\"\narea_code = \"21\"\n",
+            db.display(),
+            rates.display()
+        ),
+    )
+    .unwrap();
+    // Mid-month at 10:00 UTC: no time zone moves them out of November.
+    let nov = 1_794_391_200_000; // 2026-11-11 10:00 UTC
+    let day = 86_400_000;
+    let mut store = kentongan_pbx::store::Store::open(&db).unwrap();
+    store
+        .apply(
+            &[
+                // cheap: 90 s to a mobile, billed 2 min × 300 = 600; dear would be 1300.
+                cdr(
+                    "a",
+                    nov,
+                    90.0,
+                    true,
+                    "cheap",
+                    "+6281234567890",
+                    "mobile",
+                    Some(600),
+                ),
+                // cheap: 30 s local, 1 min × 300 = 300; dear 650.
+                cdr(
+                    "b",
+                    nov + day,
+                    30.0,
+                    true,
+                    "cheap",
+                    "+62215551234",
+                    "local",
+                    Some(300),
+                ),
+                // dear: 2 min to Singapore at 900 = 1800; nobody else has +65.
+                cdr(
+                    "c",
+                    nov + 2 * day,
+                    120.0,
+                    true,
+                    "dear",
+                    "+6512345678",
+                    "international",
+                    Some(1800),
+                ),
+                // goip: 1 min to Telkomsel at 200; dear 650.
+                cdr(
+                    "d",
+                    nov + 3 * day,
+                    60.0,
+                    true,
+                    "goip",
+                    "+6281299999999",
+                    "mobile",
+                    Some(200),
+                ),
+                // Not counted: an inbound call, an unanswered attempt, a call in October.
+                cdr(
+                    "e",
+                    nov,
+                    300.0,
+                    true,
+                    "cheap",
+                    "+62215550100",
+                    "inbound",
+                    None,
+                ),
+                cdr(
+                    "f",
+                    nov,
+                    0.0,
+                    false,
+                    "dear",
+                    "+6281234567891",
+                    "mobile",
+                    None,
+                ),
+                cdr(
+                    "g",
+                    nov - 20 * day,
+                    60.0,
+                    true,
+                    "cheap",
+                    "+6281234567892",
+                    "mobile",
+                    Some(300),
+                ),
+            ],
+            nov,
+        )
+        .unwrap();
+    drop(store);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(pbx_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["report", "savings", "--month", "2026-11", "--json"])).unwrap();
+    let line = |l: &serde_json::Value| {
+        (
+            l["trunk"].as_str().unwrap().to_owned(),
+            l["calls"].as_u64().unwrap(),
+            l["seconds"].as_u64().unwrap(),
+            l["actual"].as_str().unwrap().to_owned(),
+            l["most_expensive"].as_str().unwrap().to_owned(),
+            l["saved"].as_str().unwrap().to_owned(),
+        )
+    };
+    let got: Vec<_> = json["trunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(line)
+        .collect();
+    let want = |t: &str, c, s, a: &str, m: &str, v: &str| {
+        (t.to_owned(), c, s, a.to_owned(), m.to_owned(), v.to_owned())
+    };
+    assert_eq!(
+        got,
+        vec![
+            want("cheap", 2, 120, "900.00", "1950.00", "1050.00"),
+            want("dear", 1, 120, "1800.00", "1800.00", "0.00"),
+            want("goip", 1, 60, "200.00", "650.00", "450.00"),
+        ]
+    );
+    assert_eq!(
+        line(&json["total"]),
+        want("total", 4, 300, "2900.00", "4400.00", "1500.00")
+    );
+    let text = run(&["report", "savings", "--month", "2026-11"]);
+    assert_eq!(
+        text,
+        "savings by least-cost routing, 2026-11\n\
+         trunk  calls  minutes   actual  most expensive    saved\n\
+         cheap      2     2:00   900.00         1950.00  1050.00\n\
+         dear       1     2:00  1800.00         1800.00     0.00\n\
+         goip       1     1:00   200.00          650.00   450.00\n\
+         -------------------------------------------------------\n\
+         total      4     5:00  2900.00         4400.00  1500.00\n"
+    );
+    let empty: serde_json::Value =
+        serde_json::from_str(&run(&["report", "savings", "--month", "2026-10", "--json"])).unwrap();
+    assert_eq!(
+        empty["total"]["calls"], 1,
+        "October has the one call of the 22nd"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,7 +190,7 @@ fn io_fail(e: std::io::Error) -> Failure {
     fail(e, "stdout was closed")
 }
 
-fn lcr_config(config: &Config) -> Result<&LcrConfig, Failure> {
+pub(crate) fn lcr_config(config: &Config) -> Result<&LcrConfig, Failure> {
     config.lcr.as_ref().ok_or_else(|| {
         fail(
             anyhow::anyhow!("the configuration has no [lcr] table"),
@@ -247,7 +247,7 @@ fn rates(config: &Config, path: &Path) -> Result<(String, RateTable), Failure> {
     Ok((text, table))
 }
 
-fn router(config: &Config, lcr: &LcrConfig) -> Result<Router, Failure> {
+pub(crate) fn router(config: &Config, lcr: &LcrConfig) -> Result<Router, Failure> {
     let (_, rates) = rates(config, &lcr.rates)?;
     let emergency = lcr
         .emergency_trunks()
