@@ -228,3 +228,29 @@ fn did_of(req: &Request, source: DidSource) -> Option<String> {
     // A user part may carry parameters (`+62215550100;npdi`): the number is before them.
     Some(user.split(';').next().unwrap_or("").to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_did_is_read_where_the_trunk_puts_it() {
+        let req = Request::parse(bytes::Bytes::from_static(
+            b"INVITE sip:+62215550100;npdi@10.0.0.1 SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKx\r\n\
+              From: <sip:+6281100011@192.0.2.9>;tag=a\r\nTo: <sip:0215550101@pbx>\r\n\
+              p-called-party-id: <sip:+62215550102@ims>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+              Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            did_of(&req, DidSource::RequestUri).as_deref(),
+            Some("+62215550100")
+        );
+        assert_eq!(did_of(&req, DidSource::To).as_deref(), Some("0215550101"));
+        assert_eq!(
+            did_of(&req, DidSource::PCalledPartyId).as_deref(),
+            Some("+62215550102")
+        );
+    }
+}
