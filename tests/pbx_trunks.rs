@@ -125,11 +125,11 @@ fn trunk_list_shows_trunks_and_never_a_password() {
     let o = Office::new("list");
     let text = o.ok(&["trunk", "list"]);
     assert!(
-        text.contains("provider\tprovider\tsip.provider.example:5060\t30\t-\tnot registered"),
+        text.contains("provider\tprovider\tsip.provider.example:5060\t0/30\t-\tnot registered\t-"),
         "{text}"
     );
     assert!(
-        text.contains("goip-telkomsel\tgateway\t-\t4\ttelkomsel\tunknown"),
+        text.contains("goip-telkomsel\tgateway\t-\t0/4\ttelkomsel\tnot registered\t-"),
         "{text}"
     );
     let json: serde_json::Value =

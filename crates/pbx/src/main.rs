@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod conference_cli;
+mod report_cli;
 mod settings_cli;
 mod trunk_cli;
 mod voicemail_cli;
@@ -122,6 +123,11 @@ enum Command {
     Lcr {
         #[command(subcommand)]
         command: trunk_cli::LcrCommand,
+    },
+    /// Reports over the CDR: `report savings --month 2026-11 [--json]`.
+    Report {
+        #[command(subcommand)]
+        command: report_cli::ReportCommand,
     },
     /// RouterOS commands for the office's MikroTik router (SIP ALG off, port forwards to the PBX).
     MikrotikScript {
@@ -529,6 +535,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Settings { command } => settings_cli::settings(&config, command)?,
         Command::Trunk { command } => trunk_cli::trunk(&config, command)?,
         Command::Lcr { command } => trunk_cli::lcr(&config, command)?,
+        Command::Report { command } => report_cli::report(&config, command)?,
         Command::MikrotikScript {
             pbx_address,
             wan_list,

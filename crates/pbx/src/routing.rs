@@ -18,6 +18,7 @@
 //! user directory and settings are handed in, so the rules are tested without a database.
 
 pub mod forwarding;
+pub mod inbound;
 pub mod outbound;
 
 use std::collections::HashMap;
@@ -177,6 +178,8 @@ pub struct Dialplan {
     services: HashMap<String, Destination>,
     /// `[lcr]` and its files, when trunks are configured and the files loaded.
     outbound: Option<Arc<Outbound>>,
+    /// `[[did]]`: the numbers trunks may call in on ([`inbound`]).
+    dids: Vec<crate::config::Did>,
 }
 
 impl Dialplan {
@@ -192,6 +195,7 @@ impl Dialplan {
         Dialplan {
             services,
             outbound: None,
+            dids: config.dids.clone(),
         }
     }
 

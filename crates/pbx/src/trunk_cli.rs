@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use kentongan_lcr::config::LcrConfig;
 use kentongan_lcr::explain::explain;
-use kentongan_lcr::lcr::Router;
+use kentongan_lcr::lcr::{Router, TrunkKind};
 use kentongan_lcr::mikrotik::{mikrotik_script, MikrotikInput};
 use kentongan_lcr::operators::OperatorTable;
 use kentongan_lcr::rates::{RateTable, TrunkName};
@@ -59,23 +59,38 @@ struct TrunkRow<'a> {
     caller_id: Option<&'a str>,
     /// What the daemon last saw of our registration to a provider: "registered",
     /// "registering", "failed" or "not registered" (no daemon has tried); a gateway's is
-    /// "unknown" (gateway registrations are not tracked yet).
+    /// "registered" while its device has a current registration to us, else "not
+    /// registered". A provider without `register` is "unknown".
     state: String,
     /// The last failure (the provider's answer, a timeout), while failed.
     last_failure: Option<String>,
     /// Unix seconds the registration runs out at.
     expires_at: Option<i64>,
+    /// Calls on the trunk now (in and out), as the daemon last mirrored it.
+    channels_in_use: u32,
+    /// OPTIONS keepalives: `true`/`false` once probed, `null` without `keepalive_seconds`.
+    reachable: Option<bool>,
+    /// Why it is down, while down.
+    down_reason: Option<String>,
 }
 
 pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     let TrunkCommand::List { json } = command;
-    let states = crate::open_store(config)?
+    let store = crate::open_store(config)?;
+    let states = store
         .trunk_states()
         .map_err(|e| fail(e, "check `storage.database`"))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let health = store
+        .trunk_health()
+        .map_err(|e| fail(e, "check `storage.database`"))?;
+    // A gateway's state is its device's registration to us, under the trunk's username.
+    let bindings = store
+        .bindings(now)
+        .map_err(|e| fail(e, "check `storage.database`"))?;
     let rows: Vec<TrunkRow> = config
         .trunks
         .iter()
@@ -84,21 +99,34 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 .iter()
                 .find(|s| s.name == t.name.as_str())
                 .filter(|_| t.register);
-            let (state, last_failure, expires_at) = match seen {
-                None if t.register => ("not registered".to_owned(), None, None),
-                None => ("unknown".to_owned(), None, None),
-                Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
-                    ("expired".to_owned(), None, s.expires_at)
-                }
-                Some(s) if s.state == "failed" => {
-                    ("failed".to_owned(), Some(s.detail.clone()), None)
-                }
-                Some(s) => (s.state.clone(), None, s.expires_at),
+            let gateway = (t.kind == TrunkKind::Gateway).then(|| {
+                bindings
+                    .iter()
+                    .filter(|b| Some(b.extension.0.as_str()) == t.username.as_deref())
+                    .max_by_key(|b| b.expires_at)
+            });
+            let (state, last_failure, expires_at) = match (seen, gateway) {
+                (_, Some(Some(b))) => ("registered".to_owned(), None, Some(b.expires_at)),
+                (_, Some(None)) => ("not registered".to_owned(), None, None),
+                (seen, None) => match seen {
+                    None if t.register => ("not registered".to_owned(), None, None),
+                    None => ("unknown".to_owned(), None, None),
+                    Some(s) if s.state == "registered" && s.expires_at.is_some_and(|e| e < now) => {
+                        ("expired".to_owned(), None, s.expires_at)
+                    }
+                    Some(s) if s.state == "failed" => {
+                        ("failed".to_owned(), Some(s.detail.clone()), None)
+                    }
+                    Some(s) => (s.state.clone(), None, s.expires_at),
+                },
             };
+            let registered_from = gateway.flatten().map(|b| b.source.as_str());
+            let h = health.iter().find(|h| h.name == t.name.as_str());
+            let reachable = h.and_then(|h| h.reachable);
             TrunkRow {
                 name: t.name.as_str(),
                 kind: t.kind.name(),
-                address: t.address.as_deref(),
+                address: t.address.as_deref().or(registered_from),
                 register: t.register,
                 username: t.username.as_deref(),
                 max_channels: t.max_channels,
@@ -107,6 +135,11 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 state,
                 last_failure,
                 expires_at,
+                channels_in_use: h.map_or(0, |h| h.channels_in_use),
+                reachable,
+                down_reason: h
+                    .filter(|h| h.reachable == Some(false))
+                    .map(|h| h.detail.clone()),
             }
         })
         .collect();
@@ -116,7 +149,7 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
     } else if rows.is_empty() {
         "no trunks: add a [[trunk]] table to the configuration\n".to_owned()
     } else {
-        let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\n");
+        let mut s = String::from("NAME\tKIND\tADDRESS\tCHANNELS\tOPERATOR\tSTATE\tKEEPALIVE\n");
         for r in &rows {
             let state = match (&r.last_failure, r.expires_at) {
                 // The provider's reason phrase is printed as data, control characters escaped.
@@ -126,16 +159,26 @@ pub fn trunk(config: &Config, command: TrunkCommand) -> Result<(), Failure> {
                 }
                 _ => r.state.clone(),
             };
+            let keepalive = match (r.reachable, &r.down_reason) {
+                (Some(true), _) => "up".to_owned(),
+                (Some(false), Some(why)) if !why.is_empty() => {
+                    format!("down ({})", why.escape_debug())
+                }
+                (Some(false), _) => "down".to_owned(),
+                (None, _) => "-".to_owned(),
+            };
             s.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                "{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\n",
                 r.name,
                 r.kind,
                 r.address.unwrap_or("-"),
+                r.channels_in_use,
                 r.max_channels
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "unlimited".into()),
                 r.operator.unwrap_or("-"),
-                state
+                state,
+                keepalive
             ));
         }
         s
@@ -147,7 +190,7 @@ fn io_fail(e: std::io::Error) -> Failure {
     fail(e, "stdout was closed")
 }
 
-fn lcr_config(config: &Config) -> Result<&LcrConfig, Failure> {
+pub(crate) fn lcr_config(config: &Config) -> Result<&LcrConfig, Failure> {
     config.lcr.as_ref().ok_or_else(|| {
         fail(
             anyhow::anyhow!("the configuration has no [lcr] table"),
@@ -204,7 +247,7 @@ fn rates(config: &Config, path: &Path) -> Result<(String, RateTable), Failure> {
     Ok((text, table))
 }
 
-fn router(config: &Config, lcr: &LcrConfig) -> Result<Router, Failure> {
+pub(crate) fn router(config: &Config, lcr: &LcrConfig) -> Result<Router, Failure> {
     let (_, rates) = rates(config, &lcr.rates)?;
     let emergency = lcr
         .emergency_trunks()

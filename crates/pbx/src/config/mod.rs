@@ -17,8 +17,10 @@ mod conference;
 pub use conference::{ConferenceRoom, Pin};
 mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
+mod fraud;
 mod trunks;
-pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
+pub use fraud::Fraud;
+pub use trunks::{CallingRights, Did, DidSource, Secret, Trunk, CLASSES};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -125,6 +127,8 @@ pub struct Config {
     pub lcr: Option<kentongan_lcr::config::LcrConfig>,
     /// `[[did]]`: inbound numbers and where they go.
     pub dids: Vec<Did>,
+    /// `[fraud]`: caps on outbound calls (all `None` without the table).
+    pub fraud: Fraud,
     /// `[[calling_rights]]`: named profiles of what an extension may dial.
     pub calling_rights: Vec<CallingRights>,
     /// `[voicemail]`; `None` (no table) turns voicemail off.
@@ -231,6 +235,7 @@ struct RawConfig {
     #[serde(default)]
     calling_rights: Vec<trunks::RawRights>,
     voicemail: Option<voicemail::RawVoicemail>,
+    fraud: Option<fraud::RawFraud>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -373,6 +378,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("did", trunks::DID_KEYS),
     ("calling_rights", trunks::RIGHTS_KEYS),
     ("voicemail", voicemail::KEYS),
+    ("fraud", fraud::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -653,8 +659,10 @@ impl Config {
         let lcr = trunks::validate_lcr(raw.lcr.as_ref(), &trunks)?;
         let dids = trunks::validate_dids(raw.did, &trunks)?;
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
+        let fraud = fraud::validate(raw.fraud)?;
         let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
         Ok(Config {
+            fraud,
             voicemail,
             trunks,
             lcr,

@@ -22,6 +22,8 @@ pub(super) const TRUNK_KEYS: &[(&str, Kind)] = &[
     ("max_channels", Kind::Int),
     ("caller_id", Kind::Str),
     ("operator", Kind::Str),
+    ("did_from", Kind::Str),
+    ("keepalive_seconds", Kind::Int),
 ];
 
 pub(super) const LCR_KEYS: &[(&str, Kind)] = &[
@@ -68,6 +70,8 @@ pub(super) struct RawTrunk {
     max_channels: Option<i64>,
     caller_id: Option<String>,
     operator: Option<String>,
+    did_from: Option<String>,
+    keepalive_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +128,22 @@ pub struct Trunk {
     pub max_channels: Option<u32>,
     pub caller_id: Option<String>,
     pub operator: Option<OperatorName>,
+    /// Where an inbound call from this trunk names the number dialled (its DID).
+    pub did_from: DidSource,
+    /// A provider is sent OPTIONS this often; one that stops answering is skipped by calls.
+    pub keepalive_seconds: Option<u32>,
+}
+
+/// The header an inbound call's DID is read from (`[[trunk]] did_from`): providers differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DidSource {
+    /// `"request-uri"` (the default): the Request-URI's user part.
+    #[default]
+    RequestUri,
+    /// `"to"`: the To header's URI (providers that put their own host in the Request-URI).
+    To,
+    /// `"p-called-party-id"`: RFC 3455's P-Called-Party-ID, as IMS trunks send it.
+    PCalledPartyId,
 }
 
 impl Trunk {
@@ -255,7 +275,36 @@ pub(super) fn validate_trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigEr
                 )
             })?),
         };
+        let did_from = match r.did_from.as_deref() {
+            None | Some("request-uri") => DidSource::RequestUri,
+            Some("to") => DidSource::To,
+            Some("p-called-party-id") => DidSource::PCalledPartyId,
+            Some(other) => {
+                return Err(ConfigError::at(
+                    &key("did_from"),
+                    format!("is {other:?}; use \"request-uri\" (the default), \"to\" or \"p-called-party-id\": where this trunk puts the number the caller dialled"),
+                ))
+            }
+        };
+        let keepalive_seconds = match r.keepalive_seconds {
+            None => None,
+            Some(_) if kind == TrunkKind::Gateway => {
+                return Err(ConfigError::at(
+                    &key("keepalive_seconds"),
+                    "is for provider trunks; a gateway's registration to us already shows whether it is there",
+                ))
+            }
+            Some(n) if (1..=3600).contains(&n) => Some(n as u32),
+            Some(n) => {
+                return Err(ConfigError::at(
+                    &key("keepalive_seconds"),
+                    format!("is {n}; use 1 to 3600 seconds between OPTIONS (30 is usual), or leave it out for none"),
+                ))
+            }
+        };
         out.push(Trunk {
+            keepalive_seconds,
+            did_from,
             name,
             kind,
             address,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use kentongan_sip::auth::{Credentials, Verdict};
+use kentongan_sip::auth::{Credentials, StoredHa1, Verdict};
 use kentongan_sip::transaction::TxId;
 use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
@@ -36,7 +36,10 @@ impl Pbx {
             .find(|c| c.realm == realm);
         let mut stale = false;
         if let Some(creds) = creds {
-            if !self.ha1_cache.contains_key(&creds.username) {
+            // A gateway trunk's device logs in with the trunk's account, which lives in the
+            // configuration, not among the users; it wins over a user of the same name.
+            let gateway = self.gateway_ha1(&creds.username, &realm);
+            if gateway.is_none() && !self.ha1_cache.contains_key(&creds.username) {
                 match self.store.ha1(&creds.username, &realm) {
                     Ok(Some(s)) => {
                         self.ha1_cache.insert(creds.username.clone(), s);
@@ -49,7 +52,7 @@ impl Pbx {
                     }
                 }
             }
-            let stored = self.ha1_cache.get(&creds.username);
+            let stored = gateway.as_ref().or(self.ha1_cache.get(&creds.username));
             match self.digest.verify(clock.now, &req.method, &creds, stored) {
                 Verdict::Authenticated { username } => {
                     if let Some(ext) = Extension::parse(&username) {
@@ -95,5 +98,15 @@ impl Pbx {
             debug!(error = %e, "challenge not sent");
         }
         None
+    }
+
+    /// The HA1s of the gateway trunk whose `username` this is, from its `password`.
+    fn gateway_ha1(&self, username: &str, realm: &str) -> Option<StoredHa1> {
+        let t = self.config.trunks.iter().find(|t| {
+            t.kind == kentongan_lcr::lcr::TrunkKind::Gateway
+                && t.username.as_deref() == Some(username)
+        })?;
+        let password = t.password.as_ref()?;
+        Some(StoredHa1::from_password(username, realm, password.expose()))
     }
 }

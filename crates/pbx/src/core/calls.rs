@@ -147,6 +147,8 @@ pub(super) struct Call {
     pub(super) on_no_answer: Option<(Instant, Extension)>,
     /// A call out through a trunk: its routes and the one being tried.
     pub(super) trunk: Option<super::trunk_calls::TrunkLeg>,
+    /// A call in through a trunk: which one, and the DID it called.
+    pub(super) inbound: Option<super::inbound::InboundLeg>,
     /// Voicemail is on for the extension ringing: a busy answer without a busy forward goes
     /// to its mailbox.
     pub(super) voicemail: bool,
@@ -303,6 +305,7 @@ impl Pbx {
             on_busy: None,
             on_no_answer: None,
             trunk: None,
+            inbound: None,
             voicemail: false,
             voicemail_at: None,
         };
@@ -768,7 +771,8 @@ impl Pbx {
         let outbound = call
             .trunk
             .as_ref()
-            .map(|t| t.cdr(&self.config, call.answer_ms.map(|_| duration_s)));
+            .map(|t| t.cdr(&self.config, call.answer_ms.map(|_| duration_s)))
+            .or_else(|| call.inbound.as_ref().map(|i| i.cdr(&self.config)));
         info!(call = key, caller = %call.caller, callee = %call.callee, disposition, duration_s, "call ended");
         self.writes.push(Write::EndLiveCall(call.call_id.clone()));
         self.writes.push(Write::Cdr(Cdr {
@@ -784,7 +788,7 @@ impl Pbx {
             outbound,
         }));
         self.update_gauges();
-        if call.trunk.is_some() {
+        if call.trunk.is_some() || call.inbound.is_some() {
             self.update_trunk_gauges();
         }
     }

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Per `[[trunk]]`, in configuration order; changed only when trunk calls or
     /// registrations change (never on the per-REGISTER path).
     pub trunks: Mutex<Vec<TrunkGauges>>,
+    /// Calls refused by each `[fraud]` cap, in `fraud::Cap::ALL` order.
+    pub fraud_cap_trips: [AtomicU64; 4],
 }
 
 /// One trunk's gauges.
@@ -39,6 +41,8 @@ pub struct TrunkGauges {
     pub channels_in_use: u64,
     /// `Some` for trunks we register to: whether the registration is current.
     pub registered: Option<bool>,
+    /// `Some` for providers with keepalives, once probed: whether they answer OPTIONS.
+    pub reachable: Option<bool>,
 }
 
 impl Metrics {
@@ -72,6 +76,22 @@ impl Metrics {
             + &self.render_voicemail()
             + &self.render_firewall()
             + &self.render_trunks()
+            + &self.render_fraud()
+    }
+
+    fn render_fraud(&self) -> String {
+        let mut s = String::from(
+            "# HELP kentongan_fraud_cap_trips_total Outbound calls refused by a [fraud] cap.\n\
+             # TYPE kentongan_fraud_cap_trips_total counter\n",
+        );
+        for (cap, n) in super::fraud::Cap::ALL.iter().zip(&self.fraud_cap_trips) {
+            s.push_str(&format!(
+                "kentongan_fraud_cap_trips_total{{cap=\"{}\"}} {}\n",
+                cap.label(),
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        s
     }
 
     fn render_trunks(&self) -> String {
@@ -97,6 +117,19 @@ impl Metrics {
             if let Some(r) = t.registered {
                 s.push_str(&format!(
                     "kentongan_trunk_registered{{trunk=\"{}\"}} {}\n",
+                    t.name,
+                    u8::from(r)
+                ));
+            }
+        }
+        s.push_str(
+            "# HELP kentongan_trunk_reachable A provider with keepalives answers OPTIONS (1) or not (0).\n\
+             # TYPE kentongan_trunk_reachable gauge\n",
+        );
+        for t in &trunks {
+            if let Some(r) = t.reachable {
+                s.push_str(&format!(
+                    "kentongan_trunk_reachable{{trunk=\"{}\"}} {}\n",
                     t.name,
                     u8::from(r)
                 ));

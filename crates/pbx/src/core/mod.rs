@@ -22,8 +22,10 @@ mod calls;
 mod dialogs;
 mod events;
 mod forwards;
+mod fraud;
 mod hold;
 mod im;
+mod inbound;
 mod metrics;
 mod mwi;
 mod registrar;
@@ -31,6 +33,7 @@ mod registrar;
 mod tests;
 mod transfer;
 mod trunk_calls;
+mod trunk_keepalive;
 mod trunk_register;
 mod voicemail;
 
@@ -110,6 +113,11 @@ enum TxUse {
     TrunkRegister {
         reg: usize,
     },
+    /// An OPTIONS keepalive to a provider trunk (index into `Pbx::keepalives`, its number).
+    Keepalive {
+        index: usize,
+        seq: u32,
+    },
     Other,
 }
 
@@ -171,6 +179,10 @@ pub struct Pbx {
     settings: HashMap<Extension, CallSettings>,
     /// Our registrations to `register = true` provider trunks.
     trunk_regs: Vec<trunk_register::TrunkRegistration>,
+    /// OPTIONS keepalives to providers with `keepalive_seconds`.
+    keepalives: Vec<trunk_keepalive::Keepalive>,
+    /// Channels in use per trunk as last mirrored into `trunk_health`.
+    mirrored_channels: Vec<u32>,
 }
 
 /// A change the driver makes to the kernel's firewall (via `nft`, off the event loop).
@@ -252,6 +264,10 @@ impl Pbx {
             trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
                 (ep.new_call_id(), ep.new_tag())
             });
+        let keepalives =
+            trunk_keepalive::keepalives(&config, dialplan.outbound(), clock.now, || {
+                (ep.new_call_id(), ep.new_tag())
+            });
         let engine = EngineHost::new(seed.rotate_left(17), metrics.engine.clone(), media_notify);
         let prompts = PromptCache::new(&config.prompts);
         let vm_prompts = voicemail::prompt_cache(&config);
@@ -294,6 +310,8 @@ impl Pbx {
             mailboxes,
             settings: HashMap::new(),
             trunk_regs,
+            keepalives,
+            mirrored_channels: Vec::new(),
         };
         pbx.reset_trunk_gauges();
         pbx.load_settings()?;
@@ -356,6 +374,11 @@ impl Pbx {
             clock.now,
             || (self.ep.new_call_id(), self.ep.new_tag()),
         );
+        self.keepalives =
+            trunk_keepalive::keepalives(&self.config, self.dialplan.outbound(), clock.now, || {
+                (self.ep.new_call_id(), self.ep.new_tag())
+            });
+        self.mirrored_channels.clear();
         if firewall_changed {
             let bans = self.stored_bans(clock).unwrap_or_default();
             self.firewall.push(FirewallOp::Reload {
@@ -422,6 +445,7 @@ impl Pbx {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
             self.drive_trunk_registrations(clock);
+            self.drive_keepalives(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
                 .bans_active
@@ -462,6 +486,7 @@ impl Pbx {
 
     /// Commits the writes gathered since the last flush, in one transaction.
     pub fn flush(&mut self, clock: Clock) -> Result<(), StoreError> {
+        self.mirror_trunk_channels(clock);
         if !self.writes.is_empty() {
             let writes = std::mem::take(&mut self.writes);
             self.watchers.flushed();
@@ -528,6 +553,7 @@ impl Pbx {
                         TxUse::Other
                         | TxUse::Message { .. }
                         | TxUse::TrunkRegister { .. }
+                        | TxUse::Keepalive { .. }
                         | TxUse::Notify { .. },
                     ) = self.client_txs.get(&tx)
                     {
@@ -600,9 +626,16 @@ impl Pbx {
     /// An out-of-dialog INVITE: authenticated, routed, then handed to what serves the
     /// destination.
     fn on_invite(&mut self, clock: Clock, tx: TxId, from: SocketAddr, req: Request) {
+        if let Some(trunk) = self.trunk_at(clock, from) {
+            return self.on_trunk_invite(clock, tx, from, req, trunk);
+        }
         let Some(caller) = self.authenticate(clock, tx, from, &req, true) else {
             return;
         };
+        // A gateway that authenticated with its trunk's account calls in, never out.
+        if let Some(trunk) = self.gateway_trunk_of(&caller) {
+            return self.on_trunk_invite(clock, tx, from, req, trunk);
+        }
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let channels = self.trunk_channels();
         // An unreadable rights name falls back to the default rights, never to more.
@@ -739,6 +772,10 @@ impl Pbx {
                 let reg = *reg;
                 self.on_register_response(clock, reg, tx, &resp);
             }
+            TxUse::Keepalive { index, seq } => {
+                let (index, seq) = (*index, *seq);
+                self.on_keepalive_response(clock, index, seq, &resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -754,6 +791,7 @@ impl Pbx {
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
+            Some(TxUse::Keepalive { index, seq }) => self.on_keepalive_timeout(clock, index, seq),
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

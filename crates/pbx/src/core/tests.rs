@@ -587,3 +587,70 @@ fn with_voicemail_busy_and_unanswered_calls_are_answered_by_the_mailbox() {
     assert!(requests_to(&sent, Rig::phone("202"), "INVITE").is_empty());
     b.pbx.shutdown_answered(b.clock);
 }
+
+/// 201 may call abroad, for 10 international minutes a day under `[fraud]`, and has already
+/// talked for `used_s` seconds today.
+fn international_rig(name: &str, used_s: f64) -> Rig {
+    let mut b = Rig::with(name, |dir| {
+        let rates = dir.join("rates.csv");
+        std::fs::write(&rates, "out,+,900,0,60\n").unwrap();
+        format!(
+            "[[trunk]]\nname = \"out\"\nkind = \"provider\"\naddress = \"192.0.2.50:5060\"\n\
+             [lcr]\nrates = \"{}\"\ncountry = \"62\"\n\
+             [[calling_rights]]\nname = \"abroad\"\nallow = [\"international\"]\n\
+             [fraud]\nmax_international_minutes_per_day_per_extension = 10\n",
+            rates.display()
+        )
+    });
+    b.pbx
+        .store
+        .set_user_rights(&Extension("201".into()), Some("abroad"))
+        .unwrap();
+    let start_ms = b.clock.unix_ms - 3_600_000;
+    let mut cdr = Cdr::refused(
+        "earlier".into(),
+        "201".into(),
+        "0065".into(),
+        start_ms,
+        "answered",
+    );
+    cdr.answer_ms = Some(start_ms);
+    cdr.duration_s = used_s;
+    cdr.outbound = Some(OutboundCdr {
+        trunk: Some("out".into()),
+        number: "+6512345678".into(),
+        class: "international".into(),
+        cost: None,
+    });
+    b.pbx
+        .store
+        .apply(&[Write::Cdr(cdr)], b.clock.unix_ms)
+        .unwrap();
+    b
+}
+
+#[test]
+fn international_minutes_used_up_today_refuse_the_call_and_what_is_left_limits_it() {
+    let trunk: SocketAddr = "192.0.2.50:5060".parse().unwrap();
+    // 9.5 of 10 minutes used: less than a minute left, refused with the cap named.
+    let mut b = international_rig("intl-used", 570.0);
+    let sent = b.send("201", "INVITE", "006512345678", "Content-Length: 0\r\n\r\n");
+    assert!(requests_to(&sent, trunk, "INVITE").is_empty());
+    let refusal = sent
+        .iter()
+        .filter_map(|t| Response::parse(t.bytes.clone()).ok())
+        .find(|r| r.status.0 == 403)
+        .expect("403");
+    assert!(
+        refusal.reason.contains("international minutes"),
+        "{}",
+        refusal.reason
+    );
+    assert_eq!(b.pbx.metrics.fraud_cap_trips[3].load(Ordering::Relaxed), 1);
+    // 6 minutes used: the call goes out, to be cut after the 4 minutes left.
+    let mut b = international_rig("intl-left", 360.0);
+    let sent = b.send("201", "INVITE", "006512345678", "Content-Length: 0\r\n\r\n");
+    assert_eq!(requests_to(&sent, trunk, "INVITE").len(), 1);
+    let leg = b.pbx.calls.values().find_map(|c| c.trunk.as_ref()).unwrap();
+    assert_eq!(leg.call.max_call_minutes, Some(4));
+}

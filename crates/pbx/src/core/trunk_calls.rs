@@ -103,6 +103,7 @@ impl Pbx {
                 name: t.name.as_str().to_owned(),
                 channels_in_use: 0,
                 registered: t.register.then_some(false),
+                reachable: None,
             })
             .collect();
         if let Ok(mut g) = self.metrics.trunks.lock() {
@@ -121,14 +122,19 @@ impl Pbx {
         }
     }
 
-    /// Calls on each trunk now (answered or being set up), by index in `Config::trunks`.
+    /// Calls on each trunk now (answered or being set up, out or in), by index in
+    /// `Config::trunks`.
     pub(super) fn trunk_channels(&self) -> Vec<u32> {
         let mut v = vec![0; self.config.trunks.len()];
         for c in self.calls.values() {
-            if let Some(r) = c.trunk.as_ref().and_then(|t| t.current.as_ref()) {
-                if let Some(n) = v.get_mut(r.trunk) {
-                    *n += 1;
-                }
+            let out = c
+                .trunk
+                .as_ref()
+                .and_then(|t| t.current.as_ref())
+                .map(|r| r.trunk);
+            let inbound = c.inbound.as_ref().map(|i| i.trunk);
+            if let Some(n) = out.or(inbound).and_then(|t| v.get_mut(t)) {
+                *n += 1;
             }
         }
         v
@@ -144,11 +150,28 @@ impl Pbx {
         req: Request,
         caller: Extension,
         dialled: String,
-        call: TrunkCall,
+        mut call: TrunkCall,
     ) {
         self.metrics
             .calls_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, phrase)) = self.fraud_check(clock, &caller, &mut call) {
+            let mut r =
+                Response::for_request(&req, StatusCode::FORBIDDEN, Some(&self.ep.new_tag()));
+            r.reason = phrase.to_owned();
+            self.respond(clock, tx, r);
+            let call_id = req.headers.call_id().unwrap_or("").to_owned();
+            let mut cdr =
+                crate::store::Cdr::refused(call_id, caller.0, dialled, clock.unix_ms, "refused");
+            cdr.outbound = Some(OutboundCdr {
+                trunk: None,
+                number: call.number,
+                class: call.class.name().to_owned(),
+                cost: None,
+            });
+            self.writes.push(Write::Cdr(cdr));
+            return;
+        }
         info!(%caller, number = %call.number, class = %call.class, routes = call.routes.len(), "call out through a trunk");
         // The relay's callee side faces the first route's trunk (later routes on another
         // address family are not expected: a provider's address is one name or IP).
@@ -208,6 +231,14 @@ impl Pbx {
             let Some(trunk) = self.config.trunks.get(route.trunk).cloned() else {
                 continue;
             };
+            if self.trunk_down(route.trunk) && !emergency {
+                info!(
+                    call = key,
+                    trunk = trunk.name.as_str(),
+                    "trunk does not answer keepalives; next route"
+                );
+                continue;
+            }
             let in_use = self.trunk_channels().get(route.trunk).copied().unwrap_or(0);
             if let Some(max) = trunk.max_channels {
                 // Emergency calls try a full trunk anyway (its routes put such trunks last).

@@ -176,9 +176,23 @@ impl Outbound {
         }
     }
 
+    /// East-positive seconds from UTC of the appliance's zone (where its day begins).
+    pub fn utc_offset_seconds(&self) -> i64 {
+        self.utc_offset_s
+    }
+
     /// The resolved address of provider trunk `trunk`.
     pub fn address(&self, trunk: usize) -> Option<SocketAddr> {
         self.addresses.get(trunk).copied().flatten()
+    }
+
+    /// `number` in E.164 (`+62215550100`) by the office's numbering plan, if it is a public
+    /// number: how inbound DIDs and callers' numbers are compared and recorded.
+    pub fn e164(&self, number: &str) -> Option<String> {
+        match self.plan.normalise(number, |_| false).ok()? {
+            Dialled::External(e) => Some(e.as_str().to_owned()),
+            _ => None,
+        }
     }
 
     /// Whether `dialled` is a public or emergency number (not one of ours, not malformed).

@@ -114,6 +114,34 @@ pub(super) fn cdr_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cdr> {
 }
 
 impl Store {
+    /// Answered calls out through a trunk that started in `[from_ms, to_ms)`, in order: what
+    /// `report savings` prices.
+    pub fn outbound_cdrs_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Cdr>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CDR_COLUMNS} FROM cdr
+             WHERE trunk IS NOT NULL AND answer_ms IS NOT NULL AND class IS NOT NULL
+               AND class != 'inbound' AND start_ms >= ?1 AND start_ms < ?2
+             ORDER BY start_ms, id"
+        ))?;
+        let rows = st.query_map(rusqlite::params![from_ms, to_ms], cdr_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Seconds of international calls that started at or after `since_ms`, by `caller` if
+    /// given (the `[fraud]` minute caps).
+    pub fn international_seconds_since(
+        &self,
+        since_ms: i64,
+        caller: Option<&str>,
+    ) -> Result<f64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(duration_s), 0) FROM cdr
+             WHERE class = 'international' AND start_ms >= ?1 AND (?2 IS NULL OR caller = ?2)",
+            rusqlite::params![since_ms, caller],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn cdrs(&self) -> Result<Vec<Cdr>, StoreError> {
         let mut st = self
             .conn

@@ -26,7 +26,7 @@ use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
-pub use trunks::TrunkState;
+pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
     voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
 };
@@ -142,6 +142,8 @@ pub enum Write {
     Settings(SettingsWrite),
     /// A trunk's outbound registration changed state.
     TrunkState(TrunkState),
+    /// A trunk's keepalive state or channels in use changed.
+    TrunkHealth(TrunkHealth),
     /// A voicemail message stored (its file already in place), listened to, or deleted.
     Voicemail(VoicemailWrite),
 }
@@ -651,6 +653,7 @@ impl Store {
                 Write::Conference(c) => conference::apply(tx, c)?,
                 Write::Settings(w) => settings::apply(tx, w)?,
                 Write::TrunkState(t) => trunks::apply(tx, t)?,
+                Write::TrunkHealth(h) => trunks::apply_health(tx, h)?,
                 Write::Voicemail(w) => voicemail::apply(tx, w)?,
             }
         }
