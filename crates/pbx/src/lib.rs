@@ -35,6 +35,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod media;
+pub mod operator_bans;
 pub mod prompts;
 pub mod routing;
 pub mod store;

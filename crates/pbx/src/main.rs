@@ -51,7 +51,8 @@ use kentongan_firewall::ruleset;
 use kentongan_pbx::admins::{AdminName, AdminPassword, Role};
 use kentongan_pbx::config::Config;
 use kentongan_pbx::daemon;
-use kentongan_pbx::store::{Extension, Store, StoredBan, VoicemailPin};
+use kentongan_pbx::operator_bans::{self, BanError};
+use kentongan_pbx::store::{Extension, Store, VoicemailPin};
 
 #[derive(Parser)]
 #[command(name = "kentongan-pbx", version, about = "The Kentongan PBX daemon")]
@@ -667,15 +668,23 @@ fn now_unix() -> i64 {
 }
 
 fn parse_addr(s: &str) -> Result<IpAddr, Failure> {
-    s.trim()
-        .parse::<IpAddr>()
-        .map(|a| a.to_canonical())
-        .map_err(|_| {
-            fail(
-                anyhow::anyhow!("{s:?} is not an IP address"),
-                "give one IPv4 or IPv6 address as `ban list` shows them, e.g. 203.0.113.7",
-            )
-        })
+    operator_bans::parse_addr(s).map_err(ban_fail)
+}
+
+fn ban_fail(e: BanError) -> Failure {
+    match e {
+        BanError::NotAnAddress(_) => fail(
+            e,
+            "give one IPv4 or IPv6 address as `ban list` shows them, e.g. 203.0.113.7",
+        ),
+        BanError::Trusted(_) => fail(
+            e,
+            "remove its network from `firewall.trusted` first if you really mean to ban it",
+        ),
+        BanError::NotBanned(_) => fail(e, "see `kentongan-pbx ban list` for the banned addresses"),
+        BanError::Nft(e) => nft_fail(e),
+        BanError::Store(e) => fail(e, "check `storage.database`"),
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -736,48 +745,25 @@ fn ban_command(
         }
         BanCommand::Remove { addr } => {
             let ip = parse_addr(&addr)?;
-            // The kernel first: if we may not touch it, the database stays as it was too.
-            let in_kernel = nft::remove_ban(ip).map_err(nft_fail)?;
-            let in_db = match stored_bans(config)? {
-                Some(store) => store
-                    .remove_ban(&ip.to_string())
-                    .map_err(|e| fail(e, "check `storage.database`"))?,
-                None => false,
-            };
-            if !in_kernel && !in_db {
-                return Err(fail(
-                    anyhow::anyhow!("{ip} is not banned"),
-                    "see `kentongan-pbx ban list` for the banned addresses",
-                ));
-            }
+            let store = stored_bans(config)?;
+            operator_bans::lift(store.as_ref(), ip).map_err(ban_fail)?;
             eprintln!("ban on {ip} lifted");
         }
         BanCommand::Add { addr, seconds } => {
             let ip = parse_addr(&addr)?;
-            if config.firewall.is_trusted(ip) {
-                return Err(fail(
-                    anyhow::anyhow!(
-                        "{ip} is in `firewall.trusted`, and trusted sources are never banned"
-                    ),
-                    "remove its network from `firewall.trusted` first if you really mean to ban it",
-                ));
-            }
             let secs = seconds
                 .unwrap_or(config.firewall.ban_duration.as_secs())
                 .max(1);
             let store = open_store(config)?;
-            match nft::add_bans(&[(ip, secs)]) {
-                Ok(()) | Err(NftError::NoTable) => {}
-                Err(e) => return Err(nft_fail(e)),
-            }
-            store
-                .add_ban(&StoredBan {
-                    addr: ip.to_string(),
-                    reason: "banned by the operator".into(),
-                    banned_at: now,
-                    expires_at: now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
-                })
-                .map_err(|e| fail(e, "check `storage.database`"))?;
+            operator_bans::add(
+                config,
+                &store,
+                ip,
+                std::time::Duration::from_secs(secs),
+                "banned by the operator",
+                now,
+            )
+            .map_err(ban_fail)?;
             eprintln!("{ip} banned for {secs}s");
         }
     }
