@@ -52,7 +52,13 @@ pub enum Destination {
     Mailbox,
     /// `*98`: the menu of a mailbox the caller names (its PIN always asked).
     AnyMailbox,
+    /// A `[[ring_group]]`, by its index in `Config::ring_groups`.
+    RingGroup(GroupIndex),
 }
+
+/// A ring group's position in `Config::ring_groups` (stable until a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupIndex(pub usize);
 
 /// Any mailbox's menu (FreePBX's default).
 pub const ANY_MAILBOX: &str = "*98";
@@ -134,6 +140,7 @@ impl fmt::Display for Destination {
             Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
             Destination::Mailbox => f.write_str("own mailbox"),
             Destination::AnyMailbox => f.write_str("any mailbox"),
+            Destination::RingGroup(g) => write!(f, "ring group #{}", g.0),
         }
     }
 }
@@ -184,6 +191,9 @@ impl Dialplan {
         let mut services = HashMap::new();
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
+        }
+        for (i, g) in config.ring_groups.iter().enumerate() {
+            services.insert(g.number.clone(), Destination::RingGroup(GroupIndex(i)));
         }
         if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
             services.insert(vm.access.clone(), Destination::Mailbox);
@@ -434,6 +444,17 @@ mod tests {
             p.resolve_call("999", &users, ctx),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_ring_group_number_routes_to_the_group() {
+        let p = plan("[[ring_group]]\nnumber = \"600\"\nmembers = [\"201\"]\n");
+        let users = Users(&["201"]);
+        assert_eq!(
+            p.resolve("600", &users).unwrap(),
+            Destination::RingGroup(GroupIndex(0))
+        );
+        assert!(p.resolve("601", &users).is_err());
     }
 
     #[test]

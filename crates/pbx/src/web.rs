@@ -37,6 +37,25 @@ pub fn new_extension(config: &Config, number: &str, name: &str) -> Result<Extens
             ),
         });
     }
+    if let Some(g) = config.ring_groups.iter().find(|g| g.number == ext.0) {
+        return Err(FieldError {
+            field: "extension",
+            message: format!(
+                "{ext} is the number of ring group {:?}; pick another",
+                g.name
+            ),
+        });
+    }
+    let parking = &config.parking;
+    if std::iter::once(parking.park_number())
+        .chain(parking.slots())
+        .any(|n| n == ext.0)
+    {
+        return Err(FieldError {
+            field: "extension",
+            message: format!("{ext} is a parking number (`[parking] slots`); pick another"),
+        });
+    }
     if name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(FieldError {
             field: "name",

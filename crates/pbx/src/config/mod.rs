@@ -19,6 +19,8 @@ mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
 mod trunks;
 pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
+mod ring_groups;
+pub use ring_groups::{check_against_directory, NoAnswer, Parking, RingGroup, Strategy};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -129,6 +131,10 @@ pub struct Config {
     pub calling_rights: Vec<CallingRights>,
     /// `[voicemail]`; `None` (no table) turns voicemail off.
     pub voicemail: Option<Voicemail>,
+    /// `[[ring_group]]`: numbers that ring several extensions (numbers unique).
+    pub ring_groups: Vec<RingGroup>,
+    /// `[parking]`: park number and slots (FreePBX's 70, 71-78 when not written).
+    pub parking: Parking,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -231,6 +237,9 @@ struct RawConfig {
     #[serde(default)]
     calling_rights: Vec<trunks::RawRights>,
     voicemail: Option<voicemail::RawVoicemail>,
+    #[serde(default)]
+    ring_group: Vec<ring_groups::RawRingGroup>,
+    parking: Option<ring_groups::RawParking>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -373,6 +382,8 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("did", trunks::DID_KEYS),
     ("calling_rights", trunks::RIGHTS_KEYS),
     ("voicemail", voicemail::KEYS),
+    ("ring_group", ring_groups::KEYS),
+    ("parking", ring_groups::PARKING_KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -382,6 +393,7 @@ const MANY: &[&str] = &[
     "trunk",
     "did",
     "calling_rights",
+    "ring_group",
 ];
 
 #[derive(Clone, Copy)]
@@ -654,7 +666,23 @@ impl Config {
         let dids = trunks::validate_dids(raw.did, &trunks)?;
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
         let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
+        let mut taken: Vec<(&str, String)> = conferences
+            .iter()
+            .map(|r| (r.number.as_str(), format!("conference room {:?}", r.name)))
+            .collect();
+        if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
+            taken.push((v.access.as_str(), "the voicemail access code".into()));
+        }
+        let ring_groups = ring_groups::validate(raw.ring_group, &taken)?;
+        taken.extend(
+            ring_groups
+                .iter()
+                .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
+        );
+        let parking = ring_groups::validate_parking(raw.parking, &taken)?;
         Ok(Config {
+            ring_groups,
+            parking,
             voicemail,
             trunks,
             lcr,

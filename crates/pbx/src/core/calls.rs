@@ -152,6 +152,8 @@ pub(super) struct Call {
     pub(super) voicemail: bool,
     /// Unanswered by then (and no no-answer forward), the call goes to the mailbox.
     pub(super) voicemail_at: Option<Instant>,
+    /// A ring group ringing its members for this call (until one answers).
+    pub(super) group: Option<super::ring_groups::GroupRing>,
 }
 
 impl Call {
@@ -305,6 +307,7 @@ impl Pbx {
             trunk: None,
             voicemail: false,
             voicemail_at: None,
+            group: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -318,7 +321,6 @@ impl Pbx {
         let callee = ring.ext;
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         let b_call_id = self.ep.new_call_id();
-        let domain = self.config.domain.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -334,15 +336,50 @@ impl Pbx {
             .voicemail_after
             .filter(|_| call.on_no_answer.is_none())
             .map(|after| clock.now + after);
+        self.by_call_id.remove(&old);
+        self.by_call_id
+            .insert(b_call_id.clone(), (key, Side::Callee));
+        let forks = self.send_forks(clock, key, &callee, &contacts);
+        let n = forks.len();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.forks = forks;
+            info!(caller = %call.caller, %callee, forks = n, "call ringing");
+            // `calls` shows the extension ringing now (a forward's target after a forward).
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: call.call_id.clone(),
+                caller: call.caller.0.clone(),
+                callee: callee.0.clone(),
+                start_ms: call.start_ms,
+                answer_ms: None,
+                state: "ringing".into(),
+            }));
+        }
+        self.update_gauges();
+        if n == 0 {
+            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
+            self.end_call(clock, key, "unavailable");
+        }
+    }
+
+    /// Sends the call's INVITE (under its callee Call-ID) to each of `callee`'s `contacts`.
+    pub(super) fn send_forks(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        callee: &Extension,
+        contacts: &[super::Contact],
+    ) -> Vec<Fork> {
+        let domain = self.config.domain.clone();
+        let Some(call) = self.calls.get(&key) else {
+            return Vec::new();
+        };
         let (offer, from_hdr) = (call.offer.clone(), call.from_hdr.clone());
+        let b_call_id = call.b_call_id.clone();
         let ports: Vec<u16> = call
             .media
             .iter()
             .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
             .collect();
-        self.by_call_id.remove(&old);
-        self.by_call_id
-            .insert(b_call_id.clone(), (key, Side::Callee));
         let mut forks = Vec::new();
         for c in contacts {
             let mut inv = Request::new(Method::Invite, c.uri.clone());
@@ -377,25 +414,7 @@ impl Pbx {
                 Err(e) => warn!(error = %e, "fork not sent"),
             }
         }
-        let n = forks.len();
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.forks = forks;
-            info!(caller = %call.caller, %callee, forks = n, "call ringing");
-            // `calls` shows the extension ringing now (a forward's target after a forward).
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id: call.call_id.clone(),
-                caller: call.caller.0.clone(),
-                callee: callee.0.clone(),
-                start_ms: call.start_ms,
-                answer_ms: None,
-                state: "ringing".into(),
-            }));
-        }
-        self.update_gauges();
-        if n == 0 {
-            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
-            self.end_call(clock, key, "unavailable");
-        }
+        forks
     }
 
     /// The SDP rewritten for `side` (the side that will receive it).
@@ -521,6 +540,9 @@ impl Pbx {
                 return;
             }
             call.forks[fi].state = ForkState::Done;
+            if let Some(member) = call.group.take().and_then(|g| g.member(tx).cloned()) {
+                call.callee = member;
+            }
             let request = call.forks[fi].request.clone();
             let Ok(dialog) = Dialog::uac(&request, &resp) else {
                 warn!("callee 2xx without a usable dialog; hanging up");
@@ -602,6 +624,10 @@ impl Pbx {
         };
         if call.best_failure.map_or(true, |b| rank(status) < rank(b)) {
             call.best_failure = Some(status);
+        }
+        if call.group.is_some() && !call.answered() {
+            self.group_fork_failed(clock, key, tx);
+            return;
         }
         if call.answered() || call.forks.iter().any(|f| f.state == ForkState::Pending) {
             return;
@@ -700,6 +726,7 @@ impl Pbx {
     /// tell the caller 480, as a PBX's no-answer timeout does. (The transaction layer's
     /// Timer B stops at the first 1xx, so without this a call could ring forever.)
     pub(super) fn expire_unanswered(&mut self, clock: Clock) {
+        self.advance_ring_groups(clock);
         // No-answer forwards first: their time is shorter than the PBX's ring limit.
         let forward: Vec<CallKey> = self
             .calls

@@ -27,6 +27,7 @@ mod im;
 mod metrics;
 mod mwi;
 mod registrar;
+mod ring_groups;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -651,6 +652,7 @@ impl Pbx {
             Ok(Destination::Extension(callee)) => {
                 self.call_extension(clock, tx, from, req, caller, callee)
             }
+            Ok(Destination::RingGroup(g)) => self.call_ring_group(clock, tx, from, req, caller, g),
             Ok(Destination::FeatureCode(code)) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))
             }

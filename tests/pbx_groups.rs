@@ -1,0 +1,204 @@
+//! Ring groups with real peers. Ringall: a baresip caller (700 Hz) dials group 600, whose three
+//! members ring at once; 202 (baresip, 1100 Hz, answers at once) takes it, so the sipp phones
+//! of 201 and 203 see a CANCEL, and each side hears the other's tone through the relay (decoded
+//! and checked by frequency). Hunt: 201 is on DND and never rung, 202 and 203 ring in turn for
+//! `ring_seconds` each and are cancelled, then the call reaches the group's `no_answer` (204,
+//! which answers; the caller's audio reaches its sink). A config naming an unknown member fails
+//! `check-config` with the key and the fix. Needs sipp and baresip.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness::*;
+
+const BASE: u16 = 39060;
+
+fn pbx(extra_tables: &str) -> Pbx {
+    let pbx = Pbx::start_with(ports(BASE), &format!("\n{extra_tables}"));
+    for ext in ["201", "202", "203", "204", "205"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    pbx
+}
+
+fn cli_ok(pbx: &Pbx, args: &[&str]) {
+    let out = pbx.cli(args, None);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A sipp phone for `ext` at `ip`, registered first; the RTP sink it answers with (for
+/// `callee_answer.xml`).
+fn phone(pbx: &Pbx, ext: &str, ip: &str, scenario: &str) -> (Proc, RtpSink) {
+    let port = ports(BASE + 5000);
+    assert_eq!(register(pbx, ext, &format!("pw{ext}"), ip, port), 0);
+    let sink = RtpSink::start(ip, 0);
+    let p = sipp_phone(
+        pbx,
+        scenario,
+        ip,
+        port,
+        &["-key", "rtp_sink", &sink.addr.port().to_string()],
+    );
+    (p, sink)
+}
+
+fn ended_ok(phone: &mut Proc, who: &str, pbx: &Pbx) {
+    assert_eq!(
+        phone.wait(Duration::from_secs(40)),
+        0,
+        "{who}: {}\npbx: {}",
+        phone.output(),
+        pbx.log()
+    );
+}
+
+fn cdr(pbx: &Pbx) -> Vec<serde_json::Value> {
+    let out = pbx.cli(&["cdr", "list", "--json"], None);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
+}
+
+#[test]
+fn ringall_answered_by_the_second_member_cancels_the_others_and_relays_audio() {
+    need("baresip", "baresip");
+    let pbx = pbx(
+        "[[ring_group]]\nnumber = \"600\"\nname = \"Sales\"\nstrategy = \"ringall\"\n\
+         members = [\"201\", \"202\", \"203\"]\nring_seconds = 20\n",
+    );
+    let (mut p201, _s201) = phone(&pbx, "201", "127.0.0.71", "callee_cancel.xml");
+    let (mut p203, _s203) = phone(&pbx, "203", "127.0.0.73", "callee_cancel.xml");
+    let port = ports(BASE + 3000);
+    let tone_caller = pbx.dir.join("t204.wav");
+    tone_wav_hz(&tone_caller, 30, 700.0);
+    let tone_202 = pbx.dir.join("t202.wav");
+    tone_wav_hz(&tone_202, 30, 1100.0);
+    let member = baresip_phone(&pbx, "202", "127.0.0.72", port, &tone_202, false);
+    let mut b202 = Proc::spawn(
+        "baresip 202",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&member)
+            .args(["-t", "14"]),
+        pbx.dir.join("baresip-202.log"),
+    );
+    pbx.wait_metric("kentongan_registrations", 3, Duration::from_secs(10));
+    let caller = baresip_phone(&pbx, "204", "127.0.0.70", port, &tone_caller, false);
+    let mut b204 = Proc::spawn(
+        "baresip 204",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&caller)
+            .args(["-t", "8", "-e", "/dial 600"]),
+        pbx.dir.join("baresip-204.log"),
+    );
+    // 201 and 203 rang and were CANCELled when 202 answered.
+    ended_ok(&mut p201, "201", &pbx);
+    ended_ok(&mut p203, "203", &pbx);
+    b204.wait(Duration::from_secs(30));
+    b202.wait(Duration::from_secs(30));
+    let heard_by_caller = baresip_decoded(&caller)
+        .unwrap_or_else(|| panic!("caller decoded nothing: {}", b204.output()));
+    let heard_by_202 = baresip_decoded(&member)
+        .unwrap_or_else(|| panic!("202 decoded nothing: {}", b202.output()));
+    let c = peak_tones(&heard_by_caller, &[1100.0, 700.0]);
+    let m = peak_tones(&heard_by_202, &[700.0, 1100.0]);
+    assert!(c[0] > -35.0, "caller did not hear 202's 1100 Hz: {c:?}");
+    assert!(m[0] > -35.0, "202 did not hear the caller's 700 Hz: {m:?}");
+    let rows = cdr(&pbx);
+    assert!(
+        rows.iter().any(|r| r["caller"] == "204"
+            && r["callee"] == "202"
+            && r["disposition"] == "answered"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn hunt_skips_a_dnd_member_rings_in_order_then_reaches_no_answer() {
+    let pbx = pbx(
+        "[[ring_group]]\nnumber = \"610\"\nname = \"Support\"\nstrategy = \"hunt\"\n\
+         members = [\"201\", \"202\", \"203\"]\nring_seconds = 2\nno_answer = \"204\"\n",
+    );
+    cli_ok(&pbx, &["dnd", "on", "201"]);
+    // 201 would answer if it were rung: its scenario must still be waiting at the end.
+    let (p201, s201) = phone(&pbx, "201", "127.0.0.71", "callee_answer.xml");
+    let (mut p202, _s202) = phone(&pbx, "202", "127.0.0.72", "callee_cancel.xml");
+    let (mut p203, _s203) = phone(&pbx, "203", "127.0.0.73", "callee_cancel.xml");
+    let (mut p204, s204) = phone(&pbx, "204", "127.0.0.74", "callee_answer.xml");
+    std::thread::sleep(Duration::from_millis(1200));
+    let inf = csv(
+        &pbx,
+        "call-205.csv",
+        &["205", "pbx.local", &auth("205", "pw205"), "610"],
+    );
+    let port = ports(BASE + 5000).to_string();
+    let media = (ports(BASE + 6000) + 1000).to_string();
+    let (code, out) = sipp(
+        &pbx,
+        "call_caller.xml",
+        &[
+            "-inf",
+            &inf,
+            "-i",
+            "127.0.0.75",
+            "-p",
+            &port,
+            "-mi",
+            "127.0.0.75",
+            "-mp",
+            &media,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "caller: {out}\npbx: {}", pbx.log());
+    ended_ok(&mut p202, "202", &pbx);
+    ended_ok(&mut p203, "203", &pbx);
+    ended_ok(&mut p204, "204", &pbx);
+    let log = pbx.log();
+    let rang = |m: &str| {
+        log.find(&format!("members=[\"{m}\"]"))
+            .unwrap_or_else(|| panic!("{m} not rung by the group:\n{log}"))
+    };
+    assert!(rang("202") < rang("203"), "hunt order wrong:\n{log}");
+    assert!(
+        !log.contains("members=[\"201\"]"),
+        "201 (DND) was rung:\n{log}"
+    );
+    // 201's phone would have answered with media to its sink.
+    assert_eq!(s201.stats().packets, 0);
+    drop(p201);
+    let stats = s204.stats();
+    assert!(
+        stats.by_payload_type.get(&8).copied().unwrap_or(0) >= 20,
+        "the caller's audio did not reach 204: {stats:?}"
+    );
+    let rows = cdr(&pbx);
+    assert!(
+        rows.iter().any(|r| r["caller"] == "205"
+            && r["callee"] == "204"
+            && r["disposition"] == "answered"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn check_config_names_an_unknown_member_and_the_fix() {
+    let pbx = pbx("[[ring_group]]\nnumber = \"620\"\nmembers = [\"201\", \"209\"]\n");
+    let out = pbx.cli(&["check-config"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "`ring_group[0].members` lists 209, which is no extension; add it with `user add 209`"
+        ),
+        "{err}"
+    );
+    // The daemon runs regardless and still rings the members that exist.
+    assert!(pbx.log().contains("ring_group[0].members"), "{}", pbx.log());
+}
