@@ -202,3 +202,122 @@ fn check_config_names_an_unknown_member_and_the_fix() {
     // The daemon runs regardless and still rings the members that exist.
     assert!(pbx.log().contains("ring_group[0].members"), "{}", pbx.log());
 }
+
+/// A baresip caller (204 at .76, 700 Hz) calls 201 (a sipp phone that rings until CANCELled);
+/// once it rings, baresip `picker` (1100 Hz) dials `code`. Returns what caller and picker
+/// heard, as dB of the other's tone.
+fn picked_up(code: &str, picker: &str, picker_ip: &str) -> (f64, f64) {
+    need("baresip", "baresip");
+    let pbx = pbx(
+        "[[extension_settings]]\nnumber = \"201\"\npickup_group = \"sales\"\n\
+         [[extension_settings]]\nnumber = \"202\"\npickup_group = \"sales\"\n",
+    );
+    let (mut p201, _s201) = phone(&pbx, "201", "127.0.0.71", "callee_cancel.xml");
+    let port = ports(BASE + 3000);
+    let tone_caller = pbx.dir.join("t204.wav");
+    tone_wav_hz(&tone_caller, 30, 700.0);
+    let tone_picker = pbx.dir.join("tpick.wav");
+    tone_wav_hz(&tone_picker, 30, 1100.0);
+    let caller = baresip_phone(&pbx, "204", "127.0.0.76", port, &tone_caller, false);
+    let mut b204 = Proc::spawn(
+        "baresip 204",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&caller)
+            .args(["-t", "14", "-e", "/dial 201"]),
+        pbx.dir.join("baresip-204.log"),
+    );
+    let ringing = wait_for_value(Duration::from_secs(10), 1, || {
+        u64::from(pbx.log().contains("call ringing"))
+    });
+    assert_eq!(
+        ringing,
+        1,
+        "201 never rang: {}\n{}",
+        b204.output(),
+        pbx.log()
+    );
+    let dir = baresip_phone(&pbx, picker, picker_ip, port, &tone_picker, false);
+    let mut b = Proc::spawn(
+        "baresip picker",
+        Command::new("baresip").arg("-f").arg(&dir).args([
+            "-t",
+            "7",
+            "-e",
+            &format!("/dial {code}"),
+        ]),
+        pbx.dir.join("baresip-picker.log"),
+    );
+    // 201 stops ringing: its phone sees the CANCEL.
+    ended_ok(&mut p201, "201", &pbx);
+    b.wait(Duration::from_secs(30));
+    b204.wait(Duration::from_secs(30));
+    assert!(pbx.log().contains("call picked up"), "{}", pbx.log());
+    let rows = cdr(&pbx);
+    assert!(
+        rows.iter().any(|r| r["caller"] == "204"
+            && r["callee"] == picker
+            && r["disposition"] == "answered"),
+        "{rows:?}"
+    );
+    let heard_by_caller = baresip_decoded(&caller)
+        .unwrap_or_else(|| panic!("caller decoded nothing: {}", b204.output()));
+    let heard_by_picker =
+        baresip_decoded(&dir).unwrap_or_else(|| panic!("picker decoded nothing: {}", b.output()));
+    (
+        peak_tones(&heard_by_caller, &[1100.0])[0],
+        peak_tones(&heard_by_picker, &[700.0])[0],
+    )
+}
+
+#[test]
+fn star_8_picks_up_a_call_ringing_in_my_pickup_group() {
+    let (caller, picker) = picked_up("*8", "202", "127.0.0.72");
+    assert!(
+        caller > -35.0,
+        "caller did not hear the picker: {caller:.1} dB"
+    );
+    assert!(
+        picker > -35.0,
+        "picker did not hear the caller: {picker:.1} dB"
+    );
+}
+
+#[test]
+fn star_star_extension_picks_up_the_call_ringing_there() {
+    // 203 is in no pickup group: directed pickup needs none.
+    let (caller, picker) = picked_up("**201", "203", "127.0.0.73");
+    assert!(
+        caller > -35.0,
+        "caller did not hear the picker: {caller:.1} dB"
+    );
+    assert!(
+        picker > -35.0,
+        "picker did not hear the caller: {picker:.1} dB"
+    );
+}
+
+#[test]
+fn pickup_with_nothing_ringing_fails_with_a_reason() {
+    let pbx = pbx("[[extension_settings]]\nnumber = \"202\"\npickup_group = \"sales\"\n");
+    let port = ports(BASE + 5000).to_string();
+    for (who, code) in [("202", "*8"), ("203", "**201")] {
+        let inf = csv(
+            &pbx,
+            &format!("pick-{who}.csv"),
+            &[who, "pbx.local", &auth(who, &format!("pw{who}")), code],
+        );
+        let (status, out) = sipp(
+            &pbx,
+            "caller_unavailable.xml",
+            &["-inf", &inf, "-i", "127.0.0.77", "-p", &port],
+            Duration::from_secs(40),
+        );
+        assert_eq!(status, 0, "{code}: expected 480: {out}\npbx: {}", pbx.log());
+    }
+    assert!(
+        pbx.log().contains("pickup: nothing ringing"),
+        "{}",
+        pbx.log()
+    );
+}

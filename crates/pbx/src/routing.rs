@@ -54,7 +54,22 @@ pub enum Destination {
     AnyMailbox,
     /// A `[[ring_group]]`, by its index in `Config::ring_groups`.
     RingGroup(GroupIndex),
+    /// `*8` / `**`+extension: answer a call ringing elsewhere.
+    Pickup(PickupTarget),
 }
+
+/// Whose ringing call a pickup takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickupTarget {
+    /// `*8`: any extension in the caller's `pickup_group`.
+    Group,
+    /// `**201`: that extension.
+    Extension(Extension),
+}
+
+/// Group pickup and the prefix of directed pickup (FreePBX's defaults).
+pub const GROUP_PICKUP: &str = "*8";
+pub const DIRECTED_PICKUP: &str = "**";
 
 /// A ring group's position in `Config::ring_groups` (stable until a reload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +156,8 @@ impl fmt::Display for Destination {
             Destination::Mailbox => f.write_str("own mailbox"),
             Destination::AnyMailbox => f.write_str("any mailbox"),
             Destination::RingGroup(g) => write!(f, "ring group #{}", g.0),
+            Destination::Pickup(PickupTarget::Group) => f.write_str("group pickup"),
+            Destination::Pickup(PickupTarget::Extension(e)) => write!(f, "pickup of {e}"),
         }
     }
 }
@@ -257,6 +274,15 @@ impl Dialplan {
     ) -> Result<Destination, RouteError> {
         if dialled == ECHO_TEST {
             return Ok(Destination::EchoTest);
+        }
+        if dialled == GROUP_PICKUP {
+            return Ok(Destination::Pickup(PickupTarget::Group));
+        }
+        if let Some(n) = dialled.strip_prefix(DIRECTED_PICKUP) {
+            return match Extension::parse(n) {
+                Some(e) if users.exists(&e)? => Ok(Destination::Pickup(PickupTarget::Extension(e))),
+                _ => Err(RouteError::NotFound(dialled.to_owned())),
+            };
         }
         if let Some(code) = FeatureCode::parse(dialled, users)? {
             return Ok(Destination::FeatureCode(code));
@@ -444,6 +470,23 @@ mod tests {
             p.resolve_call("999", &users, ctx),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn star_8_and_star_star_extension_are_pickups() {
+        let p = plan("");
+        let users = Users(&["201"]);
+        assert_eq!(
+            p.resolve("*8", &users).unwrap(),
+            Destination::Pickup(PickupTarget::Group)
+        );
+        assert_eq!(
+            p.resolve("**201", &users).unwrap(),
+            Destination::Pickup(PickupTarget::Extension(Extension("201".into())))
+        );
+        assert!(p.resolve("**209", &users).is_err());
+        assert!(p.resolve("**", &users).is_err());
+        assert!(p.resolve("*81", &users).is_err());
     }
 
     #[test]

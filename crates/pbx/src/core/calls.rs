@@ -154,6 +154,9 @@ pub(super) struct Call {
     pub(super) voicemail_at: Option<Instant>,
     /// A ring group ringing its members for this call (until one answers).
     pub(super) group: Option<super::ring_groups::GroupRing>,
+    /// Our 2xx to a phone that picked the call up, resent until its ACK (the caller's 200
+    /// is in `pending_2xx` at the same time).
+    pub(super) pickup_2xx: Option<Pending2xx>,
 }
 
 impl Call {
@@ -308,6 +311,7 @@ impl Pbx {
             voicemail: false,
             voicemail_at: None,
             group: None,
+            pickup_2xx: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -555,62 +559,11 @@ impl Pbx {
             call.callee_dialog = Some(dialog);
             call.callee_peer = Some(peer);
             call.answer_ms = Some(clock.unix_ms);
-            let a_req = call.caller_invite.clone();
-            let a_tx = call.caller_tx;
-            let a_peer = call.caller_peer;
-            let tag = call.our_tag.clone();
-            let (call_id, caller, callee, start_ms) = (
-                call.call_id.clone(),
-                call.caller.0.clone(),
-                call.callee.0.clone(),
-                call.start_ms,
-            );
             self.add_via(&mut ack, peer);
             ack.headers.set(HeaderName::ContentLength, "0");
             self.ep.send_stateless(peer, &Message::Request(ack));
             self.cancel_forks(clock, key);
-            let mut r = Response::for_request(&a_req, StatusCode::OK, Some(&tag));
-            let contact = self.our_contact(a_peer);
-            r.headers.push(HeaderName::Contact, contact);
-            r.headers.push(HeaderName::Allow, ALLOW);
-            if let Some(c) = self.calls.get_mut(&key) {
-                if let Some(se) = c.session_expires {
-                    r.headers
-                        .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
-                    r.headers.push(HeaderName::Require, "timer");
-                    c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
-                }
-            }
-            if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
-                r.set_body("application/sdp", body);
-            }
-            if let Some(c) = self.calls.get_mut(&key) {
-                if !resp.body.is_empty() {
-                    c.callee_sdp = Some(Bytes::copy_from_slice(&resp.body));
-                }
-            }
-            r.headers.push(HeaderName::Server, USER_AGENT);
-            if r.body.is_empty() {
-                r.headers.set(HeaderName::ContentLength, "0");
-            }
-            let bytes = Message::Response(r.clone());
-            if let Ok(d) = Dialog::uas(&a_req, &r) {
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.caller_dialog = Some(d);
-                }
-            }
-            if let Err(e) = self.ep.respond(clock.now, a_tx, r) {
-                debug!(error = %e, "200 to caller not sent");
-            }
-            self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id,
-                caller,
-                callee,
-                start_ms,
-                answer_ms: Some(clock.unix_ms),
-                state: "answered".into(),
-            }));
+            self.answer_caller(clock, key, &resp.body);
             info!(call = key, "call answered");
             return;
         }
@@ -661,6 +614,66 @@ impl Pbx {
             _ => "failed",
         };
         self.end_call(clock, key, disposition);
+    }
+
+    /// The callee side answered with `body` (its SDP): our 200 to the caller, resent until
+    /// its ACK, and the call shown as answered.
+    pub(super) fn answer_caller(&mut self, clock: Clock, key: CallKey, body: &[u8]) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let a_req = call.caller_invite.clone();
+        let a_tx = call.caller_tx;
+        let a_peer = call.caller_peer;
+        let tag = call.our_tag.clone();
+        let (call_id, caller, callee, start_ms) = (
+            call.call_id.clone(),
+            call.caller.0.clone(),
+            call.callee.0.clone(),
+            call.start_ms,
+        );
+        let mut r = Response::for_request(&a_req, StatusCode::OK, Some(&tag));
+        let contact = self.our_contact(a_peer);
+        r.headers.push(HeaderName::Contact, contact);
+        r.headers.push(HeaderName::Allow, ALLOW);
+        if let Some(c) = self.calls.get_mut(&key) {
+            if let Some(se) = c.session_expires {
+                r.headers
+                    .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+                r.headers.push(HeaderName::Require, "timer");
+                c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
+            }
+        }
+        if let Some(body) = self.sdp_for(key, body, Side::Caller, a_peer) {
+            r.set_body("application/sdp", body);
+        }
+        if let Some(c) = self.calls.get_mut(&key) {
+            if !body.is_empty() {
+                c.callee_sdp = Some(Bytes::copy_from_slice(body));
+            }
+        }
+        r.headers.push(HeaderName::Server, USER_AGENT);
+        if r.body.is_empty() {
+            r.headers.set(HeaderName::ContentLength, "0");
+        }
+        let bytes = Message::Response(r.clone());
+        if let Ok(d) = Dialog::uas(&a_req, &r) {
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.caller_dialog = Some(d);
+            }
+        }
+        if let Err(e) = self.ep.respond(clock.now, a_tx, r) {
+            debug!(error = %e, "200 to caller not sent");
+        }
+        self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
+        self.writes.push(Write::LiveCall(LiveCall {
+            call_id,
+            caller,
+            callee,
+            start_ms,
+            answer_ms: Some(clock.unix_ms),
+            state: "answered".into(),
+        }));
     }
 
     pub(super) fn fail_caller(&mut self, clock: Clock, key: CallKey, status: StatusCode) {

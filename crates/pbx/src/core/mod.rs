@@ -26,6 +26,7 @@ mod hold;
 mod im;
 mod metrics;
 mod mwi;
+mod pickup;
 mod registrar;
 mod ring_groups;
 #[cfg(test)]
@@ -442,7 +443,7 @@ impl Pbx {
             t = t.min(x);
         }
         for c in self.calls.values() {
-            if let Some(p) = &c.pending_2xx {
+            for p in [&c.pending_2xx, &c.pickup_2xx].into_iter().flatten() {
                 t = t.min(p.next);
             }
             if let Some(d) = c.session_deadline {
@@ -653,6 +654,9 @@ impl Pbx {
                 self.call_extension(clock, tx, from, req, caller, callee)
             }
             Ok(Destination::RingGroup(g)) => self.call_ring_group(clock, tx, from, req, caller, g),
+            Ok(Destination::Pickup(target)) => {
+                self.call_pickup(clock, tx, from, req, caller, target)
+            }
             Ok(Destination::FeatureCode(code)) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))
             }

@@ -59,18 +59,33 @@ impl Call {
     /// Whether `ext`'s phones are ringing for this call now (a direct call, or as a member
     /// of a ring group): what BLF shows as early and what pickup takes.
     pub(super) fn rings_at(&self, ext: &Extension) -> bool {
-        if self.answered() {
-            return false;
+        self.ringing_extensions().contains(ext)
+    }
+
+    /// The extensions whose phones ring for this call now.
+    pub(super) fn ringing_extensions(&self) -> Vec<Extension> {
+        let pending = |tx: &TxId| {
+            self.forks
+                .iter()
+                .any(|f| f.tx == *tx && f.state == ForkState::Pending)
+        };
+        if self.answered() || self.trunk.is_some() {
+            return Vec::new();
         }
         match &self.group {
-            None => &self.callee == ext && !self.forks.is_empty(),
-            Some(g) => g.rung.iter().any(|(tx, m)| {
-                m == ext
-                    && self
-                        .forks
-                        .iter()
-                        .any(|f| f.tx == *tx && f.state == ForkState::Pending)
-            }),
+            None if self.forks.iter().any(|f| pending(&f.tx)) => vec![self.callee.clone()],
+            None => Vec::new(),
+            Some(g) => {
+                let mut v: Vec<Extension> = g
+                    .rung
+                    .iter()
+                    .filter(|(tx, _)| pending(tx))
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
         }
     }
 }

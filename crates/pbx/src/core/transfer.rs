@@ -42,7 +42,7 @@ pub(super) struct Transfer {
 }
 
 /// `offer` with each media section narrowed to the payload types `answer` kept.
-fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
+pub(super) fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
     let mut out = offer.clone();
     for (i, m) in out.media.iter_mut().enumerate() {
         let Some(a) = answer.media.get(i) else {
