@@ -56,6 +56,10 @@ pub enum Destination {
     RingGroup(GroupIndex),
     /// `*8` / `**`+extension: answer a call ringing elsewhere.
     Pickup(PickupTarget),
+    /// `[parking]`'s park number (`70`): a call is parked by a blind transfer to it.
+    Park,
+    /// A parking slot (`71`…): dialling it retrieves the call parked there.
+    ParkSlot(String),
 }
 
 /// Whose ringing call a pickup takes.
@@ -158,6 +162,8 @@ impl fmt::Display for Destination {
             Destination::RingGroup(g) => write!(f, "ring group #{}", g.0),
             Destination::Pickup(PickupTarget::Group) => f.write_str("group pickup"),
             Destination::Pickup(PickupTarget::Extension(e)) => write!(f, "pickup of {e}"),
+            Destination::Park => f.write_str("call parking"),
+            Destination::ParkSlot(s) => write!(f, "parking slot {s}"),
         }
     }
 }
@@ -208,6 +214,10 @@ impl Dialplan {
         let mut services = HashMap::new();
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
+        }
+        services.insert(config.parking.park_number(), Destination::Park);
+        for slot in config.parking.slots() {
+            services.insert(slot.clone(), Destination::ParkSlot(slot));
         }
         for (i, g) in config.ring_groups.iter().enumerate() {
             services.insert(g.number.clone(), Destination::RingGroup(GroupIndex(i)));
@@ -487,6 +497,21 @@ mod tests {
         assert!(p.resolve("**209", &users).is_err());
         assert!(p.resolve("**", &users).is_err());
         assert!(p.resolve("*81", &users).is_err());
+    }
+
+    #[test]
+    fn seventy_parks_and_the_slots_retrieve() {
+        let users = Users(&["201"]);
+        let p = plan("");
+        assert_eq!(p.resolve("70", &users).unwrap(), Destination::Park);
+        assert_eq!(
+            p.resolve("71", &users).unwrap(),
+            Destination::ParkSlot("71".into())
+        );
+        assert!(p.resolve("79", &users).is_err());
+        let p = plan("[parking]\nslots = \"801-802\"\n");
+        assert_eq!(p.resolve("800", &users).unwrap(), Destination::Park);
+        assert!(p.resolve("70", &users).is_err());
     }
 
     #[test]

@@ -157,6 +157,8 @@ pub(super) struct Call {
     /// Our 2xx to a phone that picked the call up, resent until its ACK (the caller's 200
     /// is in `pending_2xx` at the same time).
     pub(super) pickup_2xx: Option<Pending2xx>,
+    /// Parked in a slot: the parker's side is empty until someone retrieves it.
+    pub(super) parked: Option<super::parking::Parked>,
 }
 
 impl Call {
@@ -312,6 +314,7 @@ impl Pbx {
             voicemail_at: None,
             group: None,
             pickup_2xx: None,
+            parked: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);

@@ -134,6 +134,9 @@ impl Pbx {
         match req.method {
             Method::Bye => {
                 self.reply(clock, tx, &req, StatusCode::OK);
+                if self.parker_left(key, side) {
+                    return;
+                }
                 self.send_bye(clock, key, side.other());
                 self.end_call(clock, key, "answered");
             }

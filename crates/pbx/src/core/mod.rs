@@ -26,6 +26,7 @@ mod hold;
 mod im;
 mod metrics;
 mod mwi;
+mod parking;
 mod pickup;
 mod registrar;
 mod ring_groups;
@@ -423,6 +424,7 @@ impl Pbx {
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
+            self.expire_parked(clock);
             self.drive_trunk_registrations(clock);
             self.shield.sweep(clock.now, clock.unix_s());
             self.metrics
@@ -656,6 +658,15 @@ impl Pbx {
             Ok(Destination::RingGroup(g)) => self.call_ring_group(clock, tx, from, req, caller, g),
             Ok(Destination::Pickup(target)) => {
                 self.call_pickup(clock, tx, from, req, caller, target)
+            }
+            Ok(Destination::ParkSlot(slot)) => {
+                self.retrieve_parked(clock, tx, from, req, caller, slot)
+            }
+            Ok(Destination::Park) => {
+                let tag = self.ep.new_tag();
+                let mut r = Response::for_request(&req, StatusCode::FORBIDDEN, Some(&tag));
+                r.reason = "Forbidden: park a call by transferring it to this number".into();
+                self.respond(clock, tx, r);
             }
             Ok(Destination::FeatureCode(code)) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))

@@ -23,7 +23,7 @@ use crate::store::{Cdr, Extension, Write};
 /// that the picker offered under the same payload type) plus the telephone-events both have:
 /// the relay does not transcode, so both sides must send the same thing. `None`: the m= lines
 /// do not pair up, or an audio/video line has nothing in common.
-fn common(caller: &Sdp, picker: &Sdp) -> Option<(Sdp, Sdp)> {
+pub(super) fn common(caller: &Sdp, picker: &Sdp) -> Option<(Sdp, Sdp)> {
     if caller.media.len() != picker.media.len() {
         return None;
     }
