@@ -4,7 +4,9 @@
 //! and checked by frequency). Hunt: 201 is on DND and never rung, 202 and 203 ring in turn for
 //! `ring_seconds` each and are cancelled, then the call reaches the group's `no_answer` (204,
 //! which answers; the caller's audio reaches its sink). A config naming an unknown member fails
-//! `check-config` with the key and the fix. Needs sipp and baresip.
+//! `check-config` with the key and the fix. Memoryhunt keeps 201 ringing while it adds 202;
+//! random rings each member once. Pickup: `*8` and `**201` answer a call ringing at 201
+//! (tones both ways), nothing ringing is 480. Needs sipp and baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -320,4 +322,88 @@ fn pickup_with_nothing_ringing_fails_with_a_reason() {
         "{}",
         pbx.log()
     );
+}
+
+/// Waits for a ringing sipp phone to be CANCELled; when that was.
+fn cancelled_at(p: &mut Proc, who: &str, pbx: &Pbx) -> std::time::Instant {
+    ended_ok(p, who, pbx);
+    std::time::Instant::now()
+}
+
+#[test]
+fn memoryhunt_keeps_earlier_members_ringing_and_random_rings_each_once() {
+    let pbx = pbx(
+        "[[ring_group]]\nnumber = \"630\"\nstrategy = \"memoryhunt\"\n\
+         members = [\"201\", \"202\"]\nring_seconds = 3\n\
+         [[ring_group]]\nnumber = \"640\"\nstrategy = \"random\"\n\
+         members = [\"201\", \"202\", \"203\"]\nring_seconds = 2\n",
+    );
+    let (mut p201, _a) = phone(&pbx, "201", "127.0.0.71", "callee_cancel.xml");
+    let (mut p202, _b) = phone(&pbx, "202", "127.0.0.72", "callee_cancel.xml");
+    std::thread::sleep(Duration::from_millis(1200));
+    let port = ports(BASE + 5000).to_string();
+    let inf = csv(
+        &pbx,
+        "call-mh.csv",
+        &["205", "pbx.local", &auth("205", "pw205"), "630"],
+    );
+    let start = std::time::Instant::now();
+    let caller = std::thread::spawn({
+        let args = ["-inf", &inf, "-i", "127.0.0.75", "-p", &port].map(str::to_owned);
+        let pbx_sip = pbx.sip();
+        let dir = pbx.dir.clone();
+        move || {
+            let out = Command::new("sipp")
+                .arg(pbx_sip)
+                .arg("-sf")
+                .arg(fixture("caller_unavailable.xml"))
+                .args(["-m", "1", "-nostdin", "-timeout", "30", "-timeout_error"])
+                .args(&args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    });
+    // 201 rings through both steps (3 s + 3 s): hunt would have cancelled it after 3 s.
+    let t201 = cancelled_at(&mut p201, "201", &pbx);
+    let t202 = cancelled_at(&mut p202, "202", &pbx);
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "caller expected 480 at the end: {out}\npbx: {}",
+        pbx.log()
+    );
+    let rang_for = t201.duration_since(start);
+    assert!(
+        rang_for >= Duration::from_secs(5),
+        "201 cancelled after {rang_for:?}"
+    );
+    assert!(t202.duration_since(start) >= Duration::from_secs(5));
+    let log = pbx.log();
+    assert!(log.contains("group=630 members=[\"202\"]"), "{log}");
+    // Random: each of the three rings once, then 480.
+    let (mut p201, _a) = phone(&pbx, "201", "127.0.0.71", "callee_cancel.xml");
+    let (mut p202, _b) = phone(&pbx, "202", "127.0.0.72", "callee_cancel.xml");
+    let (mut p203, _c) = phone(&pbx, "203", "127.0.0.73", "callee_cancel.xml");
+    std::thread::sleep(Duration::from_millis(1200));
+    let inf = csv(
+        &pbx,
+        "call-rnd.csv",
+        &["205", "pbx.local", &auth("205", "pw205"), "640"],
+    );
+    let (code, out) = sipp(
+        &pbx,
+        "caller_unavailable.xml",
+        &["-inf", &inf, "-i", "127.0.0.75", "-p", &port],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "random: {out}\npbx: {}", pbx.log());
+    for (p, who) in [(&mut p201, "201"), (&mut p202, "202"), (&mut p203, "203")] {
+        ended_ok(p, who, &pbx);
+    }
 }

@@ -220,20 +220,8 @@ impl Pbx {
             self.cancel_forks(clock, key);
         }
         if to_ring.is_empty() {
-            let ringing = self
-                .calls
-                .get(&key)
-                .is_some_and(|c| c.forks.iter().any(|f| f.state == ForkState::Pending));
-            if strategy == Strategy::MemoryHunt && ringing {
-                // The last step keeps ringing everyone until its time is up.
-                if let Some(g) = self.calls.get_mut(&key).and_then(|c| c.group.as_mut()) {
-                    if g.next < g.order.len() {
-                        g.next = g.order.len();
-                        g.step_deadline = clock.now + g.ring;
-                    }
-                }
-                return;
-            }
+            // Every member has had its ring_seconds (memoryhunt: the last step, with all
+            // members added, has run its time).
             self.group_no_answer(clock, key);
             return;
         }
@@ -264,13 +252,16 @@ impl Pbx {
         call.ring_deadline = g.step_deadline + no_answer.max(Duration::from_secs(5));
         let members: Vec<&str> = to_ring.iter().map(|m| m.0.as_str()).collect();
         info!(call = key, group = %g.number, members = ?members, forks = n, "ring group ringing");
+        let (number, name) = (g.number.clone(), g.name.clone());
+        // Memoryhunt keeps earlier members ringing: `calls` shows them all.
+        let ringing: Vec<String> = call.ringing_extensions().into_iter().map(|e| e.0).collect();
         self.writes.push(Write::LiveCall(LiveCall {
             call_id: call.call_id.clone(),
             caller: call.caller.0.clone(),
-            callee: g.number.clone(),
+            callee: number,
             start_ms: call.start_ms,
             answer_ms: None,
-            state: format!("ringing group {} ({})", g.name, members.join(" ")),
+            state: format!("ringing group {name} ({})", ringing.join(" ")),
         }));
         if n == 0 {
             // No phone took the INVITE: straight on to the next step.
@@ -360,5 +351,29 @@ impl Pbx {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_order_is_a_permutation_that_changes_from_call_to_call() {
+        let members: Vec<Extension> = (201..=208).map(|n| Extension(n.to_string())).collect();
+        let mut orders = std::collections::HashSet::new();
+        for call in 0..20 {
+            let mut v = members.clone();
+            shuffle(&mut v, &format!("tag-{call}"));
+            let mut sorted = v.clone();
+            sorted.sort();
+            assert_eq!(sorted, members);
+            orders.insert(v);
+        }
+        assert!(
+            orders.len() > 10,
+            "only {} orders in 20 calls",
+            orders.len()
+        );
     }
 }
