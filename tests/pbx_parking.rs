@@ -130,6 +130,15 @@ fn a_parked_call_hears_music_and_is_retrieved_from_another_phone() {
     );
     let p203 = heard(&d203, &[1100.0]);
     assert!(p203[0] > -35.0, "203 did not hear 202: {p203:?}");
+    // The call's record ends with the phone that took it from the slot.
+    let out = pbx.cli(&["cdr", "list", "--json"], None);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        rows.iter().any(|r| r["caller"] == "203"
+            && r["callee"] == "202"
+            && r["disposition"] == "answered"),
+        "{rows:?}"
+    );
 }
 
 #[test]
@@ -151,4 +160,69 @@ fn a_parked_call_rings_back_the_parker_after_the_timeout() {
         "201 heard 202 in {with_202} of {} calls",
         files.len()
     );
+}
+
+#[test]
+fn a_parked_party_that_holds_and_resumes_is_answered_by_the_pbx() {
+    need("baresip", "baresip");
+    let pbx = pbx("");
+    let port = ports(BASE + 3000);
+    let t201 = tone(&pbx, "t201.wav", 1500.0);
+    let d201 = baresip_phone_with(&pbx, "201", "127.0.0.71", port, &t201, false, "PCMA");
+    let ctrl = format!("127.0.0.71:{}", port + 100);
+    with_ctrl_tcp(&d201, &ctrl);
+    let mut b201 = baresip(&pbx, &d201, "baresip 201", &["-t", "20"]);
+    pbx.wait_metric("kentongan_registrations", 1, Duration::from_secs(10));
+    // 202 (sipp) calls 201, which parks it at once; 202's hold and resume re-INVITEs come
+    // while it is parked, after 201 has been let go.
+    let inf = csv(
+        &pbx,
+        "call-202.csv",
+        &["202", "pbx.local", &auth("202", "pw202"), "201"],
+    );
+    let sip_port = ports(BASE + 5000).to_string();
+    let media = (ports(BASE + 6000) + 1000).to_string();
+    let args: Vec<String> = [
+        "-inf",
+        &inf,
+        "-i",
+        "127.0.0.72",
+        "-p",
+        &sip_port,
+        "-mi",
+        "127.0.0.72",
+        "-mp",
+        &media,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let sip = pbx.sip();
+    let dir = pbx.dir.clone();
+    let caller = std::thread::spawn(move || {
+        let out = Command::new("sipp")
+            .arg(sip)
+            .arg("-sf")
+            .arg(fixture("call_hold.xml"))
+            .args(["-m", "1", "-nostdin", "-timeout", "30", "-timeout_error"])
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    });
+    wait_log(&pbx, "call answered", 15);
+    let r = baresip_ctrl(&ctrl, "transfer", "70");
+    assert!(!r.contains("\"ok\":false"), "transfer: {r}");
+    let (code, out) = caller.join().unwrap();
+    assert_eq!(code, Some(0), "202: {out}\npbx: {}", pbx.log());
+    assert!(
+        pbx.log()
+            .contains("re-INVITE from a parked party answered by the PBX"),
+        "{}",
+        pbx.log()
+    );
+    b201.wait(Duration::from_secs(40));
 }

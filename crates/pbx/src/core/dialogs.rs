@@ -165,6 +165,9 @@ impl Pbx {
             return;
         }
         let other = side.other();
+        if call.parked.is_some() && call.dialog(other).is_none() {
+            return self.answer_parked_reinvite(clock, key, side, tx, req);
+        }
         let Some(peer) = call.peer(other) else {
             self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
             return;

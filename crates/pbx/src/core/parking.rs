@@ -236,9 +236,23 @@ impl Pbx {
                 self.by_call_id.remove(&cid);
             }
         }
+        // The parker is no longer in the call (so it is not busy, its BLF key goes dark); the
+        // side is the slot until someone takes it, which is also what the CDR shows if the
+        // parked party hangs up first.
+        let slot = call.parked.as_ref().map(|p| Extension(p.slot.clone()));
         match side {
-            Side::Caller => call.caller_dialog = None,
-            Side::Callee => call.callee_dialog = None,
+            Side::Caller => {
+                call.caller_dialog = None;
+                if let Some(slot) = slot {
+                    call.caller = slot;
+                }
+            }
+            Side::Callee => {
+                call.callee_dialog = None;
+                if let Some(slot) = slot {
+                    call.callee = slot;
+                }
+            }
         }
     }
 
@@ -374,6 +388,40 @@ impl Pbx {
         }
         if let Err(e) = self.ep.respond(clock.now, tx, r) {
             debug!(error = %e, "200 to the retriever not sent");
+        }
+    }
+
+    /// A re-INVITE (hold, a session refresh) from the parked party, whose other side has no
+    /// phone: the PBX answers it with the media it already has, so the call is not lost.
+    pub(super) fn answer_parked_reinvite(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        tx: TxId,
+        req: Request,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (peer, ours) = (call.peer(side), side_sdp(call, side.other()));
+        let Some(peer) = peer else {
+            return;
+        };
+        let mut r = Response::for_request(&req, StatusCode::OK, None);
+        let contact = self.our_contact(peer);
+        r.headers.push(HeaderName::Contact, contact);
+        r.headers.push(HeaderName::Allow, ALLOW);
+        if let Some(body) = ours.and_then(|s| self.sdp_for(key, &s.to_bytes(), side, peer)) {
+            r.set_body("application/sdp", body);
+        }
+        info!(
+            call = key,
+            "re-INVITE from a parked party answered by the PBX"
+        );
+        self.start_2xx(clock, key, side, Message::Response(r.clone()), peer);
+        if let Err(e) = self.ep.respond(clock.now, tx, r) {
+            debug!(error = %e, "200 to a parked party's re-INVITE not sent");
         }
     }
 
