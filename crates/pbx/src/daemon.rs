@@ -286,13 +286,15 @@ async fn connection<R, W>(
 /// Runs the daemon until SIGTERM/SIGINT.
 /// `[[ring_group]]` against the user directory (members, mailboxes and clashes with
 /// extensions), which the file alone cannot show.
+/// The park number and slots too: an extension with one of those numbers could no longer be
+/// called (services are matched before extensions).
 pub fn check_ring_groups(config: &Config, store: &Store) -> Result<(), crate::config::ConfigError> {
     let plan = crate::routing::Dialplan::new(config);
-    crate::config::check_against_directory(
-        &config.ring_groups,
-        &|e| store.user_exists(&e.0).unwrap_or(false),
-        &|n| plan.service(n).is_some(),
-    )
+    let exists = |e: &crate::store::Extension| store.user_exists(&e.0).unwrap_or(false);
+    crate::config::check_against_directory(&config.ring_groups, &exists, &|n| {
+        plan.service(n).is_some()
+    })?;
+    crate::config::check_parking_against_directory(&config.parking, &exists)
 }
 
 pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {

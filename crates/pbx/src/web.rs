@@ -347,4 +347,21 @@ mod tests {
             .contains("Rapat"));
         assert_eq!(new_extension(&c, "206", "a\nb").unwrap_err().field, "name");
     }
+
+    #[test]
+    fn ring_group_and_parking_numbers_are_not_extensions() {
+        let c = Config::from_toml(
+            "[sip]\ndomain = \"pbx.local\"\n[[ring_group]]\nnumber = \"600\"\nname = \"Sales\"\nmembers = [\"201\"]\n",
+        )
+        .unwrap();
+        assert!(new_extension(&c, "600", "")
+            .unwrap_err()
+            .message
+            .contains("ring group \"Sales\""));
+        for n in ["70", "71", "78"] {
+            let e = new_extension(&c, n, "").unwrap_err();
+            assert!(e.message.contains("parking number"), "{n}: {}", e.message);
+        }
+        assert!(new_extension(&c, "79", "").is_ok());
+    }
 }

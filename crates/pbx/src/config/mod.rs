@@ -20,7 +20,10 @@ pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS}
 mod trunks;
 pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
 mod ring_groups;
-pub use ring_groups::{check_against_directory, NoAnswer, Parking, RingGroup, Strategy};
+pub use ring_groups::{
+    check_against_directory, check_parking_against_directory, NoAnswer, Parking, RingGroup,
+    Strategy,
+};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;

@@ -356,6 +356,23 @@ pub fn check_against_directory(
     Ok(())
 }
 
+/// The park number and slots must not be extensions' numbers (the extension would be
+/// unreachable).
+pub fn check_parking_against_directory(
+    parking: &Parking,
+    exists: &dyn Fn(&Extension) -> bool,
+) -> Result<(), ConfigError> {
+    for n in std::iter::once(parking.park_number()).chain(parking.slots()) {
+        if Extension::parse(&n).is_some_and(|e| exists(&e)) {
+            return Err(ConfigError::at(
+                "parking.slots",
+                format!("needs {n}, which is also an extension (calls to it would park or retrieve instead); set other slots, e.g. slots = \"81-88\", or renumber the extension"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,5 +481,13 @@ mod tests {
             load("[[ring_group]]\nnumber = \"600\"\nmembers = [\"201\"]\nno_answer = \"202\"\n")
                 .unwrap();
         check_against_directory(&c.ring_groups, &known, &none).unwrap();
+        let e = check_parking_against_directory(&Parking::default(), &|e: &Extension| e.0 == "75")
+            .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("`parking.slots` needs 75, which is also an extension"),
+            "{e}"
+        );
+        check_parking_against_directory(&Parking::default(), &known).unwrap();
     }
 }
