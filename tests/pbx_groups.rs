@@ -6,7 +6,8 @@
 //! which answers; the caller's audio reaches its sink). A config naming an unknown member fails
 //! `check-config` with the key and the fix. Memoryhunt keeps 201 ringing while it adds 202;
 //! random rings each member once. Pickup: `*8` and `**201` answer a call ringing at 201
-//! (tones both ways), nothing ringing is 480. Needs sipp and baresip.
+//! (tones both ways), nothing ringing is 480. A group nobody answers with `no_answer =
+//! "vm:203"` plays the greeting and leaves the message in 203's mailbox. Needs sipp and baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -406,4 +407,60 @@ fn memoryhunt_keeps_earlier_members_ringing_and_random_rings_each_once() {
     for (p, who) in [(&mut p201, "201"), (&mut p202, "202"), (&mut p203, "203")] {
         ended_ok(p, who, &pbx);
     }
+}
+
+#[test]
+fn a_group_nobody_answers_goes_to_its_vm_mailbox() {
+    need("baresip", "baresip");
+    let empty = pbx_dir_empty();
+    let pbx = pbx(&format!(
+        "[prompts]\ndirectory = \"{}\"\n\
+         [voicemail]\nenabled = true\nring_seconds = 30\nmax_message_seconds = 60\n\
+         [[ring_group]]\nnumber = \"650\"\nstrategy = \"ringall\"\nmembers = [\"201\", \"202\"]\n\
+         ring_seconds = 2\nno_answer = \"vm:203\"\n",
+        empty.display()
+    ));
+    let (mut p201, _a) = phone(&pbx, "201", "127.0.0.71", "callee_cancel.xml");
+    let (mut p202, _b) = phone(&pbx, "202", "127.0.0.72", "callee_cancel.xml");
+    let wav = pbx.dir.join("t1k.wav");
+    tone_wav_hz(&wav, 30, 1000.0);
+    let dir = baresip_phone(&pbx, "204", "127.0.0.76", ports(BASE + 3000), &wav, false);
+    let mut b = Proc::spawn(
+        "baresip 204",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-t", "10", "-e", "/dial 650"]),
+        pbx.dir.join("baresip-204-vm.log"),
+    );
+    ended_ok(&mut p201, "201", &pbx);
+    ended_ok(&mut p202, "202", &pbx);
+    b.wait(Duration::from_secs(30));
+    // The caller heard the greeting (each prompt is the two-tone cue without prompt files).
+    let heard = baresip_decoded(&dir).unwrap_or_else(|| panic!("nothing decoded: {}", b.output()));
+    let db = peak_tones(&heard, &[660.0, 880.0]);
+    assert!(db[0] > -35.0 && db[1] > -35.0, "no greeting heard: {db:?}");
+    let mut messages = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = pbx.cli(&["voicemail", "list", "203", "--json"], None);
+        messages = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if messages.as_array().is_some_and(|m| !m.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = messages.as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        list.len(),
+        1,
+        "203's mailbox: {messages}\npbx: {}",
+        pbx.log()
+    );
+    assert!(list[0].to_string().contains("204"), "{messages}");
+}
+
+fn pbx_dir_empty() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("kentongan-groups-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
