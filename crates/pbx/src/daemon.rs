@@ -284,8 +284,26 @@ async fn connection<R, W>(
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
+/// `[[ring_group]]` against the user directory (members, mailboxes and clashes with
+/// extensions), which the file alone cannot show.
+/// The park number and slots too: an extension with one of those numbers could no longer be
+/// called (services are matched before extensions).
+pub fn check_ring_groups(config: &Config, store: &Store) -> Result<(), crate::config::ConfigError> {
+    let plan = crate::routing::Dialplan::new(config);
+    let exists = |e: &crate::store::Extension| store.user_exists(&e.0).unwrap_or(false);
+    crate::config::check_against_directory(&config.ring_groups, &exists, &|n| {
+        plan.service(n).is_some()
+    })?;
+    crate::config::check_parking_against_directory(&config.parking, &exists)
+}
+
 pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
     let store = open_store(&config)?;
+    // Not fatal: extensions may be added after the groups are written (the call then skips
+    // the missing member); `check-config` makes it an error.
+    if let Err(e) = check_ring_groups(&config, &store) {
+        warn!("{e}");
+    }
     store.disable_autocheckpoint()?;
     let db_path = config.database.clone();
     std::thread::Builder::new()

@@ -365,6 +365,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let io_fail = |e: std::io::Error| fail(e, "standard output was closed");
     match command {
         Command::CheckConfig => {
+            // Extensions are in the database: groups are checked against it when there is one.
+            if config.database.exists() {
+                let store = open_store(&config)?;
+                kentongan_pbx::daemon::check_ring_groups(&config, &store).map_err(|e| {
+                    fail(
+                        anyhow::anyhow!("{}: {e}", cli.config.display()),
+                        "fix the key named above, then run `kentongan-pbx --config FILE check-config`",
+                    )
+                })?;
+            }
             eprintln!("config OK: {}", cli.config.display());
         }
         Command::User { command } => {

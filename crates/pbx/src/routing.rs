@@ -53,7 +53,32 @@ pub enum Destination {
     Mailbox,
     /// `*98`: the menu of a mailbox the caller names (its PIN always asked).
     AnyMailbox,
+    /// A `[[ring_group]]`, by its index in `Config::ring_groups`.
+    RingGroup(GroupIndex),
+    /// `*8` / `**`+extension: answer a call ringing elsewhere.
+    Pickup(PickupTarget),
+    /// `[parking]`'s park number (`70`): a call is parked by a blind transfer to it.
+    Park,
+    /// A parking slot (`71`…): dialling it retrieves the call parked there.
+    ParkSlot(String),
 }
+
+/// Whose ringing call a pickup takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickupTarget {
+    /// `*8`: any extension in the caller's `pickup_group`.
+    Group,
+    /// `**201`: that extension.
+    Extension(Extension),
+}
+
+/// Group pickup and the prefix of directed pickup (FreePBX's defaults).
+pub const GROUP_PICKUP: &str = "*8";
+pub const DIRECTED_PICKUP: &str = "**";
+
+/// A ring group's position in `Config::ring_groups` (stable until a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupIndex(pub usize);
 
 /// Any mailbox's menu (FreePBX's default).
 pub const ANY_MAILBOX: &str = "*98";
@@ -135,6 +160,11 @@ impl fmt::Display for Destination {
             Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
             Destination::Mailbox => f.write_str("own mailbox"),
             Destination::AnyMailbox => f.write_str("any mailbox"),
+            Destination::RingGroup(g) => write!(f, "ring group #{}", g.0),
+            Destination::Pickup(PickupTarget::Group) => f.write_str("group pickup"),
+            Destination::Pickup(PickupTarget::Extension(e)) => write!(f, "pickup of {e}"),
+            Destination::Park => f.write_str("call parking"),
+            Destination::ParkSlot(s) => write!(f, "parking slot {s}"),
         }
     }
 }
@@ -187,6 +217,13 @@ impl Dialplan {
         let mut services = HashMap::new();
         for (i, room) in config.conferences.iter().enumerate() {
             services.insert(room.number.clone(), Destination::Conference(RoomIndex(i)));
+        }
+        services.insert(config.parking.park_number(), Destination::Park);
+        for slot in config.parking.slots() {
+            services.insert(slot.clone(), Destination::ParkSlot(slot));
+        }
+        for (i, g) in config.ring_groups.iter().enumerate() {
+            services.insert(g.number.clone(), Destination::RingGroup(GroupIndex(i)));
         }
         if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
             services.insert(vm.access.clone(), Destination::Mailbox);
@@ -251,6 +288,15 @@ impl Dialplan {
     ) -> Result<Destination, RouteError> {
         if dialled == ECHO_TEST {
             return Ok(Destination::EchoTest);
+        }
+        if dialled == GROUP_PICKUP {
+            return Ok(Destination::Pickup(PickupTarget::Group));
+        }
+        if let Some(n) = dialled.strip_prefix(DIRECTED_PICKUP) {
+            return match Extension::parse(n) {
+                Some(e) if users.exists(&e)? => Ok(Destination::Pickup(PickupTarget::Extension(e))),
+                _ => Err(RouteError::NotFound(dialled.to_owned())),
+            };
         }
         if let Some(code) = FeatureCode::parse(dialled, users)? {
             return Ok(Destination::FeatureCode(code));
@@ -438,6 +484,49 @@ mod tests {
             p.resolve_call("999", &users, ctx),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn star_8_and_star_star_extension_are_pickups() {
+        let p = plan("");
+        let users = Users(&["201"]);
+        assert_eq!(
+            p.resolve("*8", &users).unwrap(),
+            Destination::Pickup(PickupTarget::Group)
+        );
+        assert_eq!(
+            p.resolve("**201", &users).unwrap(),
+            Destination::Pickup(PickupTarget::Extension(Extension("201".into())))
+        );
+        assert!(p.resolve("**209", &users).is_err());
+        assert!(p.resolve("**", &users).is_err());
+        assert!(p.resolve("*81", &users).is_err());
+    }
+
+    #[test]
+    fn seventy_parks_and_the_slots_retrieve() {
+        let users = Users(&["201"]);
+        let p = plan("");
+        assert_eq!(p.resolve("70", &users).unwrap(), Destination::Park);
+        assert_eq!(
+            p.resolve("71", &users).unwrap(),
+            Destination::ParkSlot("71".into())
+        );
+        assert!(p.resolve("79", &users).is_err());
+        let p = plan("[parking]\nslots = \"801-802\"\n");
+        assert_eq!(p.resolve("800", &users).unwrap(), Destination::Park);
+        assert!(p.resolve("70", &users).is_err());
+    }
+
+    #[test]
+    fn a_ring_group_number_routes_to_the_group() {
+        let p = plan("[[ring_group]]\nnumber = \"600\"\nmembers = [\"201\"]\n");
+        let users = Users(&["201"]);
+        assert_eq!(
+            p.resolve("600", &users).unwrap(),
+            Destination::RingGroup(GroupIndex(0))
+        );
+        assert!(p.resolve("601", &users).is_err());
     }
 
     #[test]

@@ -37,6 +37,25 @@ pub fn new_extension(config: &Config, number: &str, name: &str) -> Result<Extens
             ),
         });
     }
+    if let Some(g) = config.ring_groups.iter().find(|g| g.number == ext.0) {
+        return Err(FieldError {
+            field: "extension",
+            message: format!(
+                "{ext} is the number of ring group {:?}; pick another",
+                g.name
+            ),
+        });
+    }
+    let parking = &config.parking;
+    if std::iter::once(parking.park_number())
+        .chain(parking.slots())
+        .any(|n| n == ext.0)
+    {
+        return Err(FieldError {
+            field: "extension",
+            message: format!("{ext} is a parking number (`[parking] slots`); pick another"),
+        });
+    }
     if name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(FieldError {
             field: "name",
@@ -327,5 +346,22 @@ mod tests {
             .message
             .contains("Rapat"));
         assert_eq!(new_extension(&c, "206", "a\nb").unwrap_err().field, "name");
+    }
+
+    #[test]
+    fn ring_group_and_parking_numbers_are_not_extensions() {
+        let c = Config::from_toml(
+            "[sip]\ndomain = \"pbx.local\"\n[[ring_group]]\nnumber = \"600\"\nname = \"Sales\"\nmembers = [\"201\"]\n",
+        )
+        .unwrap();
+        assert!(new_extension(&c, "600", "")
+            .unwrap_err()
+            .message
+            .contains("ring group \"Sales\""));
+        for n in ["70", "71", "78"] {
+            let e = new_extension(&c, n, "").unwrap_err();
+            assert!(e.message.contains("parking number"), "{n}: {}", e.message);
+        }
+        assert!(new_extension(&c, "79", "").is_ok());
     }
 }

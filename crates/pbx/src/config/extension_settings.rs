@@ -27,7 +27,7 @@ pub(super) struct RawExtensionSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionConfig {
     pub number: String,
-    /// Accepted and stored; call pickup itself is not implemented yet.
+    /// `*8` from this extension picks up calls ringing at others of the same group.
     pub pickup_group: Option<String>,
     /// Ringing this long unanswered sends the call to the no-answer forward (if one is set).
     pub forward_no_answer_seconds: u32,

@@ -21,6 +21,11 @@ mod fraud;
 mod trunks;
 pub use fraud::Fraud;
 pub use trunks::{CallingRights, Did, DidSource, Secret, Trunk, CLASSES};
+mod ring_groups;
+pub use ring_groups::{
+    check_against_directory, check_parking_against_directory, NoAnswer, Parking, RingGroup,
+    Strategy,
+};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -133,6 +138,10 @@ pub struct Config {
     pub calling_rights: Vec<CallingRights>,
     /// `[voicemail]`; `None` (no table) turns voicemail off.
     pub voicemail: Option<Voicemail>,
+    /// `[[ring_group]]`: numbers that ring several extensions (numbers unique).
+    pub ring_groups: Vec<RingGroup>,
+    /// `[parking]`: park number and slots (FreePBX's 70, 71-78 when not written).
+    pub parking: Parking,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -236,6 +245,9 @@ struct RawConfig {
     calling_rights: Vec<trunks::RawRights>,
     voicemail: Option<voicemail::RawVoicemail>,
     fraud: Option<fraud::RawFraud>,
+    #[serde(default)]
+    ring_group: Vec<ring_groups::RawRingGroup>,
+    parking: Option<ring_groups::RawParking>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -379,6 +391,8 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("calling_rights", trunks::RIGHTS_KEYS),
     ("voicemail", voicemail::KEYS),
     ("fraud", fraud::KEYS),
+    ("ring_group", ring_groups::KEYS),
+    ("parking", ring_groups::PARKING_KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -388,6 +402,7 @@ const MANY: &[&str] = &[
     "trunk",
     "did",
     "calling_rights",
+    "ring_group",
 ];
 
 #[derive(Clone, Copy)]
@@ -661,8 +676,24 @@ impl Config {
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
         let fraud = fraud::validate(raw.fraud)?;
         let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
+        let mut taken: Vec<(&str, String)> = conferences
+            .iter()
+            .map(|r| (r.number.as_str(), format!("conference room {:?}", r.name)))
+            .collect();
+        if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
+            taken.push((v.access.as_str(), "the voicemail access code".into()));
+        }
+        let ring_groups = ring_groups::validate(raw.ring_group, &taken)?;
+        taken.extend(
+            ring_groups
+                .iter()
+                .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
+        );
+        let parking = ring_groups::validate_parking(raw.parking, &taken)?;
         Ok(Config {
             fraud,
+            ring_groups,
+            parking,
             voicemail,
             trunks,
             lcr,

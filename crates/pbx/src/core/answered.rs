@@ -431,6 +431,8 @@ impl Pbx {
                         self.hang_up_answered(clock, leg, "answered");
                     } else if tag == RECORD_TAG {
                         self.start_recording(clock, leg);
+                    } else if tag == super::parking::PARK_TAG {
+                        self.park_announced(clock, leg);
                     }
                 }
                 crate::media::MediaEvent::Talking { leg, talking } => {

@@ -154,6 +154,13 @@ pub(super) struct Call {
     pub(super) voicemail: bool,
     /// Unanswered by then (and no no-answer forward), the call goes to the mailbox.
     pub(super) voicemail_at: Option<Instant>,
+    /// A ring group ringing its members for this call (until one answers).
+    pub(super) group: Option<super::ring_groups::GroupRing>,
+    /// Our 2xx to a phone that picked the call up, resent until its ACK (the caller's 200
+    /// is in `pending_2xx` at the same time).
+    pub(super) pickup_2xx: Option<Pending2xx>,
+    /// Parked in a slot: the parker's side is empty until someone retrieves it.
+    pub(super) parked: Option<super::parking::Parked>,
 }
 
 impl Call {
@@ -308,6 +315,9 @@ impl Pbx {
             inbound: None,
             voicemail: false,
             voicemail_at: None,
+            group: None,
+            pickup_2xx: None,
+            parked: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -321,7 +331,6 @@ impl Pbx {
         let callee = ring.ext;
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         let b_call_id = self.ep.new_call_id();
-        let domain = self.config.domain.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -337,15 +346,50 @@ impl Pbx {
             .voicemail_after
             .filter(|_| call.on_no_answer.is_none())
             .map(|after| clock.now + after);
+        self.by_call_id.remove(&old);
+        self.by_call_id
+            .insert(b_call_id.clone(), (key, Side::Callee));
+        let forks = self.send_forks(clock, key, &callee, &contacts);
+        let n = forks.len();
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.forks = forks;
+            info!(caller = %call.caller, %callee, forks = n, "call ringing");
+            // `calls` shows the extension ringing now (a forward's target after a forward).
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: call.call_id.clone(),
+                caller: call.caller.0.clone(),
+                callee: callee.0.clone(),
+                start_ms: call.start_ms,
+                answer_ms: None,
+                state: "ringing".into(),
+            }));
+        }
+        self.update_gauges();
+        if n == 0 {
+            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
+            self.end_call(clock, key, "unavailable");
+        }
+    }
+
+    /// Sends the call's INVITE (under its callee Call-ID) to each of `callee`'s `contacts`.
+    pub(super) fn send_forks(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        callee: &Extension,
+        contacts: &[super::Contact],
+    ) -> Vec<Fork> {
+        let domain = self.config.domain.clone();
+        let Some(call) = self.calls.get(&key) else {
+            return Vec::new();
+        };
         let (offer, from_hdr) = (call.offer.clone(), call.from_hdr.clone());
+        let b_call_id = call.b_call_id.clone();
         let ports: Vec<u16> = call
             .media
             .iter()
             .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
             .collect();
-        self.by_call_id.remove(&old);
-        self.by_call_id
-            .insert(b_call_id.clone(), (key, Side::Callee));
         let mut forks = Vec::new();
         for c in contacts {
             let mut inv = Request::new(Method::Invite, c.uri.clone());
@@ -380,25 +424,7 @@ impl Pbx {
                 Err(e) => warn!(error = %e, "fork not sent"),
             }
         }
-        let n = forks.len();
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.forks = forks;
-            info!(caller = %call.caller, %callee, forks = n, "call ringing");
-            // `calls` shows the extension ringing now (a forward's target after a forward).
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id: call.call_id.clone(),
-                caller: call.caller.0.clone(),
-                callee: callee.0.clone(),
-                start_ms: call.start_ms,
-                answer_ms: None,
-                state: "ringing".into(),
-            }));
-        }
-        self.update_gauges();
-        if n == 0 {
-            self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
-            self.end_call(clock, key, "unavailable");
-        }
+        forks
     }
 
     /// The SDP rewritten for `side` (the side that will receive it).
@@ -524,6 +550,9 @@ impl Pbx {
                 return;
             }
             call.forks[fi].state = ForkState::Done;
+            if let Some(member) = call.group.take().and_then(|g| g.member(tx).cloned()) {
+                call.callee = member;
+            }
             let request = call.forks[fi].request.clone();
             let Ok(dialog) = Dialog::uac(&request, &resp) else {
                 warn!("callee 2xx without a usable dialog; hanging up");
@@ -536,62 +565,11 @@ impl Pbx {
             call.callee_dialog = Some(dialog);
             call.callee_peer = Some(peer);
             call.answer_ms = Some(clock.unix_ms);
-            let a_req = call.caller_invite.clone();
-            let a_tx = call.caller_tx;
-            let a_peer = call.caller_peer;
-            let tag = call.our_tag.clone();
-            let (call_id, caller, callee, start_ms) = (
-                call.call_id.clone(),
-                call.caller.0.clone(),
-                call.callee.0.clone(),
-                call.start_ms,
-            );
             self.add_via(&mut ack, peer);
             ack.headers.set(HeaderName::ContentLength, "0");
             self.ep.send_stateless(peer, &Message::Request(ack));
             self.cancel_forks(clock, key);
-            let mut r = Response::for_request(&a_req, StatusCode::OK, Some(&tag));
-            let contact = self.our_contact(a_peer);
-            r.headers.push(HeaderName::Contact, contact);
-            r.headers.push(HeaderName::Allow, ALLOW);
-            if let Some(c) = self.calls.get_mut(&key) {
-                if let Some(se) = c.session_expires {
-                    r.headers
-                        .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
-                    r.headers.push(HeaderName::Require, "timer");
-                    c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
-                }
-            }
-            if let Some(body) = self.sdp_for(key, &resp.body, Side::Caller, a_peer) {
-                r.set_body("application/sdp", body);
-            }
-            if let Some(c) = self.calls.get_mut(&key) {
-                if !resp.body.is_empty() {
-                    c.callee_sdp = Some(Bytes::copy_from_slice(&resp.body));
-                }
-            }
-            r.headers.push(HeaderName::Server, USER_AGENT);
-            if r.body.is_empty() {
-                r.headers.set(HeaderName::ContentLength, "0");
-            }
-            let bytes = Message::Response(r.clone());
-            if let Ok(d) = Dialog::uas(&a_req, &r) {
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.caller_dialog = Some(d);
-                }
-            }
-            if let Err(e) = self.ep.respond(clock.now, a_tx, r) {
-                debug!(error = %e, "200 to caller not sent");
-            }
-            self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id,
-                caller,
-                callee,
-                start_ms,
-                answer_ms: Some(clock.unix_ms),
-                state: "answered".into(),
-            }));
+            self.answer_caller(clock, key, &resp.body);
             info!(call = key, "call answered");
             return;
         }
@@ -605,6 +583,10 @@ impl Pbx {
         };
         if call.best_failure.map_or(true, |b| rank(status) < rank(b)) {
             call.best_failure = Some(status);
+        }
+        if call.group.is_some() && !call.answered() {
+            self.group_fork_failed(clock, key, tx);
+            return;
         }
         if call.answered() || call.forks.iter().any(|f| f.state == ForkState::Pending) {
             return;
@@ -638,6 +620,66 @@ impl Pbx {
             _ => "failed",
         };
         self.end_call(clock, key, disposition);
+    }
+
+    /// The callee side answered with `body` (its SDP): our 200 to the caller, resent until
+    /// its ACK, and the call shown as answered.
+    pub(super) fn answer_caller(&mut self, clock: Clock, key: CallKey, body: &[u8]) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let a_req = call.caller_invite.clone();
+        let a_tx = call.caller_tx;
+        let a_peer = call.caller_peer;
+        let tag = call.our_tag.clone();
+        let (call_id, caller, callee, start_ms) = (
+            call.call_id.clone(),
+            call.caller.0.clone(),
+            call.callee.0.clone(),
+            call.start_ms,
+        );
+        let mut r = Response::for_request(&a_req, StatusCode::OK, Some(&tag));
+        let contact = self.our_contact(a_peer);
+        r.headers.push(HeaderName::Contact, contact);
+        r.headers.push(HeaderName::Allow, ALLOW);
+        if let Some(c) = self.calls.get_mut(&key) {
+            if let Some(se) = c.session_expires {
+                r.headers
+                    .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+                r.headers.push(HeaderName::Require, "timer");
+                c.session_deadline = Some(clock.now + Duration::from_secs(u64::from(se)));
+            }
+        }
+        if let Some(body) = self.sdp_for(key, body, Side::Caller, a_peer) {
+            r.set_body("application/sdp", body);
+        }
+        if let Some(c) = self.calls.get_mut(&key) {
+            if !body.is_empty() {
+                c.callee_sdp = Some(Bytes::copy_from_slice(body));
+            }
+        }
+        r.headers.push(HeaderName::Server, USER_AGENT);
+        if r.body.is_empty() {
+            r.headers.set(HeaderName::ContentLength, "0");
+        }
+        let bytes = Message::Response(r.clone());
+        if let Ok(d) = Dialog::uas(&a_req, &r) {
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.caller_dialog = Some(d);
+            }
+        }
+        if let Err(e) = self.ep.respond(clock.now, a_tx, r) {
+            debug!(error = %e, "200 to caller not sent");
+        }
+        self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
+        self.writes.push(Write::LiveCall(LiveCall {
+            call_id,
+            caller,
+            callee,
+            start_ms,
+            answer_ms: Some(clock.unix_ms),
+            state: "answered".into(),
+        }));
     }
 
     pub(super) fn fail_caller(&mut self, clock: Clock, key: CallKey, status: StatusCode) {
@@ -703,6 +745,7 @@ impl Pbx {
     /// tell the caller 480, as a PBX's no-answer timeout does. (The transaction layer's
     /// Timer B stops at the first 1xx, so without this a call could ring forever.)
     pub(super) fn expire_unanswered(&mut self, clock: Clock) {
+        self.advance_ring_groups(clock);
         // No-answer forwards first: their time is shorter than the PBX's ring limit.
         let forward: Vec<CallKey> = self
             .calls

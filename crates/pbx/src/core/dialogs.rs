@@ -29,18 +29,21 @@ impl Pbx {
         let mut give_up = Vec::new();
         let mut sends = Vec::new();
         for (key, c) in self.calls.iter_mut() {
-            let Some(p) = &mut c.pending_2xx else {
-                continue;
-            };
-            match p.poll(clock.now) {
-                Resend::Wait => {}
-                Resend::Send => sends.push((p.to, p.msg.clone())),
-                Resend::GiveUp => give_up.push(*key),
+            for p in [&mut c.pending_2xx, &mut c.pickup_2xx]
+                .into_iter()
+                .flatten()
+            {
+                match p.poll(clock.now) {
+                    Resend::Wait => {}
+                    Resend::Send => sends.push((p.to, p.msg.clone())),
+                    Resend::GiveUp => give_up.push(*key),
+                }
             }
         }
         for (to, msg) in sends {
             self.ep.send_stateless(to, &msg);
         }
+        give_up.dedup();
         for key in give_up {
             warn!(call = key, "no ACK for our 2xx; hanging up");
             self.send_bye(clock, key, Side::Caller);
@@ -81,6 +84,9 @@ impl Pbx {
         if let Some(c) = self.calls.get_mut(&key) {
             if c.pending_2xx.as_ref().is_some_and(|p| p.side == side) {
                 c.pending_2xx = None;
+            }
+            if c.pickup_2xx.as_ref().is_some_and(|p| p.side == side) {
+                c.pickup_2xx = None;
             }
         }
     }
@@ -128,6 +134,9 @@ impl Pbx {
         match req.method {
             Method::Bye => {
                 self.reply(clock, tx, &req, StatusCode::OK);
+                if self.parker_left(key, side) {
+                    return;
+                }
                 self.send_bye(clock, key, side.other());
                 self.end_call(clock, key, "answered");
             }
@@ -156,6 +165,9 @@ impl Pbx {
             return;
         }
         let other = side.other();
+        if call.parked.is_some() && call.dialog(other).is_none() {
+            return self.answer_parked_reinvite(clock, key, side, tx, req);
+        }
         let Some(peer) = call.peer(other) else {
             self.reply(clock, tx, &req, StatusCode::CALL_DOES_NOT_EXIST);
             return;

@@ -295,7 +295,7 @@ impl Pbx {
                             format!("c{key}"),
                             (state, Direction::Initiator, call.callee.0.clone()),
                         );
-                    } else if call.callee == e {
+                    } else if call.callee == e || call.rings_at(&e) {
                         s.dialogs.insert(
                             format!("c{key}"),
                             (state, Direction::Recipient, call.caller.0.clone()),

@@ -65,7 +65,7 @@ impl Pbx {
         }
     }
 
-    fn start_hold(&mut self, key: CallKey, by: Side, answer: &[u8]) {
+    pub(super) fn start_hold(&mut self, key: CallKey, by: Side, answer: &[u8]) {
         let held = by.other();
         let Some(call) = self.calls.get(&key) else {
             return;

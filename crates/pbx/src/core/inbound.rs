@@ -159,6 +159,15 @@ impl Pbx {
                     self.update_trunk_gauges();
                 }
             }
+            Destination::RingGroup(g) => {
+                self.call_ring_group(clock, tx, from, req, caller, g);
+                if let Some((key, Side::Caller)) = self.by_call_id.get(&call_id).copied() {
+                    if let Some(c) = self.calls.get_mut(&key) {
+                        c.inbound = Some(leg);
+                    }
+                    self.update_trunk_gauges();
+                }
+            }
             Destination::Conference(room) => {
                 let number = self.config.conferences[room.0].number.clone();
                 let app = answered::App::Conference(number);

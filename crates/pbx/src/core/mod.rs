@@ -28,7 +28,10 @@ mod im;
 mod inbound;
 mod metrics;
 mod mwi;
+mod parking;
+mod pickup;
 mod registrar;
+mod ring_groups;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -444,6 +447,7 @@ impl Pbx {
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
             self.expire_unanswered(clock);
+            self.expire_parked(clock);
             self.drive_trunk_registrations(clock);
             self.drive_keepalives(clock);
             self.shield.sweep(clock.now, clock.unix_s());
@@ -465,7 +469,7 @@ impl Pbx {
             t = t.min(x);
         }
         for c in self.calls.values() {
-            if let Some(p) = &c.pending_2xx {
+            for p in [&c.pending_2xx, &c.pickup_2xx].into_iter().flatten() {
                 t = t.min(p.next);
             }
             if let Some(d) = c.session_deadline {
@@ -683,6 +687,19 @@ impl Pbx {
             }
             Ok(Destination::Extension(callee)) => {
                 self.call_extension(clock, tx, from, req, caller, callee)
+            }
+            Ok(Destination::RingGroup(g)) => self.call_ring_group(clock, tx, from, req, caller, g),
+            Ok(Destination::Pickup(target)) => {
+                self.call_pickup(clock, tx, from, req, caller, target)
+            }
+            Ok(Destination::ParkSlot(slot)) => {
+                self.retrieve_parked(clock, tx, from, req, caller, slot)
+            }
+            Ok(Destination::Park) => {
+                let tag = self.ep.new_tag();
+                let mut r = Response::for_request(&req, StatusCode::FORBIDDEN, Some(&tag));
+                r.reason = "Forbidden: park a call by transferring it to this number".into();
+                self.respond(clock, tx, r);
             }
             Ok(Destination::FeatureCode(code)) => {
                 self.answer_with_app(clock, tx, from, req, caller, answered::App::Feature(code))

@@ -34,15 +34,16 @@ pub(super) struct Transfer {
     /// Who sent the REFER: the side the target will take.
     by: Side,
     target: Extension,
-    /// The REFER's CSeq: the `id` of the implicit subscription's Event header.
-    refer_cseq: u32,
+    /// The REFER's CSeq: the `id` of the implicit subscription's Event header. `None`: no
+    /// REFER (a parked call ringing back), so nobody is told about progress.
+    refer_cseq: Option<u32>,
     /// Our INVITE to the target, for the ACK and the dialog.
     invite: Request,
     peer: SocketAddr,
 }
 
 /// `offer` with each media section narrowed to the payload types `answer` kept.
-fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
+pub(super) fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
     let mut out = offer.clone();
     for (i, m) in out.media.iter_mut().enumerate() {
         let Some(a) = answer.media.get(i) else {
@@ -59,6 +60,21 @@ fn narrowed(offer: &Sdp, answer: &Sdp) -> Sdp {
         });
     }
     out
+}
+
+/// What `side` of an answered call sends, as SDP: the caller's offer narrowed to the codecs
+/// the callee's answer kept, or that answer. A phone taking the other side is offered this,
+/// since `side` keeps sending what it negotiated.
+pub(super) fn side_sdp(call: &super::calls::Call, side: Side) -> Option<Sdp> {
+    let answer = call.callee_sdp.as_ref().and_then(|b| Sdp::parse(b).ok());
+    match side {
+        Side::Caller => call
+            .offer
+            .as_ref()
+            .zip(answer.as_ref())
+            .map(|(o, a)| narrowed(o, a)),
+        Side::Callee => answer,
+    }
 }
 
 impl Pbx {
@@ -90,6 +106,7 @@ impl Pbx {
         let number = refer_to.target.uri.user().unwrap_or("").to_owned();
         let target = match self.dialplan.resolve(&number, &self.store) {
             Ok(Destination::Extension(e)) => e,
+            Ok(Destination::Park) => return self.park(clock, key, side, tx, &req),
             _ => return refuse(self, 403, "Transfer Target Must Be An Extension"),
         };
         let Some(contact) = self
@@ -100,20 +117,46 @@ impl Pbx {
         else {
             return refuse(self, 480, "Transfer Target Not Registered");
         };
-        // What the transferee offered (the caller's offer or the callee's answer), narrowed
-        // to the codecs in use, on the transferor's side of the relay.
-        let answer = call.callee_sdp.as_ref().and_then(|b| Sdp::parse(b).ok());
-        let remains = side.other();
-        let offer = match remains {
-            Side::Caller => call
-                .offer
-                .as_ref()
-                .zip(answer.as_ref())
-                .map(|(o, a)| narrowed(o, a)),
-            Side::Callee => answer,
-        };
-        let Some(mut sdp) = offer else {
+        let Some(sdp) = side_sdp(call, side.other()) else {
             return refuse(self, 488, "No Media To Offer");
+        };
+        let refer_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let mut ok = Response::for_request(&req, StatusCode(202), None);
+        ok.reason = "Accepted".into();
+        self.respond(clock, tx, ok);
+        self.send_refer_notify(clock, key, side, Some(refer_cseq), StatusCode(100));
+        let referred_by = req
+            .headers
+            .get_str(&HeaderName::ReferredBy)
+            .map(str::to_owned);
+        self.call_for_side(
+            clock,
+            key,
+            side,
+            target,
+            contact,
+            sdp,
+            referred_by,
+            Some(refer_cseq),
+        );
+    }
+
+    /// Calls `target` at `contact` to take `side` of call `key`, offering `sdp` (the other
+    /// side's media) on that side's relay ports; its answer replaces the side.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn call_for_side(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        target: Extension,
+        contact: super::Contact,
+        mut sdp: Sdp,
+        referred_by: Option<String>,
+        refer_cseq: Option<u32>,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
         };
         let ports: Vec<u16> = call
             .media
@@ -125,16 +168,10 @@ impl Pbx {
                 })
             })
             .collect();
-        let transferee = match remains {
+        let transferee = match side.other() {
             Side::Caller => call.caller.clone(),
             Side::Callee => call.callee.clone(),
         };
-        let refer_cseq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
-        let mut ok = Response::for_request(&req, StatusCode(202), None);
-        ok.reason = "Accepted".into();
-        self.respond(clock, tx, ok);
-        self.send_refer_notify(clock, key, side, refer_cseq, StatusCode(100));
-
         let ip = self.local_ip(contact.source);
         sdp.rewrite_for_relay(ip, &ports);
         let domain = self.config.domain.clone();
@@ -151,7 +188,7 @@ impl Pbx {
         let our = self.our_contact(contact.source);
         inv.headers.push(HeaderName::Contact, our);
         inv.headers.push(HeaderName::Allow, ALLOW);
-        if let Some(by) = req.headers.get_str(&HeaderName::ReferredBy) {
+        if let Some(by) = referred_by {
             inv.headers.push(HeaderName::ReferredBy, by);
         }
         inv.set_body("application/sdp", sdp.to_bytes());
@@ -179,18 +216,22 @@ impl Pbx {
             Err(e) => {
                 warn!(error = %e, "transfer INVITE not sent");
                 self.send_refer_notify(clock, key, side, refer_cseq, StatusCode(503));
+                self.ring_back_failed(clock, key);
             }
         }
     }
 
-    fn send_refer_notify(
+    pub(super) fn send_refer_notify(
         &mut self,
         clock: Clock,
         key: CallKey,
         side: Side,
-        refer_cseq: u32,
+        refer_cseq: Option<u32>,
         status: StatusCode,
     ) {
+        let Some(refer_cseq) = refer_cseq else {
+            return;
+        };
         let Some(peer) = self.calls.get(&key).and_then(|c| c.peer(side)) else {
             return;
         };
@@ -227,10 +268,12 @@ impl Pbx {
                 "blind transfer: the target did not answer"
             );
             self.send_refer_notify(clock, key, t.by, t.refer_cseq, resp.status);
+            self.ring_back_failed(clock, key);
             return;
         }
         let Ok(dialog) = Dialog::uac(&t.invite, &resp) else {
             self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode(502));
+            self.ring_back_failed(clock, key);
             return;
         };
         let mut ack = dialog.ack(1);
@@ -238,9 +281,14 @@ impl Pbx {
         ack.headers.set(HeaderName::ContentLength, "0");
         self.ep
             .send_stateless(t.peer, &kentongan_sip::Message::Request(ack));
-        // The transferor hears it worked, then is let go.
-        self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::OK);
-        self.send_bye(clock, key, t.by);
+        // The transferor hears it worked, then is let go (a parker has gone already).
+        if t.refer_cseq.is_some() {
+            self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::OK);
+            self.send_bye(clock, key, t.by);
+        }
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.parked = None;
+        }
         // Where the target wants its media: that side's relay destination.
         if !resp.body.is_empty() {
             let _ = self.sdp_for(key, &resp.body, t.by.other(), t.peer);
@@ -292,6 +340,7 @@ impl Pbx {
     pub(super) fn on_transfer_timeout(&mut self, clock: Clock, key: CallKey) {
         if let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) {
             self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::REQUEST_TIMEOUT);
+            self.ring_back_failed(clock, key);
         }
     }
 }

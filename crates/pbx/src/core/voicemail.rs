@@ -161,6 +161,13 @@ impl Pbx {
         mailbox: Extension,
         greeting: VoicemailGreeting,
     ) {
+        info!(call = key, %mailbox, ?greeting, "call to voicemail");
+        self.call_to_app(clock, key, App::Voicemail { mailbox, greeting });
+    }
+
+    /// An unanswered call's caller leg handed to an application the PBX answers it with;
+    /// the ringing phones are cancelled and the relay's ports given back.
+    pub(super) fn call_to_app(&mut self, clock: Clock, key: CallKey, app: App) {
         self.cancel_forks(clock, key);
         let Some(call) = self.calls.remove(&key) else {
             return;
@@ -171,14 +178,13 @@ impl Pbx {
         for s in call.media.into_iter().flatten() {
             self.relay.release(s);
         }
-        info!(call = key, caller = %call.caller, %mailbox, ?greeting, "call to voicemail");
         self.answer_with_app_tagged(
             clock,
             call.caller_tx,
             call.caller_peer,
             call.caller_invite,
             call.caller,
-            App::Voicemail { mailbox, greeting },
+            app,
             Some(call.our_tag),
         );
     }
