@@ -52,7 +52,13 @@ pub enum Destination {
     Mailbox,
     /// `*98`: the menu of a mailbox the caller names (its PIN always asked).
     AnyMailbox,
+    /// An `[[ivr]]` auto-attendant menu, by its index in `Config::ivrs`.
+    Ivr(IvrIndex),
 }
+
+/// An IVR menu's position in `Config::ivrs` (stable until a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IvrIndex(pub usize);
 
 /// Any mailbox's menu (FreePBX's default).
 pub const ANY_MAILBOX: &str = "*98";
@@ -134,6 +140,7 @@ impl fmt::Display for Destination {
             Destination::Voicemail { mailbox, .. } => write!(f, "voicemail of {mailbox}"),
             Destination::Mailbox => f.write_str("own mailbox"),
             Destination::AnyMailbox => f.write_str("any mailbox"),
+            Destination::Ivr(i) => write!(f, "IVR menu #{}", i.0),
         }
     }
 }
@@ -188,6 +195,9 @@ impl Dialplan {
         if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
             services.insert(vm.access.clone(), Destination::Mailbox);
             services.insert(ANY_MAILBOX.into(), Destination::AnyMailbox);
+        }
+        for (i, ivr) in config.ivrs.iter().enumerate() {
+            services.insert(ivr.number.clone(), Destination::Ivr(IvrIndex(i)));
         }
         Dialplan {
             services,
@@ -260,6 +270,31 @@ impl Dialplan {
             Ok(Destination::Extension(ext))
         } else {
             Err(RouteError::NotFound(dialled.to_owned()))
+        }
+    }
+
+    /// Where a configured target leads (an `[[ivr]]` option or `invalid`): `vm:EXT` is
+    /// EXT's mailbox (the unavailable greeting), anything else is resolved as if dialled.
+    /// Config loading has checked the targets' shape; an extension is looked up now.
+    pub fn resolve_target(
+        &self,
+        target: &str,
+        users: &dyn UserDirectory,
+    ) -> Result<Destination, RouteError> {
+        match target.strip_prefix("vm:") {
+            Some(ext) => {
+                let mailbox =
+                    Extension::parse(ext).ok_or_else(|| RouteError::NotFound(target.to_owned()))?;
+                if users.exists(&mailbox)? {
+                    Ok(Destination::Voicemail {
+                        mailbox,
+                        greeting: VoicemailGreeting::Unavailable,
+                    })
+                } else {
+                    Err(RouteError::NotFound(target.to_owned()))
+                }
+            }
+            None => self.resolve(target, users),
         }
     }
 
@@ -434,6 +469,35 @@ mod tests {
             p.resolve_call("999", &users, ctx),
             Err(RouteError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn ivr_numbers_and_targets_resolve() {
+        let users = Users(&["200", "201"]);
+        let p = plan(
+            "[voicemail]\n[[ivr]]\nnumber = \"700\"\ngreeting = \"Halo\"\noptions = { \"1\" = \"701\" }\n[[ivr]]\nnumber = \"701\"\ngreeting = \"Hai\"\n",
+        );
+        assert_eq!(
+            p.resolve("700", &users).unwrap(),
+            Destination::Ivr(IvrIndex(0))
+        );
+        assert_eq!(
+            p.resolve_target("701", &users).unwrap(),
+            Destination::Ivr(IvrIndex(1))
+        );
+        assert_eq!(
+            p.resolve_target("vm:201", &users).unwrap(),
+            Destination::Voicemail {
+                mailbox: Extension("201".into()),
+                greeting: VoicemailGreeting::Unavailable
+            }
+        );
+        assert_eq!(
+            p.resolve_target("200", &users).unwrap(),
+            Destination::Extension(Extension("200".into()))
+        );
+        assert!(p.resolve_target("vm:299", &users).is_err());
+        assert!(p.resolve_target("299", &users).is_err());
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod extension_settings;
 pub use extension_settings::{ExtensionConfig, DEFAULT_FORWARD_NO_ANSWER_SECONDS};
 mod trunks;
 pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
+mod ivr;
+pub use ivr::{Ivr, IvrGreeting};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -129,6 +131,8 @@ pub struct Config {
     pub calling_rights: Vec<CallingRights>,
     /// `[voicemail]`; `None` (no table) turns voicemail off.
     pub voicemail: Option<Voicemail>,
+    /// `[[ivr]]`: auto-attendant menus, in the order written (numbers unique).
+    pub ivrs: Vec<Ivr>,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -231,6 +235,8 @@ struct RawConfig {
     #[serde(default)]
     calling_rights: Vec<trunks::RawRights>,
     voicemail: Option<voicemail::RawVoicemail>,
+    #[serde(default)]
+    ivr: Vec<ivr::RawIvr>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -373,6 +379,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("did", trunks::DID_KEYS),
     ("calling_rights", trunks::RIGHTS_KEYS),
     ("voicemail", voicemail::KEYS),
+    ("ivr", ivr::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -382,6 +389,7 @@ const MANY: &[&str] = &[
     "trunk",
     "did",
     "calling_rights",
+    "ivr",
 ];
 
 #[derive(Clone, Copy)]
@@ -390,6 +398,8 @@ enum Kind {
     StrList,
     Int,
     Bool,
+    /// An inline table of strings: `{ "1" = "201" }`.
+    StrMap,
 }
 
 impl Kind {
@@ -401,6 +411,9 @@ impl Kind {
                 .is_some_and(|a| a.iter().all(toml::Value::is_str)),
             Kind::Int => v.is_integer(),
             Kind::Bool => v.is_bool(),
+            Kind::StrMap => v
+                .as_table()
+                .is_some_and(|t| t.values().all(toml::Value::is_str)),
         }
     }
     fn describe(self) -> &'static str {
@@ -409,6 +422,7 @@ impl Kind {
             Kind::StrList => "a list of strings, e.g. [\"udp:0.0.0.0:5060\"]",
             Kind::Int => "a whole number without quotes",
             Kind::Bool => "true or false, without quotes",
+            Kind::StrMap => "a table of strings, e.g. { \"1\" = \"201\" }",
         }
     }
 }
@@ -654,7 +668,26 @@ impl Config {
         let dids = trunks::validate_dids(raw.did, &trunks)?;
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
         let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
+        let ivr_language = voicemail.as_ref().map_or(language, |v| v.language);
+        let ivrs = ivr::validate(raw.ivr, ivr_language)?;
+        for (i, m) in ivrs.iter().enumerate() {
+            if conferences.iter().any(|c| c.number == m.number) {
+                return Err(ConfigError::at(
+                    &format!("ivr[{i}].number"),
+                    format!("is {:?}, which a [[conference]] room already has; give the menu its own number", m.number),
+                ));
+            }
+        }
+        let mut services: Vec<&str> = vec![crate::routing::ECHO_TEST];
+        services.extend(conferences.iter().map(|c| c.number.as_str()));
+        services.extend(ivrs.iter().map(|m| m.number.as_str()));
+        let voicemail_on = voicemail.as_ref().is_some_and(|v| v.enabled);
+        if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
+            services.extend([v.access.as_str(), crate::routing::ANY_MAILBOX]);
+        }
+        ivr::check_targets(&ivrs, &services, voicemail_on)?;
         Ok(Config {
+            ivrs,
             voicemail,
             trunks,
             lcr,

@@ -29,6 +29,9 @@ pub struct Metrics {
     /// Per `[[trunk]]`, in configuration order; changed only when trunk calls or
     /// registrations change (never on the per-REGISTER path).
     pub trunks: Mutex<Vec<TrunkGauges>>,
+    /// IVR callers handed on, by how they chose (`1`, `direct`, `invalid`); a handful of
+    /// labels, so a sorted list.
+    pub ivr_choices: Mutex<Vec<(String, u64)>>,
 }
 
 /// One trunk's gauges.
@@ -70,6 +73,7 @@ impl Metrics {
         ) + &self.render_media()
             + &self.render_engine()
             + &self.render_voicemail()
+            + &self.render_ivr()
             + &self.render_firewall()
             + &self.render_trunks()
     }
@@ -153,6 +157,31 @@ impl Metrics {
             g(&e.packets_out),
             g(&e.mix_us) as f64 / 1e6,
         )
+    }
+
+    /// One more IVR caller handed on by `choice` (a key, `direct` or `invalid`).
+    pub fn ivr_choice(&self, choice: &str) {
+        let mut v = self.ivr_choices.lock().unwrap_or_else(|e| e.into_inner());
+        match v.iter_mut().find(|(c, _)| c == choice) {
+            Some((_, n)) => *n += 1,
+            None => {
+                v.push((choice.to_owned(), 1));
+                v.sort();
+            }
+        }
+    }
+
+    fn render_ivr(&self) -> String {
+        let v = self.ivr_choices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from(
+            "# HELP kentongan_ivr_calls_total IVR callers handed on, by the option chosen.\n\
+             # TYPE kentongan_ivr_calls_total counter\n",
+        );
+        for (choice, n) in v.iter() {
+            // Choices are one key (0-9, *, #), `direct` or `invalid`: safe label values.
+            out += &format!("kentongan_ivr_calls_total{{option=\"{choice}\"}} {n}\n");
+        }
+        out
     }
 
     fn render_voicemail(&self) -> String {

@@ -24,6 +24,7 @@ mod events;
 mod forwards;
 mod hold;
 mod im;
+mod ivr;
 mod metrics;
 mod mwi;
 mod registrar;
@@ -109,6 +110,10 @@ enum TxUse {
     /// A REGISTER to a provider trunk (index into `Pbx::trunk_regs`).
     TrunkRegister {
         reg: usize,
+    },
+    /// Our INVITE to an extension an IVR menu's caller chose.
+    IvrFork {
+        leg: kentongan_engine::LegId,
     },
     Other,
 }
@@ -261,7 +266,10 @@ impl Pbx {
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
             engine,
-            apps: answered::Apps::default(),
+            apps: answered::Apps {
+                greetings: crate::prompts::ivr_greetings(&config),
+                ..answered::Apps::default()
+            },
             prompts,
             vm_prompts,
             mwi: mwi::Mwi::default(),
@@ -347,6 +355,9 @@ impl Pbx {
         if config.music_on_hold != self.config.music_on_hold {
             self.moh = MusicOnHold::new(&config.music_on_hold);
         }
+        if config.ivrs != self.config.ivrs || config.prompts != self.config.prompts {
+            self.apps.greetings = crate::prompts::ivr_greetings(&config);
+        }
         self.config = config;
         self.reset_trunk_gauges();
         // Registered anew: the trunks, their addresses or credentials may have changed.
@@ -415,6 +426,7 @@ impl Pbx {
         self.drain_events(clock);
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
+        self.ivr_timeouts(clock);
         self.expire_sessions(clock);
         self.expire_mwi(clock);
         self.update_watchers(clock);
@@ -449,6 +461,9 @@ impl Pbx {
             }
         }
         if let Some(x) = self.apps.next_deadline() {
+            t = t.min(x);
+        }
+        if let Some(x) = self.ivr_deadline() {
             t = t.min(x);
         }
         if let Some(x) = self.mwi.next_deadline() {
@@ -675,6 +690,9 @@ impl Pbx {
                 caller,
                 answered::App::Voicemail { mailbox, greeting },
             ),
+            Ok(Destination::Ivr(menu)) => {
+                self.answer_with_app(clock, tx, from, req, caller, answered::App::Ivr(menu.0))
+            }
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();
                 self.answer_with_app(
@@ -739,6 +757,10 @@ impl Pbx {
                 let reg = *reg;
                 self.on_register_response(clock, reg, tx, &resp);
             }
+            TxUse::IvrFork { leg } => {
+                let leg = *leg;
+                self.on_ivr_fork_response(clock, leg, tx, resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -754,6 +776,11 @@ impl Pbx {
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
+            Some(TxUse::IvrFork { leg }) => {
+                self.client_txs.insert(tx, TxUse::IvrFork { leg });
+                let r = Response::new(StatusCode::REQUEST_TIMEOUT);
+                self.on_ivr_fork_response(clock, leg, tx, r);
+            }
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);
