@@ -153,12 +153,14 @@ pub(super) fn validate(
         };
         let timeout = match r.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS) {
             n @ 1..=60 => Duration::from_secs(n as u64),
-            n => return Err(ConfigError::at(
-                &at("timeout_seconds"),
-                format!(
+            n => {
+                return Err(ConfigError::at(
+                    &at("timeout_seconds"),
+                    format!(
                     "is {n}; use a whole number from 1 to 60 (default {DEFAULT_TIMEOUT_SECONDS})"
                 ),
-            )),
+                ))
+            }
         };
         let retries = match r.retries.unwrap_or(DEFAULT_RETRIES) {
             n @ 0..=10 => n as u32,
