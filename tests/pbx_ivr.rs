@@ -22,13 +22,14 @@ use kentongan_media::{Codec, Decoder, Encoder};
 
 const BASE: u16 = 46060;
 
-fn pbx(ivr_extra: &str) -> Pbx {
+fn pbx(extra: &str) -> Pbx {
     need("espeak-ng", "espeak-ng");
     let sounds = std::env::temp_dir().join(format!(
         "kentongan-ivr-sounds-{}-{}",
         std::process::id(),
         ports(0)
     ));
+    // `extra` may hold more keys of [[ivr]] 700, then further tables.
     let pbx = Pbx::start_with(
         ports(BASE),
         &format!(
@@ -36,7 +37,7 @@ fn pbx(ivr_extra: &str) -> Pbx {
              [[ivr]]\nnumber = \"700\"\n\
              greeting = \"Welcome to the office. Press 1 for sales, 2 for support.\"\n\
              language = \"en\"\noptions = {{ \"1\" = \"201\", \"0\" = \"200\" }}\n\
-             invalid = \"200\"\n{ivr_extra}\n",
+             invalid = \"200\"\n{extra}\n",
             sounds.display()
         ),
     );
@@ -435,4 +436,76 @@ fn no_input_repeats_the_menu_then_goes_to_invalid() {
         "200 got no BYE: {}",
         p200.output()
     );
+}
+
+/// The voicemail messages of `ext` (`voicemail list --json`).
+fn messages(pbx: &Pbx, ext: &str) -> Vec<serde_json::Value> {
+    let out = pbx.cli(&["voicemail", "list", ext, "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Office hours with a fixed clock (the `KENTONGAN_OFFICE_HOURS_AT` test knob): menu 710
+/// sends a caller who presses nothing to `hours:kantor`, which is 201 while open and 200's
+/// mailbox after hours and on a holiday from the holiday file.
+#[test]
+fn office_hours_send_calls_in_hours_to_201_and_otherwise_to_voicemail() {
+    let holidays = std::env::temp_dir().join(format!("kentongan-ivr-holidays-{}.csv", ports(0)));
+    std::fs::write(&holidays, "# test\n2026-08-17,Hari Kemerdekaan\n").unwrap();
+    let extra = format!(
+        "[voicemail]\nlanguage = \"en\"\nring_seconds = 5\n\
+         [[ivr]]\nnumber = \"710\"\ngreeting = \"Hello.\"\ntimeout_seconds = 1\nretries = 0\n\
+         invalid = \"hours:kantor\"\n\
+         [[office_hours]]\nname = \"kantor\"\ntimezone = \"Asia/Jakarta\"\n\
+         open = [\"mon-fri 08:00-17:00\", \"sat 08:00-12:00\"]\nholidays = \"{}\"\n\
+         in_hours = \"201\"\nafter_hours = \"vm:200\"\n",
+        holidays.display()
+    );
+    for (label, at, open) in [
+        ("Thursday 10:00 WIB", 1_796_266_800i64, true),
+        ("Thursday 20:00 WIB", 1_796_302_800, false),
+        ("Monday 17 August 10:00 WIB", 1_786_935_600, false),
+    ] {
+        std::env::set_var("KENTONGAN_OFFICE_HOURS_AT", at.to_string());
+        // The [[ivr]] 700 of `pbx()` is there too; 710 comes after it in the file.
+        let pbx = pbx(&extra);
+        std::env::remove_var("KENTONGAN_OFFICE_HOURS_AT");
+        let (p201, sink) = sipp_callee(&pbx, "201", "127.0.0.94");
+        let keypad = Keypad::start("127.0.0.90");
+        let mut caller = call(&pbx, &keypad, "710", Some(Duration::from_secs(12)));
+        keypad.wait_answered();
+        assert_eq!(
+            caller.wait(Duration::from_secs(40)),
+            0,
+            "{label}: {}",
+            caller.output()
+        );
+        let got = sink.stats().packets;
+        if open {
+            assert!(
+                got >= 100,
+                "{label}: 201 got {got} packets\npbx: {}",
+                pbx.log()
+            );
+            assert!(messages(&pbx, "200").is_empty(), "{label}");
+        } else {
+            assert_eq!(got, 0, "{label}: 201 was rung");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while messages(&pbx, "200").is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            assert_eq!(
+                messages(&pbx, "200").len(),
+                1,
+                "{label}\npbx: {}",
+                pbx.log()
+            );
+        }
+        drop(p201);
+    }
+    let _ = std::fs::remove_file(&holidays);
 }

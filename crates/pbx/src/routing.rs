@@ -18,6 +18,7 @@
 //! user directory and settings are handed in, so the rules are tested without a database.
 
 pub mod forwarding;
+pub mod hours;
 pub mod outbound;
 
 use std::collections::HashMap;
@@ -54,6 +55,9 @@ pub enum Destination {
     AnyMailbox,
     /// An `[[ivr]]` auto-attendant menu, by its index in `Config::ivrs`.
     Ivr(IvrIndex),
+    /// `hours:NAME`: an `[[office_hours]]` schedule (by index in `Config::office_hours`),
+    /// which leads to its `in_hours` or `after_hours` target at the call's time.
+    OfficeHours(usize),
 }
 
 /// An IVR menu's position in `Config::ivrs` (stable until a reload).
@@ -141,6 +145,7 @@ impl fmt::Display for Destination {
             Destination::Mailbox => f.write_str("own mailbox"),
             Destination::AnyMailbox => f.write_str("any mailbox"),
             Destination::Ivr(i) => write!(f, "IVR menu #{}", i.0),
+            Destination::OfficeHours(i) => write!(f, "office hours #{i}"),
         }
     }
 }
@@ -184,6 +189,9 @@ pub struct Dialplan {
     services: HashMap<String, Destination>,
     /// `[lcr]` and its files, when trunks are configured and the files loaded.
     outbound: Option<Arc<Outbound>>,
+    /// `[[office_hours]]` names, by index, and their schedules once loaded.
+    hours_names: Vec<String>,
+    hours: Arc<hours::Schedules>,
 }
 
 impl Dialplan {
@@ -202,7 +210,42 @@ impl Dialplan {
         Dialplan {
             services,
             outbound: None,
+            hours_names: config.office_hours.iter().map(|h| h.name.clone()).collect(),
+            hours: Arc::default(),
         }
+    }
+
+    /// The plan with the office-hours schedules read ([`hours::load`]).
+    pub fn with_office_hours(mut self, schedules: hours::Schedules) -> Dialplan {
+        self.hours = Arc::new(schedules);
+        self
+    }
+
+    /// Where office hours `i` send a call at `unix_s` (a target for [`Dialplan::resolve_target`]).
+    pub fn office_hours_target(&self, i: usize, unix_s: i64) -> Option<&str> {
+        self.hours.target(i, unix_s)
+    }
+
+    /// [`Dialplan::resolve_target`], with office hours followed to where they lead at
+    /// `unix_s` (through at most a few schedules naming each other).
+    pub fn resolve_target_at(
+        &self,
+        target: &str,
+        users: &dyn UserDirectory,
+        unix_s: i64,
+    ) -> Result<Destination, RouteError> {
+        let mut dest = self.resolve_target(target, users)?;
+        for _ in 0..4 {
+            let Destination::OfficeHours(i) = dest else {
+                return Ok(dest);
+            };
+            let next = self
+                .office_hours_target(i, unix_s)
+                .ok_or_else(|| RouteError::NotFound(target.to_owned()))?
+                .to_owned();
+            dest = self.resolve_target(&next, users)?;
+        }
+        Err(RouteError::NotFound(target.to_owned()))
     }
 
     /// The plan with outbound calls through trunks (`None`: numbers that are not ours are 404).
@@ -281,6 +324,14 @@ impl Dialplan {
         target: &str,
         users: &dyn UserDirectory,
     ) -> Result<Destination, RouteError> {
+        if let Some(name) = target.strip_prefix("hours:") {
+            return self
+                .hours_names
+                .iter()
+                .position(|n| n == name)
+                .map(Destination::OfficeHours)
+                .ok_or_else(|| RouteError::NotFound(target.to_owned()));
+        }
         match target.strip_prefix("vm:") {
             Some(ext) => {
                 let mailbox =

@@ -70,15 +70,50 @@ pub(super) struct RawIvr {
     invalid: Option<String>,
 }
 
-/// A target is a number a phone dials (digits, `*`, `#`) or `vm:` and an extension.
-fn target_shape_ok(t: &str) -> bool {
+/// A target is a number a phone dials (digits, `*`), `vm:` and an extension, or `hours:`
+/// and an `[[office_hours]]` name.
+pub(super) fn target_shape_ok(t: &str) -> bool {
     let number = |s: &str| {
         !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_digit() || b == b'*')
     };
+    if let Some(name) = t.strip_prefix("hours:") {
+        return super::office_hours::name_ok(name);
+    }
     match t.strip_prefix("vm:") {
         Some(ext) => number(ext) && !ext.contains('*'),
         None => number(t),
     }
+}
+
+/// The first target in `targets` (dotted key, target) that names nothing in this file.
+pub(super) fn check_target_list<'a>(
+    targets: impl Iterator<Item = (String, &'a String)>,
+    services: &[&str],
+    voicemail_on: bool,
+) -> Result<(), ConfigError> {
+    for (key, target) in targets {
+        if target.starts_with("vm:") && !voicemail_on {
+            return Err(ConfigError::at(
+                &key,
+                format!("is {target:?}, but voicemail is off; add a [voicemail] table or pick another target"),
+            ));
+        }
+        if target.starts_with("hours:") && !services.contains(&target.as_str()) {
+            return Err(ConfigError::at(
+                &key,
+                format!(
+                    "is {target:?}, but no [[office_hours]] has that name; add one or fix the name"
+                ),
+            ));
+        }
+        if target.starts_with('*') && !services.contains(&target.as_str()) {
+            return Err(ConfigError::at(
+                &key,
+                format!("is {target:?}, which is no menu, room or mailbox code of this PBX; use an extension, a room, a menu or \"vm:EXT\""),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn validate(
@@ -227,20 +262,7 @@ pub(super) fn check_targets(
             .iter()
             .map(|(k, t)| (format!("ivr[{i}].options.\"{k}\""), t))
             .chain(ivr.invalid.iter().map(|t| (format!("ivr[{i}].invalid"), t)));
-        for (key, target) in keys {
-            if target.starts_with("vm:") && !voicemail_on {
-                return Err(ConfigError::at(
-                    &key,
-                    format!("is {target:?}, but voicemail is off; add a [voicemail] table or pick another target"),
-                ));
-            }
-            if target.starts_with('*') && !services.contains(&target.as_str()) {
-                return Err(ConfigError::at(
-                    &key,
-                    format!("is {target:?}, which is no menu, room or mailbox code of this PBX; use an extension, a room, a menu or \"vm:EXT\""),
-                ));
-            }
-        }
+        check_target_list(keys, services, voicemail_on)?;
     }
     Ok(())
 }

@@ -21,6 +21,8 @@ mod trunks;
 pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
 mod ivr;
 pub use ivr::{Ivr, IvrGreeting};
+mod office_hours;
+pub use office_hours::{parse_window, OfficeHours};
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -133,6 +135,8 @@ pub struct Config {
     pub voicemail: Option<Voicemail>,
     /// `[[ivr]]`: auto-attendant menus, in the order written (numbers unique).
     pub ivrs: Vec<Ivr>,
+    /// `[[office_hours]]`: schedules used as `hours:NAME` targets (names unique).
+    pub office_hours: Vec<OfficeHours>,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -237,6 +241,8 @@ struct RawConfig {
     voicemail: Option<voicemail::RawVoicemail>,
     #[serde(default)]
     ivr: Vec<ivr::RawIvr>,
+    #[serde(default)]
+    office_hours: Vec<office_hours::RawOfficeHours>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -380,6 +386,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("calling_rights", trunks::RIGHTS_KEYS),
     ("voicemail", voicemail::KEYS),
     ("ivr", ivr::KEYS),
+    ("office_hours", office_hours::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -390,6 +397,7 @@ const MANY: &[&str] = &[
     "did",
     "calling_rights",
     "ivr",
+    "office_hours",
 ];
 
 #[derive(Clone, Copy)]
@@ -678,7 +686,13 @@ impl Config {
                 ));
             }
         }
+        let office_hours = office_hours::validate(raw.office_hours)?;
+        let hours_targets: Vec<String> = office_hours
+            .iter()
+            .map(|h| format!("hours:{}", h.name))
+            .collect();
         let mut services: Vec<&str> = vec![crate::routing::ECHO_TEST];
+        services.extend(hours_targets.iter().map(String::as_str));
         services.extend(conferences.iter().map(|c| c.number.as_str()));
         services.extend(ivrs.iter().map(|m| m.number.as_str()));
         let voicemail_on = voicemail.as_ref().is_some_and(|v| v.enabled);
@@ -686,8 +700,16 @@ impl Config {
             services.extend([v.access.as_str(), crate::routing::ANY_MAILBOX]);
         }
         ivr::check_targets(&ivrs, &services, voicemail_on)?;
+        for (i, h) in office_hours.iter().enumerate() {
+            let keys = [
+                (format!("office_hours[{i}].in_hours"), &h.in_hours),
+                (format!("office_hours[{i}].after_hours"), &h.after_hours),
+            ];
+            ivr::check_target_list(keys.into_iter(), &services, voicemail_on)?;
+        }
         Ok(Config {
             ivrs,
+            office_hours,
             voicemail,
             trunks,
             lcr,

@@ -118,7 +118,9 @@ impl Pbx {
             };
             self.metrics.ivr_choice(&label);
         }
-        let dest = self.dialplan.resolve_target(target, &self.store);
+        let dest = self
+            .dialplan
+            .resolve_target_at(target, &self.store, clock.unix_s());
         info!(leg = leg.0, %caller, target, ?dest, "IVR target");
         let app = match dest {
             Ok(Destination::Extension(ext)) => return self.call_onward(clock, leg, ext),

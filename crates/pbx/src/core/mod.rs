@@ -252,7 +252,9 @@ impl Pbx {
                 .or_default()
                 .push(msg);
         }
-        let dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        let dialplan = Dialplan::new(&config)
+            .with_outbound(trunk_calls::load_outbound(&config))
+            .with_office_hours(crate::routing::hours::load(&config));
         let trunk_regs =
             trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
                 (ep.new_call_id(), ep.new_tag())
@@ -345,7 +347,9 @@ impl Pbx {
         if config.firewall != self.config.firewall {
             self.shield.set_policy(config.firewall.clone());
         }
-        self.dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        self.dialplan = Dialplan::new(&config)
+            .with_outbound(trunk_calls::load_outbound(&config))
+            .with_office_hours(crate::routing::hours::load(&config));
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
         }
@@ -704,7 +708,8 @@ impl Pbx {
                     answered::App::Conference(number),
                 )
             }
-            Err(RouteError::NotFound(_)) => {
+            // Office hours are a target (`hours:NAME`), never a dialled number.
+            Ok(Destination::OfficeHours(_)) | Err(RouteError::NotFound(_)) => {
                 debug!(%caller, dialled = %dialled.escape_debug(), "call to an unknown number");
                 self.reply(clock, tx, &req, StatusCode::NOT_FOUND);
             }
