@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod conference_cli;
+mod recordings_cli;
 mod settings_cli;
 mod trunk_cli;
 mod voicemail_cli;
@@ -136,6 +137,11 @@ enum Command {
     Voicemail {
         #[command(subcommand)]
         command: voicemail_cli::VoicemailCommand,
+    },
+    /// Call recordings (`[recording]`): `recordings list [--json]`.
+    Recordings {
+        #[command(subcommand)]
+        command: recordings_cli::RecordingsCommand,
     },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
@@ -566,6 +572,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
         Command::Voicemail { command } => voicemail_cli::run(&config, command)?,
+        Command::Recordings { command } => recordings_cli::run(&config, command)?,
     }
     Ok(())
 }

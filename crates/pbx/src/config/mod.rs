@@ -22,7 +22,9 @@ pub use trunks::{CallingRights, Did, Secret, Trunk, CLASSES};
 mod ivr;
 pub use ivr::{Ivr, IvrGreeting};
 mod office_hours;
+mod recording;
 pub use office_hours::{parse_window, OfficeHours};
+pub use recording::Recording;
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -137,6 +139,8 @@ pub struct Config {
     pub ivrs: Vec<Ivr>,
     /// `[[office_hours]]`: schedules used as `hours:NAME` targets (names unique).
     pub office_hours: Vec<OfficeHours>,
+    /// `[recording]`; `None` (no table): no call is recorded.
+    pub recording: Option<Recording>,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -243,6 +247,7 @@ struct RawConfig {
     ivr: Vec<ivr::RawIvr>,
     #[serde(default)]
     office_hours: Vec<office_hours::RawOfficeHours>,
+    recording: Option<recording::RawRecording>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -387,6 +392,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("voicemail", voicemail::KEYS),
     ("ivr", ivr::KEYS),
     ("office_hours", office_hours::KEYS),
+    ("recording", recording::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -707,9 +713,11 @@ impl Config {
             ];
             ivr::check_target_list(keys.into_iter(), &services, voicemail_on)?;
         }
+        let recording = raw.recording.map(recording::validate).transpose()?;
         Ok(Config {
             ivrs,
             office_hours,
+            recording,
             voicemail,
             trunks,
             lcr,

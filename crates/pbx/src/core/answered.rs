@@ -520,7 +520,9 @@ impl Pbx {
                     }
                 }
                 crate::media::MediaEvent::Recorded { leg, samples, end } => {
-                    self.store_recording(clock, leg, &samples, end)
+                    if let Some(samples) = self.take_call_recording(leg, samples) {
+                        self.store_recording(clock, leg, &samples, end)
+                    }
                 }
                 crate::media::MediaEvent::ActiveSpeaker { .. } => {}
             }

@@ -590,6 +590,7 @@ impl Pbx {
                 state: "answered".into(),
             }));
             info!(call = key, "call answered");
+            self.start_call_recording(key);
             return;
         }
         // A failure from this fork.
@@ -747,6 +748,7 @@ impl Pbx {
     }
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        self.stop_call_recording(key);
         self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;

@@ -32,6 +32,8 @@ pub struct Metrics {
     /// IVR callers handed on, by how they chose (`1`, `direct`, `invalid`); a handful of
     /// labels, so a sorted list.
     pub ivr_choices: Mutex<Vec<(String, u64)>>,
+    /// Call recordings stored since start.
+    pub recordings_total: AtomicU64,
 }
 
 /// One trunk's gauges.
@@ -181,6 +183,11 @@ impl Metrics {
             // Choices are one key (0-9, *, #), `direct` or `invalid`: safe label values.
             out += &format!("kentongan_ivr_calls_total{{option=\"{choice}\"}} {n}\n");
         }
+        out += &format!(
+            "# HELP kentongan_recordings_total Call recordings stored since start.\n\
+             # TYPE kentongan_recordings_total counter\nkentongan_recordings_total {}\n",
+            self.recordings_total.load(Ordering::Relaxed)
+        );
         out
     }
 

@@ -27,6 +27,7 @@ mod im;
 mod ivr;
 mod metrics;
 mod mwi;
+mod recording;
 mod registrar;
 #[cfg(test)]
 mod tests;
@@ -135,6 +136,12 @@ pub struct Pbx {
     server_invites: HashMap<TxId, CallKey>,
     next_message_id: i64,
     next_housekeeping: Instant,
+    /// When old call recordings are next deleted (at start, then daily).
+    next_recording_sweep: Instant,
+    /// Calls being recorded, and recordings whose call ended waiting for their two halves.
+    call_recordings: HashMap<calls::CallKey, recording::CallRecording>,
+    finishing: HashMap<kentongan_engine::LegId, calls::CallKey>,
+    finishing_recs: HashMap<calls::CallKey, recording::Finishing>,
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Peers connected over TCP: what we send them goes down their connection.
     stream_peers: HashMap<SocketAddr, ListenTransport>,
@@ -294,6 +301,10 @@ impl Pbx {
             server_invites: HashMap::new(),
             next_message_id,
             next_housekeeping: clock.now,
+            next_recording_sweep: clock.now,
+            call_recordings: HashMap::new(),
+            finishing: HashMap::new(),
+            finishing_recs: HashMap::new(),
             local_ips: HashMap::new(),
             stream_peers: HashMap::new(),
             shield,
@@ -436,6 +447,10 @@ impl Pbx {
         self.update_watchers(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
+            if clock.now >= self.next_recording_sweep {
+                self.next_recording_sweep = clock.now + Duration::from_secs(86_400);
+                self.expire_recordings(clock);
+            }
             self.expire_unanswered(clock);
             self.drive_trunk_registrations(clock);
             self.shield.sweep(clock.now, clock.unix_s());
