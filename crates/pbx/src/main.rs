@@ -569,6 +569,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
             })?;
             eprintln!("{report}");
+            // The [[ivr]] greetings are spoken too, so a new menu is ready before the restart.
+            let greetings = kentongan_pbx::prompts::ivr_greetings(&config);
+            if !greetings.is_empty() {
+                let ready = greetings.iter().filter(|g| g.is_some()).count();
+                eprintln!("{ready} of {} IVR greetings ready", greetings.len());
+            }
         }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
         Command::Voicemail { command } => voicemail_cli::run(&config, command)?,
