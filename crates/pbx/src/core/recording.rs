@@ -33,6 +33,8 @@ pub(super) struct CallRecording {
     callee_leg: LegId,
     room: RoomId,
     stream: usize,
+    /// Halves the engine handed out at the four-hour limit, kept for the call's end.
+    limited: Vec<(LegId, Vec<i16>)>,
 }
 
 /// What is known of a recording whose call ended, until both halves arrive.
@@ -132,6 +134,7 @@ impl Pbx {
                 callee_leg,
                 room,
                 stream,
+                limited: Vec::new(),
             },
         );
     }
@@ -173,6 +176,10 @@ impl Pbx {
         self.finishing.insert(r.caller_leg, key);
         self.finishing.insert(r.callee_leg, key);
         self.finishing_recs.insert(key, f);
+        // A half that reached the limit is not handed out again when its leg goes.
+        for (leg, samples) in r.limited {
+            self.on_call_recorded(leg, samples);
+        }
     }
 
     /// A recording the engine handed out: `None` if it was half of a call recording, else
@@ -196,11 +203,18 @@ impl Pbx {
 
     fn on_call_recorded(&mut self, leg: LegId, samples: Vec<i16>) -> bool {
         let Some(key) = self.finishing.remove(&leg) else {
-            // Still recording (the four-hour limit): the rest of the call is not kept.
-            return self
+            // The four-hour limit during the call: kept for its end, the rest is not recorded.
+            let rec = self
                 .call_recordings
-                .values()
-                .any(|r| r.caller_leg == leg || r.callee_leg == leg);
+                .values_mut()
+                .find(|r| r.caller_leg == leg || r.callee_leg == leg);
+            return match rec {
+                Some(r) => {
+                    r.limited.push((leg, samples));
+                    true
+                }
+                None => false,
+            };
         };
         let Some(f) = self.finishing_recs.get_mut(&key) else {
             return true;
