@@ -31,6 +31,7 @@ use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
 use crate::apps::ivr::{Choice, Menu};
 use crate::apps::Action;
 use crate::media::EngineCommand as Command;
+use crate::routing::forwarding::{Reach, Visited};
 use crate::routing::{Destination, VoicemailGreeting};
 use crate::store::{Extension, LiveCall, Write};
 
@@ -163,8 +164,21 @@ impl Pbx {
         self.carry_out(clock, actions);
     }
 
-    /// Calls `callee`'s phones for the caller on `leg`, offering a new engine leg.
+    /// Calls `callee`'s phones for the caller on `leg`, offering a new engine leg. The
+    /// extension's forward-all, DND and call waiting apply as for a dialled call (its busy
+    /// and no-answer forwards do not: a menu's caller then reaches its mailbox or the menu).
     fn call_onward(&mut self, clock: Clock, leg: LegId, callee: Extension) {
+        let mut visited = Visited::new();
+        let (callee, ring_for) = match self.reach(clock, &mut visited, callee) {
+            Reach::Ring(ring) => (ring.ext, ring.voicemail_after),
+            Reach::Voicemail { mailbox, greeting } => {
+                return self.switch_app(clock, leg, App::Voicemail { mailbox, greeting })
+            }
+            other => {
+                info!(leg = leg.0, reach = ?other, "IVR target cannot take the call");
+                return self.target_failed(clock, leg);
+            }
+        };
         let contacts = self.registry.contacts(&callee, clock.unix_s());
         let Some(first) = contacts.first() else {
             return self.onward_failed(clock, leg, &callee, false);
@@ -239,7 +253,7 @@ impl Pbx {
                 port,
                 sockets: Some((rtp, rtcp)),
                 offer,
-                deadline: clock.now + self.config.no_answer,
+                deadline: clock.now + ring_for.unwrap_or(self.config.no_answer),
                 busy: false,
             },
         );
