@@ -3,7 +3,8 @@
 //! hangs up. `recordings list --json` then shows one recording with the call's parties and
 //! Call-ID (the CDR's), and its file is a stereo WAV whose left channel holds the caller's
 //! 1 kHz and right channel the callee's 440 Hz, each without the other (decoded and checked
-//! by frequency per channel). The phones still hear each other while recorded.
+//! by frequency per channel). The phones still hear each other while recorded. A call that
+//! an IVR menu bridged to 201 is recorded the same way.
 //! Needs baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
@@ -27,14 +28,18 @@ fn peak(samples: &[i16], channel: usize, hz: f64) -> f64 {
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
-#[test]
-fn a_recorded_call_leaves_a_stereo_wav_with_one_side_per_channel() {
+/// 202 (1 kHz) dials `dialled`, which leads to 201 (440 Hz, recorded), talks, hangs up;
+/// the recording is checked channel by channel.
+fn recorded_call(dialled: &str, extra: &str) {
     need("baresip", "baresip");
     let rec_dir = std::env::temp_dir().join(format!("kentongan-rec-{}", ports(0)));
+    let sounds = std::env::temp_dir().join(format!("kentongan-rec-sounds-{}", ports(0)));
     let pbx = Pbx::start_with(
         ports(BASE),
         &format!(
-            "\n[recording]\nextensions = [\"201\"]\ndirectory = \"{}\"\nkeep_days = 90\n",
+            "\n[prompts]\ndirectory = \"{}\"\n\
+             [recording]\nextensions = [\"201\"]\ndirectory = \"{}\"\nkeep_days = 90\n{extra}",
+            sounds.display(),
             rec_dir.display()
         ),
     );
@@ -64,13 +69,15 @@ fn a_recorded_call_leaves_a_stereo_wav_with_one_side_per_channel() {
     );
     let caller = Proc::spawn(
         "baresip 202",
-        Command::new("baresip")
-            .arg("-f")
-            .arg(&caller_dir)
-            .args(["-t", "40", "-e", "/dial 201"]),
+        Command::new("baresip").arg("-f").arg(&caller_dir).args([
+            "-t",
+            "40",
+            "-e",
+            &format!("/dial {dialled}"),
+        ]),
         pbx.dir.join("baresip-202.log"),
     );
-    std::thread::sleep(Duration::from_secs(9));
+    std::thread::sleep(Duration::from_secs(if dialled == "201" { 9 } else { 14 }));
     baresip_ctrl(&ctrl, "hangup", "");
 
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -128,4 +135,20 @@ fn a_recorded_call_leaves_a_stereo_wav_with_one_side_per_channel() {
     assert!(heard(&callee_dir, 1000.0) > -30.0, "201 did not hear 202");
     assert!(heard(&caller_dir, 440.0) > -30.0, "202 did not hear 201");
     let _ = std::fs::remove_dir_all(&rec_dir);
+    let _ = std::fs::remove_dir_all(&sounds);
+}
+
+#[test]
+fn a_recorded_call_leaves_a_stereo_wav_with_one_side_per_channel() {
+    recorded_call("201", "");
+}
+
+/// The same through an IVR menu whose caller, pressing nothing, is handed to 201.
+#[test]
+fn a_call_an_ivr_bridged_to_201_is_recorded_too() {
+    recorded_call(
+        "700",
+        "[[ivr]]\nnumber = \"700\"\ngreeting = \"Hello.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 1\nretries = 0\ninvalid = \"201\"\n",
+    );
 }

@@ -587,7 +587,7 @@ impl Pbx {
                 Vec::new()
             }
             App::Bridged { other, room } => {
-                self.end_bridged(clock, *other, *room);
+                self.end_bridged(clock, leg, *other, *room);
                 Vec::new()
             }
             App::Feature(_) | App::Echo => Vec::new(),

@@ -384,6 +384,7 @@ impl Pbx {
         };
         a.connected = Some(o.callee.clone());
         let (caller, caller_call_id, start_ms) = (a.caller.clone(), a.call_id.clone(), a.start_ms);
+        let caller_call_id_for_row = caller_call_id.clone();
         info!(leg = leg.0, callee_leg = callee_leg.0, %caller, callee = %o.callee, "IVR call bridged");
         self.writes.push(Write::LiveCall(LiveCall {
             call_id: caller_call_id,
@@ -393,6 +394,19 @@ impl Pbx {
             answer_ms: Some(clock.unix_ms),
             state: "answered".into(),
         }));
+        self.start_bridge_recording(
+            leg,
+            callee_leg,
+            crate::store::RecordingRow {
+                id: 0,
+                call_id: caller_call_id_for_row,
+                caller: caller.0.clone(),
+                callee: o.callee.0.clone(),
+                start_ms: clock.unix_ms,
+                duration_ms: 0,
+                path: String::new(),
+            },
+        );
         self.apps.by_call_id.insert(o.call_id.clone(), callee_leg);
         self.apps.legs.insert(
             callee_leg,
@@ -412,7 +426,8 @@ impl Pbx {
     }
 
     /// A bridged leg ended: its room goes, and the other side is hung up.
-    pub(super) fn end_bridged(&mut self, clock: Clock, other: LegId, room: RoomId) {
+    pub(super) fn end_bridged(&mut self, clock: Clock, leg: LegId, other: LegId, room: RoomId) {
+        self.stop_bridge_recording(leg, other);
         self.engine.command(Command::RemoveRoom(room));
         self.hang_up_answered(clock, other, "answered");
     }

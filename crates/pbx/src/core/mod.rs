@@ -140,8 +140,10 @@ pub struct Pbx {
     next_recording_sweep: Instant,
     /// Calls being recorded, and recordings whose call ended waiting for their two halves.
     call_recordings: HashMap<calls::CallKey, recording::CallRecording>,
-    finishing: HashMap<kentongan_engine::LegId, calls::CallKey>,
-    finishing_recs: HashMap<calls::CallKey, recording::Finishing>,
+    finishing: HashMap<kentongan_engine::LegId, recording::RecKey>,
+    finishing_recs: HashMap<recording::RecKey, recording::Finishing>,
+    /// IVR-bridged calls being recorded, by the caller's leg.
+    bridge_recordings: HashMap<kentongan_engine::LegId, recording::BridgeRecording>,
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Peers connected over TCP: what we send them goes down their connection.
     stream_peers: HashMap<SocketAddr, ListenTransport>,
@@ -305,6 +307,7 @@ impl Pbx {
             call_recordings: HashMap::new(),
             finishing: HashMap::new(),
             finishing_recs: HashMap::new(),
+            bridge_recordings: HashMap::new(),
             local_ips: HashMap::new(),
             stream_peers: HashMap::new(),
             shield,

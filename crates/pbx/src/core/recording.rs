@@ -37,6 +37,22 @@ pub(super) struct CallRecording {
     limited: Vec<(LegId, Vec<i16>)>,
 }
 
+/// Which recording two halves belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum RecKey {
+    Call(CallKey),
+    /// An IVR-bridged call, by its caller's leg.
+    Bridge(LegId),
+}
+
+/// An IVR caller bridged to a listed extension (or a listed caller), being recorded: both
+/// legs are the engine's already.
+#[derive(Debug)]
+pub(super) struct BridgeRecording {
+    callee_leg: LegId,
+    row: RecordingRow,
+}
+
 /// What is known of a recording whose call ended, until both halves arrive.
 #[derive(Debug)]
 pub(super) struct Finishing {
@@ -173,6 +189,7 @@ impl Pbx {
             caller: None,
             callee: None,
         };
+        let key = RecKey::Call(key);
         self.finishing.insert(r.caller_leg, key);
         self.finishing.insert(r.callee_leg, key);
         self.finishing_recs.insert(key, f);
@@ -190,6 +207,8 @@ impl Pbx {
         samples: Vec<i16>,
     ) -> Option<Vec<i16>> {
         let ours = self.finishing.contains_key(&leg)
+            || self.bridge_recordings.contains_key(&leg)
+            || self.bridge_recordings.values().any(|b| b.callee_leg == leg)
             || self
                 .call_recordings
                 .values()
@@ -254,6 +273,61 @@ impl Pbx {
             }
         }
         true
+    }
+
+    /// An IVR caller on `caller_leg` was bridged to `callee` on `callee_leg`: recorded when
+    /// `[recording]` lists either party.
+    pub(super) fn start_bridge_recording(
+        &mut self,
+        caller_leg: LegId,
+        callee_leg: LegId,
+        row: RecordingRow,
+    ) {
+        let Some(rec) = self.config.recording.as_ref() else {
+            return;
+        };
+        if !rec
+            .extensions
+            .iter()
+            .any(|x| *x == row.caller || *x == row.callee)
+        {
+            return;
+        }
+        let spec = RecordSpec {
+            max: MAX,
+            silence: MAX,
+        };
+        for leg in [caller_leg, callee_leg] {
+            self.engine.command(EngineCommand::Record { leg, spec });
+        }
+        info!(caller = %row.caller, callee = %row.callee, "IVR call recorded");
+        self.bridge_recordings
+            .insert(caller_leg, BridgeRecording { callee_leg, row });
+    }
+
+    /// One side of an IVR-bridged call ended (`a` and `b` its legs): its recording, if any,
+    /// is finished when the engine hands out both halves.
+    pub(super) fn stop_bridge_recording(&mut self, a: LegId, b: LegId) {
+        let (caller_leg, r) = match (
+            self.bridge_recordings.remove(&a),
+            self.bridge_recordings.remove(&b),
+        ) {
+            (Some(r), _) => (a, r),
+            (None, Some(r)) => (b, r),
+            (None, None) => return,
+        };
+        let key = RecKey::Bridge(caller_leg);
+        self.finishing.insert(caller_leg, key);
+        self.finishing.insert(r.callee_leg, key);
+        self.finishing_recs.insert(
+            key,
+            Finishing {
+                row: r.row,
+                caller_leg,
+                caller: None,
+                callee: None,
+            },
+        );
     }
 
     /// Deletes recordings older than `keep_days` (rows first, then files), and what a crash
