@@ -221,7 +221,7 @@ pub(super) fn validate(
             if !target_shape_ok(&target) {
                 return Err(ConfigError::at(
                     &dotted,
-                    format!("is {target:?}; use a number (\"201\", \"600\", \"700\") or a mailbox (\"vm:201\")"),
+                    format!("is {target:?}; use a number (\"201\", \"600\", \"700\"), a mailbox (\"vm:201\") or office hours (\"hours:kantor\")"),
                 ));
             }
             options.insert(k, target);
@@ -230,7 +230,7 @@ pub(super) fn validate(
             if !target_shape_ok(t) {
                 return Err(ConfigError::at(
                     &at("invalid"),
-                    format!("is {t:?}; use a number (\"200\") or a mailbox (\"vm:200\")"),
+                    format!("is {t:?}; use a number (\"200\"), a mailbox (\"vm:200\") or office hours (\"hours:kantor\")"),
                 ));
             }
         }
