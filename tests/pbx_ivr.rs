@@ -24,14 +24,14 @@ const BASE: u16 = 46060;
 
 fn pbx(extra: &str) -> Pbx {
     need("espeak-ng", "espeak-ng");
-    let sounds = std::env::temp_dir().join(format!(
-        "kentongan-ivr-sounds-{}-{}",
-        std::process::id(),
-        ports(0)
-    ));
+    // The greeting cache goes into the daemon's own folder, removed with it.
+    let port = ports(BASE);
+    let sounds = std::env::temp_dir()
+        .join(format!("kentongan-pbx-e2e-{}-{port}", std::process::id()))
+        .join("sounds");
     // `extra` may hold more keys of [[ivr]] 700, then further tables.
     let pbx = Pbx::start_with(
-        ports(BASE),
+        port,
         &format!(
             "\n[prompts]\ndirectory = \"{}\"\nlanguage = \"en\"\n\
              [[ivr]]\nnumber = \"700\"\n\

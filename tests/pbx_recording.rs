@@ -33,9 +33,12 @@ fn peak(samples: &[i16], channel: usize, hz: f64) -> f64 {
 fn recorded_call(dialled: &str, extra: &str) {
     need("baresip", "baresip");
     let rec_dir = std::env::temp_dir().join(format!("kentongan-rec-{}", ports(0)));
-    let sounds = std::env::temp_dir().join(format!("kentongan-rec-sounds-{}", ports(0)));
+    let port = ports(BASE);
+    let sounds = std::env::temp_dir()
+        .join(format!("kentongan-pbx-e2e-{}-{port}", std::process::id()))
+        .join("sounds");
     let pbx = Pbx::start_with(
-        ports(BASE),
+        port,
         &format!(
             "\n[prompts]\ndirectory = \"{}\"\n\
              [recording]\nextensions = [\"201\"]\ndirectory = \"{}\"\nkeep_days = 90\n{extra}",
@@ -135,7 +138,6 @@ fn recorded_call(dialled: &str, extra: &str) {
     assert!(heard(&callee_dir, 1000.0) > -30.0, "201 did not hear 202");
     assert!(heard(&caller_dir, 440.0) > -30.0, "202 did not hear 201");
     let _ = std::fs::remove_dir_all(&rec_dir);
-    let _ = std::fs::remove_dir_all(&sounds);
 }
 
 #[test]
