@@ -59,6 +59,9 @@ impl Playing {
     }
 }
 
+/// Ten minutes at 8 kHz: what a recording allocates when it starts.
+const PREALLOCATED_SAMPLES: usize = 10 * 60 * 8000;
+
 /// A recording of what the leg sends, in progress.
 struct Recording {
     samples: Vec<i16>,
@@ -175,8 +178,10 @@ impl Leg {
     pub(crate) fn start_recording(&mut self, spec: RecordSpec) {
         let frames = |d: Duration| (d.as_millis() / FRAME.as_millis()).max(1) as usize;
         let max_samples = frames(spec.max) * FRAME_SAMPLES;
+        // Up to ten minutes is allocated here; a longer limit (a call recording) grows the
+        // buffer as it fills, a handful of times an hour.
         self.recording = Some(Recording {
-            samples: Vec::with_capacity(max_samples),
+            samples: Vec::with_capacity(max_samples.min(PREALLOCATED_SAMPLES)),
             max_samples,
             silence_frames: frames(spec.silence) as u32,
             quiet: 0,

@@ -430,7 +430,18 @@ impl Engine {
             match (room, leg.echo.take()) {
                 (Some(room), echo) => {
                     leg.echo = echo;
-                    room.input(*id, |buf| leg.pull_input(now_us, buf))
+                    let events = &mut self.events;
+                    // A leg in a room may be recorded too (a recorded call bridged here).
+                    room.input(*id, |buf| {
+                        leg.pull_input(now_us, buf);
+                        if let Some((samples, end)) = leg.record_frame(buf) {
+                            events.push_back(Event::Recorded {
+                                leg: *id,
+                                samples,
+                                end,
+                            });
+                        }
+                    })
                 }
                 (None, Some(mut echo)) => {
                     leg.pull_input(now_us, &mut echo[..]);

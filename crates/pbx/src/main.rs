@@ -39,6 +39,7 @@ use std::process::ExitCode;
 
 mod conference_cli;
 mod report_cli;
+mod recordings_cli;
 mod settings_cli;
 mod trunk_cli;
 mod voicemail_cli;
@@ -143,6 +144,11 @@ enum Command {
     Voicemail {
         #[command(subcommand)]
         command: voicemail_cli::VoicemailCommand,
+    },
+    /// Call recordings (`[recording]`): `recordings list [--json]`.
+    Recordings {
+        #[command(subcommand)]
+        command: recordings_cli::RecordingsCommand,
     },
     /// Web admin accounts (argon2id hashes; there is no default account).
     Admin {
@@ -581,9 +587,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 )
             })?;
             eprintln!("{report}");
+            // The [[ivr]] greetings are spoken too, so a new menu is ready before the restart.
+            let greetings = kentongan_pbx::prompts::ivr_greetings(&config);
+            if !greetings.is_empty() {
+                let ready = greetings.iter().filter(|g| g.is_some()).count();
+                eprintln!("{ready} of {} IVR greetings ready", greetings.len());
+            }
         }
         Command::Admin { command } => admin_command(&config, command, &mut out)?,
         Command::Voicemail { command } => voicemail_cli::run(&config, command)?,
+        Command::Recordings { command } => recordings_cli::run(&config, command)?,
     }
     Ok(())
 }

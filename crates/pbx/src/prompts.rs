@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::apps::{Cue, Prompt};
 use crate::config::Prompts as PromptConfig;
+use crate::config::{Config, Ivr, IvrGreeting, Language};
 
 pub struct PromptCache {
     dir: PathBuf,
@@ -52,19 +53,78 @@ impl PromptCache {
                 }
             }
         });
-        match clip {
-            Some(c) => Sound::Clip(c.clone()),
-            None => Sound::Tone(ToneSpec::new(
-                vec![
-                    ToneSegment::sine(660.0, 150),
-                    ToneSegment::pause(50),
-                    ToneSegment::sine(880.0, 150),
-                ],
-                false,
-                -14.0,
-            )),
-        }
+        clip_or_cue(clip.as_ref())
     }
+}
+
+/// A clip, or in place of a missing one the two-tone cue.
+pub fn clip_or_cue(clip: Option<&Clip>) -> Sound {
+    match clip {
+        Some(c) => Sound::Clip(c.clone()),
+        None => Sound::Tone(ToneSpec::new(
+            vec![
+                ToneSegment::sine(660.0, 150),
+                ToneSegment::pause(50),
+                ToneSegment::sine(880.0, 150),
+            ],
+            false,
+            -14.0,
+        )),
+    }
+}
+
+/// Where a menu's spoken greeting is cached: `<[prompts] directory>/ivr/<lang>/<number>.wav`.
+pub fn ivr_greeting_path(config: &Config, ivr: &Ivr) -> Option<PathBuf> {
+    match &ivr.greeting {
+        IvrGreeting::Text { language, .. } => Some(
+            config
+                .prompts
+                .directory
+                .join("ivr")
+                .join(language.code())
+                .join(format!("{}.wav", ivr.number)),
+        ),
+        IvrGreeting::File(_) => None,
+    }
+}
+
+/// Each `[[ivr]]` menu's greeting, ready to play (by index in `Config::ivrs`). A text is
+/// spoken by espeak-ng the first time (and after it changes) into [`ivr_greeting_path`];
+/// a `greeting_file` is read as it is. A greeting that cannot be made is logged with the fix
+/// and heard as the two-tone cue, so the menu still works.
+pub fn ivr_greetings(config: &Config) -> Vec<Option<Clip>> {
+    let synth = kentongan_prompts::EspeakNg::default();
+    config
+        .ivrs
+        .iter()
+        .map(|ivr| {
+            let path = match (&ivr.greeting, ivr_greeting_path(config, ivr)) {
+                (IvrGreeting::Text { text, language }, Some(path)) => {
+                    let lang = match language {
+                        Language::Indonesian => kentongan_prompts::Language::Id,
+                        Language::English => kentongan_prompts::Language::En,
+                    };
+                    if let Err(e) = kentongan_prompts::speak_cached(text, lang, &path, &synth) {
+                        warn!(ivr = %ivr.number, error = %e, "IVR greeting not spoken; callers hear a tone (install espeak-ng, or set `greeting_file`)");
+                        return None;
+                    }
+                    path
+                }
+                (IvrGreeting::File(p), _) => p.clone(),
+                _ => return None,
+            };
+            let loaded = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| WavClip::parse(&bytes).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(wav) => Some(clip_at_engine_rate(&wav)),
+                Err(e) => {
+                    warn!(ivr = %ivr.number, path = %path.display(), error = %e, "IVR greeting unreadable; callers hear a tone (give a 16-bit PCM WAV file)");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 pub fn cue(cue: Cue) -> Sound {

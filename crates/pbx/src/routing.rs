@@ -18,6 +18,7 @@
 //! user directory and settings are handed in, so the rules are tested without a database.
 
 pub mod forwarding;
+pub mod hours;
 pub mod inbound;
 pub mod outbound;
 
@@ -61,6 +62,11 @@ pub enum Destination {
     Park,
     /// A parking slot (`71`…): dialling it retrieves the call parked there.
     ParkSlot(String),
+    /// An `[[ivr]]` auto-attendant menu, by its index in `Config::ivrs`.
+    Ivr(IvrIndex),
+    /// `hours:NAME`: an `[[office_hours]]` schedule (by index in `Config::office_hours`),
+    /// which leads to its `in_hours` or `after_hours` target at the call's time.
+    OfficeHours(usize),
 }
 
 /// Whose ringing call a pickup takes.
@@ -79,6 +85,10 @@ pub const DIRECTED_PICKUP: &str = "**";
 /// A ring group's position in `Config::ring_groups` (stable until a reload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GroupIndex(pub usize);
+
+/// An IVR menu's position in `Config::ivrs` (stable until a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IvrIndex(pub usize);
 
 /// Any mailbox's menu (FreePBX's default).
 pub const ANY_MAILBOX: &str = "*98";
@@ -165,6 +175,8 @@ impl fmt::Display for Destination {
             Destination::Pickup(PickupTarget::Extension(e)) => write!(f, "pickup of {e}"),
             Destination::Park => f.write_str("call parking"),
             Destination::ParkSlot(s) => write!(f, "parking slot {s}"),
+            Destination::Ivr(i) => write!(f, "IVR menu #{}", i.0),
+            Destination::OfficeHours(i) => write!(f, "office hours #{i}"),
         }
     }
 }
@@ -210,6 +222,9 @@ pub struct Dialplan {
     outbound: Option<Arc<Outbound>>,
     /// `[[did]]`: the numbers trunks may call in on ([`inbound`]).
     dids: Vec<crate::config::Did>,
+    /// `[[office_hours]]` names, by index, and their schedules once loaded.
+    hours_names: Vec<String>,
+    hours: Arc<hours::Schedules>,
 }
 
 impl Dialplan {
@@ -229,11 +244,49 @@ impl Dialplan {
             services.insert(vm.access.clone(), Destination::Mailbox);
             services.insert(ANY_MAILBOX.into(), Destination::AnyMailbox);
         }
+        for (i, ivr) in config.ivrs.iter().enumerate() {
+            services.insert(ivr.number.clone(), Destination::Ivr(IvrIndex(i)));
+        }
         Dialplan {
             services,
             outbound: None,
             dids: config.dids.clone(),
+            hours_names: config.office_hours.iter().map(|h| h.name.clone()).collect(),
+            hours: Arc::default(),
         }
+    }
+
+    /// The plan with the office-hours schedules read ([`hours::load`]).
+    pub fn with_office_hours(mut self, schedules: hours::Schedules) -> Dialplan {
+        self.hours = Arc::new(schedules);
+        self
+    }
+
+    /// Where office hours `i` send a call at `unix_s` (a target for [`Dialplan::resolve_target`]).
+    pub fn office_hours_target(&self, i: usize, unix_s: i64) -> Option<&str> {
+        self.hours.target(i, unix_s)
+    }
+
+    /// [`Dialplan::resolve_target`], with office hours followed to where they lead at
+    /// `unix_s` (through at most a few schedules naming each other).
+    pub fn resolve_target_at(
+        &self,
+        target: &str,
+        users: &dyn UserDirectory,
+        unix_s: i64,
+    ) -> Result<Destination, RouteError> {
+        let mut dest = self.resolve_target(target, users)?;
+        for _ in 0..4 {
+            let Destination::OfficeHours(i) = dest else {
+                return Ok(dest);
+            };
+            let next = self
+                .office_hours_target(i, unix_s)
+                .ok_or_else(|| RouteError::NotFound(target.to_owned()))?
+                .to_owned();
+            dest = self.resolve_target(&next, users)?;
+        }
+        Err(RouteError::NotFound(target.to_owned()))
     }
 
     /// The plan with outbound calls through trunks (`None`: numbers that are not ours are 404).
@@ -310,6 +363,39 @@ impl Dialplan {
             Ok(Destination::Extension(ext))
         } else {
             Err(RouteError::NotFound(dialled.to_owned()))
+        }
+    }
+
+    /// Where a configured target leads (an `[[ivr]]` option or `invalid`): `vm:EXT` is
+    /// EXT's mailbox (the unavailable greeting), anything else is resolved as if dialled.
+    /// Config loading has checked the targets' shape; an extension is looked up now.
+    pub fn resolve_target(
+        &self,
+        target: &str,
+        users: &dyn UserDirectory,
+    ) -> Result<Destination, RouteError> {
+        if let Some(name) = target.strip_prefix("hours:") {
+            return self
+                .hours_names
+                .iter()
+                .position(|n| n == name)
+                .map(Destination::OfficeHours)
+                .ok_or_else(|| RouteError::NotFound(target.to_owned()));
+        }
+        match target.strip_prefix("vm:") {
+            Some(ext) => {
+                let mailbox =
+                    Extension::parse(ext).ok_or_else(|| RouteError::NotFound(target.to_owned()))?;
+                if users.exists(&mailbox)? {
+                    Ok(Destination::Voicemail {
+                        mailbox,
+                        greeting: VoicemailGreeting::Unavailable,
+                    })
+                } else {
+                    Err(RouteError::NotFound(target.to_owned()))
+                }
+            }
+            None => self.resolve(target, users),
         }
     }
 
@@ -527,6 +613,35 @@ mod tests {
             Destination::RingGroup(GroupIndex(0))
         );
         assert!(p.resolve("601", &users).is_err());
+    }
+
+    #[test]
+    fn ivr_numbers_and_targets_resolve() {
+        let users = Users(&["200", "201"]);
+        let p = plan(
+            "[voicemail]\n[[ivr]]\nnumber = \"700\"\ngreeting = \"Halo\"\noptions = { \"1\" = \"701\" }\n[[ivr]]\nnumber = \"701\"\ngreeting = \"Hai\"\n",
+        );
+        assert_eq!(
+            p.resolve("700", &users).unwrap(),
+            Destination::Ivr(IvrIndex(0))
+        );
+        assert_eq!(
+            p.resolve_target("701", &users).unwrap(),
+            Destination::Ivr(IvrIndex(1))
+        );
+        assert_eq!(
+            p.resolve_target("vm:201", &users).unwrap(),
+            Destination::Voicemail {
+                mailbox: Extension("201".into()),
+                greeting: VoicemailGreeting::Unavailable
+            }
+        );
+        assert_eq!(
+            p.resolve_target("200", &users).unwrap(),
+            Destination::Extension(Extension("200".into()))
+        );
+        assert!(p.resolve_target("vm:299", &users).is_err());
+        assert!(p.resolve_target("299", &users).is_err());
     }
 
     #[test]

@@ -83,6 +83,31 @@ pub fn build(
     Ok(report)
 }
 
+/// Speaks one text that is not in the catalogue (an IVR menu's greeting) into `path`, a
+/// mono 16-bit WAV at 8 kHz, trimmed like catalogue clips. The text it was made from is kept
+/// beside it (`<path>.txt`): when that matches, nothing is spoken again, so the greeting is
+/// synthesised once per change of the text, not per start. Returns true when it spoke.
+pub fn speak_cached(
+    text: &str,
+    language: Language,
+    path: &Path,
+    synth: &dyn Synth,
+) -> Result<bool, PromptError> {
+    let stamp = path.with_extension("txt");
+    let made_from = format!("{}\n{text}", language.code());
+    if path.is_file() && fs::read_to_string(&stamp).is_ok_and(|t| t == made_from) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| PromptError::io("create directory", dir, e))?;
+    }
+    let pcm = resample(&trim(&synth.speak(language, text)?), Rate::Hz8000.hz());
+    write_if_changed(path, &wav::encode(&pcm))?;
+    // The stamp goes last: a crash in between only speaks the text again next time.
+    write_if_changed(&stamp, made_from.as_bytes())?;
+    Ok(true)
+}
+
 /// Drops leading and trailing near-silence, keeping a short margin.
 fn trim(pcm: &Pcm) -> Pcm {
     let loud = |s: &i16| s.unsigned_abs() > TRIM_LEVEL.unsigned_abs();

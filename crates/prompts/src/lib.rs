@@ -55,7 +55,7 @@ mod set;
 mod synth;
 pub mod wav;
 
-pub use build::{build, BuildReport};
+pub use build::{build, speak_cached, BuildReport};
 pub use catalogue::{Catalogue, Prompt, PromptId, NUMBER_SLOT, SERVICE_PROMPTS};
 pub use error::PromptError;
 pub use language::{Language, UnknownLanguage};

@@ -7,6 +7,7 @@
 pub mod conference;
 pub mod echo;
 pub mod features;
+pub mod ivr;
 pub mod mailbox;
 pub mod voicemail;
 
@@ -126,5 +127,20 @@ pub enum Action {
     OpenMailbox {
         leg: LegId,
         mailbox: String,
+    },
+    /// Play the greeting of the `[[ivr]]` menu with this index in `Config::ivrs`.
+    PlayGreeting {
+        leg: LegId,
+        menu: usize,
+    },
+    /// Tell the application (`on_prompts_done`) once everything queued has played.
+    NotifyAfterPrompts {
+        leg: LegId,
+    },
+    /// Hand the caller to a configured target (`routing::Dialplan::resolve_target`): an
+    /// extension is called and bridged, a service takes the leg over.
+    Connect {
+        leg: LegId,
+        target: String,
     },
 }

@@ -26,6 +26,12 @@ pub use ring_groups::{
     check_against_directory, check_parking_against_directory, NoAnswer, Parking, RingGroup,
     Strategy,
 };
+mod ivr;
+pub use ivr::{Ivr, IvrGreeting};
+mod office_hours;
+mod recording;
+pub use office_hours::{parse_window, OfficeHours};
+pub use recording::Recording;
 mod voicemail;
 pub use voicemail::{SmtpRelay, Voicemail};
 mod web;
@@ -142,6 +148,12 @@ pub struct Config {
     pub ring_groups: Vec<RingGroup>,
     /// `[parking]`: park number and slots (FreePBX's 70, 71-78 when not written).
     pub parking: Parking,
+    /// `[[ivr]]`: auto-attendant menus, in the order written (numbers unique).
+    pub ivrs: Vec<Ivr>,
+    /// `[[office_hours]]`: schedules used as `hours:NAME` targets (names unique).
+    pub office_hours: Vec<OfficeHours>,
+    /// `[recording]`; `None` (no table): no call is recorded.
+    pub recording: Option<Recording>,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -248,6 +260,11 @@ struct RawConfig {
     #[serde(default)]
     ring_group: Vec<ring_groups::RawRingGroup>,
     parking: Option<ring_groups::RawParking>,
+    #[serde(default)]
+    ivr: Vec<ivr::RawIvr>,
+    #[serde(default)]
+    office_hours: Vec<office_hours::RawOfficeHours>,
+    recording: Option<recording::RawRecording>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -393,6 +410,9 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("fraud", fraud::KEYS),
     ("ring_group", ring_groups::KEYS),
     ("parking", ring_groups::PARKING_KEYS),
+    ("ivr", ivr::KEYS),
+    ("office_hours", office_hours::KEYS),
+    ("recording", recording::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -403,6 +423,8 @@ const MANY: &[&str] = &[
     "did",
     "calling_rights",
     "ring_group",
+    "ivr",
+    "office_hours",
 ];
 
 #[derive(Clone, Copy)]
@@ -411,6 +433,8 @@ enum Kind {
     StrList,
     Int,
     Bool,
+    /// An inline table of strings: `{ "1" = "201" }`.
+    StrMap,
 }
 
 impl Kind {
@@ -422,6 +446,9 @@ impl Kind {
                 .is_some_and(|a| a.iter().all(toml::Value::is_str)),
             Kind::Int => v.is_integer(),
             Kind::Bool => v.is_bool(),
+            Kind::StrMap => v
+                .as_table()
+                .is_some_and(|t| t.values().all(toml::Value::is_str)),
         }
     }
     fn describe(self) -> &'static str {
@@ -430,6 +457,7 @@ impl Kind {
             Kind::StrList => "a list of strings, e.g. [\"udp:0.0.0.0:5060\"]",
             Kind::Int => "a whole number without quotes",
             Kind::Bool => "true or false, without quotes",
+            Kind::StrMap => "a table of strings, e.g. { \"1\" = \"201\" }",
         }
     }
 }
@@ -676,6 +704,29 @@ impl Config {
         let calling_rights = trunks::validate_rights(raw.calling_rights)?;
         let fraud = fraud::validate(raw.fraud)?;
         let voicemail = raw.voicemail.map(voicemail::validate).transpose()?;
+        let ivr_language = voicemail.as_ref().map_or(language, |v| v.language);
+        let ivrs = ivr::validate(raw.ivr, ivr_language)?;
+        for (i, m) in ivrs.iter().enumerate() {
+            if conferences.iter().any(|c| c.number == m.number) {
+                return Err(ConfigError::at(
+                    &format!("ivr[{i}].number"),
+                    format!("is {:?}, which a [[conference]] room already has; give the menu its own number", m.number),
+                ));
+            }
+        }
+        let office_hours = office_hours::validate(raw.office_hours)?;
+        let hours_targets: Vec<String> = office_hours
+            .iter()
+            .map(|h| format!("hours:{}", h.name))
+            .collect();
+        let mut services: Vec<&str> = vec![crate::routing::ECHO_TEST];
+        services.extend(hours_targets.iter().map(String::as_str));
+        services.extend(conferences.iter().map(|c| c.number.as_str()));
+        services.extend(ivrs.iter().map(|m| m.number.as_str()));
+        let voicemail_on = voicemail.as_ref().is_some_and(|v| v.enabled);
+        if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
+            services.extend([v.access.as_str(), crate::routing::ANY_MAILBOX]);
+        }
         let mut taken: Vec<(&str, String)> = conferences
             .iter()
             .map(|r| (r.number.as_str(), format!("conference room {:?}", r.name)))
@@ -683,6 +734,7 @@ impl Config {
         if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
             taken.push((v.access.as_str(), "the voicemail access code".into()));
         }
+        taken.extend(ivrs.iter().map(|m| (m.number.as_str(), "an [[ivr]] menu".to_owned())));
         let ring_groups = ring_groups::validate(raw.ring_group, &taken)?;
         taken.extend(
             ring_groups
@@ -690,10 +742,22 @@ impl Config {
                 .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
         );
         let parking = ring_groups::validate_parking(raw.parking, &taken)?;
+        ivr::check_targets(&ivrs, &services, voicemail_on)?;
+        for (i, h) in office_hours.iter().enumerate() {
+            let keys = [
+                (format!("office_hours[{i}].in_hours"), &h.in_hours),
+                (format!("office_hours[{i}].after_hours"), &h.after_hours),
+            ];
+            ivr::check_target_list(keys.into_iter(), &services, voicemail_on)?;
+        }
+        let recording = raw.recording.map(recording::validate).transpose()?;
         Ok(Config {
             fraud,
             ring_groups,
             parking,
+            ivrs,
+            office_hours,
+            recording,
             voicemail,
             trunks,
             lcr,

@@ -43,26 +43,74 @@ pub(super) enum App {
         mailbox: Extension,
         greeting: crate::routing::VoicemailGreeting,
     },
+    /// An `[[ivr]]` menu, by index in `Config::ivrs`.
+    Ivr(usize),
+    /// One side of a call an IVR connected: `other` is the leg it is joined with in `room`.
+    Bridged {
+        other: LegId,
+        room: kentongan_engine::RoomId,
+    },
 }
 
 pub(super) struct Answered {
-    call_id: String,
+    pub(super) call_id: String,
     pub(super) caller: Extension,
     dialled: String,
     dialog: Dialog,
     peer: SocketAddr,
     port: u16,
     pub(super) app: App,
-    start_ms: i64,
+    pub(super) start_ms: i64,
     pending_2xx: Option<Pending2xx>,
     answer_sdp: Sdp,
+    /// The extension an IVR connected the caller to (the CDR's callee).
+    pub(super) connected: Option<Extension>,
+    /// A leg the PBX called (an IVR's extension): its call is the caller's, so it writes no
+    /// CDR or live-call row of its own.
+    outgoing: bool,
+}
+
+impl Answered {
+    /// The leg of an extension an IVR called, which answered.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn outgoing(
+        call_id: String,
+        caller: Extension,
+        callee: Extension,
+        dialog: Dialog,
+        peer: SocketAddr,
+        port: u16,
+        app: App,
+        start_ms: i64,
+        our_sdp: Sdp,
+    ) -> Answered {
+        Answered {
+            call_id,
+            caller,
+            dialled: callee.0,
+            dialog,
+            peer,
+            port,
+            app,
+            start_ms,
+            pending_2xx: None,
+            answer_sdp: our_sdp,
+            connected: None,
+            outgoing: true,
+        }
+    }
 }
 
 /// State of the applications and their legs.
 #[derive(Default)]
 pub(super) struct Apps {
     pub(super) legs: std::collections::HashMap<LegId, Answered>,
-    by_call_id: std::collections::HashMap<String, LegId>,
+    pub(super) by_call_id: std::collections::HashMap<String, LegId>,
+    pub(super) ivrs: crate::apps::ivr::Ivrs,
+    /// Each `[[ivr]]` menu's greeting (by index), made at start and reload.
+    pub(super) greetings: Vec<Option<kentongan_media::Clip>>,
+    /// IVR callers whose extension is ringing.
+    pub(super) onward: std::collections::HashMap<LegId, super::ivr::Onward>,
     pub(super) conferences: Conferences,
     pub(super) voicemail: crate::apps::voicemail::Voicemail,
     pub(super) mailboxes: crate::apps::mailbox::Mailboxes,
@@ -71,7 +119,7 @@ pub(super) struct Apps {
     /// Messages being recorded: what to store them as when the engine hands them out.
     pub(super) recording: std::collections::HashMap<LegId, super::voicemail::Recording>,
     /// The engine room of each conference with members.
-    rooms: std::collections::HashMap<String, kentongan_engine::RoomId>,
+    pub(super) rooms: std::collections::HashMap<String, kentongan_engine::RoomId>,
 }
 
 impl Apps {
@@ -82,7 +130,7 @@ impl Apps {
     ) -> impl Iterator<Item = (u32, String)> + 'a {
         self.legs
             .iter()
-            .filter(move |(_, a)| &a.caller == ext)
+            .filter(move |(_, a)| &a.caller == ext && !a.outgoing)
             .map(|(leg, a)| (leg.0, a.dialled.clone()))
     }
 
@@ -216,9 +264,12 @@ impl Pbx {
                     c.replacen("sip:pbx@", &format!("sip:{dialled}@"), 1)
                 )
             }
-            App::Feature(_) | App::Echo | App::Voicemail { .. } | App::Mailbox { .. } => {
-                self.our_contact(from)
-            }
+            App::Feature(_)
+            | App::Echo
+            | App::Voicemail { .. }
+            | App::Mailbox { .. }
+            | App::Ivr(_)
+            | App::Bridged { .. } => self.our_contact(from),
         };
         r.headers.push(HeaderName::Contact, contact);
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -264,9 +315,24 @@ impl Pbx {
                 start_ms: clock.unix_ms,
                 pending_2xx: Some(Pending2xx::new(Side::Caller, msg, from, clock.now)),
                 answer_sdp: answer,
+                connected: None,
+                outgoing: false,
             },
         );
-        let actions = match &app {
+        let actions = self.enter_app(leg, &caller, &app, clock);
+        self.carry_out(clock, actions);
+        self.update_gauges();
+    }
+
+    /// What `app` does first for a caller on `leg` (a new call, or a menu's target).
+    pub(super) fn enter_app(
+        &mut self,
+        leg: LegId,
+        caller: &Extension,
+        app: &App,
+        clock: Clock,
+    ) -> Vec<Action> {
+        match app {
             App::Conference(number) => match self.conference(number) {
                 Some(room) => self
                     .apps
@@ -275,7 +341,7 @@ impl Pbx {
                 None => Vec::new(),
             },
             App::Feature(code) => {
-                let (change, actions) = crate::apps::features::enter(leg, &caller, code);
+                let (change, actions) = crate::apps::features::enter(leg, caller, code);
                 if let Some(w) = change {
                     self.change_setting(w);
                 }
@@ -295,9 +361,9 @@ impl Pbx {
                     .voicemail
                     .enter(leg, &mailbox.0, *greeting, limits)
             }
-        };
-        self.carry_out(clock, actions);
-        self.update_gauges();
+            App::Ivr(index) => self.enter_ivr(leg, *index),
+            App::Bridged { .. } => Vec::new(),
+        }
     }
 
     fn conference(&self, number: &str) -> Option<crate::config::ConferenceRoom> {
@@ -315,9 +381,10 @@ impl Pbx {
             match a {
                 Action::Say { leg, prompt } => {
                     // Voicemail speaks `[voicemail] language`, everything else `[prompts]`'s.
+                    // So do IVR menus, whose language defaults to voicemail's.
                     let voicemail = matches!(
                         self.apps.legs.get(&leg).map(|a| &a.app),
-                        Some(App::Voicemail { .. } | App::Mailbox { .. })
+                        Some(App::Voicemail { .. } | App::Mailbox { .. } | App::Ivr(_))
                     );
                     let sound = match (voicemail, self.vm_prompts.as_mut()) {
                         (true, Some(p)) => p.sound(prompt),
@@ -374,6 +441,13 @@ impl Pbx {
                     let actions = self.open_mailbox(leg, &mailbox);
                     self.carry_out(clock, actions);
                 }
+                Action::PlayGreeting { leg, menu } => self.play_greeting(leg, menu),
+                Action::NotifyAfterPrompts { leg } => self.engine.command(Command::Play {
+                    leg,
+                    sound: Sound::Silence(kentongan_engine::FRAME),
+                    tag: super::ivr::IVR_TAG,
+                }),
+                Action::Connect { leg, target } => self.connect_target(clock, leg, &target),
             }
         }
         for leg in changed {
@@ -411,6 +485,11 @@ impl Pbx {
                         self.carry_out(clock, actions);
                         continue;
                     }
+                    if let Some(App::Ivr(_)) = app {
+                        let actions = self.apps.ivrs.on_digit(leg, digit, clock.now);
+                        self.carry_out(clock, actions);
+                        continue;
+                    }
                     if let Some(App::Mailbox { .. }) = app {
                         let actions = self.apps.mailboxes.on_digit(leg, digit);
                         self.carry_out(clock, actions);
@@ -433,6 +512,8 @@ impl Pbx {
                         self.start_recording(clock, leg);
                     } else if tag == super::parking::PARK_TAG {
                         self.park_announced(clock, leg);
+                    } else if tag == super::ivr::IVR_TAG {
+                        self.apps.ivrs.on_prompts_done(leg, clock.now);
                     }
                 }
                 crate::media::MediaEvent::Talking { leg, talking } => {
@@ -441,7 +522,9 @@ impl Pbx {
                     }
                 }
                 crate::media::MediaEvent::Recorded { leg, samples, end } => {
-                    self.store_recording(clock, leg, &samples, end)
+                    if let Some(samples) = self.take_call_recording(leg, samples) {
+                        self.store_recording(clock, leg, &samples, end)
+                    }
                 }
                 crate::media::MediaEvent::ActiveSpeaker { .. } => {}
             }
@@ -500,8 +583,20 @@ impl Pbx {
                 self.apps.mailboxes.leave(leg);
                 Vec::new()
             }
+            App::Ivr(_) => {
+                self.apps.ivrs.leave(leg);
+                self.drop_onward(clock, leg);
+                Vec::new()
+            }
+            App::Bridged { other, room } => {
+                self.end_bridged(clock, leg, *other, *room);
+                Vec::new()
+            }
             App::Feature(_) | App::Echo => Vec::new(),
         };
+        if a.outgoing {
+            return self.update_gauges();
+        }
         self.carry_out(clock, actions);
         let duration_s = (clock.unix_ms - a.start_ms).max(0) as f64 / 1000.0;
         info!(leg = leg.0, caller = %a.caller, dialled = %a.dialled, duration_s, "answered call ended");
@@ -510,7 +605,7 @@ impl Pbx {
             call_id: a.call_id,
             caller: a.caller.0,
             caller_name: String::new(),
-            callee: a.dialled,
+            callee: a.connected.map_or(a.dialled, |c| c.0),
             start_ms: a.start_ms,
             answer_ms: Some(a.start_ms),
             end_ms: clock.unix_ms,

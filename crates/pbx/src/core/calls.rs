@@ -571,6 +571,7 @@ impl Pbx {
             self.cancel_forks(clock, key);
             self.answer_caller(clock, key, &resp.body);
             info!(call = key, "call answered");
+            self.start_call_recording(key);
             return;
         }
         // A failure from this fork.
@@ -793,6 +794,7 @@ impl Pbx {
     }
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        self.stop_call_recording(key);
         self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;

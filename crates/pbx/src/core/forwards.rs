@@ -88,7 +88,7 @@ impl Pbx {
         self.writes.push(Write::Settings(w));
     }
 
-    fn reach(&self, clock: Clock, visited: &mut Visited, ext: Extension) -> Reach {
+    pub(super) fn reach(&self, clock: Clock, visited: &mut Visited, ext: Extension) -> Reach {
         let t = CoreTargets {
             pbx: self,
             now_s: clock.unix_s(),

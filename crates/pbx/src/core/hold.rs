@@ -66,6 +66,10 @@ impl Pbx {
     }
 
     pub(super) fn start_hold(&mut self, key: CallKey, by: Side, answer: &[u8]) {
+        if self.is_recorded(key) {
+            // Both sides are the engine's already (recording); they stay bridged.
+            return;
+        }
         let held = by.other();
         let Some(call) = self.calls.get(&key) else {
             return;

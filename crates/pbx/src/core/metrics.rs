@@ -31,6 +31,11 @@ pub struct Metrics {
     pub trunks: Mutex<Vec<TrunkGauges>>,
     /// Calls refused by each `[fraud]` cap, in `fraud::Cap::ALL` order.
     pub fraud_cap_trips: [AtomicU64; 4],
+    /// IVR callers handed on, by how they chose (`1`, `direct`, `invalid`); a handful of
+    /// labels, so a sorted list.
+    pub ivr_choices: Mutex<Vec<(String, u64)>>,
+    /// Call recordings stored since start.
+    pub recordings_total: AtomicU64,
 }
 
 /// One trunk's gauges.
@@ -74,6 +79,7 @@ impl Metrics {
         ) + &self.render_media()
             + &self.render_engine()
             + &self.render_voicemail()
+            + &self.render_ivr()
             + &self.render_firewall()
             + &self.render_trunks()
             + &self.render_fraud()
@@ -186,6 +192,36 @@ impl Metrics {
             g(&e.packets_out),
             g(&e.mix_us) as f64 / 1e6,
         )
+    }
+
+    /// One more IVR caller handed on by `choice` (a key, `direct` or `invalid`).
+    pub fn ivr_choice(&self, choice: &str) {
+        let mut v = self.ivr_choices.lock().unwrap_or_else(|e| e.into_inner());
+        match v.iter_mut().find(|(c, _)| c == choice) {
+            Some((_, n)) => *n += 1,
+            None => {
+                v.push((choice.to_owned(), 1));
+                v.sort();
+            }
+        }
+    }
+
+    fn render_ivr(&self) -> String {
+        let v = self.ivr_choices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from(
+            "# HELP kentongan_ivr_calls_total IVR callers handed on, by the option chosen.\n\
+             # TYPE kentongan_ivr_calls_total counter\n",
+        );
+        for (choice, n) in v.iter() {
+            // Choices are one key (0-9, *, #), `direct` or `invalid`: safe label values.
+            out += &format!("kentongan_ivr_calls_total{{option=\"{choice}\"}} {n}\n");
+        }
+        out += &format!(
+            "# HELP kentongan_recordings_total Call recordings stored since start.\n\
+             # TYPE kentongan_recordings_total counter\nkentongan_recordings_total {}\n",
+            self.recordings_total.load(Ordering::Relaxed)
+        );
+        out
     }
 
     fn render_voicemail(&self) -> String {

@@ -28,8 +28,10 @@ mod im;
 mod inbound;
 mod metrics;
 mod mwi;
+mod ivr;
 mod parking;
 mod pickup;
+mod recording;
 mod registrar;
 mod ring_groups;
 #[cfg(test)]
@@ -121,6 +123,10 @@ enum TxUse {
         index: usize,
         seq: u32,
     },
+    /// Our INVITE to an extension an IVR menu's caller chose.
+    IvrFork {
+        leg: kentongan_engine::LegId,
+    },
     Other,
 }
 
@@ -141,6 +147,14 @@ pub struct Pbx {
     server_invites: HashMap<TxId, CallKey>,
     next_message_id: i64,
     next_housekeeping: Instant,
+    /// When old call recordings are next deleted (at start, then daily).
+    next_recording_sweep: Instant,
+    /// Calls being recorded, and recordings whose call ended waiting for their two halves.
+    call_recordings: HashMap<calls::CallKey, recording::CallRecording>,
+    finishing: HashMap<kentongan_engine::LegId, recording::RecKey>,
+    finishing_recs: HashMap<recording::RecKey, recording::Finishing>,
+    /// IVR-bridged calls being recorded, by the caller's leg.
+    bridge_recordings: HashMap<kentongan_engine::LegId, recording::BridgeRecording>,
     local_ips: HashMap<IpAddr, IpAddr>,
     /// Peers connected over TCP: what we send them goes down their connection.
     stream_peers: HashMap<SocketAddr, ListenTransport>,
@@ -262,7 +276,9 @@ impl Pbx {
                 .or_default()
                 .push(msg);
         }
-        let dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        let dialplan = Dialplan::new(&config)
+            .with_outbound(trunk_calls::load_outbound(&config))
+            .with_office_hours(crate::routing::hours::load(&config));
         let trunk_regs =
             trunk_register::registrations(&config, dialplan.outbound(), clock.now, || {
                 (ep.new_call_id(), ep.new_tag())
@@ -280,7 +296,10 @@ impl Pbx {
         store.apply(&[Write::Conference(ConferenceWrite::Reset)], clock.unix_ms)?;
         let mut pbx = Pbx {
             engine,
-            apps: answered::Apps::default(),
+            apps: answered::Apps {
+                greetings: crate::prompts::ivr_greetings(&config),
+                ..answered::Apps::default()
+            },
             prompts,
             vm_prompts,
             mwi: mwi::Mwi::default(),
@@ -303,6 +322,11 @@ impl Pbx {
             server_invites: HashMap::new(),
             next_message_id,
             next_housekeeping: clock.now,
+            next_recording_sweep: clock.now,
+            call_recordings: HashMap::new(),
+            finishing: HashMap::new(),
+            finishing_recs: HashMap::new(),
+            bridge_recordings: HashMap::new(),
             local_ips: HashMap::new(),
             stream_peers: HashMap::new(),
             shield,
@@ -358,7 +382,9 @@ impl Pbx {
         if config.firewall != self.config.firewall {
             self.shield.set_policy(config.firewall.clone());
         }
-        self.dialplan = Dialplan::new(&config).with_outbound(trunk_calls::load_outbound(&config));
+        self.dialplan = Dialplan::new(&config)
+            .with_outbound(trunk_calls::load_outbound(&config))
+            .with_office_hours(crate::routing::hours::load(&config));
         if config.prompts != self.config.prompts {
             self.prompts = PromptCache::new(&config.prompts);
         }
@@ -367,6 +393,9 @@ impl Pbx {
         }
         if config.music_on_hold != self.config.music_on_hold {
             self.moh = MusicOnHold::new(&config.music_on_hold);
+        }
+        if config.ivrs != self.config.ivrs || config.prompts != self.config.prompts {
+            self.apps.greetings = crate::prompts::ivr_greetings(&config);
         }
         self.config = config;
         self.reset_trunk_gauges();
@@ -441,11 +470,16 @@ impl Pbx {
         self.drain_events(clock);
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
+        self.ivr_timeouts(clock);
         self.expire_sessions(clock);
         self.expire_mwi(clock);
         self.update_watchers(clock);
         if clock.now >= self.next_housekeeping {
             self.next_housekeeping = clock.now + Duration::from_secs(1);
+            if clock.now >= self.next_recording_sweep {
+                self.next_recording_sweep = clock.now + Duration::from_secs(86_400);
+                self.expire_recordings(clock);
+            }
             self.expire_unanswered(clock);
             self.expire_parked(clock);
             self.drive_trunk_registrations(clock);
@@ -477,6 +511,9 @@ impl Pbx {
             }
         }
         if let Some(x) = self.apps.next_deadline() {
+            t = t.min(x);
+        }
+        if let Some(x) = self.ivr_deadline() {
             t = t.min(x);
         }
         if let Some(x) = self.mwi.next_deadline() {
@@ -725,6 +762,9 @@ impl Pbx {
                 caller,
                 answered::App::Voicemail { mailbox, greeting },
             ),
+            Ok(Destination::Ivr(menu)) => {
+                self.answer_with_app(clock, tx, from, req, caller, answered::App::Ivr(menu.0))
+            }
             Ok(Destination::Conference(room)) => {
                 let number = self.config.conferences[room.0].number.clone();
                 self.answer_with_app(
@@ -736,7 +776,8 @@ impl Pbx {
                     answered::App::Conference(number),
                 )
             }
-            Err(RouteError::NotFound(_)) => {
+            // Office hours are a target (`hours:NAME`), never a dialled number.
+            Ok(Destination::OfficeHours(_)) | Err(RouteError::NotFound(_)) => {
                 debug!(%caller, dialled = %dialled.escape_debug(), "call to an unknown number");
                 self.reply(clock, tx, &req, StatusCode::NOT_FOUND);
             }
@@ -793,6 +834,10 @@ impl Pbx {
                 let (index, seq) = (*index, *seq);
                 self.on_keepalive_response(clock, index, seq, &resp);
             }
+            TxUse::IvrFork { leg } => {
+                let leg = *leg;
+                self.on_ivr_fork_response(clock, leg, tx, resp);
+            }
             TxUse::Other => {}
         }
     }
@@ -809,6 +854,11 @@ impl Pbx {
             Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
             Some(TxUse::Keepalive { index, seq }) => self.on_keepalive_timeout(clock, index, seq),
+            Some(TxUse::IvrFork { leg }) => {
+                self.client_txs.insert(tx, TxUse::IvrFork { leg });
+                let r = Response::new(StatusCode::REQUEST_TIMEOUT);
+                self.on_ivr_fork_response(clock, leg, tx, r);
+            }
             Some(TxUse::ReInvite { call }) => {
                 if let Some(ri) = self.calls.get_mut(&call).and_then(|c| c.reinvite.take()) {
                     let r = Response::for_request(&ri.request, StatusCode::REQUEST_TIMEOUT, None);

@@ -16,6 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 
 mod cdr;
 mod conference;
+mod recordings;
 mod rights;
 mod settings;
 mod trunks;
@@ -25,6 +26,7 @@ mod web;
 use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
+pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
@@ -146,6 +148,8 @@ pub enum Write {
     TrunkHealth(TrunkHealth),
     /// A voicemail message stored (its file already in place), listened to, or deleted.
     Voicemail(VoicemailWrite),
+    /// A call recording stored (its file already in place).
+    Recording(RecordingRow),
 }
 
 /// A source banned by the firewall, as stored (re-applied at boot and after a restart).
@@ -280,6 +284,7 @@ impl Store {
         conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
         conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
+        conn.execute_batch(recordings::SCHEMA).map_err(open_err)?;
         web::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })
     }
@@ -655,6 +660,7 @@ impl Store {
                 Write::TrunkState(t) => trunks::apply(tx, t)?,
                 Write::TrunkHealth(h) => trunks::apply_health(tx, h)?,
                 Write::Voicemail(w) => voicemail::apply(tx, w)?,
+                Write::Recording(r) => recordings::insert(tx, r)?,
             }
         }
         Ok(())

@@ -1,0 +1,511 @@
+//! IVR / auto-attendant with real peers and real media. A sipp caller (202) whose media is
+//! this test's socket (it sends a 440 Hz tone and types RFC 4733 keys) calls the menu at 700:
+//! it hears the greeting espeak-ng spoke (energy in the first seconds), presses `1` and is
+//! connected to 201, a baresip phone playing 1 kHz that answers at once; the caller then hears
+//! 1 kHz and 201 hears 440 Hz (both decoded and checked by frequency). Typing `201` (direct
+//! dial) rings 201 too, here a sipp phone whose RTP sink echoes, so the caller hears its own
+//! tone back through the bridge. With no key at all, the menu repeats `retries` times and
+//! then hands the caller to `invalid` (200, a sipp phone). Needs sipp, baresip and espeak-ng.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use kentongan_media::goertzel::{goertzel, to_db};
+use kentongan_media::{Codec, Decoder, Encoder};
+
+const BASE: u16 = 46060;
+
+fn pbx(extra: &str) -> Pbx {
+    need("espeak-ng", "espeak-ng");
+    // The greeting cache goes into the daemon's own folder, removed with it.
+    let port = ports(BASE);
+    let sounds = std::env::temp_dir()
+        .join(format!("kentongan-pbx-e2e-{}-{port}", std::process::id()))
+        .join("sounds");
+    // `extra` may hold more keys of [[ivr]] 700, then further tables.
+    let pbx = Pbx::start_with(
+        port,
+        &format!(
+            "\n[prompts]\ndirectory = \"{}\"\nlanguage = \"en\"\n\
+             [[ivr]]\nnumber = \"700\"\n\
+             greeting = \"Welcome to the office. Press 1 for sales, 2 for support.\"\n\
+             language = \"en\"\noptions = {{ \"1\" = \"201\", \"0\" = \"200\" }}\n\
+             invalid = \"200\"\n{extra}\n",
+            sounds.display()
+        ),
+    );
+    for ext in ["200", "201", "202"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    pbx
+}
+
+/// The media side of a sipp caller: sends a 440 Hz tone (PCMA), types RFC 4733 keys in the
+/// same stream, and keeps what it hears (decoded, 8 kHz).
+struct Keypad {
+    socket: UdpSocket,
+    heard: Arc<Mutex<Vec<i16>>>,
+    pbx_rtp: Arc<Mutex<Option<SocketAddr>>>,
+    /// (sequence number, timestamp) shared by the tone and the keys.
+    clock: Arc<Mutex<(u16, u32)>>,
+    keys_down: Arc<AtomicBool>,
+}
+
+impl Keypad {
+    fn start(ip: &str) -> Keypad {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
+        let rx = socket.try_clone().unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let pbx_rtp = Arc::new(Mutex::new(None));
+        let (h, p) = (heard.clone(), pbx_rtp.clone());
+        std::thread::spawn(move || {
+            let mut dec = Decoder::new(Codec::Pcma).unwrap();
+            let mut buf = [0u8; 2048];
+            let mut pcm = [0i16; 960];
+            let until = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < until {
+                let Ok((n, from)) = rx.recv_from(&mut buf) else {
+                    continue;
+                };
+                if n < 12 || buf[1] & 0x7f != 8 {
+                    continue;
+                }
+                *p.lock().unwrap() = Some(from);
+                if let Ok(k) = dec.decode(&buf[12..n], &mut pcm) {
+                    h.lock().unwrap().extend_from_slice(&pcm[..k]);
+                }
+            }
+        });
+        let keypad = Keypad {
+            socket,
+            heard,
+            pbx_rtp,
+            clock: Arc::new(Mutex::new((1, 1000))),
+            keys_down: Arc::new(AtomicBool::new(false)),
+        };
+        let (tx, to, clock, down) = (
+            keypad.socket.try_clone().unwrap(),
+            keypad.pbx_rtp.clone(),
+            keypad.clock.clone(),
+            keypad.keys_down.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut enc = Encoder::new(Codec::Pcma).unwrap();
+            let mut n = 0u64;
+            let until = Instant::now() + Duration::from_secs(120);
+            let start = Instant::now();
+            while Instant::now() < until {
+                n += 1;
+                let due = start + Duration::from_millis(20 * n);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let Some(dest) = *to.lock().unwrap() else {
+                    continue;
+                };
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let pcm: Vec<i16> = (0..160u64)
+                    .map(|i| {
+                        let t = (n * 160 + i) as f64 / 8000.0;
+                        (6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                    })
+                    .collect();
+                let mut payload = [0u8; 160];
+                let len = enc.encode(&pcm, &mut payload).unwrap();
+                let (seq, ts) = {
+                    let mut c = clock.lock().unwrap();
+                    let now = *c;
+                    c.0 = c.0.wrapping_add(1);
+                    c.1 = c.1.wrapping_add(160);
+                    now
+                };
+                let mut pkt = vec![0x80, 8];
+                pkt.extend_from_slice(&seq.to_be_bytes());
+                pkt.extend_from_slice(&ts.to_be_bytes());
+                pkt.extend_from_slice(&0x4b45_5950u32.to_be_bytes());
+                pkt.extend_from_slice(&payload[..len]);
+                let _ = tx.send_to(&pkt, dest);
+            }
+        });
+        keypad
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    /// Waits until the PBX sends media (the call is answered).
+    fn wait_answered(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(a) = *self.pbx_rtp.lock().unwrap() {
+                return a;
+            }
+            assert!(Instant::now() < deadline, "the PBX never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types `keys`: each an RFC 4733 event of 100 ms (five updates, three end packets),
+    /// the tone paused meanwhile.
+    fn press(&self, keys: &str) {
+        let to = self.wait_answered();
+        for k in keys.chars() {
+            let event: u8 = match k {
+                '0'..='9' => k as u8 - b'0',
+                '*' => 10,
+                '#' => 11,
+                _ => panic!("no key {k}"),
+            };
+            self.keys_down.store(true, Ordering::SeqCst);
+            let ts = {
+                let mut c = self.clock.lock().unwrap();
+                c.1 = c.1.wrapping_add(1600);
+                c.1
+            };
+            for i in 0..8u16 {
+                let end = i >= 5;
+                let duration = 160 * (i.min(4) + 1);
+                let seq = {
+                    let mut c = self.clock.lock().unwrap();
+                    c.0 = c.0.wrapping_add(1);
+                    c.0
+                };
+                let mut pkt = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+                pkt.extend_from_slice(&seq.to_be_bytes());
+                pkt.extend_from_slice(&ts.to_be_bytes());
+                pkt.extend_from_slice(&0x4b45_5950u32.to_be_bytes());
+                pkt.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+                pkt.extend_from_slice(&duration.to_be_bytes());
+                self.socket.send_to(&pkt, to).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            {
+                let mut c = self.clock.lock().unwrap();
+                c.1 = c.1.wrapping_add(1600);
+            }
+            self.keys_down.store(false, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Seconds of `hz` (100 ms windows above -35 dB) heard after sample `from`.
+    fn seconds_of(&self, from: usize, hz: f64) -> f64 {
+        let heard = self.heard.lock().unwrap();
+        let n = heard[from.min(heard.len())..]
+            .chunks(800)
+            .filter(|c| c.len() == 800 && to_db(goertzel(c, 8000, hz)) > -35.0)
+            .count();
+        n as f64 / 10.0
+    }
+
+    /// Seconds (100 ms windows) louder than about -40 dBFS between samples `from` and `to`.
+    fn loud_seconds(&self, from: usize, to: usize) -> f64 {
+        let heard = self.heard.lock().unwrap();
+        let to = to.min(heard.len());
+        let n = heard[from.min(to)..to]
+            .chunks(800)
+            .filter(|c| {
+                let rms =
+                    (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
+                rms > 330.0
+            })
+            .count();
+        n as f64 / 10.0
+    }
+
+    fn heard_len(&self) -> usize {
+        self.heard.lock().unwrap().len()
+    }
+}
+
+/// 202 dials `dialled` with its media on `keypad`; with `hangup_after` it hangs up then
+/// (`ivr_caller.xml`), else it waits for the PBX's BYE (`caller_mailbox.xml`).
+fn call(pbx: &Pbx, keypad: &Keypad, dialled: &str, hangup_after: Option<Duration>) -> Proc {
+    let hangup_ms = hangup_after.map_or(0, |d| d.as_millis()).to_string();
+    let scenario = match hangup_after {
+        Some(_) => "ivr_caller.xml",
+        None => "caller_mailbox.xml",
+    };
+    let inf = csv(
+        pbx,
+        &format!("ivr-caller-{}.csv", ports(0)),
+        &[
+            "202",
+            "pbx.local",
+            &auth("202", "pw202"),
+            dialled,
+            "127.0.0.90",
+            &keypad.port().to_string(),
+            &hangup_ms,
+        ],
+    );
+    let port = ports(BASE + 5000).to_string();
+    Proc::spawn(
+        "sipp caller",
+        Command::new("sipp")
+            .arg(pbx.sip())
+            .arg("-sf")
+            .arg(fixture(scenario))
+            .args(["-inf", &inf, "-i", "127.0.0.90", "-p", &port])
+            .args(["-m", "1", "-nostdin", "-timeout", "90", "-timeout_error"])
+            .current_dir(&pbx.dir),
+        pbx.dir.join(format!("sipp-ivr-caller-{port}.log")),
+    )
+}
+
+/// A sipp phone for `ext` at `ip` that answers, its media an echoing RTP sink.
+fn sipp_callee(pbx: &Pbx, ext: &str, ip: &str) -> (Proc, RtpSink) {
+    let port = ports(BASE + 5000);
+    assert_eq!(register(pbx, ext, &format!("pw{ext}"), ip, port), 0);
+    let sink = RtpSink::start(ip, 0);
+    let p = sipp_phone(
+        pbx,
+        "callee_answer.xml",
+        ip,
+        port,
+        &["-key", "rtp_sink", &sink.addr.port().to_string()],
+    );
+    (p, sink)
+}
+
+/// Waits until `sink` has received `n` packets (the bridge carries media to the callee).
+fn wait_packets(sink: &RtpSink, n: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = sink.stats().packets;
+        if got >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
+    need("baresip", "baresip");
+    let pbx = pbx("timeout_seconds = 10\nretries = 1\n");
+    // 201: baresip playing 1 kHz, answering at once.
+    let wav = pbx.dir.join("tone-1k.wav");
+    tone_wav_hz(&wav, 60, 1000.0);
+    let dir = baresip_phone(&pbx, "201", "127.0.0.91", ports(BASE + 5000), &wav, false);
+    let ctrl = format!("127.0.0.91:{}", ports(BASE + 5000));
+    with_ctrl_tcp(&dir, &ctrl);
+    let b = Proc::spawn(
+        "baresip 201",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-t", "60"]),
+        pbx.dir.join("baresip-201.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pbx.metric("kentongan_registrations") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "201 never registered: {}",
+            b.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let keypad = Keypad::start("127.0.0.90");
+    let mut caller = call(&pbx, &keypad, "700", None);
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(2500));
+    // The greeting: speech in the first seconds, and no 1 kHz (nobody is connected yet).
+    let greeting = keypad.loud_seconds(0, keypad.heard_len());
+    assert!(
+        greeting >= 1.0,
+        "greeting: {greeting} s loud in the first 2.5 s\npbx: {}",
+        pbx.log()
+    );
+    assert!(keypad.seconds_of(0, 1000.0) < 0.3);
+
+    keypad.press("1");
+    let after = keypad.heard_len();
+    std::thread::sleep(Duration::from_secs(8));
+    let heard_1k = keypad.seconds_of(after, 1000.0);
+    assert!(
+        heard_1k >= 3.0,
+        "the caller heard {heard_1k} s of 201's 1 kHz\npbx: {}\nbaresip: {}",
+        pbx.log(),
+        b.output()
+    );
+    assert!(
+        pbx.metric("kentongan_ivr_calls_total{option=\"1\"}") == 1,
+        "{}",
+        pbx.metric("kentongan_ivr_calls_total{option=\"1\"}")
+    );
+    // 201 hangs up: the PBX ends the caller's side too.
+    baresip_ctrl(&ctrl, "hangup", "");
+    assert_eq!(
+        caller.wait(Duration::from_secs(20)),
+        0,
+        "the caller got no BYE when 201 hung up: {}\npbx: {}",
+        caller.output(),
+        pbx.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(b);
+    let decoded = baresip_decoded(&dir).expect("baresip decoded nothing");
+    let peaks = peak_tones(&decoded, &[440.0, 1000.0]);
+    assert!(
+        peaks[0] > -30.0,
+        "201 did not hear the caller's 440 Hz: {peaks:?}"
+    );
+    assert!(
+        peaks[1] < peaks[0] - 10.0,
+        "201 heard its own tone: {peaks:?}"
+    );
+}
+
+#[test]
+fn direct_dial_rings_the_extension_and_the_bridge_carries_audio() {
+    let pbx = pbx("direct_dial = true\ntimeout_seconds = 10\n");
+    let (mut p201, sink) = sipp_callee(&pbx, "201", "127.0.0.92");
+    let keypad = Keypad::start("127.0.0.90");
+    let mut caller = call(&pbx, &keypad, "700", Some(Duration::from_secs(12)));
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(500));
+    keypad.press("201");
+    let after = keypad.heard_len();
+    // The inter-digit pause (2 s), "connecting you", then 201 answers.
+    let got = wait_packets(&sink, 100, Duration::from_secs(15));
+    assert!(got >= 100, "201 got {got} packets\npbx: {}", pbx.log());
+    std::thread::sleep(Duration::from_secs(3));
+    // 201's sink echoes: the caller hears its own 440 Hz back through the bridge.
+    let echoed = keypad.seconds_of(after, 440.0);
+    assert!(
+        echoed >= 1.5,
+        "the caller heard {echoed} s of its echoed tone\npbx: {}",
+        pbx.log()
+    );
+    assert_eq!(
+        pbx.metric("kentongan_ivr_calls_total{option=\"direct\"}"),
+        1
+    );
+    // The caller hangs up: 201 gets the PBX's BYE.
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        caller.output()
+    );
+    assert_eq!(
+        p201.wait(Duration::from_secs(10)),
+        0,
+        "201 got no BYE: {}\npbx: {}",
+        p201.output(),
+        pbx.log()
+    );
+}
+
+#[test]
+fn no_input_repeats_the_menu_then_goes_to_invalid() {
+    let pbx = pbx("timeout_seconds = 1\nretries = 1\n");
+    let (mut p200, sink) = sipp_callee(&pbx, "200", "127.0.0.93");
+    let keypad = Keypad::start("127.0.0.90");
+    let mut caller = call(&pbx, &keypad, "700", Some(Duration::from_secs(25)));
+    keypad.wait_answered();
+    // Greeting (~4 s), 1 s, "we did not receive", greeting again, 1 s, then 200 rings.
+    let got = wait_packets(&sink, 50, Duration::from_secs(30));
+    assert!(got >= 50, "200 got {got} packets\npbx: {}", pbx.log());
+    assert_eq!(
+        pbx.metric("kentongan_ivr_calls_total{option=\"invalid\"}"),
+        1
+    );
+    assert_eq!(
+        caller.wait(Duration::from_secs(40)),
+        0,
+        "{}",
+        caller.output()
+    );
+    assert_eq!(
+        p200.wait(Duration::from_secs(10)),
+        0,
+        "200 got no BYE: {}",
+        p200.output()
+    );
+}
+
+/// The voicemail messages of `ext` (`voicemail list --json`).
+fn messages(pbx: &Pbx, ext: &str) -> Vec<serde_json::Value> {
+    let out = pbx.cli(&["voicemail", "list", ext, "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Office hours with a fixed clock (the `KENTONGAN_OFFICE_HOURS_AT` test knob): menu 710
+/// sends a caller who presses nothing to `hours:kantor`, which is 201 while open and 200's
+/// mailbox after hours and on a holiday from the holiday file.
+#[test]
+fn office_hours_send_calls_in_hours_to_201_and_otherwise_to_voicemail() {
+    let holidays = std::env::temp_dir().join(format!("kentongan-ivr-holidays-{}.csv", ports(0)));
+    std::fs::write(&holidays, "# test\n2026-08-17,Hari Kemerdekaan\n").unwrap();
+    let extra = format!(
+        "[voicemail]\nlanguage = \"en\"\nring_seconds = 5\n\
+         [[ivr]]\nnumber = \"710\"\ngreeting = \"Hello.\"\ntimeout_seconds = 1\nretries = 0\n\
+         invalid = \"hours:kantor\"\n\
+         [[office_hours]]\nname = \"kantor\"\ntimezone = \"Asia/Jakarta\"\n\
+         open = [\"mon-fri 08:00-17:00\", \"sat 08:00-12:00\"]\nholidays = \"{}\"\n\
+         in_hours = \"201\"\nafter_hours = \"vm:200\"\n",
+        holidays.display()
+    );
+    for (label, at, open) in [
+        ("Thursday 10:00 WIB", 1_796_266_800i64, true),
+        ("Thursday 20:00 WIB", 1_796_302_800, false),
+        ("Monday 17 August 10:00 WIB", 1_786_935_600, false),
+    ] {
+        std::env::set_var("KENTONGAN_OFFICE_HOURS_AT", at.to_string());
+        // The [[ivr]] 700 of `pbx()` is there too; 710 comes after it in the file.
+        let pbx = pbx(&extra);
+        std::env::remove_var("KENTONGAN_OFFICE_HOURS_AT");
+        let (p201, sink) = sipp_callee(&pbx, "201", "127.0.0.94");
+        let keypad = Keypad::start("127.0.0.90");
+        let mut caller = call(&pbx, &keypad, "710", Some(Duration::from_secs(12)));
+        keypad.wait_answered();
+        assert_eq!(
+            caller.wait(Duration::from_secs(40)),
+            0,
+            "{label}: {}",
+            caller.output()
+        );
+        let got = sink.stats().packets;
+        if open {
+            assert!(
+                got >= 100,
+                "{label}: 201 got {got} packets\npbx: {}",
+                pbx.log()
+            );
+            assert!(messages(&pbx, "200").is_empty(), "{label}");
+        } else {
+            assert_eq!(got, 0, "{label}: 201 was rung");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while messages(&pbx, "200").is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            assert_eq!(
+                messages(&pbx, "200").len(),
+                1,
+                "{label}\npbx: {}",
+                pbx.log()
+            );
+        }
+        drop(p201);
+    }
+    let _ = std::fs::remove_file(&holidays);
+}
