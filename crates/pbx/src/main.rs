@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod conference_cli;
-mod report_cli;
 mod recordings_cli;
+mod report_cli;
 mod settings_cli;
 mod trunk_cli;
 mod voicemail_cli;

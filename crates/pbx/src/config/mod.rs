@@ -734,7 +734,10 @@ impl Config {
         if let Some(v) = voicemail.as_ref().filter(|v| v.enabled) {
             taken.push((v.access.as_str(), "the voicemail access code".into()));
         }
-        taken.extend(ivrs.iter().map(|m| (m.number.as_str(), "an [[ivr]] menu".to_owned())));
+        taken.extend(
+            ivrs.iter()
+                .map(|m| (m.number.as_str(), "an [[ivr]] menu".to_owned())),
+        );
         let ring_groups = ring_groups::validate(raw.ring_group, &taken)?;
         taken.extend(
             ring_groups
