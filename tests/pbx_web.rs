@@ -34,11 +34,18 @@ struct Web {
 
 /// A daemon with `[web]` on 127.0.0.60 and bans after 10 failures; `admin` exists if asked.
 fn web(with_admin: bool) -> Web {
+    web_with(with_admin, "")
+}
+
+/// [`web`] with more `[firewall]` keys.
+fn web_with(with_admin: bool, firewall: &str) -> Web {
     let sip_port = ports(BASE);
     let port = WEB_BASE + (sip_port - BASE);
     let pbx = Pbx::start_with(
         sip_port,
-        &format!("\n[web]\nlisten = [\"{WEB_IP}:{port}\"]\n[firewall]\nban_after_failures = 10\n"),
+        &format!(
+            "\n[web]\nlisten = [\"{WEB_IP}:{port}\"]\n[firewall]\nban_after_failures = 10\n{firewall}"
+        ),
     );
     for ext in ["201", "202"] {
         pbx.add_user(ext, &format!("pw{ext}"));
@@ -219,6 +226,7 @@ const PAGES: &[&str] = &[
     "/extensions",
     "/cdr",
     "/cdr?extension=201&page=2",
+    "/firewall",
     "/no-such-page",
 ];
 
@@ -300,7 +308,7 @@ fn no_page_before_an_admin_and_none_without_a_session() {
         id.starts_with("__Host-kentongan=") && id.len() == 17 + 64,
         "{id}"
     );
-    for path in &PAGES[..4] {
+    for path in &PAGES[..PAGES.len() - 1] {
         let r = c.get(path);
         assert_eq!(r.status, 200, "GET {path} with a session");
         r.assert_secure_headers();
@@ -469,7 +477,7 @@ fn csrf_add_extension_register_and_injection() {
     assert!(!w.users().contains("207\t"));
 
     // No page shows a hash or HA1.
-    for path in &PAGES[..4] {
+    for path in &PAGES[..PAGES.len() - 1] {
         let body = c.get(path).body;
         for h in [ha1.md5.as_deref(), ha1.sha256.as_deref()]
             .into_iter()
@@ -492,6 +500,90 @@ fn csrf_add_extension_register_and_injection() {
         303
     );
     assert!(!w.users().contains("208"));
+}
+
+/// The Firewall page bans by hand and lifts by the rules of `ban add` / `ban remove`: what it
+/// does shows in `ban list`, a trusted address and malformed input are refused next to the
+/// field, and the banned address's next connection is closed.
+#[test]
+fn firewall_page_bans_lifts_and_never_bans_a_trusted_address() {
+    let w = web_with(true, "trusted = [\"192.168.10.0/24\"]\n");
+    let mut c = w.client("127.0.0.63");
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let page = c.get("/firewall");
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_secure_headers();
+    assert!(page.body.contains("No address is banned."), "{}", page.body);
+    assert!(
+        page.body.contains("192.168.10.0/24"),
+        "trusted networks listed"
+    );
+    let csrf = page.csrf();
+
+    // A trusted address, a malformed one, an injection string and a bad duration: refused,
+    // each next to its field, and nothing banned.
+    for (addr, hours, field) in [
+        ("192.168.10.7", "24", "addr-error"),
+        ("not-an-ip", "24", "addr-error"),
+        ("1.2.3.4'; DROP TABLE bans;--", "24", "addr-error"),
+        ("203.0.113.9", "0", "hours-error"),
+        ("203.0.113.9", "24; rm -rf /", "hours-error"),
+    ] {
+        let r = c.post(
+            "/firewall/ban",
+            &[("csrf", &csrf), ("addr", addr), ("hours", hours)],
+        );
+        assert_eq!(r.status, 422, "{addr} {hours}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("id=\"{field}\"")),
+            "{addr}: {}",
+            r.body
+        );
+    }
+    let listed =
+        |w: &Web| String::from_utf8_lossy(&w.pbx.cli(&["ban", "list"], None).stdout).into_owned();
+    assert!(listed(&w).trim().is_empty(), "{}", listed(&w));
+    // Without the CSRF token nothing happens.
+    let r = c.post("/firewall/ban", &[("addr", "127.0.0.64"), ("hours", "1")]);
+    assert_eq!(r.status, 403);
+
+    let r = c.post(
+        "/firewall/ban",
+        &[("csrf", &csrf), ("addr", "127.0.0.64"), ("hours", "2")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Banned 127.0.0.64 for 2 h."), "{}", r.body);
+    assert!(
+        r.body.contains("banned by the operator (web admin)"),
+        "{}",
+        r.body
+    );
+    let bans = listed(&w);
+    assert!(bans.contains("127.0.0.64"), "{bans}");
+    let left: u64 = bans
+        .lines()
+        .find(|l| l.starts_with("127.0.0.64\t"))
+        .and_then(|l| l.split('\t').nth(1))
+        .and_then(|s| s.trim_end_matches('s').parse().ok())
+        .unwrap_or(0);
+    assert!((7000..=7200).contains(&left), "two hours: {bans}");
+    let mut banned = w.client("127.0.0.64");
+    assert!(
+        banned.request("/login", None).is_none(),
+        "the banned address's connection is closed"
+    );
+
+    let r = c.post("/firewall/lift", &[("csrf", &csrf), ("addr", "127.0.0.64")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Lifted the ban on 127.0.0.64."),
+        "{}",
+        r.body
+    );
+    assert!(!listed(&w).contains("127.0.0.64"), "{}", listed(&w));
+    assert_eq!(banned.get("/login").status, 200, "reachable again");
+    let r = c.post("/firewall/lift", &[("csrf", &csrf), ("addr", "127.0.0.64")]);
+    assert!(r.body.contains("127.0.0.64 is not banned."), "{}", r.body);
 }
 
 #[test]
@@ -838,6 +930,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
             ("dashboard", "/"),
             ("extensions", "/extensions"),
             ("cdr", "/cdr"),
+            ("firewall", "/firewall"),
         ] {
             b.go(&format!("{base}{path}"));
             b.screenshot(&shots.join(format!("{page}-{width}.png")));

@@ -710,14 +710,6 @@ fn ban_fail(e: BanError) -> Failure {
     }
 }
 
-#[derive(serde::Serialize)]
-struct BanRow {
-    addr: String,
-    seconds_left: Option<u64>,
-    reason: String,
-    banned_at: Option<i64>,
-}
-
 fn ban_command(
     config: &Config,
     command: BanCommand,
@@ -727,35 +719,9 @@ fn ban_command(
     let now = now_unix();
     match command {
         BanCommand::List { json } => {
-            let mut rows: Vec<BanRow> = match stored_bans(config)? {
-                Some(store) => store
-                    .bans(now)
-                    .map_err(|e| fail(e, "check `storage.database`"))?
-                    .into_iter()
-                    .map(|b| BanRow {
-                        seconds_left: u64::try_from(b.expires_at - now).ok(),
-                        addr: b.addr,
-                        reason: b.reason,
-                        banned_at: Some(b.banned_at),
-                    })
-                    .collect(),
-                None => Vec::new(),
-            };
-            // The kernel also bans flooding sources on its own; show those too when we may
-            // look (root) and the table is loaded.
-            if let Ok(kernel) = nft::banned() {
-                for (addr, left) in kernel {
-                    let addr = addr.to_string();
-                    if !rows.iter().any(|r| r.addr == addr) {
-                        rows.push(BanRow {
-                            addr,
-                            seconds_left: left.map(|ms| ms / 1000),
-                            reason: "SIP flood (banned by the kernel firewall)".into(),
-                            banned_at: None,
-                        });
-                    }
-                }
-            }
+            let store = stored_bans(config)?;
+            let rows = operator_bans::list(store.as_ref(), now)
+                .map_err(|e| fail(e, "check `storage.database`"))?;
             if json {
                 let s = serde_json::to_string_pretty(&rows).unwrap_or_default();
                 writeln!(out, "{s}").map_err(io_fail)?;

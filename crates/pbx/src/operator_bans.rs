@@ -24,6 +24,48 @@ pub enum BanError {
     Store(#[from] StoreError),
 }
 
+/// One banned address, as `ban list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BanRow {
+    pub addr: String,
+    pub seconds_left: Option<u64>,
+    pub reason: String,
+    /// `None` for the kernel's own flood bans.
+    pub banned_at: Option<i64>,
+}
+
+/// Every ban: the stored ones, then those the kernel made on its own (SIP floods), which are
+/// only visible to root with the table loaded.
+pub fn list(store: Option<&Store>, now: i64) -> Result<Vec<BanRow>, StoreError> {
+    let mut rows: Vec<BanRow> = match store {
+        Some(store) => store
+            .bans(now)?
+            .into_iter()
+            .map(|b| BanRow {
+                seconds_left: u64::try_from(b.expires_at - now).ok(),
+                addr: b.addr,
+                reason: b.reason,
+                banned_at: Some(b.banned_at),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Ok(kernel) = nft::banned() {
+        for (addr, left) in kernel {
+            let addr = addr.to_string();
+            if !rows.iter().any(|r| r.addr == addr) {
+                rows.push(BanRow {
+                    addr,
+                    seconds_left: left.map(|ms| ms / 1000),
+                    reason: "SIP flood (banned by the kernel firewall)".into(),
+                    banned_at: None,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// One address as `ban list` prints them (IPv4-mapped IPv6 becomes IPv4).
 pub fn parse_addr(s: &str) -> Result<IpAddr, BanError> {
     s.trim()

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
-    AddError, Backend, BackendError, CdrQuery, CdrRow, CdrSort, Dashboard, ExtensionRow,
+    AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, ExtensionRow,
     FieldError, LiveCall, Registration, Role as WebRole,
 };
 use kentongan_web::server::{WebConfig, WebError};
 
 use crate::admins::{self, AdminName, Role};
 use crate::config::Config;
-use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError, StoredBan};
+use crate::operator_bans::{self, BanError};
+use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError};
 
 /// Generated SIP passwords: 20 characters from 56 (no 0/O, 1/l/I), about 116 bits.
 const PASSWORD_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
@@ -130,23 +131,18 @@ impl Backend for PbxBackend {
     }
 
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError> {
-        let now = unix_ms() / 1000;
-        // Into the kernel's ban set as `ban add` does (no table loaded: the daemon's shield
-        // still drops the source, once it sees the stored row through `data_version`).
-        match kentongan_firewall::nft::add_bans(&[(addr, duration.as_secs().max(1))]) {
-            Ok(()) | Err(kentongan_firewall::nft::NftError::NoTable) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, %addr, "could not add the web login ban to nftables")
-            }
-        }
-        self.store()?
-            .add_ban(&StoredBan {
-                addr: addr.to_string(),
-                reason: reason.to_owned(),
-                banned_at: now,
-                expires_at: now + duration.as_secs() as i64,
-            })
-            .map_err(db)
+        // As `ban add` does: the kernel's set (when loaded) and the stored row, which the
+        // daemon's shield picks up through `data_version`.
+        let store = self.store()?;
+        operator_bans::add(
+            &self.config,
+            &store,
+            addr,
+            duration,
+            reason,
+            unix_ms() / 1000,
+        )
+        .map_err(|e| BackendError(e.to_string()))
     }
 
     fn is_banned(&self, addr: IpAddr) -> Result<bool, BackendError> {
@@ -270,7 +266,75 @@ impl Backend for PbxBackend {
     fn dispositions(&self) -> Result<Vec<String>, BackendError> {
         self.store()?.cdr_dispositions().map_err(db)
     }
+
+    fn bans(&self) -> Result<Vec<BanEntry>, BackendError> {
+        let store = self.store()?;
+        Ok(operator_bans::list(Some(&store), unix_ms() / 1000)
+            .map_err(db)?
+            .into_iter()
+            .map(|b| BanEntry {
+                addr: b.addr,
+                reason: b.reason,
+                seconds_left: b.seconds_left,
+            })
+            .collect())
+    }
+
+    fn add_ban(&self, addr: &str, hours: &str) -> Result<String, AddError> {
+        let field = |field, message: String| AddError::Field(FieldError { field, message });
+        let ip = operator_bans::parse_addr(addr).map_err(|_| {
+            field(
+                "addr",
+                "Give one IPv4 or IPv6 address, e.g. 203.0.113.7.".into(),
+            )
+        })?;
+        let hours: u64 = match hours.trim().parse() {
+            Ok(h) if (1..=MAX_BAN_HOURS).contains(&h) => h,
+            _ => {
+                return Err(field(
+                    "hours",
+                    format!("Give a whole number of hours from 1 to {MAX_BAN_HOURS}."),
+                ))
+            }
+        };
+        let store = self.store()?;
+        match operator_bans::add(
+            &self.config,
+            &store,
+            ip,
+            Duration::from_secs(hours * 3600),
+            "banned by the operator (web admin)",
+            unix_ms() / 1000,
+        ) {
+            Ok(()) => Ok(ip.to_string()),
+            Err(BanError::Trusted(_)) => Err(field(
+                "addr",
+                format!("{ip} is in a trusted network, and trusted sources are never banned; remove its network from [firewall] trusted first."),
+            )),
+            Err(e) => Err(AddError::Backend(BackendError(e.to_string()))),
+        }
+    }
+
+    fn lift_ban(&self, addr: &str) -> Result<String, AddError> {
+        let field = |message: String| {
+            AddError::Field(FieldError {
+                field: "addr",
+                message,
+            })
+        };
+        let ip = operator_bans::parse_addr(addr)
+            .map_err(|_| field(format!("{addr:?} is not an IP address.")))?;
+        let store = self.store()?;
+        match operator_bans::lift(Some(&store), ip) {
+            Ok(()) => Ok(ip.to_string()),
+            Err(BanError::NotBanned(_)) => Err(field(format!("{ip} is not banned."))),
+            Err(e) => Err(AddError::Backend(BackendError(e.to_string()))),
+        }
+    }
 }
+
+/// The longest ban the Firewall page sets by hand (a year); longer is a firewall rule's job.
+const MAX_BAN_HOURS: u64 = 8760;
 
 /// Why the web admin could not start.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,16 @@ pub struct ExtensionRow {
     pub registered: usize,
 }
 
+/// One banned address, as `ban list` shows it (SIP shield, web logins, the kernel's flood
+/// bans and the operator's own).
+#[derive(Debug, Clone)]
+pub struct BanEntry {
+    pub addr: String,
+    pub reason: String,
+    /// `None` when the kernel does not say.
+    pub seconds_left: Option<u64>,
+}
+
 /// A form field the backend refused, with the reason to show next to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -151,4 +161,11 @@ pub trait Backend: Send + Sync + 'static {
     fn cdrs(&self, query: &CdrQuery) -> Result<(Vec<CdrRow>, u64), BackendError>;
     /// The dispositions present in the CDR, for the filter's choices.
     fn dispositions(&self) -> Result<Vec<String>, BackendError>;
+    /// Every banned address.
+    fn bans(&self) -> Result<Vec<BanEntry>, BackendError>;
+    /// Bans `addr` for `hours`, both as typed into the form, by the rules of `ban add` (a
+    /// trusted address never); returns the address as stored.
+    fn add_ban(&self, addr: &str, hours: &str) -> Result<String, AddError>;
+    /// Lifts the ban on `addr`; a field error when it is not banned.
+    fn lift_ban(&self, addr: &str) -> Result<String, AddError>;
 }

@@ -29,6 +29,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backend;
+mod firewall;
 pub mod guard;
 mod routes;
 pub mod server;

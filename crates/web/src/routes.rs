@@ -20,8 +20,8 @@ use crate::server::{AppState, Peer};
 use crate::session::{same_secret, Session, COOKIE};
 use crate::templates::*;
 
-type St = State<Arc<AppState>>;
-type Fields = Form<HashMap<String, String>>;
+pub(crate) type St = State<Arc<AppState>>;
+pub(crate) type Fields = Form<HashMap<String, String>>;
 
 const CSS: &str = include_str!("../assets/style.css");
 const PAGE_SIZE: u32 = 50;
@@ -34,6 +34,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/extensions", get(extensions).post(add_extension))
         .route("/extensions/remove", post(remove_extension))
         .route("/cdr", get(cdr))
+        .route("/firewall", get(crate::firewall::page))
+        .route("/firewall/ban", post(crate::firewall::ban))
+        .route("/firewall/lift", post(crate::firewall::lift))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -58,7 +61,7 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-fn render(status: StatusCode, t: &impl Template) -> Response {
+pub(crate) fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(body) => (
             status,
@@ -77,11 +80,11 @@ fn render(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
-fn to_login() -> Response {
+pub(crate) fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-fn db_failed(e: BackendError) -> Response {
+pub(crate) fn db_failed(e: BackendError) -> Response {
     warn!(error = %e, "web admin: database failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -91,7 +94,7 @@ fn db_failed(e: BackendError) -> Response {
 }
 
 /// Runs a blocking backend call off the event loop.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
 ) -> Result<T, BackendError> {
     tokio::task::spawn_blocking(f)
@@ -110,7 +113,7 @@ fn cookie_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
+pub(crate) fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     let id = cookie_id(headers)?;
     let s = state.sessions.lock().ok()?.touch(&id, Instant::now())?;
     Some((id, s))
@@ -138,7 +141,7 @@ fn cross_origin(headers: &HeaderMap) -> bool {
 }
 
 /// Why a POST was not carried out.
-enum Refused {
+pub(crate) enum Refused {
     NoSession,
     BadCsrf,
 }
@@ -157,7 +160,7 @@ impl IntoResponse for Refused {
 }
 
 /// The session of a POST whose form carries its CSRF token.
-fn post_session(
+pub(crate) fn post_session(
     state: &AppState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
@@ -174,7 +177,7 @@ fn post_session(
     }
 }
 
-fn chrome(s: &Session, page: &'static str) -> Chrome {
+pub(crate) fn chrome(s: &Session, page: &'static str) -> Chrome {
     Chrome {
         account: s.account.clone(),
         csrf: s.csrf.clone(),

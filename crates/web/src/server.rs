@@ -54,6 +54,8 @@ pub(crate) struct AppState {
     pub banned: Mutex<HashMap<IpAddr, Instant>>,
     pub started: Instant,
     pub version: String,
+    /// `[firewall] trusted`, as written, for the Firewall page.
+    pub trusted: Vec<String>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ pub fn spawn(config: WebConfig, backend: Arc<dyn Backend>) -> Result<(), WebErro
     let state = Arc::new(AppState {
         backend,
         sessions: Mutex::new(Sessions::new(config.session_idle)),
+        trusted: config.trusted.iter().map(ToString::to_string).collect(),
         guard: Mutex::new(LoginGuard::new(
             config.trusted,
             config.ban_after,

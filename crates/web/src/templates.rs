@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use crate::backend::{CdrQuery, CdrRow, CdrSort, ExtensionRow, LiveCall, Registration};
+use crate::backend::{BanEntry, CdrQuery, CdrRow, CdrSort, ExtensionRow, LiveCall, Registration};
 
 /// The navigation bar and logout form of a logged-in page.
 pub struct Chrome {
@@ -60,6 +60,39 @@ pub struct ExtensionsPage {
 impl ExtensionsPage {
     fn csrf(&self) -> &str {
         self.chrome.as_ref().map_or("", |c| c.csrf.as_str())
+    }
+}
+
+/// The ban form's values and errors, and what the last POST did.
+#[derive(Default)]
+pub struct BanForm {
+    pub addr: String,
+    pub hours: String,
+    pub addr_error: Option<String>,
+    pub hours_error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "firewall.html")]
+pub struct FirewallPage {
+    pub chrome: Option<Chrome>,
+    pub bans: Vec<BanEntry>,
+    pub trusted: Vec<String>,
+    pub form: BanForm,
+}
+
+impl FirewallPage {
+    fn csrf(&self) -> &str {
+        self.chrome.as_ref().map_or("", |c| c.csrf.as_str())
+    }
+
+    fn left(b: &BanEntry) -> String {
+        match b.seconds_left {
+            None => "?".into(),
+            Some(s) if s >= 3600 => format!("{} h {} min", s / 3600, s / 60 % 60),
+            Some(s) => format!("{} min", s.div_ceil(60)),
+        }
     }
 }
 
