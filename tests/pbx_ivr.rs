@@ -10,15 +10,10 @@
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::*;
-use kentongan_media::goertzel::{goertzel, to_db};
-use kentongan_media::{Codec, Decoder, Encoder};
 
 const BASE: u16 = 46060;
 
@@ -45,187 +40,6 @@ fn pbx(extra: &str) -> Pbx {
         pbx.add_user(ext, &format!("pw{ext}"));
     }
     pbx
-}
-
-/// The media side of a sipp caller: sends a 440 Hz tone (PCMA), types RFC 4733 keys in the
-/// same stream, and keeps what it hears (decoded, 8 kHz).
-struct Keypad {
-    socket: UdpSocket,
-    heard: Arc<Mutex<Vec<i16>>>,
-    pbx_rtp: Arc<Mutex<Option<SocketAddr>>>,
-    /// (sequence number, timestamp) shared by the tone and the keys.
-    clock: Arc<Mutex<(u16, u32)>>,
-    keys_down: Arc<AtomicBool>,
-}
-
-impl Keypad {
-    fn start(ip: &str) -> Keypad {
-        let socket = UdpSocket::bind((ip, 0)).unwrap();
-        let rx = socket.try_clone().unwrap();
-        rx.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let pbx_rtp = Arc::new(Mutex::new(None));
-        let (h, p) = (heard.clone(), pbx_rtp.clone());
-        std::thread::spawn(move || {
-            let mut dec = Decoder::new(Codec::Pcma).unwrap();
-            let mut buf = [0u8; 2048];
-            let mut pcm = [0i16; 960];
-            let until = Instant::now() + Duration::from_secs(120);
-            while Instant::now() < until {
-                let Ok((n, from)) = rx.recv_from(&mut buf) else {
-                    continue;
-                };
-                if n < 12 || buf[1] & 0x7f != 8 {
-                    continue;
-                }
-                *p.lock().unwrap() = Some(from);
-                if let Ok(k) = dec.decode(&buf[12..n], &mut pcm) {
-                    h.lock().unwrap().extend_from_slice(&pcm[..k]);
-                }
-            }
-        });
-        let keypad = Keypad {
-            socket,
-            heard,
-            pbx_rtp,
-            clock: Arc::new(Mutex::new((1, 1000))),
-            keys_down: Arc::new(AtomicBool::new(false)),
-        };
-        let (tx, to, clock, down) = (
-            keypad.socket.try_clone().unwrap(),
-            keypad.pbx_rtp.clone(),
-            keypad.clock.clone(),
-            keypad.keys_down.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut enc = Encoder::new(Codec::Pcma).unwrap();
-            let mut n = 0u64;
-            let until = Instant::now() + Duration::from_secs(120);
-            let start = Instant::now();
-            while Instant::now() < until {
-                n += 1;
-                let due = start + Duration::from_millis(20 * n);
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                let Some(dest) = *to.lock().unwrap() else {
-                    continue;
-                };
-                if down.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let pcm: Vec<i16> = (0..160u64)
-                    .map(|i| {
-                        let t = (n * 160 + i) as f64 / 8000.0;
-                        (6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
-                    })
-                    .collect();
-                let mut payload = [0u8; 160];
-                let len = enc.encode(&pcm, &mut payload).unwrap();
-                let (seq, ts) = {
-                    let mut c = clock.lock().unwrap();
-                    let now = *c;
-                    c.0 = c.0.wrapping_add(1);
-                    c.1 = c.1.wrapping_add(160);
-                    now
-                };
-                let mut pkt = vec![0x80, 8];
-                pkt.extend_from_slice(&seq.to_be_bytes());
-                pkt.extend_from_slice(&ts.to_be_bytes());
-                pkt.extend_from_slice(&0x4b45_5950u32.to_be_bytes());
-                pkt.extend_from_slice(&payload[..len]);
-                let _ = tx.send_to(&pkt, dest);
-            }
-        });
-        keypad
-    }
-
-    fn port(&self) -> u16 {
-        self.socket.local_addr().unwrap().port()
-    }
-
-    /// Waits until the PBX sends media (the call is answered).
-    fn wait_answered(&self) -> SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(a) = *self.pbx_rtp.lock().unwrap() {
-                return a;
-            }
-            assert!(Instant::now() < deadline, "the PBX never answered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Types `keys`: each an RFC 4733 event of 100 ms (five updates, three end packets),
-    /// the tone paused meanwhile.
-    fn press(&self, keys: &str) {
-        let to = self.wait_answered();
-        for k in keys.chars() {
-            let event: u8 = match k {
-                '0'..='9' => k as u8 - b'0',
-                '*' => 10,
-                '#' => 11,
-                _ => panic!("no key {k}"),
-            };
-            self.keys_down.store(true, Ordering::SeqCst);
-            let ts = {
-                let mut c = self.clock.lock().unwrap();
-                c.1 = c.1.wrapping_add(1600);
-                c.1
-            };
-            for i in 0..8u16 {
-                let end = i >= 5;
-                let duration = 160 * (i.min(4) + 1);
-                let seq = {
-                    let mut c = self.clock.lock().unwrap();
-                    c.0 = c.0.wrapping_add(1);
-                    c.0
-                };
-                let mut pkt = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-                pkt.extend_from_slice(&seq.to_be_bytes());
-                pkt.extend_from_slice(&ts.to_be_bytes());
-                pkt.extend_from_slice(&0x4b45_5950u32.to_be_bytes());
-                pkt.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
-                pkt.extend_from_slice(&duration.to_be_bytes());
-                self.socket.send_to(&pkt, to).unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            {
-                let mut c = self.clock.lock().unwrap();
-                c.1 = c.1.wrapping_add(1600);
-            }
-            self.keys_down.store(false, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// Seconds of `hz` (100 ms windows above -35 dB) heard after sample `from`.
-    fn seconds_of(&self, from: usize, hz: f64) -> f64 {
-        let heard = self.heard.lock().unwrap();
-        let n = heard[from.min(heard.len())..]
-            .chunks(800)
-            .filter(|c| c.len() == 800 && to_db(goertzel(c, 8000, hz)) > -35.0)
-            .count();
-        n as f64 / 10.0
-    }
-
-    /// Seconds (100 ms windows) louder than about -40 dBFS between samples `from` and `to`.
-    fn loud_seconds(&self, from: usize, to: usize) -> f64 {
-        let heard = self.heard.lock().unwrap();
-        let to = to.min(heard.len());
-        let n = heard[from.min(to)..to]
-            .chunks(800)
-            .filter(|c| {
-                let rms =
-                    (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
-                rms > 330.0
-            })
-            .count();
-        n as f64 / 10.0
-    }
-
-    fn heard_len(&self) -> usize {
-        self.heard.lock().unwrap().len()
-    }
 }
 
 /// 202 dials `dialled` with its media on `keypad`; with `hangup_after` it hangs up then
@@ -318,7 +132,7 @@ fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let keypad = Keypad::start("127.0.0.90");
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
     let mut caller = call(&pbx, &keypad, "700", None);
     keypad.wait_answered();
     std::thread::sleep(Duration::from_millis(2500));
@@ -373,7 +187,7 @@ fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
 fn direct_dial_rings_the_extension_and_the_bridge_carries_audio() {
     let pbx = pbx("direct_dial = true\ntimeout_seconds = 10\n");
     let (mut p201, sink) = sipp_callee(&pbx, "201", "127.0.0.92");
-    let keypad = Keypad::start("127.0.0.90");
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
     let mut caller = call(&pbx, &keypad, "700", Some(Duration::from_secs(12)));
     keypad.wait_answered();
     std::thread::sleep(Duration::from_millis(500));
@@ -414,7 +228,7 @@ fn direct_dial_rings_the_extension_and_the_bridge_carries_audio() {
 fn no_input_repeats_the_menu_then_goes_to_invalid() {
     let pbx = pbx("timeout_seconds = 1\nretries = 1\n");
     let (mut p200, sink) = sipp_callee(&pbx, "200", "127.0.0.93");
-    let keypad = Keypad::start("127.0.0.90");
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
     let mut caller = call(&pbx, &keypad, "700", Some(Duration::from_secs(25)));
     keypad.wait_answered();
     // Greeting (~4 s), 1 s, "we did not receive", greeting again, 1 s, then 200 rings.
@@ -475,7 +289,7 @@ fn office_hours_send_calls_in_hours_to_201_and_otherwise_to_voicemail() {
         let pbx = pbx(&extra);
         std::env::remove_var("KENTONGAN_OFFICE_HOURS_AT");
         let (p201, sink) = sipp_callee(&pbx, "201", "127.0.0.94");
-        let keypad = Keypad::start("127.0.0.90");
+        let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
         let mut caller = call(&pbx, &keypad, "710", Some(Duration::from_secs(12)));
         keypad.wait_answered();
         assert_eq!(

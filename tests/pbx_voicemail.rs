@@ -15,15 +15,13 @@
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harness::*;
 use kentongan_media::goertzel::{goertzel, to_db};
-use kentongan_media::{Codec, Decoder, WavClip};
+use kentongan_media::WavClip;
 
 const BASE: u16 = 45060;
 /// The prompts folder is empty, so each prompt is the PBX's two-tone cue (660 then 880 Hz).
@@ -432,113 +430,6 @@ fn message_waiting_is_notified_to_subscribers_and_registered_phones() {
     );
 }
 
-/// The media side of a sipp caller: hears PCMA (decoded, 8 kHz) and types RFC 4733 keys.
-struct Keypad {
-    socket: UdpSocket,
-    heard: Arc<Mutex<Vec<i16>>>,
-    pbx_rtp: Arc<Mutex<Option<SocketAddr>>>,
-    ts: u32,
-    seq: u16,
-}
-
-impl Keypad {
-    fn start(ip: &str) -> Keypad {
-        let socket = UdpSocket::bind((ip, 0)).unwrap();
-        let rx = socket.try_clone().unwrap();
-        rx.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let pbx_rtp = Arc::new(Mutex::new(None));
-        let (h, p) = (heard.clone(), pbx_rtp.clone());
-        std::thread::spawn(move || {
-            let mut dec = Decoder::new(Codec::Pcma).unwrap();
-            let mut buf = [0u8; 2048];
-            let mut pcm = [0i16; 960];
-            let idle_until = std::time::Instant::now() + Duration::from_secs(120);
-            while std::time::Instant::now() < idle_until {
-                let Ok((n, from)) = rx.recv_from(&mut buf) else {
-                    continue;
-                };
-                if n < 12 || buf[1] & 0x7f != 8 {
-                    continue;
-                }
-                *p.lock().unwrap() = Some(from);
-                if let Ok(k) = dec.decode(&buf[12..n], &mut pcm) {
-                    h.lock().unwrap().extend_from_slice(&pcm[..k]);
-                }
-            }
-        });
-        Keypad {
-            socket,
-            heard,
-            pbx_rtp,
-            ts: 1000,
-            seq: 1,
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.socket.local_addr().unwrap().port()
-    }
-
-    /// Waits until the PBX sends media (the call is answered).
-    fn wait_answered(&self) -> SocketAddr {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(a) = *self.pbx_rtp.lock().unwrap() {
-                return a;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the PBX never answered"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Types `keys`: each an RFC 4733 event of 100 ms (five updates, three end packets).
-    fn press(&mut self, keys: &str) {
-        let to = self.wait_answered();
-        for k in keys.chars() {
-            let event: u8 = match k {
-                '0'..='9' => k as u8 - b'0',
-                '*' => 10,
-                '#' => 11,
-                _ => panic!("no key {k}"),
-            };
-            self.ts = self.ts.wrapping_add(1600);
-            for i in 0..8u16 {
-                let end = i >= 5;
-                let duration = 160 * (i.min(4) + 1);
-                let mut pkt = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
-                pkt.extend_from_slice(&self.seq.to_be_bytes());
-                pkt.extend_from_slice(&self.ts.to_be_bytes());
-                pkt.extend_from_slice(&0x4b45_5950u32.to_be_bytes());
-                pkt.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
-                pkt.extend_from_slice(&duration.to_be_bytes());
-                self.seq = self.seq.wrapping_add(1);
-                self.socket.send_to(&pkt, to).unwrap();
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// Seconds of `hz` (100 ms windows above -35 dB) in what was heard after sample `from`.
-    fn seconds_of(&self, from: usize, hz: f64) -> f64 {
-        let heard = self.heard.lock().unwrap();
-        let n = heard[from.min(heard.len())..]
-            .chunks(800)
-            .filter(|c| c.len() == 800 && to_db(goertzel(c, 8000, hz)) > -35.0)
-            .count();
-        n as f64 / 10.0
-    }
-
-    fn heard_len(&self) -> usize {
-        self.heard.lock().unwrap().len()
-    }
-}
-
 /// 204 (password pw204-long-enough, PIN 4821) dials `*97` with its media on `keypad`.
 fn call_mailbox(pbx: &Pbx, keypad: &Keypad) -> Proc {
     call_menu(pbx, keypad, "204", "pw204-long-enough", "*97")
@@ -597,7 +488,7 @@ fn star_97_with_the_pin_plays_the_message_and_7_deletes_it_three_wrong_pins_hang
     let path = PathBuf::from(msgs[0]["path"].as_str().unwrap());
 
     // Three wrong PINs: the PBX hangs up, the message stays.
-    let mut keypad = Keypad::start("127.0.0.49");
+    let keypad = Keypad::start("127.0.0.49");
     let mut caller = call_mailbox(&pbx, &keypad);
     keypad.wait_answered();
     std::thread::sleep(Duration::from_millis(800));
@@ -619,7 +510,7 @@ fn star_97_with_the_pin_plays_the_message_and_7_deletes_it_three_wrong_pins_hang
     assert_eq!(list(&pbx, "204").len(), 1);
 
     // *98 from another phone: the mailbox number, then its PIN; the message plays, * leaves.
-    let mut keypad = Keypad::start("127.0.0.49");
+    let keypad = Keypad::start("127.0.0.49");
     let mut caller = call_menu(&pbx, &keypad, "201", "pw201", "*98");
     keypad.wait_answered();
     std::thread::sleep(Duration::from_millis(800));
@@ -648,7 +539,7 @@ fn star_97_with_the_pin_plays_the_message_and_7_deletes_it_three_wrong_pins_hang
     );
 
     // The right PIN: the message plays (the caller hears its 1 kHz), 7 deletes it.
-    let mut keypad = Keypad::start("127.0.0.49");
+    let keypad = Keypad::start("127.0.0.49");
     let mut caller = call_mailbox(&pbx, &keypad);
     keypad.wait_answered();
     std::thread::sleep(Duration::from_millis(800));
