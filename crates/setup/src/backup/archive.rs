@@ -272,6 +272,9 @@ pub(super) struct HashingReader<R> {
     inner: R,
     pub(super) hasher: Sha256,
     pub(super) count: u64,
+    /// A read from `inner` failed (a cut-off archive), as opposed to what the data was
+    /// written to.
+    pub(super) read_failed: bool,
 }
 
 impl<R> HashingReader<R> {
@@ -280,13 +283,17 @@ impl<R> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            read_failed: false,
         }
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)

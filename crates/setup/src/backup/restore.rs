@@ -349,9 +349,17 @@ fn walk(
             }
         };
         let mut reader = HashingReader::new(entry);
-        each(member, &target, &mut reader).map_err(|source| RestoreError::Stage {
-            path: PathBuf::from(&name),
-            source,
+        // A cut-off archive fails inside `each` too: that is the archive's fault, not the
+        // staging area's.
+        each(member, &target, &mut reader).map_err(|source| {
+            if reader.read_failed {
+                unreadable(source)
+            } else {
+                RestoreError::Stage {
+                    path: PathBuf::from(&name),
+                    source,
+                }
+            }
         })?;
         io::copy(&mut reader, &mut io::sink()).map_err(unreadable)?;
         let sha = hex(&reader.hasher.finalize());
