@@ -392,15 +392,14 @@ impl Pbx {
             .collect();
         let mut forks = Vec::new();
         for c in contacts {
-            let mut inv = Request::new(Method::Invite, c.uri.clone());
-            inv.headers.push(HeaderName::From, from_hdr.as_str());
-            inv.headers
-                .push(HeaderName::To, format!("<sip:{callee}@{domain}>"));
-            inv.headers.push(HeaderName::CallId, b_call_id.as_str());
-            inv.headers.push(HeaderName::CSeq, "1 INVITE");
             let contact = self.our_contact(c.source);
-            inv.headers.push(HeaderName::Contact, contact);
-            inv.headers.push(HeaderName::Allow, ALLOW);
+            let mut inv = super::dialogs::new_invite(
+                c.uri.clone(),
+                &from_hdr,
+                format!("<sip:{callee}@{domain}>"),
+                &b_call_id,
+                contact,
+            );
             if let Some(offer) = &offer {
                 let mut sdp = offer.clone();
                 let ip = self.local_ip(c.source);

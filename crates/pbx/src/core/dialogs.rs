@@ -261,3 +261,23 @@ impl Pbx {
         }
     }
 }
+
+/// A new INVITE the PBX starts (to a phone, a trunk, a transfer target): From, To, Call-ID,
+/// CSeq 1, our Contact and Allow. Via, Max-Forwards and User-Agent are added when it is sent.
+pub(super) fn new_invite(
+    uri: kentongan_sip::Uri,
+    from: &str,
+    to: String,
+    call_id: &str,
+    contact: String,
+) -> kentongan_sip::Request {
+    use kentongan_sip::{HeaderName, Method, Request};
+    let mut inv = Request::new(Method::Invite, uri);
+    inv.headers.push(HeaderName::From, from);
+    inv.headers.push(HeaderName::To, to);
+    inv.headers.push(HeaderName::CallId, call_id);
+    inv.headers.push(HeaderName::CSeq, "1 INVITE");
+    inv.headers.push(HeaderName::Contact, contact);
+    inv.headers.push(HeaderName::Allow, super::ALLOW);
+    inv
+}

@@ -22,12 +22,12 @@ use kentongan_media::ToneSpec;
 use kentongan_sip::dialog::Dialog;
 use kentongan_sip::sdp::{Codec as SdpCodec, LocalMedia, Sdp};
 use kentongan_sip::transaction::TxId;
-use kentongan_sip::{HeaderName, Message, Method, Request, Response};
+use kentongan_sip::{HeaderName, Message, Method, Response};
 use tracing::{debug, info, warn};
 
 use super::answered::{leg_spec, Answered, App};
 use super::calls::{media_target, Fork, ForkState};
-use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
+use super::{Clock, Pbx, TxUse, USER_AGENT};
 use crate::apps::ivr::{Choice, Menu};
 use crate::apps::Action;
 use crate::media::EngineCommand as Command;
@@ -207,15 +207,14 @@ impl Pbx {
         let from_hdr = format!("<sip:{caller}@{domain}>;tag={}", self.ep.new_tag());
         let mut forks = Vec::new();
         for c in contacts {
-            let mut inv = Request::new(Method::Invite, c.uri.clone());
-            inv.headers.push(HeaderName::From, from_hdr.as_str());
-            inv.headers
-                .push(HeaderName::To, format!("<sip:{callee}@{domain}>"));
-            inv.headers.push(HeaderName::CallId, call_id.as_str());
-            inv.headers.push(HeaderName::CSeq, "1 INVITE");
             let contact = self.our_contact(c.source);
-            inv.headers.push(HeaderName::Contact, contact);
-            inv.headers.push(HeaderName::Allow, ALLOW);
+            let mut inv = super::dialogs::new_invite(
+                c.uri.clone(),
+                &from_hdr,
+                format!("<sip:{callee}@{domain}>"),
+                &call_id,
+                contact,
+            );
             inv.set_body("application/sdp", offer.to_bytes());
             self.add_via(&mut inv, c.source);
             inv.headers.set(HeaderName::MaxForwards, "70");

@@ -20,11 +20,11 @@ use kentongan_sip::dialog::Dialog;
 use kentongan_sip::refer::{refer_notify, ReferTo};
 use kentongan_sip::sdp::Sdp;
 use kentongan_sip::transaction::TxId;
-use kentongan_sip::{HeaderName, Method, NameAddr, Request, Response, StatusCode};
+use kentongan_sip::{HeaderName, NameAddr, Request, Response, StatusCode};
 use tracing::{info, warn};
 
 use super::calls::{CallKey, Side};
-use super::{Clock, Extension, Pbx, TxUse, ALLOW, USER_AGENT};
+use super::{Clock, Extension, Pbx, TxUse, USER_AGENT};
 use crate::routing::Destination;
 use crate::store::{LiveCall, Write};
 
@@ -176,18 +176,15 @@ impl Pbx {
         sdp.rewrite_for_relay(ip, &ports);
         let domain = self.config.domain.clone();
         let call_id = self.ep.new_call_id();
-        let mut inv = Request::new(Method::Invite, contact.uri.clone());
-        inv.headers.push(
-            HeaderName::From,
-            format!("<sip:{transferee}@{domain}>;tag={}", self.ep.new_tag()),
-        );
-        inv.headers
-            .push(HeaderName::To, format!("<sip:{target}@{domain}>"));
-        inv.headers.push(HeaderName::CallId, call_id.as_str());
-        inv.headers.push(HeaderName::CSeq, "1 INVITE");
+        let from = format!("<sip:{transferee}@{domain}>;tag={}", self.ep.new_tag());
         let our = self.our_contact(contact.source);
-        inv.headers.push(HeaderName::Contact, our);
-        inv.headers.push(HeaderName::Allow, ALLOW);
+        let mut inv = super::dialogs::new_invite(
+            contact.uri.clone(),
+            &from,
+            format!("<sip:{target}@{domain}>"),
+            &call_id,
+            our,
+        );
         if let Some(by) = referred_by {
             inv.headers.push(HeaderName::ReferredBy, by);
         }

@@ -15,7 +15,7 @@ use kentongan_sip::{HeaderName, Method, Request, Response, StatusCode, Uri};
 use tracing::{info, warn};
 
 use super::calls::{CallKey, Fork, ForkState};
-use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
+use super::{Clock, Pbx, TxUse, USER_AGENT};
 use crate::config::Config;
 use crate::routing::forwarding::Visited;
 use crate::routing::outbound::{Outbound, Route, TrunkCall};
@@ -327,14 +327,13 @@ impl Pbx {
             .iter()
             .map(|m| m.as_ref().map_or(0, |s| s.callee_port))
             .collect();
-        let mut inv = Request::new(Method::Invite, uri);
-        inv.headers.push(HeaderName::From, from_hdr);
-        inv.headers
-            .push(HeaderName::To, format!("<sip:{number}@{host}>"));
-        inv.headers.push(HeaderName::CallId, b_call_id.as_str());
-        inv.headers.push(HeaderName::CSeq, "1 INVITE");
-        inv.headers.push(HeaderName::Contact, contact);
-        inv.headers.push(HeaderName::Allow, ALLOW);
+        let mut inv = super::dialogs::new_invite(
+            uri,
+            &from_hdr,
+            format!("<sip:{number}@{host}>"),
+            &b_call_id,
+            contact,
+        );
         if let Some(cid) = &trunk.caller_id {
             inv.headers.push(
                 HeaderName::Other("P-Asserted-Identity".into()),
