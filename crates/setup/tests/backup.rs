@@ -83,15 +83,26 @@ fn backup_wipe_restore_brings_back_users_and_cdrs() {
     let said = ok(&setup(&["restore", "--check", a]));
     assert!(said.contains("valid backup of pbx-kantor"), "{said}");
 
-    // A flipped byte near the end must be refused before anything is touched.
-    let mut bytes = std::fs::read(&archive).unwrap();
-    let at = bytes.len() - 30;
-    bytes[at] ^= 0x55;
-    let bad = work.path().join("bad.tar.zst");
-    std::fs::write(&bad, bytes).unwrap();
-    let out = setup(&["restore", bad.to_str().unwrap(), "--root", rs]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was changed"));
+    // A flipped byte anywhere (in a member, the tar's end marker and padding, the frame's
+    // checksum) must be refused before anything is touched.
+    let good = std::fs::read(&archive).unwrap();
+    let len = good.len();
+    for at in [len / 3, len / 2, len - 100, len - 30, len - 10, len - 2] {
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x55;
+        let bad = work.path().join("bad.tar.zst");
+        std::fs::write(&bad, bytes).unwrap();
+        let out = setup(&["restore", bad.to_str().unwrap(), "--root", rs]);
+        assert!(
+            !out.status.success(),
+            "a flipped byte at {at} of {len} was restored"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     std::fs::remove_dir_all(r.join("etc/kentongan")).unwrap();
     std::fs::remove_dir_all(r.join("var/lib/kentongan")).unwrap();

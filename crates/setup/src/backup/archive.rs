@@ -98,7 +98,10 @@ pub fn create(
     };
     let json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| write_err(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-    let encoder = zstd::Encoder::new(out, 3).map_err(write_err)?;
+    let mut encoder = zstd::Encoder::new(out, 3).map_err(write_err)?;
+    // Members carry their sha256 in the manifest, but the tar's end marker and padding do not:
+    // the frame's own checksum covers every byte, so a flipped one anywhere is refused.
+    encoder.include_checksum(true).map_err(write_err)?;
     let mut tar = tar::Builder::new(encoder);
     append(
         &mut tar,
