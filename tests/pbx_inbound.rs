@@ -279,6 +279,58 @@ fn a_number_that_is_no_did_is_refused_and_nothing_goes_out() {
     assert_eq!(rows[1]["number"], "+6281234567890");
 }
 
+/// A DID whose destination is an IVR menu: the PBX answers the provider's call itself and the
+/// caller hears the menu's greeting (speech energy), the same as an internal caller would.
+#[test]
+fn a_did_to_an_ivr_is_answered_with_its_greeting() {
+    need("espeak-ng", "espeak-ng");
+    let port = ports(BASE + 900);
+    let sounds = std::env::temp_dir()
+        .join(format!(
+            "kentongan-inbound-ivr-{}-{port}",
+            std::process::id()
+        ))
+        .join("sounds");
+    let o = office_with(
+        "",
+        &format!(
+            "\n[prompts]\ndirectory = \"{}\"\nlanguage = \"en\"\n\
+             [[ivr]]\nnumber = \"700\"\ngreeting = \"Welcome to the office.\"\n\
+             language = \"en\"\noptions = {{ \"1\" = \"201\" }}\ninvalid = \"201\"\n\
+             [[did]]\nnumber = \"+62215550199\"\nto = \"700\"\ntrunk = \"provider\"\n",
+            sounds.display()
+        ),
+        "",
+    );
+    let keypad = Keypad::start(PROVIDER_IP);
+    let inf = csv(
+        &o.pbx,
+        "inbound-ivr.csv",
+        &[
+            "+6281100011",
+            "+62215550199",
+            PROVIDER_IP,
+            &keypad.port().to_string(),
+            "4000",
+        ],
+    );
+    let port_s = o.provider_port.to_string();
+    let (code, out) = sipp(
+        &o.pbx,
+        "inbound_answered.xml",
+        &["-inf", &inf, "-i", PROVIDER_IP, "-p", &port_s],
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, 0, "sipp: {out}\npbx: {}", o.pbx.log());
+    let greeting = keypad.loud_seconds(0, keypad.heard_len());
+    assert!(
+        greeting >= 1.0,
+        "greeting: {greeting} s loud\npbx: {}",
+        o.pbx.log()
+    );
+    let _ = std::fs::remove_dir_all(sounds.parent().unwrap_or(&sounds));
+}
+
 #[test]
 fn an_invite_from_an_address_that_is_no_trunk_is_challenged() {
     let o = office();

@@ -715,6 +715,24 @@ impl Config {
             }
         }
         let office_hours = office_hours::validate(raw.office_hours)?;
+        for (i, d) in dids.iter().enumerate() {
+            let to = d.to.as_str();
+            let missing = match (to.strip_prefix("hours:"), to.strip_prefix("vm:")) {
+                (Some(name), _) if !office_hours.iter().any(|h| h.name == name) => Some(format!(
+                    "no [[office_hours]] is named {name:?}; correct the name or add that table"
+                )),
+                (_, Some(_)) if !voicemail.as_ref().is_some_and(|v| v.enabled) => Some(
+                    "[voicemail] is not enabled; enable it or route the DID elsewhere".to_owned(),
+                ),
+                _ => None,
+            };
+            if let Some(why) = missing {
+                return Err(ConfigError::at(
+                    &format!("did[{i}].to"),
+                    format!("is {to:?}, but {why}"),
+                ));
+            }
+        }
         let hours_targets: Vec<String> = office_hours
             .iter()
             .map(|h| format!("hours:{}", h.name))

@@ -162,7 +162,8 @@ impl Trunk {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Did {
     pub number: String,
-    /// Any dialplan number: an extension, a room, later a ring group or IVR.
+    /// A target as IVR options name them: a number of this PBX (extension, room, ring group,
+    /// IVR), `vm:EXT` or `hours:NAME`.
     pub to: String,
     pub trunk: Option<TrunkName>,
 }
@@ -385,16 +386,22 @@ pub(super) fn validate_dids(raw: Vec<RawDid>, trunks: &[Trunk]) -> Result<Vec<Di
                 ),
             ));
         }
-        if r.to.is_empty()
-            || !r
-                .to
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-        {
+        let number = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+        };
+        let ok = match (r.to.strip_prefix("vm:"), r.to.strip_prefix("hours:")) {
+            (Some(mailbox), _) => number(mailbox),
+            (_, Some(name)) => !name.is_empty(),
+            _ => number(&r.to),
+        };
+        if !ok {
             return Err(ConfigError::at(
                 &key("to"),
                 format!(
-                    "is {:?}; name a number of this PBX: an extension, room or group, e.g. \"700\"",
+                    "is {:?}; name a number of this PBX (an extension, room, group or IVR, e.g. \"700\"), \
+                     a mailbox (\"vm:201\") or office hours (\"hours:kantor\")",
                     r.to
                 ),
             ));

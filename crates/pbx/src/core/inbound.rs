@@ -87,7 +87,9 @@ impl Pbx {
         let did = did_of(&req, t.did_from).unwrap_or_default();
         let call_id = req.headers.call_id().unwrap_or("").to_owned();
         let caller = self.caller_number(&req);
-        let resolved = self.dialplan.resolve_inbound(&did, &t.name, &self.store);
+        let resolved = self
+            .dialplan
+            .resolve_inbound(&did, &t.name, &self.store, clock.unix_s());
         let refuse = |pbx: &mut Pbx, status: StatusCode, phrase: &str, number: String| {
             let mut r = Response::for_request(&req, status, Some(&pbx.ep.new_tag()));
             r.reason = phrase.to_owned();
@@ -171,6 +173,10 @@ impl Pbx {
             Destination::Conference(room) => {
                 let number = self.config.conferences[room.0].number.clone();
                 let app = answered::App::Conference(number);
+                self.answer_with_app(clock, tx, from, req, caller, app)
+            }
+            Destination::Ivr(menu) => {
+                let app = answered::App::Ivr(menu.0);
                 self.answer_with_app(clock, tx, from, req, caller, app)
             }
             Destination::EchoTest => {

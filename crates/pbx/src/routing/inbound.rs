@@ -32,11 +32,13 @@ pub enum InboundRefusal {
 
 impl Dialplan {
     /// Where a call from `trunk` to `did` (as the trunk wrote it) goes.
+    /// `unix_s` is the call's time, for a DID to office hours (`hours:NAME`).
     pub fn resolve_inbound(
         &self,
         did: &str,
         trunk: &TrunkName,
         users: &dyn UserDirectory,
+        unix_s: i64,
     ) -> Result<InboundCall, InboundRefusal> {
         let normalise = |n: &str| -> String {
             match self.outbound.as_deref().and_then(|o| o.e164(n)) {
@@ -61,7 +63,8 @@ impl Dialplan {
             did: number.clone(),
             to: entry.to.clone(),
         };
-        let destination = match self.resolve(&entry.to, users) {
+        // A target as IVR options name them: a number, `vm:EXT` or `hours:NAME`.
+        let destination = match self.resolve_target_at(&entry.to, users, unix_s) {
             Ok(d) => d,
             Err(RouteError::Lookup(e)) => return Err(InboundRefusal::Lookup(e)),
             Err(_) => return Err(not_served()),
@@ -101,7 +104,7 @@ mod tests {
              [[conference]]\nnumber = \"800\"\nname = \"Rapat\"\n{dids}"
         ))
         .unwrap();
-        Dialplan::new(&config)
+        Dialplan::new(&config).with_office_hours(crate::routing::hours::load(&config))
     }
 
     fn trunk(name: &str) -> TrunkName {
@@ -116,7 +119,7 @@ mod tests {
         );
         let users = Users(&["201"]);
         let call = p
-            .resolve_inbound("+62215550100", &trunk("provider"), &users)
+            .resolve_inbound("+62215550100", &trunk("provider"), &users, 0)
             .unwrap();
         assert_eq!(
             call.destination,
@@ -124,11 +127,38 @@ mod tests {
         );
         assert_eq!(call.did, "+62215550100");
         assert!(matches!(
-            p.resolve_inbound("+62215550101", &trunk("other"), &users)
+            p.resolve_inbound("+62215550101", &trunk("other"), &users, 0)
                 .unwrap()
                 .destination,
             Destination::Conference(_)
         ));
+    }
+
+    #[test]
+    fn a_did_may_lead_to_a_mailbox_or_office_hours() {
+        let p = plan(
+            "[voicemail]\n[[office_hours]]\nname = \"kantor\"\ntimezone = \"UTC\"\n\
+             open = [\"mon-fri 08:00-17:00\"]\nin_hours = \"201\"\nafter_hours = \"vm:201\"\n\
+             [[did]]\nnumber = \"+62215550100\"\nto = \"vm:201\"\n\
+             [[did]]\nnumber = \"+62215550101\"\nto = \"hours:kantor\"\n",
+        );
+        let users = Users(&["201"]);
+        let mailbox = Destination::Voicemail {
+            mailbox: Extension("201".into()),
+            greeting: crate::routing::VoicemailGreeting::Unavailable,
+        };
+        let to = |n: &str, at: i64| {
+            p.resolve_inbound(n, &trunk("provider"), &users, at)
+                .unwrap()
+                .destination
+        };
+        assert_eq!(to("+62215550100", 0), mailbox);
+        // Wednesday 2026-12-02 10:00 UTC: open; 20:00: closed.
+        assert_eq!(
+            to("+62215550101", 1_796_205_600),
+            Destination::Extension(Extension("201".into()))
+        );
+        assert_eq!(to("+62215550101", 1_796_241_600), mailbox);
     }
 
     #[test]
@@ -138,7 +168,7 @@ mod tests {
         for n in ["201", "081234567890", "+6281234567890", "112", "*72201", ""] {
             assert!(
                 matches!(
-                    p.resolve_inbound(n, &trunk("provider"), &users),
+                    p.resolve_inbound(n, &trunk("provider"), &users, 0),
                     Err(InboundRefusal::UnknownDid { .. })
                 ),
                 "{n}"
@@ -155,7 +185,7 @@ mod tests {
         );
         let users = Users(&["201", "202"]);
         let to = |n: &str, t: &str| {
-            p.resolve_inbound(n, &trunk(t), &users)
+            p.resolve_inbound(n, &trunk(t), &users, 0)
                 .map(|c| c.destination)
                 .ok()
         };
@@ -174,7 +204,7 @@ mod tests {
         let users = Users(&["201"]);
         for n in ["+62215550100", "+62215550101"] {
             assert!(matches!(
-                p.resolve_inbound(n, &trunk("provider"), &users),
+                p.resolve_inbound(n, &trunk("provider"), &users, 0),
                 Err(InboundRefusal::NotServed { .. })
             ));
         }
