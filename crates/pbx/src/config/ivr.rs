@@ -251,9 +251,13 @@ pub(super) fn validate(
 /// mailbox (`vm:`, which needs `[voicemail]`), or a number an extension can have (the user
 /// directory lives in the database; a number nobody has is told to the caller as invalid).
 /// `services` are the numbers taken by services in this file.
+/// `groups`: the `[[ring_group]]` numbers and the parking numbers, which a menu cannot hand a
+/// caller to yet (the menu's caller is a leg the PBX answered; a group rings from a SIP
+/// INVITE): refused here rather than failing as an invalid choice at call time.
 pub(super) fn check_targets(
     ivrs: &[Ivr],
     services: &[&str],
+    groups: &[&str],
     voicemail_on: bool,
 ) -> Result<(), ConfigError> {
     for (i, ivr) in ivrs.iter().enumerate() {
@@ -262,6 +266,14 @@ pub(super) fn check_targets(
             .iter()
             .map(|(k, t)| (format!("ivr[{i}].options.\"{k}\""), t))
             .chain(ivr.invalid.iter().map(|t| (format!("ivr[{i}].invalid"), t)));
+        for (key, target) in keys.clone() {
+            if groups.contains(&target.as_str()) {
+                return Err(ConfigError::at(
+                    &key,
+                    format!("is {target:?}, a ring group or parking number, which a menu cannot ring yet; name one of its members (or route the DID to the group instead)"),
+                ));
+            }
+        }
         check_target_list(keys, services, voicemail_on)?;
     }
     Ok(())

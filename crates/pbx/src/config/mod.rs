@@ -763,7 +763,11 @@ impl Config {
                 .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
         );
         let parking = ring_groups::validate_parking(raw.parking, &taken)?;
-        ivr::check_targets(&ivrs, &services, voicemail_on)?;
+        let mut groups: Vec<String> = ring_groups.iter().map(|g| g.number.clone()).collect();
+        groups.push(parking.park_number());
+        groups.extend(parking.slots());
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        ivr::check_targets(&ivrs, &services, &groups, voicemail_on)?;
         for (i, h) in office_hours.iter().enumerate() {
             let keys = [
                 (format!("office_hours[{i}].in_hours"), &h.in_hours),
