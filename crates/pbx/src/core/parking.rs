@@ -376,16 +376,7 @@ impl Pbx {
         call.pickup_2xx = Some(Pending2xx::new(side, msg, from, clock.now));
         self.by_call_id.insert(new_cid, (key, side));
         info!(call = key, %slot, by = %ext, "parked call retrieved");
-        if let Some(c) = self.calls.get(&key) {
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id: c.call_id.clone(),
-                caller: c.caller.0.clone(),
-                callee: c.callee.0.clone(),
-                start_ms: c.start_ms,
-                answer_ms: c.answer_ms,
-                state: "answered".into(),
-            }));
-        }
+        self.show_answered(key);
         if let Err(e) = self.ep.respond(clock.now, tx, r) {
             debug!(error = %e, "200 to the retriever not sent");
         }

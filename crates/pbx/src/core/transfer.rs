@@ -78,6 +78,20 @@ pub(super) fn side_sdp(call: &super::calls::Call, side: Side) -> Option<Sdp> {
 }
 
 impl Pbx {
+    /// `calls` shows `key` as an answered call between its (possibly new) parties.
+    pub(super) fn show_answered(&mut self, key: CallKey) {
+        if let Some(c) = self.calls.get(&key) {
+            self.writes.push(Write::LiveCall(LiveCall {
+                call_id: c.call_id.clone(),
+                caller: c.caller.0.clone(),
+                callee: c.callee.0.clone(),
+                start_ms: c.start_ms,
+                answer_ms: c.answer_ms,
+                state: "answered".into(),
+            }));
+        }
+    }
+
     /// A REFER in call `key` from `side`.
     pub(super) fn on_refer(
         &mut self,
@@ -321,16 +335,7 @@ impl Pbx {
         self.by_call_id.remove(&old_call_id);
         self.by_call_id.insert(new_call_id, (key, t.by));
         info!(call = key, target = %t.target, "blind transfer done");
-        if let Some(c) = self.calls.get(&key) {
-            self.writes.push(Write::LiveCall(LiveCall {
-                call_id: c.call_id.clone(),
-                caller: c.caller.0.clone(),
-                callee: c.callee.0.clone(),
-                start_ms: c.start_ms,
-                answer_ms: c.answer_ms,
-                state: "answered".into(),
-            }));
-        }
+        self.show_answered(key);
     }
 
     /// Our INVITE to the target timed out.

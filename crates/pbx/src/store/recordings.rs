@@ -6,8 +6,8 @@
 //! first (one statement), then their files; files that no row lists are removed too.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection};
@@ -27,8 +27,6 @@ CREATE TABLE IF NOT EXISTS recordings (
 );
 CREATE INDEX IF NOT EXISTS recordings_start ON recordings (start_ms);
 ";
-
-const TMP_PREFIX: &str = ".tmp-";
 
 /// A stored call recording, as `recordings list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,21 +56,7 @@ pub fn write_recording(dir: &Path, name: &str, wav: &[u8]) -> io::Result<PathBuf
             format!("{name:?} is not a recording name"),
         ));
     }
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{TMP_PREFIX}{name}.wav"));
-    let path = dir.join(format!("{name}.wav"));
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(wav)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(path)
+    super::voicemail::write_wav(dir, name, wav)
 }
 
 pub(super) fn insert(tx: &Connection, r: &RecordingRow) -> Result<(), StoreError> {

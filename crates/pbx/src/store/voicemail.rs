@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS voicemail_pins (
 );
 ";
 
-const TMP_PREFIX: &str = ".tmp-";
+pub(super) const TMP_PREFIX: &str = ".tmp-";
 
 /// A mailbox PIN as typed on a keypad: 4 to 16 digits. `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,8 +106,13 @@ pub fn write_message(root: &Path, mailbox: &str, name: &str, wav: &[u8]) -> io::
             format!("{mailbox:?} is not a mailbox name"),
         ));
     }
-    let dir = root.join(mailbox);
-    fs::create_dir_all(&dir)?;
+    write_wav(&root.join(mailbox), name, wav)
+}
+
+/// Writes `<dir>/<name>.wav` atomically: under a [`TMP_PREFIX`] name, fsync, rename, fsync of
+/// the folder; a failure leaves no temporary file. Voicemail and call recordings both use it.
+pub(super) fn write_wav(dir: &Path, name: &str, wav: &[u8]) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TMP_PREFIX}{name}.wav"));
     let path = dir.join(format!("{name}.wav"));
     let written = (|| {
@@ -115,7 +120,7 @@ pub fn write_message(root: &Path, mailbox: &str, name: &str, wav: &[u8]) -> io::
         f.write_all(wav)?;
         f.sync_all()?;
         fs::rename(&tmp, &path)?;
-        File::open(&dir)?.sync_all()
+        File::open(dir)?.sync_all()
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
