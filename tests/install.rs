@@ -35,8 +35,12 @@ use kentongan_sip::Response;
 use kentongan_vmtest::checks::{firmware_checks, run_checks, ApplianceFacts, Check, CheckFailure};
 use kentongan_vmtest::sip_probe::{ProbeError, SipProbe};
 use kentongan_vmtest::{
-    Disk, DiskBus, DiskFormat, Firmware, Forward, Machine, MachineConfig, Media, Proto, VmError,
+    Disk, DiskBus, DiskFormat, Firmware, Forward, Key, Machine, MachineConfig, Media, Proto,
+    VmError,
 };
+
+#[path = "fixtures/install/wizard.rs"]
+mod wizard;
 
 /// The target disk: the smallest the installer accepts, sparse on the host.
 const DISK_BYTES: u64 = 4 << 30;
@@ -295,35 +299,42 @@ fn unix_time() -> u64 {
 
 /// Installs from the ISO, boots the disk alone and checks everything; prints how long the
 /// install (ISO boot until power off) and the installed system's checks took.
-fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus: DiskBus) {
+fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, installer: Installer) {
     let iso = appliance_iso();
     let dir = out_dir().join(format!("install-test/{test}-{}", unix_time()));
     std::fs::create_dir_all(&dir).unwrap();
     let hostname = format!("pbx-{test}");
-    let secrets = Secrets::new(&hostname);
-    let answer = answer_toml(&hostname, &secrets);
-    check_answer(&answer);
+    let mut secrets = Secrets::new(&hostname);
 
     let target = dir.join("target.img");
-    let answer_img = dir.join("answer.img");
-    answer_volume(&answer_img, &answer);
     let blank = Disk::create_blank(&target, DISK_BYTES).unwrap();
-    let answer_disk = Disk::new(&answer_img, DiskFormat::Raw);
-    let answer_disk = match answer_bus {
-        DiskBus::Usb => answer_disk.usb(),
-        DiskBus::Virtio => answer_disk,
-    };
 
-    // 1. The live ISO with the blank disk and the answer volume: install, power off.
+    // 1. The live ISO with the blank disk (and the answer volume): install, power off.
     let mut cfg = MachineConfig::new(&iso, dir.join("install"));
     cfg.firmware = firmware;
     cfg.media = iso_media;
-    cfg.extra_disks = vec![blank, answer_disk];
-    // The installer's journal reaches the serial log (see below): its failure ends the wait.
-    cfg.fatal_serial.extend([
-        r"kentongan-setup-auto\.service: Failed with result".to_owned(),
-        r"unattended install from the KENTONGAN answer volume was skipped".to_owned(),
-    ]);
+    cfg.extra_disks = vec![blank];
+    let answer_img = match installer {
+        Installer::Answer(bus) => {
+            let answer = answer_toml(&hostname, &secrets);
+            check_answer(&answer);
+            let answer_img = dir.join("answer.img");
+            answer_volume(&answer_img, &answer);
+            let answer_disk = Disk::new(&answer_img, DiskFormat::Raw);
+            cfg.extra_disks.push(match bus {
+                DiskBus::Usb => answer_disk.usb(),
+                DiskBus::Virtio => answer_disk,
+            });
+            // The installer's journal reaches the serial log (see below): its failure ends
+            // the wait.
+            cfg.fatal_serial.extend([
+                r"kentongan-setup-auto\.service: Failed with result".to_owned(),
+                r"unattended install from the KENTONGAN answer volume was skipped".to_owned(),
+            ]);
+            Some(answer_img)
+        }
+        Installer::Wizard => None,
+    };
     let started = Instant::now();
     let mut m = Machine::start(cfg).unwrap_or_else(|e| panic!("{e}\nhint: {}", e.hint()));
     let step = "live system up (guest agent answers)";
@@ -353,28 +364,19 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
         "systemd-run --quiet --unit=vmtest-journal-to-serial \
          sh -c 'exec journalctl -b -f -n all -o short-monotonic >/dev/ttyS0'",
     );
-    let step = "the KENTONGAN volume starts kentongan-setup-auto.service";
-    if let Err(e) = m.wait_until_succeeds(
-        "test \"$(systemctl show -P InactiveExitTimestampMonotonic kentongan-setup-auto.service)\" -gt 0",
-        Duration::from_secs(30),
-    ) {
-        let why = m
-            .execute(
-                "systemctl status --no-pager kentongan-setup-auto.service kentongan-setup-tui.service 2>&1; \
-                 systemctl list-jobs --no-pager 2>&1; \
-                 udevadm info --query=property --name=/dev/disk/by-label/KENTONGAN 2>&1 | \
-                 grep -E '^(DEVNAME|ID_FS_LABEL|SYSTEMD_WANTS|TAGS)='",
-            )
-            .map(|(_, out)| out)
-            .unwrap_or_default();
-        fail(test, step, &m, &format!("{e}\nin the guest:\n{why}"), e.hint());
+    match installer {
+        Installer::Answer(_) => answer_volume_starts_the_install(test, &mut m),
+        Installer::Wizard => {
+            secrets.extension = wizard_install(test, &mut m, &dir, &hostname, &secrets.admin)
+        }
     }
-    let step = "unattended install, then power off";
+    let step = "install, then power off";
     if let Err(e) = m.wait_for_shutdown(INSTALL_TIMEOUT) {
         // Still up (a timeout, or the installer failed): what is it doing?
         let state = m
             .execute(
-                "systemctl status --no-pager -n 0 kentongan-setup-auto.service 2>&1; \
+                "systemctl status --no-pager -n 0 kentongan-setup-auto.service \
+                 kentongan-setup-tui.service 2>&1; \
                  ps -e -o pid,etime,time,args --forest 2>&1 | grep -v ' \\[' | tail -n 25",
             )
             .map(|(_, out)| format!("\nin the guest:\n{out}"))
@@ -663,11 +665,13 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
         );
     }
     // The scan finds plaintext where there is some: the answer volume holds both passwords.
-    assert_eq!(
-        secrets_in_file(&answer_img, &secrets).len(),
-        2,
-        "{test}: the byte scan does not find the passwords in the answer volume"
-    );
+    if let Some(answer_img) = &answer_img {
+        assert_eq!(
+            secrets_in_file(answer_img, &secrets).len(),
+            2,
+            "{test}: the byte scan does not find the passwords in the answer volume"
+        );
+    }
     let found = secrets_in_file(&target, &secrets);
     assert!(
         found.is_empty(),
@@ -691,7 +695,85 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, answer_bus
     );
     // The images are large (and the answer volume holds the passwords); the logs stay.
     let _ = std::fs::remove_file(&target);
-    let _ = std::fs::remove_file(&answer_img);
+    if let Some(answer_img) = answer_img {
+        let _ = std::fs::remove_file(answer_img);
+    }
+}
+
+/// How the test answers the installer's questions.
+#[derive(Clone, Copy)]
+enum Installer {
+    /// An answer volume labelled KENTONGAN on this bus: the unattended install.
+    Answer(DiskBus),
+    /// The operator at the console: the first-boot wizard on tty1, both languages.
+    Wizard,
+}
+
+/// The answer volume starts the unattended install, which powers off when done.
+fn answer_volume_starts_the_install(test: &str, m: &mut Machine) {
+    let step = "the KENTONGAN volume starts kentongan-setup-auto.service";
+    if let Err(e) = m.wait_until_succeeds(
+        "test \"$(systemctl show -P InactiveExitTimestampMonotonic kentongan-setup-auto.service)\" -gt 0",
+        Duration::from_secs(30),
+    ) {
+        let why = m
+            .execute(
+                "systemctl status --no-pager kentongan-setup-auto.service kentongan-setup-tui.service 2>&1; \
+                 systemctl list-jobs --no-pager 2>&1; \
+                 udevadm info --query=property --name=/dev/disk/by-label/KENTONGAN 2>&1 | \
+                 grep -E '^(DEVNAME|ID_FS_LABEL|SYSTEMD_WANTS|TAGS)='",
+            )
+            .map(|(_, out)| out)
+            .unwrap_or_default();
+        fail(test, step, m, &format!("{e}\nin the guest:\n{why}"), e.hint());
+    }
+}
+
+/// The operator installs with the wizard: static address, host name, the admin password
+/// twice, the suggested extensions and trusted LAN, the blank disk, erase confirmed; then
+/// Enter on the "installed" page restarts (QEMU exits: `-no-reboot`). Returns 201's password
+/// as the summary showed it. The screens, passwords masked, are kept in `wizard.txt`.
+fn wizard_install(test: &str, m: &mut Machine, dir: &Path, hostname: &str, admin: &str) -> String {
+    let op = wizard::Operator {
+        hostname,
+        admin_password: admin,
+        address: "10.0.2.15/24",
+        gateway: "10.0.2.2",
+        dns: "10.0.2.3",
+    };
+    let step = "the wizard, walked in Bahasa Indonesia and in English";
+    let walked = wizard::walk(m, &op).unwrap_or_else(|e| fail(test, step, m, &e, "see wizard.txt"));
+    let mut secrets: Vec<&str> = walked.passwords.values().map(String::as_str).collect();
+    secrets.push(admin);
+    std::fs::write(
+        dir.join("wizard.txt"),
+        wizard::transcript(&walked.screens, &secrets),
+    )
+    .unwrap();
+    let extension = walked.passwords.get(EXTENSION).cloned().unwrap_or_else(|| {
+        fail(
+            test,
+            step,
+            m,
+            &format!("the summary shows no password for {EXTENSION}"),
+            "the wizard's default extensions are 201-203",
+        )
+    });
+    let step = "the wizard installs to the disk";
+    let done = wizard::install(m, INSTALL_TIMEOUT)
+        .unwrap_or_else(|e| fail(test, step, m, &e, "the install log is in the serial log"));
+    std::fs::write(
+        dir.join("wizard.txt"),
+        format!(
+            "{}=== en · installed\n{}\n",
+            wizard::transcript(&walked.screens, &secrets),
+            done
+        ),
+    )
+    .unwrap();
+    m.press(Key::Enter)
+        .unwrap_or_else(|e| vm_fail(test, "Enter restarts the machine", m, e));
+    extension
 }
 
 /// One REGISTER of 201 with a password (the number keeps Call-IDs apart).
@@ -819,13 +901,18 @@ fn backup_round_trip(test: &str, m: &mut Machine, secrets: &Secrets, register: &
 }
 
 #[test]
-fn bios_install_from_cdrom_then_boot_disk() {
-    install_and_boot("bios", Firmware::Bios, Media::Cdrom, DiskBus::Virtio);
+fn bios_install_with_the_wizard_from_cdrom_then_boot_disk() {
+    install_and_boot("bios", Firmware::Bios, Media::Cdrom, Installer::Wizard);
 }
 
 #[test]
 fn uefi_secureboot_install_from_usb_then_boot_disk() {
-    install_and_boot("uefi", Firmware::UefiSecureBoot, Media::Usb, DiskBus::Usb);
+    install_and_boot(
+        "uefi",
+        Firmware::UefiSecureBoot,
+        Media::Usb,
+        Installer::Answer(DiskBus::Usb),
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! port forwards), following its boot ([`Machine::wait_for_serial`],
 //! [`Machine::wait_for_unit`], [`Machine::wait_for_open_port`]), running commands in it through
 //! the test-only guest agent ([`Machine::succeed`], [`Machine::execute`]),
-//! [`Machine::screendump`], [`Machine::shutdown`] and waiting for a guest that powers itself off
+//! [`Machine::screendump`], the console's keyboard and text ([`Machine::press`],
+//! [`Machine::type_text`], [`Machine::screen`]), [`Machine::shutdown`] and waiting for a guest that powers itself off
 //! ([`Machine::wait_for_shutdown`]); and the appliance's boot checks ([`checks::Check`]).
 //!
 //! It deliberately does not build images (that is `kentongan-image`), draw progress, or decide
@@ -32,6 +33,7 @@
 mod agent;
 pub mod checks;
 mod config;
+pub mod console;
 mod error;
 pub mod kvm;
 mod machine;
@@ -43,6 +45,7 @@ pub use config::{
     Accel, Disk, DiskBus, DiskFormat, Firmware, Forward, MachineConfig, Media, Proto, TimeScale,
     DEFAULT_FATAL_SERIAL, TCG_FACTOR,
 };
+pub use console::{Key, Screen};
 pub use error::VmError;
 pub use machine::{clean_serial, CommandOutput, Machine, BOOT_TIMEOUT, COMMAND_TIMEOUT};
 pub use qemu::{OVMF_CODE, OVMF_VARS, QEMU};

@@ -538,6 +538,24 @@ impl Machine {
         })
     }
 
+    /// Runs one QMP command whose answer is empty (key presses).
+    pub(crate) fn qmp_send(
+        &self,
+        command: &str,
+        arguments: serde_json::Value,
+    ) -> Result<(), VmError> {
+        let mut qmp = Qmp::connect(&self.resolved.qmp_socket).map_err(|message| VmError::Qmp {
+            command: command.into(),
+            message,
+        })?;
+        qmp.execute(command, arguments)
+            .map_err(|message| VmError::Qmp {
+                command: command.into(),
+                message,
+            })?;
+        Ok(())
+    }
+
     /// Saves what the screen shows: PNG when `path` ends in `.png`, else PPM.
     pub fn screendump(&self, path: &Path) -> Result<(), VmError> {
         let qmp_err = |message: String| VmError::Qmp {
