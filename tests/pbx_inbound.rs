@@ -328,6 +328,18 @@ fn a_did_to_an_ivr_is_answered_with_its_greeting() {
         "greeting: {greeting} s loud\npbx: {}",
         o.pbx.log()
     );
+    // The menu answered it, and its CDR still names the trunk and DID it came in on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = cdrs(&o);
+        if !rows.is_empty() || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["trunk"], "provider", "{rows:?}");
+    assert_eq!(rows[0]["disposition"], "answered", "{rows:?}");
     let _ = std::fs::remove_dir_all(sounds.parent().unwrap_or(&sounds));
 }
 
@@ -400,6 +412,8 @@ fn a_goip_registers_with_the_trunk_account_and_carries_telkomsel_calls() {
     );
     let goip_port = o.pbx.sip_port + 14;
     assert_eq!(trunk_row(&o, "goip-telkomsel")["state"], "not registered");
+    let gauge = "kentongan_trunk_registered{trunk=\"goip-telkomsel\"}";
+    assert_eq!(o.pbx.metric(gauge), 0);
     // A wrong password is refused like a phone's.
     let inf = csv(
         &o.pbx,
@@ -417,6 +431,7 @@ fn a_goip_registers_with_the_trunk_account_and_carries_telkomsel_calls() {
     let row = trunk_row(&o, "goip-telkomsel");
     assert_eq!(row["state"], "registered", "{row}");
     assert_eq!(row["address"], format!("{GOIP_IP}:{goip_port}"), "{row}");
+    assert_eq!(o.pbx.metric(gauge), 1);
     let goip_sink = RtpSink::start(GOIP_IP, 0);
     let provider_sink = RtpSink::start(PROVIDER_IP, 0);
     let (mut goip, goip_log) = answering(&o, GOIP_IP, goip_port, &goip_sink);

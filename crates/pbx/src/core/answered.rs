@@ -68,6 +68,8 @@ pub(super) struct Answered {
     /// A leg the PBX called (an IVR's extension): its call is the caller's, so it writes no
     /// CDR or live-call row of its own.
     outgoing: bool,
+    /// The trunk and DID of a call from outside.
+    pub(super) inbound: Option<super::inbound::InboundLeg>,
 }
 
 impl Answered {
@@ -97,6 +99,7 @@ impl Answered {
             answer_sdp: our_sdp,
             connected: None,
             outgoing: true,
+            inbound: None,
         }
     }
 }
@@ -317,6 +320,7 @@ impl Pbx {
                 answer_sdp: answer,
                 connected: None,
                 outgoing: false,
+                inbound: None,
             },
         );
         let actions = self.enter_app(leg, &caller, &app, clock);
@@ -611,8 +615,11 @@ impl Pbx {
             end_ms: clock.unix_ms,
             duration_s,
             disposition: disposition.to_owned(),
-            outbound: None,
+            outbound: a.inbound.as_ref().map(|i| i.cdr(&self.config)),
         }));
+        if a.inbound.is_some() {
+            self.update_trunk_gauges();
+        }
         self.update_gauges();
     }
 

@@ -72,6 +72,29 @@ impl Pbx {
         })
     }
 
+    /// A trunk's call answered by the PBX itself (menu, room, mailbox): it holds a channel of
+    /// its trunk while it lasts, and its CDR names the trunk and the DID.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_inbound(
+        &mut self,
+        clock: Clock,
+        tx: TxId,
+        from: SocketAddr,
+        req: Request,
+        caller: Extension,
+        app: answered::App,
+        inbound: InboundLeg,
+    ) {
+        let call_id = req.headers.call_id().unwrap_or("").to_owned();
+        self.answer_with_app(clock, tx, from, req, caller, app);
+        if let Some(leg) = self.apps.by_call_id.get(&call_id).copied() {
+            if let Some(a) = self.apps.legs.get_mut(&leg) {
+                a.inbound = Some(inbound);
+            }
+            self.update_trunk_gauges();
+        }
+    }
+
     /// An out-of-dialog INVITE from trunk `trunk`.
     pub(super) fn on_trunk_invite(
         &mut self,
@@ -172,23 +195,35 @@ impl Pbx {
             }
             Destination::Conference(room) => {
                 let number = self.config.conferences[room.0].number.clone();
-                let app = answered::App::Conference(number);
-                self.answer_with_app(clock, tx, from, req, caller, app)
+                self.answer_inbound(
+                    clock,
+                    tx,
+                    from,
+                    req,
+                    caller,
+                    answered::App::Conference(number),
+                    leg,
+                )
             }
-            Destination::Ivr(menu) => {
-                let app = answered::App::Ivr(menu.0);
-                self.answer_with_app(clock, tx, from, req, caller, app)
-            }
+            Destination::Ivr(menu) => self.answer_inbound(
+                clock,
+                tx,
+                from,
+                req,
+                caller,
+                answered::App::Ivr(menu.0),
+                leg,
+            ),
             Destination::EchoTest => {
-                self.answer_with_app(clock, tx, from, req, caller, answered::App::Echo)
+                self.answer_inbound(clock, tx, from, req, caller, answered::App::Echo, leg)
             }
             Destination::AnyMailbox => {
                 let app = answered::App::Mailbox { mailbox: None };
-                self.answer_with_app(clock, tx, from, req, caller, app)
+                self.answer_inbound(clock, tx, from, req, caller, app, leg)
             }
             Destination::Voicemail { mailbox, greeting } => {
                 let app = answered::App::Voicemail { mailbox, greeting };
-                self.answer_with_app(clock, tx, from, req, caller, app)
+                self.answer_inbound(clock, tx, from, req, caller, app, leg)
             }
             other => {
                 // A destination kind this path does not serve yet: refused, never passed on.

@@ -116,7 +116,7 @@ impl Metrics {
             ));
         }
         s.push_str(
-            "# HELP kentongan_trunk_registered Our registration to a provider trunk is current (1) or not (0).\n\
+            "# HELP kentongan_trunk_registered Our registration to a provider trunk, or a gateway's to us, is current (1) or not (0).\n\
              # TYPE kentongan_trunk_registered gauge\n",
         );
         for t in &trunks {

@@ -218,6 +218,17 @@ impl Pbx {
         self.metrics
             .registrations
             .store(self.registry.count() as u64, Ordering::Relaxed);
+        // A gateway's registration to us is its trunk's state: expired bindings are gone
+        // from the registry within a second (see `handle_timeout`).
+        if let Ok(mut gauges) = self.metrics.trunks.lock() {
+            for (g, t) in gauges.iter_mut().zip(&self.config.trunks) {
+                if t.kind == kentongan_lcr::lcr::TrunkKind::Gateway {
+                    g.registered = Some(t.username.as_deref().is_some_and(|u| {
+                        self.registry.by_ext.contains_key(&Extension(u.to_owned()))
+                    }));
+                }
+            }
+        }
         self.metrics.active_calls.store(
             (self.calls.len() + self.apps.count()) as u64,
             Ordering::Relaxed,

@@ -102,7 +102,7 @@ impl Pbx {
             .map(|t| super::TrunkGauges {
                 name: t.name.as_str().to_owned(),
                 channels_in_use: 0,
-                registered: t.register.then_some(false),
+                registered: (t.register || t.kind == TrunkKind::Gateway).then_some(false),
                 reachable: None,
             })
             .collect();
@@ -134,6 +134,11 @@ impl Pbx {
                 .map(|r| r.trunk);
             let inbound = c.inbound.as_ref().map(|i| i.trunk);
             if let Some(n) = out.or(inbound).and_then(|t| v.get_mut(t)) {
+                *n += 1;
+            }
+        }
+        for a in self.apps.legs.values() {
+            if let Some(n) = a.inbound.as_ref().and_then(|i| v.get_mut(i.trunk)) {
                 *n += 1;
             }
         }
