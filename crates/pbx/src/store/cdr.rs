@@ -62,8 +62,8 @@ impl Cdr {
     }
 }
 
-/// Adds the outbound columns (trunk, number, class, cost) to a CDR table made before trunks;
-/// all or none, in one transaction.
+/// Adds the outbound columns (trunk, number, class, cost) to a CDR table made before trunks
+/// (inside the caller's transaction: all or none).
 pub(super) fn migrate_cdr(conn: &Connection) -> rusqlite::Result<()> {
     let has: bool = conn.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info('cdr') WHERE name = 'cost'",
@@ -72,12 +72,10 @@ pub(super) fn migrate_cdr(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has {
         conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             ALTER TABLE cdr ADD COLUMN trunk TEXT;
+            "ALTER TABLE cdr ADD COLUMN trunk TEXT;
              ALTER TABLE cdr ADD COLUMN number TEXT;
              ALTER TABLE cdr ADD COLUMN class TEXT;
-             ALTER TABLE cdr ADD COLUMN cost INTEGER;
-             COMMIT;",
+             ALTER TABLE cdr ADD COLUMN cost INTEGER;",
         )?;
     }
     Ok(())

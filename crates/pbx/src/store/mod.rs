@@ -16,6 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 
 mod cdr;
 mod conference;
+mod migrations;
 mod recordings;
 mod rights;
 mod settings;
@@ -54,6 +55,16 @@ pub enum StoreError {
     NoSuchAdmin(String),
     #[error("admin account {0} is the last one with the admin role; add another admin first")]
     LastAdmin(String),
+    #[error(
+        "the database {path} has schema version {found}, written by a newer Kentongan than this \
+         one (schema {supported}): a downgrade is refused; run the newer version, or restore \
+         the backup taken before the upgrade (kentongan-setup restore FILE)"
+    )]
+    NewerSchema {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
 }
 
 /// An extension number, e.g. "201": the SIP user part and the digest username.
@@ -163,7 +174,7 @@ pub struct StoredBan {
     pub expires_at: i64,
 }
 
-const SCHEMA: &str = "
+pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     extension TEXT PRIMARY KEY,
     name TEXT NOT NULL DEFAULT '',
@@ -234,8 +245,8 @@ pub struct Store {
 }
 
 /// Creates the registrations table, or rebuilds one made before it was WITHOUT ROWID
-/// (0.1 databases), keeping every binding; all in one transaction.
-fn migrate_registrations(conn: &Connection) -> rusqlite::Result<()> {
+/// (0.1 databases), keeping every binding (inside the caller's transaction).
+pub(super) fn migrate_registrations(conn: &Connection) -> rusqlite::Result<()> {
     let sql: Option<String> = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'registrations'",
@@ -247,14 +258,12 @@ fn migrate_registrations(conn: &Connection) -> rusqlite::Result<()> {
         None => conn.execute_batch(REGISTRATIONS),
         Some(sql) if sql.to_ascii_uppercase().contains("WITHOUT ROWID") => Ok(()),
         Some(_) => conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;
-             ALTER TABLE registrations RENAME TO registrations_rowid;
+            "ALTER TABLE registrations RENAME TO registrations_rowid;
              {REGISTRATIONS}
              INSERT INTO registrations
                  SELECT extension, contact, source, transport, expires_at, call_id, cseq
                  FROM registrations_rowid;
-             DROP TABLE registrations_rowid;
-             COMMIT;"
+             DROP TABLE registrations_rowid;"
         )),
     }
 }
@@ -269,23 +278,15 @@ impl Store {
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
+        // Before anything writes to it: a newer build's database is left exactly as it is.
+        migrations::refuse_newer(&conn, path)?;
         // WAL + synchronous=NORMAL: a committed transaction survives a process crash
         // (kill -9); only a power loss can take the last commits.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
-        rights::migrate(&conn).map_err(open_err)?;
-        cdr::migrate_cdr(&conn).map_err(open_err)?;
-        migrate_registrations(&conn).map_err(open_err)?;
-        conn.execute_batch(conference::SCHEMA).map_err(open_err)?;
-        conn.execute_batch(settings::SCHEMA).map_err(open_err)?;
-        conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
-        settings::migrate(&conn).map_err(open_err)?;
-        conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
-        conn.execute_batch(recordings::SCHEMA).map_err(open_err)?;
-        web::migrate(&conn).map_err(open_err)?;
+        migrations::migrate(&conn, path)?;
         Ok(Store { conn })
     }
 
@@ -939,7 +940,8 @@ mod tests {
                  cseq INTEGER NOT NULL, PRIMARY KEY (extension, contact));
              INSERT INTO registrations VALUES
                  ('201', 'sip:201@a', '127.0.0.1:5062', 'udp', 100, 'c1', 7),
-                 ('202', 'sip:202@b', '[::1]:5064', 'tcp', 200, 'c2', 9);",
+                 ('202', 'sip:202@b', '[::1]:5064', 'tcp', 200, 'c2', 9);
+             PRAGMA user_version = 0;",
         )
         .unwrap();
         drop(conn);
