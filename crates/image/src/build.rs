@@ -202,31 +202,7 @@ pub fn build(
     options: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutput, BuildError> {
-    tools::preflight(!recipe.binaries.is_empty())?;
-    let epoch = source_date_epoch(recipe)?;
-    let tree = overlay::render(recipe)?;
-    let facts = gather_facts(recipe)?;
-    let keys = stages::compute_keys(recipe, &facts, overlay::input_key(recipe)?, epoch);
-    let cache = Cache::open_exclusive(&options.cache_dir)?;
-    let logs = options.out_dir.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|source| BuildError::Output {
-        path: logs.clone(),
-        source,
-    })?;
-
-    let mut p = Pipeline {
-        recipe,
-        keys,
-        facts,
-        tree,
-        epoch,
-        cache,
-        logs,
-        reporter,
-        outcomes: Vec::new(),
-        base_rootfs: None,
-        binaries: None,
-    };
+    let mut p = Pipeline::new(recipe, options, reporter)?;
     let iso_entry = p.iso()?;
     for stage in Stage::ALL {
         if !p.outcomes.iter().any(|(s, _)| *s == stage) {
@@ -235,6 +211,51 @@ pub fn build(
     }
     p.outcomes.sort_by_key(|(s, _)| *s);
     publish(recipe, &iso_entry, &options.out_dir, p.outcomes)
+}
+
+/// Builds only the recipe's workspace `.deb`s (the binaries stage, cached as in an image
+/// build); returns their paths inside the cache entry, sorted.
+pub fn build_debs(
+    recipe: &Recipe,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let mut p = Pipeline::new(recipe, options, reporter)?;
+    let entry = p.binaries()?;
+    Ok(sorted_files(&entry, ".deb"))
+}
+
+impl<'a> Pipeline<'a> {
+    fn new(
+        recipe: &'a Recipe,
+        options: &BuildOptions,
+        reporter: &'a dyn Reporter,
+    ) -> Result<Pipeline<'a>, BuildError> {
+        tools::preflight(!recipe.binaries.is_empty())?;
+        let epoch = source_date_epoch(recipe)?;
+        let tree = overlay::render(recipe)?;
+        let facts = gather_facts(recipe)?;
+        let keys = stages::compute_keys(recipe, &facts, overlay::input_key(recipe)?, epoch);
+        let cache = Cache::open_exclusive(&options.cache_dir)?;
+        let logs = options.out_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| BuildError::Output {
+            path: logs.clone(),
+            source,
+        })?;
+        Ok(Pipeline {
+            recipe,
+            keys,
+            facts,
+            tree,
+            epoch,
+            cache,
+            logs,
+            reporter,
+            outcomes: Vec::new(),
+            base_rootfs: None,
+            binaries: None,
+        })
+    }
 }
 
 /// Copies the finished ISO and its records from the cache entry to the output folder.

@@ -2,7 +2,8 @@
 //!
 //! This crate owns the recipe format ([`Recipe`]), overlay rendering ([`overlay`]), the stage
 //! pipeline with its content-addressed cache ([`build()`], [`Cache`], [`StageKeys`]) and the
-//! records of what went into an image ([`Manifest`], SPDX SBOM). It runs host tools
+//! records of what went into an image ([`Manifest`], SPDX SBOM), and the workspace `.deb`s as a
+//! signed APT repository for upgrades ([`build_debs`], [`repo::write`]). It runs host tools
 //! (mmdebstrap, mksquashfs, grub-mkimage, mkfs.fat, mtools, xorriso, dpkg-deb, cargo) but never draws anything: progress
 //! goes to a [`Reporter`] the binary implements, and errors carry a `hint()` for the operator.
 //!
@@ -25,10 +26,13 @@ pub mod iso;
 pub mod manifest;
 pub mod overlay;
 pub mod recipe;
+pub mod repo;
 pub mod stages;
 pub mod tools;
 
-pub use build::{build, plan, BuildError, BuildOptions, BuildOutput, Outcome, Reporter, Silent};
+pub use build::{
+    build, build_debs, plan, BuildError, BuildOptions, BuildOutput, Outcome, Reporter, Silent,
+};
 pub use cache::Cache;
 pub use hash::StageKey;
 pub use manifest::Manifest;

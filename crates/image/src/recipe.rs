@@ -554,6 +554,23 @@ fn is_slug(s: &str) -> bool {
         && s.len() <= 64
 }
 
+impl Recipe {
+    /// The same recipe with another package version (checked as the `version` key is).
+    pub fn with_version(mut self, version: &str) -> Result<Recipe, RecipeError> {
+        if !is_debian_version(version) {
+            return Err(RecipeError::Invalid {
+                path: self.path.clone(),
+                key: "version".into(),
+                problem: format!("is `{version}`, which is not a package version"),
+                hint: "start with a digit and use only letters, digits and . + ~ -, e.g. 0.1.1"
+                    .into(),
+            });
+        }
+        self.version = version.to_owned();
+        Ok(self)
+    }
+}
+
 fn is_debian_version(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars()

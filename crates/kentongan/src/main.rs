@@ -42,6 +42,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build the recipe's workspace `.deb`s into a signed APT repository (for upgrades).
+    Repo {
+        /// The recipe, e.g. image-recipes/appliance.toml.
+        recipe: PathBuf,
+        /// The armored OpenPGP secret key (no passphrase) that signs the repository.
+        #[arg(long, value_name = "KEY.asc")]
+        signing_key: PathBuf,
+        /// The repository goes to OUT/<name>-<version>-repo.
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+        /// Package version instead of the recipe's (e.g. a test's next release).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        cache: CacheArg,
+        /// Print only errors and the repository's path.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Check a recipe and render its overlays without building anything.
     Validate { recipe: PathBuf },
     /// Boot an ISO under QEMU and check that the appliance works.
@@ -129,6 +148,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 stdout(&output.iso.display().to_string());
             }
+            Ok(())
+        }
+        Command::Repo {
+            recipe,
+            signing_key,
+            out,
+            version,
+            cache,
+            quiet,
+        } => {
+            let mut recipe = Recipe::load(&recipe)?;
+            if let Some(v) = version {
+                recipe = recipe.with_version(&v)?;
+            }
+            let reporter = progress::StageProgress::new(quiet);
+            let options = kentongan_image::BuildOptions {
+                out_dir: out.clone(),
+                cache_dir: cache.dir(),
+            };
+            let debs = kentongan_image::build_debs(&recipe, &options, &reporter)?;
+            reporter.finish();
+            let dir = out.join(format!("{}-{}-repo", recipe.name, recipe.version));
+            let repo = kentongan_image::repo::write(&debs, &signing_key, &dir)
+                .map_err(|e| anyhow::anyhow!("{e}\nhint: {}", e.hint()))?;
+            if !quiet {
+                progress::status(
+                    "Wrote",
+                    &format!(
+                        "{} ({}; signed by {})",
+                        repo.dir.display(),
+                        repo.packages.join(", "),
+                        repo.fingerprint
+                    ),
+                );
+            }
+            stdout(&repo.dir.display().to_string());
             Ok(())
         }
         Command::Validate { recipe: path } => {
