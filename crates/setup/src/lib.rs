@@ -40,6 +40,7 @@ pub mod net;
 pub mod probe;
 pub mod secret;
 pub mod tui;
+pub mod upgrade;
 pub mod validate;
 
 pub use answer::Answer;

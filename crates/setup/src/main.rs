@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use kentongan_setup::backup;
 use kentongan_setup::install::{self, Source, Target};
+use kentongan_setup::upgrade;
 use kentongan_setup::{probe, validate, Answer, Facts, InstallPlan};
 
 #[derive(Parser)]
@@ -79,6 +80,21 @@ enum Command {
         /// Back up the appliance installed under this directory instead of `/` (tests).
         #[arg(long)]
         root: Option<PathBuf>,
+    },
+    /// Upgrade the Kentongan packages from their signed APT repository: backup first, the
+    /// old packages kept, rolled back if the new PBX does not answer.
+    Upgrade {
+        /// The repository (http://, https:// or file:/), written to
+        /// /etc/apt/sources.list.d/kentongan.sources; later upgrades reuse it.
+        #[arg(long, requires = "keyring")]
+        repo: Option<String>,
+        /// The OpenPGP public key the repository is signed with (binary `.gpg` or armored
+        /// `.asc`), copied to /etc/kentongan/apt-keyring.gpg: the only key it is checked against.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        /// How long the upgraded PBX has to answer SIP OPTIONS before it is rolled back.
+        #[arg(long, default_value_t = 60)]
+        check_seconds: u64,
     },
     /// Check an archive completely, then put it in place, restarting the PBX.
     Restore {
@@ -282,6 +298,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             check,
             root,
         }) => run_restore(&archive, check, root).map(|()| ExitCode::SUCCESS),
+        Some(Command::Upgrade {
+            repo,
+            keyring,
+            check_seconds,
+        }) => run_upgrade(repo, keyring, Duration::from_secs(check_seconds))
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -400,6 +422,121 @@ fn run_restore(archive: &Path, check: bool, root: Option<PathBuf>) -> Result<(),
         manifest.hostname
     );
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("kentongan-tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The appliance's side of an upgrade: backups under /var/backups/kentongan, restore, the
+/// PBX's own SIP port, packages rebuilt from `/`.
+struct ApplianceHooks;
+
+impl upgrade::Hooks for ApplianceHooks {
+    fn backup(&mut self) -> Result<PathBuf, String> {
+        let roots = backup::Roots::appliance();
+        let created = created(&roots);
+        let dir = Path::new("/var/backups/kentongan");
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join(format!("pre-upgrade-{}.tar.zst", created.at));
+        backup::write_archive(&roots, &created, &path).map_err(|e| e.to_string())?;
+        eprintln!(
+            "{:>12} {} (taken before the upgrade)",
+            "Backed up",
+            path.display()
+        );
+        Ok(path)
+    }
+
+    fn pbx_answers(&mut self, within: Duration) -> bool {
+        let toml = std::fs::read_to_string("/etc/kentongan/pbx.toml").unwrap_or_default();
+        let addr = upgrade::local_sip_addr(&toml);
+        eprintln!("{:>12} the PBX answers SIP OPTIONS at {addr}", "Checking");
+        upgrade::options_answered(addr, within)
+    }
+
+    fn restore(&mut self, archive: &Path) -> Result<(), String> {
+        eprintln!("{:>12} {}", "Restoring", archive.display());
+        backup::restore(&backup::Roots::appliance(), archive, &mut TimedRunner)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn keep_installed(&mut self, package: &str, dir: &Path) -> Result<PathBuf, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let deb = upgrade::rebuild_installed(&mut TimedRunner, Path::new("/"), package, dir)?;
+        eprintln!("{:>12} {} (for a rollback)", "Kept", deb.display());
+        Ok(deb)
+    }
+}
+
+fn run_upgrade(
+    repo: Option<String>,
+    keyring: Option<PathBuf>,
+    within: Duration,
+) -> Result<(), Failure> {
+    if let Some(key) = &keyring {
+        let bytes = std::fs::read(key).map_err(|e| {
+            fail(
+                anyhow::anyhow!("{}: {e}", key.display()),
+                "pass the repository's public key file",
+            )
+        })?;
+        write_atomic(Path::new(upgrade::KEYRING), &bytes).map_err(|e| {
+            fail(
+                anyhow::anyhow!("{}: {e}", upgrade::KEYRING),
+                "run as root; /etc/kentongan must be writable",
+            )
+        })?;
+    }
+    if let Some(uri) = &repo {
+        if !["http://", "https://", "file:/"]
+            .iter()
+            .any(|p| uri.starts_with(p))
+        {
+            return Err(fail(
+                anyhow::anyhow!("--repo {uri:?} is not an APT repository address"),
+                "use http://HOST/PATH, https://HOST/PATH or file:/PATH (a mounted medium)",
+            ));
+        }
+        let stanza = upgrade::sources_stanza(uri, Path::new(upgrade::KEYRING));
+        write_atomic(Path::new(upgrade::SOURCES_FILE), stanza.as_bytes()).map_err(|e| {
+            fail(
+                anyhow::anyhow!("{}: {e}", upgrade::SOURCES_FILE),
+                "run as root",
+            )
+        })?;
+        eprintln!("{:>12} {} → {uri}", "Source", upgrade::SOURCES_FILE);
+    }
+    let sources = Path::new(upgrade::SOURCES_FILE).exists();
+    match upgrade::upgrade(&mut TimedRunner, &mut ApplianceHooks, sources, within) {
+        Ok(done) => {
+            for p in &done.packages {
+                eprintln!(
+                    "{:>12} {} {} → {}",
+                    "Upgraded", p.package, p.installed, p.offered
+                );
+            }
+            eprintln!(
+                "{:>12} the PBX answers; the backup taken before is {}",
+                "Finished",
+                done.backup.display()
+            );
+            Ok(())
+        }
+        Err(e @ upgrade::UpgradeError::UpToDate(_)) => {
+            eprintln!("{e}");
+            Ok(())
+        }
+        Err(e) => Err(fail(
+            e,
+            "nothing else to do: the message says what state the appliance is in",
+        )),
+    }
 }
 
 fn apply(
