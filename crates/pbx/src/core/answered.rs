@@ -55,6 +55,8 @@ pub(super) enum App {
 pub(super) struct Answered {
     pub(super) call_id: String,
     pub(super) caller: Extension,
+    /// The caller's SIP display name (untrusted text).
+    pub(super) caller_name: String,
     dialled: String,
     dialog: Dialog,
     peer: SocketAddr,
@@ -87,6 +89,7 @@ impl Answered {
         Answered {
             call_id,
             caller,
+            caller_name: String::new(),
             dialled: callee.0,
             dialog,
             peer,
@@ -307,6 +310,7 @@ impl Pbx {
             Answered {
                 call_id,
                 caller: caller.clone(),
+                caller_name: super::calls::caller_display_name(&req),
                 dialled,
                 dialog,
                 peer: from,

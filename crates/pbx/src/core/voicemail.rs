@@ -29,6 +29,7 @@ const MIN_MESSAGE: Duration = Duration::from_millis(500);
 pub(super) struct Recording {
     mailbox: Extension,
     caller: Extension,
+    caller_name: String,
     started_ms: i64,
 }
 
@@ -224,6 +225,7 @@ impl Pbx {
             Recording {
                 mailbox: mailbox.clone(),
                 caller: a.caller.clone(),
+                caller_name: a.caller_name.clone(),
                 started_ms: clock.unix_ms,
             },
         );
@@ -254,16 +256,29 @@ impl Pbx {
             match written {
                 Ok(path) => {
                     info!(mailbox = %rec.mailbox, caller = %rec.caller, duration_ms, ?end, "voicemail left");
-                    self.writes
-                        .push(Write::Voicemail(VoicemailWrite::Insert(VoicemailMessage {
-                            id: 0,
-                            mailbox: rec.mailbox.0.clone(),
-                            caller: rec.caller.0.clone(),
-                            received_ms: rec.started_ms,
-                            duration_ms,
-                            status: "new".into(),
-                            path: path.display().to_string(),
-                        })));
+                    let message = VoicemailMessage {
+                        id: 0,
+                        mailbox: rec.mailbox.0.clone(),
+                        caller: rec.caller.0.clone(),
+                        received_ms: rec.started_ms,
+                        duration_ms,
+                        status: "new".into(),
+                        path: path.display().to_string(),
+                    };
+                    let mailed = self
+                        .config
+                        .voicemail
+                        .as_ref()
+                        .is_some_and(|v| v.smtp.is_some());
+                    // With a relay, the mail is queued in the message's own transaction.
+                    self.writes.push(Write::Voicemail(if mailed {
+                        VoicemailWrite::InsertAndMail {
+                            message,
+                            caller_name: rec.caller_name,
+                        }
+                    } else {
+                        VoicemailWrite::Insert(message)
+                    }));
                     self.mwi.dirty.insert(rec.mailbox.clone());
                     self.metrics
                         .voicemails_total

@@ -16,6 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 
 mod cdr;
 mod conference;
+mod mail;
 mod recordings;
 mod rights;
 mod settings;
@@ -26,11 +27,12 @@ mod web;
 use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
+pub use mail::QueuedMail;
 pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
-    voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
+    voicemail_root, write_message, NewUserExtras, VoicemailMessage, VoicemailPin, VoicemailWrite,
 };
 pub use web::{CdrFilter, CdrOrder};
 
@@ -284,6 +286,8 @@ impl Store {
         conn.execute_batch(trunks::SCHEMA).map_err(open_err)?;
         settings::migrate(&conn).map_err(open_err)?;
         conn.execute_batch(voicemail::SCHEMA).map_err(open_err)?;
+        conn.execute_batch(mail::SCHEMA).map_err(open_err)?;
+        mail::migrate(&conn).map_err(open_err)?;
         conn.execute_batch(recordings::SCHEMA).map_err(open_err)?;
         web::migrate(&conn).map_err(open_err)?;
         Ok(Store { conn })

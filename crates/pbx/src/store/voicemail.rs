@@ -63,6 +63,17 @@ impl std::fmt::Debug for VoicemailPin {
     }
 }
 
+/// What `user add` stores with a new extension besides its password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewUserExtras<'a> {
+    /// The mailbox PIN's argon2id hash.
+    pub pin_hash: Option<&'a str>,
+    /// A `[[calling_rights]]` name.
+    pub rights: Option<&'a str>,
+    /// Where voicemail is mailed (already checked).
+    pub email: Option<&'a str>,
+}
+
 /// A stored message, as `voicemail list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VoicemailMessage {
@@ -83,6 +94,12 @@ pub struct VoicemailMessage {
 pub enum VoicemailWrite {
     /// A message whose file is already in place (`id` is ignored: the database numbers it).
     Insert(VoicemailMessage),
+    /// As `Insert`, and a mail queued in the same transaction when the mailbox's extension
+    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name.
+    InsertAndMail {
+        message: VoicemailMessage,
+        caller_name: String,
+    },
     MarkOld(i64),
     Delete(i64),
 }
@@ -129,21 +146,31 @@ pub(super) fn write_wav(dir: &Path, name: &str, wav: &[u8]) -> io::Result<PathBu
     Ok(path)
 }
 
+fn insert(tx: &Connection, m: &VoicemailMessage) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO voicemail (mailbox, caller, received_ms, duration_ms, status, path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        m.mailbox,
+        m.caller,
+        m.received_ms,
+        m.duration_ms,
+        m.status,
+        m.path
+    ])?;
+    Ok(())
+}
+
 pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreError> {
     match w {
-        VoicemailWrite::Insert(m) => {
-            tx.prepare_cached(
-                "INSERT INTO voicemail (mailbox, caller, received_ms, duration_ms, status, path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                m.mailbox,
-                m.caller,
-                m.received_ms,
-                m.duration_ms,
-                m.status,
-                m.path
-            ])?;
+        VoicemailWrite::Insert(m) => insert(tx, m)?,
+        VoicemailWrite::InsertAndMail {
+            message,
+            caller_name,
+        } => {
+            insert(tx, message)?;
+            super::mail::queue_for(tx, message, caller_name)?;
         }
         VoicemailWrite::MarkOld(id) => {
             tx.prepare_cached("UPDATE voicemail SET status = 'old' WHERE id = ?1")?
@@ -290,10 +317,43 @@ impl Store {
         password: &str,
         pin_hash: &str,
     ) -> Result<(), StoreError> {
+        self.add_user_with(
+            ext,
+            name,
+            realm,
+            password,
+            &NewUserExtras {
+                pin_hash: Some(pin_hash),
+                ..NewUserExtras::default()
+            },
+        )
+    }
+
+    /// `add_user` with what `user add` may give besides (PIN hash, calling rights, mail
+    /// address), all in one transaction: everything or nothing.
+    pub fn add_user_with(
+        &self,
+        ext: &super::Extension,
+        name: &str,
+        realm: &str,
+        password: &str,
+        extras: &NewUserExtras<'_>,
+    ) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let done = self
             .add_user(ext, name, realm, password)
-            .and_then(|()| self.set_voicemail_pin(&ext.0, pin_hash))
+            .and_then(|()| match extras.pin_hash {
+                Some(h) => self.set_voicemail_pin(&ext.0, h),
+                None => Ok(()),
+            })
+            .and_then(|()| match extras.rights {
+                Some(r) => self.set_user_rights(ext, Some(r)),
+                None => Ok(()),
+            })
+            .and_then(|()| match extras.email {
+                Some(e) => self.set_user_email(ext, Some(e)),
+                None => Ok(()),
+            })
             .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
         if done.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
