@@ -5,7 +5,10 @@
 //! the caller in its subject and carries the message as an `audio/wav` attachment that
 //! decodes to the caller's 1 kHz (Goertzel). With the relay down the mail waits in
 //! `voicemail queue` with the relay's error and arrives once the server is started.
-//! Needs baresip and python3-aiosmtpd.
+//! The mailbox options (`*97`, then `0`): `1` records a greeting (a sipp caller sending 1 kHz),
+//! which the next caller hears instead of the generated one; `2` changes the PIN, after which
+//! the old PIN fails and the new one plays the messages (RFC 4733 keys throughout).
+//! Needs baresip, sipp and python3-aiosmtpd.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -283,4 +286,178 @@ fn with_the_relay_down_the_mail_waits_and_arrives_once_it_is_back() {
     }
     // Sent once: the only mail the server has.
     assert!(!mails.join("2.json").exists());
+}
+
+/// `ext` dials `dialled` from sipp at `ip`, its media on `keypad`.
+fn call_menu(
+    pbx: &Pbx,
+    keypad: &Keypad,
+    ext: &str,
+    password: &str,
+    dialled: &str,
+    ip: &str,
+) -> Proc {
+    let inf = csv(
+        pbx,
+        &format!("menu-{}.csv", ports(0)),
+        &[
+            ext,
+            "pbx.local",
+            &auth(ext, password),
+            dialled,
+            ip,
+            &keypad.port().to_string(),
+        ],
+    );
+    let port = ports(BASE + 5000).to_string();
+    Proc::spawn(
+        "sipp menu",
+        Command::new("sipp")
+            .arg(pbx.sip())
+            .arg("-sf")
+            .arg(fixture("caller_mailbox.xml"))
+            .args(["-inf", &inf, "-i", ip, "-p", &port])
+            .args(["-m", "1", "-nostdin", "-timeout", "90", "-timeout_error"])
+            .current_dir(&pbx.dir),
+        pbx.dir.join(format!("sipp-menu-{port}.log")),
+    )
+}
+
+fn pause(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
+    need("sipp", "sip-tester");
+    let pbx = pbx_with(None, "en");
+    let out = pbx.cli(
+        &[
+            "user",
+            "add",
+            "204",
+            "--password-stdin",
+            "--voicemail-pin-stdin",
+        ],
+        Some("pw204-long-enough\n4821\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 204 in its (empty) mailbox: PIN, 0 options, 1 records ~4 s of its 1 kHz, # ends it;
+    // 2 changes the PIN to 1357 (typed twice), * hangs up.
+    let keypad = Keypad::start_with_tone("127.0.0.104", 1000.0);
+    let mut caller = call_menu(
+        &pbx,
+        &keypad,
+        "204",
+        "pw204-long-enough",
+        "*97",
+        "127.0.0.104",
+    );
+    keypad.wait_answered();
+    pause(800);
+    keypad.press("4821#");
+    pause(2000);
+    keypad.press("0");
+    pause(1000);
+    keypad.press("1");
+    pause(5000);
+    keypad.press("#");
+    pause(1500);
+    keypad.press("2");
+    pause(1000);
+    keypad.press("1357#");
+    pause(1000);
+    keypad.press("1357#");
+    pause(2000);
+    keypad.press("*");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after *: {}\npbx: {}",
+        caller.output(),
+        pbx.log()
+    );
+    let greeting = pbx.dir.join("voicemail/204/greeting-unavailable.wav");
+    let secs = seconds_of(&greeting, 1000.0);
+    assert!(
+        (2.5..=6.0).contains(&secs),
+        "{secs} s of 1 kHz in the recorded greeting\npbx: {}",
+        pbx.log()
+    );
+    assert!(
+        pbx.log().contains("voicemail PIN changed by phone"),
+        "{}",
+        pbx.log()
+    );
+
+    // 201 calls 204 (no phone registered): the recorded greeting plays, then the beep; it
+    // leaves ~3 s of 1 kHz and ends with #.
+    let keypad = Keypad::start_with_tone("127.0.0.105", 1000.0);
+    let mut caller = call_menu(&pbx, &keypad, "201", "pw201", "204", "127.0.0.105");
+    keypad.wait_answered();
+    pause(6500);
+    let heard = keypad.seconds_of(0, 1000.0);
+    assert!(
+        heard >= 2.5,
+        "the caller heard {heard} s of the recorded 1 kHz greeting\npbx: {}",
+        pbx.log()
+    );
+    pause(3000);
+    keypad.press("#");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after the message: {}",
+        caller.output()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = pbx.cli(&["voicemail", "list", "204", "--json"], None);
+        let l: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        if l.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{l:?}\npbx: {}", pbx.log());
+        pause(200);
+    }
+
+    // The old PIN no longer opens the mailbox; the new one plays the message's 1 kHz.
+    let keypad = Keypad::start("127.0.0.106");
+    let mut caller = call_menu(
+        &pbx,
+        &keypad,
+        "204",
+        "pw204-long-enough",
+        "*97",
+        "127.0.0.106",
+    );
+    keypad.wait_answered();
+    pause(800);
+    keypad.press("4821#");
+    pause(3000);
+    let before = keypad.heard_len();
+    assert!(
+        keypad.seconds_of(0, 1000.0) < 0.5,
+        "the old PIN played the message"
+    );
+    keypad.press("1357#");
+    pause(9000);
+    let tone = keypad.seconds_of(before, 1000.0);
+    assert!(
+        tone >= 2.0,
+        "{tone} s of the message heard after the new PIN\npbx: {}",
+        pbx.log()
+    );
+    keypad.press("*");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        caller.output()
+    );
 }

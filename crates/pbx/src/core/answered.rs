@@ -361,9 +361,10 @@ impl Pbx {
             App::Mailbox { mailbox: None } => self.apps.mailboxes.enter_any(leg),
             App::Voicemail { mailbox, greeting } => {
                 let limits = self.voicemail_limits(mailbox);
+                let recorded = self.recorded_greeting(mailbox).is_some();
                 self.apps
                     .voicemail
-                    .enter(leg, &mailbox.0, *greeting, limits)
+                    .enter(leg, &mailbox.0, *greeting, limits, recorded)
             }
             App::Ivr(index) => self.enter_ivr(leg, *index),
             App::Bridged { .. } => Vec::new(),
@@ -446,6 +447,8 @@ impl Pbx {
                     self.carry_out(clock, actions);
                 }
                 Action::PlayGreeting { leg, menu } => self.play_greeting(leg, menu),
+                Action::SetPin { leg, pin } => self.set_pin(leg, &pin),
+                Action::PlayRecordedGreeting { leg } => self.play_recorded_greeting(leg),
                 Action::NotifyAfterPrompts { leg } => self.engine.command(Command::Play {
                     leg,
                     sound: Sound::Silence(kentongan_engine::FRAME),

@@ -32,7 +32,8 @@ pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
-    voicemail_root, write_message, NewUserExtras, VoicemailMessage, VoicemailPin, VoicemailWrite,
+    greeting_path, voicemail_root, write_message, NewUserExtras, VoicemailMessage, VoicemailPin,
+    VoicemailWrite, GREETING_NAME,
 };
 pub use web::{CdrFilter, CdrOrder};
 

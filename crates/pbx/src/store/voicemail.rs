@@ -36,6 +36,15 @@ CREATE TABLE IF NOT EXISTS voicemail_pins (
 
 pub(super) const TMP_PREFIX: &str = ".tmp-";
 
+/// The file name (without `.wav`) of a mailbox's recorded unavailable greeting, beside its
+/// messages. Message names are `<unix ms>-<leg>`, so they never clash with it.
+pub const GREETING_NAME: &str = "greeting-unavailable";
+
+/// Where `mailbox`'s recorded greeting is (whether or not one was recorded).
+pub fn greeting_path(root: &Path, mailbox: &str) -> PathBuf {
+    root.join(mailbox).join(format!("{GREETING_NAME}.wav"))
+}
+
 /// A mailbox PIN as typed on a keypad: 4 to 16 digits. `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VoicemailPin(String);
@@ -102,6 +111,11 @@ pub enum VoicemailWrite {
     },
     MarkOld(i64),
     Delete(i64),
+    /// A PIN changed by phone: the extension and the new PIN's argon2id hash.
+    SetPin {
+        extension: String,
+        hash: String,
+    },
 }
 
 /// Where messages live: `voicemail/` next to the database.
@@ -179,6 +193,13 @@ pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreErro
         VoicemailWrite::Delete(id) => {
             tx.prepare_cached("DELETE FROM voicemail WHERE id = ?1")?
                 .execute(params![id])?;
+        }
+        VoicemailWrite::SetPin { extension, hash } => {
+            tx.prepare_cached(
+                "INSERT INTO voicemail_pins (extension, hash) VALUES (?1, ?2)
+                 ON CONFLICT (extension) DO UPDATE SET hash = excluded.hash",
+            )?
+            .execute(params![extension, hash])?;
         }
     }
     Ok(())
@@ -289,7 +310,9 @@ impl Store {
                 let path = f.path();
                 let name = f.file_name();
                 let tmp = name.to_string_lossy().starts_with(TMP_PREFIX);
-                let wav = path.extension().is_some_and(|e| e == "wav");
+                // A recorded greeting has no row, and is kept.
+                let wav = path.extension().is_some_and(|e| e == "wav")
+                    && path != greeting_path(root, &dir.file_name().to_string_lossy());
                 if (tmp || (wav && !listed.contains(&path))) && fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }
@@ -434,6 +457,10 @@ mod tests {
         let unlisted = write_message(&root, "201", "2", b"b").unwrap();
         let tmp = root.join("201/.tmp-3.wav");
         fs::write(&tmp, b"half").unwrap();
+        let greeting = write_message(&root, "201", GREETING_NAME, b"g").unwrap();
+        assert_eq!(greeting, greeting_path(&root, "201"));
+        let half_greeting = root.join(format!("201/{TMP_PREFIX}{GREETING_NAME}.wav"));
+        fs::write(&half_greeting, b"half").unwrap();
         s.apply(
             &[Write::Voicemail(VoicemailWrite::Insert(msg(
                 "201", &kept, 1,
@@ -441,8 +468,10 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(s.clean_voicemail_dir(&root).unwrap(), 2);
+        assert_eq!(s.clean_voicemail_dir(&root).unwrap(), 3);
         assert!(kept.exists());
+        assert!(greeting.exists());
+        assert!(!half_greeting.exists());
         assert!(!unlisted.exists());
         assert!(!tmp.exists());
         assert_eq!(s.clean_voicemail_dir(&dir.path().join("none")).unwrap(), 0);
@@ -489,6 +518,20 @@ mod tests {
         assert_eq!(
             s.voicemail_pin_hash("201").unwrap().as_deref(),
             Some("$argon2id$b")
+        );
+        // Changed by phone, in the daemon's batch.
+        let mut s = s;
+        s.apply(
+            &[Write::Voicemail(VoicemailWrite::SetPin {
+                extension: "201".into(),
+                hash: "$argon2id$e".into(),
+            })],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            s.voicemail_pin_hash("201").unwrap().as_deref(),
+            Some("$argon2id$e")
         );
     }
 }
