@@ -247,9 +247,10 @@ enum UserCommand {
     /// Change an extension: `--rights NAME` gives it a `[[calling_rights]]` profile
     /// (`--rights default` takes it back to the default rights); `--email ADDR` sets where
     /// its voicemail is mailed (`--email none`: not mailed).
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["rights", "email"])))]
     Set {
         extension: String,
-        #[arg(long, required_unless_present = "email")]
+        #[arg(long)]
         rights: Option<String>,
         #[arg(long)]
         email: Option<String>,
