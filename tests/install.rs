@@ -39,6 +39,8 @@ use kentongan_vmtest::{
     VmError,
 };
 
+#[path = "fixtures/install/upgrade.rs"]
+mod upgrade;
 #[path = "fixtures/install/wizard.rs"]
 mod wizard;
 
@@ -595,6 +597,9 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, installer:
         ),
     }
     backup_round_trip(test, &mut m, &secrets, &register);
+    if let Installer::Answer(_) = installer {
+        upgrade_in_place(test, &mut m, &dir, &secrets, &register);
+    }
     let checked = started.elapsed();
 
     // 3. Secrets: the installed system's journal, every field of every entry, runtime and
@@ -898,6 +903,108 @@ fn backup_round_trip(test: &str, m: &mut Machine, secrets: &Secrets, register: &
         m,
         "rm -f /root/backup.tar.zst /root/cut.tar.zst",
     );
+}
+
+/// The installed appliance upgraded to the next version from a signed repository (issue 20
+/// §3): the packages' version changes; the config, extensions, the schema-versioned
+/// database and 201's registration with its old password stay; a second run has nothing to do.
+fn upgrade_in_place(
+    test: &str,
+    m: &mut Machine,
+    dir: &Path,
+    secrets: &Secrets,
+    register: &Register,
+) {
+    let step = "the next version's signed repository, built from this tree and served";
+    let served = upgrade::serve_next(&dir.join("upgrade"));
+    let keyring = std::fs::read(&served.keyring).unwrap();
+    guest(
+        test,
+        step,
+        m,
+        &upgrade::put_file("/root/repo-key.gpg", &keyring),
+    );
+    let kept = "sha256sum /etc/kentongan/pbx.toml; \
+                kentongan-pbx --config /etc/kentongan/pbx.toml user list";
+    let before = guest(test, "what the upgrade must keep", m, kept);
+    let step = "kentongan-setup upgrade --repo http://10.0.2.2:PORT/ --keyring …";
+    let out = m
+        .execute_with_timeout(
+            &format!(
+                "kentongan-setup upgrade --repo http://10.0.2.2:{}/ --keyring /root/repo-key.gpg 2>&1",
+                served.port
+            ),
+            Duration::from_secs(300),
+        )
+        .unwrap_or_else(|e| vm_fail(test, step, m, e));
+    let want = format!("kentongan-pbx 0.1.0 → {}", upgrade::NEXT);
+    if out.status != 0 || !out.stdout.contains(&want) {
+        fail(
+            test,
+            step,
+            m,
+            &format!("exit {}:\n{}", out.status, out.stdout.trim()),
+            "the upgrade prints each package's old and new version",
+        );
+    }
+    eprintln!("{test}: upgrade:\n{}", out.stdout.trim());
+    let step = "after the upgrade: new versions, same config and extensions, 201 registers";
+    let versions = guest(
+        test,
+        step,
+        m,
+        "dpkg-query -W -f '${Package} ${Version}\\n' 'kentongan-*'; \
+         grep -c '^Signed-By: /etc/kentongan/apt-keyring.gpg$' /etc/apt/sources.list.d/kentongan.sources; \
+         ls /var/backups/kentongan/pre-upgrade-*.tar.zst",
+    );
+    if !versions.contains(&format!("kentongan-pbx {}", upgrade::NEXT))
+        || !versions.contains(&format!("kentongan-setup {}", upgrade::NEXT))
+    {
+        fail(
+            test,
+            step,
+            m,
+            &versions,
+            "dpkg-query shows what is installed",
+        );
+    }
+    let after = guest(test, step, m, kept);
+    if after != before {
+        fail(
+            test,
+            step,
+            m,
+            &format!("before:\n{before}\nafter:\n{after}"),
+            "the upgrade changed the config or lost an extension",
+        );
+    }
+    match register_until(
+        register,
+        &secrets.extension,
+        90,
+        true,
+        Duration::from_secs(30),
+    ) {
+        Ok(200) => {}
+        other => fail(
+            test,
+            step,
+            m,
+            &format!("REGISTER after the upgrade gave {other:?}"),
+            "journalctl -u kentongan-pbx",
+        ),
+    }
+    let step = "a second upgrade has nothing to do";
+    let again = guest(test, step, m, "kentongan-setup upgrade 2>&1");
+    if !again.contains("already up to date") {
+        fail(
+            test,
+            step,
+            m,
+            &again,
+            "the installed version is the newest offered",
+        );
+    }
 }
 
 #[test]

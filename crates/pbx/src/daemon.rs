@@ -311,6 +311,20 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
         .spawn(move || {
             crate::store::checkpoint_loop(&db_path, std::time::Duration::from_secs(1))
         })?;
+    if let Some(vm) = config.voicemail.as_ref().filter(|v| v.enabled) {
+        if let (Some(relay), Some(from)) = (&vm.smtp, &vm.from) {
+            crate::mail::spawn_sender(
+                config.database.clone(),
+                crate::mail::MailSettings {
+                    relay: relay.clone(),
+                    from: from.clone(),
+                    language: vm.language,
+                    utc_offset_s: crate::mail::utc_offset_of(Path::new("/etc/localtime")),
+                },
+            )?;
+            info!(relay = %format!("{}:{}", relay.host, relay.port), "voicemail to email on");
+        }
+    }
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();
     let mut tcp_listeners: Vec<(TcpListener, Option<TlsAcceptor>)> = Vec::new();
     for l in &config.listen {

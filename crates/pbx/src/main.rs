@@ -7,8 +7,8 @@
 //! ```text
 //! kentongan-pbx --config /etc/kentongan/pbx.toml          # run (foreground, for systemd)
 //! kentongan-pbx --config FILE check-config
-//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME] [--voicemail-pin-stdin]
-//! kentongan-pbx --config FILE user set 201 --rights NAME|default
+//! kentongan-pbx --config FILE user add 201 --name "Front desk" --password-stdin [--rights NAME] [--voicemail-pin-stdin] [--email ADDR]
+//! kentongan-pbx --config FILE user set 201 [--rights NAME|default] [--email ADDR|none]
 //! kentongan-pbx --config FILE user list | user remove 201
 //! kentongan-pbx --config FILE cdr list [--json]
 //! kentongan-pbx --config FILE calls [--json]
@@ -23,6 +23,7 @@
 //! kentongan-pbx --config FILE lcr explain 081234567890 [--at "mon 10:00"] [--json] | lcr import rates.csv
 //! kentongan-pbx --config FILE mikrotik-script [--pbx-address IP] [--wan-list WAN]
 //! kentongan-pbx --config FILE voicemail list 201 [--json] | voicemail play 201 ID --out F.wav | voicemail delete 201 ID
+//! kentongan-pbx --config FILE voicemail queue [--json]   (voicemail mails not yet sent)
 //! kentongan-pbx --config FILE admin add NAME --password-stdin [--role admin|operator]
 //! kentongan-pbx --config FILE admin list [--json] | admin remove NAME | admin passwd NAME --password-stdin
 //! ```
@@ -239,13 +240,20 @@ enum UserCommand {
         /// premium).
         #[arg(long)]
         rights: Option<String>,
+        /// The address its voicemail is mailed to (with `[voicemail] smtp`).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Change an extension: `--rights NAME` gives it a `[[calling_rights]]` profile
-    /// (`--rights default` takes it back to the default rights).
+    /// (`--rights default` takes it back to the default rights); `--email ADDR` sets where
+    /// its voicemail is mailed (`--email none`: not mailed).
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["rights", "email"])))]
     Set {
         extension: String,
         #[arg(long)]
-        rights: String,
+        rights: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List extensions.
     List {
@@ -291,6 +299,21 @@ fn check_rights(config: &Config, name: &str) -> Result<Option<String>, Failure> 
         } else {
             format!("use one of: default, {}", known.join(", "))
         },
+    ))
+}
+
+/// `--email`: a plain address, or `none` (no mail).
+fn check_email(address: &str) -> Result<Option<String>, Failure> {
+    let address = address.trim();
+    if address == "none" {
+        return Ok(None);
+    }
+    if kentongan_pbx::config::valid_mail_address(address) {
+        return Ok(Some(address.to_owned()));
+    }
+    Err(fail(
+        anyhow::anyhow!("--email {address:?} is not a plain mail address"),
+        "give it as name@domain, e.g. --email ani@kantor.local (or --email none to stop mailing)",
     ))
 }
 
@@ -392,6 +415,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     password_stdin: _,
                     rights,
                     voicemail_pin_stdin,
+                    email,
                 } => {
                     // The same rules as the web admin's add form.
                     let ext = kentongan_pbx::web::new_extension(&config, &extension, &name)
@@ -405,6 +429,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         .map(|r| check_rights(&config, &r))
                         .transpose()?
                         .flatten();
+                    let email = email.map(|e| check_email(&e)).transpose()?.flatten();
                     let mut stdin = std::io::stdin().lock();
                     let mut line = String::new();
                     stdin.read_line(&mut line).map_err(|e| {
@@ -436,35 +461,48 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     } else {
                         None
                     };
-                    match pin_hash {
-                        Some(hash) => {
-                            store.add_user_with_pin(&ext, &name, &config.domain, &password, &hash)
-                        }
-                        None => store.add_user(&ext, &name, &config.domain, &password),
-                    }
-                    .map_err(|e| {
-                        fail(
-                            e,
-                            "list extensions with `user list`; remove one with `user remove EXT`",
-                        )
-                    })?;
-                    if let Some(r) = rights.as_deref() {
-                        store
-                            .set_user_rights(&ext, Some(r))
-                            .map_err(|e| fail(e, "check `storage.database`"))?;
-                    }
+                    let extras = kentongan_pbx::store::NewUserExtras {
+                        pin_hash: pin_hash.as_deref(),
+                        rights: rights.as_deref(),
+                        email: email.as_deref(),
+                    };
+                    store
+                        .add_user_with(&ext, &name, &config.domain, &password, &extras)
+                        .map_err(|e| {
+                            fail(
+                                e,
+                                "list extensions with `user list`; remove one with `user remove EXT`",
+                            )
+                        })?;
                     eprintln!("Added extension {ext}");
                 }
-                UserCommand::Set { extension, rights } => {
+                UserCommand::Set {
+                    extension,
+                    rights,
+                    email,
+                } => {
                     let ext = parse_ext(&extension)?;
-                    let rights = check_rights(&config, &rights)?;
-                    store
-                        .set_user_rights(&ext, rights.as_deref())
-                        .map_err(|e| fail(e, "list extensions with `user list`"))?;
-                    eprintln!(
-                        "Extension {ext} now calls out with rights {}",
-                        rights.as_deref().unwrap_or("default")
-                    );
+                    // Both checked before either is stored.
+                    let rights = rights.map(|r| check_rights(&config, &r)).transpose()?;
+                    let email = email.map(|e| check_email(&e)).transpose()?;
+                    if let Some(rights) = rights {
+                        store
+                            .set_user_rights(&ext, rights.as_deref())
+                            .map_err(|e| fail(e, "list extensions with `user list`"))?;
+                        eprintln!(
+                            "Extension {ext} now calls out with rights {}",
+                            rights.as_deref().unwrap_or("default")
+                        );
+                    }
+                    if let Some(email) = email {
+                        store
+                            .set_user_email(&ext, email.as_deref())
+                            .map_err(|e| fail(e, "list extensions with `user list`"))?;
+                        match email {
+                            Some(a) => eprintln!("Voicemail of {ext} is now mailed to {a}"),
+                            None => eprintln!("Voicemail of {ext} is no longer mailed"),
+                        }
+                    }
                 }
                 UserCommand::List { json } => {
                     let users = store

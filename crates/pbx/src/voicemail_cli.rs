@@ -1,6 +1,7 @@
 //! `kentongan-pbx voicemail list|play|delete`: an extension's stored messages. `play` copies
 //! a message's WAV out (written under a temporary name, then renamed); `delete` removes the
-//! row, then the file. A running daemon sees a deletion within a second.
+//! row, then the file. A running daemon sees a deletion within a second. `queue` shows the
+//! voicemail mails the daemon has not yet delivered.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,11 @@ pub enum VoicemailCommand {
     },
     /// Deletes message ID of EXTENSION's mailbox.
     Delete { extension: String, id: i64 },
+    /// Voicemail mails not yet taken by the relay: tries so far, next try, last error.
+    Queue {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const DB_HINT: &str = "check `storage.database`";
@@ -93,6 +99,33 @@ pub fn run(config: &Config, command: VoicemailCommand) -> Result<(), Failure> {
                 )
             })?;
             eprintln!("Wrote {}", out.display());
+        }
+        VoicemailCommand::Queue { json } => {
+            let queue = store.mail_queue().map_err(|e| fail(e, DB_HINT))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                let s = serde_json::to_string_pretty(&queue).unwrap_or_default();
+                writeln!(out, "{s}").map_err(io)?;
+            } else {
+                writeln!(
+                    out,
+                    "id\tmailbox\tto\tattempts\tnext_attempt_ms\tlast_error"
+                )
+                .map_err(io)?;
+                for m in queue {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        m.id,
+                        m.mailbox,
+                        m.to,
+                        m.attempts,
+                        m.next_attempt_ms,
+                        m.last_error.as_deref().unwrap_or("-")
+                    )
+                    .map_err(io)?;
+                }
+            }
         }
         VoicemailCommand::Delete { extension, id } => {
             let ext = parse_ext(&extension)?;

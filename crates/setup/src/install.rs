@@ -850,16 +850,29 @@ pub fn set_toml_key(text: &str, table: &str, key: &str, value: &str) -> String {
     out.join("\n") + "\n"
 }
 
-/// The image's pbx.toml with the answers that belong there: `[sip] domain` and
-/// `[firewall] trusted` (the networks that reach SSH and admin ports and are never banned).
-/// Comments and other keys stay; the result is checked with the PBX's own validator.
+/// The image's pbx.toml with the answers that belong there: `[sip] domain`,
+/// `[firewall] trusted` (the networks that reach SSH and admin ports and are never banned)
+/// and, when the file has a `[voicemail]` table, its `language` (the wizard's). A file
+/// without `[voicemail]` gets none: voicemail stays off as written. Comments and other keys
+/// stay; the result is checked with the PBX's own validator.
 pub fn pbx_config(
     existing: Option<&str>,
     sip_domain: &str,
     trusted: &[crate::net::Cidr],
+    language: crate::validate::Language,
 ) -> Result<String, String> {
     let text = existing.unwrap_or("# Written by kentongan-setup.\n");
     let text = set_toml_key(text, "sip", "domain", &format!("\"{sip_domain}\""));
+    let text = if text.lines().any(|l| l.trim() == "[voicemail]") {
+        set_toml_key(
+            &text,
+            "voicemail",
+            "language",
+            &format!("\"{}\"", language.code()),
+        )
+    } else {
+        text
+    };
     let list: Vec<String> = trusted.iter().map(|c| format!("\"{c}\"")).collect();
     let text = set_toml_key(
         &text,
@@ -905,7 +918,13 @@ fn configure(i: &mut Install) -> Result<(), Fail> {
 
     let pbx_path = i.path("etc/kentongan/pbx.toml");
     let existing = std::fs::read_to_string(&pbx_path).ok();
-    let pbx = pbx_config(existing.as_deref(), &plan.sip_domain, &plan.trusted).map_err(|e| {
+    let pbx = pbx_config(
+        existing.as_deref(),
+        &plan.sip_domain,
+        &plan.trusted,
+        plan.language,
+    )
+    .map_err(|e| {
         fail(
             format!("the PBX configuration would be invalid: {e}"),
             "fix /etc/kentongan/pbx.toml in the image's overlay",
@@ -1079,6 +1098,7 @@ fn mark_done(i: &mut Install) -> Result<(), Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::Language;
     use crate::{validate, Answer, Facts};
 
     fn plan() -> InstallPlan {
@@ -1290,18 +1310,50 @@ mod tests {
     fn pbx_config_keeps_comments_and_validates() {
         let old = "# c\n[sip]\ndomain = \"pbx.local\"\nlisten = [\"udp:0.0.0.0:5060\"]\n[rtp]\nports = \"10000-20000\"\n\n[firewall]\n# who\ntrusted = []\nban_seconds = 60\n";
         let lan = crate::net::Cidr::parse("10.0.2.0/24").unwrap();
-        let new = pbx_config(Some(old), "kantor.local", &[lan]).unwrap();
+        let new = pbx_config(Some(old), "kantor.local", &[lan], Language::En).unwrap();
         assert_eq!(
             new,
             "# c\n[sip]\ndomain = \"kantor.local\"\nlisten = [\"udp:0.0.0.0:5060\"]\n[rtp]\nports = \"10000-20000\"\n\n[firewall]\n# who\ntrusted = [\"10.0.2.0/24\"]\nban_seconds = 60\n"
         );
-        let none = pbx_config(None, "kantor.local", &[]).unwrap();
+        let none = pbx_config(None, "kantor.local", &[], Language::Id).unwrap();
         assert_eq!(
             none,
             "# Written by kentongan-setup.\n\n[sip]\ndomain = \"kantor.local\"\n\n[firewall]\ntrusted = []\n"
         );
         // The PBX's validator has the last word.
-        assert!(pbx_config(Some(old), "bad domain", &[lan]).is_err());
+        assert!(pbx_config(Some(old), "bad domain", &[lan], Language::Id).is_err());
+    }
+
+    #[test]
+    fn the_wizards_language_is_the_voicemail_language_of_the_shipped_config() {
+        let shipped = include_str!("../../../overlays/pbx/etc/kentongan/pbx.toml.tera")
+            .replace("{{ domain }}", "pbx.local")
+            .replace("{{ sip_udp_port }}", "5060")
+            .replace("{{ sip_tcp_port }}", "5060")
+            .replace("{{ sip_tls_port }}", "5061")
+            .replace("{{ rtp_ports }}", "10000-20000");
+        assert!(
+            !shipped.contains("{{"),
+            "a template variable is not filled in here"
+        );
+        let lan = crate::net::Cidr::parse("10.0.2.0/24").unwrap();
+        for (lang, want) in [
+            (Language::En, kentongan_pbx::config::Language::English),
+            (Language::Id, kentongan_pbx::config::Language::Indonesian),
+        ] {
+            let text = pbx_config(Some(&shipped), "kantor.local", &[lan], lang).unwrap();
+            let c = kentongan_pbx::config::Config::from_toml(&text).unwrap();
+            let vm = c.voicemail.expect("the shipped config has voicemail on");
+            assert!(vm.enabled);
+            assert_eq!(vm.language, want);
+            assert_eq!((vm.ring_seconds, vm.access.as_str()), (20, "*97"));
+            assert_eq!(vm.smtp, None);
+            // Set in place: the comments around it stay.
+            assert!(
+                text.contains("# \"id\" or \"en\": what callers hear"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,13 @@
 //! PIN (RFC 4733 digits, then `#`; three wrong PINs hang up), hears how many new and old
 //! messages it has, and then each message, new ones first, after "message from" and the
 //! caller's number: `7` deletes it, `9` saves it
-//! (marks it old), `1` plays it again, `#` goes on to the next, `*` hangs up.
+//! (marks it old), `1` plays it again, `#` goes on to the next, `*` hangs up. An empty
+//! mailbox offers `0` (options) or `*`.
+//!
+//! `0` opens the mailbox options: `1` records the greeting callers hear instead of the
+//! generated one (after a beep, until `#`, silence or a minute; the core stores it
+//! atomically), `2` changes the PIN (the new PIN, `#`, then again, `#`; 4 to 16 digits, both
+//! the same, else nothing changes), `*` hangs up. The core hashes and stores the new PIN.
 //!
 //! `*98` asks for a mailbox number first (then `#`); the core opens that mailbox, whose PIN
 //! is then always required: a mailbox without a PIN, or a number with no mailbox, is told
@@ -33,6 +39,18 @@ pub const NO_MORE: Prompt = Prompt("vm-no-more-messages");
 pub const GOODBYE: Prompt = Prompt("vm-goodbye");
 pub const MESSAGE_FROM: Prompt = Prompt("vm-message-from");
 pub const UNKNOWN_CALLER: Prompt = Prompt("vm-unknown-caller");
+pub const MAIN_MENU: Prompt = Prompt("vm-main-menu");
+pub const OPTIONS: Prompt = Prompt("vm-options");
+pub const RECORD_GREETING: Prompt = Prompt("vm-record-greeting");
+pub const GREETING_SAVED: Prompt = Prompt("vm-greeting-saved");
+pub const ENTER_NEW_PIN: Prompt = Prompt("vm-enter-new-pin");
+pub const REENTER_NEW_PIN: Prompt = Prompt("vm-reenter-new-pin");
+pub const PIN_CHANGED: Prompt = Prompt("vm-pin-changed");
+pub const PIN_NOT_CHANGED: Prompt = Prompt("vm-pin-not-changed");
+
+/// The longest greeting recorded, and the silence that ends one.
+pub const GREETING_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+pub const GREETING_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every prompt of the menu.
 pub const PROMPTS: &[Prompt] = &[
@@ -50,6 +68,14 @@ pub const PROMPTS: &[Prompt] = &[
     GOODBYE,
     MESSAGE_FROM,
     UNKNOWN_CALLER,
+    MAIN_MENU,
+    OPTIONS,
+    RECORD_GREETING,
+    GREETING_SAVED,
+    ENTER_NEW_PIN,
+    REENTER_NEW_PIN,
+    PIN_CHANGED,
+    PIN_NOT_CHANGED,
 ];
 
 const MAX_TRIES: u8 = 3;
@@ -64,12 +90,21 @@ pub struct MessageRef {
     pub caller: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
     /// `*98`: typing the mailbox number.
     Number,
     Pin,
     Messages,
+    /// An empty mailbox: `0` options, `*` hangs up.
+    Main,
+    Options,
+    /// Recording the greeting; `#` ends it.
+    Greeting,
+    /// Typing the new PIN; the first entry kept until it is typed again.
+    NewPin {
+        first: Option<String>,
+    },
     Done,
 }
 
@@ -134,7 +169,7 @@ impl Mailboxes {
                 tries: 0,
                 messages,
                 at: 0,
-                stage,
+                stage: stage.clone(),
             },
         );
         match stage {
@@ -196,12 +231,17 @@ impl Mailboxes {
         let old = s.messages.len() - new;
         let mut out = Vec::new();
         if s.messages.is_empty() {
-            s.stage = Stage::Done;
-            out.push(Action::Say {
-                leg,
-                prompt: NO_MESSAGES,
-            });
-            goodbye(leg, &mut out);
+            s.stage = Stage::Main;
+            out.extend([
+                Action::Say {
+                    leg,
+                    prompt: NO_MESSAGES,
+                },
+                Action::Say {
+                    leg,
+                    prompt: MAIN_MENU,
+                },
+            ]);
             return out;
         }
         out.push(Action::Say {
@@ -271,8 +311,100 @@ impl Mailboxes {
             return Vec::new();
         };
         let mut out = Vec::new();
-        match s.stage {
+        match s.stage.clone() {
             Stage::Done => {}
+            Stage::Main => match digit {
+                '0' => {
+                    s.stage = Stage::Options;
+                    out.extend([
+                        Action::StopSounds { leg },
+                        Action::Say {
+                            leg,
+                            prompt: OPTIONS,
+                        },
+                    ]);
+                }
+                '*' => {
+                    s.stage = Stage::Done;
+                    out.push(Action::StopSounds { leg });
+                    goodbye(leg, &mut out);
+                }
+                _ => {}
+            },
+            Stage::Options => {
+                let say = |prompt| Action::Say { leg, prompt };
+                match digit {
+                    '1' => {
+                        s.stage = Stage::Greeting;
+                        out.extend([
+                            Action::StopSounds { leg },
+                            say(RECORD_GREETING),
+                            Action::Cue {
+                                leg,
+                                cue: super::Cue::Beep,
+                            },
+                            Action::RecordAfterPrompts {
+                                leg,
+                                max: GREETING_MAX,
+                                silence: GREETING_SILENCE,
+                            },
+                        ]);
+                    }
+                    '2' => {
+                        s.stage = Stage::NewPin { first: None };
+                        s.typed.clear();
+                        out.extend([Action::StopSounds { leg }, say(ENTER_NEW_PIN)]);
+                    }
+                    '*' => {
+                        s.stage = Stage::Done;
+                        out.push(Action::StopSounds { leg });
+                        goodbye(leg, &mut out);
+                    }
+                    _ => {}
+                }
+            }
+            Stage::Greeting => {
+                if digit == '#' {
+                    out.push(Action::StopRecording { leg });
+                }
+            }
+            Stage::NewPin { first } if digit == '#' => {
+                let typed = std::mem::take(&mut s.typed);
+                match first {
+                    None => {
+                        s.stage = Stage::NewPin { first: Some(typed) };
+                        out.push(Action::Say {
+                            leg,
+                            prompt: REENTER_NEW_PIN,
+                        });
+                    }
+                    Some(first) => {
+                        s.stage = Stage::Options;
+                        match VoicemailPin::parse(&typed).filter(|_| typed == first) {
+                            Some(pin) => out.extend([
+                                Action::SetPin { leg, pin },
+                                Action::Say {
+                                    leg,
+                                    prompt: PIN_CHANGED,
+                                },
+                            ]),
+                            None => out.push(Action::Say {
+                                leg,
+                                prompt: PIN_NOT_CHANGED,
+                            }),
+                        }
+                        out.push(Action::Say {
+                            leg,
+                            prompt: OPTIONS,
+                        });
+                    }
+                }
+            }
+            Stage::NewPin { .. } => {
+                if digit.is_ascii_digit() && s.typed.len() < MAX_PIN_DIGITS {
+                    s.typed.push(digit);
+                }
+            }
             Stage::Number if digit == '#' => {
                 let number = std::mem::take(&mut s.typed);
                 if number.is_empty() {
@@ -363,10 +495,51 @@ impl Mailboxes {
                         out.push(Action::StopSounds { leg });
                         goodbye(leg, &mut out);
                     }
+                    '0' => {
+                        s.stage = Stage::Options;
+                        out.extend([
+                            Action::StopSounds { leg },
+                            Action::Say {
+                                leg,
+                                prompt: OPTIONS,
+                            },
+                        ]);
+                    }
                     _ => {}
                 }
             }
         }
+        out
+    }
+
+    /// The core stored the PIN (its hash) that [`Action::SetPin`] asked for: the session
+    /// now knows it, for a `*98` caller who logs in again in the same call.
+    pub fn pin_stored(&mut self, leg: LegId, hash: String) {
+        if let Some(s) = self.legs.get_mut(&leg) {
+            s.pin_hash = Some(hash);
+        }
+    }
+
+    /// The greeting recording ended; `kept`: it was stored. Back to the options.
+    pub fn on_greeting_recorded(&mut self, leg: LegId, kept: bool) -> Vec<Action> {
+        let Some(s) = self.legs.get_mut(&leg) else {
+            return Vec::new();
+        };
+        if s.stage != Stage::Greeting {
+            return Vec::new();
+        }
+        s.stage = Stage::Options;
+        let mut out = Vec::new();
+        if kept {
+            out.push(Action::Say {
+                leg,
+                prompt: GREETING_SAVED,
+            });
+        }
+        out.push(Action::Say {
+            leg,
+            prompt: OPTIONS,
+        });
         out
     }
 
@@ -474,7 +647,13 @@ mod tests {
     fn no_pin_set_goes_straight_to_the_messages_and_an_empty_box_says_so() {
         let mut m = Mailboxes::default();
         let a = m.enter(LegId(3), None, Vec::new());
-        assert_eq!(said(&a), ["vm-no-messages", "vm-goodbye"]);
+        assert_eq!(said(&a), ["vm-no-messages", "vm-main-menu"]);
+        let a = m.on_digit(LegId(3), '*');
+        assert_eq!(said(&a), ["vm-goodbye"]);
+        assert_eq!(
+            a.last(),
+            Some(&Action::HangUpAfterPrompts { leg: LegId(3) })
+        );
         let many: Vec<MessageRef> = (0..23).map(|id| msg(id, true, "202")).collect();
         let a = m.enter(LegId(4), None, many);
         assert_eq!(
@@ -494,6 +673,59 @@ mod tests {
         for p in PROMPTS.iter().chain(NUMBERS.iter()) {
             assert!(clips.iter().any(|c| c == p.0), "{} missing", p.0);
         }
+    }
+
+    #[test]
+    fn options_record_a_greeting_and_change_the_pin_typed_twice() {
+        let mut m = Mailboxes::default();
+        let leg = LegId(7);
+        m.enter(leg, hash("4821"), vec![msg(1, true, "202")]);
+        keys(&mut m, leg, "4821#");
+        let a = m.on_digit(leg, '0');
+        assert_eq!(a[0], Action::StopSounds { leg });
+        assert_eq!(said(&a), ["vm-options"]);
+        let a = m.on_digit(leg, '1');
+        assert_eq!(said(&a), ["vm-record-greeting"]);
+        assert!(a.contains(&Action::RecordAfterPrompts {
+            leg,
+            max: GREETING_MAX,
+            silence: GREETING_SILENCE
+        }));
+        // Keys other than # are part of the greeting.
+        assert!(keys(&mut m, leg, "12").is_empty());
+        assert_eq!(m.on_digit(leg, '#'), [Action::StopRecording { leg }]);
+        assert_eq!(
+            said(&m.on_greeting_recorded(leg, true)),
+            ["vm-greeting-saved", "vm-options"]
+        );
+        // Not twice for one recording.
+        assert!(m.on_greeting_recorded(leg, true).is_empty());
+
+        // A mismatch changes nothing.
+        assert_eq!(said(&m.on_digit(leg, '2')), ["vm-enter-new-pin"]);
+        assert_eq!(said(&keys(&mut m, leg, "1357#")), ["vm-reenter-new-pin"]);
+        let a = keys(&mut m, leg, "1358#");
+        assert_eq!(said(&a), ["vm-pin-not-changed", "vm-options"]);
+        assert!(!a.iter().any(|x| matches!(x, Action::SetPin { .. })));
+        // Too short, though the same twice: nothing either.
+        keys(&mut m, leg, "2");
+        keys(&mut m, leg, "135#");
+        let a = keys(&mut m, leg, "135#");
+        assert_eq!(said(&a), ["vm-pin-not-changed", "vm-options"]);
+        // The same twice: SetPin with it.
+        keys(&mut m, leg, "2");
+        keys(&mut m, leg, "1357#");
+        let a = keys(&mut m, leg, "1357#");
+        assert_eq!(
+            a[0],
+            Action::SetPin {
+                leg,
+                pin: VoicemailPin::parse("1357").unwrap()
+            }
+        );
+        assert_eq!(said(&a), ["vm-pin-changed", "vm-options"]);
+        let a = m.on_digit(leg, '*');
+        assert_eq!(said(&a), ["vm-goodbye"]);
     }
 
     #[test]

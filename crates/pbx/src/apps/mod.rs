@@ -122,6 +122,15 @@ pub enum Action {
     DeleteMessage {
         id: i64,
     },
+    /// Store `pin` (hashed) as the PIN of the caller's mailbox.
+    SetPin {
+        leg: LegId,
+        pin: crate::store::VoicemailPin,
+    },
+    /// Play the mailbox's recorded greeting (instead of the generated one).
+    PlayRecordedGreeting {
+        leg: LegId,
+    },
     /// `*98`: open the mailbox the caller typed (the core hands its PIN hash and messages
     /// back to the menu).
     OpenMailbox {

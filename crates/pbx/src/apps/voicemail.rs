@@ -61,17 +61,35 @@ pub struct Voicemail {
 }
 
 impl Voicemail {
-    /// A caller reached `mailbox`'s voicemail on `leg`.
+    /// A caller reached `mailbox`'s voicemail on `leg`. `recorded`: the mailbox has a
+    /// recorded greeting, which replaces the generated unavailable greeting.
     pub fn enter(
         &mut self,
         leg: LegId,
         mailbox: &str,
         greeting: VoicemailGreeting,
         limits: Limits,
+        recorded: bool,
     ) -> Vec<Action> {
         let say = |prompt| Action::Say { leg, prompt };
         let mut out = match greeting {
             VoicemailGreeting::Busy => vec![say(BUSY)],
+            // The owner's own words say what to do; only the beep follows.
+            VoicemailGreeting::Unavailable if recorded && !limits.full => {
+                self.legs.insert(leg, Stage::Greeting);
+                return vec![
+                    Action::PlayRecordedGreeting { leg },
+                    Action::Cue {
+                        leg,
+                        cue: Cue::Beep,
+                    },
+                    Action::RecordAfterPrompts {
+                        leg,
+                        max: limits.max_message,
+                        silence: SILENCE,
+                    },
+                ];
+            }
             VoicemailGreeting::Unavailable => {
                 let mut v = vec![say(UNAVAILABLE_BEFORE)];
                 v.extend(say_digits(leg, mailbox));
@@ -172,7 +190,7 @@ mod tests {
     fn unanswered_reads_the_number_beeps_then_records() {
         let mut vm = Voicemail::default();
         let leg = LegId(2);
-        let a = vm.enter(leg, "201", VoicemailGreeting::Unavailable, LIMITS);
+        let a = vm.enter(leg, "201", VoicemailGreeting::Unavailable, LIMITS, false);
         assert_eq!(
             said(&a),
             [
@@ -216,15 +234,34 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_greeting_replaces_the_generated_one_when_unavailable() {
+        let mut vm = Voicemail::default();
+        let leg = LegId(4);
+        let a = vm.enter(leg, "201", VoicemailGreeting::Unavailable, LIMITS, true);
+        assert_eq!(a[0], Action::PlayRecordedGreeting { leg });
+        assert!(said(&a).is_empty(), "{a:?}");
+        assert!(matches!(a[2], Action::RecordAfterPrompts { .. }));
+        vm.on_recording(leg);
+        assert_eq!(vm.on_digit(leg, '#'), [Action::StopRecording { leg }]);
+        // A full mailbox says so in the generated words.
+        let full = Limits {
+            full: true,
+            ..LIMITS
+        };
+        let a = vm.enter(LegId(5), "201", VoicemailGreeting::Unavailable, full, true);
+        assert!(said(&a).contains(&"vm-mailbox-full"), "{a:?}");
+    }
+
+    #[test]
     fn busy_has_its_own_greeting_and_a_full_mailbox_records_nothing() {
         let mut vm = Voicemail::default();
-        let a = vm.enter(LegId(1), "201", VoicemailGreeting::Busy, LIMITS);
+        let a = vm.enter(LegId(1), "201", VoicemailGreeting::Busy, LIMITS, true);
         assert_eq!(said(&a), ["vm-busy", "vm-leave-after-beep"]);
         let full = Limits {
             full: true,
             ..LIMITS
         };
-        let a = vm.enter(LegId(3), "201", VoicemailGreeting::Busy, full);
+        let a = vm.enter(LegId(3), "201", VoicemailGreeting::Busy, full, false);
         assert_eq!(said(&a), ["vm-busy", "vm-mailbox-full", "vm-goodbye"]);
         assert!(!a
             .iter()

@@ -33,7 +33,7 @@ mod recording;
 pub use office_hours::{parse_window, OfficeHours};
 pub use recording::Recording;
 mod voicemail;
-pub use voicemail::{SmtpRelay, Voicemail};
+pub use voicemail::{valid_mail_address, SmtpRelay, Voicemail};
 mod web;
 pub use web::Web;
 

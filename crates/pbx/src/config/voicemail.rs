@@ -103,7 +103,9 @@ fn parse_smtp(s: &str) -> Option<SmtpRelay> {
     })
 }
 
-fn valid_address(s: &str) -> bool {
+/// A plain `local@domain` address (no display name, no comments), as `voicemail.from` and
+/// an extension's `--email` must be.
+pub fn valid_mail_address(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
@@ -178,7 +180,7 @@ pub(super) fn validate(raw: RawVoicemail) -> Result<Voicemail, ConfigError> {
     };
     let from = raw.from.map(|f| f.trim().to_owned());
     if let Some(f) = &from {
-        if !valid_address(f) {
+        if !valid_mail_address(f) {
             return Err(ConfigError::at(
                 "voicemail.from",
                 format!("is {f:?}; use a plain mail address, e.g. \"pbx@kantor.local\""),

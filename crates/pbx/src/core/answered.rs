@@ -55,6 +55,8 @@ pub(super) enum App {
 pub(super) struct Answered {
     pub(super) call_id: String,
     pub(super) caller: Extension,
+    /// The caller's SIP display name (untrusted text).
+    pub(super) caller_name: String,
     dialled: String,
     dialog: Dialog,
     peer: SocketAddr,
@@ -89,6 +91,7 @@ impl Answered {
         Answered {
             call_id,
             caller,
+            caller_name: String::new(),
             dialled: callee.0,
             dialog,
             peer,
@@ -310,6 +313,7 @@ impl Pbx {
             Answered {
                 call_id,
                 caller: caller.clone(),
+                caller_name: super::calls::caller_display_name(&req),
                 dialled,
                 dialog,
                 peer: from,
@@ -361,9 +365,10 @@ impl Pbx {
             App::Mailbox { mailbox: None } => self.apps.mailboxes.enter_any(leg),
             App::Voicemail { mailbox, greeting } => {
                 let limits = self.voicemail_limits(mailbox);
+                let recorded = self.recorded_greeting(mailbox).is_some();
                 self.apps
                     .voicemail
-                    .enter(leg, &mailbox.0, *greeting, limits)
+                    .enter(leg, &mailbox.0, *greeting, limits, recorded)
             }
             App::Ivr(index) => self.enter_ivr(leg, *index),
             App::Bridged { .. } => Vec::new(),
@@ -446,6 +451,8 @@ impl Pbx {
                     self.carry_out(clock, actions);
                 }
                 Action::PlayGreeting { leg, menu } => self.play_greeting(leg, menu),
+                Action::SetPin { leg, pin } => self.set_pin(leg, &pin),
+                Action::PlayRecordedGreeting { leg } => self.play_recorded_greeting(leg),
                 Action::NotifyAfterPrompts { leg } => self.engine.command(Command::Play {
                     leg,
                     sound: Sound::Silence(kentongan_engine::FRAME),

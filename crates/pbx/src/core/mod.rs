@@ -369,6 +369,16 @@ impl Pbx {
         if config.metrics_listen != self.config.metrics_listen {
             restart.push("metrics.listen".to_owned());
         }
+        // The mail sender thread is started with these; mails queued meanwhile wait for it.
+        let mail = |c: &Config| {
+            c.voicemail
+                .as_ref()
+                .filter(|v| v.enabled && v.smtp.is_some())
+                .map(|v| (v.smtp.clone(), v.from.clone(), v.language))
+        };
+        if mail(&config) != mail(&self.config) {
+            restart.push("voicemail.smtp".to_owned());
+        }
         if config.domain != self.config.domain {
             self.digest = DigestServer::new(&config.domain, &secret, clock.now);
             self.ha1_cache.clear();

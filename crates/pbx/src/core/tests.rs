@@ -654,3 +654,30 @@ fn international_minutes_used_up_today_refuse_the_call_and_what_is_left_limits_i
     let leg = b.pbx.calls.values().find_map(|c| c.trunk.as_ref()).unwrap();
     assert_eq!(leg.call.max_call_minutes, Some(4));
 }
+
+#[test]
+fn a_reload_that_changes_the_mail_relay_says_it_needs_a_restart() {
+    let mut b = Rig::with("vm-reload", |_| "[voicemail]\n".into());
+    let with_relay = |b: &Rig, smtp: &str| {
+        let mut c = b.pbx.config.clone();
+        let vm = c.voicemail.as_mut().unwrap();
+        vm.smtp = Some(crate::config::SmtpRelay {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: smtp.parse().unwrap(),
+        });
+        vm.from = Some("pbx@kantor.local".into());
+        c
+    };
+    // Voicemail settings without a relay take effect at once.
+    let mut plain = b.pbx.config.clone();
+    plain.voicemail.as_mut().unwrap().ring_seconds = 9;
+    assert!(b.pbx.reload(plain, [7; 32], b.clock).is_empty());
+    // The sender thread is started with the relay: adding or changing one needs a restart.
+    let c = with_relay(&b, "25");
+    assert_eq!(b.pbx.reload(c, [7; 32], b.clock), ["voicemail.smtp"]);
+    let c = with_relay(&b, "25");
+    assert!(b.pbx.reload(c, [7; 32], b.clock).is_empty());
+    let c = with_relay(&b, "2525");
+    assert_eq!(b.pbx.reload(c, [7; 32], b.clock), ["voicemail.smtp"]);
+}

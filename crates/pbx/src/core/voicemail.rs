@@ -18,17 +18,21 @@ use crate::media::EngineCommand as Command;
 use crate::prompts::PromptCache;
 use crate::routing::VoicemailGreeting;
 use crate::store::{
-    voicemail_root, write_message, Extension, Store, VoicemailMessage, VoicemailWrite, Write,
+    greeting_path, voicemail_root, write_message, Extension, Store, VoicemailMessage,
+    VoicemailWrite, Write, GREETING_NAME,
 };
 
 /// Shorter than this, a message is a caller hanging up at the beep: not kept.
 const MIN_MESSAGE: Duration = Duration::from_millis(500);
 
-/// A message being recorded.
+/// A message (or, from the mailbox menu, a greeting) being recorded.
 #[derive(Debug, Clone)]
 pub(super) struct Recording {
+    /// The mailbox owner's greeting, not a message.
+    greeting: bool,
     mailbox: Extension,
     caller: Extension,
+    caller_name: String,
     started_ms: i64,
 }
 
@@ -216,19 +220,82 @@ impl Pbx {
         let Some(a) = self.apps.legs.get(&leg) else {
             return;
         };
-        let App::Voicemail { mailbox, .. } = &a.app else {
-            return;
+        let (mailbox, greeting) = match &a.app {
+            App::Voicemail { mailbox, .. } => (mailbox, false),
+            App::Mailbox {
+                mailbox: Some(mailbox),
+            } => (mailbox, true),
+            _ => return,
         };
         self.apps.recording.insert(
             leg,
             Recording {
+                greeting,
                 mailbox: mailbox.clone(),
                 caller: a.caller.clone(),
+                caller_name: a.caller_name.clone(),
                 started_ms: clock.unix_ms,
             },
         );
         self.engine.command(Command::Record { leg, spec });
-        self.apps.voicemail.on_recording(leg);
+        if !greeting {
+            self.apps.voicemail.on_recording(leg);
+        }
+    }
+
+    /// The mailbox's recorded greeting, if one was stored and reads as a WAV.
+    pub(super) fn recorded_greeting(
+        &self,
+        mailbox: &Extension,
+    ) -> Option<kentongan_media::WavClip> {
+        let path = greeting_path(&voicemail_root(&self.config.database), &mailbox.0);
+        let bytes = std::fs::read(&path).ok()?;
+        match kentongan_media::WavClip::parse(&bytes) {
+            Ok(wav) => Some(wav),
+            Err(e) => {
+                warn!(error = %e, path = %path.display(), "recorded greeting unreadable; the generated one is played (record it again from the mailbox, 0 then 1)");
+                None
+            }
+        }
+    }
+
+    /// Plays the recorded greeting of the mailbox a caller reached.
+    pub(super) fn play_recorded_greeting(&mut self, leg: LegId) {
+        let Some(App::Voicemail { mailbox, .. }) = self.apps.legs.get(&leg).map(|a| a.app.clone())
+        else {
+            return;
+        };
+        match self.recorded_greeting(&mailbox) {
+            Some(wav) => self.engine.command(Command::Play {
+                leg,
+                sound: kentongan_engine::Sound::Clip(kentongan_engine::clip_at_engine_rate(&wav)),
+                tag: 0,
+            }),
+            None => warn!(%mailbox, "recorded greeting vanished before it was played"),
+        }
+    }
+
+    /// A PIN changed in the mailbox menu: hashed here, stored in the batch.
+    pub(super) fn set_pin(&mut self, leg: LegId, pin: &crate::store::VoicemailPin) {
+        let Some(App::Mailbox {
+            mailbox: Some(mailbox),
+        }) = self.apps.legs.get(&leg).map(|a| a.app.clone())
+        else {
+            return;
+        };
+        match pin.hash() {
+            Ok(hash) => {
+                info!(%mailbox, "voicemail PIN changed by phone");
+                self.writes.push(Write::Voicemail(VoicemailWrite::SetPin {
+                    extension: mailbox.0.clone(),
+                    hash: hash.clone(),
+                }));
+                self.apps.mailboxes.pin_stored(leg, hash);
+            }
+            Err(e) => {
+                warn!(error = %e, %mailbox, "new voicemail PIN could not be hashed; the old one stays")
+            }
+        }
     }
 
     /// The engine handed out a recording: stored (file, then row), then the caller (if still
@@ -244,6 +311,9 @@ impl Pbx {
             return;
         };
         let duration_ms = (samples.len() / 8) as i64;
+        if rec.greeting {
+            return self.store_greeting(clock, leg, &rec.mailbox, samples, duration_ms);
+        }
         let mut kept = false;
         if Duration::from_millis(duration_ms as u64) >= MIN_MESSAGE {
             let root = voicemail_root(&self.config.database);
@@ -254,16 +324,29 @@ impl Pbx {
             match written {
                 Ok(path) => {
                     info!(mailbox = %rec.mailbox, caller = %rec.caller, duration_ms, ?end, "voicemail left");
-                    self.writes
-                        .push(Write::Voicemail(VoicemailWrite::Insert(VoicemailMessage {
-                            id: 0,
-                            mailbox: rec.mailbox.0.clone(),
-                            caller: rec.caller.0.clone(),
-                            received_ms: rec.started_ms,
-                            duration_ms,
-                            status: "new".into(),
-                            path: path.display().to_string(),
-                        })));
+                    let message = VoicemailMessage {
+                        id: 0,
+                        mailbox: rec.mailbox.0.clone(),
+                        caller: rec.caller.0.clone(),
+                        received_ms: rec.started_ms,
+                        duration_ms,
+                        status: "new".into(),
+                        path: path.display().to_string(),
+                    };
+                    let mailed = self
+                        .config
+                        .voicemail
+                        .as_ref()
+                        .is_some_and(|v| v.smtp.is_some());
+                    // With a relay, the mail is queued in the message's own transaction.
+                    self.writes.push(Write::Voicemail(if mailed {
+                        VoicemailWrite::InsertAndMail {
+                            message,
+                            caller_name: rec.caller_name,
+                        }
+                    } else {
+                        VoicemailWrite::Insert(message)
+                    }));
                     self.mwi.dirty.insert(rec.mailbox.clone());
                     self.metrics
                         .voicemails_total
@@ -279,6 +362,39 @@ impl Pbx {
             }
         }
         let actions = self.apps.voicemail.on_recorded(leg, kept);
+        self.carry_out(clock, actions);
+    }
+
+    /// A greeting recorded from the mailbox menu: written atomically over the old one (a
+    /// crash leaves the old greeting or the new, never half of one).
+    fn store_greeting(
+        &mut self,
+        clock: Clock,
+        leg: LegId,
+        mailbox: &Extension,
+        samples: &[i16],
+        duration_ms: i64,
+    ) {
+        let mut kept = false;
+        if Duration::from_millis(duration_ms as u64) >= MIN_MESSAGE {
+            let root = voicemail_root(&self.config.database);
+            let written = wav(samples)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|bytes| write_message(&root, &mailbox.0, GREETING_NAME, &bytes));
+            match written {
+                Ok(path) => {
+                    info!(%mailbox, duration_ms, path = %path.display(), "voicemail greeting recorded");
+                    kept = true;
+                }
+                Err(e) => warn!(
+                    error = %e,
+                    dir = %root.display(),
+                    %mailbox,
+                    "voicemail greeting could not be written; check that the folder beside the database is writable and the disk not full"
+                ),
+            }
+        }
+        let actions = self.apps.mailboxes.on_greeting_recorded(leg, kept);
         self.carry_out(clock, actions);
     }
 }

@@ -13,12 +13,12 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::{
-    cdr, conference, migrate_registrations, recordings, rights, settings, trunks, voicemail, web,
-    StoreError,
+    cdr, conference, mail, migrate_registrations, recordings, rights, settings, trunks, voicemail,
+    web, StoreError,
 };
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 type Step = fn(&Connection) -> rusqlite::Result<()>;
 
@@ -36,6 +36,9 @@ const STEPS: &[(&str, Step)] = &[
     ("voicemail", |c| c.execute_batch(voicemail::SCHEMA)),
     ("recordings", |c| c.execute_batch(recordings::SCHEMA)),
     ("CDR caller names", web::migrate),
+    // Version 2: voicemail to email.
+    ("mail queue", |c| c.execute_batch(mail::SCHEMA)),
+    ("email addresses of users", mail::migrate),
 ];
 
 /// The version `conn`'s database has.

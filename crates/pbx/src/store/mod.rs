@@ -16,6 +16,7 @@ use kentongan_sip::auth::StoredHa1;
 
 mod cdr;
 mod conference;
+mod mail;
 mod migrations;
 mod recordings;
 mod rights;
@@ -27,11 +28,13 @@ mod web;
 use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
+pub use mail::QueuedMail;
 pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
-    voicemail_root, write_message, VoicemailMessage, VoicemailPin, VoicemailWrite,
+    greeting_path, voicemail_root, write_message, NewUserExtras, VoicemailMessage, VoicemailPin,
+    VoicemailWrite, GREETING_NAME,
 };
 pub use web::{CdrFilter, CdrOrder};
 

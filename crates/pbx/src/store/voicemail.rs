@@ -36,6 +36,15 @@ CREATE TABLE IF NOT EXISTS voicemail_pins (
 
 pub(super) const TMP_PREFIX: &str = ".tmp-";
 
+/// The file name (without `.wav`) of a mailbox's recorded unavailable greeting, beside its
+/// messages. Message names are `<unix ms>-<leg>`, so they never clash with it.
+pub const GREETING_NAME: &str = "greeting-unavailable";
+
+/// Where `mailbox`'s recorded greeting is (whether or not one was recorded).
+pub fn greeting_path(root: &Path, mailbox: &str) -> PathBuf {
+    root.join(mailbox).join(format!("{GREETING_NAME}.wav"))
+}
+
 /// A mailbox PIN as typed on a keypad: 4 to 16 digits. `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VoicemailPin(String);
@@ -63,6 +72,17 @@ impl std::fmt::Debug for VoicemailPin {
     }
 }
 
+/// What `user add` stores with a new extension besides its password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewUserExtras<'a> {
+    /// The mailbox PIN's argon2id hash.
+    pub pin_hash: Option<&'a str>,
+    /// A `[[calling_rights]]` name.
+    pub rights: Option<&'a str>,
+    /// Where voicemail is mailed (already checked).
+    pub email: Option<&'a str>,
+}
+
 /// A stored message, as `voicemail list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VoicemailMessage {
@@ -83,8 +103,19 @@ pub struct VoicemailMessage {
 pub enum VoicemailWrite {
     /// A message whose file is already in place (`id` is ignored: the database numbers it).
     Insert(VoicemailMessage),
+    /// As `Insert`, and a mail queued in the same transaction when the mailbox's extension
+    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name.
+    InsertAndMail {
+        message: VoicemailMessage,
+        caller_name: String,
+    },
     MarkOld(i64),
     Delete(i64),
+    /// A PIN changed by phone: the extension and the new PIN's argon2id hash.
+    SetPin {
+        extension: String,
+        hash: String,
+    },
 }
 
 /// Where messages live: `voicemail/` next to the database.
@@ -129,21 +160,31 @@ pub(super) fn write_wav(dir: &Path, name: &str, wav: &[u8]) -> io::Result<PathBu
     Ok(path)
 }
 
+fn insert(tx: &Connection, m: &VoicemailMessage) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO voicemail (mailbox, caller, received_ms, duration_ms, status, path)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        m.mailbox,
+        m.caller,
+        m.received_ms,
+        m.duration_ms,
+        m.status,
+        m.path
+    ])?;
+    Ok(())
+}
+
 pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreError> {
     match w {
-        VoicemailWrite::Insert(m) => {
-            tx.prepare_cached(
-                "INSERT INTO voicemail (mailbox, caller, received_ms, duration_ms, status, path)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                m.mailbox,
-                m.caller,
-                m.received_ms,
-                m.duration_ms,
-                m.status,
-                m.path
-            ])?;
+        VoicemailWrite::Insert(m) => insert(tx, m)?,
+        VoicemailWrite::InsertAndMail {
+            message,
+            caller_name,
+        } => {
+            insert(tx, message)?;
+            super::mail::queue_for(tx, message, caller_name)?;
         }
         VoicemailWrite::MarkOld(id) => {
             tx.prepare_cached("UPDATE voicemail SET status = 'old' WHERE id = ?1")?
@@ -152,6 +193,13 @@ pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreErro
         VoicemailWrite::Delete(id) => {
             tx.prepare_cached("DELETE FROM voicemail WHERE id = ?1")?
                 .execute(params![id])?;
+        }
+        VoicemailWrite::SetPin { extension, hash } => {
+            tx.prepare_cached(
+                "INSERT INTO voicemail_pins (extension, hash) VALUES (?1, ?2)
+                 ON CONFLICT (extension) DO UPDATE SET hash = excluded.hash",
+            )?
+            .execute(params![extension, hash])?;
         }
     }
     Ok(())
@@ -262,7 +310,9 @@ impl Store {
                 let path = f.path();
                 let name = f.file_name();
                 let tmp = name.to_string_lossy().starts_with(TMP_PREFIX);
-                let wav = path.extension().is_some_and(|e| e == "wav");
+                // A recorded greeting has no row, and is kept.
+                let wav = path.extension().is_some_and(|e| e == "wav")
+                    && path != greeting_path(root, &dir.file_name().to_string_lossy());
                 if (tmp || (wav && !listed.contains(&path))) && fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }
@@ -290,10 +340,43 @@ impl Store {
         password: &str,
         pin_hash: &str,
     ) -> Result<(), StoreError> {
+        self.add_user_with(
+            ext,
+            name,
+            realm,
+            password,
+            &NewUserExtras {
+                pin_hash: Some(pin_hash),
+                ..NewUserExtras::default()
+            },
+        )
+    }
+
+    /// `add_user` with what `user add` may give besides (PIN hash, calling rights, mail
+    /// address), all in one transaction: everything or nothing.
+    pub fn add_user_with(
+        &self,
+        ext: &super::Extension,
+        name: &str,
+        realm: &str,
+        password: &str,
+        extras: &NewUserExtras<'_>,
+    ) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let done = self
             .add_user(ext, name, realm, password)
-            .and_then(|()| self.set_voicemail_pin(&ext.0, pin_hash))
+            .and_then(|()| match extras.pin_hash {
+                Some(h) => self.set_voicemail_pin(&ext.0, h),
+                None => Ok(()),
+            })
+            .and_then(|()| match extras.rights {
+                Some(r) => self.set_user_rights(ext, Some(r)),
+                None => Ok(()),
+            })
+            .and_then(|()| match extras.email {
+                Some(e) => self.set_user_email(ext, Some(e)),
+                None => Ok(()),
+            })
             .and_then(|()| Ok(self.conn.execute_batch("COMMIT")?));
         if done.is_err() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -374,6 +457,10 @@ mod tests {
         let unlisted = write_message(&root, "201", "2", b"b").unwrap();
         let tmp = root.join("201/.tmp-3.wav");
         fs::write(&tmp, b"half").unwrap();
+        let greeting = write_message(&root, "201", GREETING_NAME, b"g").unwrap();
+        assert_eq!(greeting, greeting_path(&root, "201"));
+        let half_greeting = root.join(format!("201/{TMP_PREFIX}{GREETING_NAME}.wav"));
+        fs::write(&half_greeting, b"half").unwrap();
         s.apply(
             &[Write::Voicemail(VoicemailWrite::Insert(msg(
                 "201", &kept, 1,
@@ -381,8 +468,10 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(s.clean_voicemail_dir(&root).unwrap(), 2);
+        assert_eq!(s.clean_voicemail_dir(&root).unwrap(), 3);
         assert!(kept.exists());
+        assert!(greeting.exists());
+        assert!(!half_greeting.exists());
         assert!(!unlisted.exists());
         assert!(!tmp.exists());
         assert_eq!(s.clean_voicemail_dir(&dir.path().join("none")).unwrap(), 0);
@@ -429,6 +518,20 @@ mod tests {
         assert_eq!(
             s.voicemail_pin_hash("201").unwrap().as_deref(),
             Some("$argon2id$b")
+        );
+        // Changed by phone, in the daemon's batch.
+        let mut s = s;
+        s.apply(
+            &[Write::Voicemail(VoicemailWrite::SetPin {
+                extension: "201".into(),
+                hash: "$argon2id$e".into(),
+            })],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            s.voicemail_pin_hash("201").unwrap().as_deref(),
+            Some("$argon2id$e")
         );
     }
 }
