@@ -5,9 +5,12 @@
 //! [`Wizard`] is the model (pages, fields, keys → actions) and is unit-tested without a
 //! terminal; [`run`] draws it with ratatui on an 80×25 console and runs the installer.
 
+pub mod words;
+
 use std::collections::BTreeMap;
 use std::io;
 
+use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
@@ -17,13 +20,15 @@ use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-use ratatui::{backend::CrosstermBackend, Terminal};
+use ratatui::Terminal;
 
 use crate::answer::{Answer, DiskAnswer, ExtensionAnswer, FirewallAnswer, NetworkAnswer};
 use crate::facts::{Facts, MIN_DISK_BYTES};
 use crate::install::{self, Reporter, Runner, Source, Step, Target};
 use crate::secret::Secret;
 use crate::validate::{password_weakness, validate, InstallPlan, Language};
+
+pub use words::untranslated;
 
 /// Text in both languages; `tr` picks one.
 type Tr = (&'static str, &'static str);
@@ -135,7 +140,7 @@ impl Wizard {
             f(
                 1,
                 "network.address",
-                ("Alamat IPv4/prefix", "IPv4 address/prefix"),
+                ("Alamat IPv4/prefiks", "IPv4 address/prefix"),
                 Kind::Text,
                 "",
             ),
@@ -157,7 +162,7 @@ impl Wizard {
                 1,
                 "network.ipv6",
                 (
-                    "IPv6 (auto, off, alamat/prefix)",
+                    "IPv6 (auto, off, alamat/prefiks)",
                     "IPv6 (auto, off, address/prefix)",
                 ),
                 Kind::Text,
@@ -222,7 +227,7 @@ impl Wizard {
                 4,
                 "firewall.trusted",
                 (
-                    "LAN tepercaya (mis. 192.168.1.0/24)",
+                    "LAN tepercaya, mis. 192.168.1.0/24",
                     "Trusted LAN (e.g. 192.168.1.0/24)",
                 ),
                 Kind::Text,
@@ -409,7 +414,7 @@ impl Wizard {
                     .0
                     .iter()
                     .filter(|p| keys.iter().any(|k| p.key.starts_with(k)))
-                    .map(|p| p.message.clone()),
+                    .map(|p| p.text(lang).to_owned()),
             );
         }
         out
@@ -469,7 +474,8 @@ impl Wizard {
                     return match validate(&self.to_answer(), &self.facts) {
                         Ok(plan) => Action::Install(Box::new(plan)),
                         Err(p) => {
-                            self.message = p.0.iter().map(|p| p.message.clone()).collect();
+                            let lang = self.lang();
+                            self.message = p.0.iter().map(|p| p.text(lang).to_owned()).collect();
                             Action::None
                         }
                     };
@@ -520,12 +526,20 @@ impl Wizard {
                 Kind::Choice(_) => format!("< {} >", f.value),
                 Kind::Text => f.value.clone(),
             };
+            // A long value shows its end, where the operator is typing.
+            let count = shown.chars().count();
+            let shown = if count > VALUE_WIDTH {
+                let tail: String = shown.chars().skip(count + 1 - VALUE_WIDTH).collect();
+                format!("…{tail}")
+            } else {
+                shown
+            };
             let cursor = if i == self.focus && !matches!(f.kind, Kind::Choice(_)) {
                 "_"
             } else {
                 ""
             };
-            let text = format!("{:>34}: {shown}{cursor}", tr(lang, f.label));
+            let text = format!("{:>LABEL_WIDTH$}: {shown}{cursor}", tr(lang, f.label));
             let style = if i == self.focus {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
@@ -534,36 +548,43 @@ impl Wizard {
             out.push(Line::styled(text, style));
             if f.key == "admin_password" && !f.value.is_empty() {
                 let note = match password_weakness(&f.value, &[]) {
-                    Some(why) => format!("{:>34}  {} {why}", "", tr(lang, ("lemah:", "weak:"))),
-                    None => format!("{:>34}  {}", "", tr(lang, ("kuat", "strong"))),
+                    Some(why) => format!("{} {}", tr(lang, ("lemah:", "weak:")), why.get(lang)),
+                    None => tr(lang, ("kuat", "strong")).to_owned(),
                 };
-                out.push(Line::from(note));
+                out.extend(wrapped(&note, LABEL_WIDTH + 2));
             }
         }
         if self.page == 5 {
             for d in &self.facts.disks {
                 if d.path == self.value("disk.target") {
                     out.push(Line::from(""));
-                    out.push(Line::from(format!(
-                        "  {} {} ({} GiB {})",
-                        tr(
-                            lang,
-                            (
-                                "PERHATIAN: semua data akan DIHAPUS dari",
-                                "WARNING: this ERASES everything on"
-                            )
+                    out.extend(wrapped(
+                        &format!(
+                            "{} {} ({} GiB {})",
+                            tr(
+                                lang,
+                                (
+                                    "PERHATIAN: semua data akan DIHAPUS dari",
+                                    "WARNING: this ERASES everything on"
+                                )
+                            ),
+                            d.path,
+                            d.size_bytes >> 30,
+                            d.model
                         ),
-                        d.path,
-                        d.size_bytes >> 30,
-                        d.model
-                    )));
+                        2,
+                    ));
                 }
             }
         }
         if self.page + 1 == PAGES.len() {
             match validate(&self.to_answer(), &self.facts) {
                 Ok(plan) => {
-                    out.extend(plan.summary().lines().map(|l| Line::from(format!("  {l}"))));
+                    out.extend(
+                        plan.summary(lang)
+                            .lines()
+                            .map(|l| Line::from(format!("  {l}"))),
+                    );
                     out.push(Line::from(""));
                     out.push(Line::from(tr(
                         lang,
@@ -582,7 +603,9 @@ impl Wizard {
                     )));
                 }
                 Err(p) => {
-                    out.extend(p.0.iter().map(|p| Line::from(format!("  {p}"))));
+                    for p in &p.0 {
+                        out.extend(wrapped(p.text(lang), 2));
+                    }
                 }
             }
         }
@@ -607,6 +630,38 @@ impl Wizard {
             ),
         )
     }
+}
+
+/// Width of a field's label; labels are right-aligned in it.
+const LABEL_WIDTH: usize = 34;
+/// Columns inside the border on an 80-column console.
+const INNER_WIDTH: usize = 78;
+/// Room for a value after "label: " and the cursor.
+const VALUE_WIDTH: usize = INNER_WIDTH - LABEL_WIDTH - 3;
+
+/// `text` as lines of at most [`INNER_WIDTH`] columns, broken between words, each indented by
+/// `indent` spaces: the body is drawn without wrapping so that fields stay in their columns.
+fn wrapped(text: &str, indent: usize) -> Vec<Line<'static>> {
+    let room = INNER_WIDTH.saturating_sub(indent).max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let used = line.chars().count();
+        if used > 0 && used + 1 + word.chars().count() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+        .into_iter()
+        .map(|l| Line::from(format!("{:indent$}{l}", "")))
+        .collect()
 }
 
 /// 12 characters from an alphabet without look-alikes, with every class present.
@@ -641,8 +696,8 @@ pub fn generate_password() -> Secret {
 
 type Term = Terminal<CrosstermBackend<io::Stdout>>;
 
-fn draw(
-    term: &mut Term,
+fn draw<B: Backend>(
+    term: &mut Terminal<B>,
     title: &str,
     lines: Vec<Line<'static>>,
     message: &[String],
@@ -676,7 +731,7 @@ impl Reporter for Progress<'_> {
     fn step_started(&mut self, step: &Step) {
         let mut lines: Vec<Line<'static>> =
             self.done.iter().map(|d| Line::from(d.clone())).collect();
-        lines.push(Line::from(format!("  … {}", step.name)));
+        lines.push(Line::from(format!("  … {}", step.label(self.lang))));
         let title = tr(
             self.lang,
             ("Kentongan — memasang", "Kentongan — installing"),
@@ -685,7 +740,8 @@ impl Reporter for Progress<'_> {
     }
     fn step_finished(&mut self, step: &Step, skipped: bool) {
         let mark = if skipped { "-" } else { "✓" };
-        self.done.push(format!("  {mark} {}", step.name));
+        self.done
+            .push(format!("  {mark} {}", step.label(self.lang)));
     }
 }
 
@@ -754,7 +810,7 @@ fn event_loop(
                         ),
                         Err(e) => (
                             tr(lang, ("Kentongan — gagal", "Kentongan — failed")),
-                            vec![Line::from(e.to_string()), Line::from(e.hint.clone())],
+                            failure_lines(lang, e),
                         ),
                     };
                 lines.extend(done.into_iter().map(Line::from));
@@ -767,12 +823,41 @@ fn event_loop(
                     }
                 }
                 return match outcome {
-                    Ok(()) => Ok(Some(plan.summary())),
+                    Ok(()) => Ok(Some(plan.summary(lang))),
                     Err(e) => Err(io::Error::other(e.to_string())),
                 };
             }
         }
     }
+}
+
+/// The failure screen: the step by its label, then the cause and the hint. Cause and hint
+/// stay English: they quote commands, paths and the tools' own output, and the same text is
+/// in the log for whoever helps the operator.
+fn failure_lines(lang: Language, e: &install::StepError) -> Vec<Line<'static>> {
+    let label = install::STEPS
+        .iter()
+        .find(|s| s.name == e.step)
+        .map_or(e.step, |s| s.label(lang));
+    let mut lines = wrapped(
+        &match lang {
+            Language::Id => format!("Langkah \"{label}\" ({}) gagal:", e.step),
+            Language::En => format!("Step \"{label}\" ({}) failed:", e.step),
+        },
+        0,
+    );
+    lines.extend(wrapped(&e.cause, 2));
+    let hint = tr(lang, ("Saran:", "What to do:"));
+    lines.extend(wrapped(&format!("{hint} {}", e.hint), 0));
+    lines.push(Line::from(tr(
+        lang,
+        (
+            "Perbaiki penyebabnya lalu jalankan pemasangan lagi (dimulai dari awal).",
+            "Fix the cause and run the installer again (it starts over).",
+        ),
+    )));
+    lines.push(Line::from(""));
+    lines
 }
 
 #[cfg(test)]
