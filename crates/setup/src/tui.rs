@@ -5,29 +5,21 @@
 //! [`Wizard`] is the model (pages, fields, keys → actions) and is unit-tested without a
 //! terminal; [`run`] draws it with ratatui on an 80×25 console and runs the installer.
 
+mod console;
 pub mod words;
 
 use std::collections::BTreeMap;
-use std::io;
 
-use ratatui::backend::{Backend, CrosstermBackend};
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
-use ratatui::crossterm::ExecutableCommand;
-use ratatui::layout::{Constraint, Layout};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-use ratatui::Terminal;
 
 use crate::answer::{Answer, DiskAnswer, ExtensionAnswer, FirewallAnswer, NetworkAnswer};
 use crate::facts::{Facts, MIN_DISK_BYTES};
-use crate::install::{self, Reporter, Runner, Source, Step, Target};
 use crate::secret::Secret;
 use crate::validate::{password_weakness, validate, InstallPlan, Language};
 
+pub use console::{run, Setup};
 pub use words::untranslated;
 
 /// Text in both languages; `tr` picks one.
@@ -636,6 +628,9 @@ impl Wizard {
 const LABEL_WIDTH: usize = 34;
 /// Columns inside the border on an 80-column console.
 const INNER_WIDTH: usize = 78;
+/// Rows inside the body's border that a page may use on a 25-row console, leaving six for
+/// the problems below it (see [`draw`]).
+const BODY_ROWS: usize = 25 - 6 - 1 - 2;
 /// Room for a value after "label: " and the cursor.
 const VALUE_WIDTH: usize = INNER_WIDTH - LABEL_WIDTH - 3;
 
@@ -694,175 +689,12 @@ pub fn generate_password() -> Secret {
     }
 }
 
-type Term = Terminal<CrosstermBackend<io::Stdout>>;
-
-fn draw<B: Backend>(
-    term: &mut Terminal<B>,
-    title: &str,
-    lines: Vec<Line<'static>>,
-    message: &[String],
-    help: &str,
-) -> io::Result<()> {
-    term.draw(|f| {
-        let [body, msg, foot] = Layout::vertical([
-            Constraint::Min(10),
-            Constraint::Length(6),
-            Constraint::Length(1),
-        ])
-        .areas(f.area());
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(title.to_owned());
-        f.render_widget(Paragraph::new(lines).block(block), body);
-        let msg_lines: Vec<Line> = message.iter().map(|m| Line::from(m.clone())).collect();
-        f.render_widget(Paragraph::new(msg_lines).wrap(Wrap { trim: true }), msg);
-        f.render_widget(Paragraph::new(help.to_owned()), foot);
-    })?;
-    Ok(())
-}
-
-struct Progress<'a> {
-    term: &'a mut Term,
-    lang: Language,
-    done: Vec<String>,
-}
-
-impl Reporter for Progress<'_> {
-    fn step_started(&mut self, step: &Step) {
-        let mut lines: Vec<Line<'static>> =
-            self.done.iter().map(|d| Line::from(d.clone())).collect();
-        lines.push(Line::from(format!("  … {}", step.label(self.lang))));
-        let title = tr(
-            self.lang,
-            ("Kentongan — memasang", "Kentongan — installing"),
-        );
-        let _ = draw(self.term, title, lines, &[], "");
-    }
-    fn step_finished(&mut self, step: &Step, skipped: bool) {
-        let mark = if skipped { "-" } else { "✓" };
-        self.done
-            .push(format!("  {mark} {}", step.label(self.lang)));
-    }
-}
-
-/// How the wizard installs: where, from what, and with which runner.
-pub struct Setup {
-    pub target_root: Option<std::path::PathBuf>,
-    pub source: Option<std::path::PathBuf>,
-}
-
-/// Runs the wizard on the terminal; returns the installed plan, or `None` when the operator
-/// quit.
-pub fn run(facts: Facts, setup: &Setup, runner: &mut dyn Runner) -> io::Result<Option<String>> {
-    enable_raw_mode()?;
-    io::stdout().execute(EnterAlternateScreen)?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    let result = event_loop(&mut term, facts, setup, runner);
-    let _ = disable_raw_mode();
-    let _ = io::stdout().execute(LeaveAlternateScreen);
-    result
-}
-
-fn event_loop(
-    term: &mut Term,
-    facts: Facts,
-    setup: &Setup,
-    runner: &mut dyn Runner,
-) -> io::Result<Option<String>> {
-    let mut w = Wizard::new(facts);
-    loop {
-        draw(term, &w.title(), w.lines(), &w.message, w.help())?;
-        let Event::Key(key) = event::read()? else {
-            continue;
-        };
-        match w.key(key) {
-            Action::None => {}
-            Action::Quit => return Ok(None),
-            Action::Install(plan) => {
-                let target = match &setup.target_root {
-                    Some(root) => Target::Directory { root: root.clone() },
-                    None => Target::Disk {
-                        device: plan.disk.device.clone(),
-                        mount: install::DEFAULT_MOUNT.into(),
-                    },
-                };
-                let source = match (&setup.source, &target) {
-                    (Some(d), _) => Source::Directory(d.clone()),
-                    (None, Target::Directory { .. }) => Source::Nothing,
-                    (None, Target::Disk { .. }) => Source::LiveLayers(install::LIVE_LAYERS.into()),
-                };
-                let lang = w.lang();
-                let mut progress = Progress {
-                    term,
-                    lang,
-                    done: Vec::new(),
-                };
-                let outcome = install::run(&plan, target, source, runner, &mut progress);
-                let done = progress.done;
-                let (title, mut lines) =
-                    match &outcome {
-                        Ok(()) => (
-                            tr(lang, ("Kentongan — selesai", "Kentongan — done")),
-                            vec![Line::from(tr(lang, (
-                            "Terpasang. Lepaskan CD/USB lalu tekan Enter untuk memulai ulang.",
-                            "Installed. Remove the CD/USB stick and press Enter to restart.",
-                        )))],
-                        ),
-                        Err(e) => (
-                            tr(lang, ("Kentongan — gagal", "Kentongan — failed")),
-                            failure_lines(lang, e),
-                        ),
-                    };
-                lines.extend(done.into_iter().map(Line::from));
-                draw(term, title, lines, &[], "Enter")?;
-                loop {
-                    if let Event::Key(k) = event::read()? {
-                        if k.kind == KeyEventKind::Press && k.code == KeyCode::Enter {
-                            break;
-                        }
-                    }
-                }
-                return match outcome {
-                    Ok(()) => Ok(Some(plan.summary(lang))),
-                    Err(e) => Err(io::Error::other(e.to_string())),
-                };
-            }
-        }
-    }
-}
-
-/// The failure screen: the step by its label, then the cause and the hint. Cause and hint
-/// stay English: they quote commands, paths and the tools' own output, and the same text is
-/// in the log for whoever helps the operator.
-fn failure_lines(lang: Language, e: &install::StepError) -> Vec<Line<'static>> {
-    let label = install::STEPS
-        .iter()
-        .find(|s| s.name == e.step)
-        .map_or(e.step, |s| s.label(lang));
-    let mut lines = wrapped(
-        &match lang {
-            Language::Id => format!("Langkah \"{label}\" ({}) gagal:", e.step),
-            Language::En => format!("Step \"{label}\" ({}) failed:", e.step),
-        },
-        0,
-    );
-    lines.extend(wrapped(&e.cause, 2));
-    let hint = tr(lang, ("Saran:", "What to do:"));
-    lines.extend(wrapped(&format!("{hint} {}", e.hint), 0));
-    lines.push(Line::from(tr(
-        lang,
-        (
-            "Perbaiki penyebabnya lalu jalankan pemasangan lagi (dimulai dari awal).",
-            "Fix the cause and run the installer again (it starts over).",
-        ),
-    )));
-    lines.push(Line::from(""));
-    lines
-}
-
 #[cfg(test)]
 mod tests {
+    use super::console::{draw, failure_lines};
     use super::*;
+    use crate::install;
+    use ratatui::Terminal;
 
     fn press(w: &mut Wizard, code: KeyCode) -> Action {
         w.key(KeyEvent::new(code, KeyModifiers::NONE))
@@ -940,6 +772,159 @@ mod tests {
                 assert_eq!(plan.disk.device, "/dev/vda");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The screen as text, drawn exactly as on the console.
+    fn render(title: &str, lines: Vec<Line<'static>>, message: &[String], help: &str) -> String {
+        let mut term = Terminal::new(ratatui::backend::TestBackend::new(80, 25)).unwrap();
+        draw(&mut term, title, lines, message, help).unwrap();
+        let buf = term.backend().buffer();
+        (0..25)
+            .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Checks that a screen fits 80×25 without losing a word, and speaks `lang` only.
+    fn check_fits(
+        lang: Language,
+        what: &str,
+        title: &str,
+        lines: &[Line<'static>],
+        message: &[String],
+    ) {
+        assert!(
+            title.chars().count() <= INNER_WIDTH - 2,
+            "{what}: title {title:?}"
+        );
+        assert!(lines.len() <= BODY_ROWS, "{what}: {} rows", lines.len());
+        for l in lines {
+            assert!(l.width() <= INNER_WIDTH, "{what}: cut off: {l}");
+        }
+        let help = match lang {
+            Language::Id => "Tab/↑↓ pindah  ←→ pilih  Enter lanjut  Esc kembali  F10 keluar",
+            Language::En => "Tab/↑↓ move  ←→ choose  Enter next  Esc back  F10 quit",
+        };
+        let screen = render(title, lines.to_vec(), message, help);
+        // Every word of every message is on the screen: none fell off the message area.
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let shown = words(&screen);
+        for m in message {
+            for w in words(m) {
+                assert!(
+                    shown.contains(&w),
+                    "{what}: {w:?} of {m:?} not on\n{screen}"
+                );
+            }
+        }
+        assert_eq!(
+            untranslated(lang, &screen),
+            Vec::<&str>::new(),
+            "{what}:\n{screen}"
+        );
+    }
+
+    fn filled(lang: Language, good: bool) -> Wizard {
+        let facts: Facts =
+            serde_json::from_str(include_str!("../tests/answers/facts.json")).unwrap();
+        let mut w = Wizard::new(facts);
+        let values: &[(&str, &str)] = if good {
+            &[
+                ("network.mode", "static"),
+                ("network.address", "10.0.2.15/24"),
+                ("network.gateway", "10.0.2.2"),
+                ("network.dns", "10.0.2.3"),
+                ("admin_password", "Tg7!pz0Qmw-kantor"),
+                ("admin_password_again", "Tg7!pz0Qmw-kantor"),
+                ("firewall.trusted", "10.0.2.0/24"),
+                ("confirm", "YA"),
+            ]
+        } else {
+            &[
+                ("network.mode", "static"),
+                ("network.address", "10.0.2.15"),
+                ("network.gateway", "10.0.2.2"),
+                ("network.dns", "10.0.2.3, ns1"),
+                ("network.ipv6", "2001:db8::zz"),
+                ("hostname", "PBX_1.kantor"),
+                ("timezone", "Jakarta"),
+                ("sip_domain", "sip kantor"),
+                ("admin_password", "abcdefgh"),
+                ("admin_password_again", "abcdefgX"),
+                ("extensions", "201, 7, 0202"),
+                ("firewall.trusted", "10.0.2.1, lan"),
+            ]
+        };
+        let code = lang.code();
+        for (k, v) in [("language", code)].iter().chain(values) {
+            w.fields.iter_mut().find(|f| f.key == *k).unwrap().value = (*v).to_owned();
+        }
+        w.generate_passwords();
+        w
+    }
+
+    #[test]
+    fn every_page_fits_80x25_in_both_languages() {
+        for lang in [Language::Id, Language::En] {
+            for good in [true, false] {
+                let mut w = filled(lang, good);
+                for page in 0..PAGES.len() {
+                    if !good && page + 1 == PAGES.len() {
+                        continue; // Enter on each page stops at its problems first.
+                    }
+                    w.page = page;
+                    w.message = w.page_problems();
+                    assert_eq!(w.message.is_empty(), good || page == 0, "{:?}", w.message);
+                    let what = format!("{lang:?} page {} good={good}", page + 1);
+                    check_fits(lang, &what, &w.title(), &w.lines(), &w.message);
+                }
+                for f in &w.fields {
+                    assert!(
+                        tr(lang, f.label).chars().count() <= LABEL_WIDTH,
+                        "{}",
+                        f.key
+                    );
+                }
+            }
+            // Progress: every step running, then done; and a failure.
+            let title = tr(lang, ("Kentongan — memasang", "Kentongan — installing"));
+            let mut lines: Vec<Line<'static>> = install::STEPS
+                .iter()
+                .map(|s| Line::from(format!("  ✓ {}", s.label(lang))))
+                .collect();
+            check_fits(lang, "progress", title, &lines, &[]);
+            let err = install::StepError {
+                step: "bootloader",
+                cause: "`chroot /mnt/kentongan-target grub-install --target=i386-pc /dev/vda` failed: exit status 1: grub-install: error: cannot find EFI directory.".into(),
+                hint: "the command's messages are above; fix the cause and run the installer again (it starts over)".into(),
+                disk_touched: true,
+            };
+            let mut fail = failure_lines(lang, &err);
+            assert!(fail[0].to_string().contains(install::STEPS[12].label(lang)));
+            lines.truncate(BODY_ROWS - fail.len());
+            fail.extend(lines.clone());
+            for l in &fail {
+                assert!(l.width() <= INNER_WIDTH, "cut off: {l}");
+            }
+            // The cause and the hint are English on purpose: check the frame around them.
+            let frame = install::StepError {
+                cause: "…".into(),
+                hint: "…".into(),
+                ..err
+            };
+            let mut frame = failure_lines(lang, &frame);
+            frame.extend(lines);
+            check_fits(lang, "failure", "Kentongan", &frame, &[]);
+        }
+    }
+
+    #[test]
+    fn every_step_has_a_label_in_both_languages() {
+        for s in install::STEPS {
+            assert_ne!(s.label_id, s.label_en, "{}", s.name);
+            assert_eq!(untranslated(Language::Id, s.label_id), Vec::<&str>::new());
+            assert_eq!(untranslated(Language::En, s.label_en), Vec::<&str>::new());
         }
     }
 
