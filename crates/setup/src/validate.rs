@@ -629,7 +629,7 @@ fn check_disk(
                         MIN_DISK_BYTES >> 30,
                     ),
                     format!(
-                        "bernilai \"auto\", tetapi di sini tidak ada disk tetap minimal {} GiB yang bebas; sebutkan perangkatnya (yang bisa dipakai: {usable_id})",
+                        "bernilai \"auto\", tetapi di sini tidak ada disk internal minimal {} GiB yang bebas; sebutkan perangkatnya (yang bisa dipakai: {usable_id})",
                         MIN_DISK_BYTES >> 30,
                     ),
                 ));
@@ -658,7 +658,7 @@ fn check_disk(
                         why.en
                     ),
                     format!(
-                        "bernilai {path:?}, yang tidak dapat dipasangi: {}; pilih disk lain",
+                        "bernilai {path:?}, yang tidak dapat dijadikan tujuan pemasangan: {}; pilih disk lain",
                         why.id
                     ),
                 ));
@@ -776,7 +776,7 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
                         p.push(Problem::new(
                             &key("password"),
                             "is the same as `admin_password`; a phone's password must not open the server",
-                            "sama dengan `admin_password`; kata sandi telepon tidak boleh bisa membuka server",
+                            "sama dengan `admin_password`; kata sandi telepon tidak boleh sekaligus membuka akses ke server",
                         ));
                         ok = false;
                     }
