@@ -134,13 +134,26 @@ const TOP: &[(&str, Shape)] = &[
 ];
 
 impl Shape {
-    fn describe(self, key: &str) -> String {
+    /// What a value of this shape looks like, in English and Indonesian.
+    fn describe(self, key: &str) -> (String, String) {
         match self {
-            Shape::Str => "a string in double quotes".into(),
-            Shape::Bool => "true or false".into(),
-            Shape::StrList => "a list of strings, e.g. [\"10.0.2.3\"]".into(),
-            Shape::Table(_) => format!("a table, written as a [{key}] header"),
-            Shape::TableList(_) => format!("a list of tables, each written as [[{key}]]"),
+            Shape::Str => (
+                "a string in double quotes".into(),
+                "teks di dalam tanda kutip ganda".into(),
+            ),
+            Shape::Bool => ("true or false".into(), "true atau false".into()),
+            Shape::StrList => (
+                "a list of strings, e.g. [\"10.0.2.3\"]".into(),
+                "daftar teks, contoh [\"10.0.2.3\"]".into(),
+            ),
+            Shape::Table(_) => (
+                format!("a table, written as a [{key}] header"),
+                format!("tabel, ditulis dengan judul `[{key}]`"),
+            ),
+            Shape::TableList(_) => (
+                format!("a list of tables, each written as [[{key}]]"),
+                format!("daftar tabel, masing-masing ditulis sebagai `[[{key}]]`"),
+            ),
         }
     }
 }
@@ -165,11 +178,22 @@ fn check_table(
                     "is not a known key; remove it or check the spelling (known here: {})",
                     known.join(", ")
                 ),
+                format!(
+                    "bukan kunci yang dikenal; hapus atau periksa ejaannya (yang dikenal di sini: `{}`)",
+                    known.join("`, `")
+                ),
             ));
             continue;
         };
         let short = dotted.rsplit('.').next().unwrap_or(&dotted).to_owned();
-        let wrong = || Problem::new(&dotted, format!("must be {}", shape.describe(&short)));
+        let wrong = || {
+            let (en, id) = shape.describe(&short);
+            Problem::new(
+                &dotted,
+                format!("must be {en}"),
+                format!("harus berupa {id}"),
+            )
+        };
         match (*shape, value) {
             (Shape::Str, toml::Value::String(_)) | (Shape::Bool, toml::Value::Boolean(_)) => {}
             (Shape::StrList, toml::Value::Array(items)) => {
@@ -183,7 +207,7 @@ fn check_table(
                     let key = format!("{dotted}[{i}]");
                     match item {
                         toml::Value::Table(t) => check_table(t, inner, &key, out),
-                        _ => out.push(Problem::new(&key, "must be a table")),
+                        _ => out.push(Problem::new(&key, "must be a table", "harus berupa tabel")),
                     }
                 }
             }
@@ -206,6 +230,11 @@ impl Answer {
                     "not valid TOML at line {line}: {}; check quotes, brackets and `key = value` lines",
                     e.message().trim().replace('\n', "; ")
                 ),
+                // The TOML parser's own words stay English.
+                format!(
+                    "bukan TOML yang sah di baris {line}: {}; periksa tanda kutip, kurung, dan baris `key = value`",
+                    e.message().trim().replace('\n', "; ")
+                ),
             )])
         })?;
         let mut problems = Vec::new();
@@ -221,6 +250,7 @@ impl Answer {
                 Problems(vec![Problem::new(
                     "",
                     format!("could not be read: {}", e.message().trim()),
+                    format!("tidak dapat dibaca: {}", e.message().trim()),
                 )])
             })
     }

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::validate::Bilingual;
+
 /// Everything about the machine that an answer file is checked against.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,10 +80,13 @@ pub const MIN_DISK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 impl Disk {
     /// Why this disk must never be installed on, whatever the answer file says: it holds the
     /// running live system, the answer volume, or something mounted.
-    pub fn in_use(&self) -> Option<String> {
+    pub fn in_use(&self) -> Option<Bilingual> {
         let labelled = |l: &Option<String>| l.as_deref() == Some(ANSWER_LABEL);
         if labelled(&self.label) || self.partitions.iter().any(|p| labelled(&p.label)) {
-            return Some(format!("it holds the `{ANSWER_LABEL}` answer volume"));
+            return Some(Bilingual::new(
+                format!("it holds the `{ANSWER_LABEL}` answer volume"),
+                format!("disk ini memuat volume jawaban `{ANSWER_LABEL}`"),
+            ));
         }
         let mounted = self
             .mountpoint
@@ -89,10 +94,14 @@ impl Disk {
             .chain(self.partitions.iter().filter_map(|p| p.mountpoint.as_ref()))
             .next();
         match mounted {
-            Some(m) if m.starts_with("/run/live") => {
-                Some("it holds the running live system".into())
-            }
-            Some(m) => Some(format!("it is in use (mounted at {m})")),
+            Some(m) if m.starts_with("/run/live") => Some(Bilingual::new(
+                "it holds the running live system",
+                "disk ini memuat sistem live yang sedang berjalan",
+            )),
+            Some(m) => Some(Bilingual::new(
+                format!("it is in use (mounted at {m})"),
+                format!("disk ini sedang dipakai (terpasang di {m})"),
+            )),
             None => None,
         }
     }

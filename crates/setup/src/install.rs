@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::facts::{INCOMPLETE_PARTLABEL, ROOT_PARTLABEL};
-use crate::validate::{AdminCredential, InstallPlan, Ipv4Plan, Ipv6Plan};
+use crate::validate::{AdminCredential, InstallPlan, Ipv4Plan, Ipv6Plan, Language};
 
 /// File at the root of a directory target while an install into it is unfinished.
 pub const INCOMPLETE_MARKER: &str = ".kentongan-install-incomplete";
@@ -267,7 +267,11 @@ pub struct Install<'a> {
 
 /// One named step of the install.
 pub struct Step {
+    /// Stable id, used in logs, errors and tests.
     pub name: &'static str,
+    /// What the step does, for the operator: the wizard's progress list shows one of these.
+    pub label_en: &'static str,
+    pub label_id: &'static str,
     /// What the step does, for status lines.
     pub verb: &'static str,
     /// Only for [`Target::Disk`]; skipped for a directory.
@@ -275,88 +279,125 @@ pub struct Step {
     run: fn(&mut Install) -> Result<(), Fail>,
 }
 
+impl Step {
+    pub fn label(&self, lang: Language) -> &'static str {
+        match lang {
+            Language::Id => self.label_id,
+            Language::En => self.label_en,
+        }
+    }
+}
+
 /// Every step, in order. `preflight` writes nothing; `partition` is the first write.
 pub const STEPS: &[Step] = &[
     Step {
         name: "preflight",
+        label_en: "Checking the machine",
+        label_id: "Memeriksa mesin",
         verb: "Checking",
         disk_only: false,
         run: preflight,
     },
     Step {
         name: "partition",
+        label_en: "Partitioning the disk",
+        label_id: "Mempartisi disk",
         verb: "Partitioning",
         disk_only: true,
         run: partition_disk,
     },
     Step {
         name: "mark-incomplete",
+        label_en: "Marking the install unfinished",
+        label_id: "Menandai pemasangan belum selesai",
         verb: "Marking",
         disk_only: false,
         run: mark_incomplete,
     },
     Step {
         name: "format",
+        label_en: "Formatting the partitions",
+        label_id: "Memformat partisi",
         verb: "Formatting",
         disk_only: true,
         run: format,
     },
     Step {
         name: "mount",
+        label_en: "Mounting the new partitions",
+        label_id: "Mengaitkan (mount) partisi baru",
         verb: "Mounting",
         disk_only: true,
         run: mount_target,
     },
     Step {
         name: "copy-system",
+        label_en: "Copying the system",
+        label_id: "Menyalin sistem",
         verb: "Copying",
         disk_only: false,
         run: copy_system,
     },
     Step {
         name: "chroot-mounts",
+        label_en: "Preparing the new system",
+        label_id: "Menyiapkan sistem baru",
         verb: "Mounting",
         disk_only: true,
         run: chroot_mounts,
     },
     Step {
         name: "remove-live-boot",
+        label_en: "Removing the live-only parts",
+        label_id: "Menghapus bagian khusus sistem live",
         verb: "Removing",
         disk_only: true,
         run: remove_live_boot,
     },
     Step {
         name: "fstab",
+        label_en: "Writing the filesystem table",
+        label_id: "Menulis tabel sistem berkas (fstab)",
         verb: "Writing",
         disk_only: true,
         run: fstab,
     },
     Step {
         name: "configure",
+        label_en: "Configuring network, time and PBX",
+        label_id: "Mengatur jaringan, zona waktu, dan PBX",
         verb: "Configuring",
         disk_only: false,
         run: configure,
     },
     Step {
         name: "admin-password",
+        label_en: "Setting the administrator password",
+        label_id: "Menyetel kata sandi administrator",
         verb: "Setting",
         disk_only: false,
         run: admin_password,
     },
     Step {
         name: "extensions",
+        label_en: "Adding the extensions",
+        label_id: "Menambahkan ekstensi",
         verb: "Adding",
         disk_only: false,
         run: extensions,
     },
     Step {
         name: "bootloader",
+        label_en: "Installing the boot loader",
+        label_id: "Memasang boot loader",
         verb: "Installing",
         disk_only: true,
         run: bootloader,
     },
     Step {
         name: "mark-done",
+        label_en: "Finishing",
+        label_id: "Menyelesaikan",
         verb: "Finishing",
         disk_only: false,
         run: mark_done,

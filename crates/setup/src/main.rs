@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 );
             } else {
                 eprintln!("{} is valid:", answer.display());
-                eprintln!("{}", plan.summary());
+                eprintln!("{}", plan.summary(kentongan_setup::validate::Language::En));
             }
             Ok(ExitCode::SUCCESS)
         }

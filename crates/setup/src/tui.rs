@@ -5,25 +5,22 @@
 //! [`Wizard`] is the model (pages, fields, keys → actions) and is unit-tested without a
 //! terminal; [`run`] draws it with ratatui on an 80×25 console and runs the installer.
 
-use std::collections::BTreeMap;
-use std::io;
+mod console;
+pub mod words;
 
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
-use ratatui::crossterm::ExecutableCommand;
-use ratatui::layout::{Constraint, Layout};
+use std::collections::BTreeMap;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-use ratatui::{backend::CrosstermBackend, Terminal};
 
 use crate::answer::{Answer, DiskAnswer, ExtensionAnswer, FirewallAnswer, NetworkAnswer};
 use crate::facts::{Facts, MIN_DISK_BYTES};
-use crate::install::{self, Reporter, Runner, Source, Step, Target};
 use crate::secret::Secret;
 use crate::validate::{password_weakness, validate, InstallPlan, Language};
+
+pub use console::{run, Setup};
+pub use words::untranslated;
 
 /// Text in both languages; `tr` picks one.
 type Tr = (&'static str, &'static str);
@@ -135,7 +132,7 @@ impl Wizard {
             f(
                 1,
                 "network.address",
-                ("Alamat IPv4/prefix", "IPv4 address/prefix"),
+                ("Alamat IPv4/prefiks", "IPv4 address/prefix"),
                 Kind::Text,
                 "",
             ),
@@ -157,7 +154,7 @@ impl Wizard {
                 1,
                 "network.ipv6",
                 (
-                    "IPv6 (auto, off, alamat/prefix)",
+                    "IPv6 (auto, off, alamat/prefiks)",
                     "IPv6 (auto, off, address/prefix)",
                 ),
                 Kind::Text,
@@ -222,7 +219,7 @@ impl Wizard {
                 4,
                 "firewall.trusted",
                 (
-                    "LAN tepercaya (mis. 192.168.1.0/24)",
+                    "LAN tepercaya, mis. 192.168.1.0/24",
                     "Trusted LAN (e.g. 192.168.1.0/24)",
                 ),
                 Kind::Text,
@@ -409,7 +406,7 @@ impl Wizard {
                     .0
                     .iter()
                     .filter(|p| keys.iter().any(|k| p.key.starts_with(k)))
-                    .map(|p| p.message.clone()),
+                    .map(|p| p.text(lang).to_owned()),
             );
         }
         out
@@ -469,7 +466,8 @@ impl Wizard {
                     return match validate(&self.to_answer(), &self.facts) {
                         Ok(plan) => Action::Install(Box::new(plan)),
                         Err(p) => {
-                            self.message = p.0.iter().map(|p| p.message.clone()).collect();
+                            let lang = self.lang();
+                            self.message = p.0.iter().map(|p| p.text(lang).to_owned()).collect();
                             Action::None
                         }
                     };
@@ -520,12 +518,20 @@ impl Wizard {
                 Kind::Choice(_) => format!("< {} >", f.value),
                 Kind::Text => f.value.clone(),
             };
+            // A long value shows its end, where the operator is typing.
+            let count = shown.chars().count();
+            let shown = if count > VALUE_WIDTH {
+                let tail: String = shown.chars().skip(count + 1 - VALUE_WIDTH).collect();
+                format!("…{tail}")
+            } else {
+                shown
+            };
             let cursor = if i == self.focus && !matches!(f.kind, Kind::Choice(_)) {
                 "_"
             } else {
                 ""
             };
-            let text = format!("{:>34}: {shown}{cursor}", tr(lang, f.label));
+            let text = format!("{:>LABEL_WIDTH$}: {shown}{cursor}", tr(lang, f.label));
             let style = if i == self.focus {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
@@ -534,36 +540,43 @@ impl Wizard {
             out.push(Line::styled(text, style));
             if f.key == "admin_password" && !f.value.is_empty() {
                 let note = match password_weakness(&f.value, &[]) {
-                    Some(why) => format!("{:>34}  {} {why}", "", tr(lang, ("lemah:", "weak:"))),
-                    None => format!("{:>34}  {}", "", tr(lang, ("kuat", "strong"))),
+                    Some(why) => format!("{} {}", tr(lang, ("lemah:", "weak:")), why.get(lang)),
+                    None => tr(lang, ("kuat", "strong")).to_owned(),
                 };
-                out.push(Line::from(note));
+                out.extend(wrapped(&note, LABEL_WIDTH + 2));
             }
         }
         if self.page == 5 {
             for d in &self.facts.disks {
                 if d.path == self.value("disk.target") {
                     out.push(Line::from(""));
-                    out.push(Line::from(format!(
-                        "  {} {} ({} GiB {})",
-                        tr(
-                            lang,
-                            (
-                                "PERHATIAN: semua data akan DIHAPUS dari",
-                                "WARNING: this ERASES everything on"
-                            )
+                    out.extend(wrapped(
+                        &format!(
+                            "{} {} ({} GiB {})",
+                            tr(
+                                lang,
+                                (
+                                    "PERHATIAN: semua data akan DIHAPUS dari",
+                                    "WARNING: this ERASES everything on"
+                                )
+                            ),
+                            d.path,
+                            d.size_bytes >> 30,
+                            d.model
                         ),
-                        d.path,
-                        d.size_bytes >> 30,
-                        d.model
-                    )));
+                        2,
+                    ));
                 }
             }
         }
         if self.page + 1 == PAGES.len() {
             match validate(&self.to_answer(), &self.facts) {
                 Ok(plan) => {
-                    out.extend(plan.summary().lines().map(|l| Line::from(format!("  {l}"))));
+                    out.extend(
+                        plan.summary(lang)
+                            .lines()
+                            .map(|l| Line::from(format!("  {l}"))),
+                    );
                     out.push(Line::from(""));
                     out.push(Line::from(tr(
                         lang,
@@ -582,7 +595,9 @@ impl Wizard {
                     )));
                 }
                 Err(p) => {
-                    out.extend(p.0.iter().map(|p| Line::from(format!("  {p}"))));
+                    for p in &p.0 {
+                        out.extend(wrapped(p.text(lang), 2));
+                    }
                 }
             }
         }
@@ -607,6 +622,41 @@ impl Wizard {
             ),
         )
     }
+}
+
+/// Width of a field's label; labels are right-aligned in it.
+const LABEL_WIDTH: usize = 34;
+/// Columns inside the border on an 80-column console.
+const INNER_WIDTH: usize = 78;
+/// Rows inside the body's border that a page may use on a 25-row console, leaving six for
+/// the problems below it (see [`draw`]).
+const BODY_ROWS: usize = 25 - 6 - 1 - 2;
+/// Room for a value after "label: " and the cursor.
+const VALUE_WIDTH: usize = INNER_WIDTH - LABEL_WIDTH - 3;
+
+/// `text` as lines of at most [`INNER_WIDTH`] columns, broken between words, each indented by
+/// `indent` spaces: the body is drawn without wrapping so that fields stay in their columns.
+fn wrapped(text: &str, indent: usize) -> Vec<Line<'static>> {
+    let room = INNER_WIDTH.saturating_sub(indent).max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let used = line.chars().count();
+        if used > 0 && used + 1 + word.chars().count() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+        .into_iter()
+        .map(|l| Line::from(format!("{:indent$}{l}", "")))
+        .collect()
 }
 
 /// 12 characters from an alphabet without look-alikes, with every class present.
@@ -639,145 +689,12 @@ pub fn generate_password() -> Secret {
     }
 }
 
-type Term = Terminal<CrosstermBackend<io::Stdout>>;
-
-fn draw(
-    term: &mut Term,
-    title: &str,
-    lines: Vec<Line<'static>>,
-    message: &[String],
-    help: &str,
-) -> io::Result<()> {
-    term.draw(|f| {
-        let [body, msg, foot] = Layout::vertical([
-            Constraint::Min(10),
-            Constraint::Length(6),
-            Constraint::Length(1),
-        ])
-        .areas(f.area());
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(title.to_owned());
-        f.render_widget(Paragraph::new(lines).block(block), body);
-        let msg_lines: Vec<Line> = message.iter().map(|m| Line::from(m.clone())).collect();
-        f.render_widget(Paragraph::new(msg_lines).wrap(Wrap { trim: true }), msg);
-        f.render_widget(Paragraph::new(help.to_owned()), foot);
-    })?;
-    Ok(())
-}
-
-struct Progress<'a> {
-    term: &'a mut Term,
-    lang: Language,
-    done: Vec<String>,
-}
-
-impl Reporter for Progress<'_> {
-    fn step_started(&mut self, step: &Step) {
-        let mut lines: Vec<Line<'static>> =
-            self.done.iter().map(|d| Line::from(d.clone())).collect();
-        lines.push(Line::from(format!("  … {}", step.name)));
-        let title = tr(
-            self.lang,
-            ("Kentongan — memasang", "Kentongan — installing"),
-        );
-        let _ = draw(self.term, title, lines, &[], "");
-    }
-    fn step_finished(&mut self, step: &Step, skipped: bool) {
-        let mark = if skipped { "-" } else { "✓" };
-        self.done.push(format!("  {mark} {}", step.name));
-    }
-}
-
-/// How the wizard installs: where, from what, and with which runner.
-pub struct Setup {
-    pub target_root: Option<std::path::PathBuf>,
-    pub source: Option<std::path::PathBuf>,
-}
-
-/// Runs the wizard on the terminal; returns the installed plan, or `None` when the operator
-/// quit.
-pub fn run(facts: Facts, setup: &Setup, runner: &mut dyn Runner) -> io::Result<Option<String>> {
-    enable_raw_mode()?;
-    io::stdout().execute(EnterAlternateScreen)?;
-    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    let result = event_loop(&mut term, facts, setup, runner);
-    let _ = disable_raw_mode();
-    let _ = io::stdout().execute(LeaveAlternateScreen);
-    result
-}
-
-fn event_loop(
-    term: &mut Term,
-    facts: Facts,
-    setup: &Setup,
-    runner: &mut dyn Runner,
-) -> io::Result<Option<String>> {
-    let mut w = Wizard::new(facts);
-    loop {
-        draw(term, &w.title(), w.lines(), &w.message, w.help())?;
-        let Event::Key(key) = event::read()? else {
-            continue;
-        };
-        match w.key(key) {
-            Action::None => {}
-            Action::Quit => return Ok(None),
-            Action::Install(plan) => {
-                let target = match &setup.target_root {
-                    Some(root) => Target::Directory { root: root.clone() },
-                    None => Target::Disk {
-                        device: plan.disk.device.clone(),
-                        mount: install::DEFAULT_MOUNT.into(),
-                    },
-                };
-                let source = match (&setup.source, &target) {
-                    (Some(d), _) => Source::Directory(d.clone()),
-                    (None, Target::Directory { .. }) => Source::Nothing,
-                    (None, Target::Disk { .. }) => Source::LiveLayers(install::LIVE_LAYERS.into()),
-                };
-                let lang = w.lang();
-                let mut progress = Progress {
-                    term,
-                    lang,
-                    done: Vec::new(),
-                };
-                let outcome = install::run(&plan, target, source, runner, &mut progress);
-                let done = progress.done;
-                let (title, mut lines) =
-                    match &outcome {
-                        Ok(()) => (
-                            tr(lang, ("Kentongan — selesai", "Kentongan — done")),
-                            vec![Line::from(tr(lang, (
-                            "Terpasang. Lepaskan CD/USB lalu tekan Enter untuk memulai ulang.",
-                            "Installed. Remove the CD/USB stick and press Enter to restart.",
-                        )))],
-                        ),
-                        Err(e) => (
-                            tr(lang, ("Kentongan — gagal", "Kentongan — failed")),
-                            vec![Line::from(e.to_string()), Line::from(e.hint.clone())],
-                        ),
-                    };
-                lines.extend(done.into_iter().map(Line::from));
-                draw(term, title, lines, &[], "Enter")?;
-                loop {
-                    if let Event::Key(k) = event::read()? {
-                        if k.kind == KeyEventKind::Press && k.code == KeyCode::Enter {
-                            break;
-                        }
-                    }
-                }
-                return match outcome {
-                    Ok(()) => Ok(Some(plan.summary())),
-                    Err(e) => Err(io::Error::other(e.to_string())),
-                };
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::console::{draw, failure_lines};
     use super::*;
+    use crate::install;
+    use ratatui::Terminal;
 
     fn press(w: &mut Wizard, code: KeyCode) -> Action {
         w.key(KeyEvent::new(code, KeyModifiers::NONE))
@@ -855,6 +772,159 @@ mod tests {
                 assert_eq!(plan.disk.device, "/dev/vda");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The screen as text, drawn exactly as on the console.
+    fn render(title: &str, lines: Vec<Line<'static>>, message: &[String], help: &str) -> String {
+        let mut term = Terminal::new(ratatui::backend::TestBackend::new(80, 25)).unwrap();
+        draw(&mut term, title, lines, message, help).unwrap();
+        let buf = term.backend().buffer();
+        (0..25)
+            .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Checks that a screen fits 80×25 without losing a word, and speaks `lang` only.
+    fn check_fits(
+        lang: Language,
+        what: &str,
+        title: &str,
+        lines: &[Line<'static>],
+        message: &[String],
+    ) {
+        assert!(
+            title.chars().count() <= INNER_WIDTH - 2,
+            "{what}: title {title:?}"
+        );
+        assert!(lines.len() <= BODY_ROWS, "{what}: {} rows", lines.len());
+        for l in lines {
+            assert!(l.width() <= INNER_WIDTH, "{what}: cut off: {l}");
+        }
+        let help = match lang {
+            Language::Id => "Tab/↑↓ pindah  ←→ pilih  Enter lanjut  Esc kembali  F10 keluar",
+            Language::En => "Tab/↑↓ move  ←→ choose  Enter next  Esc back  F10 quit",
+        };
+        let screen = render(title, lines.to_vec(), message, help);
+        // Every word of every message is on the screen: none fell off the message area.
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let shown = words(&screen);
+        for m in message {
+            for w in words(m) {
+                assert!(
+                    shown.contains(&w),
+                    "{what}: {w:?} of {m:?} not on\n{screen}"
+                );
+            }
+        }
+        assert_eq!(
+            untranslated(lang, &screen),
+            Vec::<&str>::new(),
+            "{what}:\n{screen}"
+        );
+    }
+
+    fn filled(lang: Language, good: bool) -> Wizard {
+        let facts: Facts =
+            serde_json::from_str(include_str!("../tests/answers/facts.json")).unwrap();
+        let mut w = Wizard::new(facts);
+        let values: &[(&str, &str)] = if good {
+            &[
+                ("network.mode", "static"),
+                ("network.address", "10.0.2.15/24"),
+                ("network.gateway", "10.0.2.2"),
+                ("network.dns", "10.0.2.3"),
+                ("admin_password", "Tg7!pz0Qmw-kantor"),
+                ("admin_password_again", "Tg7!pz0Qmw-kantor"),
+                ("firewall.trusted", "10.0.2.0/24"),
+                ("confirm", "YA"),
+            ]
+        } else {
+            &[
+                ("network.mode", "static"),
+                ("network.address", "10.0.2.15"),
+                ("network.gateway", "10.0.2.2"),
+                ("network.dns", "10.0.2.3, ns1"),
+                ("network.ipv6", "2001:db8::zz"),
+                ("hostname", "PBX_1.kantor"),
+                ("timezone", "Jakarta"),
+                ("sip_domain", "sip kantor"),
+                ("admin_password", "abcdefgh"),
+                ("admin_password_again", "abcdefgX"),
+                ("extensions", "201, 7, 0202"),
+                ("firewall.trusted", "10.0.2.1, lan"),
+            ]
+        };
+        let code = lang.code();
+        for (k, v) in [("language", code)].iter().chain(values) {
+            w.fields.iter_mut().find(|f| f.key == *k).unwrap().value = (*v).to_owned();
+        }
+        w.generate_passwords();
+        w
+    }
+
+    #[test]
+    fn every_page_fits_80x25_in_both_languages() {
+        for lang in [Language::Id, Language::En] {
+            for good in [true, false] {
+                let mut w = filled(lang, good);
+                for page in 0..PAGES.len() {
+                    if !good && page + 1 == PAGES.len() {
+                        continue; // Enter on each page stops at its problems first.
+                    }
+                    w.page = page;
+                    w.message = w.page_problems();
+                    assert_eq!(w.message.is_empty(), good || page == 0, "{:?}", w.message);
+                    let what = format!("{lang:?} page {} good={good}", page + 1);
+                    check_fits(lang, &what, &w.title(), &w.lines(), &w.message);
+                }
+                for f in &w.fields {
+                    assert!(
+                        tr(lang, f.label).chars().count() <= LABEL_WIDTH,
+                        "{}",
+                        f.key
+                    );
+                }
+            }
+            // Progress: every step running, then done; and a failure.
+            let title = tr(lang, ("Kentongan — memasang", "Kentongan — installing"));
+            let mut lines: Vec<Line<'static>> = install::STEPS
+                .iter()
+                .map(|s| Line::from(format!("  ✓ {}", s.label(lang))))
+                .collect();
+            check_fits(lang, "progress", title, &lines, &[]);
+            let err = install::StepError {
+                step: "bootloader",
+                cause: "`chroot /mnt/kentongan-target grub-install --target=i386-pc /dev/vda` failed: exit status 1: grub-install: error: cannot find EFI directory.".into(),
+                hint: "the command's messages are above; fix the cause and run the installer again (it starts over)".into(),
+                disk_touched: true,
+            };
+            let mut fail = failure_lines(lang, &err);
+            assert!(fail[0].to_string().contains(install::STEPS[12].label(lang)));
+            lines.truncate(BODY_ROWS - fail.len());
+            fail.extend(lines.clone());
+            for l in &fail {
+                assert!(l.width() <= INNER_WIDTH, "cut off: {l}");
+            }
+            // The cause and the hint are English on purpose: check the frame around them.
+            let frame = install::StepError {
+                cause: "…".into(),
+                hint: "…".into(),
+                ..err
+            };
+            let mut frame = failure_lines(lang, &frame);
+            frame.extend(lines);
+            check_fits(lang, "failure", "Kentongan", &frame, &[]);
+        }
+    }
+
+    #[test]
+    fn every_step_has_a_label_in_both_languages() {
+        for s in install::STEPS {
+            assert_ne!(s.label_id, s.label_en, "{}", s.name);
+            assert_eq!(untranslated(Language::Id, s.label_id), Vec::<&str>::new());
+            assert_eq!(untranslated(Language::En, s.label_en), Vec::<&str>::new());
         }
     }
 

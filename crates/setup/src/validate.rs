@@ -8,30 +8,74 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
-use crate::answer::{Answer, NetworkAnswer};
+use crate::answer::Answer;
 use crate::facts::{Disk, Facts, MIN_DISK_BYTES};
 use crate::net::{Cidr, CidrError};
 use crate::secret::Secret;
+
+mod network;
+use network::check_network;
+
+/// A sentence in both languages of the wizard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bilingual {
+    pub en: String,
+    pub id: String,
+}
+
+impl Bilingual {
+    pub fn new(en: impl fmt::Display, id: impl fmt::Display) -> Bilingual {
+        Bilingual {
+            en: en.to_string(),
+            id: id.to_string(),
+        }
+    }
+
+    pub fn get(&self, lang: Language) -> &str {
+        match lang {
+            Language::Id => &self.id,
+            Language::En => &self.en,
+        }
+    }
+}
 
 /// One thing wrong with an answer: the dotted key, the rule and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// `network.address`, `extension[1].number`, or empty for the file as a whole.
     pub key: String,
-    /// The whole sentence, starting with the key in backticks.
+    /// The whole sentence in English, starting with the key in backticks. `validate-answer`,
+    /// `apply` and the logs use it: an answer file may not parse far enough to say its
+    /// language, and one language keeps the CLI's output greppable and stable.
     pub message: String,
+    /// The same sentence in Bahasa Indonesia, for the wizard.
+    #[serde(skip)]
+    pub indonesian: String,
 }
 
 impl Problem {
-    pub fn new(key: &str, rest: impl fmt::Display) -> Problem {
-        let message = if key.is_empty() {
-            format!("the answer file is {rest}")
+    /// `en` and `id` continue the sentence after the key (or after "the answer file is").
+    pub fn new(key: &str, en: impl fmt::Display, id: impl fmt::Display) -> Problem {
+        let (message, indonesian) = if key.is_empty() {
+            (
+                format!("the answer file is {en}"),
+                format!("berkas jawaban {id}"),
+            )
         } else {
-            format!("`{key}` {rest}")
+            (format!("`{key}` {en}"), format!("`{key}` {id}"))
         };
         Problem {
             key: key.to_owned(),
             message,
+            indonesian,
+        }
+    }
+
+    /// The sentence in the wizard's language.
+    pub fn text(&self, lang: Language) -> &str {
+        match lang {
+            Language::Id => &self.indonesian,
+            Language::En => &self.message,
         }
     }
 }
@@ -155,26 +199,53 @@ impl InstallPlan {
         format!("{}.{}", self.hostname, self.domain)
     }
 
-    /// A few lines for `validate-answer` and the TUI's last page; no secrets.
-    pub fn summary(&self) -> String {
+    /// A few lines for `validate-answer` and the wizard's last page, in `lang`; no secrets.
+    pub fn summary(&self, lang: Language) -> String {
+        let en = lang == Language::En;
         let net = match &self.network.ipv4 {
             Ipv4Plan::Dhcp => "DHCP".to_owned(),
             Ipv4Plan::Static { address, gateway } => match gateway {
-                Some(g) => format!("{address} via {g}"),
+                Some(g) if en => format!("{address} via {g}"),
+                Some(g) => format!("{address} melalui {g}"),
                 None => address.to_string(),
             },
         };
-        let erase = if self.disk.erases_data {
-            " (ERASES its data)"
+        let erase = match (self.disk.erases_data, en) {
+            (false, _) => "",
+            (true, true) => " (ERASES its data)",
+            (true, false) => " (datanya DIHAPUS)",
+        };
+        let labels: [&str; 6] = if en {
+            [
+                "host:      ",
+                "network:   ",
+                "disk:      ",
+                "timezone:  ",
+                "SIP domain:",
+                "extensions:",
+            ]
         } else {
-            ""
+            [
+                "server:    ",
+                "jaringan:  ",
+                "disk:      ",
+                "zona waktu:",
+                "domain SIP:",
+                "ekstensi:  ",
+            ]
         };
         format!(
-            "host:       {}\nnetwork:    {net}\ndisk:       {}{erase}\ntimezone:   {}\nSIP domain: {}\nextensions: {}",
+            "{} {}\n{} {net}\n{} {}{erase}\n{} {}\n{} {}\n{} {}",
+            labels[0],
             self.fqdn(),
+            labels[1],
+            labels[2],
             self.disk.device,
+            labels[3],
             self.timezone,
+            labels[4],
             self.sip_domain,
+            labels[5],
             self.extensions.len()
         )
     }
@@ -190,24 +261,22 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
         other => {
             p.push(Problem::new(
                 "language",
-                format!("is {other:?}; use \"id\" (Bahasa Indonesia) or \"en\" (English)"),
+                format!("is {other:?}; use \"id\" (Indonesian) or \"en\" (English)"),
+                format!(
+                    "bernilai {other:?}; gunakan \"id\" (Bahasa Indonesia) atau \"en\" (Inggris)"
+                ),
             ));
             None
         }
     };
 
-    let hostname = required(
-        &mut p,
-        "hostname",
-        &answer.hostname,
-        "e.g. hostname = \"pbx\"",
-    )
-    .and_then(|h| check_hostname(&mut p, h));
+    let hostname = required(&mut p, "hostname", &answer.hostname, "hostname = \"pbx\"")
+        .and_then(|h| check_hostname(&mut p, h));
     let domain = required(
         &mut p,
         "domain",
         &answer.domain,
-        "e.g. domain = \"kantor.local\"",
+        "domain = \"kantor.local\"",
     )
     .and_then(|d| check_domain(&mut p, "domain", d));
 
@@ -218,6 +287,9 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             format!(
                 "is {timezone:?}, which is not a known time zone; use a name from /usr/share/zoneinfo such as \"Asia/Jakarta\", \"Asia/Makassar\" or \"Asia/Jayapura\""
             ),
+            format!(
+                "bernilai {timezone:?}, yang bukan nama zona waktu yang dikenal; gunakan nama dari /usr/share/zoneinfo seperti \"Asia/Jakarta\", \"Asia/Makassar\" atau \"Asia/Jayapura\""
+            ),
         ));
     }
 
@@ -226,6 +298,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             p.push(Problem::new(
                 "admin_password",
                 "and `admin_password_hash` are both set; keep only one of them",
+                "dan `admin_password_hash` sama-sama diisi; isi salah satu saja",
             ));
             None
         }
@@ -233,6 +306,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             p.push(Problem::new(
                 "admin_password",
                 "is missing; set `admin_password` (stored hashed) or `admin_password_hash` (e.g. from `mkpasswd -m yescrypt`)",
+                "belum diisi; isi `admin_password` (disimpan sebagai hash) atau `admin_password_hash` (misalnya dari `mkpasswd -m yescrypt`)",
             ));
             None
         }
@@ -247,6 +321,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
                 p.push(Problem::new(
                     "admin_password_hash",
                     "is not a yescrypt (`$y$…`) or SHA-512 crypt (`$6$…`) hash; make one with `mkpasswd -m yescrypt` or `openssl passwd -6`",
+                    "bukan hash yescrypt (`$y$…`) atau SHA-512 crypt (`$6$…`); buat dengan `mkpasswd -m yescrypt` atau `openssl passwd -6`",
                 ));
                 None
             }
@@ -263,6 +338,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             p.push(Problem::new(
                 "network",
                 "is missing; add a [network] table with `mode = \"dhcp\"` or `mode = \"static\"` and an `address`",
+                "belum diisi; tambahkan tabel `[network]` berisi `mode = \"dhcp\"` atau `mode = \"static\"` beserta `address`",
             ));
             None
         }
@@ -274,6 +350,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             p.push(Problem::new(
                 "disk",
                 "is missing; add a [disk] table with `target = \"auto\"` or a device such as \"/dev/sda\"",
+                "belum diisi; tambahkan tabel `[disk]` berisi `target = \"auto\"` atau perangkat seperti \"/dev/sda\"",
             ));
             None
         }
@@ -290,15 +367,21 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
                     "is {t:?}, which has host bits set; write the subnet as {}",
                     c.network()
                 ),
+                format!(
+                    "bernilai {t:?}, yang bit di luar prefiksnya tidak nol; tulis subnetnya sebagai {}",
+                    c.network()
+                ),
             )),
             Ok(c) => trusted.push(c),
             Err(CidrError::NoPrefix) => p.push(Problem::new(
                 &key,
                 format!("is {t:?}; a trusted network needs a prefix length, e.g. \"{t}/24\" (or \"/32\" for one host)"),
+                format!("bernilai {t:?}; jaringan tepercaya harus memiliki panjang prefiks, contoh \"{t}/24\" (atau \"/32\" untuk satu perangkat)"),
             )),
             Err(_) => p.push(Problem::new(
                 &key,
                 format!("is {t:?}, which is not a network; write it like \"192.168.1.0/24\" or \"2001:db8::/64\""),
+                format!("bernilai {t:?}, yang bukan alamat jaringan; tulis seperti \"192.168.1.0/24\" atau \"2001:db8::/64\""),
             )),
         }
     }
@@ -334,6 +417,7 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
         _ => Err(Problems(vec![Problem::new(
             "",
             "incomplete; fill in every section shown in the example answer file",
+            "tidak lengkap; isi setiap bagian yang ada di contoh berkas jawaban",
         )])),
     }
 }
@@ -347,7 +431,11 @@ fn required<'a>(
     match value.as_deref() {
         Some(v) => Some(v),
         None => {
-            p.push(Problem::new(key, format!("is missing; {example}")));
+            p.push(Problem::new(
+                key,
+                format!("is missing; e.g. {example}"),
+                format!("belum diisi; contoh: {example}"),
+            ));
             None
         }
     }
@@ -366,15 +454,21 @@ fn check_hostname(p: &mut Vec<Problem>, h: &str) -> Option<String> {
     if label_ok(h) && !h.bytes().all(|b| b.is_ascii_digit()) {
         return Some(h.to_owned());
     }
-    let hint = if h.contains('.') {
-        "; put only the first part here and the rest in `domain`"
+    let (hint, hint_id) = if h.contains('.') {
+        (
+            "; put only the first part here and the rest in `domain`",
+            "; tulis hanya bagian pertamanya di sini dan sisanya di `domain`",
+        )
     } else {
-        ""
+        ("", "")
     };
     p.push(Problem::new(
         "hostname",
         format!(
             "is {h:?}; use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-', e.g. \"pbx\"{hint}"
+        ),
+        format!(
+            "bernilai {h:?}; gunakan 1 sampai 63 huruf kecil, angka, dan '-', tidak diawali atau diakhiri '-', contoh \"pbx\"{hint_id}"
         ),
     ));
     None
@@ -388,6 +482,9 @@ fn check_domain(p: &mut Vec<Problem>, key: &str, d: &str) -> Option<String> {
         key,
         format!(
             "is {d:?}; use dot-separated parts of lowercase letters, digits and '-', e.g. \"kantor.local\""
+        ),
+        format!(
+            "bernilai {d:?}; gunakan bagian-bagian yang dipisahkan titik, berisi huruf kecil, angka, dan '-', contoh \"kantor.local\""
         ),
     ));
     None
@@ -418,11 +515,12 @@ fn crypt_hash_ok(h: &str) -> bool {
 pub const MIN_PASSWORD: usize = 10;
 
 /// Why a password is weak, or `None`. Shared with the TUI's live strength hint.
-pub fn password_weakness(pw: &str, related: &[&str]) -> Option<String> {
+pub fn password_weakness(pw: &str, related: &[&str]) -> Option<Bilingual> {
     let len = pw.chars().count();
     if len < MIN_PASSWORD {
-        return Some(format!(
-            "is too short ({len} characters); use at least {MIN_PASSWORD}"
+        return Some(Bilingual::new(
+            format!("is too short ({len} characters); use at least {MIN_PASSWORD}"),
+            format!("terlalu pendek ({len} karakter); gunakan minimal {MIN_PASSWORD}"),
         ));
     }
     let classes = [
@@ -444,24 +542,32 @@ pub fn password_weakness(pw: &str, related: &[&str]) -> Option<String> {
         "rahasia",
     ];
     if common.iter().any(|c| lower.contains(c)) {
-        return Some("contains a common word or sequence; choose something less guessable".into());
+        return Some(Bilingual::new(
+            "contains a common word or sequence; choose something less guessable",
+            "mengandung kata atau urutan yang umum; pilih yang lebih sulit ditebak",
+        ));
     }
     if related
         .iter()
         .any(|r| r.len() >= 3 && lower.contains(&r.to_lowercase()))
     {
-        return Some(
-            "contains the extension number or the host name; choose something unrelated".into(),
-        );
+        return Some(Bilingual::new(
+            "contains the extension number or the host name; choose something unrelated",
+            "mengandung nomor ekstensi atau nama server; pilih yang tidak berkaitan",
+        ));
     }
     let distinct: std::collections::BTreeSet<char> = pw.chars().collect();
     if distinct.len() < 5 {
-        return Some("repeats too few characters; choose something less guessable".into());
+        return Some(Bilingual::new(
+            "repeats too few characters; choose something less guessable",
+            "terdiri dari terlalu sedikit karakter yang berbeda; pilih yang lebih sulit ditebak",
+        ));
     }
     if classes < 3 && len < 16 {
-        return Some(
-            "is too simple; mix at least three of lowercase, uppercase, digits and symbols, or use 16 characters or more".into(),
-        );
+        return Some(Bilingual::new(
+            "is too simple; mix at least three of lowercase, uppercase, digits and symbols, or use 16 characters or more",
+            "terlalu sederhana; campurkan minimal tiga dari huruf kecil, huruf besar, angka, dan simbol, atau gunakan 16 karakter atau lebih",
+        ));
     }
     None
 }
@@ -471,247 +577,23 @@ fn check_password(p: &mut Vec<Problem>, key: &str, pw: &Secret, related: &[&str]
         None => true,
         Some(why) => {
             // The message names the rule, never the password itself.
-            p.push(Problem::new(key, why));
+            p.push(Problem::new(key, why.en, why.id));
             false
         }
     }
 }
 
-fn check_network(p: &mut Vec<Problem>, n: &NetworkAnswer, facts: &Facts) -> Option<NetworkPlan> {
-    let before = p.len();
-    let interface = match &n.interface {
-        Some(name) if !facts.nics.iter().any(|nic| &nic.name == name) => {
-            let names: Vec<&str> = facts.nics.iter().map(|n| n.name.as_str()).collect();
-            p.push(Problem::new(
-                "network.interface",
-                format!(
-                    "is {name:?}, which is not a network interface here; use one of: {}",
-                    if names.is_empty() {
-                        "(none found)".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ));
-            None
-        }
-        other => other.clone(),
-    };
-
-    let ipv4 = match n.mode.as_deref() {
-        None => {
-            p.push(Problem::new(
-                "network.mode",
-                "is missing; use \"dhcp\" or \"static\"",
-            ));
-            None
-        }
-        Some("dhcp") => {
-            for (key, v) in [("address", &n.address), ("gateway", &n.gateway)] {
-                if v.is_some() {
-                    p.push(Problem::new(
-                        &format!("network.{key}"),
-                        "is only used with `mode = \"static\"`; remove it or set `network.mode = \"static\"`",
-                    ));
-                }
-            }
-            Some(Ipv4Plan::Dhcp)
-        }
-        Some("static") => {
-            if interface.is_none() && n.interface.is_none() && facts.nics.len() > 1 {
-                let names: Vec<&str> = facts.nics.iter().map(|n| n.name.as_str()).collect();
-                p.push(Problem::new(
-                    "network.interface",
-                    format!(
-                        "is missing and this machine has {} network interfaces; name the one for the static address: {}",
-                        names.len(),
-                        names.join(", ")
-                    ),
-                ));
-            }
-            check_static4(p, n)
-        }
-        Some(other) => {
-            p.push(Problem::new(
-                "network.mode",
-                format!("is {other:?}; use \"dhcp\" or \"static\""),
-            ));
-            None
-        }
-    };
-
-    let ipv6 = match n.ipv6.as_deref().unwrap_or("auto") {
-        "auto" => Some(Ipv6Plan::Auto),
-        "off" => Some(Ipv6Plan::Off),
-        text => match Cidr::parse(text) {
-            Ok(c) if c.addr.is_ipv6() => {
-                let gateway = n.ipv6_gateway.as_deref().and_then(|g| match g.parse::<Ipv6Addr>() {
-                    Ok(a) if a.is_unicast_link_local() || c.contains(IpAddr::V6(a)) => Some(a),
-                    _ => {
-                        p.push(Problem::new(
-                            "network.ipv6_gateway",
-                            format!("is {g:?}; use an IPv6 address inside {} or a link-local fe80:: address", c.network()),
-                        ));
-                        None
-                    }
-                });
-                Some(Ipv6Plan::Static {
-                    address: c,
-                    gateway,
-                })
-            }
-            _ => {
-                p.push(Problem::new(
-                    "network.ipv6",
-                    format!("is {text:?}; use \"auto\", \"off\" or an address with prefix length such as \"2001:db8::10/64\""),
-                ));
-                None
-            }
-        },
-    };
-    if n.ipv6_gateway.is_some() && !matches!(ipv6, Some(Ipv6Plan::Static { .. })) && ipv6.is_some()
-    {
-        p.push(Problem::new(
-            "network.ipv6_gateway",
-            "is only used with a static `network.ipv6` address; remove it",
-        ));
-    }
-
-    let mut dns = Vec::new();
-    for (i, d) in n.dns.iter().enumerate() {
-        match d.parse::<IpAddr>() {
-            Ok(a) => dns.push(a),
-            Err(_) => p.push(Problem::new(
-                &format!("network.dns[{i}]"),
-                format!("is {d:?}, which is not an IP address; write servers as addresses, e.g. \"10.0.2.3\" or \"2001:4860:4860::8888\""),
-            )),
-        }
-    }
-    if matches!(ipv4, Some(Ipv4Plan::Static { .. })) && n.dns.is_empty() {
-        p.push(Problem::new(
-            "network.dns",
-            "is empty with a static address; list at least one server, e.g. dns = [\"10.0.2.3\"]",
-        ));
-    }
-
-    if p.len() != before {
-        return None;
-    }
-    Some(NetworkPlan {
-        interface,
-        ipv4: ipv4?,
-        ipv6: ipv6?,
-        dns,
-    })
-}
-
-fn check_static4(p: &mut Vec<Problem>, n: &NetworkAnswer) -> Option<Ipv4Plan> {
-    let Some(text) = n.address.as_deref() else {
-        p.push(Problem::new(
-            "network.address",
-            "is missing; `mode = \"static\"` needs an address with prefix length, e.g. \"192.0.2.10/24\"",
-        ));
-        return None;
-    };
-    let address = match Cidr::parse(text) {
-        Ok(c) if c.addr.is_ipv4() => c,
-        Ok(_) => {
-            p.push(Problem::new(
-                "network.address",
-                format!("is {text:?}, an IPv6 address; put it in `network.ipv6` and an IPv4 address here"),
-            ));
-            return None;
-        }
-        Err(CidrError::NoPrefix) => {
-            p.push(Problem::new(
-                "network.address",
-                format!("needs a prefix length, e.g. \"{text}/24\""),
-            ));
-            return None;
-        }
-        Err(CidrError::BadPrefix { .. }) => {
-            p.push(Problem::new(
-                "network.address",
-                format!("is {text:?}; the prefix length must be 1 to 32, e.g. \"192.0.2.10/24\""),
-            ));
-            return None;
-        }
-        Err(CidrError::BadAddress) => {
-            p.push(Problem::new(
-                "network.address",
-                format!(
-                    "is {text:?}, which is not an IPv4 address; write it like \"192.0.2.10/24\""
-                ),
-            ));
-            return None;
-        }
-    };
-    if address.prefix == 0
-        || (address.prefix <= 30
-            && (!address.has_host_bits() || address.broadcast() == Some(address.addr)))
-    {
-        p.push(Problem::new(
-            "network.address",
-            format!(
-                "is {text:?}, the network or broadcast address of its subnet; use a host address such as {}",
-                host_example(&address)
-            ),
-        ));
-        return None;
-    }
-    let gateway = match n.gateway.as_deref() {
-        None => None,
-        Some(g) => match g.parse::<Ipv4Addr>() {
-            Ok(a) if IpAddr::V4(a) == address.addr => {
-                p.push(Problem::new(
-                    "network.gateway",
-                    format!("is {g:?}, the machine's own address; use the router's address"),
-                ));
-                return None;
-            }
-            Ok(a) if address.contains(IpAddr::V4(a)) => Some(a),
-            Ok(_) => {
-                p.push(Problem::new(
-                    "network.gateway",
-                    format!(
-                        "is {g:?}, outside the subnet {} of `network.address`; use a router inside it, or fix the prefix length",
-                        address.network()
-                    ),
-                ));
-                return None;
-            }
-            Err(_) => {
-                p.push(Problem::new(
-                    "network.gateway",
-                    format!("is {g:?}, which is not an IPv4 address; write it like \"192.0.2.1\""),
-                ));
-                return None;
-            }
-        },
-    };
-    Some(Ipv4Plan::Static { address, gateway })
-}
-
-fn host_example(c: &Cidr) -> String {
-    match c.network().addr {
-        IpAddr::V4(a) => format!(
-            "{}/{}",
-            Ipv4Addr::from(u32::from(a).wrapping_add(10)),
-            c.prefix
-        ),
-        IpAddr::V6(a) => format!("{a}/{}", c.prefix),
-    }
-}
-
-fn disk_names(disks: &[&Disk]) -> String {
+/// The usable disks' names, in English and Indonesian (they differ only when there is none).
+fn disk_names(disks: &[&Disk]) -> (String, String) {
     if disks.is_empty() {
-        return "(none found)".into();
+        return ("(none found)".into(), "(tidak ada)".into());
     }
-    disks
+    let names = disks
         .iter()
         .map(|d| d.path.as_str())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    (names.clone(), names)
 }
 
 fn check_disk(
@@ -725,14 +607,13 @@ fn check_disk(
         .iter()
         .filter(|d| d.in_use().is_none() && !d.read_only && d.size_bytes >= MIN_DISK_BYTES)
         .collect();
-    let (disk, how) = match target {
+    let (usable_en, usable_id) = disk_names(&usable);
+    let (disk, how, how_id) = match target {
         None => {
             p.push(Problem::new(
                 "disk.target",
-                format!(
-                    "is missing; use \"auto\" or a device: {}",
-                    disk_names(&usable)
-                ),
+                format!("is missing; use \"auto\" or a device: {usable_en}"),
+                format!("belum diisi; gunakan \"auto\" atau sebuah perangkat: {usable_id}"),
             ));
             return None;
         }
@@ -744,22 +625,27 @@ fn check_disk(
                 p.push(Problem::new(
                     "disk.target",
                     format!(
-                        "is \"auto\" but no fixed disk of at least {} GiB is free here; name a device (usable: {})",
+                        "is \"auto\" but no fixed disk of at least {} GiB is free here; name a device (usable: {usable_en})",
                         MIN_DISK_BYTES >> 30,
-                        disk_names(&usable)
+                    ),
+                    format!(
+                        "bernilai \"auto\", tetapi di sini tidak ada disk internal minimal {} GiB yang bebas; sebutkan perangkatnya (yang bisa dipakai: {usable_id})",
+                        MIN_DISK_BYTES >> 30,
                     ),
                 ));
                 return None;
             };
-            (*d, " (chosen by \"auto\")")
+            (*d, " (chosen by \"auto\")", " (dipilih oleh \"auto\")")
         }
         Some(path) => {
             let Some(d) = facts.disks.iter().find(|d| d.path == path) else {
                 p.push(Problem::new(
                     "disk.target",
                     format!(
-                        "is {path:?}, which is not a disk here; use \"auto\" or one of: {}",
-                        disk_names(&usable)
+                        "is {path:?}, which is not a disk here; use \"auto\" or one of: {usable_en}"
+                    ),
+                    format!(
+                        "bernilai {path:?}, yang bukan disk di mesin ini; gunakan \"auto\" atau salah satu dari: {usable_id}"
                     ),
                 ));
                 return None;
@@ -767,7 +653,14 @@ fn check_disk(
             if let Some(why) = d.in_use() {
                 p.push(Problem::new(
                     "disk.target",
-                    format!("is {path:?}, which cannot be installed on: {why}; pick another disk"),
+                    format!(
+                        "is {path:?}, which cannot be installed on: {}; pick another disk",
+                        why.en
+                    ),
+                    format!(
+                        "bernilai {path:?}, yang tidak dapat dijadikan tujuan pemasangan: {}; pilih disk lain",
+                        why.id
+                    ),
                 ));
                 return None;
             }
@@ -775,6 +668,7 @@ fn check_disk(
                 p.push(Problem::new(
                     "disk.target",
                     format!("is {path:?}, which is read-only; pick another disk"),
+                    format!("bernilai {path:?}, yang hanya bisa dibaca; pilih disk lain"),
                 ));
                 return None;
             }
@@ -786,23 +680,33 @@ fn check_disk(
                         d.size_bytes >> 20,
                         MIN_DISK_BYTES >> 30
                     ),
+                    format!(
+                        "bernilai {path:?}, yang terlalu kecil ({} MiB); Kentongan memerlukan minimal {} GiB",
+                        d.size_bytes >> 20,
+                        MIN_DISK_BYTES >> 30
+                    ),
                 ));
                 return None;
             }
-            (d, "")
+            (d, "", "")
         }
     };
     let erases_data = disk.has_data();
     if erases_data && !wipe {
-        let what = if disk.partitions.is_empty() {
-            "a filesystem".to_owned()
+        let (what, what_id) = if disk.partitions.is_empty() {
+            ("a filesystem".to_owned(), "sebuah sistem berkas".to_owned())
         } else {
-            format!("{} partition(s)", disk.partitions.len())
+            let n = disk.partitions.len();
+            (format!("{n} partition(s)"), format!("{n} partisi"))
         };
         p.push(Problem::new(
             "disk.wipe",
             format!(
                 "is false but {}{how} holds {what}; set `disk.wipe = true` to erase it, or pick a blank disk",
+                disk.path
+            ),
+            format!(
+                "bernilai false, padahal {}{how_id} berisi {what_id}; setel `disk.wipe = true` untuk menghapusnya, atau pilih disk yang kosong",
                 disk.path
             ),
         ));
@@ -826,6 +730,7 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
             p.push(Problem::new(
                 &key("number"),
                 "is missing; e.g. number = \"201\"",
+                "belum diisi; contoh: number = \"201\"",
             ));
             ok = false;
         } else if !(2..=6).contains(&number.len())
@@ -835,12 +740,14 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
             p.push(Problem::new(
                 &key("number"),
                 format!("is {number:?}; use 2 to 6 digits not starting with 0, e.g. \"201\""),
+                format!("bernilai {number:?}; gunakan 2 sampai 6 angka yang tidak diawali 0, contoh \"201\""),
             ));
             ok = false;
         } else if let Some(first) = seen.insert(number, i) {
             p.push(Problem::new(
                 &key("number"),
                 format!("is {number:?}, already used by `extension[{first}]`; give each extension its own number"),
+                format!("bernilai {number:?}, yang sudah dipakai oleh `extension[{first}]`; beri setiap ekstensi nomornya sendiri"),
             ));
             ok = false;
         }
@@ -848,6 +755,7 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
             p.push(Problem::new(
                 &key("name"),
                 "must be at most 64 characters without control characters",
+                "harus paling banyak 64 karakter, tanpa karakter kontrol",
             ));
             ok = false;
         }
@@ -856,6 +764,7 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
                 p.push(Problem::new(
                     &key("password"),
                     "is missing; every extension needs its own password (stored as a digest hash only)",
+                    "belum diisi; setiap ekstensi memerlukan kata sandinya sendiri (disimpan hanya sebagai hash digest)",
                 ));
                 ok = false;
             }
@@ -867,6 +776,7 @@ fn check_extensions(p: &mut Vec<Problem>, answer: &Answer) -> Vec<ExtensionPlan>
                         p.push(Problem::new(
                             &key("password"),
                             "is the same as `admin_password`; a phone's password must not open the server",
+                            "sama dengan `admin_password`; kata sandi telepon tidak boleh sekaligus membuka akses ke server",
                         ));
                         ok = false;
                     }
@@ -894,6 +804,77 @@ mod tests {
         assert!(crypt_hash_ok(y));
         assert!(!crypt_hash_ok("$1$abc$def"));
         assert!(!crypt_hash_ok("hunter2"));
+    }
+
+    /// The golden fail cases (tests/golden.rs) cover most messages in both languages; these
+    /// answers reach the rest.
+    #[test]
+    fn every_problem_is_said_in_both_languages() {
+        let base = include_str!("../tests/answers/ok/issue_example.toml");
+        let mut facts: Facts =
+            serde_json::from_str(include_str!("../tests/answers/facts.json")).unwrap();
+        facts
+            .disks
+            .iter_mut()
+            .for_each(|d| d.read_only = d.path == "/dev/vdc");
+        let variants: &[(&str, &str)] = &[
+            ("address = \"10.0.2.15/24\"", "address = \"2001:db8::1/64\""),
+            ("address = \"10.0.2.15/24\"", "address = \"10.0.2/24\""),
+            (
+                "gateway = \"10.0.2.2\"",
+                "gateway = \"router\"\nipv6 = \"2001:db8::zz\"\nipv6_gateway = \"x\"",
+            ),
+            (
+                "gateway = \"10.0.2.2\"",
+                "ipv6 = \"2001:db8::10/64\"\nipv6_gateway = \"2001:db9::1\"",
+            ),
+            ("gateway = \"10.0.2.2\"", "ipv6_gateway = \"fe80::1\""),
+            (
+                "trusted = [\"10.0.2.0/24\"]",
+                "trusted = [\"10.0.2.1\", \"lan\"]",
+            ),
+            ("name = \"Front desk\"", "name = \"a\\u0007b\""),
+            (
+                "password = \"Meja.Depan-77x\"",
+                "password = \"abababababab\"",
+            ),
+            (
+                "password = \"Meja.Depan-77x\"",
+                "password = \"Meja-201-Depan!\"",
+            ),
+            (
+                "admin_password = \"Tg7!pz0Qmw-kantor\"",
+                "admin_password = \"short\"",
+            ),
+            ("target = \"auto\"", "target = \"/dev/vdc\""),
+            (
+                "target = \"auto\"\nwipe = true",
+                "target = \"/dev/sda\"\nwipe = false",
+            ),
+        ];
+        let mut seen = 0;
+        for (from, to) in variants {
+            assert!(base.contains(from), "{from}");
+            let answer = Answer::parse(&base.replace(from, to)).unwrap();
+            let problems = validate(&answer, &facts).expect_err(to).0;
+            for p in problems {
+                seen += 1;
+                let (en, id) = (p.text(Language::En), p.text(Language::Id));
+                assert_ne!(en, id);
+                assert!(en.starts_with('`') && id.starts_with(&format!("`{}`", p.key)));
+                assert_eq!(
+                    crate::tui::untranslated(Language::En, en),
+                    Vec::<&str>::new(),
+                    "{en}"
+                );
+                assert_eq!(
+                    crate::tui::untranslated(Language::Id, id),
+                    Vec::<&str>::new(),
+                    "{id}"
+                );
+            }
+        }
+        assert!(seen >= variants.len(), "{seen}");
     }
 
     #[test]

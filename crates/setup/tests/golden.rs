@@ -1,11 +1,14 @@
 //! Golden answer files: `answers/ok/<case>.toml` must validate to the plan in `<case>.json`
-//! (secrets redacted); `answers/fail/<case>.toml` must fail with exactly `<case>.txt`.
+//! (secrets redacted); `answers/fail/<case>.toml` must fail with exactly `<case>.txt`, and
+//! with `<case>.id.txt` in Bahasa Indonesia (what the wizard shows).
 //! A case may bring its own machine as `<case>.facts.json`; otherwise `answers/facts.json`.
 //! `KENTONGAN_BLESS=1 cargo test -p kentongan-setup --test golden` rewrites the expectations.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
+use kentongan_setup::tui::untranslated;
+use kentongan_setup::validate::Language;
 use kentongan_setup::{validate, Answer, Facts};
 
 fn dir() -> PathBuf {
@@ -100,6 +103,29 @@ fn fail_cases_report_every_problem() {
                     );
                 }
                 failures.extend(check(&case.with_extension("txt"), &shown));
+                // The wizard shows the same problems in Bahasa Indonesia: each sentence
+                // exists in both languages, they differ, and neither leaks the other's words.
+                for problem in &p.0 {
+                    let (en, id) = (problem.text(Language::En), problem.text(Language::Id));
+                    if en == id {
+                        failures.push(format!("{}: not translated: {en}", case.display()));
+                    }
+                    for (lang, text) in [(Language::En, en), (Language::Id, id)] {
+                        let words = untranslated(lang, text);
+                        if !words.is_empty() {
+                            failures.push(format!(
+                                "{}: {words:?} in the {} text: {text}",
+                                case.display(),
+                                lang.code()
+                            ));
+                        }
+                    }
+                }
+                let indonesian: String =
+                    p.0.iter()
+                        .map(|p| format!("{}\n", p.text(Language::Id)))
+                        .collect();
+                failures.extend(check(&case.with_extension("id.txt"), &indonesian));
             }
         }
     }
