@@ -29,7 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kentongan_e2e::{appliance_iso, out_dir, run};
 use kentongan_setup::facts::{Disk as FactDisk, Facts, Nic};
-use kentongan_setup::validate::password_weakness;
+use kentongan_setup::tui::untranslated;
+use kentongan_setup::validate::{password_weakness, Language};
 use kentongan_setup::{validate, Answer};
 use kentongan_sip::Response;
 use kentongan_vmtest::checks::{firmware_checks, run_checks, ApplianceFacts, Check, CheckFailure};
@@ -755,6 +756,28 @@ fn wizard_install(test: &str, m: &mut Machine, dir: &Path, hostname: &str, admin
         wizard::transcript(&walked.screens, &secrets),
     )
     .unwrap();
+    let step = "every screen in the language chosen";
+    let untranslated: Vec<String> = walked
+        .screens
+        .iter()
+        .filter_map(|s| {
+            let lang = match s.language {
+                "id" => Language::Id,
+                _ => Language::En,
+            };
+            let words = untranslated(lang, &s.screen.text());
+            (!words.is_empty()).then(|| format!("{} {}: {}", s.language, s.what, words.join(", ")))
+        })
+        .collect();
+    if !untranslated.is_empty() {
+        fail(
+            test,
+            step,
+            m,
+            &format!("the other language's words on screen:\n{}", untranslated.join("\n")),
+            "see wizard.txt in the run folder; the texts are in crates/setup/src/tui.rs and validate.rs",
+        );
+    }
     let extension = walked.passwords.get(EXTENSION).cloned().unwrap_or_else(|| {
         fail(
             test,

@@ -552,7 +552,7 @@ impl Wizard {
                     out.push(Line::from(""));
                     out.extend(wrapped(
                         &format!(
-                            "{} {} ({} GiB {})",
+                            "{} {} ({} GiB{})",
                             tr(
                                 lang,
                                 (
@@ -562,7 +562,12 @@ impl Wizard {
                             ),
                             d.path,
                             d.size_bytes >> 30,
-                            d.model
+                            // Virtual and some USB disks report no model.
+                            if d.model.trim().is_empty() {
+                                String::new()
+                            } else {
+                                format!(" {}", d.model.trim())
+                            }
                         ),
                         2,
                     ));

@@ -693,7 +693,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                UpgradeError::NotUp {
+                UpgradeError::InstallFailed {
                     rolled_back: true,
                     ..
                 }

@@ -29,6 +29,7 @@ use crate::admins::{Admin, AdminName, Role};
 pub use cdr::{Cdr, OutboundCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use mail::QueuedMail;
+pub use migrations::SCHEMA_VERSION;
 pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};

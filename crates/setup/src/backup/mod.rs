@@ -31,7 +31,7 @@ pub const FORMAT: &str = "kentongan-backup";
 pub const FORMAT_VERSION: u32 = 1;
 /// Highest database schema (`PRAGMA user_version`) this build's `Store` knows; a backup from a
 /// newer Kentongan is refused on restore rather than fed to an older daemon.
-pub const SCHEMA_VERSION: i64 = 0;
+pub const SCHEMA_VERSION: i64 = kentongan_pbx::store::SCHEMA_VERSION;
 /// The statement every manifest carries about secrets.
 pub const SECRETS_NOTE: &str = "passwords are stored hashed (SIP HA1, crypt); the TLS private key \
 under config/tls is in this archive in clear: keep the archive as safe as the appliance";
