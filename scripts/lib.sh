@@ -48,7 +48,8 @@ need_debs() {
 
 # Host tools the image builder runs (kentongan-image's preflight checks the same list).
 BUILD_DEBS=(mmdebstrap squashfs-tools xorriso grub-common grub-pc-bin grub-efi-amd64-bin
-            mtools dosfstools dpkg-dev eatmydata ca-certificates)
+            mtools dosfstools dpkg-dev eatmydata ca-certificates
+            apt-utils gnupg)  # the last two: `kentongan repo` (apt-ftparchive, signing)
 
 # What the workspace's C parts build with: SQLite (bundled) needs a C compiler, jemalloc make;
 # kentongan-media links the system libopus and spandsp (G.722), found through pkg-config.
