@@ -34,6 +34,7 @@ pub mod apps;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod lcr_admin;
 pub mod media;
 pub mod operator_bans;
 pub mod prompts;
