@@ -195,6 +195,20 @@ impl Client {
         r
     }
 
+    /// A multipart POST of `file` as the form field `csv`, with `csrf` unless it is empty.
+    fn upload(&mut self, path: &str, csrf: &str, file: &std::path::Path) -> Resp {
+        self.extra = vec![
+            "-F".into(),
+            format!("csv=@{};type=text/csv", file.display()),
+        ];
+        if !csrf.is_empty() {
+            self.extra.extend(["-F".into(), format!("csrf={csrf}")]);
+        }
+        let r = self.get(path);
+        self.extra.clear();
+        r
+    }
+
     fn login(&mut self, name: &str, password: &str) -> Resp {
         self.post("/login", &[("name", name), ("password", password)])
     }
@@ -227,6 +241,10 @@ const PAGES: &[&str] = &[
     "/cdr",
     "/cdr?extension=201&page=2",
     "/firewall",
+    "/trunks",
+    "/trunks?number=&at=&month=",
+    "/rates",
+    "/rates?prefix=%2B62&trunk=x&page=3",
     "/no-such-page",
 ];
 
@@ -258,7 +276,12 @@ fn no_page_before_an_admin_and_none_without_a_session() {
         );
         r.assert_secure_headers();
     }
-    for path in ["/extensions", "/extensions/remove", "/logout"] {
+    for path in [
+        "/extensions",
+        "/extensions/remove",
+        "/logout",
+        "/rates/upload",
+    ] {
         let r = c.post(path, &[("extension", "209"), ("name", "x")]);
         assert_eq!(
             (r.status, r.location()),
@@ -942,4 +965,180 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
     b.wait_url(&format!("{base}/login"));
     b.go(&format!("{base}/extensions"));
     assert!(b.url().ends_with("/login"));
+}
+
+const RATES_LOADED: &str = "provider,+62,650,0,60\n";
+const RATES_GOOD: &str = "\
+trunk,prefix,rate_per_minute,connect_fee,increment_seconds,days,from,to
+provider,+62,650,0,60
+cheapvoip,+628,400,150,1
+provider,+62812,500,0,60,sat-sun,00:00,24:00
+";
+
+/// The Trunks and Rates pages against two provider trunks and `[lcr]`: the trunk list
+/// shows state and channels but never the trunk's password; a rates CSV with a bad line
+/// (a `<script>` trunk name) is refused naming the line, shown escaped, and the installed
+/// file stays byte for byte; without the CSRF token nothing is loaded; a good CSV is
+/// installed and listed, searchable by prefix and trunk (SQL metacharacters find nothing and
+/// break nothing); the explain box ranks the cheapest trunk first; the savings report
+/// answers for a month and names a bad month next to the field.
+#[test]
+fn trunks_rates_upload_explain_and_savings() {
+    let dir = std::env::temp_dir().join(format!("kentongan-web-rates-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rates = dir.join("rates.csv");
+    std::fs::write(&rates, RATES_LOADED).unwrap();
+    let w = web_with(
+        true,
+        &format!(
+            "\n[[trunk]]\nname = \"provider\"\nkind = \"provider\"\naddress = \"127.0.0.1:5999\"\n\
+             username = \"office1\"\npassword = \"trunk-secret-4471\"\nmax_channels = 30\n\
+             \n[[trunk]]\nname = \"cheapvoip\"\nkind = \"provider\"\naddress = \"127.0.0.1:5998\"\n\
+             \n[lcr]\nrates = \"{}\"\ncountry = \"62\"\narea_code = \"21\"\n",
+            rates.display()
+        ),
+    );
+    let mut c = w.client("127.0.0.67");
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+
+    let r = c.get("/trunks");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<td>provider</td>"), "{}", r.body);
+    assert!(r.body.contains("<td>cheapvoip</td>"), "{}", r.body);
+    assert!(
+        r.body.contains("0/30") && r.body.contains("0/unlimited"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("127.0.0.1:5999"), "{}", r.body);
+    assert!(
+        !r.body.contains("trunk-secret-4471"),
+        "a trunk password on a page"
+    );
+    r.assert_secure_headers();
+
+    let r = c.get("/rates");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("1 rates"), "{}", r.body);
+    assert!(r.body.contains("enctype=\"multipart/form-data\""));
+    let csrf = r.csrf();
+
+    // A bad line refuses the whole file, named by its line and rendered as text.
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "provider,+62,600,0,60\n<script>alert(1)</script>,+62,1,0,60\ncheapvoip,+628,400,150,0\n",
+    )
+    .unwrap();
+    let r = c.upload("/rates/upload", &csrf, &bad);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("Nothing was loaded"), "{}", r.body);
+    assert!(
+        r.body.contains("line 2: trunk must be a name"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<script"), "{}", r.body);
+    assert!(r.body.contains("line 3: increment_seconds"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&rates).unwrap(), RATES_LOADED);
+    assert!(c.get("/rates").body.contains("1 rates"));
+
+    // No CSRF token, or a wrong one: refused before the file is even looked at.
+    let good = dir.join("good.csv");
+    std::fs::write(&good, RATES_GOOD).unwrap();
+    assert_eq!(c.upload("/rates/upload", "", &good).status, 403);
+    assert_eq!(
+        c.upload("/rates/upload", &"0".repeat(64), &good).status,
+        403
+    );
+    assert_eq!(std::fs::read_to_string(&rates).unwrap(), RATES_LOADED);
+
+    let r = c.upload("/rates/upload", &csrf, &good);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Loaded 3 rates for 2 trunks"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&rates).unwrap(), RATES_GOOD);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let r = c.get("/rates");
+    assert!(r.body.contains("3 rates"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<td>cheapvoip</td><td>+628</td><td>400.00</td><td>150.00</td>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("sat,sun 00:00-24:00"), "{}", r.body);
+    assert!(c.get("/rates?prefix=%2B628").body.contains("2 rates"));
+    let r = c.get("/rates?prefix=62812&trunk=PROV");
+    assert!(
+        r.body.contains("1 rates") && r.body.contains("500.00"),
+        "{}",
+        r.body
+    );
+    for hostile in [
+        "%27%20OR%201%3D1--",
+        "%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "%25",
+    ] {
+        let r = c.get(&format!("/rates?prefix={hostile}&trunk={hostile}"));
+        assert_eq!(r.status, 200, "{hostile}");
+        assert!(r.body.contains("0 rates"), "{hostile}: {}", r.body);
+        assert!(!r.body.contains("<script"), "{hostile}: {}", r.body);
+    }
+    assert_eq!(std::fs::read_to_string(&rates).unwrap(), RATES_GOOD);
+
+    // A Telkomsel mobile on a Monday: 150 + 400 for a minute beats 650.
+    let r = c.get("/trunks?number=0812-3456-7890&at=mon%2010%3A00");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<strong>+6281234567890</strong>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("class <strong>mobile</strong>"),
+        "{}",
+        r.body
+    );
+    let first = r.body.find("<td>1</td><td>cheapvoip</td>");
+    let second = r.body.find("<td>2</td><td>provider</td>");
+    assert!(first.is_some() && first < second, "{}", r.body);
+    assert!(
+        r.body.contains("<td>550.00</td>") && r.body.contains("<td>650.00</td>"),
+        "{}",
+        r.body
+    );
+    // On Saturday the weekend rate makes the provider the cheaper one.
+    let r = c.get("/trunks?number=0812-3456-7890&at=sat%2010%3A00");
+    assert!(r.body.contains("<td>1</td><td>provider</td>"), "{}", r.body);
+    let r = c.get("/trunks?number=08x%3Cscript%3E&at=mon%2010%3A00");
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"number-error\""), "{}", r.body);
+    assert!(!r.body.contains("<script"), "{}", r.body);
+    let r = c.get("/trunks?number=0812&at=someday");
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("id=\"at-error\""), "{}", r.body);
+
+    let r = c.get("/trunks?month=2026-11");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("No trunk calls in 2026-11"), "{}", r.body);
+    assert!(r.body.contains("<th>total</th><th>0</th>"), "{}", r.body);
+    let r = c.get("/trunks?month=2026-13");
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("id=\"month-error\""), "{}", r.body);
+    assert!(r.body.contains("is not a month"), "{}", r.body);
+    for path in ["/trunks", "/rates"] {
+        assert!(!c.get(path).body.contains("trunk-secret-4471"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

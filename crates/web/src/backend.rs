@@ -142,6 +142,116 @@ pub struct CdrRow {
     pub disposition: String,
 }
 
+/// One configured trunk as `trunk list` shows it (never its password). State and failure
+/// text came from the provider: rendered escaped.
+#[derive(Debug, Clone)]
+pub struct TrunkRow {
+    pub name: String,
+    pub kind: String,
+    pub address: Option<String>,
+    pub channels_in_use: u32,
+    /// `None`: unlimited.
+    pub max_channels: Option<u32>,
+    pub operator: Option<String>,
+    pub state: String,
+    pub last_failure: Option<String>,
+    /// Seconds until the registration runs out, while registered.
+    pub expires_in: Option<i64>,
+    /// OPTIONS keepalives: `None` without `keepalive_seconds`.
+    pub reachable: Option<bool>,
+    pub down_reason: Option<String>,
+}
+
+/// One line of the installed rates file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateRow {
+    pub line: usize,
+    pub trunk: String,
+    /// With its `+`.
+    pub prefix: String,
+    pub rate_per_minute: String,
+    pub connect_fee: String,
+    pub increment_seconds: u32,
+    /// Empty: all day.
+    pub window: String,
+}
+
+/// The installed rates, or why there are none to show.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    /// `lcr.rates`, as configured.
+    pub file: String,
+    pub rows: Vec<RateRow>,
+    /// No `[lcr]`, or the file is missing or broken: what is wrong and what to do.
+    pub problem: Option<String>,
+}
+
+/// What a rates upload did: the whole file went in, or nothing did.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub rates: usize,
+    pub trunks: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Every bad line, as `line N: what is wrong`, in line order; nothing was loaded.
+    #[error("{} bad line(s)", .0.len())]
+    Lines(Vec<String>),
+    /// The upload could not be installed (no `[lcr]`, an unwritable folder): what and how to fix.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// A route of an explanation, in rank order.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    pub rank: usize,
+    pub trunk: String,
+    pub kind: String,
+    /// The cost of the explained call length, or empty (emergency calls are not priced).
+    pub cost: String,
+    pub why: String,
+}
+
+/// `lcr explain` for one number.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub dialled: String,
+    pub number: String,
+    pub class: String,
+    pub operator: Option<String>,
+    /// The call length the costs are for.
+    pub seconds: u32,
+    pub routes: Vec<RouteRow>,
+    /// Trunks left out, and why.
+    pub not_used: Vec<(String, String)>,
+    pub note: Option<String>,
+}
+
+/// One line of `report savings`.
+#[derive(Debug, Clone)]
+pub struct SavingsRow {
+    pub trunk: String,
+    pub calls: u64,
+    pub seconds: u64,
+    pub actual: String,
+    pub most_expensive: String,
+    pub saved: String,
+}
+
+/// `report savings --month` for one month.
+#[derive(Debug, Clone)]
+pub struct Savings {
+    pub month: String,
+    pub rows: Vec<SavingsRow>,
+    pub total: SavingsRow,
+    /// Calls left out: their trunk or number no longer parses against the configuration.
+    pub skipped: usize,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -168,4 +278,15 @@ pub trait Backend: Send + Sync + 'static {
     fn add_ban(&self, addr: &str, hours: &str) -> Result<String, AddError>;
     /// Lifts the ban on `addr`; a field error when it is not banned.
     fn lift_ban(&self, addr: &str) -> Result<String, AddError>;
+    /// Every `[[trunk]]` with its registration state and channels in use (`trunk list`).
+    fn trunks(&self) -> Result<Vec<TrunkRow>, BackendError>;
+    /// The installed rates file (`lcr.rates`) in file order.
+    fn rates(&self) -> Result<Rates, BackendError>;
+    /// Validates `csv` as `lcr import` does and installs it whole, or changes nothing.
+    fn import_rates(&self, csv: &str) -> Result<Imported, ImportError>;
+    /// `lcr explain NUMBER [--at "mon 10:00"]`; `at` empty means now. Field errors name
+    /// `number` or `at`.
+    fn explain(&self, number: &str, at: &str) -> Result<Explained, AddError>;
+    /// `report savings --month YYYY-MM`; a field error names `month`.
+    fn savings(&self, month: &str) -> Result<Savings, AddError>;
 }

@@ -35,3 +35,4 @@ mod routes;
 pub mod server;
 pub mod session;
 mod templates;
+mod trunks;
