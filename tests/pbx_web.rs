@@ -209,6 +209,34 @@ impl Client {
         r
     }
 
+    /// GETs `path` into the file `out` (bytes as sent); the status and lower-cased headers.
+    fn download(&mut self, path: &str, out: &std::path::Path) -> (u16, String) {
+        let _ = std::fs::remove_file(out);
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-sk",
+            "--max-time",
+            "20",
+            "--interface",
+            self.ip,
+            "-D",
+            "-",
+            "-o",
+        ])
+        .arg(out);
+        if let Some(c) = &self.cookie {
+            cmd.args(["-H", &format!("Cookie: {c}")]);
+        }
+        let got = cmd.arg(format!("{}{path}", self.base)).output().unwrap();
+        let head = String::from_utf8_lossy(&got.stdout).to_ascii_lowercase();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head)
+    }
+
     fn login(&mut self, name: &str, password: &str) -> Resp {
         self.post("/login", &[("name", name), ("password", password)])
     }
@@ -245,6 +273,10 @@ const PAGES: &[&str] = &[
     "/trunks?number=&at=&month=",
     "/rates",
     "/rates?prefix=%2B62&trunk=x&page=3",
+    "/voicemail",
+    "/voicemail?mailbox=201",
+    "/recordings",
+    "/recordings?page=2",
     "/no-such-page",
 ];
 
@@ -1141,4 +1173,187 @@ fn trunks_rates_upload_explain_and_savings() {
         assert!(!c.get(path).body.contains("trunk-secret-4471"));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The number after `key` in `body` (e.g. a message id in a link).
+fn number_after(body: &str, key: &str) -> i64 {
+    let at = body
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+        + key.len();
+    body[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+/// The Voicemail and Recordings pages over messages stored with the daemon's store API
+/// (a 1 kHz tone): a mailbox lists its message with the caller `<img src=x onerror=alert(1)>`
+/// escaped, its length and status; the WAV downloads only with a session, as audio/wav with a
+/// Content-Disposition, byte-identical and still the tone (Goertzel); another mailbox's
+/// number or a path in the request finds nothing; delete without CSRF changes nothing, with
+/// it removes the row and the file (`voicemail list` agrees). A recording is listed with its
+/// Call-ID escaped and downloads byte-identical.
+#[test]
+fn voicemail_and_recordings_play_and_delete() {
+    use kentongan_pbx::store::{
+        voicemail_root, write_message, write_recording, RecordingRow, Store, VoicemailMessage,
+        VoicemailWrite, Write,
+    };
+    let w = web(true);
+    let db = w.pbx.dir.join("pbx.db");
+    let tone = w.pbx.dir.join("tone.wav");
+    tone_wav_hz(&tone, 2, 1000.0);
+    let wav = std::fs::read(&tone).unwrap();
+    let message = write_message(&voicemail_root(&db), "201", "web-test-1", &wav).unwrap();
+    let recording = write_recording(&w.pbx.dir.join("recordings"), "web-rec-1", &wav).unwrap();
+    let hostile = "<img src=x onerror=alert(1)>";
+    let nov = 1_794_391_200_000; // 2026-11-11 10:00 UTC
+    let mut store = Store::open(&db).unwrap();
+    store
+        .apply(
+            &[
+                Write::Voicemail(VoicemailWrite::Insert(VoicemailMessage {
+                    id: 0,
+                    mailbox: "201".into(),
+                    caller: hostile.into(),
+                    received_ms: nov,
+                    duration_ms: 2000,
+                    status: "new".into(),
+                    path: message.display().to_string(),
+                })),
+                Write::Recording(RecordingRow {
+                    id: 0,
+                    call_id: "rec-<b>1</b>@web".into(),
+                    caller: "201".into(),
+                    callee: "202".into(),
+                    start_ms: nov,
+                    duration_ms: 2000,
+                    path: recording.display().to_string(),
+                }),
+            ],
+            nov,
+        )
+        .unwrap();
+    drop(store);
+
+    let mut c = w.client("127.0.0.68");
+    let out = w.pbx.dir.join("downloaded.wav");
+    // No session: no audio either.
+    let (status, head) = c.download("/voicemail/play?mailbox=201&id=1", &out);
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /login"), "{head}");
+    assert_eq!(c.download("/recordings/play?id=1", &out).0, 303);
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+
+    let r = c.get("/voicemail");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("href=\"/voicemail?mailbox=201\">201</a></td><td>Phone 201</td><td>1</td><td>0</td>"),
+        "{}",
+        r.body
+    );
+    let r = c.get("/voicemail?mailbox=201");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<img"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<td>2026-11-11 10:00:00</td><td>0:02</td><td>new</td>"),
+        "{}",
+        r.body
+    );
+    let id = number_after(&r.body, "/voicemail/play?mailbox=201&amp;id=");
+    let csrf = r.csrf();
+
+    let (status, head) = c.download(&format!("/voicemail/play?mailbox=201&id={id}"), &out);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "content-disposition: inline; filename=\"voicemail-201-{id}.wav\""
+        )),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        wav,
+        "the WAV changed on the way"
+    );
+    let peak = peak_tones(&out, &[1000.0, 400.0]);
+    assert!(peak[0] > -20.0 && peak[0] > peak[1] + 30.0, "{peak:?}");
+    // The message is found by its row: another mailbox, a path or no number find nothing.
+    for path in [
+        format!("/voicemail/play?mailbox=202&id={id}"),
+        format!("/voicemail/play?mailbox=..%2F..%2Fetc&id={id}"),
+        "/voicemail/play?mailbox=201&id=1%20OR%201%3D1".to_owned(),
+        "/voicemail/play?mailbox=201&path=%2Fetc%2Fpasswd".to_owned(),
+    ] {
+        assert_eq!(c.download(&path, &out).0, 404, "{path}");
+    }
+
+    let listed = |w: &Web| {
+        let out = w.pbx.cli(&["voicemail", "list", "201"], None);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sid = id.to_string();
+    let r = c.post(
+        "/voicemail/delete",
+        &[("mailbox", "201"), ("id", sid.as_str())],
+    );
+    assert_eq!(r.status, 403);
+    assert!(listed(&w).contains(hostile), "{}", listed(&w));
+    assert!(message.exists());
+    let r = c.post(
+        "/voicemail/delete",
+        &[
+            ("csrf", csrf.as_str()),
+            ("mailbox", "201"),
+            ("id", sid.as_str()),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("Deleted message {id} of mailbox 201.")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("No messages."), "{}", r.body);
+    assert!(!listed(&w).contains(hostile), "{}", listed(&w));
+    assert!(!message.exists(), "the message's file is still there");
+    let (status, _) = c.download(&format!("/voicemail/play?mailbox=201&id={id}"), &out);
+    assert_eq!(status, 404);
+
+    let r = c.get("/recordings");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("1 recordings"), "{}", r.body);
+    assert!(
+        r.body.contains("rec-&lt;b&gt;1&lt;/b&gt;@web"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<b>1"), "{}", r.body);
+    let rid = number_after(&r.body, "/recordings/play?id=");
+    let (status, head) = c.download(&format!("/recordings/play?id={rid}"), &out);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert!(
+        head.contains(&format!("filename=\"recording-{rid}.wav\"")),
+        "{head}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), wav);
+    assert_eq!(
+        c.download(&format!("/recordings/play?id={}", rid + 1), &out)
+            .0,
+        404
+    );
 }

@@ -4,13 +4,15 @@
 //! through [`new_extension`], the same rules as `user add`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
     AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, Explained,
-    ExtensionRow, FieldError, ImportError, Imported, LiveCall, RateRow, Rates, Registration,
-    Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
+    ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, RateRow, Rates,
+    RecordingItem, Registration, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
+    VoicemailRow,
 };
 use kentongan_web::server::{WebConfig, WebError};
 
@@ -488,6 +490,83 @@ impl Backend for PbxBackend {
             total: row(report.total),
             skipped,
         })
+    }
+
+    fn mailboxes(&self) -> Result<Vec<MailboxRow>, BackendError> {
+        let store = self.store()?;
+        let counts = store.voicemail_all_counts().map_err(db)?;
+        Ok(store
+            .users()
+            .map_err(db)?
+            .into_iter()
+            .map(|u| {
+                let (new, old) = counts
+                    .iter()
+                    .find(|(m, _, _)| *m == u.extension.0)
+                    .map_or((0, 0), |(_, n, o)| (*n, *o));
+                MailboxRow {
+                    mailbox: u.extension.0,
+                    name: u.name,
+                    new,
+                    old,
+                }
+            })
+            .collect())
+    }
+
+    fn voicemail(&self, mailbox: &str) -> Result<Vec<VoicemailRow>, BackendError> {
+        Ok(self
+            .store()?
+            .voicemail_list(mailbox)
+            .map_err(db)?
+            .into_iter()
+            .map(|m| VoicemailRow {
+                id: m.id,
+                caller: m.caller,
+                received_ms: m.received_ms,
+                duration_ms: m.duration_ms,
+                status: m.status,
+            })
+            .collect())
+    }
+
+    fn voicemail_file(&self, mailbox: &str, id: i64) -> Result<Option<PathBuf>, BackendError> {
+        Ok(self
+            .store()?
+            .voicemail_message(mailbox, id)
+            .map_err(db)?
+            .map(|m| PathBuf::from(m.path)))
+    }
+
+    fn delete_voicemail(&self, mailbox: &str, id: i64) -> Result<bool, BackendError> {
+        self.store()?.delete_voicemail(mailbox, id).map_err(db)
+    }
+
+    fn recordings(&self) -> Result<Vec<RecordingItem>, BackendError> {
+        Ok(self
+            .store()?
+            .recordings()
+            .map_err(db)?
+            .into_iter()
+            .map(|r| RecordingItem {
+                id: r.id,
+                call_id: r.call_id,
+                caller: r.caller,
+                callee: r.callee,
+                start_ms: r.start_ms,
+                duration_ms: r.duration_ms,
+            })
+            .collect())
+    }
+
+    fn recording_file(&self, id: i64) -> Result<Option<PathBuf>, BackendError> {
+        Ok(self
+            .store()?
+            .recordings()
+            .map_err(db)?
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| PathBuf::from(r.path)))
     }
 }
 

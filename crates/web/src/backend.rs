@@ -252,6 +252,41 @@ pub struct Savings {
     pub skipped: usize,
 }
 
+/// A mailbox (an extension) and its message counts.
+#[derive(Debug, Clone)]
+pub struct MailboxRow {
+    pub mailbox: String,
+    pub name: String,
+    pub new: u32,
+    pub old: u32,
+}
+
+/// One stored voicemail message.
+#[derive(Debug, Clone)]
+pub struct VoicemailRow {
+    pub id: i64,
+    /// The caller as the PBX knew it (SIP-sourced: rendered escaped).
+    pub caller: String,
+    /// Unix milliseconds.
+    pub received_ms: i64,
+    pub duration_ms: i64,
+    /// `new` or `old`.
+    pub status: String,
+}
+
+/// One stored call recording.
+#[derive(Debug, Clone)]
+pub struct RecordingItem {
+    pub id: i64,
+    /// SIP-sourced: rendered escaped.
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Unix milliseconds.
+    pub start_ms: i64,
+    pub duration_ms: i64,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -289,4 +324,21 @@ pub trait Backend: Send + Sync + 'static {
     fn explain(&self, number: &str, at: &str) -> Result<Explained, AddError>;
     /// `report savings --month YYYY-MM`; a field error names `month`.
     fn savings(&self, month: &str) -> Result<Savings, AddError>;
+    /// Every extension's mailbox with its new and old message counts.
+    fn mailboxes(&self) -> Result<Vec<MailboxRow>, BackendError>;
+    /// A mailbox's messages, oldest first (`voicemail list`); empty for no such mailbox.
+    fn voicemail(&self, mailbox: &str) -> Result<Vec<VoicemailRow>, BackendError>;
+    /// The WAV file of message `id` of `mailbox`, from its database row; `None` if there is
+    /// no such message.
+    fn voicemail_file(
+        &self,
+        mailbox: &str,
+        id: i64,
+    ) -> Result<Option<std::path::PathBuf>, BackendError>;
+    /// Deletes a message as `voicemail delete` does; false if there was none.
+    fn delete_voicemail(&self, mailbox: &str, id: i64) -> Result<bool, BackendError>;
+    /// Every stored call recording, oldest first (`recordings list`).
+    fn recordings(&self) -> Result<Vec<RecordingItem>, BackendError>;
+    /// The WAV file of recording `id`, from its database row.
+    fn recording_file(&self, id: i64) -> Result<Option<std::path::PathBuf>, BackendError>;
 }

@@ -36,3 +36,4 @@ pub mod server;
 pub mod session;
 mod templates;
 mod trunks;
+mod voicemail;

@@ -40,6 +40,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/trunks", get(crate::trunks::trunks))
         .route("/rates", get(crate::trunks::rates))
         .route("/rates/upload", post(crate::trunks::upload))
+        .route("/voicemail", get(crate::voicemail::voicemail))
+        .route("/voicemail/play", get(crate::voicemail::play_voicemail))
+        .route(
+            "/voicemail/delete",
+            post(crate::voicemail::delete_voicemail),
+        )
+        .route("/recordings", get(crate::voicemail::recordings))
+        .route("/recordings/play", get(crate::voicemail::play_recording))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
