@@ -277,6 +277,7 @@ const PAGES: &[&str] = &[
     "/voicemail?mailbox=201",
     "/recordings",
     "/recordings?page=2",
+    "/reports",
     "/no-such-page",
 ];
 
@@ -1251,8 +1252,9 @@ fn voicemail_and_recordings_play_and_delete() {
     let r = c.get("/voicemail");
     assert_eq!(r.status, 200);
     assert!(
-        r.body
-            .contains("href=\"/voicemail?mailbox=201\">201</a></td><td>Phone 201</td><td>1</td><td>0</td>"),
+        r.body.contains(
+            "href=\"/voicemail?mailbox=201\">201</a></td><td>Phone 201</td><td>1</td><td>0</td>"
+        ),
         "{}",
         r.body
     );
@@ -1355,5 +1357,108 @@ fn voicemail_and_recordings_play_and_delete() {
         c.download(&format!("/recordings/play?id={}", rid + 1), &out)
             .0,
         404
+    );
+}
+
+/// A CDR written through the store API: `trunk` and `cost` (whole units) for a trunk call.
+fn stored_cdr(
+    id: &str,
+    start_ms: i64,
+    seconds: f64,
+    trunk: Option<(&str, i64)>,
+) -> kentongan_pbx::store::Write {
+    use kentongan_pbx::store::{Cdr, OutboundCdr, Write};
+    let callee = if trunk.is_some() {
+        "+6281234567890"
+    } else {
+        "202"
+    };
+    let mut c = Cdr::refused(id.into(), "201".into(), callee.into(), start_ms, "answered");
+    c.answer_ms = Some(start_ms);
+    c.end_ms = start_ms + (seconds * 1000.0) as i64;
+    c.duration_s = seconds;
+    c.outbound = trunk.map(|(t, cost)| OutboundCdr {
+        trunk: Some(t.into()),
+        number: callee.into(),
+        class: "mobile".into(),
+        cost: Some(kentongan_lcr::money::Money::from_ten_thousandths(
+            cost * 10_000,
+        )),
+    });
+    Write::Cdr(c)
+}
+
+/// The SVG figure `id` of a page: the text from its `<figure>` to its end.
+fn figure<'a>(body: &'a str, id: &str) -> &'a str {
+    let at = body
+        .find(&format!("<figure class=\"chart\" id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no chart {id} in {body}"));
+    let end = body[at..].find("</figure>").unwrap_or(body.len() - at);
+    &body[at..at + end]
+}
+
+/// The Reports page's server-rendered SVG charts over CDRs written with the store API: one
+/// bar per day that had calls in the last 30 days (a call 40 days ago is not drawn), minutes
+/// and cost per trunk with bars in proportion, and no savings without `[lcr]` (said so).
+#[test]
+fn reports_page_draws_svg_bars_from_the_cdr() {
+    let w = web(true);
+    let day = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut store = kentongan_pbx::store::Store::open(&w.pbx.dir.join("pbx.db")).unwrap();
+    store
+        .apply(
+            &[
+                stored_cdr("a", now - day, 30.0, None),
+                stored_cdr("b", now - 3 * day, 90.0, Some(("cheap", 6))),
+                stored_cdr("c", now - 3 * day, 30.0, Some(("cheap", 3))),
+                stored_cdr("d", now - 10 * day, 60.0, Some(("dear", 13))),
+                stored_cdr("e", now - 40 * day, 600.0, Some(("dear", 100))),
+            ],
+            now,
+        )
+        .unwrap();
+    drop(store);
+    let mut c = w.client("127.0.0.69");
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let r = c.get("/reports");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.assert_secure_headers();
+    assert!(!r.body.contains("<script"));
+    let calls = figure(&r.body, "calls-per-day");
+    assert!(calls.contains("<svg"), "{calls}");
+    assert_eq!(calls.matches("<rect class=\"bar\"").count(), 3, "{calls}");
+    assert!(calls.contains(": 2 calls</title>"), "{calls}");
+    let minutes = figure(&r.body, "minutes-per-trunk");
+    assert!(
+        minutes.contains("height=\"160\"><title>cheap: 2.0 min</title>"),
+        "{minutes}"
+    );
+    assert!(
+        minutes.contains("height=\"80\"><title>dear: 1.0 min</title>"),
+        "{minutes}"
+    );
+    let cost = figure(&r.body, "cost-per-trunk");
+    assert!(
+        cost.contains("height=\"111\"><title>cheap: 9.00</title>"),
+        "{cost}"
+    );
+    assert!(
+        cost.contains("height=\"160\"><title>dear: 13.00</title>"),
+        "{cost}"
+    );
+    assert_eq!(
+        figure(&r.body, "savings-per-month")
+            .matches("<rect")
+            .count(),
+        0
+    );
+    assert!(
+        r.body.contains("the configuration has no [lcr] table"),
+        "{}",
+        r.body
     );
 }

@@ -399,6 +399,18 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The (year, month) of a day counted from 1970-01-01 (Howard Hinnant's civil_from_days).
+pub fn month_of_day(days: i64) -> (i64, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +438,10 @@ mod tests {
             days_from_civil(2027, 1, 1) - days_from_civil(2026, 12, 1),
             31
         );
+        for (y, m) in [(1970, 1), (2024, 2), (2026, 12), (2027, 3)] {
+            assert_eq!(month_of_day(days_from_civil(y, m, 1)), (y, m));
+            assert_eq!(month_of_day(days_from_civil(y, m, 28)), (y, m));
+        }
     }
 
     #[test]

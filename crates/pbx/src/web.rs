@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kentongan_web::backend::{
     AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, Explained,
     ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, RateRow, Rates,
-    RecordingItem, Registration, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
-    VoicemailRow,
+    RecordingItem, Registration, Reports, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
+    TrunkUse, VoicemailRow,
 };
 use kentongan_web::server::{WebConfig, WebError};
 
@@ -567,6 +567,70 @@ impl Backend for PbxBackend {
             .into_iter()
             .find(|r| r.id == id)
             .map(|r| PathBuf::from(r.path)))
+    }
+
+    fn reports(&self) -> Result<Reports, BackendError> {
+        const DAY: i64 = 86_400_000;
+        let now = unix_ms();
+        let offset = lcr_admin::local_offset_seconds() * 1000;
+        let today = (now + offset).div_euclid(DAY);
+        let first = today - 29;
+        let since = first * DAY - offset;
+        let store = self.store()?;
+        let counts = store.cdr_calls_per_day(since, offset).map_err(db)?;
+        let calls_per_day = (first..=today)
+            .map(|d| {
+                let n = counts.iter().find(|(c, _)| *c == d).map_or(0, |(_, n)| *n);
+                (d, n)
+            })
+            .collect();
+        let mut per_trunk: Vec<TrunkUse> = Vec::new();
+        for c in store.outbound_cdrs_between(since, now + 1).map_err(db)? {
+            let Some(out) = c.outbound else { continue };
+            let Some(trunk) = out.trunk else { continue };
+            let i = match per_trunk.iter().position(|t| t.trunk == trunk) {
+                Some(i) => i,
+                None => {
+                    per_trunk.push(TrunkUse {
+                        trunk,
+                        seconds: 0,
+                        cost: 0,
+                    });
+                    per_trunk.len() - 1
+                }
+            };
+            per_trunk[i].seconds += c.duration_s.max(0.0).ceil() as u64;
+            per_trunk[i].cost = per_trunk[i]
+                .cost
+                .saturating_add(out.cost.map_or(0, |m| m.ten_thousandths()));
+        }
+        per_trunk.sort_by(|a, b| a.trunk.cmp(&b.trunk));
+        // The last six local months, this one included.
+        let (mut y, mut m) = lcr_admin::month_of_day(today);
+        let mut months = Vec::new();
+        for _ in 0..6 {
+            months.push(format!("{y:04}-{m:02}"));
+            (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+        }
+        months.reverse();
+        let mut saved_per_month = Vec::new();
+        let mut savings_problem = None;
+        for month in months {
+            match lcr_admin::savings_report(&self.config, &store, &month) {
+                Ok((r, _)) => saved_per_month.push((month, r.total.saved.ten_thousandths())),
+                Err(LcrError::Store(e)) => return Err(db(e)),
+                Err(e) => {
+                    savings_problem = Some(sentence(&e));
+                    break;
+                }
+            }
+        }
+        Ok(Reports {
+            calls_per_day,
+            per_trunk,
+            saved_per_month,
+            savings_problem,
+        })
     }
 }
 

@@ -287,6 +287,29 @@ pub struct RecordingItem {
     pub duration_ms: i64,
 }
 
+/// One trunk's use over the Reports page's 30 days.
+#[derive(Debug, Clone)]
+pub struct TrunkUse {
+    pub trunk: String,
+    pub seconds: u64,
+    /// Ten-thousandths of the currency.
+    pub cost: i64,
+}
+
+/// The Reports page's data.
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    /// The last 30 local days, oldest first, each as days since 1970-01-01 (local) and the
+    /// calls that started then; days without calls are there with 0.
+    pub calls_per_day: Vec<(i64, u64)>,
+    /// Answered trunk calls of those days, per trunk.
+    pub per_trunk: Vec<TrunkUse>,
+    /// The last months (YYYY-MM, oldest first) and what LCR saved in each, in ten-thousandths.
+    pub saved_per_month: Vec<(String, i64)>,
+    /// Why there is no savings data (no `[lcr]`, a broken rates file).
+    pub savings_problem: Option<String>,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -341,4 +364,6 @@ pub trait Backend: Send + Sync + 'static {
     fn recordings(&self) -> Result<Vec<RecordingItem>, BackendError>;
     /// The WAV file of recording `id`, from its database row.
     fn recording_file(&self, id: i64) -> Result<Option<std::path::PathBuf>, BackendError>;
+    /// Calls per day, minutes and cost per trunk, savings per month.
+    fn reports(&self) -> Result<Reports, BackendError>;
 }

@@ -29,6 +29,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backend;
+mod charts;
 mod firewall;
 pub mod guard;
 mod routes;

@@ -48,6 +48,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/recordings", get(crate::voicemail::recordings))
         .route("/recordings/play", get(crate::voicemail::play_recording))
+        .route("/reports", get(crate::charts::reports))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))

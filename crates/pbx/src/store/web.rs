@@ -70,6 +70,23 @@ impl Store {
         )?)
     }
 
+    /// Calls that started at or after `since_ms`, per day: (days since 1970-01-01 in the
+    /// zone `offset_ms` east of UTC, count), in day order, days without calls left out.
+    pub fn cdr_calls_per_day(
+        &self,
+        since_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT (start_ms + ?2) / 86400000 AS day, COUNT(*) FROM cdr
+             WHERE start_ms >= ?1 GROUP BY day ORDER BY day",
+        )?;
+        let rows = st.query_map(params![since_ms, offset_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// One page of CDRs matching `f`, and how many match in all.
     pub fn cdr_page(&self, f: &CdrFilter) -> Result<(Vec<Cdr>, u64), StoreError> {
         let mut clauses = Vec::new();
