@@ -371,6 +371,12 @@ fn no_page_before_an_admin_and_none_without_a_session() {
         assert!(!r.body.contains("<script"), "GET {path}: no script at all");
     }
     assert_eq!(c.get("/no-such-page").status, 404);
+    // Only the dashboard refreshes itself, and without script.
+    assert!(c
+        .get("/")
+        .body
+        .contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+    assert!(!c.get("/cdr").body.contains("http-equiv"));
     // A second login gets a new session id.
     let mut c2 = w.client("127.0.0.60");
     c2.login("admin", ADMIN_PASSWORD);
@@ -975,10 +981,19 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
     let password = b.text("#new-password");
     assert_eq!(password.len(), 20, "{password}");
     b.screenshot(&shots.join("extension-added-1366.png"));
-    assert_eq!(register(&w.pbx, "205", &password, "127.0.0.66", 44097), 0);
     b.go(&format!("{base}/"));
+    assert_eq!(b.text("#registrations"), "0");
+    assert_eq!(register(&w.pbx, "205", &password, "127.0.0.66", 44097), 0);
+    // The dashboard refreshes by itself (a meta refresh, no script): no navigation here.
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    while !b.source().contains("127.0.0.66") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard did not refresh by itself"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(b.text("#registrations"), "1");
-    assert!(b.source().contains("127.0.0.66"));
 
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);
@@ -987,6 +1002,11 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
             ("extensions", "/extensions"),
             ("cdr", "/cdr"),
             ("firewall", "/firewall"),
+            ("trunks", "/trunks?number=0812&month=2026-11"),
+            ("rates", "/rates"),
+            ("voicemail", "/voicemail?mailbox=205"),
+            ("recordings", "/recordings"),
+            ("reports", "/reports"),
         ] {
             b.go(&format!("{base}{path}"));
             b.screenshot(&shots.join(format!("{page}-{width}.png")));
