@@ -1082,3 +1082,96 @@ fn reports_page_draws_svg_bars_from_the_cdr() {
         r.body
     );
 }
+
+/// Hang up from the dashboard: a real call 201 → 202 (sipp on both ends) shows in live
+/// calls with a button; the POST without the CSRF token leaves it up; with it, the daemon
+/// sends BYE to both phones (each scenario, waiting for the PBX's BYE, passes), the live
+/// call goes and the CDR has the answered call.
+#[test]
+fn hang_up_from_the_dashboard_ends_a_live_call() {
+    let w = web(true);
+    let ip = "127.0.0.69";
+    let callee_port = w.pbx.sip_port + 8;
+    assert_eq!(register(&w.pbx, "202", "pw202", ip, callee_port), 0);
+    let sink = RtpSink::start(ip, 0);
+    let sink_port = sink.addr.port().to_string();
+    let mut callee = sipp_phone(
+        &w.pbx,
+        "callee_answer.xml",
+        ip,
+        callee_port,
+        &["-key", "rtp_sink", &sink_port],
+    );
+    let caller_port = w.pbx.sip_port + 9;
+    std::thread::scope(|scope| {
+        // The caller's scenario runs until the PBX hangs it up.
+        let caller = scope.spawn(|| call_from_201(&w.pbx, "caller_hungup.xml", "202", caller_port));
+        let mut c = w.client(ip);
+        assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let dash = loop {
+            let r = c.get("/");
+            if r.body.contains("<td>answered</td>") {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the call never showed as answered: {}",
+                r.body
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            dash.body.contains("<td>201</td><td>202</td>"),
+            "{}",
+            dash.body
+        );
+        let at = dash.body.find("name=\"call_id\" value=\"").unwrap() + 22;
+        let call_id = dash.body[at..at + dash.body[at..].find('"').unwrap()].to_owned();
+        let csrf = dash.csrf();
+
+        let r = c.post("/calls/hangup", &[("call_id", call_id.as_str())]);
+        assert_eq!(r.status, 403);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            c.get("/").body.contains("<td>answered</td>"),
+            "the call ended anyway"
+        );
+
+        let r = c.post(
+            "/calls/hangup",
+            &[("csrf", csrf.as_str()), ("call_id", call_id.as_str())],
+        );
+        assert_eq!((r.status, r.location()), (303, Some("/")));
+        let (code, out) = caller.join().unwrap();
+        assert_eq!(code, 0, "the caller got no BYE: {out}");
+        assert_eq!(
+            callee.wait(Duration::from_secs(20)),
+            0,
+            "the callee got no BYE: {}",
+            callee.output()
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !c.get("/").body.contains("No call in progress.") {
+            assert!(std::time::Instant::now() < deadline, "the live call stayed");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let out = w.pbx.cli(&["cdr", "list", "--json"], None);
+    let cdrs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        cdrs.iter().any(|c| c["caller"] == "201"
+            && c["callee"] == "202"
+            && c["disposition"] == "answered"),
+        "{cdrs:?}"
+    );
+    // A call that is not live cannot be hung up twice, and nothing breaks.
+    let mut c = w.client(ip);
+    c.login("admin", ADMIN_PASSWORD);
+    let csrf = c.get("/").csrf();
+    let r = c.post(
+        "/calls/hangup",
+        &[("csrf", csrf.as_str()), ("call_id", "x' OR 1=1--")],
+    );
+    assert_eq!(r.status, 303);
+}

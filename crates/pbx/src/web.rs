@@ -175,6 +175,7 @@ impl Backend for PbxBackend {
             .map_err(db)?
             .into_iter()
             .map(|c| LiveCall {
+                call_id: c.call_id,
                 caller: c.caller,
                 callee: c.callee,
                 state: c.state,
@@ -567,6 +568,10 @@ impl Backend for PbxBackend {
             .into_iter()
             .find(|r| r.id == id)
             .map(|r| PathBuf::from(r.path)))
+    }
+
+    fn hang_up(&self, call_id: &str) -> Result<bool, BackendError> {
+        self.store()?.request_hangup(call_id).map_err(db)
     }
 
     fn reports(&self) -> Result<Reports, BackendError> {

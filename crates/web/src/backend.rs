@@ -32,6 +32,8 @@ pub struct Registration {
 /// One call in progress.
 #[derive(Debug, Clone)]
 pub struct LiveCall {
+    /// The caller's Call-ID, which a hang-up names (SIP-sourced: rendered escaped).
+    pub call_id: String,
     pub caller: String,
     pub callee: String,
     pub state: String,
@@ -366,4 +368,7 @@ pub trait Backend: Send + Sync + 'static {
     fn recording_file(&self, id: i64) -> Result<Option<std::path::PathBuf>, BackendError>;
     /// Calls per day, minutes and cost per trunk, savings per month.
     fn reports(&self) -> Result<Reports, BackendError>;
+    /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
+    /// when no such call is live.
+    fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
 }
