@@ -34,6 +34,7 @@ pub mod apps;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod lcr_admin;
 pub mod mail;
 pub mod media;
 pub mod operator_bans;

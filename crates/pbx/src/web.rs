@@ -4,17 +4,21 @@
 //! through [`new_extension`], the same rules as `user add`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
-    AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, ExtensionRow,
-    FieldError, LiveCall, Registration, Role as WebRole,
+    AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, Explained,
+    ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, RateRow, Rates,
+    RecordingItem, Registration, Reports, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
+    TrunkUse, VoicemailRow,
 };
 use kentongan_web::server::{WebConfig, WebError};
 
 use crate::admins::{self, AdminName, Role};
 use crate::config::Config;
+use crate::lcr_admin::{self, LcrError};
 use crate::operator_bans::{self, BanError};
 use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError};
 
@@ -171,6 +175,7 @@ impl Backend for PbxBackend {
             .map_err(db)?
             .into_iter()
             .map(|c| LiveCall {
+                call_id: c.call_id,
                 caller: c.caller,
                 callee: c.callee,
                 state: c.state,
@@ -331,6 +336,312 @@ impl Backend for PbxBackend {
             Err(e) => Err(AddError::Backend(BackendError(e.to_string()))),
         }
     }
+
+    fn trunks(&self) -> Result<Vec<TrunkRow>, BackendError> {
+        let now = unix_ms() / 1000;
+        let store = self.store()?;
+        Ok(lcr_admin::trunk_status(&self.config, &store, now)
+            .map_err(db)?
+            .into_iter()
+            .map(|t| TrunkRow {
+                expires_in: t
+                    .expires_at
+                    .filter(|_| t.state == "registered")
+                    .map(|e| (e - now).max(0)),
+                name: t.name,
+                kind: t.kind.to_owned(),
+                address: t.address,
+                channels_in_use: t.channels_in_use,
+                max_channels: t.max_channels,
+                operator: t.operator,
+                state: t.state,
+                last_failure: t.last_failure,
+                reachable: t.reachable,
+                down_reason: t.down_reason,
+            })
+            .collect())
+    }
+
+    fn rates(&self) -> Result<Rates, BackendError> {
+        let lcr = match lcr_admin::lcr_config(&self.config) {
+            Ok(l) => l,
+            Err(e) => {
+                return Ok(Rates {
+                    problem: Some(sentence(&e)),
+                    ..Rates::default()
+                })
+            }
+        };
+        let file = lcr.rates.display().to_string();
+        match lcr_admin::read_rates(&self.config, &lcr.rates) {
+            Ok((_, table)) => Ok(Rates {
+                file,
+                rows: table
+                    .rates()
+                    .iter()
+                    .map(|r| RateRow {
+                        line: r.line,
+                        trunk: r.trunk.to_string(),
+                        prefix: format!("+{}", r.prefix),
+                        rate_per_minute: r.rate_per_minute.to_string(),
+                        connect_fee: r.connect_fee.to_string(),
+                        increment_seconds: r.increment_seconds,
+                        window: r.window.map(|w| w.to_string()).unwrap_or_default(),
+                    })
+                    .collect(),
+                problem: None,
+            }),
+            Err(e) => Ok(Rates {
+                file,
+                rows: Vec::new(),
+                problem: Some(sentence(&e)),
+            }),
+        }
+    }
+
+    fn import_rates(&self, csv: &str) -> Result<Imported, ImportError> {
+        match lcr_admin::import_rates(&self.config, "the upload", csv) {
+            Ok(t) => Ok(Imported {
+                rates: t.rates().len(),
+                trunks: t.trunks().len(),
+            }),
+            Err(LcrError::Csv { errors, .. }) if errors.errors.is_empty() => {
+                Err(ImportError::Refused(
+                    "The file has no rates; give at least one line like `provider,+62,650,0,60`."
+                        .into(),
+                ))
+            }
+            Err(LcrError::Csv { errors, .. }) => Err(ImportError::Lines(
+                errors.errors.iter().map(|e| e.to_string()).collect(),
+            )),
+            Err(LcrError::Store(e)) => Err(ImportError::Backend(db(e))),
+            Err(e) => Err(ImportError::Refused(sentence(&e))),
+        }
+    }
+
+    fn explain(&self, number: &str, at: &str) -> Result<Explained, AddError> {
+        let field = |field, message: String| AddError::Field(FieldError { field, message });
+        let at = if at.trim().is_empty() {
+            lcr_admin::now_local().ok_or_else(|| {
+                field(
+                    "at",
+                    "The clock gives no time of day; give one, e.g. mon 10:00.".into(),
+                )
+            })?
+        } else {
+            lcr_admin::parse_at(at).ok_or_else(|| {
+                field(
+                    "at",
+                    "Give a weekday and a time, e.g. mon 10:00 or sat 21:30.".into(),
+                )
+            })?
+        };
+        let store = self.store()?;
+        let x = match lcr_admin::explain_number(&self.config, &store, number.trim(), at) {
+            Ok(x) => x,
+            Err(LcrError::Store(e)) => return Err(AddError::Backend(db(e))),
+            Err(e) => return Err(field("number", sentence(&e))),
+        };
+        Ok(Explained {
+            dialled: x.dialled,
+            number: x.number,
+            class: x.class.name().to_owned(),
+            operator: x.operator,
+            seconds: x.seconds,
+            routes: x
+                .routes
+                .into_iter()
+                .map(|r| RouteRow {
+                    rank: r.rank,
+                    trunk: r.trunk,
+                    kind: r.kind.to_owned(),
+                    cost: r.cost.map(|c| c.to_string()).unwrap_or_default(),
+                    why: r.why,
+                })
+                .collect(),
+            not_used: x.not_used.into_iter().map(|n| (n.trunk, n.why)).collect(),
+            note: x.note,
+        })
+    }
+
+    fn savings(&self, month: &str) -> Result<Savings, AddError> {
+        let store = self.store()?;
+        let (report, skipped) = match lcr_admin::savings_report(&self.config, &store, month.trim())
+        {
+            Ok(r) => r,
+            Err(LcrError::Store(e)) => return Err(AddError::Backend(db(e))),
+            Err(e) => {
+                return Err(AddError::Field(FieldError {
+                    field: "month",
+                    message: sentence(&e),
+                }))
+            }
+        };
+        let row = |l: kentongan_lcr::savings::SavingsLine| SavingsRow {
+            trunk: l.trunk,
+            calls: l.calls,
+            seconds: l.seconds,
+            actual: l.actual.to_string(),
+            most_expensive: l.most_expensive.to_string(),
+            saved: l.saved.to_string(),
+        };
+        Ok(Savings {
+            month: report.month,
+            rows: report.trunks.into_iter().map(row).collect(),
+            total: row(report.total),
+            skipped,
+        })
+    }
+
+    fn mailboxes(&self) -> Result<Vec<MailboxRow>, BackendError> {
+        let store = self.store()?;
+        let counts = store.voicemail_all_counts().map_err(db)?;
+        Ok(store
+            .users()
+            .map_err(db)?
+            .into_iter()
+            .map(|u| {
+                let (new, old) = counts
+                    .iter()
+                    .find(|(m, _, _)| *m == u.extension.0)
+                    .map_or((0, 0), |(_, n, o)| (*n, *o));
+                MailboxRow {
+                    mailbox: u.extension.0,
+                    name: u.name,
+                    new,
+                    old,
+                }
+            })
+            .collect())
+    }
+
+    fn voicemail(&self, mailbox: &str) -> Result<Vec<VoicemailRow>, BackendError> {
+        Ok(self
+            .store()?
+            .voicemail_list(mailbox)
+            .map_err(db)?
+            .into_iter()
+            .map(|m| VoicemailRow {
+                id: m.id,
+                caller: m.caller,
+                received_ms: m.received_ms,
+                duration_ms: m.duration_ms,
+                status: m.status,
+            })
+            .collect())
+    }
+
+    fn voicemail_file(&self, mailbox: &str, id: i64) -> Result<Option<PathBuf>, BackendError> {
+        Ok(self
+            .store()?
+            .voicemail_message(mailbox, id)
+            .map_err(db)?
+            .map(|m| PathBuf::from(m.path)))
+    }
+
+    fn delete_voicemail(&self, mailbox: &str, id: i64) -> Result<bool, BackendError> {
+        self.store()?.delete_voicemail(mailbox, id).map_err(db)
+    }
+
+    fn recordings(&self) -> Result<Vec<RecordingItem>, BackendError> {
+        Ok(self
+            .store()?
+            .recordings()
+            .map_err(db)?
+            .into_iter()
+            .map(|r| RecordingItem {
+                id: r.id,
+                call_id: r.call_id,
+                caller: r.caller,
+                callee: r.callee,
+                start_ms: r.start_ms,
+                duration_ms: r.duration_ms,
+            })
+            .collect())
+    }
+
+    fn recording_file(&self, id: i64) -> Result<Option<PathBuf>, BackendError> {
+        Ok(self
+            .store()?
+            .recordings()
+            .map_err(db)?
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| PathBuf::from(r.path)))
+    }
+
+    fn hang_up(&self, call_id: &str) -> Result<bool, BackendError> {
+        self.store()?.request_hangup(call_id).map_err(db)
+    }
+
+    fn reports(&self) -> Result<Reports, BackendError> {
+        const DAY: i64 = 86_400_000;
+        let now = unix_ms();
+        let offset = lcr_admin::local_offset_seconds() * 1000;
+        let today = (now + offset).div_euclid(DAY);
+        let first = today - 29;
+        let since = first * DAY - offset;
+        let store = self.store()?;
+        let counts = store.cdr_calls_per_day(since, offset).map_err(db)?;
+        let calls_per_day = (first..=today)
+            .map(|d| {
+                let n = counts.iter().find(|(c, _)| *c == d).map_or(0, |(_, n)| *n);
+                (d, n)
+            })
+            .collect();
+        let mut per_trunk: Vec<TrunkUse> = Vec::new();
+        for c in store.outbound_cdrs_between(since, now + 1).map_err(db)? {
+            let Some(out) = c.outbound else { continue };
+            let Some(trunk) = out.trunk else { continue };
+            let i = match per_trunk.iter().position(|t| t.trunk == trunk) {
+                Some(i) => i,
+                None => {
+                    per_trunk.push(TrunkUse {
+                        trunk,
+                        seconds: 0,
+                        cost: 0,
+                    });
+                    per_trunk.len() - 1
+                }
+            };
+            per_trunk[i].seconds += c.duration_s.max(0.0).ceil() as u64;
+            per_trunk[i].cost = per_trunk[i]
+                .cost
+                .saturating_add(out.cost.map_or(0, |m| m.ten_thousandths()));
+        }
+        per_trunk.sort_by(|a, b| a.trunk.cmp(&b.trunk));
+        // The last six local months, this one included.
+        let (mut y, mut m) = lcr_admin::month_of_day(today);
+        let mut months = Vec::new();
+        for _ in 0..6 {
+            months.push(format!("{y:04}-{m:02}"));
+            (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+        }
+        months.reverse();
+        let mut saved_per_month = Vec::new();
+        let mut savings_problem = None;
+        for month in months {
+            match lcr_admin::savings_report(&self.config, &store, &month) {
+                Ok((r, _)) => saved_per_month.push((month, r.total.saved.ten_thousandths())),
+                Err(LcrError::Store(e)) => return Err(db(e)),
+                Err(e) => {
+                    savings_problem = Some(sentence(&e));
+                    break;
+                }
+            }
+        }
+        Ok(Reports {
+            calls_per_day,
+            per_trunk,
+            saved_per_month,
+            savings_problem,
+        })
+    }
+}
+
+/// An LCR error for a page: what is wrong, then what to do.
+fn sentence(e: &LcrError) -> String {
+    format!("{e}; {}.", e.hint().trim_end_matches('.'))
 }
 
 /// The longest ban the Firewall page sets by hand (a year); longer is a firewall rule's job.

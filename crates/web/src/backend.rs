@@ -32,6 +32,8 @@ pub struct Registration {
 /// One call in progress.
 #[derive(Debug, Clone)]
 pub struct LiveCall {
+    /// The caller's Call-ID, which a hang-up names (SIP-sourced: rendered escaped).
+    pub call_id: String,
     pub caller: String,
     pub callee: String,
     pub state: String,
@@ -142,6 +144,174 @@ pub struct CdrRow {
     pub disposition: String,
 }
 
+/// One configured trunk as `trunk list` shows it (never its password). State and failure
+/// text came from the provider: rendered escaped.
+#[derive(Debug, Clone)]
+pub struct TrunkRow {
+    pub name: String,
+    pub kind: String,
+    pub address: Option<String>,
+    pub channels_in_use: u32,
+    /// `None`: unlimited.
+    pub max_channels: Option<u32>,
+    pub operator: Option<String>,
+    pub state: String,
+    pub last_failure: Option<String>,
+    /// Seconds until the registration runs out, while registered.
+    pub expires_in: Option<i64>,
+    /// OPTIONS keepalives: `None` without `keepalive_seconds`.
+    pub reachable: Option<bool>,
+    pub down_reason: Option<String>,
+}
+
+/// One line of the installed rates file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateRow {
+    pub line: usize,
+    pub trunk: String,
+    /// With its `+`.
+    pub prefix: String,
+    pub rate_per_minute: String,
+    pub connect_fee: String,
+    pub increment_seconds: u32,
+    /// Empty: all day.
+    pub window: String,
+}
+
+/// The installed rates, or why there are none to show.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    /// `lcr.rates`, as configured.
+    pub file: String,
+    pub rows: Vec<RateRow>,
+    /// No `[lcr]`, or the file is missing or broken: what is wrong and what to do.
+    pub problem: Option<String>,
+}
+
+/// What a rates upload did: the whole file went in, or nothing did.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub rates: usize,
+    pub trunks: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Every bad line, as `line N: what is wrong`, in line order; nothing was loaded.
+    #[error("{} bad line(s)", .0.len())]
+    Lines(Vec<String>),
+    /// The upload could not be installed (no `[lcr]`, an unwritable folder): what and how to fix.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// A route of an explanation, in rank order.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    pub rank: usize,
+    pub trunk: String,
+    pub kind: String,
+    /// The cost of the explained call length, or empty (emergency calls are not priced).
+    pub cost: String,
+    pub why: String,
+}
+
+/// `lcr explain` for one number.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub dialled: String,
+    pub number: String,
+    pub class: String,
+    pub operator: Option<String>,
+    /// The call length the costs are for.
+    pub seconds: u32,
+    pub routes: Vec<RouteRow>,
+    /// Trunks left out, and why.
+    pub not_used: Vec<(String, String)>,
+    pub note: Option<String>,
+}
+
+/// One line of `report savings`.
+#[derive(Debug, Clone)]
+pub struct SavingsRow {
+    pub trunk: String,
+    pub calls: u64,
+    pub seconds: u64,
+    pub actual: String,
+    pub most_expensive: String,
+    pub saved: String,
+}
+
+/// `report savings --month` for one month.
+#[derive(Debug, Clone)]
+pub struct Savings {
+    pub month: String,
+    pub rows: Vec<SavingsRow>,
+    pub total: SavingsRow,
+    /// Calls left out: their trunk or number no longer parses against the configuration.
+    pub skipped: usize,
+}
+
+/// A mailbox (an extension) and its message counts.
+#[derive(Debug, Clone)]
+pub struct MailboxRow {
+    pub mailbox: String,
+    pub name: String,
+    pub new: u32,
+    pub old: u32,
+}
+
+/// One stored voicemail message.
+#[derive(Debug, Clone)]
+pub struct VoicemailRow {
+    pub id: i64,
+    /// The caller as the PBX knew it (SIP-sourced: rendered escaped).
+    pub caller: String,
+    /// Unix milliseconds.
+    pub received_ms: i64,
+    pub duration_ms: i64,
+    /// `new` or `old`.
+    pub status: String,
+}
+
+/// One stored call recording.
+#[derive(Debug, Clone)]
+pub struct RecordingItem {
+    pub id: i64,
+    /// SIP-sourced: rendered escaped.
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    /// Unix milliseconds.
+    pub start_ms: i64,
+    pub duration_ms: i64,
+}
+
+/// One trunk's use over the Reports page's 30 days.
+#[derive(Debug, Clone)]
+pub struct TrunkUse {
+    pub trunk: String,
+    pub seconds: u64,
+    /// Ten-thousandths of the currency.
+    pub cost: i64,
+}
+
+/// The Reports page's data.
+#[derive(Debug, Clone, Default)]
+pub struct Reports {
+    /// The last 30 local days, oldest first, each as days since 1970-01-01 (local) and the
+    /// calls that started then; days without calls are there with 0.
+    pub calls_per_day: Vec<(i64, u64)>,
+    /// Answered trunk calls of those days, per trunk.
+    pub per_trunk: Vec<TrunkUse>,
+    /// The last months (YYYY-MM, oldest first) and what LCR saved in each, in ten-thousandths.
+    pub saved_per_month: Vec<(String, i64)>,
+    /// Why there is no savings data (no `[lcr]`, a broken rates file).
+    pub savings_problem: Option<String>,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -168,4 +338,37 @@ pub trait Backend: Send + Sync + 'static {
     fn add_ban(&self, addr: &str, hours: &str) -> Result<String, AddError>;
     /// Lifts the ban on `addr`; a field error when it is not banned.
     fn lift_ban(&self, addr: &str) -> Result<String, AddError>;
+    /// Every `[[trunk]]` with its registration state and channels in use (`trunk list`).
+    fn trunks(&self) -> Result<Vec<TrunkRow>, BackendError>;
+    /// The installed rates file (`lcr.rates`) in file order.
+    fn rates(&self) -> Result<Rates, BackendError>;
+    /// Validates `csv` as `lcr import` does and installs it whole, or changes nothing.
+    fn import_rates(&self, csv: &str) -> Result<Imported, ImportError>;
+    /// `lcr explain NUMBER [--at "mon 10:00"]`; `at` empty means now. Field errors name
+    /// `number` or `at`.
+    fn explain(&self, number: &str, at: &str) -> Result<Explained, AddError>;
+    /// `report savings --month YYYY-MM`; a field error names `month`.
+    fn savings(&self, month: &str) -> Result<Savings, AddError>;
+    /// Every extension's mailbox with its new and old message counts.
+    fn mailboxes(&self) -> Result<Vec<MailboxRow>, BackendError>;
+    /// A mailbox's messages, oldest first (`voicemail list`); empty for no such mailbox.
+    fn voicemail(&self, mailbox: &str) -> Result<Vec<VoicemailRow>, BackendError>;
+    /// The WAV file of message `id` of `mailbox`, from its database row; `None` if there is
+    /// no such message.
+    fn voicemail_file(
+        &self,
+        mailbox: &str,
+        id: i64,
+    ) -> Result<Option<std::path::PathBuf>, BackendError>;
+    /// Deletes a message as `voicemail delete` does; false if there was none.
+    fn delete_voicemail(&self, mailbox: &str, id: i64) -> Result<bool, BackendError>;
+    /// Every stored call recording, oldest first (`recordings list`).
+    fn recordings(&self) -> Result<Vec<RecordingItem>, BackendError>;
+    /// The WAV file of recording `id`, from its database row.
+    fn recording_file(&self, id: i64) -> Result<Option<std::path::PathBuf>, BackendError>;
+    /// Calls per day, minutes and cost per trunk, savings per month.
+    fn reports(&self) -> Result<Reports, BackendError>;
+    /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
+    /// when no such call is live.
+    fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
 }

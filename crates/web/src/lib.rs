@@ -29,9 +29,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backend;
+mod charts;
 mod firewall;
 pub mod guard;
 mod routes;
 pub mod server;
 pub mod session;
 mod templates;
+mod trunks;
+mod voicemail;

@@ -31,12 +31,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/", get(dashboard))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/calls/hangup", post(hang_up))
         .route("/extensions", get(extensions).post(add_extension))
         .route("/extensions/remove", post(remove_extension))
         .route("/cdr", get(cdr))
         .route("/firewall", get(crate::firewall::page))
         .route("/firewall/ban", post(crate::firewall::ban))
         .route("/firewall/lift", post(crate::firewall::lift))
+        .route("/trunks", get(crate::trunks::trunks))
+        .route("/rates", get(crate::trunks::rates))
+        .route("/rates/upload", post(crate::trunks::upload))
+        .route("/voicemail", get(crate::voicemail::voicemail))
+        .route("/voicemail/play", get(crate::voicemail::play_voicemail))
+        .route(
+            "/voicemail/delete",
+            post(crate::voicemail::delete_voicemail),
+        )
+        .route("/recordings", get(crate::voicemail::recordings))
+        .route("/recordings/play", get(crate::voicemail::play_recording))
+        .route("/reports", get(crate::charts::reports))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -348,6 +361,25 @@ async fn dashboard(State(state): St, headers: HeaderMap) -> Response {
             uptime: uptime(state.started.elapsed().as_secs()),
         },
     )
+}
+
+/// Hang up from the dashboard, then back to it (a reload does not send the POST again).
+async fn hang_up(State(state): St, headers: HeaderMap, Form(form): Fields) -> Response {
+    let s = match post_session(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let call_id = form.get("call_id").cloned().unwrap_or_default();
+    let backend = state.backend.clone();
+    let c = call_id.clone();
+    match blocking(move || backend.hang_up(&c)).await {
+        Ok(true) => {
+            info!(account = %s.account, call_id = %call_id.escape_debug(), "call hung up from the web")
+        }
+        Ok(false) => info!(account = %s.account, "hang-up for a call that had ended"),
+        Err(e) => return db_failed(e),
+    }
+    Redirect::to("/").into_response()
 }
 
 fn uptime(s: u64) -> String {

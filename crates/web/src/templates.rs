@@ -32,6 +32,12 @@ pub struct DashboardPage {
     pub uptime: String,
 }
 
+impl DashboardPage {
+    fn csrf(&self) -> &str {
+        self.chrome.as_ref().map_or("", |c| c.csrf.as_str())
+    }
+}
+
 /// The add form's values, its errors next to each field, and what the last POST did.
 #[derive(Default)]
 pub struct ExtensionForm {

@@ -89,6 +89,7 @@ impl Pbx {
             self.load_bans(clock)?;
             self.load_settings()?;
             self.run_conference_commands(clock);
+            self.run_call_commands(clock);
             self.recheck_mwi();
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kentongan_sip::transaction::TxId;
 use kentongan_sip::{HeaderName, Message, Method, Request, Response, StatusCode};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::calls::{CallKey, Pending2xx, ReInvite, Resend, Side};
 use super::{Clock, Pbx, TxUse, USER_AGENT};
@@ -68,6 +68,36 @@ impl Pbx {
             self.send_bye(clock, key, Side::Caller);
             self.send_bye(clock, key, Side::Callee);
             self.end_call(clock, key, "answered");
+        }
+    }
+
+    /// Hang-ups the web admin asked for (`Store::request_hangup`), by Call-ID: a bridged
+    /// call ends as at a daemon stop (BYE to answered legs; 480 and CANCELs while ringing),
+    /// an application's leg (voicemail, a room, the IVR) as its app would end it.
+    pub(super) fn run_call_commands(&mut self, clock: Clock) {
+        let ids = match self.store.take_call_commands() {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "hang-up requests could not be read");
+                return;
+            }
+        };
+        for cid in ids {
+            if let Some((key, _)) = self.by_call_id.get(cid.as_str()).copied() {
+                info!(call = key, "hung up by the operator");
+                if self.calls.get(&key).is_some_and(|c| c.answered()) {
+                    self.send_bye(clock, key, Side::Caller);
+                    self.send_bye(clock, key, Side::Callee);
+                    self.end_call(clock, key, "answered");
+                } else {
+                    self.fail_caller(clock, key, StatusCode::TEMPORARILY_UNAVAILABLE);
+                    self.cancel_forks(clock, key);
+                    self.end_call(clock, key, "failed");
+                }
+            } else if let Some(leg) = self.apps.leg_of(&cid) {
+                info!(?leg, "application leg hung up by the operator");
+                self.hang_up_answered(clock, leg, "answered");
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 type Step = fn(&Connection) -> rusqlite::Result<()>;
 
@@ -39,6 +39,7 @@ const STEPS: &[(&str, Step)] = &[
     // Version 2: voicemail to email.
     ("mail queue", |c| c.execute_batch(mail::SCHEMA)),
     ("email addresses of users", mail::migrate),
+    // Version 3: the web admin's hang-up requests (`call_commands`, in the core tables).
 ];
 
 /// The version `conn`'s database has.
@@ -170,6 +171,31 @@ mod tests {
             let again = Store::open(&path).unwrap();
             assert_eq!(again.cdrs().unwrap().len(), cdrs.len() + 1);
         }
+    }
+
+    #[test]
+    fn a_database_one_version_behind_gains_what_that_version_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pbx.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "DROP TABLE call_commands; PRAGMA user_version = {};",
+            SCHEMA_VERSION - 1
+        ))
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        let has: bool = store
+            .conn
+            .query_row(
+                "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'call_commands'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(has, "version {SCHEMA_VERSION}'s table was not added");
+        assert_eq!(schema_version(&store.conn).unwrap(), SCHEMA_VERSION);
     }
 
     #[test]

@@ -220,6 +220,11 @@ CREATE TABLE IF NOT EXISTS live_calls (
     answer_ms INTEGER,
     state TEXT NOT NULL
 );
+-- Hang-ups the web admin asked for, by a live call's Call-ID; the daemon takes them.
+CREATE TABLE IF NOT EXISTS call_commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS admins (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL,

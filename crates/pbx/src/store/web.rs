@@ -70,6 +70,43 @@ impl Store {
         )?)
     }
 
+    /// Calls that started at or after `since_ms`, per day: (days since 1970-01-01 in the
+    /// zone `offset_ms` east of UTC, count), in day order, days without calls left out.
+    pub fn cdr_calls_per_day(
+        &self,
+        since_ms: i64,
+        offset_ms: i64,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT (start_ms + ?2) / 86400000 AS day, COUNT(*) FROM cdr
+             WHERE start_ms >= ?1 GROUP BY day ORDER BY day",
+        )?;
+        let rows = st.query_map(params![since_ms, offset_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Asks the daemon to hang up the live call `call_id`; false when no such call is live.
+    pub fn request_hangup(&self, call_id: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT INTO call_commands (call_id)
+             SELECT call_id FROM live_calls WHERE call_id = ?1",
+            params![call_id],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The hang-ups asked for since the last call, removed as they are read (one statement,
+    /// so a request is carried out once).
+    pub fn take_call_commands(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("DELETE FROM call_commands RETURNING call_id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// One page of CDRs matching `f`, and how many match in all.
     pub fn cdr_page(&self, f: &CdrFilter) -> Result<(Vec<Cdr>, u64), StoreError> {
         let mut clauses = Vec::new();
@@ -131,6 +168,48 @@ mod tests {
                 disposition,
             )
         }
+    }
+
+    #[test]
+    fn a_hang_up_is_asked_for_live_calls_only_and_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("pbx.db")).unwrap();
+        assert!(!s.request_hangup("call-1").unwrap());
+        s.apply(
+            &[Write::LiveCall(crate::store::LiveCall {
+                call_id: "call-1".into(),
+                caller: "201".into(),
+                callee: "202".into(),
+                start_ms: 1,
+                answer_ms: Some(2),
+                state: "answered".into(),
+            })],
+            3,
+        )
+        .unwrap();
+        assert!(!s.request_hangup("x' OR 1=1--").unwrap());
+        assert!(s.request_hangup("call-1").unwrap());
+        assert_eq!(s.take_call_commands().unwrap(), ["call-1"]);
+        assert!(s.take_call_commands().unwrap().is_empty());
+    }
+
+    #[test]
+    fn calls_per_day_group_in_the_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("pbx.db")).unwrap();
+        let day = 86_400_000;
+        // 23:30 UTC is the next day at UTC+7.
+        let late = 10 * day + 23 * 3_600_000 + 1_800_000;
+        let writes: Vec<Write> = [late, late + 60_000, 12 * day, 2 * day]
+            .into_iter()
+            .map(|t| Write::Cdr(cdr("201", "202", t, "answered")))
+            .collect();
+        s.apply(&writes, 0).unwrap();
+        assert_eq!(s.cdr_calls_per_day(5 * day, 0).unwrap(), [(10, 2), (12, 1)]);
+        assert_eq!(
+            s.cdr_calls_per_day(5 * day, 7 * 3_600_000).unwrap(),
+            [(11, 2), (12, 1)]
+        );
     }
 
     #[test]
