@@ -800,6 +800,16 @@ impl Pbx {
         };
         self.by_call_id.remove(&call.call_id);
         self.by_call_id.remove(&call.b_call_id);
+        // A transfer may have given the caller side another dialog (and Call-ID).
+        if let Some(d) = &call.caller_dialog {
+            if self
+                .by_call_id
+                .get(&d.id.call_id)
+                .is_some_and(|(k, _)| *k == key)
+            {
+                self.by_call_id.remove(&d.id.call_id);
+            }
+        }
         self.server_invites.remove(&call.caller_tx);
         for s in call.media.into_iter().flatten() {
             self.relay.release(s);

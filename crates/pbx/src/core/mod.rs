@@ -16,6 +16,7 @@
 
 mod addressing;
 mod answered;
+mod attended;
 mod auth;
 mod bans;
 mod calls;
@@ -105,6 +106,11 @@ enum TxUse {
     /// Our INVITE to a blind transfer's target.
     Transfer {
         call: CallKey,
+    },
+    /// Our sendrecv re-INVITE to a phone an attended transfer took off hold.
+    Resume {
+        call: CallKey,
+        side: Side,
     },
     /// A NOTIFY of a subscription (presence, BLF).
     Notify {
@@ -819,6 +825,10 @@ impl Pbx {
             TxUse::Transfer { call } => {
                 let call = *call;
                 self.on_transfer_response(clock, call, tx, resp);
+            }
+            TxUse::Resume { call, side } => {
+                let (call, side) = (*call, *side);
+                self.on_resume_response(call, side, tx, resp);
             }
             TxUse::Notify { .. } => {
                 if !resp.status.is_provisional() {

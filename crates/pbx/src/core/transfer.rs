@@ -11,7 +11,7 @@
 //!
 //! The offer to the target lists only the codecs the call already uses (the callee's answer),
 //! since the transferee keeps sending what it negotiated. Targets are extensions; a REFER to
-//! anything else, or with `Replaces` (attended transfer), is refused.
+//! anything else is refused. A REFER with `Replaces` (attended transfer) is `attended`'s.
 
 use std::net::SocketAddr;
 
@@ -112,11 +112,13 @@ impl Pbx {
         if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
             return refuse(self, 491, "Request Pending");
         }
-        let refer_to = match ReferTo::from_request(&req) {
-            Ok(r) if r.replaces.is_none() => r,
-            Ok(_) => return refuse(self, 501, "Attended Transfer Not Supported Yet"),
+        let mut refer_to = match ReferTo::from_request(&req) {
+            Ok(r) => r,
             Err(_) => return refuse(self, 400, "Bad Refer-To"),
         };
+        if let Some(replaces) = refer_to.replaces.take() {
+            return self.on_attended_refer(clock, key, side, tx, req, replaces);
+        }
         let number = refer_to.target.uri.user().unwrap_or("").to_owned();
         let target = match self.dialplan.resolve(&number, &self.store) {
             Ok(Destination::Extension(e)) => e,

@@ -243,6 +243,70 @@ impl MediaStream {
     }
 }
 
+impl MediaStream {
+    /// Swaps side `mine` of this stream with side `theirs` of `other`: sockets, ports,
+    /// destinations and latching move together. An attended transfer joins the two far
+    /// phones of two calls this way: each keeps the relay port it already sends to, so
+    /// neither needs new SDP to reach the other. Both sides must be relayed (not lent).
+    pub fn exchange_side(
+        &mut self,
+        mine: StreamSide,
+        other: &mut MediaStream,
+        theirs: StreamSide,
+    ) -> io::Result<()> {
+        if !Arc::ptr_eq(&self.shared, &other.shared) || self.key == other.key {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "streams of different relays, or one stream twice",
+            ));
+        }
+        let mut table = self.shared.lock();
+        let (a, b) = table
+            .pair_mut(self.key, other.key)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stream is gone"))?;
+        let (ia, ib) = (mine.index(), theirs.index());
+        if a.lent[ia] || b.lent[ib] {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a side is lent to the media engine",
+            ));
+        }
+        for j in 0..2 {
+            std::mem::swap(&mut a.socks[ia * 2 + j], &mut b.socks[ib * 2 + j]);
+            std::mem::swap(&mut a.dest[ia * 2 + j], &mut b.dest[ib * 2 + j]);
+            std::mem::swap(&mut a.latched[ia * 2 + j], &mut b.latched[ib * 2 + j]);
+        }
+        std::mem::swap(a.targets.side_mut(mine), b.targets.side_mut(theirs));
+        // The epoll tokens name (stream, socket index): re-point the moved sockets.
+        for j in 0..2 {
+            let mut ev = EpollEvent::new(EpollFlags::EPOLLIN, token(self.key, ia * 2 + j));
+            self.shared.epoll.modify(&a.socks[ia * 2 + j], &mut ev)?;
+            let mut ev = EpollEvent::new(EpollFlags::EPOLLIN, token(other.key, ib * 2 + j));
+            self.shared.epoll.modify(&b.socks[ib * 2 + j], &mut ev)?;
+        }
+        drop(table);
+        let mine_port = match mine {
+            StreamSide::Caller => &mut self.caller_port,
+            StreamSide::Callee => &mut self.callee_port,
+        };
+        let theirs_port = match theirs {
+            StreamSide::Caller => &mut other.caller_port,
+            StreamSide::Callee => &mut other.callee_port,
+        };
+        std::mem::swap(mine_port, theirs_port);
+        Ok(())
+    }
+}
+
+impl Targets {
+    fn side_mut(&mut self, side: StreamSide) -> &mut Option<SocketAddr> {
+        match side {
+            StreamSide::Caller => &mut self.caller,
+            StreamSide::Callee => &mut self.callee,
+        }
+    }
+}
+
 impl Drop for MediaStream {
     fn drop(&mut self) {
         // Closing the sockets also takes them out of the epoll set.
@@ -359,6 +423,27 @@ impl Table {
     fn get_mut(&mut self, key: Key) -> Option<&mut Stream> {
         match self.slots.get_mut(key.slot as usize) {
             Some((g, Some(s))) if *g == key.generation => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Two different streams at once.
+    fn pair_mut(&mut self, a: Key, b: Key) -> Option<(&mut Stream, &mut Stream)> {
+        let (ia, ib) = (a.slot as usize, b.slot as usize);
+        if ia == ib || ia.max(ib) >= self.slots.len() {
+            return None;
+        }
+        let (lo, hi) = self.slots.split_at_mut(ia.max(ib));
+        let (first, second) = (&mut lo[ia.min(ib)], &mut hi[0]);
+        let (x, y) = if ia < ib {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        match (x, y) {
+            ((gx, Some(sx)), (gy, Some(sy))) if *gx == a.generation && *gy == b.generation => {
+                Some((sx, sy))
+            }
             _ => None,
         }
     }
@@ -651,6 +736,44 @@ mod tests {
         assert_eq!(stats.packets.load(Ordering::Relaxed), 2);
         assert_eq!(stats.packets_of(MediaKind::Audio, Direction::ToCaller), 1);
         relay.release(s);
+    }
+
+    #[tokio::test]
+    async fn exchanged_sides_join_the_far_phones_of_two_streams() {
+        let stats = Arc::new(RelayStats::default());
+        let mut relay = Relay::new(
+            PortRange {
+                low: 41200,
+                high: 41300,
+            },
+            stats.clone(),
+        );
+        // Call 1: a <-> b1; call 2: b2 <-> c. Afterwards call 1 is a <-> c on the ports
+        // each already used, and call 2 holds b's two sides.
+        let mut one = relay.allocate(MediaKind::Audio, false, false).unwrap();
+        let mut two = relay.allocate(MediaKind::Audio, false, false).unwrap();
+        let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_port, c_port) = (one.caller_port, two.callee_port);
+        two.set_targets(|t| t.callee = Some(c.local_addr().unwrap()));
+        one.exchange_side(StreamSide::Callee, &mut two, StreamSide::Callee)
+            .unwrap();
+        assert_eq!((one.caller_port, one.callee_port), (a_port, c_port));
+        let lo = Ipv4Addr::LOCALHOST;
+        a.send_to(b"from-a", (lo, a_port)).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = c.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"from-a"[..], c_port));
+        c.send_to(b"from-c", (lo, c_port)).await.unwrap();
+        let (n, from) = a.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"from-c"[..], a_port));
+        let lent = one.lend(StreamSide::Caller).unwrap();
+        assert!(one
+            .exchange_side(StreamSide::Caller, &mut two, StreamSide::Caller)
+            .is_err());
+        drop(lent);
+        relay.release(one);
+        relay.release(two);
     }
 
     #[test]

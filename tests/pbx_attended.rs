@@ -1,0 +1,254 @@
+//! Attended transfer (RFC 5589 §7, `Replaces` RFC 3891) with sipp phones. 202 is the
+//! transferor: its consultation call to 203 (`attended_consult.xml`, which logs its dialog
+//! with the PBX) and its call to 201 (`attended_transferor.xml`: hold, then REFER with
+//! `Replaces` naming the consultation dialog). 201 and 203 answer with their media at a
+//! `Keypad` each, sending 1500 Hz and 2100 Hz (PCMA). After the REFER, 201 and 203 must
+//! hear each other's tone through the relay (decoded, Goertzel), 202's two calls end with
+//! BYEs, and 203 hanging up ends the joined call. Needs sipp.
+
+#[path = "fixtures/pbx/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+const BASE: u16 = 48060;
+const A_IP: &str = "127.0.0.110";
+const B_IP: &str = "127.0.0.111";
+const C_IP: &str = "127.0.0.112";
+
+/// A sipp client scenario run in the background from `ip:port` (`-trace_logs` into `log`).
+fn sipp_client(pbx: &Pbx, scenario: &str, ip: &str, port: u16, inf: &str, log: &str) -> Proc {
+    let mut cmd = Command::new("sipp");
+    cmd.arg(pbx.sip())
+        .arg("-sf")
+        .arg(fixture(scenario))
+        .args(["-inf", inf, "-i", ip, "-p", &port.to_string(), "-mi", ip])
+        .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
+        .args(["-trace_logs", "-log_file", log])
+        .current_dir(&pbx.dir);
+    Proc::spawn(
+        scenario,
+        &mut cmd,
+        pbx.dir.join(format!("sipp-{scenario}.out")),
+    )
+}
+
+/// The value after `key` in the consultation's `DIALOG ...` log line, once it is there.
+fn dialog_field(line: &str, key: &str) -> String {
+    let start = line.find(key).map(|i| i + key.len()).unwrap_or(line.len());
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn an_attended_transfer_joins_201_and_203_through_the_relay() {
+    need("sipp", "sip-tester");
+    let pbx = Pbx::start(ports(BASE));
+    for ext in ["201", "202", "203"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let port = ports(BASE + 3000);
+    let a = Keypad::start_with_tone(A_IP, 1500.0);
+    let c = Keypad::start_with_tone(C_IP, 2100.0);
+    assert_eq!(register(&pbx, "201", "pw201", A_IP, port), 0);
+    assert_eq!(register(&pbx, "203", "pw203", C_IP, port), 0);
+    let mut transferee = sipp_phone(
+        &pbx,
+        "callee_answer.xml",
+        A_IP,
+        port,
+        &["-key", "rtp_sink", &a.port().to_string()],
+    );
+    let mut target = sipp_phone(
+        &pbx,
+        "callee_hangup.xml",
+        C_IP,
+        port,
+        &["-key", "rtp_sink", &c.port().to_string(), "-d", "14000"],
+    );
+    pbx.wait_metric("kentongan_registrations", 2, Duration::from_secs(10));
+    let log = |p: &Proc| format!("{}\npbx:\n{}", p.output(), pbx.log());
+
+    // Call 2 first, so its dialog is known when call 1's REFER is written.
+    let inf = csv(
+        &pbx,
+        "consult.csv",
+        &["202", "pbx.local", &auth("202", "pw202"), "203"],
+    );
+    let consult_log = pbx.dir.join("consult.log");
+    let mut consult = sipp_client(
+        &pbx,
+        "attended_consult.xml",
+        B_IP,
+        port + 1,
+        &inf,
+        &consult_log.display().to_string(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let line = loop {
+        let text = std::fs::read_to_string(&consult_log).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("DIALOG CID=")) {
+            break l.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no consultation call: {}",
+            log(&consult)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let call_id = dialog_field(&line, "CID=").replace('@', "%40");
+    let to_tag = dialog_field(&line, "TOtag=");
+    let from_tag = dialog_field(&line, "FROMtag=");
+    assert!(!to_tag.is_empty() && !from_tag.is_empty(), "{line}");
+
+    let inf = csv(
+        &pbx,
+        "transferor.csv",
+        &[
+            "202",
+            "pbx.local",
+            &auth("202", "pw202"),
+            "201",
+            "203",
+            &call_id,
+            &to_tag,
+            &from_tag,
+        ],
+    );
+    let mut transferor = sipp_client(
+        &pbx,
+        "attended_transferor.xml",
+        B_IP,
+        port + 2,
+        &inf,
+        &pbx.dir.join("transferor.log").display().to_string(),
+    );
+    assert_eq!(
+        transferor.wait(Duration::from_secs(30)),
+        0,
+        "202 (call 1): {}",
+        log(&transferor)
+    );
+    assert_eq!(
+        consult.wait(Duration::from_secs(10)),
+        0,
+        "202 (call 2): {}",
+        log(&consult)
+    );
+    assert!(
+        pbx.log().contains("attended transfer done"),
+        "{}",
+        pbx.log()
+    );
+    let (a_from, c_from) = (a.heard_len(), c.heard_len());
+    std::thread::sleep(Duration::from_secs(4));
+    let a_hears_c = a.seconds_of(a_from, 2100.0);
+    let c_hears_a = c.seconds_of(c_from, 1500.0);
+    assert!(
+        a_hears_c >= 3.0,
+        "201 heard 203 for {a_hears_c} s\n{}",
+        pbx.log()
+    );
+    assert!(
+        c_hears_a >= 3.0,
+        "203 heard 201 for {c_hears_a} s\n{}",
+        pbx.log()
+    );
+    assert!(
+        pbx.log().contains("the held phone resumed"),
+        "201 was not re-INVITEd off hold: {}",
+        pbx.log()
+    );
+    // Before the transfer 201 heard music on hold, never 203.
+    assert!(
+        a.seconds_of(0, 2100.0) - a_hears_c < 0.5,
+        "201 heard 203 too early"
+    );
+
+    // 203 hangs up: the PBX ends 201's side too.
+    assert_eq!(
+        target.wait(Duration::from_secs(30)),
+        0,
+        "203: {}",
+        log(&target)
+    );
+    assert_eq!(
+        transferee.wait(Duration::from_secs(10)),
+        0,
+        "201: {}",
+        log(&transferee)
+    );
+    let cdr = pbx.cli(&["cdr", "list", "--json"], None);
+    let cdr = String::from_utf8_lossy(&cdr.stdout).into_owned();
+    assert!(
+        cdr.contains("\"caller\": \"203\"") || cdr.contains("\"callee\": \"203\""),
+        "{cdr}"
+    );
+}
+
+#[test]
+fn a_refer_replacing_an_unknown_dialog_is_told_481() {
+    need("sipp", "sip-tester");
+    let pbx = Pbx::start(ports(BASE));
+    for ext in ["201", "202"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let port = ports(BASE + 3000);
+    let a = Keypad::start_with_tone(A_IP, 1500.0);
+    assert_eq!(register(&pbx, "201", "pw201", A_IP, port), 0);
+    let mut transferee = sipp_phone(
+        &pbx,
+        "callee_answer.xml",
+        A_IP,
+        port,
+        &["-key", "rtp_sink", &a.port().to_string()],
+    );
+    pbx.wait_metric("kentongan_registrations", 1, Duration::from_secs(10));
+    let inf = csv(
+        &pbx,
+        "transferor.csv",
+        &[
+            "202",
+            "pbx.local",
+            &auth("202", "pw202"),
+            "201",
+            "203",
+            "no-such-call%40127.0.0.111",
+            "x",
+            "y",
+        ],
+    );
+    let mut transferor = sipp_client(
+        &pbx,
+        "attended_refused.xml",
+        B_IP,
+        port + 2,
+        &inf,
+        &pbx.dir.join("refused.log").display().to_string(),
+    );
+    let log = |p: &Proc| format!("{}\npbx:\n{}", p.output(), pbx.log());
+    assert_eq!(
+        transferor.wait(Duration::from_secs(30)),
+        0,
+        "202: {}",
+        log(&transferor)
+    );
+    assert_eq!(
+        transferee.wait(Duration::from_secs(10)),
+        0,
+        "201: {}",
+        log(&transferee)
+    );
+    assert!(
+        pbx.log().contains("attended transfer refused"),
+        "{}",
+        pbx.log()
+    );
+}
