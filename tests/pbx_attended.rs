@@ -18,6 +18,7 @@ const BASE: u16 = 48060;
 const A_IP: &str = "127.0.0.110";
 const B_IP: &str = "127.0.0.111";
 const C_IP: &str = "127.0.0.112";
+const D_IP: &str = "127.0.0.113";
 
 /// A sipp client scenario run in the background from `ip:port` (`-trace_logs` into `log`).
 fn sipp_client(pbx: &Pbx, scenario: &str, ip: &str, port: u16, inf: &str, log: &str) -> Proc {
@@ -90,23 +91,9 @@ fn an_attended_transfer_joins_201_and_203_through_the_relay() {
         &inf,
         &consult_log.display().to_string(),
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let line = loop {
-        let text = std::fs::read_to_string(&consult_log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.contains("DIALOG CID=")) {
-            break l.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no consultation call: {}",
-            log(&consult)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let call_id = dialog_field(&line, "CID=").replace('@', "%40");
-    let to_tag = dialog_field(&line, "TOtag=");
-    let from_tag = dialog_field(&line, "FROMtag=");
-    assert!(!to_tag.is_empty() && !from_tag.is_empty(), "{line}");
+    let (call_id, to_tag, from_tag) = logged_dialog(&consult_log, &consult, &pbx);
+    // A URI header value: its '@' escaped.
+    let call_id = call_id.replace('@', "%40");
 
     let inf = csv(
         &pbx,
@@ -250,5 +237,163 @@ fn a_refer_replacing_an_unknown_dialog_is_told_481() {
         pbx.log().contains("attended transfer refused"),
         "{}",
         pbx.log()
+    );
+}
+
+/// Waits for the `DIALOG ...` line a scenario logs with `-trace_logs`: (Call-ID, To tag,
+/// From tag) of its dialog with the PBX.
+fn logged_dialog(path: &std::path::Path, who: &Proc, pbx: &Pbx) -> (String, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("DIALOG CID=")) {
+            let ids = (
+                dialog_field(l, "CID="),
+                dialog_field(l, "TOtag="),
+                dialog_field(l, "FROMtag="),
+            );
+            assert!(!ids.1.is_empty() && !ids.2.is_empty(), "{l}");
+            return ids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call: {}\npbx:\n{}",
+            who.output(),
+            pbx.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_invite_with_replaces_takes_over_a_leg_and_an_unknown_one_gets_481() {
+    need("sipp", "sip-tester");
+    let pbx = Pbx::start(ports(BASE));
+    for ext in ["201", "202", "204"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let port = ports(BASE + 3000);
+    let a = Keypad::start_with_tone(A_IP, 1500.0);
+    let d = Keypad::start_with_tone(D_IP, 2100.0);
+    assert_eq!(register(&pbx, "201", "pw201", A_IP, port), 0);
+    let mut callee = sipp_phone(
+        &pbx,
+        "callee_answer.xml",
+        A_IP,
+        port,
+        &["-key", "rtp_sink", &a.port().to_string()],
+    );
+    pbx.wait_metric("kentongan_registrations", 1, Duration::from_secs(10));
+    let log = |p: &Proc| format!("{}\npbx:\n{}", p.output(), pbx.log());
+    let inf = csv(
+        &pbx,
+        "replaced.csv",
+        &["202", "pbx.local", &auth("202", "pw202"), "201"],
+    );
+    let replaced_log = pbx.dir.join("replaced.log");
+    let mut replaced = sipp_client(
+        &pbx,
+        "replaced_caller.xml",
+        B_IP,
+        port + 1,
+        &inf,
+        &replaced_log.display().to_string(),
+    );
+    let (call_id, to_tag, from_tag) = logged_dialog(&replaced_log, &replaced, &pbx);
+
+    // A made-up dialog first: 481, and the call goes on.
+    let inf = csv(
+        &pbx,
+        "unknown.csv",
+        &[
+            "204",
+            "pbx.local",
+            &auth("204", "pw204"),
+            "201",
+            &call_id,
+            "not-our-tag",
+            &from_tag,
+            D_IP,
+        ],
+    );
+    let (code, out) = sipp(
+        &pbx,
+        "replacing_unknown.xml",
+        &[
+            "-inf",
+            &inf,
+            "-i",
+            D_IP,
+            "-p",
+            &(port + 2).to_string(),
+            "-key",
+            "rtp_sink",
+            &d.port().to_string(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "204 (unknown dialog): {out}\npbx:\n{}", pbx.log());
+
+    let inf = csv(
+        &pbx,
+        "replacing.csv",
+        &[
+            "204",
+            "pbx.local",
+            &auth("204", "pw204"),
+            "201",
+            &call_id,
+            &to_tag,
+            &from_tag,
+            D_IP,
+        ],
+    );
+    let mut cmd = Command::new("sipp");
+    cmd.arg(pbx.sip())
+        .arg("-sf")
+        .arg(fixture("replacing_invite.xml"))
+        .args(["-inf", &inf, "-i", D_IP, "-p", &(port + 3).to_string()])
+        .args(["-key", "rtp_sink", &d.port().to_string(), "-d", "6000"])
+        .args(["-m", "1", "-nostdin", "-timeout", "40", "-timeout_error"])
+        .current_dir(&pbx.dir);
+    let mut replacing = Proc::spawn("sipp 204", &mut cmd, pbx.dir.join("sipp-replacing.out"));
+    // 202's leg is replaced: the PBX hangs it up.
+    assert_eq!(
+        replaced.wait(Duration::from_secs(20)),
+        0,
+        "202: {}",
+        log(&replaced)
+    );
+    assert!(
+        pbx.log().contains("a leg of the call was replaced"),
+        "{}",
+        pbx.log()
+    );
+    let (a_from, d_from) = (a.heard_len(), d.heard_len());
+    std::thread::sleep(Duration::from_secs(3));
+    let a_hears_d = a.seconds_of(a_from, 2100.0);
+    let d_hears_a = d.seconds_of(d_from, 1500.0);
+    assert!(
+        a_hears_d >= 2.0,
+        "201 heard 204 for {a_hears_d} s\n{}",
+        pbx.log()
+    );
+    assert!(
+        d_hears_a >= 2.0,
+        "204 heard 201 for {d_hears_a} s\n{}",
+        pbx.log()
+    );
+    // 204 hangs up at its -d: the PBX ends 201's side.
+    assert_eq!(
+        replacing.wait(Duration::from_secs(20)),
+        0,
+        "204: {}",
+        log(&replacing)
+    );
+    assert_eq!(
+        callee.wait(Duration::from_secs(10)),
+        0,
+        "201: {}",
+        log(&callee)
     );
 }

@@ -76,16 +76,12 @@ impl Pbx {
         k1: CallKey,
         replaces: &Replaces,
     ) -> Result<(CallKey, Side), StatusCode> {
-        let Some((k2, t)) = self.by_call_id.get(&replaces.call_id).copied() else {
+        let Some((k2, t)) = self.replaced_dialog(replaces).filter(|(k2, _)| *k2 != k1) else {
             return Err(StatusCode::CALL_DOES_NOT_EXIST);
         };
-        let Some(c2) = self.calls.get_mut(&k2) else {
+        let Some(c2) = self.calls.get(&k2) else {
             return Err(StatusCode::CALL_DOES_NOT_EXIST);
         };
-        let named = c2.dialog(t).is_some_and(|d| replaces.names(&d.id));
-        if !named || k2 == k1 {
-            return Err(StatusCode::CALL_DOES_NOT_EXIST);
-        }
         if !c2.answered() {
             // RFC 3891 §3: replacing an early dialog is for a pickup, not a transfer.
             return Err(StatusCode(486));
@@ -210,7 +206,13 @@ impl Pbx {
 
     /// Re-INVITEs `side` of call `k1` with the other side's media on its own relay ports,
     /// `sendrecv`: it was held by the transferor and must send again.
-    fn resume_far(&mut self, clock: Clock, key: CallKey, side: Side, referred_by: Option<&str>) {
+    pub(super) fn resume_far(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        referred_by: Option<&str>,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };

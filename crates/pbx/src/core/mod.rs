@@ -34,6 +34,7 @@ mod parking;
 mod pickup;
 mod recording;
 mod registrar;
+mod replaces;
 mod ring_groups;
 #[cfg(test)]
 mod tests;
@@ -682,6 +683,13 @@ impl Pbx {
         // A gateway that authenticated with its trunk's account calls in, never out.
         if let Some(trunk) = self.gateway_trunk_of(&caller) {
             return self.on_trunk_invite(clock, tx, from, req, trunk);
+        }
+        if let Some(v) = req
+            .headers
+            .get_str(&HeaderName::Replaces)
+            .map(str::to_owned)
+        {
+            return self.on_replacing_invite(clock, tx, from, req, caller, &v);
         }
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let channels = self.trunk_channels();
