@@ -172,14 +172,36 @@ fn an_attended_transfer_joins_201_and_203_through_the_relay() {
         "201: {}",
         log(&transferee)
     );
-    let cdr = pbx.cli(&["cdr", "list", "--json"], None);
-    let cdr = String::from_utf8_lossy(&cdr.stdout).into_owned();
-    assert!(
-        cdr.contains("\"caller\": \"203\"") || cdr.contains("\"callee\": \"203\""),
-        "{cdr}"
-    );
+    // The CDR: 202's consultation call, 202 -> 201 until the transfer, then 203 with 201.
+    let rows = cdr_rows(&pbx);
+    let row = |caller: &str, callee: &str| {
+        rows.iter()
+            .find(|r| r["caller"] == caller && r["callee"] == callee)
+            .unwrap_or_else(|| panic!("no {caller} -> {callee} row: {rows:#?}"))
+    };
+    let consult = row("202", "203");
+    assert_eq!(consult["disposition"], "answered", "{consult}");
+    assert_eq!(consult["transferred_by"], "202", "{consult}");
+    let before = row("202", "201");
+    assert_eq!(before["disposition"], "transferred", "{before}");
+    assert!(before.get("transferred_by").is_none(), "{before}");
+    let joined = row("203", "201");
+    assert_eq!(joined["disposition"], "answered", "{joined}");
+    assert_eq!(joined["transferred_by"], "202", "{joined}");
+    assert_eq!(joined["transfer_kind"], "attended", "{joined}");
+    assert_eq!(joined["call_id"], before["call_id"], "one call, two rows");
 }
 
+/// `cdr list --json`, parsed.
+fn cdr_rows(pbx: &Pbx) -> Vec<serde_json::Value> {
+    let out = pbx.cli(&["cdr", "list", "--json"], None);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "cdr list --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
 #[test]
 fn a_refer_replacing_an_unknown_dialog_is_told_481() {
     need("sipp", "sip-tester");

@@ -612,6 +612,7 @@ impl Pbx {
             duration_s,
             disposition: disposition.to_owned(),
             outbound: None,
+            transfer: None,
         }));
         self.update_gauges();
     }

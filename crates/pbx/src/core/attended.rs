@@ -126,6 +126,8 @@ impl Pbx {
         }
         self.send_bye(clock, k1, s);
         self.send_bye(clock, k2, t);
+        self.transfer_segment_cdr(clock, k1, s, "attended");
+        let transferred = self.calls.get(&k1).and_then(|c| c.transferred.clone());
         // Call 2 leaves the map while both calls change (MSRV 1.75: no get_disjoint_mut).
         let Some(mut c2) = self.calls.remove(&k2) else {
             return;
@@ -151,6 +153,7 @@ impl Pbx {
             Side::Callee => c2.callee_dialog.take(),
         };
         let peer = c2.peer(far2);
+        c2.transferred = transferred;
         self.calls.insert(k2, c2);
         let Some(dialog) = dialog else {
             return;

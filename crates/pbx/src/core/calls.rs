@@ -16,7 +16,7 @@ use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
 use crate::media::{MediaKind, MediaStream};
 use crate::routing::forwarding::{Ring, Visited};
 use crate::routing::VoicemailGreeting;
-use crate::store::{Cdr, Extension, LiveCall, Write};
+use crate::store::{Cdr, Extension, LiveCall, TransferCdr, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
@@ -161,6 +161,9 @@ pub(super) struct Call {
     pub(super) pickup_2xx: Option<Pending2xx>,
     /// Parked in a slot: the parker's side is empty until someone retrieves it.
     pub(super) parked: Option<super::parking::Parked>,
+    /// Who transferred the call (or, for a consultation call, whose transfer ended it), for
+    /// its CDR.
+    pub(super) transferred: Option<TransferCdr>,
 }
 
 impl Call {
@@ -318,6 +321,7 @@ impl Pbx {
             group: None,
             pickup_2xx: None,
             parked: None,
+            transferred: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -840,11 +844,53 @@ impl Pbx {
             duration_s,
             disposition: disposition.to_owned(),
             outbound,
+            transfer: call.transferred,
         }));
         self.update_gauges();
         if call.trunk.is_some() || call.inbound.is_some() {
             self.update_trunk_gauges();
         }
+    }
+}
+
+impl Pbx {
+    /// A transfer is replacing `by` (a side) of call `key`: the CDR row of the parties until
+    /// now, disposition `transferred`; the call's own row, written at its end, names the new
+    /// parties and carries `transferred_by`/`transfer_kind`.
+    pub(super) fn transfer_segment_cdr(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        by: Side,
+        kind: &str,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let by_ext = match by {
+            Side::Caller => call.caller.0.clone(),
+            Side::Callee => call.callee.0.clone(),
+        };
+        let cdr = Cdr {
+            caller_name: caller_display_name(&call.caller_invite),
+            call_id: call.call_id.clone(),
+            caller: call.caller.0.clone(),
+            callee: call.callee.0.clone(),
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms: clock.unix_ms,
+            duration_s: call
+                .answer_ms
+                .map_or(0.0, |a| (clock.unix_ms - a).max(0) as f64 / 1000.0),
+            disposition: "transferred".into(),
+            outbound: None,
+            transfer: None,
+        };
+        call.transferred = Some(TransferCdr {
+            transferred_by: by_ext,
+            transfer_kind: kind.into(),
+        });
+        self.writes.push(Write::Cdr(cdr));
     }
 }
 

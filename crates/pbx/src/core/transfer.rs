@@ -298,6 +298,7 @@ impl Pbx {
         if t.refer_cseq.is_some() {
             self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::OK);
             self.send_bye(clock, key, t.by);
+            self.transfer_segment_cdr(clock, key, t.by, "blind");
         }
         if let Some(c) = self.calls.get_mut(&key) {
             c.parked = None;
