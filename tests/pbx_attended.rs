@@ -419,3 +419,126 @@ fn an_invite_with_replaces_takes_over_a_leg_and_an_unknown_one_gets_481() {
         log(&callee)
     );
 }
+
+#[test]
+fn in_call_codes_record_with_star_one_and_transfer_with_hash_hash() {
+    need("sipp", "sip-tester");
+    const CALLER_IP: &str = "127.0.0.114";
+    const CALLEE_IP: &str = "127.0.0.115";
+    const TARGET_IP: &str = "127.0.0.116";
+    let rec_dir = std::env::temp_dir().join(format!("kentongan-incall-rec-{}", ports(0)));
+    let pbx = Pbx::start_with(
+        ports(BASE),
+        &format!(
+            "\n[features]\nin_call = true\n[recording]\ndirectory = \"{}\"\n",
+            rec_dir.display()
+        ),
+    );
+    for ext in ["201", "202", "203"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let port = ports(BASE + 3000);
+    let a = Keypad::start_with_tone(CALLER_IP, 1500.0);
+    let b = Keypad::start_with_tone(TARGET_IP, 900.0);
+    let c = Keypad::start_with_tone(CALLEE_IP, 2100.0);
+    assert_eq!(register(&pbx, "203", "pw203", CALLEE_IP, port), 0);
+    assert_eq!(register(&pbx, "202", "pw202", TARGET_IP, port), 0);
+    let _callee = sipp_phone(
+        &pbx,
+        "callee_answer.xml",
+        CALLEE_IP,
+        port,
+        &["-key", "rtp_sink", &c.port().to_string()],
+    );
+    let _target = sipp_phone(
+        &pbx,
+        "callee_answer.xml",
+        TARGET_IP,
+        port,
+        &["-key", "rtp_sink", &b.port().to_string()],
+    );
+    pbx.wait_metric("kentongan_registrations", 2, Duration::from_secs(10));
+    let inf = csv(
+        &pbx,
+        "incall.csv",
+        &[
+            "201",
+            "pbx.local",
+            &auth("201", "pw201"),
+            "203",
+            CALLER_IP,
+            &a.port().to_string(),
+        ],
+    );
+    let caller_log = pbx.dir.join("incall.log");
+    let mut caller = sipp_client(
+        &pbx,
+        "incall_caller.xml",
+        CALLER_IP,
+        port + 1,
+        &inf,
+        &caller_log.display().to_string(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let media_port: u16 = loop {
+        let text = std::fs::read_to_string(&caller_log).unwrap_or_default();
+        if let Some(p) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PBX m=audio "))
+            .and_then(|p| p.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no call: {}", caller.output());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    a.aim(std::net::SocketAddr::from(([127, 0, 0, 1], media_port)));
+    std::thread::sleep(Duration::from_secs(1));
+    // *1: recording on; *1 again: off, and the recording is written.
+    a.press("*1");
+    std::thread::sleep(Duration::from_secs(2));
+    a.press("*1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recordings = loop {
+        let out = pbx.cli(&["recordings", "list", "--json"], None);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if !list.is_empty() || Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(recordings.len(), 1, "{recordings:?}\n{}", pbx.log());
+    assert_eq!(recordings[0]["caller"], "201", "{recordings:?}");
+
+    // ##202#: 203 is transferred to 202 and 201 is let go. 201's keypad goes on sending
+    // after its BYE, as a late phone would: the relay must keep it away from 202.
+    a.press("##202#");
+    assert_eq!(
+        caller.wait(Duration::from_secs(15)),
+        0,
+        "201: {}",
+        caller.output()
+    );
+    assert!(pbx.log().contains("blind transfer done"), "{}", pbx.log());
+    let c_from = c.heard_len();
+    std::thread::sleep(Duration::from_secs(3));
+    let b_hears_c = b.seconds_of(0, 2100.0);
+    let c_hears_b = c.seconds_of(c_from, 900.0);
+    assert!(
+        b_hears_c >= 2.0,
+        "202 heard 203 for {b_hears_c} s\n{}",
+        pbx.log()
+    );
+    assert!(
+        c_hears_b >= 2.0,
+        "203 heard 202 for {c_hears_b} s\n{}",
+        pbx.log()
+    );
+    let rows = cdr_rows(&pbx);
+    assert!(
+        rows.iter()
+            .any(|r| r["caller"] == "201" && r["disposition"] == "transferred"),
+        "{rows:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&rec_dir);
+}

@@ -22,14 +22,6 @@ use tracing::{info, warn};
 use super::calls::{CallKey, Side};
 use super::transfer::side_sdp;
 use super::{Clock, Pbx, TxUse};
-use crate::media::StreamSide;
-
-fn stream_side(side: Side) -> StreamSide {
-    match side {
-        Side::Caller => StreamSide::Caller,
-        Side::Callee => StreamSide::Callee,
-    }
-}
 
 impl Pbx {
     /// A REFER from `side` (the transferor) of call `k1` whose Refer-To replaces `replaces`.
@@ -138,7 +130,7 @@ impl Pbx {
         };
         for (m1, m2) in c1.media.iter_mut().zip(c2.media.iter_mut()) {
             if let (Some(m1), Some(m2)) = (m1, m2) {
-                if let Err(e) = m1.exchange_side(stream_side(s), m2, stream_side(far2)) {
+                if let Err(e) = m1.exchange_side(s.stream(), m2, far2.stream()) {
                     warn!(call = k1, error = %e, "attended transfer: a stream was not joined");
                 }
             }
@@ -200,6 +192,7 @@ impl Pbx {
         self.by_call_id.insert(new_call_id, (k1, s));
         info!(call = k1, target = %ext, "attended transfer done");
         self.show_answered(k1);
+        self.watch_in_call(k1);
         for (held, side) in [(held1, s.other()), (held2, s)] {
             if held {
                 self.resume_far(clock, k1, side, referred_by.as_deref());

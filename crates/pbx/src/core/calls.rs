@@ -18,7 +18,7 @@ use crate::routing::forwarding::{Ring, Visited};
 use crate::routing::VoicemailGreeting;
 use crate::store::{Cdr, Extension, LiveCall, TransferCdr, Write};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Side {
     Caller,
     Callee,
@@ -29,6 +29,14 @@ impl Side {
         match self {
             Side::Caller => Side::Callee,
             Side::Callee => Side::Caller,
+        }
+    }
+
+    /// The same side of a relayed stream.
+    pub(super) fn stream(self) -> crate::media::StreamSide {
+        match self {
+            Side::Caller => crate::media::StreamSide::Caller,
+            Side::Callee => crate::media::StreamSide::Callee,
         }
     }
 }
@@ -676,6 +684,7 @@ impl Pbx {
             debug!(error = %e, "200 to caller not sent");
         }
         self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
+        self.watch_in_call(key);
         self.writes.push(Write::LiveCall(LiveCall {
             call_id,
             caller,
@@ -798,6 +807,7 @@ impl Pbx {
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
         self.stop_call_recording(key);
+        self.forget_in_call(key);
         self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;

@@ -26,6 +26,7 @@ mod forwards;
 mod fraud;
 mod hold;
 mod im;
+mod in_call;
 mod inbound;
 mod ivr;
 mod metrics;
@@ -148,6 +149,8 @@ pub struct Pbx {
     metrics: Arc<Metrics>,
     writes: Vec<Write>,
     calls: HashMap<CallKey, Call>,
+    /// In-call feature codes: each phone's keys in each bridged call.
+    in_call: HashMap<(CallKey, Side), in_call::Keys>,
     next_call: CallKey,
     by_call_id: HashMap<String, (CallKey, Side)>,
     client_txs: HashMap<TxId, TxUse>,
@@ -268,7 +271,10 @@ impl Pbx {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
         let mut ep = Endpoint::new(EpConfig::new(local, seed));
         let digest = DigestServer::new(&config.domain, &secret, clock.now);
-        let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        let mut relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        if config.features.in_call {
+            relay.set_dtmf_notify(media_notify.clone());
+        }
         let next_message_id = store.max_message_id()? + 1;
         info!(
             registrations = registry.count(),
@@ -323,6 +329,7 @@ impl Pbx {
             metrics,
             writes: Vec::new(),
             calls: HashMap::new(),
+            in_call: HashMap::new(),
             next_call: 1,
             by_call_id: HashMap::new(),
             client_txs: HashMap::new(),
@@ -478,6 +485,7 @@ impl Pbx {
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
         self.ivr_timeouts(clock);
+        self.in_call_timeouts(clock);
         self.expire_sessions(clock);
         self.expire_mwi(clock);
         self.update_watchers(clock);
@@ -521,6 +529,9 @@ impl Pbx {
             t = t.min(x);
         }
         if let Some(x) = self.ivr_deadline() {
+            t = t.min(x);
+        }
+        if let Some(x) = self.in_call_deadline() {
             t = t.min(x);
         }
         if let Some(x) = self.mwi.next_deadline() {

@@ -100,6 +100,7 @@ impl Pbx {
         if let Some(call) = self.calls.get(&key) {
             for (i, m) in call.media.iter().enumerate() {
                 if let (Some(st), Some(target)) = (m, media_target(&offer, i)) {
+                    st.forget_party(s.stream());
                     st.set_targets(|t| match s {
                         Side::Caller => t.caller = Some(target),
                         Side::Callee => t.callee = Some(target),
@@ -153,6 +154,7 @@ impl Pbx {
         self.start_2xx(clock, key, s, bytes, from);
         info!(call = key, by = %caller, "a leg of the call was replaced (INVITE with Replaces)");
         self.show_answered(key);
+        self.watch_in_call(key);
         if other_held {
             self.resume_far(clock, key, other, referred_by.as_deref());
         }
