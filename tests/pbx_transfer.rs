@@ -112,10 +112,18 @@ fn a_blind_transfer_connects_202_to_203_and_lets_201_go() {
         after_201 <= 2,
         "201 still reached 202 after the transfer: {after_201}"
     );
-    let cdr = pbx.cli(&["cdr", "list", "--json"], None);
-    let cdr = String::from_utf8_lossy(&cdr.stdout).into_owned();
-    assert!(
-        cdr.contains("\"caller\": \"203\"") || cdr.contains("\"callee\": \"203\""),
-        "{cdr}"
-    );
+    // The CDR shows 201 -> 202 until the transfer, then 203 with 202, transferred by 201.
+    let out = pbx.cli(&["cdr", "list", "--json"], None);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let before = rows
+        .iter()
+        .find(|r| r["caller"] == "201" && r["callee"] == "202")
+        .unwrap_or_else(|| panic!("no 201 -> 202 row: {rows:#?}"));
+    assert_eq!(before["disposition"], "transferred", "{before}");
+    let after = rows
+        .iter()
+        .find(|r| r["callee"] == "202" && r["caller"] == "203")
+        .unwrap_or_else(|| panic!("no 203 -> 202 row: {rows:#?}"));
+    assert_eq!(after["transferred_by"], "201", "{after}");
+    assert_eq!(after["transfer_kind"], "blind", "{after}");
 }

@@ -214,7 +214,7 @@ fn a_mobile_call_goes_out_on_the_cheaper_trunk() {
     let text = o.pbx.cli(&["cdr", "list"], None);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("\tanswered\tcheap\t+6281234567890\tmobile\t300.00\n"),
+        text.contains("\tanswered\tcheap\t+6281234567890\tmobile\t300.00\t-\t-\n"),
         "{text}"
     );
 }

@@ -539,14 +539,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 writeln!(
                     out,
-                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition\ttrunk\tnumber\tclass\tcost"
+                    "start_ms\tcaller\tcallee\tanswer_ms\tend_ms\tduration_s\tdisposition\ttrunk\tnumber\tclass\tcost\ttransferred_by\ttransfer_kind"
                 )
                 .map_err(io_fail)?;
                 for c in cdrs {
                     let o = c.outbound.as_ref();
                     writeln!(
                         out,
-                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         c.start_ms,
                         c.caller,
                         c.callee,
@@ -558,6 +558,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         o.map_or("-", |o| o.number.as_str()),
                         o.map_or("-", |o| o.class.as_str()),
                         o.and_then(|o| o.cost).map_or("-".into(), |m| m.to_string()),
+                        c.transfer
+                            .as_ref()
+                            .map_or("-", |t| t.transferred_by.as_str()),
+                        c.transfer
+                            .as_ref()
+                            .map_or("-", |t| t.transfer_kind.as_str()),
                     )
                     .map_err(io_fail)?;
                 }

@@ -163,6 +163,7 @@ header_names! {
     RecordRoute => "Record-Route";
     ReferTo => "Refer-To", "r";
     ReferredBy => "Referred-By", "b";
+    Replaces => "Replaces";
     ReplyTo => "Reply-To";
     Require => "Require";
     RetryAfter => "Retry-After";

@@ -7,6 +7,7 @@
 pub mod conference;
 pub mod echo;
 pub mod features;
+pub mod in_call;
 pub mod ivr;
 pub mod mailbox;
 pub mod voicemail;

@@ -32,6 +32,8 @@ mod office_hours;
 mod recording;
 pub use office_hours::{parse_window, OfficeHours};
 pub use recording::Recording;
+mod features;
+pub use features::Features;
 mod voicemail;
 pub use voicemail::{valid_mail_address, SmtpRelay, Voicemail};
 mod web;
@@ -154,6 +156,8 @@ pub struct Config {
     pub office_hours: Vec<OfficeHours>,
     /// `[recording]`; `None` (no table): no call is recorded.
     pub recording: Option<Recording>,
+    /// `[features]`: in-call codes on or off.
+    pub features: Features,
 }
 
 /// Where music on hold is looked for when `[music_on_hold]` does not say.
@@ -265,6 +269,7 @@ struct RawConfig {
     #[serde(default)]
     office_hours: Vec<office_hours::RawOfficeHours>,
     recording: Option<recording::RawRecording>,
+    features: Option<features::RawFeatures>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -413,6 +418,7 @@ const KNOWN: &[(&str, &[(&str, Kind)])] = &[
     ("ivr", ivr::KEYS),
     ("office_hours", office_hours::KEYS),
     ("recording", recording::KEYS),
+    ("features", features::KEYS),
 ];
 
 /// The tables written as `[[name]]`: there may be many.
@@ -776,7 +782,9 @@ impl Config {
             ivr::check_target_list(keys.into_iter(), &services, voicemail_on)?;
         }
         let recording = raw.recording.map(recording::validate).transpose()?;
+        let features = raw.features.map(features::validate).unwrap_or_default();
         Ok(Config {
+            features,
             fraud,
             ring_groups,
             parking,

@@ -486,10 +486,14 @@ impl Pbx {
     /// What the media engine reported since the last call (the driver calls this when the
     /// engine thread has woken it).
     pub fn handle_media(&mut self, clock: Clock) {
+        self.in_call_events(clock);
         while let Some(ev) = self.engine.poll_event() {
             match ev {
                 crate::media::MediaEvent::Dtmf { leg, digit } => {
                     debug!(leg = leg.0, %digit, "DTMF");
+                    if self.recorded_key(clock, leg, digit) {
+                        continue;
+                    }
                     let app = self.apps.legs.get(&leg).map(|a| a.app.clone());
                     if let Some(App::Voicemail { .. }) = app {
                         let actions = self.apps.voicemail.on_digit(leg, digit);
@@ -623,6 +627,7 @@ impl Pbx {
             duration_s,
             disposition: disposition.to_owned(),
             outbound: a.inbound.as_ref().map(|i| i.cdr(&self.config)),
+            transfer: None,
         }));
         if a.inbound.is_some() {
             self.update_trunk_gauges();

@@ -16,9 +16,9 @@ use super::{Clock, Pbx, TxUse, ALLOW, USER_AGENT};
 use crate::media::{MediaKind, MediaStream};
 use crate::routing::forwarding::{Ring, Visited};
 use crate::routing::VoicemailGreeting;
-use crate::store::{Cdr, Extension, LiveCall, Write};
+use crate::store::{Cdr, Extension, LiveCall, TransferCdr, Write};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Side {
     Caller,
     Callee,
@@ -29,6 +29,14 @@ impl Side {
         match self {
             Side::Caller => Side::Callee,
             Side::Callee => Side::Caller,
+        }
+    }
+
+    /// The same side of a relayed stream.
+    pub(super) fn stream(self) -> crate::media::StreamSide {
+        match self {
+            Side::Caller => crate::media::StreamSide::Caller,
+            Side::Callee => crate::media::StreamSide::Callee,
         }
     }
 }
@@ -161,6 +169,9 @@ pub(super) struct Call {
     pub(super) pickup_2xx: Option<Pending2xx>,
     /// Parked in a slot: the parker's side is empty until someone retrieves it.
     pub(super) parked: Option<super::parking::Parked>,
+    /// Who transferred the call (or, for a consultation call, whose transfer ended it), for
+    /// its CDR.
+    pub(super) transferred: Option<TransferCdr>,
 }
 
 impl Call {
@@ -318,6 +329,7 @@ impl Pbx {
             group: None,
             pickup_2xx: None,
             parked: None,
+            transferred: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -672,6 +684,7 @@ impl Pbx {
             debug!(error = %e, "200 to caller not sent");
         }
         self.start_2xx(clock, key, Side::Caller, bytes, a_peer);
+        self.watch_in_call(key);
         self.writes.push(Write::LiveCall(LiveCall {
             call_id,
             caller,
@@ -794,12 +807,23 @@ impl Pbx {
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
         self.stop_call_recording(key);
+        self.forget_in_call(key);
         self.end_hold(key);
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
         self.by_call_id.remove(&call.call_id);
         self.by_call_id.remove(&call.b_call_id);
+        // A transfer may have given the caller side another dialog (and Call-ID).
+        if let Some(d) = &call.caller_dialog {
+            if self
+                .by_call_id
+                .get(&d.id.call_id)
+                .is_some_and(|(k, _)| *k == key)
+            {
+                self.by_call_id.remove(&d.id.call_id);
+            }
+        }
         self.server_invites.remove(&call.caller_tx);
         for s in call.media.into_iter().flatten() {
             self.relay.release(s);
@@ -830,11 +854,53 @@ impl Pbx {
             duration_s,
             disposition: disposition.to_owned(),
             outbound,
+            transfer: call.transferred,
         }));
         self.update_gauges();
         if call.trunk.is_some() || call.inbound.is_some() {
             self.update_trunk_gauges();
         }
+    }
+}
+
+impl Pbx {
+    /// A transfer is replacing `by` (a side) of call `key`: the CDR row of the parties until
+    /// now, disposition `transferred`; the call's own row, written at its end, names the new
+    /// parties and carries `transferred_by`/`transfer_kind`.
+    pub(super) fn transfer_segment_cdr(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        by: Side,
+        kind: &str,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let by_ext = match by {
+            Side::Caller => call.caller.0.clone(),
+            Side::Callee => call.callee.0.clone(),
+        };
+        let cdr = Cdr {
+            caller_name: caller_display_name(&call.caller_invite),
+            call_id: call.call_id.clone(),
+            caller: call.caller.0.clone(),
+            callee: call.callee.0.clone(),
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms: clock.unix_ms,
+            duration_s: call
+                .answer_ms
+                .map_or(0.0, |a| (clock.unix_ms - a).max(0) as f64 / 1000.0),
+            disposition: "transferred".into(),
+            outbound: None,
+            transfer: None,
+        };
+        call.transferred = Some(TransferCdr {
+            transferred_by: by_ext,
+            transfer_kind: kind.into(),
+        });
+        self.writes.push(Write::Cdr(cdr));
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod addressing;
 mod answered;
+mod attended;
 mod auth;
 mod bans;
 mod calls;
@@ -25,6 +26,7 @@ mod forwards;
 mod fraud;
 mod hold;
 mod im;
+mod in_call;
 mod inbound;
 mod ivr;
 mod metrics;
@@ -33,6 +35,7 @@ mod parking;
 mod pickup;
 mod recording;
 mod registrar;
+mod replaces;
 mod ring_groups;
 #[cfg(test)]
 mod tests;
@@ -106,6 +109,11 @@ enum TxUse {
     Transfer {
         call: CallKey,
     },
+    /// Our sendrecv re-INVITE to a phone an attended transfer took off hold.
+    Resume {
+        call: CallKey,
+        side: Side,
+    },
     /// A NOTIFY of a subscription (presence, BLF).
     Notify {
         id: kentongan_sip::dialog::DialogId,
@@ -141,6 +149,8 @@ pub struct Pbx {
     metrics: Arc<Metrics>,
     writes: Vec<Write>,
     calls: HashMap<CallKey, Call>,
+    /// In-call feature codes: each phone's keys in each bridged call.
+    in_call: HashMap<(CallKey, Side), in_call::Keys>,
     next_call: CallKey,
     by_call_id: HashMap<String, (CallKey, Side)>,
     client_txs: HashMap<TxId, TxUse>,
@@ -261,7 +271,10 @@ impl Pbx {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
         let mut ep = Endpoint::new(EpConfig::new(local, seed));
         let digest = DigestServer::new(&config.domain, &secret, clock.now);
-        let relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        let mut relay = Relay::new(config.rtp_ports, metrics.relay.clone());
+        if config.features.in_call {
+            relay.set_dtmf_notify(media_notify.clone());
+        }
         let next_message_id = store.max_message_id()? + 1;
         info!(
             registrations = registry.count(),
@@ -316,6 +329,7 @@ impl Pbx {
             metrics,
             writes: Vec::new(),
             calls: HashMap::new(),
+            in_call: HashMap::new(),
             next_call: 1,
             by_call_id: HashMap::new(),
             client_txs: HashMap::new(),
@@ -481,6 +495,7 @@ impl Pbx {
         self.retransmit_2xx(clock);
         self.retransmit_answered_2xx(clock);
         self.ivr_timeouts(clock);
+        self.in_call_timeouts(clock);
         self.expire_sessions(clock);
         self.expire_mwi(clock);
         self.update_watchers(clock);
@@ -524,6 +539,9 @@ impl Pbx {
             t = t.min(x);
         }
         if let Some(x) = self.ivr_deadline() {
+            t = t.min(x);
+        }
+        if let Some(x) = self.in_call_deadline() {
             t = t.min(x);
         }
         if let Some(x) = self.mwi.next_deadline() {
@@ -687,6 +705,13 @@ impl Pbx {
         if let Some(trunk) = self.gateway_trunk_of(&caller) {
             return self.on_trunk_invite(clock, tx, from, req, trunk);
         }
+        if let Some(v) = req
+            .headers
+            .get_str(&HeaderName::Replaces)
+            .map(str::to_owned)
+        {
+            return self.on_replacing_invite(clock, tx, from, req, caller, &v);
+        }
         let dialled = req.uri.user().unwrap_or("").to_owned();
         let channels = self.trunk_channels();
         // An unreadable rights name falls back to the default rights, never to more.
@@ -829,6 +854,10 @@ impl Pbx {
             TxUse::Transfer { call } => {
                 let call = *call;
                 self.on_transfer_response(clock, call, tx, resp);
+            }
+            TxUse::Resume { call, side } => {
+                let (call, side) = (*call, *side);
+                self.on_resume_response(call, side, tx, resp);
             }
             TxUse::Notify { .. } => {
                 if !resp.status.is_provisional() {

@@ -88,6 +88,18 @@ impl Pbx {
         if !(listed(&call.caller.0) || listed(&call.callee.0)) {
             return;
         }
+        self.record_call(key);
+    }
+
+    /// Records call `key` from now on, whoever its parties are (`*1` in a call, or a
+    /// `[recording]` extension's call). Needs the `[recording]` table for the directory.
+    pub(super) fn record_call(&mut self, key: CallKey) {
+        if self.config.recording.is_none() || self.is_recorded(key) {
+            return;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let Some((stream, media)) = call
             .offer
             .as_ref()
@@ -153,6 +165,26 @@ impl Pbx {
                 limited: Vec::new(),
             },
         );
+    }
+
+    /// A key pressed on a recorded call's leg (the relay does not see those sides while the
+    /// engine records): the in-call codes get it. False: not a recording's leg.
+    pub(super) fn recorded_key(&mut self, clock: super::Clock, leg: LegId, digit: char) -> bool {
+        let Some((key, side)) = self.call_recordings.iter().find_map(|(k, r)| {
+            if r.caller_leg == leg {
+                Some((*k, super::calls::Side::Caller))
+            } else if r.callee_leg == leg {
+                Some((*k, super::calls::Side::Callee))
+            } else {
+                None
+            }
+        }) else {
+            return false;
+        };
+        if self.config.features.in_call {
+            self.in_call_digit(clock, key, side, digit);
+        }
+        true
     }
 
     pub(super) fn is_recorded(&self, key: CallKey) -> bool {

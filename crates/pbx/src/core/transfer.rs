@@ -11,7 +11,7 @@
 //!
 //! The offer to the target lists only the codecs the call already uses (the callee's answer),
 //! since the transferee keeps sending what it negotiated. Targets are extensions; a REFER to
-//! anything else, or with `Replaces` (attended transfer), is refused.
+//! anything else is refused. A REFER with `Replaces` (attended transfer) is `attended`'s.
 
 use std::net::SocketAddr;
 
@@ -37,6 +37,8 @@ pub(super) struct Transfer {
     /// The REFER's CSeq: the `id` of the implicit subscription's Event header. `None`: no
     /// REFER (a parked call ringing back), so nobody is told about progress.
     refer_cseq: Option<u32>,
+    /// Asked for with the in-call code `##`: no REFER, but the transferor still goes.
+    by_keys: bool,
     /// Our INVITE to the target, for the ACK and the dialog.
     invite: Request,
     peer: SocketAddr,
@@ -112,11 +114,13 @@ impl Pbx {
         if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
             return refuse(self, 491, "Request Pending");
         }
-        let refer_to = match ReferTo::from_request(&req) {
-            Ok(r) if r.replaces.is_none() => r,
-            Ok(_) => return refuse(self, 501, "Attended Transfer Not Supported Yet"),
+        let mut refer_to = match ReferTo::from_request(&req) {
+            Ok(r) => r,
             Err(_) => return refuse(self, 400, "Bad Refer-To"),
         };
+        if let Some(replaces) = refer_to.replaces.take() {
+            return self.on_attended_refer(clock, key, side, tx, req, replaces);
+        }
         let number = refer_to.target.uri.user().unwrap_or("").to_owned();
         let target = match self.dialplan.resolve(&number, &self.store) {
             Ok(Destination::Extension(e)) => e,
@@ -153,6 +157,50 @@ impl Pbx {
             referred_by,
             Some(refer_cseq),
         );
+    }
+
+    /// The in-call code `##` + `number` pressed on `side` of call `key`: as a REFER from
+    /// that side, without one (nobody to NOTIFY; a failure leaves the call as it was).
+    pub(super) fn transfer_by_keys(
+        &mut self,
+        clock: Clock,
+        key: CallKey,
+        side: Side,
+        number: &str,
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
+            info!(
+                call = key,
+                "in-call transfer ignored: the call is busy with another change"
+            );
+            return;
+        }
+        let target = match self.dialplan.resolve(number, &self.store) {
+            Ok(Destination::Extension(e)) => e,
+            _ => {
+                info!(call = key, number = %number, "in-call transfer: the number is no extension");
+                return;
+            }
+        };
+        let Some(contact) = self
+            .registry
+            .contacts(&target, clock.unix_s())
+            .into_iter()
+            .next()
+        else {
+            info!(call = key, %target, "in-call transfer: the target is not registered");
+            return;
+        };
+        let Some(sdp) = side_sdp(call, side.other()) else {
+            return;
+        };
+        self.call_for_side(clock, key, side, target, contact, sdp, None, None);
+        if let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.as_mut()) {
+            t.by_keys = true;
+        }
     }
 
     /// Calls `target` at `contact` to take `side` of call `key`, offering `sdp` (the other
@@ -219,6 +267,7 @@ impl Pbx {
                         by: side,
                         target,
                         refer_cseq,
+                        by_keys: false,
                         invite: sent,
                         peer: contact.source,
                     });
@@ -293,14 +342,22 @@ impl Pbx {
         self.ep
             .send_stateless(t.peer, &kentongan_sip::Message::Request(ack));
         // The transferor hears it worked, then is let go (a parker has gone already).
-        if t.refer_cseq.is_some() {
+        if t.refer_cseq.is_some() || t.by_keys {
             self.send_refer_notify(clock, key, t.by, t.refer_cseq, StatusCode::OK);
             self.send_bye(clock, key, t.by);
+            self.transfer_segment_cdr(clock, key, t.by, "blind");
         }
         if let Some(c) = self.calls.get_mut(&key) {
             c.parked = None;
         }
+        // A recording's engine legs send to the phone that is leaving; the relay takes over.
+        self.stop_call_recording(key);
         // Where the target wants its media: that side's relay destination.
+        if let Some(c) = self.calls.get(&key) {
+            for m in c.media.iter().flatten() {
+                m.forget_party(t.by.stream());
+            }
+        }
         if !resp.body.is_empty() {
             let _ = self.sdp_for(key, &resp.body, t.by.other(), t.peer);
         }
@@ -336,6 +393,7 @@ impl Pbx {
         self.by_call_id.insert(new_call_id, (key, t.by));
         info!(call = key, target = %t.target, "blind transfer done");
         self.show_answered(key);
+        self.watch_in_call(key);
     }
 
     /// Our INVITE to the target timed out.

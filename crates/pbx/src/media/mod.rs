@@ -5,9 +5,11 @@
 mod engine;
 pub mod moh;
 mod relay;
+mod tap;
 
 pub use engine::{Command as EngineCommand, EngineHost, EngineStats, MediaEvent};
 pub use relay::{
     Direction, Lent, MediaKind, MediaStream, PortPool, Relay, RelayStats, StreamSide, Targets,
     EVENTS,
 };
+pub use tap::TappedEvent;

@@ -28,6 +28,7 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use super::tap::{Tap, TappedEvent, Watch};
 use crate::config::PortRange;
 
 /// Ready sockets taken per `epoll_wait`.
@@ -243,6 +244,101 @@ impl MediaStream {
     }
 }
 
+impl MediaStream {
+    /// Swaps side `mine` of this stream with side `theirs` of `other`: sockets, ports,
+    /// destinations and latching move together. An attended transfer joins the two far
+    /// phones of two calls this way: each keeps the relay port it already sends to, so
+    /// neither needs new SDP to reach the other. Both sides must be relayed (not lent).
+    pub fn exchange_side(
+        &mut self,
+        mine: StreamSide,
+        other: &mut MediaStream,
+        theirs: StreamSide,
+    ) -> io::Result<()> {
+        if !Arc::ptr_eq(&self.shared, &other.shared) || self.key == other.key {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "streams of different relays, or one stream twice",
+            ));
+        }
+        let mut table = self.shared.lock();
+        let (a, b) = table
+            .pair_mut(self.key, other.key)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "stream is gone"))?;
+        let (ia, ib) = (mine.index(), theirs.index());
+        if a.lent[ia] || b.lent[ib] {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a side is lent to the media engine",
+            ));
+        }
+        for j in 0..2 {
+            std::mem::swap(&mut a.socks[ia * 2 + j], &mut b.socks[ib * 2 + j]);
+            std::mem::swap(&mut a.dest[ia * 2 + j], &mut b.dest[ib * 2 + j]);
+            std::mem::swap(&mut a.latched[ia * 2 + j], &mut b.latched[ib * 2 + j]);
+        }
+        std::mem::swap(a.targets.side_mut(mine), b.targets.side_mut(theirs));
+        // The epoll tokens name (stream, socket index): re-point the moved sockets.
+        for j in 0..2 {
+            let mut ev = EpollEvent::new(EpollFlags::EPOLLIN, token(self.key, ia * 2 + j));
+            self.shared.epoll.modify(&a.socks[ia * 2 + j], &mut ev)?;
+            let mut ev = EpollEvent::new(EpollFlags::EPOLLIN, token(other.key, ib * 2 + j));
+            self.shared.epoll.modify(&b.socks[ib * 2 + j], &mut ev)?;
+        }
+        drop(table);
+        let mine_port = match mine {
+            StreamSide::Caller => &mut self.caller_port,
+            StreamSide::Callee => &mut self.callee_port,
+        };
+        let theirs_port = match theirs {
+            StreamSide::Caller => &mut other.caller_port,
+            StreamSide::Callee => &mut other.callee_port,
+        };
+        std::mem::swap(mine_port, theirs_port);
+        Ok(())
+    }
+}
+
+impl MediaStream {
+    /// Another phone is taking `side` (a transfer): the address that side sends to now is
+    /// ignored from here on, and nothing goes to that side until [`MediaStream::set_targets`]
+    /// gives the new phone's address (which lifts the ignore if it is the same phone).
+    /// Call before setting the new target.
+    pub fn forget_party(&self, side: StreamSide) {
+        let mut table = self.shared.lock();
+        let Some(s) = table.get_mut(self.key) else {
+            return;
+        };
+        let t = side.index() * 2;
+        for j in [t, t + 1] {
+            s.ignore[j] = s.dest[j].take();
+            s.latched[j] = false;
+        }
+        match side {
+            StreamSide::Caller => s.targets.caller = None,
+            StreamSide::Callee => s.targets.callee = None,
+        }
+    }
+
+    /// Copies the telephone-events each side sends (payload types `pt`: caller, callee) to
+    /// [`Relay::poll_dtmf`] as `call`'s; `None` for both stops watching.
+    pub fn watch_dtmf(&self, call: u64, pt: [Option<u8>; 2]) {
+        let mut table = self.shared.lock();
+        if let Some(s) = table.get_mut(self.key) {
+            s.watch = pt.iter().any(Option::is_some).then_some(Watch { call, pt });
+        }
+    }
+}
+
+impl Targets {
+    fn side_mut(&mut self, side: StreamSide) -> &mut Option<SocketAddr> {
+        match side {
+            StreamSide::Caller => &mut self.caller,
+            StreamSide::Callee => &mut self.callee,
+        }
+    }
+}
+
 impl Drop for MediaStream {
     fn drop(&mut self) {
         // Closing the sockets also takes them out of the epoll set.
@@ -285,6 +381,11 @@ struct Stream {
     latched: [bool; 4],
     /// lent[side]: that side's sockets are the media engine's for now (music on hold).
     lent: [bool; 2],
+    /// In-call feature codes: copy this stream's telephone-events to the tap.
+    watch: Option<Watch>,
+    /// ignore[i]: a phone that left this side (transferred away); its late packets must
+    /// neither reach the new party nor re-latch socket i to itself.
+    ignore: [Option<SocketAddr>; 4],
 }
 
 impl Stream {
@@ -296,15 +397,24 @@ impl Stream {
             t.callee,
             t.callee.map(rtcp_of),
         ];
-        for ((dest, latched), want) in self.dest.iter_mut().zip(self.latched).zip(want) {
+        for (((dest, latched), ignore), want) in self
+            .dest
+            .iter_mut()
+            .zip(self.latched)
+            .zip(self.ignore.iter_mut())
+            .zip(want)
+        {
             if !latched && want.is_some() {
                 *dest = want;
+            }
+            if want.is_some() && *ignore == want {
+                *ignore = None;
             }
         }
     }
 
     /// Reads one datagram from socket `i` and sends it on from the opposite socket.
-    fn forward(&mut self, i: usize, buf: &mut [u8], stats: &RelayStats) {
+    fn forward(&mut self, i: usize, buf: &mut [u8], stats: &RelayStats, tap: &Tap) {
         if self.lent[i / 2] {
             // An event taken before the side was lent: the packet is the engine's.
             return;
@@ -312,21 +422,34 @@ impl Stream {
         let Ok((n, from)) = self.socks[i].recv_from(buf) else {
             return;
         };
+        if self.ignore[i] == Some(from) {
+            return;
+        }
         // Symmetric RTP: answer where the packets come from.
         self.dest[i] = Some(from);
         self.latched[i] = true;
         let out = i ^ 2; // caller RTP <-> callee RTP, caller RTCP <-> callee RTCP
-        if self.lent[out / 2] {
-            return;
+        if !self.lent[out / 2] {
+            if let Some(to) = self.dest[out] {
+                if self.socks[out].send_to(&buf[..n], to).is_ok() {
+                    let dir = if i < 2 {
+                        Direction::ToCallee
+                    } else {
+                        Direction::ToCaller
+                    };
+                    stats.count(self.kind, dir, n);
+                }
+            }
         }
-        if let Some(to) = self.dest[out] {
-            if self.socks[out].send_to(&buf[..n], to).is_ok() {
-                let dir = if i < 2 {
-                    Direction::ToCallee
+        // After the send: the feature codes never delay the media.
+        if let Some(w) = &self.watch {
+            if i % 2 == 0 {
+                let side = if i == 0 {
+                    StreamSide::Caller
                 } else {
-                    Direction::ToCaller
+                    StreamSide::Callee
                 };
-                stats.count(self.kind, dir, n);
+                tap.look(w, side, &buf[..n]);
             }
         }
     }
@@ -363,6 +486,27 @@ impl Table {
         }
     }
 
+    /// Two different streams at once.
+    fn pair_mut(&mut self, a: Key, b: Key) -> Option<(&mut Stream, &mut Stream)> {
+        let (ia, ib) = (a.slot as usize, b.slot as usize);
+        if ia == ib || ia.max(ib) >= self.slots.len() {
+            return None;
+        }
+        let (lo, hi) = self.slots.split_at_mut(ia.max(ib));
+        let (first, second) = (&mut lo[ia.min(ib)], &mut hi[0]);
+        let (x, y) = if ia < ib {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        match (x, y) {
+            ((gx, Some(sx)), (gy, Some(sy))) if *gx == a.generation && *gy == b.generation => {
+                Some((sx, sy))
+            }
+            _ => None,
+        }
+    }
+
     fn remove(&mut self, key: Key) -> Option<Stream> {
         let (g, s) = self.slots.get_mut(key.slot as usize)?;
         if *g != key.generation || s.is_none() {
@@ -378,6 +522,7 @@ struct Shared {
     epoll: Epoll,
     table: Mutex<Table>,
     stats: Arc<RelayStats>,
+    tap: Arc<Tap>,
     stop: AtomicBool,
     wake: EventFd,
 }
@@ -396,6 +541,7 @@ pub struct Relay {
     stats: Arc<RelayStats>,
     /// The epoll set and its thread, started at the first allocation.
     running: Option<Arc<Shared>>,
+    tap: Arc<Tap>,
 }
 
 impl fmt::Debug for Relay {
@@ -467,7 +613,19 @@ impl Relay {
             pool: PortPool::new(range),
             stats,
             running: None,
+            tap: Arc::new(Tap::default()),
         }
+    }
+
+    /// Called from the relay thread when [`Relay::poll_dtmf`] has events; it must only wake
+    /// the driver's loop.
+    pub fn set_dtmf_notify(&mut self, notify: Arc<dyn Fn() + Send + Sync>) {
+        self.tap.set_notify(notify);
+    }
+
+    /// The next telephone-event packet of a watched stream.
+    pub fn poll_dtmf(&self) -> Option<TappedEvent> {
+        self.tap.pop()
     }
 
     /// Switches to a new port range; streams in progress keep their ports.
@@ -488,6 +646,7 @@ impl Relay {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             table: Mutex::new(Table::default()),
             stats: self.stats.clone(),
+            tap: self.tap.clone(),
             stop: AtomicBool::new(false),
             wake: EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?,
         });
@@ -527,6 +686,8 @@ impl Relay {
             dest: [None; 4],
             latched: [false; 4],
             lent: [false; 2],
+            watch: None,
+            ignore: [None; 4],
         });
         let mut registered = Ok(());
         if let Some(s) = table.get_mut(key) {
@@ -596,7 +757,7 @@ fn relay_thread(shared: &Shared) {
         for ev in &events[..n] {
             let (key, i) = untoken(ev.data());
             if let Some(stream) = table.get_mut(key) {
-                stream.forward(i, &mut buf, &shared.stats);
+                stream.forward(i, &mut buf, &shared.stats, &shared.tap);
             }
         }
     }
@@ -653,6 +814,87 @@ mod tests {
         relay.release(s);
     }
 
+    #[tokio::test]
+    async fn exchanged_sides_join_the_far_phones_of_two_streams() {
+        let stats = Arc::new(RelayStats::default());
+        let mut relay = Relay::new(
+            PortRange {
+                low: 41200,
+                high: 41300,
+            },
+            stats.clone(),
+        );
+        // Call 1: a <-> b1; call 2: b2 <-> c. Afterwards call 1 is a <-> c on the ports
+        // each already used, and call 2 holds b's two sides.
+        let mut one = relay.allocate(MediaKind::Audio, false, false).unwrap();
+        let mut two = relay.allocate(MediaKind::Audio, false, false).unwrap();
+        let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_port, c_port) = (one.caller_port, two.callee_port);
+        two.set_targets(|t| t.callee = Some(c.local_addr().unwrap()));
+        one.exchange_side(StreamSide::Callee, &mut two, StreamSide::Callee)
+            .unwrap();
+        assert_eq!((one.caller_port, one.callee_port), (a_port, c_port));
+        let lo = Ipv4Addr::LOCALHOST;
+        a.send_to(b"from-a", (lo, a_port)).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = c.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"from-a"[..], c_port));
+        c.send_to(b"from-c", (lo, c_port)).await.unwrap();
+        let (n, from) = a.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"from-c"[..], a_port));
+        let lent = one.lend(StreamSide::Caller).unwrap();
+        assert!(one
+            .exchange_side(StreamSide::Caller, &mut two, StreamSide::Caller)
+            .is_err());
+        drop(lent);
+        relay.release(one);
+        relay.release(two);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_party_neither_reaches_nor_steals_the_side_it_left() {
+        let stats = Arc::new(RelayStats::default());
+        let mut relay = Relay::new(
+            PortRange {
+                low: 41400,
+                high: 41500,
+            },
+            stats,
+        );
+        let s = relay.allocate(MediaKind::Audio, false, false).unwrap();
+        let old = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let new = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let far = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.set_targets(|t| t.callee = Some(far.local_addr().unwrap()));
+        let lo = Ipv4Addr::LOCALHOST;
+        let mut buf = [0u8; 64];
+        old.send_to(b"old-1", (lo, s.caller_port)).await.unwrap();
+        let (n, _) = far.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"old-1");
+        // A transfer: the old caller goes, the new one is the target.
+        s.forget_party(StreamSide::Caller);
+        s.set_targets(|t| t.caller = Some(new.local_addr().unwrap()));
+        old.send_to(b"old-2", (lo, s.caller_port)).await.unwrap();
+        far.send_to(b"far", (lo, s.callee_port)).await.unwrap();
+        let (n, _) = new.recv_from(&mut buf).await.unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"far",
+            "the far side's audio goes to the new phone"
+        );
+        new.send_to(b"new", (lo, s.caller_port)).await.unwrap();
+        let (n, _) = far.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"new", "old-2 was dropped");
+        // The same phone coming back (a ring-back) is not ignored.
+        s.forget_party(StreamSide::Caller);
+        s.set_targets(|t| t.caller = Some(old.local_addr().unwrap()));
+        old.send_to(b"old-3", (lo, s.caller_port)).await.unwrap();
+        let (n, _) = far.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"old-3");
+        relay.release(s);
+    }
+
     #[test]
     fn tokens_round_trip_and_reused_slots_ignore_stale_events() {
         let k = Key {
@@ -670,6 +912,8 @@ mod tests {
             dest: [None; 4],
             latched: [false; 4],
             lent: [false; 2],
+            watch: None,
+            ignore: [None; 4],
         };
         let first = t.insert(stream());
         assert!(t.remove(first).is_some());

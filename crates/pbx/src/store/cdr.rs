@@ -1,5 +1,7 @@
 //! Call detail records: one row per call attempt, written when the call ends; calls out
-//! through a trunk add the trunk, the normalised number, its class and the cost.
+//! through a trunk add the trunk, the normalised number, its class and the cost. A transfer
+//! ends a row for the parties before it (disposition `transferred`) and marks the call's
+//! later row, and an attended transfer's consultation call, with who transferred and how.
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -23,6 +25,17 @@ pub struct Cdr {
     /// Calls to a public or emergency number: what went out where, and what it cost.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<OutboundCdr>,
+    /// The call was transferred: by whom, and how.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferCdr>,
+}
+
+/// Who transferred a call and how (`blind`: REFER to a number; `attended`: REFER with
+/// Replaces, the consultation call joined).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransferCdr {
+    pub transferred_by: String,
+    pub transfer_kind: String,
 }
 
 /// The trunk side of a CDR (issue 18).
@@ -58,6 +71,7 @@ impl Cdr {
             duration_s: 0.0,
             disposition: disposition.into(),
             outbound: None,
+            transfer: None,
         }
     }
 }
@@ -81,9 +95,27 @@ pub(super) fn migrate_cdr(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Adds `transferred_by` and `transfer_kind` to a CDR table made before transfers were
+/// recorded (inside the caller's transaction: both or neither).
+pub(super) fn migrate_cdr_transfer(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('cdr') WHERE name = 'transferred_by'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE cdr ADD COLUMN transferred_by TEXT;
+             ALTER TABLE cdr ADD COLUMN transfer_kind TEXT;",
+        )?;
+    }
+    Ok(())
+}
+
 /// The columns every CDR query selects, in [`cdr_row`]'s order.
 pub(super) const CDR_COLUMNS: &str = "call_id, caller, callee, start_ms, answer_ms, end_ms, \
-     duration_s, disposition, trunk, number, class, cost, caller_name";
+     duration_s, disposition, trunk, number, class, cost, caller_name, transferred_by, \
+     transfer_kind";
 
 /// One row selected with [`CDR_COLUMNS`].
 pub(super) fn cdr_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cdr> {
@@ -106,6 +138,13 @@ pub(super) fn cdr_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Cdr> {
                 cost: r
                     .get::<_, Option<i64>>(11)?
                     .map(kentongan_lcr::money::Money::from_ten_thousandths),
+            }),
+        },
+        transfer: match r.get::<_, Option<String>>(13)? {
+            None => None,
+            Some(transferred_by) => Some(TransferCdr {
+                transferred_by,
+                transfer_kind: r.get::<_, Option<String>>(14)?.unwrap_or_default(),
             }),
         },
     })
@@ -156,7 +195,7 @@ mod tests {
     use kentongan_lcr::money::Money;
 
     #[test]
-    fn a_cdr_table_from_before_trunks_gains_the_outbound_columns_and_keeps_its_rows() {
+    fn a_cdr_table_from_before_trunks_gains_the_outbound_and_transfer_columns_and_keeps_its_rows() {
         let dir = std::env::temp_dir().join(format!("kentongan-pbx-cdr-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -191,6 +230,7 @@ mod tests {
                 class: "mobile".into(),
                 cost: Some(Money::from_units(600)),
             }),
+            transfer: None,
         };
         store.apply(&[Write::Cdr(out.clone())], 0).unwrap();
         let rows = store.cdrs().unwrap();
@@ -205,6 +245,21 @@ mod tests {
             .unwrap()
             .get("trunk")
             .is_none());
+        let moved = Cdr {
+            call_id: "t".into(),
+            transfer: Some(TransferCdr {
+                transferred_by: "202".into(),
+                transfer_kind: "attended".into(),
+            }),
+            ..Cdr::refused("t".into(), "201".into(), "203".into(), 5, "answered")
+        };
+        store.apply(&[Write::Cdr(moved.clone())], 0).unwrap();
+        let rows = store.cdrs().unwrap();
+        assert_eq!(rows[2], moved);
+        assert!(rows[0].transfer.is_none());
+        let json = serde_json::to_value(&rows[2]).unwrap();
+        assert_eq!(json["transferred_by"], "202");
+        assert_eq!(json["transfer_kind"], "attended");
         drop(store);
         // Opening again does not migrate twice.
         Store::open(&path).unwrap();

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 type Step = fn(&Connection) -> rusqlite::Result<()>;
 
@@ -40,6 +40,8 @@ const STEPS: &[(&str, Step)] = &[
     ("mail queue", |c| c.execute_batch(mail::SCHEMA)),
     ("email addresses of users", mail::migrate),
     // Version 3: the web admin's hang-up requests (`call_commands`, in the core tables).
+    // Version 4: who transferred a call, and how.
+    ("transfer CDR columns", cdr::migrate_cdr_transfer),
 ];
 
 /// The version `conn`'s database has.

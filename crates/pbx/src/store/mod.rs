@@ -26,7 +26,7 @@ mod voicemail;
 mod web;
 
 use crate::admins::{Admin, AdminName, Role};
-pub use cdr::{Cdr, OutboundCdr};
+pub use cdr::{Cdr, OutboundCdr, TransferCdr};
 pub use conference::{ConferenceCommand, ConferenceMemberRow, ConferenceWrite};
 pub use mail::QueuedMail;
 pub use migrations::SCHEMA_VERSION;
@@ -623,8 +623,10 @@ impl Store {
                 Write::Cdr(c) => {
                     tx.prepare_cached(
                         "INSERT INTO cdr (call_id, caller, callee, start_ms, answer_ms, end_ms,
-                         duration_s, disposition, trunk, number, class, cost, caller_name)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                         duration_s, disposition, trunk, number, class, cost, caller_name,
+                         transferred_by, transfer_kind)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                         ?15)",
                     )?
                     .execute(params![
                         c.call_id,
@@ -643,6 +645,8 @@ impl Store {
                             .and_then(|o| o.cost)
                             .map(|m| m.ten_thousandths()),
                         c.caller_name,
+                        c.transfer.as_ref().map(|t| t.transferred_by.as_str()),
+                        c.transfer.as_ref().map(|t| t.transfer_kind.as_str()),
                     ])?;
                 }
                 Write::LiveCall(l) => {
