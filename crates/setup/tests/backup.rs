@@ -68,6 +68,7 @@ fn backup_wipe_restore_brings_back_users_and_cdrs() {
                     duration_s: 3.0,
                     disposition: "answered".into(),
                     outbound: None,
+                    transfer: None,
                 })],
                 5000,
             )
