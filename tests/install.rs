@@ -930,7 +930,8 @@ fn backup_round_trip(test: &str, m: &mut Machine, secrets: &Secrets, register: &
 
 /// The installed appliance upgraded to the next version from a signed repository (issue 20
 /// §3): the packages' version changes; the config, extensions, the schema-versioned
-/// database and 201's registration with its old password stay; a second run has nothing to do.
+/// database and 201's registration with its old password stay; a second run has nothing to do;
+/// an upgrade to a release whose PBX does not start is rolled back to the working one.
 fn upgrade_in_place(
     test: &str,
     m: &mut Machine,
@@ -1027,6 +1028,60 @@ fn upgrade_in_place(
             &again,
             "the installed version is the newest offered",
         );
+    }
+
+    // A release whose PBX does not start: the upgrade must put the previous one back.
+    let step = "an upgrade to a PBX that does not start is rolled back";
+    let broken = upgrade::serve_broken(&served, &dir.join("upgrade"));
+    let out = m
+        .execute_with_timeout(
+            &format!(
+                "kentongan-setup upgrade --repo http://10.0.2.2:{}/ --check-seconds 30 2>&1",
+                broken.port
+            ),
+            Duration::from_secs(300),
+        )
+        .unwrap_or_else(|e| vm_fail(test, step, m, e));
+    eprintln!("{test}: upgrade to a broken PBX:\n{}", out.stdout.trim());
+    if out.status == 0 || !out.stdout.contains("rolled back") {
+        fail(
+            test,
+            step,
+            m,
+            &format!("exit {}:\n{}", out.status, out.stdout.trim()),
+            "upgrade::upgrade must reinstall the kept packages and restore the backup",
+        );
+    }
+    let versions = guest(
+        test,
+        step,
+        m,
+        "dpkg-query -W -f '${Version} ' kentongan-pbx; systemctl is-active kentongan-pbx.service",
+    );
+    if !versions.starts_with(&format!("{} ", upgrade::NEXT)) || !versions.contains("active") {
+        fail(
+            test,
+            step,
+            m,
+            &format!("after the rollback: {versions}"),
+            "the kept .debs are in /var/lib/kentongan/upgrade/rollback",
+        );
+    }
+    match register_until(
+        register,
+        &secrets.extension,
+        130,
+        true,
+        Duration::from_secs(30),
+    ) {
+        Ok(200) => {}
+        other => fail(
+            test,
+            step,
+            m,
+            &format!("REGISTER after the rollback gave {other:?}"),
+            "journalctl -u kentongan-pbx",
+        ),
     }
 }
 
