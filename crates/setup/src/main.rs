@@ -86,10 +86,11 @@ enum Command {
     Upgrade {
         /// The repository (http://, https:// or file:/), written to
         /// /etc/apt/sources.list.d/kentongan.sources; later upgrades reuse it.
-        #[arg(long, requires = "keyring")]
+        #[arg(long)]
         repo: Option<String>,
         /// The OpenPGP public key the repository is signed with (binary `.gpg` or armored
         /// `.asc`), copied to /etc/kentongan/apt-keyring.gpg: the only key it is checked against.
+        /// Needed with the first `--repo`; later ones may keep the key already there.
         #[arg(long)]
         keyring: Option<PathBuf>,
         /// How long the upgraded PBX has to answer SIP OPTIONS before it is rolled back.
@@ -501,6 +502,12 @@ fn run_upgrade(
             return Err(fail(
                 anyhow::anyhow!("--repo {uri:?} is not an APT repository address"),
                 "use http://HOST/PATH, https://HOST/PATH or file:/PATH (a mounted medium)",
+            ));
+        }
+        if !Path::new(upgrade::KEYRING).exists() {
+            return Err(fail(
+                anyhow::anyhow!("no key to check {uri} against: {} does not exist", upgrade::KEYRING),
+                "pass the repository's public key with --keyring FILE (kentongan-archive-keyring.gpg from `kentongan repo`)",
             ));
         }
         let stanza = upgrade::sources_stanza(uri, Path::new(upgrade::KEYRING));

@@ -151,7 +151,7 @@ pub enum UpgradeError {
     )]
     Keep { package: String, why: String },
     #[error(
-        "the upgraded PBX did not answer SIP OPTIONS within {} s; {}",
+        "the upgraded PBX did not start, or did not answer SIP OPTIONS within {} s; {}",
         .within.as_secs(),
         if *.rolled_back {
             "rolled back: the previous packages and the backup taken before the upgrade are in \
@@ -309,13 +309,17 @@ pub fn upgrade(
         .collect();
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(wanted.iter().map(String::as_str));
-    let installed_new = run(runner, apt("apt-get", &args)).and_then(|_| {
-        run(
-            runner,
-            Cmd::new("systemctl", &["restart", "kentongan-pbx.service"]),
-        )
-    });
-    if installed_new.is_ok() && hooks.pbx_answers(within) {
+    let installed_new = run(runner, apt("apt-get", &args));
+    // A unit that fails to start is a PBX that does not come up, not a failed install.
+    let up = installed_new.is_ok()
+        && runner
+            .run(&Cmd::new(
+                "systemctl",
+                &["restart", "kentongan-pbx.service"],
+            ))
+            .is_ok()
+        && hooks.pbx_answers(within);
+    if up {
         return Ok(Upgraded {
             packages: plan,
             backup,
@@ -680,6 +684,35 @@ mod tests {
                 "options"
             ]
         );
+    }
+
+    #[test]
+    fn a_pbx_unit_that_fails_to_start_is_rolled_back_without_waiting() {
+        let mut s = script(
+            NEWER,
+            &[
+                ("install -y", true),
+                ("systemctl restart", false),
+                ("dpkg -i", true),
+            ],
+        );
+        let mut h = Fake {
+            answers: vec![true],
+            ..Fake::default()
+        };
+        let e = upgrade(&mut s, &mut h, true, Duration::from_secs(30)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                UpgradeError::NotUp {
+                    rolled_back: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // The one OPTIONS check is the rolled-back PBX's.
+        assert_eq!(h.events.iter().filter(|e| *e == "options").count(), 1);
     }
 
     #[test]
