@@ -518,6 +518,7 @@ impl Pbx {
                     now: clock.unix_s(),
                 });
                 self.update_gauges();
+                self.update_gateway_gauges();
             }
         }
     }

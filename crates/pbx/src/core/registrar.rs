@@ -203,6 +203,9 @@ impl Pbx {
         }
         self.respond(clock, tx, resp);
         self.update_gauges();
+        if self.gateway_trunk_of(&ext).is_some() {
+            self.update_gateway_gauges();
+        }
         if added {
             // Refreshes are routine (every phone, every few minutes): only news is logged.
             if news {
@@ -214,12 +217,10 @@ impl Pbx {
         }
     }
 
-    pub(super) fn update_gauges(&self) {
-        self.metrics
-            .registrations
-            .store(self.registry.count() as u64, Ordering::Relaxed);
-        // A gateway's registration to us is its trunk's state: expired bindings are gone
-        // from the registry within a second (see `handle_timeout`).
+    /// A gateway's registration to us is its trunk's `registered` gauge. Called when a
+    /// gateway's own REGISTER is answered and when bindings expire (within a second, see
+    /// `handle_timeout`), never for a phone's REGISTER: that is the hot path.
+    pub(super) fn update_gateway_gauges(&self) {
         if let Ok(mut gauges) = self.metrics.trunks.lock() {
             for (g, t) in gauges.iter_mut().zip(&self.config.trunks) {
                 if t.kind == kentongan_lcr::lcr::TrunkKind::Gateway {
@@ -229,6 +230,12 @@ impl Pbx {
                 }
             }
         }
+    }
+
+    pub(super) fn update_gauges(&self) {
+        self.metrics
+            .registrations
+            .store(self.registry.count() as u64, Ordering::Relaxed);
         self.metrics.active_calls.store(
             (self.calls.len() + self.apps.count()) as u64,
             Ordering::Relaxed,

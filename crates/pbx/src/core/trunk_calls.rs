@@ -110,6 +110,7 @@ impl Pbx {
             *g = gauges;
         }
         self.update_trunk_gauges();
+        self.update_gateway_gauges();
     }
 
     /// Channels in use per trunk, for `/metrics`.
