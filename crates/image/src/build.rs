@@ -373,6 +373,10 @@ impl Pipeline<'_> {
                     "--customize-hook=sync-out /var/cache/apt/archives {}",
                     debs.display()
                 ))
+                .args(
+                    stages::installed_initrd_hook(p.recipe)
+                        .map(|h| format!("--customize-hook={h}")),
+                )
                 .arg(format!("--customize-hook={}", stages::BASE_CLEANUP_HOOK))
                 .arg(&p.recipe.suite)
                 .arg(&rootfs)

@@ -27,6 +27,8 @@ struct RecipeFile {
     path_exclude: Vec<String>,
     #[serde(default)]
     initramfs_modules: Vec<String>,
+    #[serde(default)]
+    installed_initramfs_modules: Vec<String>,
     initramfs_compress: Option<String>,
     #[serde(default)]
     vars: toml::Table,
@@ -89,6 +91,10 @@ pub struct Recipe {
     /// When not empty, the initrd holds only these kernel modules (and what they need) instead
     /// of initramfs-tools' "most": enough to find the live medium, much smaller and faster.
     pub initramfs_modules: Vec<String>,
+    /// When not empty, the image also carries the initrd of an *installed* system, built with
+    /// `initramfs_modules` plus these (its root filesystem, the common disk controllers): the
+    /// installer then copies it instead of running update-initramfs on the target machine.
+    pub installed_initramfs_modules: Vec<String>,
     /// initramfs-tools `COMPRESS`, when the recipe chooses one.
     pub initramfs_compress: Option<String>,
     pub vars: toml::Table,
@@ -391,14 +397,25 @@ fn check(
             ));
         }
     }
-    for (i, module) in file.initramfs_modules.iter().enumerate() {
+    let modules = file
+        .initramfs_modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("initramfs_modules[{i}]"), m))
+        .chain(
+            file.installed_initramfs_modules
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("installed_initramfs_modules[{i}]"), m)),
+        );
+    for (key, module) in modules {
         let ok = !module.is_empty()
             && module
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
             return Err(invalid(
-                &format!("initramfs_modules[{i}]"),
+                &key,
                 format!("is `{module}`, which is not a kernel module name"),
                 "write module names as modprobe takes them, e.g. \"virtio_blk\"",
             ));
@@ -500,6 +517,7 @@ fn check(
         compression: file.compression,
         path_exclude: file.path_exclude,
         initramfs_modules: file.initramfs_modules,
+        installed_initramfs_modules: file.installed_initramfs_modules,
         initramfs_compress: file.initramfs_compress,
         vars: file.vars,
         binaries,
