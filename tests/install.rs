@@ -463,6 +463,29 @@ fn install_and_boot(test: &str, firmware: Firmware, iso_media: Media, installer:
             "the firmware booted something other than the installed disk",
         );
     }
+    // §6: the installer placed the image's prebuilt initrd (built without live-boot) instead
+    // of running update-initramfs; the unattended install logs its choice.
+    let step = "the installed system boots the image's prebuilt initrd";
+    let initrd = guest(
+        test,
+        step,
+        &mut m,
+        "test ! -e /usr/lib/kentongan/installed-initrd && test -s /boot/initrd.img-$(uname -r) \
+         && echo placed",
+    );
+    let chose = contains(&install_serial, b"Chose the image's prebuilt initrd for ");
+    if initrd.trim() != "placed" || (matches!(installer, Installer::Answer(_)) && !chose) {
+        fail(
+            test,
+            step,
+            &m,
+            &format!(
+                "in the guest: `{}`; install log names the prebuilt initrd: {chose}",
+                initrd.trim()
+            ),
+            "see `Chose` in install/serial.log and crates/setup/src/install/initrd.rs",
+        );
+    }
     let step = "booted by the expected firmware";
     let efi = m
         .execute("test -d /sys/firmware/efi")

@@ -71,6 +71,10 @@ pub struct DiskAnswer {
     pub target: Option<String>,
     #[serde(default)]
     pub wipe: bool,
+    /// `"prebuilt"` (the default: the image's initrd when it has this machine's disk driver)
+    /// or `"build"` (always build one on this machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<String>,
 }
 
 /// `[firewall]` as written.
@@ -111,7 +115,11 @@ const NETWORK: &[(&str, Shape)] = &[
     ("ipv6", Shape::Str),
     ("ipv6_gateway", Shape::Str),
 ];
-const DISK: &[(&str, Shape)] = &[("target", Shape::Str), ("wipe", Shape::Bool)];
+const DISK: &[(&str, Shape)] = &[
+    ("target", Shape::Str),
+    ("wipe", Shape::Bool),
+    ("initrd", Shape::Str),
+];
 const FIREWALL: &[(&str, Shape)] = &[("trusted", Shape::StrList)];
 const EXTENSION: &[(&str, Shape)] = &[
     ("number", Shape::Str),

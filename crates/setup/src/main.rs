@@ -159,6 +159,10 @@ impl install::Runner for TimedRunner {
         }
         result
     }
+
+    fn note(&mut self, line: &str) {
+        eprintln!("{:>12} {line}", "Chose");
+    }
 }
 
 /// An error for the operator: what failed, and what to do about it.

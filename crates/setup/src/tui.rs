@@ -339,6 +339,7 @@ impl Wizard {
             disk: Some(DiskAnswer {
                 target: opt("disk.target"),
                 wipe: true,
+                initrd: None,
             }),
             firewall: FirewallAnswer {
                 trusted: list("firewall.trusted"),

@@ -170,6 +170,18 @@ pub struct DiskPlan {
     pub size_bytes: u64,
     /// True when the disk holds data that the install erases.
     pub erases_data: bool,
+    pub initrd: InitrdChoice,
+}
+
+/// `disk.initrd`: where the installed system's initrd comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitrdChoice {
+    /// The image's prebuilt one, unless it lacks this machine's disk driver.
+    #[default]
+    Prebuilt,
+    /// Built on this machine (slower; for hardware the prebuilt one might not know).
+    Build,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -354,7 +366,26 @@ pub fn validate(answer: &Answer, facts: &Facts) -> Result<InstallPlan, Problems>
             ));
             None
         }
-        Some(d) => check_disk(&mut p, d.target.as_deref(), d.wipe, facts),
+        Some(d) => {
+            let initrd = match d.initrd.as_deref() {
+                None | Some("prebuilt") => Some(InitrdChoice::Prebuilt),
+                Some("build") => Some(InitrdChoice::Build),
+                Some(other) => {
+                    p.push(Problem::new(
+                        "disk.initrd",
+                        format!("is {other:?}; use \"prebuilt\" (the default) or \"build\""),
+                        format!("bernilai {other:?}; gunakan \"prebuilt\" (bawaan) atau \"build\""),
+                    ));
+                    None
+                }
+            };
+            check_disk(&mut p, d.target.as_deref(), d.wipe, facts).and_then(|disk| {
+                Some(DiskPlan {
+                    initrd: initrd?,
+                    ..disk
+                })
+            })
+        }
     };
 
     let mut trusted = Vec::new();
@@ -716,6 +747,7 @@ fn check_disk(
         device: disk.path.clone(),
         size_bytes: disk.size_bytes,
         erases_data,
+        initrd: InitrdChoice::default(),
     })
 }
 
