@@ -5,9 +5,12 @@
 //! the caller in its subject and carries the message as an `audio/wav` attachment that
 //! decodes to the caller's 1 kHz (Goertzel). With the relay down the mail waits in
 //! `voicemail queue` with the relay's error and arrives once the server is started.
-//! The mailbox options (`*97`, then `0`): `1` records a greeting (a sipp caller sending 1 kHz),
-//! which the next caller hears instead of the generated one; `2` changes the PIN, after which
-//! the old PIN fails and the new one plays the messages (RFC 4733 keys throughout).
+//! The mailbox options (`*97`, then `0`): `1` records the unavailable greeting (a sipp caller
+//! sending 1 kHz), which the next caller hears instead of the generated one; `5` changes the
+//! PIN, after which the old PIN fails and the new one plays the messages (RFC 4733 keys
+//! throughout). `2` records the busy greeting and `3` the name, each with its own tone: a
+//! caller of the busy extension hears the busy one, a caller nobody answers hears the name
+//! (read by the generated greeting) and never the busy one.
 //! Needs baresip, sipp and python3-aiosmtpd.
 
 #[path = "fixtures/pbx/harness.rs"]
@@ -348,7 +351,7 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
     );
 
     // 204 in its (empty) mailbox: PIN, 0 options, 1 records ~4 s of its 1 kHz, # ends it;
-    // 2 changes the PIN to 1357 (typed twice), * hangs up.
+    // 5 changes the PIN to 1357 (typed twice), * hangs up.
     let keypad = Keypad::start_with_tone("127.0.0.104", 1000.0);
     let mut caller = call_menu(
         &pbx,
@@ -368,7 +371,7 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
     pause(5000);
     keypad.press("#");
     pause(1500);
-    keypad.press("2");
+    keypad.press("5");
     pause(1000);
     keypad.press("1357#");
     pause(1000);
@@ -459,5 +462,111 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
         0,
         "{}",
         caller.output()
+    );
+}
+
+/// 205 records a greeting from its mailbox options (`option`: `2` busy, `3` name) while its
+/// keypad sends `hz`; returns the greeting's file.
+fn record_greeting(pbx: &Pbx, option: &str, hz: f64) -> PathBuf {
+    let keypad = Keypad::start_with_tone("127.0.0.107", hz);
+    let mut caller = call_menu(
+        pbx,
+        &keypad,
+        "205",
+        "pw205-long-enough",
+        "*97",
+        "127.0.0.107",
+    );
+    keypad.wait_answered();
+    pause(800);
+    keypad.press("4821#");
+    pause(2000);
+    keypad.press("0");
+    pause(1000);
+    keypad.press(option);
+    pause(5000);
+    keypad.press("#");
+    pause(1500);
+    keypad.press("*");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after *: {}\npbx: {}",
+        caller.output(),
+        pbx.log()
+    );
+    let stem = if option == "2" { "busy" } else { "name" };
+    let path = pbx.dir.join(format!("voicemail/205/greeting-{stem}.wav"));
+    let secs = seconds_of(&path, hz);
+    assert!(
+        (2.5..=6.0).contains(&secs),
+        "{secs} s of {hz} Hz in the recorded {stem} greeting\npbx: {}",
+        pbx.log()
+    );
+    path
+}
+
+/// 201 calls 205 and listens for 6.5 s; returns seconds of (`busy_hz`, `name_hz`) heard.
+fn greeting_heard(pbx: &Pbx, busy_hz: f64, name_hz: f64) -> (f64, f64) {
+    let keypad = Keypad::start("127.0.0.109");
+    let mut caller = call_menu(pbx, &keypad, "201", "pw201", "205", "127.0.0.109");
+    keypad.wait_answered();
+    pause(6500);
+    let heard = (keypad.seconds_of(0, busy_hz), keypad.seconds_of(0, name_hz));
+    keypad.press("#");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after the message: {}",
+        caller.output()
+    );
+    heard
+}
+
+#[test]
+fn the_busy_greeting_plays_when_busy_and_the_name_is_read_when_unanswered() {
+    need("sipp", "sip-tester");
+    const BUSY_HZ: f64 = 1200.0;
+    const NAME_HZ: f64 = 1800.0;
+    let pbx = pbx_with(None, "en");
+    let out = pbx.cli(
+        &[
+            "user",
+            "add",
+            "205",
+            "--password-stdin",
+            "--voicemail-pin-stdin",
+        ],
+        Some("pw205-long-enough\n4821\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    record_greeting(&pbx, "2", BUSY_HZ);
+    record_greeting(&pbx, "3", NAME_HZ);
+
+    // No phone registered (unavailable): the generated greeting reads the recorded name.
+    let (busy, name) = greeting_heard(&pbx, BUSY_HZ, NAME_HZ);
+    assert!(
+        name >= 2.5 && busy < 0.3,
+        "unanswered: {name} s of the name, {busy} s of the busy greeting\npbx: {}",
+        pbx.log()
+    );
+
+    // 205's phone answers busy: the caller hears the busy greeting, not the name.
+    let port = ports(BASE + 5000);
+    assert_eq!(
+        register(&pbx, "205", "pw205-long-enough", "127.0.0.108", port),
+        0
+    );
+    let mut phone = sipp_phone(&pbx, "callee_busy.xml", "127.0.0.108", port, &[]);
+    let (busy, name) = greeting_heard(&pbx, BUSY_HZ, NAME_HZ);
+    assert_eq!(phone.wait(Duration::from_secs(10)), 0, "{}", phone.output());
+    assert!(
+        busy >= 2.5 && name < 0.3,
+        "busy: {busy} s of the busy greeting, {name} s of the name\npbx: {}",
+        pbx.log()
     );
 }
