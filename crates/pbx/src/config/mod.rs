@@ -35,7 +35,7 @@ pub use recording::Recording;
 mod features;
 pub use features::Features;
 mod voicemail;
-pub use voicemail::{valid_mail_address, SmtpRelay, Voicemail};
+pub use voicemail::{valid_mail_address, SmtpRelay, SmtpSecurity, Voicemail};
 mod web;
 pub use web::Web;
 
@@ -188,6 +188,14 @@ impl Language {
 }
 
 impl Config {
+    /// The address `[[extension_settings]] email` gives `ext`'s voicemail, if any.
+    pub fn extension_email(&self, ext: &str) -> Option<&str> {
+        self.extension_settings
+            .iter()
+            .find(|s| s.number == ext)
+            .and_then(|s| s.email.as_deref())
+    }
+
     /// How long a call rings `ext` before its no-answer forward takes it.
     pub fn forward_no_answer_seconds(&self, ext: &str) -> u32 {
         self.extension_settings

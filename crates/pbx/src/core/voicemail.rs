@@ -362,6 +362,10 @@ impl Pbx {
                         VoicemailWrite::InsertAndMail {
                             message,
                             caller_name: rec.caller_name,
+                            to: self
+                                .config
+                                .extension_email(&rec.mailbox.0)
+                                .map(str::to_owned),
                         }
                     } else {
                         VoicemailWrite::Insert(message)

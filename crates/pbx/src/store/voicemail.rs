@@ -128,10 +128,13 @@ pub enum VoicemailWrite {
     /// A message whose file is already in place (`id` is ignored: the database numbers it).
     Insert(VoicemailMessage),
     /// As `Insert`, and a mail queued in the same transaction when the mailbox's extension
-    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name.
+    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name;
+    /// `to`, the address `[[extension_settings]] email` gives, used instead of the one
+    /// `user set --email` stored.
     InsertAndMail {
         message: VoicemailMessage,
         caller_name: String,
+        to: Option<String>,
     },
     MarkOld(i64),
     Delete(i64),
@@ -206,9 +209,10 @@ pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreErro
         VoicemailWrite::InsertAndMail {
             message,
             caller_name,
+            to,
         } => {
             insert(tx, message)?;
-            super::mail::queue_for(tx, message, caller_name)?;
+            super::mail::queue_for(tx, message, caller_name, to.as_deref())?;
         }
         VoicemailWrite::MarkOld(id) => {
             tx.prepare_cached("UPDATE voicemail SET status = 'old' WHERE id = ?1")?
