@@ -404,6 +404,8 @@ impl Pbx {
                 start_ms: clock.unix_ms,
                 duration_ms: 0,
                 path: String::new(),
+                trunk: None,
+                number: None,
             },
         );
         self.apps.by_call_id.insert(o.call_id.clone(), callee_leg);
