@@ -777,11 +777,10 @@ impl Config {
                 .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
         );
         let parking = ring_groups::validate_parking(raw.parking, &taken)?;
-        let mut groups: Vec<String> = ring_groups.iter().map(|g| g.number.clone()).collect();
-        groups.push(parking.park_number());
-        groups.extend(parking.slots());
-        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        ivr::check_targets(&ivrs, &services, &groups, voicemail_on)?;
+        let mut parking_numbers = vec![parking.park_number()];
+        parking_numbers.extend(parking.slots());
+        let parking_numbers: Vec<&str> = parking_numbers.iter().map(String::as_str).collect();
+        ivr::check_targets(&ivrs, &services, &parking_numbers, voicemail_on)?;
         for (i, h) in office_hours.iter().enumerate() {
             let keys = [
                 (format!("office_hours[{i}].in_hours"), &h.in_hours),
