@@ -7,7 +7,8 @@
 //! tone back through the bridge. With no key at all, the menu repeats `retries` times and
 //! then hands the caller to `invalid` (200, a sipp phone). Menu 720's `2` leads to ring
 //! group 600 (hunt: 200, who has no phone and is skipped, then 201, a baresip phone playing
-//! 1 kHz): the caller hears 201 and 201 hears the caller. Needs sipp, baresip and espeak-ng.
+//! 1 kHz): the caller hears 201 and 201 hears the caller; a group nobody can answer hands
+//! the caller to its `no_answer`, a mailbox. Needs sipp, baresip and espeak-ng.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -403,4 +404,57 @@ fn an_option_to_a_ring_group_hunts_to_the_member_who_answers_with_audio_both_way
         peaks[1] < peaks[0] - 10.0,
         "201 heard its own tone: {peaks:?}"
     );
+}
+
+#[test]
+fn a_ring_group_nobody_answers_hands_the_menus_caller_to_its_no_answer_mailbox() {
+    let pbx = pbx("[voicemail]\nlanguage = \"en\"\nring_seconds = 5\n\
+         [[ivr]]\nnumber = \"730\"\ngreeting = \"Press 3.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 10\noptions = { \"3\" = \"610\" }\n\
+         [[ring_group]]\nnumber = \"610\"\nname = \"Support\"\nmembers = [\"200\"]\n\
+         ring_seconds = 5\nno_answer = \"vm:201\"\n");
+    // 200 has no phone: the group has nobody to ring, and the caller's 440 Hz goes into
+    // 201's mailbox until it hangs up.
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
+    let mut caller = call(&pbx, &keypad, "730", Some(Duration::from_secs(14)));
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(1500));
+    keypad.press("3");
+    assert_eq!(
+        caller.wait(Duration::from_secs(40)),
+        0,
+        "{}",
+        caller.output()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages(&pbx, "201").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = messages(&pbx, "201");
+    assert_eq!(m.len(), 1, "{m:?}\npbx: {}", pbx.log());
+    assert!(m[0]["duration_ms"].as_i64().unwrap() >= 3000, "{m:?}");
+    let out = pbx.dir.join("group-message.wav");
+    let id = m[0]["id"].to_string();
+    let play = pbx.cli(
+        &[
+            "voicemail",
+            "play",
+            "201",
+            &id,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        play.status.success(),
+        "{}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    let db = peak_tones(&out, &[440.0]);
+    assert!(
+        db[0] > -30.0,
+        "the message does not hold the caller's 440 Hz: {db:?}"
+    );
+    assert_eq!(pbx.metric("kentongan_ivr_calls_total{option=\"3\"}"), 1);
 }
