@@ -5,7 +5,10 @@
 //! 1 kHz and 201 hears 440 Hz (both decoded and checked by frequency). Typing `201` (direct
 //! dial) rings 201 too, here a sipp phone whose RTP sink echoes, so the caller hears its own
 //! tone back through the bridge. With no key at all, the menu repeats `retries` times and
-//! then hands the caller to `invalid` (200, a sipp phone). Needs sipp, baresip and espeak-ng.
+//! then hands the caller to `invalid` (200, a sipp phone). Menu 720's `2` leads to ring
+//! group 600 (hunt: 200, who has no phone and is skipped, then 201, a baresip phone playing
+//! 1 kHz): the caller hears 201 and 201 hears the caller; a group nobody can answer hands
+//! the caller to its `no_answer`, a mailbox. Needs sipp, baresip and espeak-ng.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -322,4 +325,136 @@ fn office_hours_send_calls_in_hours_to_201_and_otherwise_to_voicemail() {
         drop(p201);
     }
     let _ = std::fs::remove_file(&holidays);
+}
+
+#[test]
+fn an_option_to_a_ring_group_hunts_to_the_member_who_answers_with_audio_both_ways() {
+    need("baresip", "baresip");
+    let pbx = pbx(
+        "[[ivr]]\nnumber = \"720\"\ngreeting = \"Press 2 for sales.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 10\noptions = { \"2\" = \"600\" }\n\
+         [[ring_group]]\nnumber = \"600\"\nname = \"Sales\"\nstrategy = \"hunt\"\n\
+         members = [\"200\", \"201\"]\nring_seconds = 10\n",
+    );
+    // 201: baresip playing 1 kHz, answering at once; 200 has no phone.
+    let wav = pbx.dir.join("tone-1k.wav");
+    tone_wav_hz(&wav, 60, 1000.0);
+    let dir = baresip_phone(&pbx, "201", "127.0.0.99", ports(BASE + 5000), &wav, false);
+    let ctrl = format!("127.0.0.99:{}", ports(BASE + 5000));
+    with_ctrl_tcp(&dir, &ctrl);
+    let b = Proc::spawn(
+        "baresip 201",
+        Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-t", "60"]),
+        pbx.dir.join("baresip-201.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pbx.metric("kentongan_registrations") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "201 never registered: {}",
+            b.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
+    let mut caller = call(&pbx, &keypad, "720", None);
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        keypad.seconds_of(0, 1000.0) < 0.3,
+        "201 heard before the choice"
+    );
+    keypad.press("2");
+    let after = keypad.heard_len();
+    std::thread::sleep(Duration::from_secs(8));
+    let heard_1k = keypad.seconds_of(after, 1000.0);
+    assert!(
+        heard_1k >= 3.0,
+        "the caller heard {heard_1k} s of 201's 1 kHz\npbx: {}\nbaresip: {}",
+        pbx.log(),
+        b.output()
+    );
+    assert_eq!(pbx.metric("kentongan_ivr_calls_total{option=\"2\"}"), 1);
+    assert!(
+        pbx.log().contains("IVR ring group answered"),
+        "{}",
+        pbx.log()
+    );
+    baresip_ctrl(&ctrl, "hangup", "");
+    assert_eq!(
+        caller.wait(Duration::from_secs(20)),
+        0,
+        "the caller got no BYE when 201 hung up: {}\npbx: {}",
+        caller.output(),
+        pbx.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    drop(b);
+    let decoded = baresip_decoded(&dir).expect("baresip decoded nothing");
+    let peaks = peak_tones(&decoded, &[440.0, 1000.0]);
+    assert!(
+        peaks[0] > -30.0,
+        "201 did not hear the caller's 440 Hz: {peaks:?}"
+    );
+    assert!(
+        peaks[1] < peaks[0] - 10.0,
+        "201 heard its own tone: {peaks:?}"
+    );
+}
+
+#[test]
+fn a_ring_group_nobody_answers_hands_the_menus_caller_to_its_no_answer_mailbox() {
+    let pbx = pbx("[voicemail]\nlanguage = \"en\"\nring_seconds = 5\n\
+         [[ivr]]\nnumber = \"730\"\ngreeting = \"Press 3.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 10\noptions = { \"3\" = \"610\" }\n\
+         [[ring_group]]\nnumber = \"610\"\nname = \"Support\"\nmembers = [\"200\"]\n\
+         ring_seconds = 5\nno_answer = \"vm:201\"\n");
+    // 200 has no phone: the group has nobody to ring, and the caller's 440 Hz goes into
+    // 201's mailbox until it hangs up.
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
+    let mut caller = call(&pbx, &keypad, "730", Some(Duration::from_secs(14)));
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(1500));
+    keypad.press("3");
+    assert_eq!(
+        caller.wait(Duration::from_secs(40)),
+        0,
+        "{}",
+        caller.output()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages(&pbx, "201").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = messages(&pbx, "201");
+    assert_eq!(m.len(), 1, "{m:?}\npbx: {}", pbx.log());
+    assert!(m[0]["duration_ms"].as_i64().unwrap() >= 3000, "{m:?}");
+    let out = pbx.dir.join("group-message.wav");
+    let id = m[0]["id"].to_string();
+    let play = pbx.cli(
+        &[
+            "voicemail",
+            "play",
+            "201",
+            &id,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        play.status.success(),
+        "{}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+    let db = peak_tones(&out, &[440.0]);
+    assert!(
+        db[0] > -30.0,
+        "the message does not hold the caller's 440 Hz: {db:?}"
+    );
+    assert_eq!(pbx.metric("kentongan_ivr_calls_total{option=\"3\"}"), 1);
 }

@@ -5,10 +5,16 @@
 //! the caller in its subject and carries the message as an `audio/wav` attachment that
 //! decodes to the caller's 1 kHz (Goertzel). With the relay down the mail waits in
 //! `voicemail queue` with the relay's error and arrives once the server is started.
-//! The mailbox options (`*97`, then `0`): `1` records a greeting (a sipp caller sending 1 kHz),
-//! which the next caller hears instead of the generated one; `2` changes the PIN, after which
-//! the old PIN fails and the new one plays the messages (RFC 4733 keys throughout).
-//! Needs baresip, sipp and python3-aiosmtpd.
+//! The mailbox options (`*97`, then `0`): `1` records the unavailable greeting (a sipp caller
+//! sending 1 kHz), which the next caller hears instead of the generated one; `5` changes the
+//! PIN, after which the old PIN fails and the new one plays the messages (RFC 4733 keys
+//! throughout). `2` records the busy greeting and `3` the name, each with its own tone: a
+//! caller of the busy extension hears the busy one, a caller nobody answers hears the name
+//! (read by the generated greeting) and never the busy one.
+//! STARTTLS (`?tls=starttls`) and smtps:// are tested against aiosmtpd with a CA and a relay
+//! certificate made by openssl for the run (`smtp_ca`); a CA that did not sign the relay's
+//! certificate keeps the mail queued. The address comes from `[[extension_settings]] email`.
+//! Needs baresip, sipp, openssl and python3-aiosmtpd.
 
 #[path = "fixtures/pbx/harness.rs"]
 mod harness;
@@ -39,12 +45,18 @@ fn need_aiosmtpd() {
 
 /// A real SMTP server on `ip:port`, keeping each mail in `dir` (see smtp_sink.py).
 fn smtp_sink(pbx: &Pbx, ip: &str, port: u16, dir: &Path) -> Proc {
+    smtp_sink_tls(pbx, ip, port, dir, &[])
+}
+
+/// As [`smtp_sink`], with smtp_sink.py's TLS arguments (`starttls|implicit CERT KEY`).
+fn smtp_sink_tls(pbx: &Pbx, ip: &str, port: u16, dir: &Path, tls: &[&Path]) -> Proc {
     let p = Proc::spawn(
         "smtp sink",
         Command::new(PYTHON)
             .arg(fixture("smtp_sink.py"))
             .args([ip, &port.to_string()])
-            .arg(dir),
+            .arg(dir)
+            .args(tls),
         pbx.dir.join(format!("smtp-{port}.log")),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -62,17 +74,22 @@ fn smtp_sink(pbx: &Pbx, ip: &str, port: u16, dir: &Path) -> Proc {
 /// A daemon with voicemail in `language`; with `smtp`, mailing to that relay. The prompts
 /// folder is empty, so each prompt is the PBX's two-tone cue (660 then 880 Hz).
 fn pbx_with(smtp: Option<&str>, language: &str) -> Pbx {
-    let sounds =
-        std::env::temp_dir().join(format!("kentongan-vmmail-no-sounds-{}", std::process::id()));
     let mail = smtp.map_or(String::new(), |s| {
         format!("smtp = \"{s}\"\nfrom = \"pbx@kantor.local\"\n")
     });
+    pbx_toml(&mail, language, "")
+}
+
+/// As [`pbx_with`], with `mail` (lines of `[voicemail]`) and `tail` (tables after it) as given.
+fn pbx_toml(mail: &str, language: &str, tail: &str) -> Pbx {
+    let sounds =
+        std::env::temp_dir().join(format!("kentongan-vmmail-no-sounds-{}", std::process::id()));
     let pbx = Pbx::start_with(
         ports(BASE),
         &format!(
             "\n[prompts]\ndirectory = \"{}\"\n\
              [voicemail]\nenabled = true\nring_seconds = 2\nmax_message_seconds = 60\n\
-             language = \"{language}\"\n{mail}",
+             language = \"{language}\"\n{mail}{tail}",
             sounds.display()
         ),
     );
@@ -348,7 +365,7 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
     );
 
     // 204 in its (empty) mailbox: PIN, 0 options, 1 records ~4 s of its 1 kHz, # ends it;
-    // 2 changes the PIN to 1357 (typed twice), * hangs up.
+    // 5 changes the PIN to 1357 (typed twice), * hangs up.
     let keypad = Keypad::start_with_tone("127.0.0.104", 1000.0);
     let mut caller = call_menu(
         &pbx,
@@ -368,7 +385,7 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
     pause(5000);
     keypad.press("#");
     pause(1500);
-    keypad.press("2");
+    keypad.press("5");
     pause(1000);
     keypad.press("1357#");
     pause(1000);
@@ -460,4 +477,284 @@ fn mailbox_options_record_a_greeting_callers_hear_and_change_the_pin() {
         "{}",
         caller.output()
     );
+}
+
+/// 205 records a greeting from its mailbox options (`option`: `2` busy, `3` name) while its
+/// keypad sends `hz`; returns the greeting's file.
+fn record_greeting(pbx: &Pbx, option: &str, hz: f64) -> PathBuf {
+    let keypad = Keypad::start_with_tone("127.0.0.107", hz);
+    let mut caller = call_menu(
+        pbx,
+        &keypad,
+        "205",
+        "pw205-long-enough",
+        "*97",
+        "127.0.0.107",
+    );
+    keypad.wait_answered();
+    pause(800);
+    keypad.press("4821#");
+    pause(2000);
+    keypad.press("0");
+    pause(1000);
+    keypad.press(option);
+    pause(5000);
+    keypad.press("#");
+    pause(1500);
+    keypad.press("*");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after *: {}\npbx: {}",
+        caller.output(),
+        pbx.log()
+    );
+    let stem = if option == "2" { "busy" } else { "name" };
+    let path = pbx.dir.join(format!("voicemail/205/greeting-{stem}.wav"));
+    let secs = seconds_of(&path, hz);
+    assert!(
+        (2.5..=6.0).contains(&secs),
+        "{secs} s of {hz} Hz in the recorded {stem} greeting\npbx: {}",
+        pbx.log()
+    );
+    path
+}
+
+/// 201 calls 205 and listens for 6.5 s; returns seconds of (`busy_hz`, `name_hz`) heard.
+fn greeting_heard(pbx: &Pbx, busy_hz: f64, name_hz: f64) -> (f64, f64) {
+    let keypad = Keypad::start("127.0.0.109");
+    let mut caller = call_menu(pbx, &keypad, "201", "pw201", "205", "127.0.0.109");
+    keypad.wait_answered();
+    pause(6500);
+    let heard = (keypad.seconds_of(0, busy_hz), keypad.seconds_of(0, name_hz));
+    keypad.press("#");
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "no BYE after the message: {}",
+        caller.output()
+    );
+    heard
+}
+
+#[test]
+fn the_busy_greeting_plays_when_busy_and_the_name_is_read_when_unanswered() {
+    need("sipp", "sip-tester");
+    const BUSY_HZ: f64 = 1200.0;
+    const NAME_HZ: f64 = 1800.0;
+    let pbx = pbx_with(None, "en");
+    let out = pbx.cli(
+        &[
+            "user",
+            "add",
+            "205",
+            "--password-stdin",
+            "--voicemail-pin-stdin",
+        ],
+        Some("pw205-long-enough\n4821\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    record_greeting(&pbx, "2", BUSY_HZ);
+    record_greeting(&pbx, "3", NAME_HZ);
+
+    // No phone registered (unavailable): the generated greeting reads the recorded name.
+    let (busy, name) = greeting_heard(&pbx, BUSY_HZ, NAME_HZ);
+    assert!(
+        name >= 2.5 && busy < 0.3,
+        "unanswered: {name} s of the name, {busy} s of the busy greeting\npbx: {}",
+        pbx.log()
+    );
+
+    // 205's phone answers busy: the caller hears the busy greeting, not the name.
+    let port = ports(BASE + 5000);
+    assert_eq!(
+        register(&pbx, "205", "pw205-long-enough", "127.0.0.108", port),
+        0
+    );
+    let mut phone = sipp_phone(&pbx, "callee_busy.xml", "127.0.0.108", port, &[]);
+    let (busy, name) = greeting_heard(&pbx, BUSY_HZ, NAME_HZ);
+    assert_eq!(phone.wait(Duration::from_secs(10)), 0, "{}", phone.output());
+    assert!(
+        busy >= 2.5 && name < 0.3,
+        "busy: {busy} s of the busy greeting, {name} s of the name\npbx: {}",
+        pbx.log()
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A certificate authority made for this run (`<name>-ca.pem`) and, signed by it, a server
+/// certificate for `ip` (`<name>.pem`, key `<name>.key`). Returns (CA, certificate, key).
+fn make_certificates(dir: &Path, name: &str, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    need("openssl", "openssl");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
+    let ca_subject = format!("/CN=Kentongan test CA {name}");
+    let mut args = vec!["req", "-x509", "-days", "2", "-subj", &ca_subject];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    openssl(dir, &args);
+    let (csr, key, cert) = (
+        format!("{name}.csr"),
+        format!("{name}.key"),
+        format!("{name}.pem"),
+    );
+    let subject = format!("/CN={ip}");
+    let mut args = vec!["req", "-subj", &subject];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr]);
+    openssl(dir, &args);
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        format!(
+            "subjectAltName = IP:{ip}\nbasicConstraints = CA:FALSE\n\
+             extendedKeyUsage = serverAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// A daemon mailing through `smtp` with `smtp_ca`; 201's address is given only by
+/// `[[extension_settings]]` (`user set --email` stores another, which the file overrides).
+fn tls_pbx(smtp: &str, ca: &Path) -> Pbx {
+    let pbx = pbx_toml(
+        &format!(
+            "smtp = \"{smtp}\"\nsmtp_ca = \"{}\"\nfrom = \"pbx@kantor.local\"\n",
+            ca.display()
+        ),
+        "en",
+        "[[extension_settings]]\nnumber = \"201\"\nemail = \"ani.kantor@kantor.local\"\n",
+    );
+    let out = pbx.cli(&["user", "set", "201", "--email", "old@kantor.local"], None);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mailed to ani.kantor@kantor.local"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pbx
+}
+
+#[test]
+fn starttls_to_a_relay_with_a_certificate_of_smtp_ca_and_the_address_from_extension_settings() {
+    need("baresip", "baresip");
+    need_aiosmtpd();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificates(certs.path(), "relay", "127.0.0.100");
+    let port = ports(BASE + 3000);
+    let pbx = tls_pbx(&format!("smtp://127.0.0.100:{port}?tls=starttls"), &ca);
+    let mails = pbx.dir.join("mail");
+    // The relay refuses mail before STARTTLS.
+    let _sink = smtp_sink_tls(
+        &pbx,
+        "127.0.0.100",
+        port,
+        &mails,
+        &[Path::new("starttls"), &cert, &key],
+    );
+
+    leave_tone_message(&pbx, "127.0.0.101", 8);
+    let mail = wait_for_mail(&pbx, &mails, Duration::from_secs(60));
+    assert_eq!(mail["tls"], "starttls", "{mail}");
+    assert_eq!(
+        mail["envelope_to"],
+        serde_json::json!(["ani.kantor@kantor.local"])
+    );
+    attachment_holds_the_tone(&mail, &mails);
+}
+
+#[test]
+fn smtps_checks_the_relay_certificate_against_smtp_ca() {
+    need("baresip", "baresip");
+    need_aiosmtpd();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificates(certs.path(), "relay", "127.0.0.102");
+    let (other_ca, _, _) = make_certificates(certs.path(), "other", "127.0.0.102");
+    let implicit = [Path::new("implicit"), &cert, &key];
+
+    // A CA that did not sign the relay's certificate: nothing is sent, the mail waits with
+    // the reason.
+    let port = ports(BASE + 3000);
+    let pbx = tls_pbx(&format!("smtps://127.0.0.102:{port}"), &other_ca);
+    let mails = pbx.dir.join("mail");
+    let _sink = smtp_sink_tls(&pbx, "127.0.0.102", port, &mails, &implicit);
+    leave_tone_message(&pbx, "127.0.0.103", 6);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = loop {
+        if let Some(e) = queue(&pbx)
+            .first()
+            .and_then(|m| m["last_error"].as_str().map(str::to_owned))
+        {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed try\npbx: {}",
+            pbx.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        !mails.join("1.json").exists(),
+        "mailed to an unchecked relay"
+    );
+    drop(pbx);
+
+    // The CA that signed it: TLS from the first byte, and the mail arrives.
+    let port = ports(BASE + 3000);
+    let pbx = tls_pbx(&format!("smtps://127.0.0.102:{port}"), &ca);
+    let mails = pbx.dir.join("mail");
+    let _sink = smtp_sink_tls(&pbx, "127.0.0.102", port, &mails, &implicit);
+    leave_tone_message(&pbx, "127.0.0.103", 8);
+    let mail = wait_for_mail(&pbx, &mails, Duration::from_secs(60));
+    assert_eq!(mail["tls"], "implicit", "{mail}");
+    assert_eq!(
+        mail["envelope_to"],
+        serde_json::json!(["ani.kantor@kantor.local"])
+    );
+    attachment_holds_the_tone(&mail, &mails);
 }

@@ -853,6 +853,8 @@ fn voicemail_and_recordings_play_and_delete() {
                     start_ms: nov,
                     duration_ms: 2000,
                     path: recording.display().to_string(),
+                    trunk: None,
+                    number: None,
                 }),
             ],
             nov,

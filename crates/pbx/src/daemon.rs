@@ -322,7 +322,10 @@ pub async fn run(config_path: &Path, config: Config) -> anyhow::Result<()> {
                     utc_offset_s: crate::mail::utc_offset_of(Path::new("/etc/localtime")),
                 },
             )?;
-            info!(relay = %format!("{}:{}", relay.host, relay.port), "voicemail to email on");
+            if let Err(e) = crate::mail::check_relay(relay) {
+                warn!(error = %e, "voicemail mails cannot be sent until this is fixed; they wait in `voicemail queue`");
+            }
+            info!(relay = %format!("{}:{}", relay.host, relay.port), security = ?relay.security, "voicemail to email on");
         }
     }
     let mut sockets: Vec<Arc<UdpSocket>> = Vec::new();

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use tracing::{info, warn};
 
-use crate::config::{Language, SmtpRelay};
+use crate::config::{Language, SmtpRelay, SmtpSecurity};
 use crate::store::{QueuedMail, Store};
 
 /// What the sender needs from the config.
@@ -49,6 +49,8 @@ pub enum MailError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the certificate authorities for the relay, {path} (`voicemail.smtp_ca`), could not be read: {reason}")]
+    Ca { path: String, reason: String },
     #[error("the relay {host}:{port} did not take the mail: {source}")]
     Send {
         host: String,
@@ -184,21 +186,52 @@ pub fn compose(
         )?)
 }
 
-fn transport(relay: &SmtpRelay) -> Result<SmtpTransport, MailError> {
-    let send_err = |source| MailError::Send {
+/// TLS towards the relay: its certificate checked against the system's authorities, or only
+/// those of `voicemail.smtp_ca` (read at each try, so a fixed file needs no restart).
+fn tls_parameters(relay: &SmtpRelay) -> Result<TlsParameters, MailError> {
+    let mut b = TlsParameters::builder(relay.host.clone());
+    if let Some(path) = &relay.ca {
+        let ca_err = |reason: String| MailError::Ca {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ca_err("it holds no PEM certificate".into()));
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| ca_err(e.to_string()))?;
+        b = b
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(cert);
+    }
+    b.build().map_err(|source| MailError::Send {
         host: relay.host.clone(),
         port: relay.port,
         source,
-    };
-    // builder_dangerous: no STARTTLS attempt on smtp:// (a local relay on loopback is the
-    // normal case and usually has no certificate for its name); smtps:// is TLS throughout.
-    let mut b = SmtpTransport::builder_dangerous(&relay.host)
+    })
+}
+
+/// At the daemon's start: whether TLS towards the relay can be set up (`smtp_ca` readable),
+/// so a wrong file is in the journal before the first voicemail waits on it.
+pub fn check_relay(relay: &SmtpRelay) -> Result<(), MailError> {
+    match relay.security {
+        SmtpSecurity::Plain => Ok(()),
+        SmtpSecurity::StartTls | SmtpSecurity::Tls => tls_parameters(relay).map(drop),
+    }
+}
+
+fn transport(relay: &SmtpRelay) -> Result<SmtpTransport, MailError> {
+    // builder_dangerous: no opportunistic STARTTLS on plain smtp:// (a local relay on
+    // loopback is the normal case and usually has no certificate for its name). STARTTLS is
+    // asked for with `?tls=starttls`, and then required: no mail goes out in the clear.
+    let b = SmtpTransport::builder_dangerous(&relay.host)
         .port(relay.port)
         .timeout(Some(Duration::from_secs(30)));
-    if relay.tls {
-        let params = TlsParameters::new(relay.host.clone()).map_err(send_err)?;
-        b = b.tls(Tls::Wrapper(params));
-    }
+    let b = match relay.security {
+        SmtpSecurity::Plain => b,
+        SmtpSecurity::StartTls => b.tls(Tls::Required(tls_parameters(relay)?)),
+        SmtpSecurity::Tls => b.tls(Tls::Wrapper(tls_parameters(relay)?)),
+    };
     Ok(b.build())
 }
 
@@ -319,9 +352,10 @@ mod tests {
     fn settings(language: Language) -> MailSettings {
         MailSettings {
             relay: SmtpRelay {
-                tls: false,
+                security: SmtpSecurity::Plain,
                 host: "127.0.0.1".into(),
                 port: 25,
+                ca: None,
             },
             from: "pbx@kantor.local".into(),
             language,
@@ -342,6 +376,33 @@ mod tests {
         let (s, _) = texts(&queued(""), Language::English, 0);
         assert_eq!(s, "Voicemail from 202, 1:05");
         assert_eq!(local_time(0, -5 * 3600), "1969-12-31 19:00:00 UTC-05:00");
+    }
+
+    #[test]
+    fn a_bad_smtp_ca_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = |ca: &Path| SmtpRelay {
+            security: SmtpSecurity::StartTls,
+            host: "mail.kantor.local".into(),
+            port: 25,
+            ca: Some(ca.to_owned()),
+        };
+        let missing = dir.path().join("none.pem");
+        let e = check_relay(&relay(&missing)).unwrap_err().to_string();
+        assert!(
+            e.contains(&missing.display().to_string()) && e.contains("voicemail.smtp_ca"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = check_relay(&relay(&junk)).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        // Plain SMTP needs no certificates at all.
+        let plain = SmtpRelay {
+            security: SmtpSecurity::Plain,
+            ..relay(&missing)
+        };
+        assert!(check_relay(&plain).is_ok());
     }
 
     #[test]
@@ -406,6 +467,7 @@ mod tests {
                     crate::store::VoicemailWrite::InsertAndMail {
                         message: msg.clone(),
                         caller_name: "Budi".into(),
+                        to: None,
                     },
                 )],
                 0,

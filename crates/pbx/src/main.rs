@@ -498,9 +498,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         store
                             .set_user_email(&ext, email.as_deref())
                             .map_err(|e| fail(e, "list extensions with `user list`"))?;
-                        match email {
-                            Some(a) => eprintln!("Voicemail of {ext} is now mailed to {a}"),
-                            None => eprintln!("Voicemail of {ext} is no longer mailed"),
+                        match (config.extension_email(&ext.0), email) {
+                            // The file's address wins; say so rather than pretend.
+                            (Some(file), _) => eprintln!(
+                                "Stored, but voicemail of {ext} is mailed to {file}, the `email` of its [[extension_settings]] in the config file; change or remove it there"
+                            ),
+                            (None, Some(a)) => eprintln!("Voicemail of {ext} is now mailed to {a}"),
+                            (None, None) => eprintln!("Voicemail of {ext} is no longer mailed"),
                         }
                     }
                 }

@@ -33,19 +33,21 @@ pub fn run(config: &Config, command: RecordingsCommand) -> Result<(), Failure> {
             } else {
                 writeln!(
                     out,
-                    "id\tstart_ms\tduration_ms\tcaller\tcallee\tcall_id\tpath"
+                    "id\tstart_ms\tduration_ms\tcaller\tcallee\ttrunk\tnumber\tcall_id\tpath"
                 )
                 .map_err(io)?;
                 for r in list {
                     // The Call-ID came from a phone: shown escaped, so it cannot break the table.
                     writeln!(
                         out,
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.id,
                         r.start_ms,
                         r.duration_ms,
-                        r.caller,
-                        r.callee,
+                        r.caller.escape_debug(),
+                        r.callee.escape_debug(),
+                        r.trunk.as_deref().unwrap_or("-"),
+                        r.number.as_deref().unwrap_or("-").escape_debug(),
                         r.call_id.escape_debug(),
                         r.path
                     )

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use kentongan_pbx::config::Config;
+use kentongan_pbx::config::{Config, SmtpSecurity};
 
 fn summary(c: &Config) -> String {
     let v = serde_json::json!({
@@ -43,6 +43,7 @@ fn summary(c: &Config) -> String {
             "number": e.number,
             "pickup_group": e.pickup_group,
             "forward_no_answer_seconds": e.forward_no_answer_seconds,
+            "email": e.email,
         })).collect::<Vec<_>>(),
         "voicemail": c.voicemail.as_ref().map(|v| serde_json::json!({
             "enabled": v.enabled,
@@ -51,9 +52,12 @@ fn summary(c: &Config) -> String {
             "max_messages": v.max_messages,
             "access": v.access,
             "language": v.language.code(),
-            "smtp": v.smtp.as_ref().map(|s| format!(
-                "{}://{}:{}", if s.tls { "smtps" } else { "smtp" }, s.host, s.port
-            )),
+            "smtp": v.smtp.as_ref().map(|s| match s.security {
+                SmtpSecurity::Plain => format!("smtp://{}:{}", s.host, s.port),
+                SmtpSecurity::StartTls => format!("smtp://{}:{}?tls=starttls", s.host, s.port),
+                SmtpSecurity::Tls => format!("smtps://{}:{}", s.host, s.port),
+            }),
+            "smtp_ca": v.smtp.as_ref().and_then(|s| s.ca.as_ref()).map(|p| p.display().to_string()),
             "from": v.from,
         })),
     });

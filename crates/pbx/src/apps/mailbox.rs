@@ -5,10 +5,12 @@
 //! (marks it old), `1` plays it again, `#` goes on to the next, `*` hangs up. An empty
 //! mailbox offers `0` (options) or `*`.
 //!
-//! `0` opens the mailbox options: `1` records the greeting callers hear instead of the
-//! generated one (after a beep, until `#`, silence or a minute; the core stores it
-//! atomically), `2` changes the PIN (the new PIN, `#`, then again, `#`; 4 to 16 digits, both
-//! the same, else nothing changes), `*` hangs up. The core hashes and stores the new PIN.
+//! `0` opens the mailbox options, in Asterisk's order: `1` records the unavailable greeting
+//! (what callers hear when nobody answers, instead of the generated one), `2` the busy
+//! greeting, `3` the owner's name (which the generated greetings read instead of the number);
+//! each after a beep, until `#`, silence or a minute, stored atomically by the core. `5`
+//! changes the PIN (the new PIN, `#`, then again, `#`; 4 to 16 digits, both the same, else
+//! nothing changes), `*` hangs up. The core hashes and stores the new PIN.
 //!
 //! `*98` asks for a mailbox number first (then `#`); the core opens that mailbox, whose PIN
 //! is then always required: a mailbox without a PIN, or a number with no mailbox, is told
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use kentongan_engine::LegId;
 
 use super::{say_digits, Action, Prompt, NUMBERS};
-use crate::store::VoicemailPin;
+use crate::store::{GreetingKind, VoicemailPin};
 
 pub const ENTER_PIN: Prompt = Prompt("vm-enter-pin");
 pub const ENTER_MAILBOX: Prompt = Prompt("vm-enter-mailbox");
@@ -42,6 +44,8 @@ pub const UNKNOWN_CALLER: Prompt = Prompt("vm-unknown-caller");
 pub const MAIN_MENU: Prompt = Prompt("vm-main-menu");
 pub const OPTIONS: Prompt = Prompt("vm-options");
 pub const RECORD_GREETING: Prompt = Prompt("vm-record-greeting");
+pub const RECORD_BUSY: Prompt = Prompt("vm-record-busy");
+pub const RECORD_NAME: Prompt = Prompt("vm-record-name");
 pub const GREETING_SAVED: Prompt = Prompt("vm-greeting-saved");
 pub const ENTER_NEW_PIN: Prompt = Prompt("vm-enter-new-pin");
 pub const REENTER_NEW_PIN: Prompt = Prompt("vm-reenter-new-pin");
@@ -71,6 +75,8 @@ pub const PROMPTS: &[Prompt] = &[
     MAIN_MENU,
     OPTIONS,
     RECORD_GREETING,
+    RECORD_BUSY,
+    RECORD_NAME,
     GREETING_SAVED,
     ENTER_NEW_PIN,
     REENTER_NEW_PIN,
@@ -99,8 +105,8 @@ enum Stage {
     /// An empty mailbox: `0` options, `*` hangs up.
     Main,
     Options,
-    /// Recording the greeting; `#` ends it.
-    Greeting,
+    /// Recording a greeting; `#` ends it.
+    Greeting(GreetingKind),
     /// Typing the new PIN; the first entry kept until it is typed again.
     NewPin {
         first: Option<String>,
@@ -334,11 +340,16 @@ impl Mailboxes {
             Stage::Options => {
                 let say = |prompt| Action::Say { leg, prompt };
                 match digit {
-                    '1' => {
-                        s.stage = Stage::Greeting;
+                    '1' | '2' | '3' => {
+                        let (kind, prompt) = match digit {
+                            '1' => (GreetingKind::Unavailable, RECORD_GREETING),
+                            '2' => (GreetingKind::Busy, RECORD_BUSY),
+                            _ => (GreetingKind::Name, RECORD_NAME),
+                        };
+                        s.stage = Stage::Greeting(kind);
                         out.extend([
                             Action::StopSounds { leg },
-                            say(RECORD_GREETING),
+                            say(prompt),
                             Action::Cue {
                                 leg,
                                 cue: super::Cue::Beep,
@@ -350,7 +361,7 @@ impl Mailboxes {
                             },
                         ]);
                     }
-                    '2' => {
+                    '5' => {
                         s.stage = Stage::NewPin { first: None };
                         s.typed.clear();
                         out.extend([Action::StopSounds { leg }, say(ENTER_NEW_PIN)]);
@@ -363,7 +374,7 @@ impl Mailboxes {
                     _ => {}
                 }
             }
-            Stage::Greeting => {
+            Stage::Greeting(_) => {
                 if digit == '#' {
                     out.push(Action::StopRecording { leg });
                 }
@@ -525,7 +536,7 @@ impl Mailboxes {
         let Some(s) = self.legs.get_mut(&leg) else {
             return Vec::new();
         };
-        if s.stage != Stage::Greeting {
+        if !matches!(s.stage, Stage::Greeting(_)) {
             return Vec::new();
         }
         s.stage = Stage::Options;
@@ -541,6 +552,15 @@ impl Mailboxes {
             prompt: OPTIONS,
         });
         out
+    }
+
+    /// The greeting the leg is recording (the recording the core starts is that greeting,
+    /// not a message).
+    pub fn recording_greeting(&self, leg: LegId) -> Option<GreetingKind> {
+        match self.legs.get(&leg)?.stage {
+            Stage::Greeting(kind) => Some(kind),
+            _ => None,
+        }
     }
 
     pub fn leave(&mut self, leg: LegId) {
@@ -686,6 +706,7 @@ mod tests {
         assert_eq!(said(&a), ["vm-options"]);
         let a = m.on_digit(leg, '1');
         assert_eq!(said(&a), ["vm-record-greeting"]);
+        assert_eq!(m.recording_greeting(leg), Some(GreetingKind::Unavailable));
         assert!(a.contains(&Action::RecordAfterPrompts {
             leg,
             max: GREETING_MAX,
@@ -700,20 +721,32 @@ mod tests {
         );
         // Not twice for one recording.
         assert!(m.on_greeting_recorded(leg, true).is_empty());
+        assert_eq!(m.recording_greeting(leg), None);
+        // 2 the busy greeting, 3 the name.
+        assert_eq!(said(&m.on_digit(leg, '2')), ["vm-record-busy"]);
+        assert_eq!(m.recording_greeting(leg), Some(GreetingKind::Busy));
+        assert_eq!(m.on_digit(leg, '#'), [Action::StopRecording { leg }]);
+        m.on_greeting_recorded(leg, false);
+        assert_eq!(said(&m.on_digit(leg, '3')), ["vm-record-name"]);
+        assert_eq!(m.recording_greeting(leg), Some(GreetingKind::Name));
+        assert_eq!(
+            said(&m.on_greeting_recorded(leg, true)),
+            ["vm-greeting-saved", "vm-options"]
+        );
 
         // A mismatch changes nothing.
-        assert_eq!(said(&m.on_digit(leg, '2')), ["vm-enter-new-pin"]);
+        assert_eq!(said(&m.on_digit(leg, '5')), ["vm-enter-new-pin"]);
         assert_eq!(said(&keys(&mut m, leg, "1357#")), ["vm-reenter-new-pin"]);
         let a = keys(&mut m, leg, "1358#");
         assert_eq!(said(&a), ["vm-pin-not-changed", "vm-options"]);
         assert!(!a.iter().any(|x| matches!(x, Action::SetPin { .. })));
         // Too short, though the same twice: nothing either.
-        keys(&mut m, leg, "2");
+        keys(&mut m, leg, "5");
         keys(&mut m, leg, "135#");
         let a = keys(&mut m, leg, "135#");
         assert_eq!(said(&a), ["vm-pin-not-changed", "vm-options"]);
         // The same twice: SetPin with it.
-        keys(&mut m, leg, "2");
+        keys(&mut m, leg, "5");
         keys(&mut m, leg, "1357#");
         let a = keys(&mut m, leg, "1357#");
         assert_eq!(

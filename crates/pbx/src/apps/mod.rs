@@ -128,9 +128,10 @@ pub enum Action {
         leg: LegId,
         pin: crate::store::VoicemailPin,
     },
-    /// Play the mailbox's recorded greeting (instead of the generated one).
+    /// Play a greeting the owner of the mailbox the caller reached recorded.
     PlayRecordedGreeting {
         leg: LegId,
+        kind: crate::store::GreetingKind,
     },
     /// `*98`: open the mailbox the caller typed (the core hands its PIN hash and messages
     /// back to the menu).

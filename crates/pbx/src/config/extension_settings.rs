@@ -10,6 +10,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("number", Kind::Str),
     ("pickup_group", Kind::Str),
     ("forward_no_answer_seconds", Kind::Int),
+    ("email", Kind::Str),
 ];
 
 /// How long a call rings an extension with a no-answer forward before it is forwarded.
@@ -21,6 +22,7 @@ pub(super) struct RawExtensionSettings {
     number: String,
     pickup_group: Option<String>,
     forward_no_answer_seconds: Option<i64>,
+    email: Option<String>,
 }
 
 /// One extension's written settings.
@@ -31,6 +33,9 @@ pub struct ExtensionConfig {
     pub pickup_group: Option<String>,
     /// Ringing this long unanswered sends the call to the no-answer forward (if one is set).
     pub forward_no_answer_seconds: u32,
+    /// Voicemail is mailed here (with `[voicemail] smtp`), instead of to the address
+    /// `user set --email` stored.
+    pub email: Option<String>,
 }
 
 pub(super) fn validate(
@@ -83,10 +88,21 @@ pub(super) fn validate(
                 ))
             }
         };
+        let email = match r.email.as_deref().map(str::trim) {
+            None => None,
+            Some(a) if super::valid_mail_address(a) => Some(a.to_owned()),
+            Some(a) => {
+                return Err(ConfigError::at(
+                    &key("email"),
+                    format!("is {a:?}, which is not a plain mail address; give it as name@domain, e.g. \"ani@kantor.local\" (or leave the key out)"),
+                ))
+            }
+        };
         out.push(ExtensionConfig {
             number,
             pickup_group,
             forward_no_answer_seconds,
+            email,
         });
     }
     Ok(out)
@@ -115,6 +131,11 @@ mod tests {
         assert_eq!(c.extension_settings[1].forward_no_answer_seconds, 20);
         assert_eq!(c.forward_no_answer_seconds("202"), 20);
         assert_eq!(c.forward_no_answer_seconds("299"), 20);
+        assert_eq!(c.extension_email("201"), None);
+        let c = load("[[extension_settings]]\nnumber = \"201\"\nemail = \" ani@kantor.local \"\n")
+            .unwrap();
+        assert_eq!(c.extension_email("201"), Some("ani@kantor.local"));
+        assert_eq!(c.extension_email("202"), None);
     }
 
     #[test]
@@ -138,6 +159,23 @@ mod tests {
             e.starts_with("`extension_settings[1].number` repeats"),
             "{e}"
         );
+        for bad in [
+            "ani at kantor",
+            "<ani@kantor.local>",
+            "Ani <ani@kantor.local>",
+            "",
+        ] {
+            let e = load(&format!(
+                "[[extension_settings]]\nnumber = \"201\"\nemail = {bad:?}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "`extension_settings[0].email` is {bad:?}, which is not a plain mail address"
+                )),
+                "{e}"
+            );
+        }
         let e = load("[[extension_settings]]\nnumber = \"201\"\ndnd = true\n").unwrap_err();
         assert!(
             e.starts_with("`extension_settings[0].dnd` is not a known key"),

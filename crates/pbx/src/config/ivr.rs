@@ -251,13 +251,13 @@ pub(super) fn validate(
 /// mailbox (`vm:`, which needs `[voicemail]`), or a number an extension can have (the user
 /// directory lives in the database; a number nobody has is told to the caller as invalid).
 /// `services` are the numbers taken by services in this file.
-/// `groups`: the `[[ring_group]]` numbers and the parking numbers, which a menu cannot hand a
-/// caller to yet (the menu's caller is a leg the PBX answered; a group rings from a SIP
-/// INVITE): refused here rather than failing as an invalid choice at call time.
+/// `parking`: the park and slot numbers, which a menu cannot hand a caller to (parking
+/// takes a call being transferred, not a new one): refused here rather than failing as an
+/// invalid choice at call time. A `[[ring_group]]` number is a target like an extension's.
 pub(super) fn check_targets(
     ivrs: &[Ivr],
     services: &[&str],
-    groups: &[&str],
+    parking: &[&str],
     voicemail_on: bool,
 ) -> Result<(), ConfigError> {
     for (i, ivr) in ivrs.iter().enumerate() {
@@ -267,10 +267,10 @@ pub(super) fn check_targets(
             .map(|(k, t)| (format!("ivr[{i}].options.\"{k}\""), t))
             .chain(ivr.invalid.iter().map(|t| (format!("ivr[{i}].invalid"), t)));
         for (key, target) in keys.clone() {
-            if groups.contains(&target.as_str()) {
+            if parking.contains(&target.as_str()) {
                 return Err(ConfigError::at(
                     &key,
-                    format!("is {target:?}, a ring group or parking number, which a menu cannot ring yet; name one of its members (or route the DID to the group instead)"),
+                    format!("is {target:?}, a parking number, which takes transferred calls, not a menu's caller; name an extension, a ring group or a mailbox"),
                 ));
             }
         }

@@ -35,7 +35,7 @@ pub use recording::Recording;
 mod features;
 pub use features::Features;
 mod voicemail;
-pub use voicemail::{valid_mail_address, SmtpRelay, Voicemail};
+pub use voicemail::{valid_mail_address, SmtpRelay, SmtpSecurity, Voicemail};
 mod web;
 pub use web::Web;
 
@@ -188,6 +188,14 @@ impl Language {
 }
 
 impl Config {
+    /// The address `[[extension_settings]] email` gives `ext`'s voicemail, if any.
+    pub fn extension_email(&self, ext: &str) -> Option<&str> {
+        self.extension_settings
+            .iter()
+            .find(|s| s.number == ext)
+            .and_then(|s| s.email.as_deref())
+    }
+
     /// How long a call rings `ext` before its no-answer forward takes it.
     pub fn forward_no_answer_seconds(&self, ext: &str) -> u32 {
         self.extension_settings
@@ -769,11 +777,10 @@ impl Config {
                 .map(|g| (g.number.as_str(), format!("ring group {:?}", g.name))),
         );
         let parking = ring_groups::validate_parking(raw.parking, &taken)?;
-        let mut groups: Vec<String> = ring_groups.iter().map(|g| g.number.clone()).collect();
-        groups.push(parking.park_number());
-        groups.extend(parking.slots());
-        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-        ivr::check_targets(&ivrs, &services, &groups, voicemail_on)?;
+        let mut parking_numbers = vec![parking.park_number()];
+        parking_numbers.extend(parking.slots());
+        let parking_numbers: Vec<&str> = parking_numbers.iter().map(String::as_str).collect();
+        ivr::check_targets(&ivrs, &services, &parking_numbers, voicemail_on)?;
         for (i, h) in office_hours.iter().enumerate() {
             let keys = [
                 (format!("office_hours[{i}].in_hours"), &h.in_hours),

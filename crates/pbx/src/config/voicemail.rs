@@ -15,6 +15,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("access", Kind::Str),
     ("language", Kind::Str),
     ("smtp", Kind::Str),
+    ("smtp_ca", Kind::Str),
     ("from", Kind::Str),
 ];
 
@@ -41,19 +42,33 @@ pub struct Voicemail {
     /// The code dialled for one's own mailbox, e.g. `*97`.
     pub access: String,
     pub language: Language,
-    /// `smtp://host:port` (or `smtps://`) for voicemail to email.
+    /// `smtp://host:port` (plain, or `?tls=starttls`) or `smtps://` for voicemail to email.
     pub smtp: Option<SmtpRelay>,
     /// The sender address of voicemail mails.
     pub from: Option<String>,
 }
 
-/// An SMTP relay, from `voicemail.smtp`.
+/// An SMTP relay, from `voicemail.smtp` and `voicemail.smtp_ca`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpRelay {
-    /// `smtps://`: TLS from the first byte.
-    pub tls: bool,
+    pub security: SmtpSecurity,
     pub host: String,
     pub port: u16,
+    /// PEM certificate authorities the relay's certificate must chain to, instead of the
+    /// system's (a relay with a certificate of the office's own CA).
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://`: none (the usual relay on loopback or the office LAN).
+    Plain,
+    /// `smtp://…?tls=starttls`: plain, then STARTTLS, which the relay must offer; nothing is
+    /// sent before TLS is up and the certificate checked.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Tls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +81,7 @@ pub(super) struct RawVoicemail {
     access: Option<String>,
     language: Option<String>,
     smtp: Option<String>,
+    smtp_ca: Option<String>,
     from: Option<String>,
 }
 
@@ -80,15 +96,28 @@ fn number(key: &str, v: Option<i64>, min: i64, max: i64, default: i64) -> Result
 }
 
 fn parse_smtp(s: &str) -> Option<SmtpRelay> {
-    let (tls, rest) = if let Some(r) = s.strip_prefix("smtp://") {
-        (false, r)
+    let (mut security, rest) = if let Some(r) = s.strip_prefix("smtp://") {
+        (SmtpSecurity::Plain, r)
     } else {
-        (true, s.strip_prefix("smtps://")?)
+        (SmtpSecurity::Tls, s.strip_prefix("smtps://")?)
+    };
+    let rest = match rest.split_once('?') {
+        None => rest,
+        Some((r, "tls=starttls")) if security == SmtpSecurity::Plain => {
+            security = SmtpSecurity::StartTls;
+            r
+        }
+        Some(_) => return None,
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let default_port = if security == SmtpSecurity::Tls {
+        465
+    } else {
+        25
+    };
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse::<u16>().ok()?),
-        _ => (rest, if tls { 465 } else { 25 }),
+        _ => (rest, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ok = !host.is_empty()
@@ -97,9 +126,10 @@ fn parse_smtp(s: &str) -> Option<SmtpRelay> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
     ok.then(|| SmtpRelay {
-        tls,
+        security,
         host: host.to_owned(),
         port,
+        ca: None,
     })
 }
 
@@ -174,9 +204,34 @@ pub(super) fn validate(raw: RawVoicemail) -> Result<Voicemail, ConfigError> {
         Some(s) => Some(parse_smtp(s).ok_or_else(|| {
             ConfigError::at(
                 "voicemail.smtp",
-                format!("is {s:?}; use smtp://HOST:PORT or smtps://HOST:PORT, e.g. \"smtp://127.0.0.1:25\""),
+                format!("is {s:?}; use smtp://HOST:PORT (plain), smtp://HOST:PORT?tls=starttls or smtps://HOST:PORT, e.g. \"smtp://127.0.0.1:25\""),
             )
         })?),
+    };
+    let smtp = match (smtp, raw.smtp_ca.as_deref().map(str::trim)) {
+        (smtp, None) => smtp,
+        (None, Some(_)) => {
+            return Err(ConfigError::at(
+                "voicemail.smtp_ca",
+                "is set without `voicemail.smtp`; give the relay too, or remove smtp_ca",
+            ))
+        }
+        (Some(r), Some(_)) if r.security == SmtpSecurity::Plain => {
+            return Err(ConfigError::at(
+                "voicemail.smtp_ca",
+                "is set but `voicemail.smtp` uses no TLS; use smtps://… or smtp://…?tls=starttls, or remove smtp_ca",
+            ))
+        }
+        (Some(r), Some(ca)) if ca.starts_with('/') => Some(SmtpRelay {
+            ca: Some(ca.into()),
+            ..r
+        }),
+        (Some(_), Some(ca)) => {
+            return Err(ConfigError::at(
+                "voicemail.smtp_ca",
+                format!("is {ca:?}; give the absolute path of a PEM file, e.g. \"/etc/kentongan/mail-ca.pem\""),
+            ))
+        }
     };
     let from = raw.from.map(|f| f.trim().to_owned());
     if let Some(f) = &from {
@@ -240,9 +295,10 @@ from = "pbx@kantor.local"
         assert_eq!(
             v.smtp,
             Some(super::SmtpRelay {
-                tls: false,
+                security: super::SmtpSecurity::Plain,
                 host: "127.0.0.1".into(),
-                port: 25
+                port: 25,
+                ca: None,
             })
         );
         assert_eq!(v.from.as_deref(), Some("pbx@kantor.local"));
@@ -289,6 +345,26 @@ from = "pbx@kantor.local"
                 "`voicemail.from` is missing",
             ),
             (
+                "smtp = \"smtp://127.0.0.1:25?tls=required\"\nfrom = \"a@b.c\"",
+                "?tls=starttls",
+            ),
+            (
+                "smtp = \"smtps://127.0.0.1?tls=starttls\"\nfrom = \"a@b.c\"",
+                "`voicemail.smtp` is",
+            ),
+            (
+                "smtp = \"smtp://127.0.0.1:25\"\nsmtp_ca = \"/ca.pem\"\nfrom = \"a@b.c\"",
+                "`voicemail.smtp_ca` is set but `voicemail.smtp` uses no TLS",
+            ),
+            (
+                "smtp = \"smtps://127.0.0.1\"\nsmtp_ca = \"ca.pem\"\nfrom = \"a@b.c\"",
+                "`voicemail.smtp_ca` is \"ca.pem\"; give the absolute path",
+            ),
+            (
+                "smtp_ca = \"/ca.pem\"",
+                "`voicemail.smtp_ca` is set without `voicemail.smtp`",
+            ),
+            (
                 "from = \"pbx at kantor\"",
                 "`voicemail.from` is \"pbx at kantor\"",
             ),
@@ -313,10 +389,32 @@ from = "pbx@kantor.local"
         assert_eq!(
             v.smtp,
             Some(super::SmtpRelay {
-                tls: true,
+                security: super::SmtpSecurity::Tls,
                 host: "mail.kantor.local".into(),
-                port: 465
+                port: 465,
+                ca: None,
             })
+        );
+        let v = vm("smtp = \"smtp://mail.kantor.local?tls=starttls\"\n\
+                    smtp_ca = \"/etc/kentongan/mail-ca.pem\"\nfrom = \"pbx@kantor.local\"")
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            v.smtp,
+            Some(super::SmtpRelay {
+                security: super::SmtpSecurity::StartTls,
+                host: "mail.kantor.local".into(),
+                port: 25,
+                ca: Some("/etc/kentongan/mail-ca.pem".into()),
+            })
+        );
+        let v = vm("smtp = \"smtp://127.0.0.1:587/?tls=starttls\"\nfrom = \"a@b.c\"")
+            .unwrap()
+            .unwrap();
+        let relay = v.smtp.unwrap();
+        assert_eq!(
+            (relay.security, relay.port),
+            (super::SmtpSecurity::StartTls, 587)
         );
     }
 }

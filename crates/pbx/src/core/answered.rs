@@ -365,7 +365,7 @@ impl Pbx {
             App::Mailbox { mailbox: None } => self.apps.mailboxes.enter_any(leg),
             App::Voicemail { mailbox, greeting } => {
                 let limits = self.voicemail_limits(mailbox);
-                let recorded = self.recorded_greeting(mailbox).is_some();
+                let recorded = self.recorded_greetings(mailbox);
                 self.apps
                     .voicemail
                     .enter(leg, &mailbox.0, *greeting, limits, recorded)
@@ -452,7 +452,9 @@ impl Pbx {
                 }
                 Action::PlayGreeting { leg, menu } => self.play_greeting(leg, menu),
                 Action::SetPin { leg, pin } => self.set_pin(leg, &pin),
-                Action::PlayRecordedGreeting { leg } => self.play_recorded_greeting(leg),
+                Action::PlayRecordedGreeting { leg, kind } => {
+                    self.play_recorded_greeting(leg, kind)
+                }
                 Action::NotifyAfterPrompts { leg } => self.engine.command(Command::Play {
                     leg,
                     sound: Sound::Silence(kentongan_engine::FRAME),

@@ -38,18 +38,25 @@ use crate::store::{Extension, LiveCall, Write};
 /// The tag of the silence queued after a menu's prompts, to start its key timeout.
 pub(super) const IVR_TAG: u64 = 3;
 
-/// A menu's caller being connected to an extension: our INVITEs to its phones.
+/// A menu's caller being connected to an extension, or to a ring group's members: our
+/// INVITEs to their phones.
 pub(super) struct Onward {
-    callee: Extension,
-    forks: Vec<Fork>,
-    call_id: String,
+    /// The extension (for a ring group: its number, until a member answers).
+    pub(super) callee: Extension,
+    pub(super) forks: Vec<Fork>,
+    /// A ring group's: which member each fork rings.
+    pub(super) members: std::collections::HashMap<TxId, Extension>,
+    pub(super) group: Option<super::ivr_groups::IvrGroup>,
+    pub(super) call_id: String,
+    pub(super) from_hdr: String,
     /// The engine leg's sockets, handed to the engine when a phone answers.
-    port: u16,
-    sockets: Option<(UdpSocket, UdpSocket)>,
-    offer: Sdp,
-    /// Unanswered by then: cancelled, as `sip.no_answer_seconds` does for calls.
-    deadline: Instant,
-    busy: bool,
+    pub(super) port: u16,
+    pub(super) sockets: Option<(UdpSocket, UdpSocket)>,
+    pub(super) offer: Sdp,
+    /// Unanswered by then: cancelled, as `sip.no_answer_seconds` does for calls (a ring
+    /// group's: its next step).
+    pub(super) deadline: Instant,
+    pub(super) busy: bool,
 }
 
 impl Pbx {
@@ -80,6 +87,15 @@ impl Pbx {
             .map(|(l, _)| *l)
             .collect();
         for leg in due {
+            if self
+                .apps
+                .onward
+                .get(&leg)
+                .is_some_and(|o| o.group.is_some())
+            {
+                self.ivr_group_step(clock, leg);
+                continue;
+            }
             if let Some(o) = self.apps.onward.remove(&leg) {
                 info!(leg = leg.0, callee = %o.callee, "IVR call unanswered; cancelled");
                 self.cancel_onward(clock, o.forks);
@@ -108,9 +124,6 @@ impl Pbx {
 
     /// The caller on `leg` chose `target` (an option, a typed extension, or `invalid`).
     pub(super) fn connect_target(&mut self, clock: Clock, leg: LegId, target: &str) {
-        let Some(caller) = self.apps.legs.get(&leg).map(|a| a.caller.clone()) else {
-            return;
-        };
         if let Some(choice) = self.apps.ivrs.choice(leg) {
             let label = match choice {
                 Choice::Option(k) => k.to_string(),
@@ -119,12 +132,22 @@ impl Pbx {
             };
             self.metrics.ivr_choice(&label);
         }
+        self.route_target(clock, leg, target, 0);
+    }
+
+    /// The caller on `leg` goes to `target`; `hops`: ring groups passed through by their
+    /// `no_answer` on the way here.
+    pub(super) fn route_target(&mut self, clock: Clock, leg: LegId, target: &str, hops: usize) {
+        let Some(caller) = self.apps.legs.get(&leg).map(|a| a.caller.clone()) else {
+            return;
+        };
         let dest = self
             .dialplan
             .resolve_target_at(target, &self.store, clock.unix_s());
         info!(leg = leg.0, %caller, target, ?dest, "IVR target");
         let app = match dest {
             Ok(Destination::Extension(ext)) => return self.call_onward(clock, leg, ext),
+            Ok(Destination::RingGroup(g)) => return self.call_group_onward(clock, leg, g.0, hops),
             Ok(Destination::Ivr(i)) => App::Ivr(i.0),
             Ok(Destination::Voicemail { mailbox, greeting })
                 if self.config.voicemail.as_ref().is_some_and(|v| v.enabled) =>
@@ -147,13 +170,13 @@ impl Pbx {
         self.switch_app(clock, leg, app);
     }
 
-    fn target_failed(&mut self, clock: Clock, leg: LegId) {
+    pub(super) fn target_failed(&mut self, clock: Clock, leg: LegId) {
         let actions = self.apps.ivrs.target_failed(leg);
         self.carry_out(clock, actions);
     }
 
     /// Another application takes the leg over (the caller's call stays as it is).
-    fn switch_app(&mut self, clock: Clock, leg: LegId, app: App) {
+    pub(super) fn switch_app(&mut self, clock: Clock, leg: LegId, app: App) {
         self.apps.ivrs.leave(leg);
         let Some(a) = self.apps.legs.get_mut(&leg) else {
             return;
@@ -186,14 +209,47 @@ impl Pbx {
         let Some(caller) = self.apps.legs.get(&leg).map(|a| a.caller.clone()) else {
             return;
         };
-        let (port, rtp, rtcp) = match self.relay.bind_pair(first.source.is_ipv6()) {
+        let Some(mut o) = self.onward_media(clock, first.source, &caller, callee.clone()) else {
+            return self.target_failed(clock, leg);
+        };
+        o.forks = self.onward_forks(clock, leg, &o, &callee);
+        if o.forks.is_empty() {
+            self.relay.give_port(o.port);
+            return self.onward_failed(clock, leg, &callee, false);
+        }
+        info!(leg = leg.0, %caller, %callee, forks = o.forks.len(), "IVR calling extension");
+        self.play_ringback(leg);
+        o.deadline = clock.now + ring_for.unwrap_or(self.config.no_answer);
+        self.apps.onward.insert(leg, o);
+    }
+
+    /// Ringback after "please hold, connecting you" until a phone answers.
+    pub(super) fn play_ringback(&mut self, leg: LegId) {
+        self.engine.command(Command::Play {
+            leg,
+            sound: Sound::Tone(ToneSpec::ringback()),
+            tag: 0,
+        });
+    }
+
+    /// A new engine leg's port pair and the offer naming it (facing `toward`'s address
+    /// family), for calling `callee` (an extension or a group's number) for `caller`; no
+    /// forks yet.
+    pub(super) fn onward_media(
+        &mut self,
+        clock: Clock,
+        toward: std::net::SocketAddr,
+        caller: &Extension,
+        callee: Extension,
+    ) -> Option<Onward> {
+        let (port, rtp, rtcp) = match self.relay.bind_pair(toward.is_ipv6()) {
             Ok(x) => x,
             Err(e) => {
                 warn!(error = %e, "no RTP port for an IVR call");
-                return self.target_failed(clock, leg);
+                return None;
             }
         };
-        let mut local = LocalMedia::new(self.local_ip(first.source), port);
+        let mut local = LocalMedia::new(self.local_ip(toward), port);
         local.audio_codecs = vec![
             SdpCodec::pcmu(),
             SdpCodec::pcma(),
@@ -201,21 +257,42 @@ impl Pbx {
             SdpCodec::telephone_event(),
         ];
         local.session_id = clock.unix_ms.unsigned_abs();
-        let offer = local.offer();
-        let call_id = self.ep.new_call_id();
         let domain = self.config.domain.clone();
-        let from_hdr = format!("<sip:{caller}@{domain}>;tag={}", self.ep.new_tag());
+        Some(Onward {
+            callee,
+            forks: Vec::new(),
+            members: std::collections::HashMap::new(),
+            group: None,
+            call_id: self.ep.new_call_id(),
+            from_hdr: format!("<sip:{caller}@{domain}>;tag={}", self.ep.new_tag()),
+            port,
+            sockets: Some((rtp, rtcp)),
+            offer: local.offer(),
+            deadline: clock.now,
+            busy: false,
+        })
+    }
+
+    /// INVITEs `ext`'s registered phones with `o`'s offer; the forks sent.
+    pub(super) fn onward_forks(
+        &mut self,
+        clock: Clock,
+        leg: LegId,
+        o: &Onward,
+        ext: &Extension,
+    ) -> Vec<Fork> {
+        let domain = self.config.domain.clone();
         let mut forks = Vec::new();
-        for c in contacts {
+        for c in self.registry.contacts(ext, clock.unix_s()) {
             let contact = self.our_contact(c.source);
             let mut inv = super::dialogs::new_invite(
                 c.uri.clone(),
-                &from_hdr,
-                format!("<sip:{callee}@{domain}>"),
-                &call_id,
+                &o.from_hdr,
+                format!("<sip:{ext}@{domain}>"),
+                &o.call_id,
                 contact,
             );
-            inv.set_body("application/sdp", offer.to_bytes());
+            inv.set_body("application/sdp", o.offer.to_bytes());
             self.add_via(&mut inv, c.source);
             inv.headers.set(HeaderName::MaxForwards, "70");
             inv.headers.push(HeaderName::UserAgent, USER_AGENT);
@@ -232,30 +309,7 @@ impl Pbx {
                 Err(e) => warn!(error = %e, "IVR INVITE not sent"),
             }
         }
-        if forks.is_empty() {
-            self.relay.give_port(port);
-            return self.onward_failed(clock, leg, &callee, false);
-        }
-        info!(leg = leg.0, %caller, %callee, forks = forks.len(), "IVR calling extension");
-        // Ringback after "please hold, connecting you" until a phone answers.
-        self.engine.command(Command::Play {
-            leg,
-            sound: Sound::Tone(ToneSpec::ringback()),
-            tag: 0,
-        });
-        self.apps.onward.insert(
-            leg,
-            Onward {
-                callee,
-                forks,
-                call_id,
-                port,
-                sockets: Some((rtp, rtcp)),
-                offer,
-                deadline: clock.now + ring_for.unwrap_or(self.config.no_answer),
-                busy: false,
-            },
-        );
+        forks
     }
 
     /// Nobody took the call: the extension's mailbox if voicemail is on, else the menu
@@ -277,7 +331,7 @@ impl Pbx {
     }
 
     /// CANCELs the forks still pending; a late 2xx gets ACK + BYE as an orphan.
-    fn cancel_onward(&mut self, clock: Clock, forks: Vec<Fork>) {
+    pub(super) fn cancel_onward(&mut self, clock: Clock, forks: Vec<Fork>) {
         for f in forks.into_iter().filter(|f| f.state == ForkState::Pending) {
             self.client_txs.insert(
                 f.tx,
@@ -321,6 +375,9 @@ impl Pbx {
             return;
         };
         o.forks[i].state = ForkState::Done;
+        if !resp.status.is_success() && o.group.is_some() {
+            return self.ivr_group_fork_failed(clock, leg, tx);
+        }
         if !resp.status.is_success() {
             o.busy |= matches!(resp.status.0, 486 | 600);
             if o.forks.iter().any(|f| f.state == ForkState::Pending) {
@@ -337,6 +394,11 @@ impl Pbx {
             return;
         };
         let fork = o.forks.swap_remove(i);
+        // A ring group's member answered: that member is the call's other party.
+        if let Some(member) = o.members.remove(&tx) {
+            info!(leg = leg.0, group = %o.callee, %member, "IVR ring group answered");
+            o.callee = member;
+        }
         self.cancel_onward(clock, std::mem::take(&mut o.forks));
         let Ok(mut dialog) = Dialog::uac(&fork.request, &resp) else {
             self.relay.give_port(o.port);
@@ -404,6 +466,8 @@ impl Pbx {
                 start_ms: clock.unix_ms,
                 duration_ms: 0,
                 path: String::new(),
+                trunk: None,
+                number: None,
             },
         );
         self.apps.by_call_id.insert(o.call_id.clone(), callee_leg);

@@ -29,6 +29,7 @@ mod im;
 mod in_call;
 mod inbound;
 mod ivr;
+mod ivr_groups;
 mod metrics;
 mod mwi;
 mod parking;

@@ -62,6 +62,24 @@ pub(super) struct Finishing {
     callee: Option<Vec<i16>>,
 }
 
+/// `<start ms>-<caller>-<callee>`: a number from a trunk (`+62…`, or a caller ID of any
+/// shape) keeps its letters and digits, the rest becomes `_` (the name is not parsed back;
+/// the row holds the parties).
+fn file_name(row: &RecordingRow) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(64)
+            .collect()
+    };
+    format!(
+        "{}-{}-{}",
+        row.start_ms,
+        clean(&row.caller),
+        clean(&row.callee)
+    )
+}
+
 /// Caller left, callee right; the shorter side padded with silence.
 fn stereo_wav(left: &[i16], right: &[i16]) -> Result<Vec<u8>, kentongan_media::WavError> {
     let n = left.len().max(right.len());
@@ -207,6 +225,8 @@ impl Pbx {
             start_ms: call.answer_ms.unwrap_or(call.start_ms),
             duration_ms: 0,
             path: String::new(),
+            trunk: None,
+            number: None,
         };
         self.engine.remove_leg(r.caller_leg);
         self.engine.remove_leg(r.callee_leg);
@@ -287,7 +307,7 @@ impl Pbx {
         };
         let mut row = f.row;
         row.duration_ms = (left.len().max(right.len()) / 8) as i64;
-        let name = format!("{}-{}-{}", row.start_ms, row.caller, row.callee);
+        let name = file_name(&row);
         let written = stereo_wav(&left, &right)
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|wav| write_recording(&dir, &name, &wav));
@@ -383,6 +403,25 @@ impl Pbx {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_name_from_outside_numbers_is_a_recording_name() {
+        let row = crate::store::RecordingRow {
+            id: 0,
+            call_id: "x".into(),
+            caller: "+6281100011".into(),
+            callee: "../201".into(),
+            start_ms: 17,
+            duration_ms: 0,
+            path: String::new(),
+            trunk: None,
+            number: None,
+        };
+        let name = super::file_name(&row);
+        assert_eq!(name, "17-_6281100011-___201");
+        let dir = tempfile::tempdir().unwrap();
+        assert!(crate::store::write_recording(dir.path(), &name, b"RIFF").is_ok());
+    }
+
     #[test]
     fn stereo_is_interleaved_left_right_and_padded() {
         let bytes = super::stereo_wav(&[1, 2, 3], &[10]).unwrap();

@@ -26,7 +26,7 @@ use crate::routing::{Destination, GroupIndex, VoicemailGreeting};
 use crate::store::{Extension, LiveCall, Write};
 
 /// Groups a call may pass through by `no_answer` (group → group → …) before it fails.
-const MAX_GROUP_HOPS: usize = 5;
+pub(super) const MAX_GROUP_HOPS: usize = 5;
 
 /// A ring group working on a call that nobody answered yet.
 #[derive(Debug)]
@@ -91,7 +91,7 @@ impl Call {
 }
 
 /// A per-call shuffle from the endpoint's seeded randomness (a tag is fresh random bytes).
-fn shuffle(v: &mut [Extension], entropy: &str) {
+pub(super) fn shuffle(v: &mut [Extension], entropy: &str) {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     entropy.hash(&mut h);
     let mut x = h.finish() | 1;
@@ -173,7 +173,7 @@ impl Pbx {
     }
 
     /// Whether a group may ring `ext` for a call from `caller` now.
-    fn member_free(&self, clock: Clock, ext: &Extension, caller: &Extension) -> bool {
+    pub(super) fn member_free(&self, clock: Clock, ext: &Extension, caller: &Extension) -> bool {
         ext != caller
             && !self.settings.get(ext).is_some_and(|s| s.dnd)
             && !self

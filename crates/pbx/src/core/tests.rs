@@ -662,9 +662,10 @@ fn a_reload_that_changes_the_mail_relay_says_it_needs_a_restart() {
         let mut c = b.pbx.config.clone();
         let vm = c.voicemail.as_mut().unwrap();
         vm.smtp = Some(crate::config::SmtpRelay {
-            tls: false,
+            security: crate::config::SmtpSecurity::Plain,
             host: "127.0.0.1".into(),
             port: smtp.parse().unwrap(),
+            ca: None,
         });
         vm.from = Some("pbx@kantor.local".into());
         c

@@ -12,14 +12,14 @@ use tracing::{info, warn};
 use super::answered::App;
 use super::calls::CallKey;
 use super::{Clock, Pbx};
-use crate::apps::voicemail::Limits;
+use crate::apps::voicemail::{Limits, Recorded};
 use crate::config::{Config, Prompts};
 use crate::media::EngineCommand as Command;
 use crate::prompts::PromptCache;
 use crate::routing::VoicemailGreeting;
 use crate::store::{
-    greeting_path, voicemail_root, write_message, Extension, Store, VoicemailMessage,
-    VoicemailWrite, Write, GREETING_NAME,
+    greeting_path, voicemail_root, write_message, Extension, GreetingKind, Store, VoicemailMessage,
+    VoicemailWrite, Write,
 };
 
 /// Shorter than this, a message is a caller hanging up at the beep: not kept.
@@ -28,8 +28,8 @@ const MIN_MESSAGE: Duration = Duration::from_millis(500);
 /// A message (or, from the mailbox menu, a greeting) being recorded.
 #[derive(Debug, Clone)]
 pub(super) struct Recording {
-    /// The mailbox owner's greeting, not a message.
-    greeting: bool,
+    /// A greeting of the mailbox's owner, not a message.
+    greeting: Option<GreetingKind>,
     mailbox: Extension,
     caller: Extension,
     caller_name: String,
@@ -221,10 +221,13 @@ impl Pbx {
             return;
         };
         let (mailbox, greeting) = match &a.app {
-            App::Voicemail { mailbox, .. } => (mailbox, false),
+            App::Voicemail { mailbox, .. } => (mailbox, None),
             App::Mailbox {
                 mailbox: Some(mailbox),
-            } => (mailbox, true),
+            } => match self.apps.mailboxes.recording_greeting(leg) {
+                Some(kind) => (mailbox, Some(kind)),
+                None => return,
+            },
             _ => return,
         };
         self.apps.recording.insert(
@@ -238,40 +241,56 @@ impl Pbx {
             },
         );
         self.engine.command(Command::Record { leg, spec });
-        if !greeting {
+        if greeting.is_none() {
             self.apps.voicemail.on_recording(leg);
         }
     }
 
-    /// The mailbox's recorded greeting, if one was stored and reads as a WAV.
+    /// The mailbox's recorded greeting of `kind`, if one was stored and reads as a WAV.
     pub(super) fn recorded_greeting(
         &self,
         mailbox: &Extension,
+        kind: GreetingKind,
     ) -> Option<kentongan_media::WavClip> {
-        let path = greeting_path(&voicemail_root(&self.config.database), &mailbox.0);
+        let path = greeting_path(&voicemail_root(&self.config.database), &mailbox.0, kind);
         let bytes = std::fs::read(&path).ok()?;
         match kentongan_media::WavClip::parse(&bytes) {
             Ok(wav) => Some(wav),
             Err(e) => {
-                warn!(error = %e, path = %path.display(), "recorded greeting unreadable; the generated one is played (record it again from the mailbox, 0 then 1)");
+                let key = match kind {
+                    GreetingKind::Unavailable => 1,
+                    GreetingKind::Busy => 2,
+                    GreetingKind::Name => 3,
+                };
+                warn!(error = %e, path = %path.display(), "recorded greeting unreadable; the generated one is played (record it again from the mailbox options, 0 then {key})");
                 None
             }
         }
     }
 
-    /// Plays the recorded greeting of the mailbox a caller reached.
-    pub(super) fn play_recorded_greeting(&mut self, leg: LegId) {
+    /// Which greetings the owner of `mailbox` recorded.
+    pub(super) fn recorded_greetings(&self, mailbox: &Extension) -> Recorded {
+        let has = |kind| self.recorded_greeting(mailbox, kind).is_some();
+        Recorded {
+            unavailable: has(GreetingKind::Unavailable),
+            busy: has(GreetingKind::Busy),
+            name: has(GreetingKind::Name),
+        }
+    }
+
+    /// Plays a recorded greeting of the mailbox a caller reached.
+    pub(super) fn play_recorded_greeting(&mut self, leg: LegId, kind: GreetingKind) {
         let Some(App::Voicemail { mailbox, .. }) = self.apps.legs.get(&leg).map(|a| a.app.clone())
         else {
             return;
         };
-        match self.recorded_greeting(&mailbox) {
+        match self.recorded_greeting(&mailbox, kind) {
             Some(wav) => self.engine.command(Command::Play {
                 leg,
                 sound: kentongan_engine::Sound::Clip(kentongan_engine::clip_at_engine_rate(&wav)),
                 tag: 0,
             }),
-            None => warn!(%mailbox, "recorded greeting vanished before it was played"),
+            None => warn!(%mailbox, ?kind, "recorded greeting vanished before it was played"),
         }
     }
 
@@ -311,8 +330,8 @@ impl Pbx {
             return;
         };
         let duration_ms = (samples.len() / 8) as i64;
-        if rec.greeting {
-            return self.store_greeting(clock, leg, &rec.mailbox, samples, duration_ms);
+        if let Some(kind) = rec.greeting {
+            return self.store_greeting(clock, leg, &rec.mailbox, kind, samples, duration_ms);
         }
         let mut kept = false;
         if Duration::from_millis(duration_ms as u64) >= MIN_MESSAGE {
@@ -343,6 +362,10 @@ impl Pbx {
                         VoicemailWrite::InsertAndMail {
                             message,
                             caller_name: rec.caller_name,
+                            to: self
+                                .config
+                                .extension_email(&rec.mailbox.0)
+                                .map(str::to_owned),
                         }
                     } else {
                         VoicemailWrite::Insert(message)
@@ -372,6 +395,7 @@ impl Pbx {
         clock: Clock,
         leg: LegId,
         mailbox: &Extension,
+        kind: GreetingKind,
         samples: &[i16],
         duration_ms: i64,
     ) {
@@ -380,10 +404,10 @@ impl Pbx {
             let root = voicemail_root(&self.config.database);
             let written = wav(samples)
                 .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|bytes| write_message(&root, &mailbox.0, GREETING_NAME, &bytes));
+                .and_then(|bytes| write_message(&root, &mailbox.0, kind.file_stem(), &bytes));
             match written {
                 Ok(path) => {
-                    info!(%mailbox, duration_ms, path = %path.display(), "voicemail greeting recorded");
+                    info!(%mailbox, ?kind, duration_ms, path = %path.display(), "voicemail greeting recorded");
                     kept = true;
                 }
                 Err(e) => warn!(

@@ -66,18 +66,20 @@ pub struct QueuedMail {
 }
 
 /// Queues a mail for the voicemail row just inserted on `tx` (its id is `last_insert_rowid`),
-/// if its mailbox's extension has an address; nothing otherwise.
+/// to `to` (the config's address) or else the address stored for its mailbox's extension;
+/// nothing when there is neither, or no such extension.
 pub(super) fn queue_for(
     tx: &Connection,
     m: &super::VoicemailMessage,
     caller_name: &str,
+    to: Option<&str>,
 ) -> Result<(), StoreError> {
     let voicemail_id = tx.last_insert_rowid();
     tx.prepare_cached(
         "INSERT INTO email_queue (voicemail_id, mailbox, to_addr, caller, caller_name,
              received_ms, duration_ms, path, next_attempt_ms)
-         SELECT ?1, ?2, email, ?3, ?4, ?5, ?6, ?7, ?5 FROM users
-         WHERE extension = ?2 AND email IS NOT NULL AND email != ''",
+         SELECT ?1, ?2, COALESCE(?8, email), ?3, ?4, ?5, ?6, ?7, ?5 FROM users
+         WHERE extension = ?2 AND COALESCE(?8, email) IS NOT NULL AND COALESCE(?8, email) != ''",
     )?
     .execute(params![
         voicemail_id,
@@ -86,7 +88,8 @@ pub(super) fn queue_for(
         caller_name,
         m.received_ms,
         m.duration_ms,
-        m.path
+        m.path,
+        to
     ])?;
     Ok(())
 }
@@ -201,6 +204,7 @@ mod tests {
         Write::Voicemail(VoicemailWrite::InsertAndMail {
             message: message(mailbox),
             caller_name: "Budi\r\nBcc: x@evil".into(),
+            to: None,
         })
     }
 
@@ -255,6 +259,31 @@ mod tests {
 
         s.set_user_email(&Extension("201".into()), None).unwrap();
         assert_eq!(s.user_email(&Extension("201".into())).unwrap(), None);
+
+        // The config's address: used instead of the stored one, and without one.
+        let to = |mailbox: &str| {
+            Write::Voicemail(VoicemailWrite::InsertAndMail {
+                message: message(mailbox),
+                caller_name: String::new(),
+                to: Some("budi@kantor.local".into()),
+            })
+        };
+        s.set_user_email(&Extension("202".into()), Some("old@kantor.local"))
+            .unwrap();
+        s.apply(&[to("201"), to("202"), to("299")], 0).unwrap();
+        let q: Vec<(String, String)> = s
+            .mail_queue()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.mailbox, m.to))
+            .collect();
+        assert_eq!(
+            q,
+            [
+                ("201".into(), "budi@kantor.local".into()),
+                ("202".into(), "budi@kantor.local".into())
+            ]
+        );
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub use recordings::{write_recording, RecordingRow};
 pub use settings::{CallSettings, ForwardKind, SettingsWrite};
 pub use trunks::{TrunkHealth, TrunkState};
 pub use voicemail::{
-    greeting_path, voicemail_root, write_message, NewUserExtras, VoicemailMessage, VoicemailPin,
-    VoicemailWrite, GREETING_NAME,
+    greeting_path, voicemail_root, write_message, GreetingKind, NewUserExtras, VoicemailMessage,
+    VoicemailPin, VoicemailWrite,
 };
 pub use web::{CdrFilter, CdrOrder};
 

@@ -40,6 +40,10 @@ pub struct RecordingRow {
     pub start_ms: i64,
     pub duration_ms: i64,
     pub path: String,
+    /// A call through a trunk: the trunk and the number (called out, or the DID called in),
+    /// read from the call's CDR by [`Store::recordings`]; not stored with the row.
+    pub trunk: Option<String>,
+    pub number: Option<String>,
 }
 
 /// Writes `<dir>/<name>.wav` atomically: temporary name, fsync, rename, fsync of the folder.
@@ -76,11 +80,17 @@ pub(super) fn insert(tx: &Connection, r: &RecordingRow) -> Result<(), StoreError
 }
 
 impl Store {
-    /// Every recording, oldest first.
+    /// Every recording, oldest first, with the trunk and number of its call's CDR (the
+    /// first trunk row of that Call-ID; one pass over the CDR, not one per recording).
     pub fn recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, call_id, caller, callee, start_ms, duration_ms, path
-             FROM recordings ORDER BY start_ms, id",
+            "SELECT r.id, r.call_id, r.caller, r.callee, r.start_ms, r.duration_ms, r.path,
+                    c.trunk, c.number
+             FROM recordings r
+             LEFT JOIN (SELECT call_id, trunk, number, MIN(id) FROM cdr
+                        WHERE trunk IS NOT NULL GROUP BY call_id) c
+               ON c.call_id = r.call_id
+             ORDER BY r.start_ms, r.id",
         )?;
         let rows = st.query_map([], |r| {
             Ok(RecordingRow {
@@ -91,6 +101,8 @@ impl Store {
                 start_ms: r.get(4)?,
                 duration_ms: r.get(5)?,
                 path: r.get(6)?,
+                trunk: r.get(7)?,
+                number: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -140,6 +152,8 @@ mod tests {
             start_ms,
             duration_ms: 1000,
             path: path.display().to_string(),
+            trunk: None,
+            number: None,
         }
     }
 
@@ -166,5 +180,44 @@ mod tests {
         assert_eq!(left[0].call_id, "c9000");
         assert!(new.is_file() && !old.exists());
         assert!(write_recording(&rec, "../x", b"").is_err());
+    }
+
+    #[test]
+    fn a_trunk_calls_recording_is_listed_with_its_cdrs_trunk_and_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("pbx.db")).unwrap();
+        let cdr = |call_id: &str, trunk: Option<&str>, number: Option<&str>| {
+            s.conn
+                .execute(
+                    "INSERT INTO cdr (call_id, caller, callee, start_ms, end_ms, duration_s,
+                         disposition, trunk, number, class)
+                     VALUES (?1, '201', '0812', 0, 1, 1.0, 'answered', ?2, ?3, 'mobile')",
+                    params![call_id, trunk, number],
+                )
+                .unwrap();
+        };
+        cdr("c1000", Some("provider"), Some("+62812"));
+        // A later row of the same call (a transfer) does not double the recording.
+        cdr("c1000", Some("other"), Some("+62813"));
+        cdr("c9000", None, None);
+        let rec = dir.path().join("rec");
+        s.apply(
+            &[
+                Write::Recording(row(1000, &rec.join("a.wav"))),
+                Write::Recording(row(9000, &rec.join("b.wav"))),
+            ],
+            0,
+        )
+        .unwrap();
+        let list = s.recordings().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            (list[0].trunk.as_deref(), list[0].number.as_deref()),
+            (Some("provider"), Some("+62812"))
+        );
+        assert_eq!(
+            (list[1].trunk.as_deref(), list[1].number.as_deref()),
+            (None, None)
+        );
     }
 }

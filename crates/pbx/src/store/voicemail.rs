@@ -36,13 +36,37 @@ CREATE TABLE IF NOT EXISTS voicemail_pins (
 
 pub(super) const TMP_PREFIX: &str = ".tmp-";
 
-/// The file name (without `.wav`) of a mailbox's recorded unavailable greeting, beside its
-/// messages. Message names are `<unix ms>-<leg>`, so they never clash with it.
-pub const GREETING_NAME: &str = "greeting-unavailable";
+/// A greeting the mailbox owner records from the mailbox options: what callers hear when the
+/// owner does not answer or is busy, and the owner's name, which the generated greetings read
+/// in place of the extension's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GreetingKind {
+    Unavailable,
+    Busy,
+    Name,
+}
 
-/// Where `mailbox`'s recorded greeting is (whether or not one was recorded).
-pub fn greeting_path(root: &Path, mailbox: &str) -> PathBuf {
-    root.join(mailbox).join(format!("{GREETING_NAME}.wav"))
+impl GreetingKind {
+    pub const ALL: [GreetingKind; 3] = [
+        GreetingKind::Unavailable,
+        GreetingKind::Busy,
+        GreetingKind::Name,
+    ];
+
+    /// The file name (without `.wav`) beside the mailbox's messages. Message names are
+    /// `<unix ms>-<leg>`, so they never clash with these.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            GreetingKind::Unavailable => "greeting-unavailable",
+            GreetingKind::Busy => "greeting-busy",
+            GreetingKind::Name => "greeting-name",
+        }
+    }
+}
+
+/// Where `mailbox`'s recorded greeting of `kind` is (whether or not one was recorded).
+pub fn greeting_path(root: &Path, mailbox: &str, kind: GreetingKind) -> PathBuf {
+    root.join(mailbox).join(format!("{}.wav", kind.file_stem()))
 }
 
 /// A mailbox PIN as typed on a keypad: 4 to 16 digits. `Debug` hides it.
@@ -104,10 +128,13 @@ pub enum VoicemailWrite {
     /// A message whose file is already in place (`id` is ignored: the database numbers it).
     Insert(VoicemailMessage),
     /// As `Insert`, and a mail queued in the same transaction when the mailbox's extension
-    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name.
+    /// has an address (`[voicemail] smtp` is set). `caller_name` is the SIP display name;
+    /// `to`, the address `[[extension_settings]] email` gives, used instead of the one
+    /// `user set --email` stored.
     InsertAndMail {
         message: VoicemailMessage,
         caller_name: String,
+        to: Option<String>,
     },
     MarkOld(i64),
     Delete(i64),
@@ -182,9 +209,10 @@ pub(super) fn apply(tx: &Connection, w: &VoicemailWrite) -> Result<(), StoreErro
         VoicemailWrite::InsertAndMail {
             message,
             caller_name,
+            to,
         } => {
             insert(tx, message)?;
-            super::mail::queue_for(tx, message, caller_name)?;
+            super::mail::queue_for(tx, message, caller_name, to.as_deref())?;
         }
         VoicemailWrite::MarkOld(id) => {
             tx.prepare_cached("UPDATE voicemail SET status = 'old' WHERE id = ?1")?
@@ -311,8 +339,11 @@ impl Store {
                 let name = f.file_name();
                 let tmp = name.to_string_lossy().starts_with(TMP_PREFIX);
                 // A recorded greeting has no row, and is kept.
+                let mailbox = dir.file_name().to_string_lossy().into_owned();
                 let wav = path.extension().is_some_and(|e| e == "wav")
-                    && path != greeting_path(root, &dir.file_name().to_string_lossy());
+                    && !GreetingKind::ALL
+                        .iter()
+                        .any(|k| path == greeting_path(root, &mailbox, *k));
                 if (tmp || (wav && !listed.contains(&path))) && fs::remove_file(&path).is_ok() {
                     removed += 1;
                 }
@@ -457,9 +488,14 @@ mod tests {
         let unlisted = write_message(&root, "201", "2", b"b").unwrap();
         let tmp = root.join("201/.tmp-3.wav");
         fs::write(&tmp, b"half").unwrap();
-        let greeting = write_message(&root, "201", GREETING_NAME, b"g").unwrap();
-        assert_eq!(greeting, greeting_path(&root, "201"));
-        let half_greeting = root.join(format!("201/{TMP_PREFIX}{GREETING_NAME}.wav"));
+        let greeting = write_message(&root, "201", "greeting-unavailable", b"g").unwrap();
+        assert_eq!(
+            greeting,
+            greeting_path(&root, "201", GreetingKind::Unavailable)
+        );
+        let busy = write_message(&root, "201", GreetingKind::Busy.file_stem(), b"b").unwrap();
+        let name = write_message(&root, "201", GreetingKind::Name.file_stem(), b"n").unwrap();
+        let half_greeting = root.join(format!("201/{TMP_PREFIX}greeting-busy.wav"));
         fs::write(&half_greeting, b"half").unwrap();
         s.apply(
             &[Write::Voicemail(VoicemailWrite::Insert(msg(
@@ -470,7 +506,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.clean_voicemail_dir(&root).unwrap(), 3);
         assert!(kept.exists());
-        assert!(greeting.exists());
+        assert!(greeting.exists() && busy.exists() && name.exists());
         assert!(!half_greeting.exists());
         assert!(!unlisted.exists());
         assert!(!tmp.exists());
