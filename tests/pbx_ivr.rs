@@ -107,15 +107,20 @@ fn wait_packets(sink: &RtpSink, n: u64, within: Duration) -> u64 {
     }
 }
 
-#[test]
-fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
-    need("baresip", "baresip");
-    let pbx = pbx("timeout_seconds = 10\nretries = 1\n");
-    // 201: baresip playing 1 kHz, answering at once.
+/// 201 as a baresip phone playing 1 kHz and answering at once, registered.
+struct TonePhone {
+    proc: Proc,
+    /// Its config folder (what it decoded is read from there).
+    dir: std::path::PathBuf,
+    /// Its control socket, for `baresip_ctrl`.
+    ctrl: String,
+}
+
+fn registered_tone_phone_201(pbx: &Pbx, ip: &str) -> TonePhone {
     let wav = pbx.dir.join("tone-1k.wav");
     tone_wav_hz(&wav, 60, 1000.0);
-    let dir = baresip_phone(&pbx, "201", "127.0.0.91", ports(BASE + 5000), &wav, false);
-    let ctrl = format!("127.0.0.91:{}", ports(BASE + 5000));
+    let dir = baresip_phone(pbx, "201", ip, ports(BASE + 5000), &wav, false);
+    let ctrl = format!("{ip}:{}", ports(BASE + 5000));
     with_ctrl_tcp(&dir, &ctrl);
     let b = Proc::spawn(
         "baresip 201",
@@ -134,6 +139,15 @@ fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    TonePhone { proc: b, dir, ctrl }
+}
+
+#[test]
+fn key_1_connects_to_201_with_audio_both_ways_and_the_greeting_is_heard() {
+    need("baresip", "baresip");
+    let pbx = pbx("timeout_seconds = 10\nretries = 1\n");
+    // 201: baresip playing 1 kHz, answering at once.
+    let TonePhone { proc: b, dir, ctrl } = registered_tone_phone_201(&pbx, "127.0.0.91");
 
     let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
     let mut caller = call(&pbx, &keypad, "700", None);
@@ -337,28 +351,7 @@ fn an_option_to_a_ring_group_hunts_to_the_member_who_answers_with_audio_both_way
          members = [\"200\", \"201\"]\nring_seconds = 10\n",
     );
     // 201: baresip playing 1 kHz, answering at once; 200 has no phone.
-    let wav = pbx.dir.join("tone-1k.wav");
-    tone_wav_hz(&wav, 60, 1000.0);
-    let dir = baresip_phone(&pbx, "201", "127.0.0.99", ports(BASE + 5000), &wav, false);
-    let ctrl = format!("127.0.0.99:{}", ports(BASE + 5000));
-    with_ctrl_tcp(&dir, &ctrl);
-    let b = Proc::spawn(
-        "baresip 201",
-        Command::new("baresip")
-            .arg("-f")
-            .arg(&dir)
-            .args(["-t", "60"]),
-        pbx.dir.join("baresip-201.log"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while pbx.metric("kentongan_registrations") < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "201 never registered: {}",
-            b.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let TonePhone { proc: b, dir, ctrl } = registered_tone_phone_201(&pbx, "127.0.0.99");
 
     let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
     let mut caller = call(&pbx, &keypad, "720", None);

@@ -473,7 +473,11 @@ mod tests {
             .args(["-n", "-c", &hook])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         recipe.installed_initramfs_modules.clear();
         assert!(installed_initrd_hook(&recipe).is_none());
     }
