@@ -542,3 +542,267 @@ fn in_call_codes_record_with_star_one_and_transfer_with_hash_hash() {
     );
     let _ = std::fs::remove_dir_all(&rec_dir);
 }
+
+/// `*2` + number tests: 201 (`incall_caller.xml`, tone 1500 Hz) calls 202, whose media is a
+/// keypad (900 Hz) that types the code; 203 (2100 Hz) is the target. Each phone is a sipp
+/// UAS or UAC for signalling, its audio the test's (decoded, Goertzel).
+struct StarTwo {
+    pbx: Pbx,
+    a: Keypad,
+    b: Keypad,
+    c: Keypad,
+    caller: Proc,
+    transferor: Proc,
+    target: Proc,
+}
+
+const STAR2_A: &str = "127.0.0.117";
+const STAR2_B: &str = "127.0.0.118";
+const STAR2_C: &str = "127.0.0.119";
+
+/// Sets up 201 -> 202 answered with audio both ways. 202 hangs up `b_ms` after answering;
+/// 203 runs `c_scenario` (with `-d c_ms`).
+fn star_two_call(b_ms: u32, c_scenario: &str, c_ms: u32) -> StarTwo {
+    need("sipp", "sip-tester");
+    let pbx = Pbx::start_with(ports(BASE), "\n[features]\nin_call = true\n");
+    for ext in ["201", "202", "203"] {
+        pbx.add_user(ext, &format!("pw{ext}"));
+    }
+    let port = ports(BASE + 3000);
+    let a = Keypad::start_with_tone(STAR2_A, 1500.0);
+    let b = Keypad::start_with_tone(STAR2_B, 900.0);
+    let c = Keypad::start_with_tone(STAR2_C, 2100.0);
+    assert_eq!(register(&pbx, "202", "pw202", STAR2_B, port), 0);
+    assert_eq!(register(&pbx, "203", "pw203", STAR2_C, port), 0);
+    let transferor = sipp_phone(
+        &pbx,
+        "callee_hangup.xml",
+        STAR2_B,
+        port,
+        &[
+            "-key",
+            "rtp_sink",
+            &b.port().to_string(),
+            "-d",
+            &b_ms.to_string(),
+        ],
+    );
+    let target = sipp_phone(
+        &pbx,
+        c_scenario,
+        STAR2_C,
+        port,
+        &[
+            "-key",
+            "rtp_sink",
+            &c.port().to_string(),
+            "-d",
+            &c_ms.to_string(),
+        ],
+    );
+    pbx.wait_metric("kentongan_registrations", 2, Duration::from_secs(10));
+    let inf = csv(
+        &pbx,
+        "star2.csv",
+        &[
+            "201",
+            "pbx.local",
+            &auth("201", "pw201"),
+            "202",
+            STAR2_A,
+            &a.port().to_string(),
+        ],
+    );
+    let caller_log = pbx.dir.join("star2.log");
+    let caller = sipp_client(
+        &pbx,
+        "incall_caller.xml",
+        STAR2_A,
+        port + 1,
+        &inf,
+        &caller_log.display().to_string(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let media_port: u16 = loop {
+        let text = std::fs::read_to_string(&caller_log).unwrap_or_default();
+        if let Some(p) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PBX m=audio "))
+            .and_then(|p| p.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no call: {}", caller.output());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    a.aim(std::net::SocketAddr::from(([127, 0, 0, 1], media_port)));
+    b.wait_answered();
+    StarTwo {
+        pbx,
+        a,
+        b,
+        c,
+        caller,
+        transferor,
+        target,
+    }
+}
+
+fn wait_log(pbx: &Pbx, line: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !pbx.log().contains(line) {
+        assert!(Instant::now() < deadline, "no {line:?}:\n{}", pbx.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn star_two_consults_the_target_and_joins_it_when_the_transferor_hangs_up() {
+    // 202 hangs up 7 s after answering; 203 hangs up 10 s after it answers.
+    let mut t = star_two_call(7000, "callee_hangup.xml", 10000);
+    let (a, b, c) = (&t.a, &t.b, &t.c);
+    std::thread::sleep(Duration::from_millis(500));
+    t.b.press("*2203#");
+    wait_log(
+        &t.pbx,
+        "the target answered; consulting",
+        Duration::from_secs(5),
+    );
+    let (a0, b0, c0) = (a.heard_len(), b.heard_len(), c.heard_len());
+    std::thread::sleep(Duration::from_millis(2500));
+    let b_hears_c = b.seconds_of(b0, 2100.0);
+    let c_hears_b = c.seconds_of(c0, 900.0);
+    assert!(
+        b_hears_c >= 1.5,
+        "202 heard 203 for {b_hears_c} s\n{}",
+        t.pbx.log()
+    );
+    assert!(
+        c_hears_b >= 1.5,
+        "203 heard 202 for {c_hears_b} s\n{}",
+        t.pbx.log()
+    );
+    // 201 is on hold: music, neither 202 nor 203.
+    let a_hears_b = a.seconds_of(a0, 900.0);
+    let a_hears_c = a.seconds_of(a0, 2100.0);
+    assert!(
+        a_hears_b < 0.5 && a_hears_c < 0.5,
+        "201 on hold heard 202 for {a_hears_b} s, 203 for {a_hears_c} s"
+    );
+    assert!(
+        a.loud_seconds(a0, a.heard_len()) >= 1.0,
+        "201 heard no music on hold"
+    );
+
+    // 202 hangs up: 201 and 203 are joined.
+    assert_eq!(
+        t.transferor.wait(Duration::from_secs(15)),
+        0,
+        "202: {}",
+        t.transferor.output()
+    );
+    wait_log(
+        &t.pbx,
+        "attended transfer by keys done",
+        Duration::from_secs(5),
+    );
+    let (a1, c1) = (a.heard_len(), c.heard_len());
+    std::thread::sleep(Duration::from_secs(3));
+    let a_hears_c = a.seconds_of(a1, 2100.0);
+    let c_hears_a = c.seconds_of(c1, 1500.0);
+    assert!(
+        a_hears_c >= 2.0,
+        "201 heard 203 for {a_hears_c} s\n{}",
+        t.pbx.log()
+    );
+    assert!(
+        c_hears_a >= 2.0,
+        "203 heard 201 for {c_hears_a} s\n{}",
+        t.pbx.log()
+    );
+
+    // 203 hangs up: 201 gets the BYE.
+    assert_eq!(
+        t.target.wait(Duration::from_secs(20)),
+        0,
+        "203: {}",
+        t.target.output()
+    );
+    assert_eq!(
+        t.caller.wait(Duration::from_secs(10)),
+        0,
+        "201: {}",
+        t.caller.output()
+    );
+    let rows = cdr_rows(&t.pbx);
+    let row = |caller: &str, callee: &str| {
+        rows.iter()
+            .find(|r| r["caller"] == caller && r["callee"] == callee)
+            .unwrap_or_else(|| panic!("no {caller} -> {callee} row: {rows:#?}"))
+    };
+    let before = row("201", "202");
+    assert_eq!(before["disposition"], "transferred", "{before}");
+    let consult = row("202", "203");
+    assert_eq!(consult["disposition"], "answered", "{consult}");
+    assert_eq!(consult["transferred_by"], "202", "{consult}");
+    let joined = row("201", "203");
+    assert_eq!(joined["disposition"], "answered", "{joined}");
+    assert_eq!(joined["transferred_by"], "202", "{joined}");
+    assert_eq!(joined["transfer_kind"], "attended", "{joined}");
+    assert_eq!(joined["call_id"], before["call_id"], "one call, two rows");
+}
+
+#[test]
+fn star_two_to_a_busy_target_gives_the_transferor_its_call_back() {
+    // 202 hangs up 8 s after answering; 203 answers 486.
+    let mut t = star_two_call(8000, "callee_busy.xml", 0);
+    let (a, b) = (&t.a, &t.b);
+    std::thread::sleep(Duration::from_millis(500));
+    b.press("*2203#");
+    wait_log(&t.pbx, "back to the held party", Duration::from_secs(5));
+    assert_eq!(
+        t.target.wait(Duration::from_secs(10)),
+        0,
+        "203: {}",
+        t.target.output()
+    );
+    let (a0, b0) = (a.heard_len(), b.heard_len());
+    std::thread::sleep(Duration::from_millis(2500));
+    let a_hears_b = a.seconds_of(a0, 900.0);
+    let b_hears_a = b.seconds_of(b0, 1500.0);
+    assert!(
+        a_hears_b >= 1.5,
+        "201 heard 202 for {a_hears_b} s\n{}",
+        t.pbx.log()
+    );
+    assert!(
+        b_hears_a >= 1.5,
+        "202 heard 201 for {b_hears_a} s\n{}",
+        t.pbx.log()
+    );
+    // 202 hangs up as in any call, and 201 gets the BYE.
+    assert_eq!(
+        t.transferor.wait(Duration::from_secs(15)),
+        0,
+        "202: {}",
+        t.transferor.output()
+    );
+    assert_eq!(
+        t.caller.wait(Duration::from_secs(10)),
+        0,
+        "201: {}",
+        t.caller.output()
+    );
+    let rows = cdr_rows(&t.pbx);
+    assert!(
+        rows.iter()
+            .any(|r| r["caller"] == "202" && r["callee"] == "203" && r["disposition"] == "busy"),
+        "{rows:#?}"
+    );
+    let call = rows
+        .iter()
+        .find(|r| r["caller"] == "201" && r["callee"] == "202")
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    assert_eq!(call["disposition"], "answered", "{call}");
+    assert!(call.get("transferred_by").is_none(), "{call}");
+}

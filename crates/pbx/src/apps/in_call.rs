@@ -1,6 +1,7 @@
 //! In-call feature codes (`[features] in_call = true`): the digits one phone presses during
 //! a bridged call, as a sans-IO state machine. `##` + number + `#` (or a pause) asks for a
-//! blind transfer of the other party to that number; `*1` toggles recording. Time comes in
+//! blind transfer of the other party to that number, `*2` + number the same as an attended
+//! transfer (the pressing phone talks to the number first); `*1` toggles recording. Time comes in
 //! as `now`; [`Collector::deadline`] says when [`Collector::on_timeout`] is due.
 //!
 //! Anything else resets quietly: digits pressed for an IVR at the far end must not be
@@ -18,6 +19,9 @@ const MAX_NUMBER: usize = 20;
 pub enum InCall {
     /// `##` + number: the other party is transferred (blind) to the number.
     BlindTransfer(String),
+    /// `*2` + number: the other party waits on hold while the number is called and talks
+    /// to the pressing phone; it is transferred there when the pressing phone hangs up.
+    AttendedTransfer(String),
     /// `*1`: recording on if off, off if on.
     ToggleRecording,
 }
@@ -27,8 +31,19 @@ enum State {
     Idle,
     /// `#` or `*` pressed, waiting for the second key.
     Prefix(char),
-    /// `##` pressed: the number so far.
-    Number(String),
+    /// `##` (attended: `*2`) pressed: the number so far.
+    Number {
+        attended: bool,
+        digits: String,
+    },
+}
+
+fn asked(attended: bool, digits: String) -> InCall {
+    if attended {
+        InCall::AttendedTransfer(digits)
+    } else {
+        InCall::BlindTransfer(digits)
+    }
 }
 
 /// One phone's keys in one call.
@@ -55,18 +70,33 @@ impl Collector {
         let next = match (state, digit) {
             (State::Idle, '#' | '*') => State::Prefix(digit),
             (State::Idle, _) => State::Idle,
-            (State::Prefix('#'), '#') => State::Number(String::new()),
+            (State::Prefix('#'), '#') => State::Number {
+                attended: false,
+                digits: String::new(),
+            },
+            (State::Prefix('*'), '2') => State::Number {
+                attended: true,
+                digits: String::new(),
+            },
             (State::Prefix('*'), '1') => return Some(InCall::ToggleRecording),
             // A new prefix starts over.
             (State::Prefix(_), '#' | '*') => State::Prefix(digit),
             (State::Prefix(_), _) => State::Idle,
-            (State::Number(n), '#') if !n.is_empty() => return Some(InCall::BlindTransfer(n)),
-            (State::Number(_), '#' | '*') => State::Idle,
-            (State::Number(mut n), d) if d.is_ascii_digit() && n.len() < MAX_NUMBER => {
-                n.push(d);
-                State::Number(n)
+            (State::Number { attended, digits }, '#') if !digits.is_empty() => {
+                return Some(asked(attended, digits))
             }
-            (State::Number(_), _) => State::Idle,
+            (State::Number { .. }, '#' | '*') => State::Idle,
+            (
+                State::Number {
+                    attended,
+                    mut digits,
+                },
+                d,
+            ) if d.is_ascii_digit() && digits.len() < MAX_NUMBER => {
+                digits.push(d);
+                State::Number { attended, digits }
+            }
+            (State::Number { .. }, _) => State::Idle,
         };
         if next != State::Idle {
             self.deadline = Some(now + DIGIT_TIMEOUT);
@@ -83,7 +113,9 @@ impl Collector {
         }
         self.deadline = None;
         match std::mem::replace(&mut self.state, State::Idle) {
-            State::Number(n) if !n.is_empty() => Some(InCall::BlindTransfer(n)),
+            State::Number { attended, digits } if !digits.is_empty() => {
+                Some(asked(attended, digits))
+            }
             _ => None,
         }
     }
@@ -142,6 +174,30 @@ mod tests {
         assert_eq!(
             press(&mut c, t, "*##7#"),
             [InCall::BlindTransfer("7".into())]
+        );
+    }
+
+    #[test]
+    fn star_two_number_is_an_attended_transfer_by_hash_or_pause() {
+        let t = Instant::now();
+        let mut c = Collector::default();
+        assert_eq!(
+            press(&mut c, t, "*2203#"),
+            [InCall::AttendedTransfer("203".into())]
+        );
+        assert!(press(&mut c, t, "*220").is_empty());
+        assert_eq!(c.on_timeout(t + DIGIT_TIMEOUT / 2), None);
+        assert_eq!(
+            c.on_timeout(t + DIGIT_TIMEOUT),
+            Some(InCall::AttendedTransfer("20".into()))
+        );
+        // `*21*` and an empty `*2#` give up; the next code is read afresh.
+        assert!(press(&mut c, t, "*21*").is_empty());
+        assert_eq!(c.on_timeout(t + DIGIT_TIMEOUT), None);
+        assert!(press(&mut c, t, "*2#").is_empty());
+        assert_eq!(
+            press(&mut c, t, "##5#"),
+            [InCall::BlindTransfer("5".into())]
         );
     }
 

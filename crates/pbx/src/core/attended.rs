@@ -12,9 +12,15 @@
 //! relay port, since otherwise it would keep not sending.
 //!
 //! A `Replaces` naming no dialog of an answered call gets NOTIFY 481 (RFC 3891 §3).
+//!
+//! The two far phones may have negotiated different codecs with the transferor (201 PCMU,
+//! 203 PCMA); the relay does not transcode, so joining them blindly would give each
+//! garbage. [`codec_fix`] decides first: if one phone is known to take the other's codec
+//! (its offer listed it), it is re-INVITEd with the other's media once joined; if neither
+//! is, the transfer is refused with NOTIFY 488 and both calls go on as they were.
 
 use kentongan_sip::refer::Replaces;
-use kentongan_sip::sdp::Sdp;
+use kentongan_sip::sdp::{Codec, Sdp};
 use kentongan_sip::transaction::TxId;
 use kentongan_sip::{HeaderName, Message, Method, Request, Response, StatusCode};
 use tracing::{info, warn};
@@ -22,6 +28,71 @@ use tracing::{info, warn};
 use super::calls::{CallKey, Side};
 use super::transfer::side_sdp;
 use super::{Clock, Pbx, TxUse};
+
+/// What joining two far phones needs for their codecs to agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CodecFix {
+    /// Both send the same codec.
+    None,
+    /// The first call's far phone is re-INVITEd with the second's media.
+    First,
+    /// The second call's far phone is re-INVITEd with the first's media.
+    Second,
+}
+
+/// The audio codec a phone sends: the first one of its first audio section that is not
+/// telephone-event or comfort noise.
+fn sent_codec(sdp: &Sdp) -> Option<Codec> {
+    let m = sdp
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)?;
+    m.codecs().into_iter().map(|(_, c)| c).find(|c| {
+        !c.name.eq_ignore_ascii_case("telephone-event") && !c.name.eq_ignore_ascii_case("CN")
+    })
+}
+
+fn same_codec(a: &Codec, b: &Codec) -> bool {
+    a.name.eq_ignore_ascii_case(&b.name)
+        && a.clock == b.clock
+        && a.channels.unwrap_or(1) == b.channels.unwrap_or(1)
+}
+
+/// Whether `known` (everything a phone is known to accept: its offer, or its answer) lists
+/// `codec` in its first audio section.
+fn accepts(known: &Sdp, codec: &Codec) -> bool {
+    known
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)
+        .is_some_and(|m| m.codecs().iter().any(|(_, c)| same_codec(c, codec)))
+}
+
+/// For far phones sending `used1`/`used2`, known to accept `known1`/`known2`: how to join
+/// them, or `None` when neither is known to take the other's codec. A side without audio
+/// needs nothing.
+pub(super) fn codec_fix(used1: &Sdp, known1: &Sdp, used2: &Sdp, known2: &Sdp) -> Option<CodecFix> {
+    let (Some(c1), Some(c2)) = (sent_codec(used1), sent_codec(used2)) else {
+        return Some(CodecFix::None);
+    };
+    if same_codec(&c1, &c2) {
+        Some(CodecFix::None)
+    } else if accepts(known1, &c2) {
+        Some(CodecFix::First)
+    } else if accepts(known2, &c1) {
+        Some(CodecFix::Second)
+    } else {
+        None
+    }
+}
+
+/// Everything `side` of `call` is known to accept: a caller's whole offer, a callee's answer.
+fn known_sdp(call: &super::calls::Call, side: Side) -> Option<Sdp> {
+    match side {
+        Side::Caller => call.offer.clone(),
+        Side::Callee => call.callee_sdp.as_ref().and_then(|b| Sdp::parse(b).ok()),
+    }
+}
 
 impl Pbx {
     /// A REFER from `side` (the transferor) of call `k1` whose Refer-To replaces `replaces`.
@@ -44,10 +115,10 @@ impl Pbx {
             .headers
             .get_str(&HeaderName::ReferredBy)
             .map(str::to_owned);
-        match self.replaced_leg(k1, &replaces) {
-            Ok((k2, t)) => {
+        match self.replaced_leg(k1, side, &replaces) {
+            Ok((k2, t, fix)) => {
                 self.send_refer_notify(clock, k1, side, refer_cseq, StatusCode::OK);
-                self.join_far_sides(clock, k1, side, k2, t, referred_by);
+                self.join_far_sides(clock, k1, side, k2, t, fix, referred_by);
             }
             Err(status) => {
                 info!(
@@ -62,12 +133,14 @@ impl Pbx {
     }
 
     /// The call and side whose dialog with the PBX `replaces` names, if that call can be
-    /// joined to `k1`: answered, another call, nothing under way in it.
+    /// joined to `k1` (transferor on side `s`): answered, another call, nothing under way in
+    /// it, far phones whose codecs can be made to agree (488 otherwise).
     fn replaced_leg(
         &mut self,
         k1: CallKey,
+        s: Side,
         replaces: &Replaces,
-    ) -> Result<(CallKey, Side), StatusCode> {
+    ) -> Result<(CallKey, Side, CodecFix), StatusCode> {
         let Some((k2, t)) = self.replaced_dialog(replaces).filter(|(k2, _)| *k2 != k1) else {
             return Err(StatusCode::CALL_DOES_NOT_EXIST);
         };
@@ -85,11 +158,32 @@ impl Pbx {
             // The trunk's channel and CDR belong to call 2; moving its leg is not supported.
             return Err(StatusCode(501));
         }
-        Ok((k2, t))
+        let c1 = self.calls.get(&k1).ok_or(StatusCode::CALL_DOES_NOT_EXIST)?;
+        let (far1, far2) = (s.other(), t.other());
+        let fix = match (
+            side_sdp(c1, far1),
+            known_sdp(c1, far1),
+            side_sdp(c2, far2),
+            known_sdp(c2, far2),
+        ) {
+            (Some(u1), Some(k1s), Some(u2), Some(k2s)) => codec_fix(&u1, &k1s, &u2, &k2s),
+            _ => Some(CodecFix::None),
+        };
+        match fix {
+            Some(fix) => Ok((k2, t, fix)),
+            None => {
+                warn!(
+                    call = k1,
+                    "attended transfer refused: the two parties use different codecs and neither accepts the other's (the relay does not transcode)"
+                );
+                Err(StatusCode(488))
+            }
+        }
     }
 
     /// Joins the far side of call `k1` (opposite `s`) with the far side of call `k2`
     /// (opposite `t`): the result is call `k1`, whose side `s` is now `k2`'s far phone.
+    #[allow(clippy::too_many_arguments)]
     fn join_far_sides(
         &mut self,
         clock: Clock,
@@ -97,6 +191,7 @@ impl Pbx {
         s: Side,
         k2: CallKey,
         t: Side,
+        fix: CodecFix,
         referred_by: Option<String>,
     ) {
         let far2 = t.other();
@@ -193,7 +288,17 @@ impl Pbx {
         info!(call = k1, target = %ext, "attended transfer done");
         self.show_answered(k1);
         self.watch_in_call(k1);
-        for (held, side) in [(held1, s.other()), (held2, s)] {
+        // A phone re-INVITEd off hold or to agree on a codec gets the other's media.
+        let again1 = held1 || fix == CodecFix::First;
+        let again2 = held2 || fix == CodecFix::Second;
+        if fix != CodecFix::None {
+            info!(
+                call = k1,
+                ?fix,
+                "attended transfer: the parties' codecs differ; re-INVITEing one with the other's"
+            );
+        }
+        for (held, side) in [(again1, s.other()), (again2, s)] {
             if held {
                 self.resume_far(clock, k1, side, referred_by.as_deref());
             }
@@ -201,7 +306,8 @@ impl Pbx {
     }
 
     /// Re-INVITEs `side` of call `k1` with the other side's media on its own relay ports,
-    /// `sendrecv`: it was held by the transferor and must send again.
+    /// `sendrecv`: it was held by the transferor and must send again, or it must change to
+    /// the other side's codec.
     pub(super) fn resume_far(
         &mut self,
         clock: Clock,
@@ -289,6 +395,53 @@ impl Pbx {
             call = key,
             ?side,
             "attended transfer: the held phone resumed"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sdp(formats: &str, rtpmaps: &str) -> Sdp {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP {formats}\r\n{rtpmaps}"
+        );
+        Sdp::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn far_phones_on_different_codecs_are_reinvited_or_refused() {
+        let pcmu = sdp("0 101", "a=rtpmap:101 telephone-event/8000\r\n");
+        let pcma = sdp(
+            "8 101",
+            "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        );
+        let both = sdp("0 8 101", "a=rtpmap:101 telephone-event/8000\r\n");
+        let opus = sdp("111", "a=rtpmap:111 opus/48000/2\r\n");
+        // Same codec (static payload type or rtpmap, telephone-event ignored): nothing to do.
+        assert_eq!(codec_fix(&pcma, &pcma, &pcma, &both), Some(CodecFix::None));
+        assert_eq!(codec_fix(&pcmu, &pcmu, &both, &both), Some(CodecFix::None));
+        // The first phone offered PCMA too: it is moved to the second's PCMA.
+        assert_eq!(codec_fix(&pcmu, &both, &pcma, &pcma), Some(CodecFix::First));
+        // Only the second knows both.
+        assert_eq!(
+            codec_fix(&pcmu, &pcmu, &pcma, &both),
+            Some(CodecFix::Second)
+        );
+        // Neither takes the other's: refused.
+        assert_eq!(codec_fix(&pcmu, &pcmu, &pcma, &pcma), None);
+        assert_eq!(codec_fix(&opus, &opus, &pcma, &both), None);
+        // No audio on a side: nothing to agree on.
+        let video = Sdp::parse(
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            codec_fix(&video, &video, &pcma, &pcma),
+            Some(CodecFix::None)
         );
     }
 }

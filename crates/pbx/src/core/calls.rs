@@ -172,6 +172,8 @@ pub(super) struct Call {
     /// Who transferred the call (or, for a consultation call, whose transfer ended it), for
     /// its CDR.
     pub(super) transferred: Option<TransferCdr>,
+    /// A `*2` consultation under way: the transferor talks to the target.
+    pub(super) consult: Option<super::consult::Consult>,
 }
 
 impl Call {
@@ -330,6 +332,7 @@ impl Pbx {
             pickup_2xx: None,
             parked: None,
             transferred: None,
+            consult: None,
         };
         self.by_call_id.insert(call_id, (key, Side::Caller));
         self.server_invites.insert(tx, key);
@@ -806,6 +809,7 @@ impl Pbx {
     }
 
     pub(super) fn end_call(&mut self, clock: Clock, key: CallKey, disposition: &str) {
+        self.end_consult(clock, key);
         self.stop_call_recording(key);
         self.forget_in_call(key);
         self.end_hold(key);

@@ -141,6 +141,9 @@ impl Pbx {
             .ok()
             .and_then(|cid| self.by_call_id.get(cid).copied());
         let Some((key, side)) = key_side else {
+            if self.consult_request(clock, tx, &req) {
+                return;
+            }
             let leg = req.headers.call_id().ok().and_then(|c| self.apps.leg_of(c));
             match leg {
                 Some(leg) => self.on_answered_in_dialog(clock, tx, req, leg),
@@ -164,7 +167,7 @@ impl Pbx {
         match req.method {
             Method::Bye => {
                 self.reply(clock, tx, &req, StatusCode::OK);
-                if self.parker_left(key, side) {
+                if self.parker_left(key, side) || self.consult_bye(clock, key, side) {
                     return;
                 }
                 self.send_bye(clock, key, side.other());

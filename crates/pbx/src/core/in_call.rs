@@ -4,8 +4,9 @@
 //! ([`crate::media::MediaStream::watch_dtmf`], with each side's telephone-event payload type
 //! from its SDP). The tapped packets become digits here, one `DtmfReceiver` per phone, and
 //! the digits go through that phone's [`Collector`]: `##` + number transfers the *other*
-//! party to the number (the pressing phone is the transferor, as if it had sent REFER), `*1`
-//! starts or stops recording the call. The relay keeps forwarding every key.
+//! party to the number (the pressing phone is the transferor, as if it had sent REFER);
+//! `*2` and a number consults the number first ([`super::consult`]); `*1` starts or stops
+//! recording the call. The relay keeps forwarding every key.
 
 use std::time::Duration;
 
@@ -132,6 +133,7 @@ impl Pbx {
 
     /// Ends key presses whose packets stopped and codes whose pause came.
     pub(super) fn in_call_timeouts(&mut self, clock: Clock) {
+        self.consult_timeouts(clock);
         let due: Vec<(CallKey, Side)> = self
             .in_call
             .iter()
@@ -154,6 +156,7 @@ impl Pbx {
             .values()
             .flat_map(|k| [k.rx.poll_timeout(), k.collector.deadline()])
             .flatten()
+            .chain(self.consult_deadline())
             .min()
     }
 
@@ -168,6 +171,10 @@ impl Pbx {
             InCall::BlindTransfer(number) => {
                 info!(call = key, ?side, number = %number, "in-call code: blind transfer");
                 self.transfer_by_keys(clock, key, side, &number);
+            }
+            InCall::AttendedTransfer(number) => {
+                info!(call = key, ?side, number = %number, "in-call code: attended transfer");
+                self.consult_by_keys(clock, key, side, &number);
             }
             InCall::ToggleRecording => {
                 if self.config.recording.is_none() {

@@ -20,6 +20,7 @@ mod attended;
 mod auth;
 mod bans;
 mod calls;
+mod consult;
 mod dialogs;
 mod events;
 mod forwards;
@@ -108,6 +109,10 @@ enum TxUse {
     },
     /// Our INVITE to a blind transfer's target.
     Transfer {
+        call: CallKey,
+    },
+    /// Our INVITE to the target of a `*2` attended transfer (the consultation).
+    Consult {
         call: CallKey,
     },
     /// Our sendrecv re-INVITE to a phone an attended transfer took off hold.
@@ -857,6 +862,10 @@ impl Pbx {
                 let call = *call;
                 self.on_transfer_response(clock, call, tx, resp);
             }
+            TxUse::Consult { call } => {
+                let call = *call;
+                self.on_consult_response(clock, call, tx, resp);
+            }
             TxUse::Resume { call, side } => {
                 let (call, side) = (*call, *side);
                 self.on_resume_response(call, side, tx, resp);
@@ -893,6 +902,7 @@ impl Pbx {
             }
             Some(TxUse::Notify { id }) => self.on_notify_timeout(&id),
             Some(TxUse::Transfer { call }) => self.on_transfer_timeout(clock, call),
+            Some(TxUse::Consult { call }) => self.on_consult_timeout(clock, call),
             Some(TxUse::TrunkRegister { reg }) => self.on_register_timeout(clock, reg),
             Some(TxUse::Keepalive { index, seq }) => self.on_keepalive_timeout(clock, index, seq),
             Some(TxUse::IvrFork { leg }) => {

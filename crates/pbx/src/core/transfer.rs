@@ -111,7 +111,11 @@ impl Pbx {
         let Some(call) = self.calls.get(&key) else {
             return refuse(self, 481, "Call Does Not Exist");
         };
-        if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
+        if !call.answered()
+            || call.transfer.is_some()
+            || call.reinvite.is_some()
+            || call.consult.is_some()
+        {
             return refuse(self, 491, "Request Pending");
         }
         let mut refer_to = match ReferTo::from_request(&req) {
@@ -171,7 +175,11 @@ impl Pbx {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
-        if !call.answered() || call.transfer.is_some() || call.reinvite.is_some() {
+        if !call.answered()
+            || call.transfer.is_some()
+            || call.reinvite.is_some()
+            || call.consult.is_some()
+        {
             info!(
                 call = key,
                 "in-call transfer ignored: the call is busy with another change"
@@ -236,25 +244,7 @@ impl Pbx {
         };
         let ip = self.local_ip(contact.source);
         sdp.rewrite_for_relay(ip, &ports);
-        let domain = self.config.domain.clone();
-        let call_id = self.ep.new_call_id();
-        let from = format!("<sip:{transferee}@{domain}>;tag={}", self.ep.new_tag());
-        let our = self.our_contact(contact.source);
-        let mut inv = super::dialogs::new_invite(
-            contact.uri.clone(),
-            &from,
-            format!("<sip:{target}@{domain}>"),
-            &call_id,
-            our,
-        );
-        if let Some(by) = referred_by {
-            inv.headers.push(HeaderName::ReferredBy, by);
-        }
-        inv.set_body("application/sdp", sdp.to_bytes());
-        let mut sent = inv.clone();
-        self.add_via(&mut sent, contact.source);
-        sent.headers.set(HeaderName::MaxForwards, "70");
-        sent.headers.push(HeaderName::UserAgent, USER_AGENT);
+        let sent = self.invite_to(&contact, &transferee, &target, &sdp, referred_by);
         match self
             .ep
             .send_request(clock.now, contact.source, sent.clone())
@@ -279,6 +269,37 @@ impl Pbx {
                 self.ring_back_failed(clock, key);
             }
         }
+    }
+
+    /// A new INVITE from the PBX to `target` at `contact`, as from `from` (the caller ID the
+    /// target sees), offering `sdp`; Via and the rest set, ready for `send_request`.
+    pub(super) fn invite_to(
+        &mut self,
+        contact: &super::Contact,
+        from: &Extension,
+        target: &Extension,
+        sdp: &Sdp,
+        referred_by: Option<String>,
+    ) -> Request {
+        let domain = self.config.domain.clone();
+        let call_id = self.ep.new_call_id();
+        let from = format!("<sip:{from}@{domain}>;tag={}", self.ep.new_tag());
+        let our = self.our_contact(contact.source);
+        let mut inv = super::dialogs::new_invite(
+            contact.uri.clone(),
+            &from,
+            format!("<sip:{target}@{domain}>"),
+            &call_id,
+            our,
+        );
+        if let Some(by) = referred_by {
+            inv.headers.push(HeaderName::ReferredBy, by);
+        }
+        inv.set_body("application/sdp", sdp.to_bytes());
+        self.add_via(&mut inv, contact.source);
+        inv.headers.set(HeaderName::MaxForwards, "70");
+        inv.headers.push(HeaderName::UserAgent, USER_AGENT);
+        inv
     }
 
     pub(super) fn send_refer_notify(
