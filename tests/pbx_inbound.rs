@@ -25,6 +25,8 @@ const PHONE_IP: &str = "127.0.0.82";
 const STRANGER_IP: &str = "127.0.0.83";
 const GOIP_IP: &str = "127.0.0.84";
 const REGISTRAR_IP: &str = "127.0.0.85";
+/// A second signalling server of "provider", listed in its `match`.
+const PROVIDER_SECOND_IP: &str = "127.0.0.86";
 
 const DID: &str = "+62215550100";
 
@@ -277,6 +279,26 @@ fn a_number_that_is_no_did_is_refused_and_nothing_goes_out() {
         assert_eq!(r["class"], "inbound", "{r}");
     }
     assert_eq!(rows[1]["number"], "+6281234567890");
+}
+
+/// A provider that calls from a server other than its `address` is still the trunk when its
+/// `match` lists that server: an unknown DID is refused as the trunk's call, not challenged
+/// like a phone's (what a stranger's INVITE gets, tested above).
+#[test]
+fn a_call_from_a_provider_server_listed_in_match_is_the_trunks() {
+    let o = office_with(&format!("match = [\"{PROVIDER_SECOND_IP}/32\"]"), "", "");
+    let (code, out) = invite(
+        &o,
+        "inbound_unknown_did.xml",
+        PROVIDER_SECOND_IP,
+        o.provider_port + 20,
+        "+62215550199",
+    );
+    assert_eq!(code, 0, "{out}\npbx: {}", o.pbx.log());
+    let rows = cdrs(&o);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["disposition"], "refused", "{}", rows[0]);
+    assert_eq!(rows[0]["trunk"], "provider", "{}", rows[0]);
 }
 
 /// A DID whose destination is an IVR menu: the PBX answers the provider's call itself and the

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use kentongan_firewall::policy::Cidr;
 use kentongan_lcr::config::LcrConfig;
 use kentongan_lcr::lcr::{TrunkFacts, TrunkKind};
 use kentongan_lcr::operators::OperatorName;
@@ -24,6 +25,7 @@ pub(super) const TRUNK_KEYS: &[(&str, Kind)] = &[
     ("operator", Kind::Str),
     ("did_from", Kind::Str),
     ("keepalive_seconds", Kind::Int),
+    ("match", Kind::StrList),
 ];
 
 pub(super) const LCR_KEYS: &[(&str, Kind)] = &[
@@ -72,6 +74,8 @@ pub(super) struct RawTrunk {
     operator: Option<String>,
     did_from: Option<String>,
     keepalive_seconds: Option<i64>,
+    #[serde(default, rename = "match")]
+    matches: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +136,9 @@ pub struct Trunk {
     pub did_from: DidSource,
     /// A provider is sent OPTIONS this often; one that stops answering is skipped by calls.
     pub keepalive_seconds: Option<u32>,
+    /// `match`: more addresses or networks a provider's calls come from (its signalling
+    /// servers besides `address`); an INVITE from one of them is this trunk's.
+    pub matches: Vec<Cidr>,
 }
 
 /// The header an inbound call's DID is read from (`[[trunk]] did_from`): providers differ.
@@ -303,7 +310,25 @@ pub(super) fn validate_trunks(raw: Vec<RawTrunk>) -> Result<Vec<Trunk>, ConfigEr
                 ))
             }
         };
+        let mut matches = Vec::new();
+        for (j, m) in r.matches.iter().enumerate() {
+            let at = key(&format!("match[{j}]"));
+            if kind == TrunkKind::Gateway {
+                return Err(ConfigError::at(
+                    &at,
+                    "is for provider trunks; a gateway's calls are known by its registration",
+                ));
+            }
+            let cidr = m.parse::<Cidr>().map_err(|e| {
+                ConfigError::at(
+                    &at,
+                    format!("is {m:?}, which {e}; list the provider's signalling addresses or networks, e.g. \"203.0.113.0/24\""),
+                )
+            })?;
+            matches.push(cidr);
+        }
         out.push(Trunk {
+            matches,
             keepalive_seconds,
             did_from,
             name,

@@ -45,15 +45,18 @@ impl InboundLeg {
 
 impl Pbx {
     /// The trunk an INVITE from `from` comes through: a provider whose resolved address has
-    /// this IP (providers send from several ports), or a gateway registered from this IP.
+    /// this IP (providers send from several ports) or whose `match` networks hold it (they
+    /// send from several servers), or a gateway registered from this IP.
     pub(super) fn trunk_at(&self, clock: Clock, from: SocketAddr) -> Option<usize> {
         self.config.trunks.iter().enumerate().find_map(|(i, t)| {
             let ours = match t.kind {
-                TrunkKind::Provider => self
-                    .dialplan
-                    .outbound()
-                    .and_then(|o| o.address(i))
-                    .is_some_and(|a| a.ip() == from.ip()),
+                TrunkKind::Provider => {
+                    self.dialplan
+                        .outbound()
+                        .and_then(|o| o.address(i))
+                        .is_some_and(|a| a.ip() == from.ip())
+                        || t.matches.iter().any(|c| c.contains(from.ip()))
+                }
                 TrunkKind::Gateway => t.username.as_deref().is_some_and(|u| {
                     self.registry
                         .contacts(&Extension(u.to_owned()), clock.unix_s())
