@@ -241,6 +241,62 @@ fn direct_dial_rings_the_extension_and_the_bridge_carries_audio() {
     );
 }
 
+/// Nested menus: an option of one IVR is another IVR, whose option rings 201. The caller
+/// passes through both (the second menu's metric counts its own option) and reaches 201.
+#[test]
+fn an_option_that_is_another_ivr_leads_through_its_menu_to_the_extension() {
+    let pbx = pbx(
+        "[[ivr]]\nnumber = \"740\"\ngreeting = \"Press 3 for the sales menu.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 10\noptions = { \"3\" = \"750\" }\n\
+         [[ivr]]\nnumber = \"750\"\ngreeting = \"Sales. Press 4 for Budi.\"\nlanguage = \"en\"\n\
+         timeout_seconds = 10\noptions = { \"4\" = \"201\" }\n",
+    );
+    // The same address as the direct-dial test, on a port of its own.
+    let (mut p201, sink) = sipp_callee(&pbx, "201", "127.0.0.92");
+    let keypad = Keypad::start_with_tone("127.0.0.90", 440.0);
+    let mut caller = call(&pbx, &keypad, "740", Some(Duration::from_secs(16)));
+    keypad.wait_answered();
+    std::thread::sleep(Duration::from_millis(1500));
+    keypad.press("3");
+    // The second menu's greeting is heard before its option is pressed; 201 has nothing yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = keypad.heard_len();
+    std::thread::sleep(Duration::from_millis(1500));
+    let speech = keypad.loud_seconds(before, keypad.heard_len());
+    assert!(
+        speech >= 0.5,
+        "the second menu's greeting: {speech} s loud\npbx: {}",
+        pbx.log()
+    );
+    assert_eq!(sink.stats().packets, 0, "201 was reached before choosing");
+    keypad.press("4");
+    let after = keypad.heard_len();
+    let got = wait_packets(&sink, 100, Duration::from_secs(15));
+    assert!(got >= 100, "201 got {got} packets\npbx: {}", pbx.log());
+    std::thread::sleep(Duration::from_secs(2));
+    let echoed = keypad.seconds_of(after, 440.0);
+    assert!(
+        echoed >= 1.0,
+        "the caller heard {echoed} s of its echoed tone from 201\npbx: {}",
+        pbx.log()
+    );
+    assert_eq!(pbx.metric("kentongan_ivr_calls_total{option=\"3\"}"), 1);
+    assert_eq!(pbx.metric("kentongan_ivr_calls_total{option=\"4\"}"), 1);
+    assert_eq!(
+        caller.wait(Duration::from_secs(30)),
+        0,
+        "{}",
+        caller.output()
+    );
+    assert_eq!(
+        p201.wait(Duration::from_secs(10)),
+        0,
+        "201 got no BYE: {}\npbx: {}",
+        p201.output(),
+        pbx.log()
+    );
+}
+
 #[test]
 fn no_input_repeats_the_menu_then_goes_to_invalid() {
     let pbx = pbx("timeout_seconds = 1\nretries = 1\n");
