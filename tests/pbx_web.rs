@@ -11,7 +11,8 @@
 //! a password hash or HA1; logout ends the session on the server. Then a real browser (Debian's
 //! headless chromium through chromedriver, W3C WebDriver spoken as plain HTTP/JSON) logs in,
 //! adds 205 with the form, registers it with the shown password, sees it on the dashboard,
-//! checks that no page is wider than the window at 1366x768 and 390 px, and saves screenshots
+//! checks that no page is wider than the window at 1366x768 and 390 px (and, after the header's
+//! language switch, in Bahasa Indonesia at 390 px), and saves screenshots
 //! in `out/web-screenshots/` (`KENTONGAN_OUT`). Needs curl, sipp, chromium and chromium-driver.
 
 #[path = "fixtures/pbx/harness.rs"]
@@ -39,14 +40,23 @@ fn web(with_admin: bool) -> Web {
     web_with(with_admin, "")
 }
 
-/// [`web`] with more `[firewall]` keys.
+/// [`web`] with more `[firewall]` keys. Its pages are in English: `[voicemail] language`
+/// (voicemail itself off, so an unanswered call stays unanswered) is the admins' default.
 fn web_with(with_admin: bool, firewall: &str) -> Web {
+    web_config(
+        with_admin,
+        &format!("{firewall}\n[voicemail]\nenabled = false\nlanguage = \"en\"\n"),
+    )
+}
+
+/// A daemon with `[web]` and `[firewall]`, then `extra` (more `[firewall]` keys, more tables).
+fn web_config(with_admin: bool, extra: &str) -> Web {
     let sip_port = ports(BASE);
     let port = WEB_BASE + (sip_port - BASE);
     let pbx = Pbx::start_with(
         sip_port,
         &format!(
-            "\n[web]\nlisten = [\"{WEB_IP}:{port}\"]\n[firewall]\nban_after_failures = 10\n{firewall}"
+            "\n[web]\nlisten = [\"{WEB_IP}:{port}\"]\n[firewall]\nban_after_failures = 10\n{extra}"
         ),
     );
     for ext in ["201", "202"] {
@@ -553,6 +563,92 @@ fn cdr_page_escapes_sip_strings_and_filters_safely() {
     assert!(count(&mut c, "").contains("1 calls"), "the CDR is intact");
 }
 
+/// The language switch: with no `[voicemail] language` the pages are in Bahasa Indonesia;
+/// the header's switch (a POST with the CSRF token; without it nothing changes, and only
+/// "id" or "en" is a language) turns this session's dashboard and extensions page to
+/// English, notices included, and back; the choice is remembered for the account's next
+/// login; the switch returns to its page but never to a page it was not sent from.
+#[test]
+fn language_switch_turns_pages_english_and_back() {
+    let w = web_config(true, "");
+    let mut c = w.client("127.0.0.69");
+    let login = c.get("/login");
+    assert!(login.body.contains("<html lang=\"id\">"), "{}", login.body);
+    assert!(login.body.contains(">Masuk</button>"), "{}", login.body);
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let indonesian = |c: &mut Client| {
+        let dash = c.get("/").body;
+        assert!(dash.contains("<html lang=\"id\">"), "{dash}");
+        assert!(dash.contains("<h1>Dasbor</h1>"), "{dash}");
+        assert!(dash.contains("panggilan aktif"), "{dash}");
+        assert!(dash.contains("<th>Penelepon</th>"), "{dash}");
+        assert!(dash.contains(">English</button>"), "{dash}");
+        assert!(!dash.contains("Live calls"), "{dash}");
+        let ext = c.get("/extensions").body;
+        assert!(ext.contains("<h2>Tambah ekstensi</h2>"), "{ext}");
+        assert!(ext.contains("<th>Nomor</th><th>Nama</th>"), "{ext}");
+        assert!(!ext.contains("Add an extension"), "{ext}");
+    };
+    let english = |c: &mut Client| {
+        let dash = c.get("/").body;
+        assert!(dash.contains("<html lang=\"en\">"), "{dash}");
+        assert!(dash.contains("<h1>Dashboard</h1>"), "{dash}");
+        assert!(dash.contains("live calls"), "{dash}");
+        assert!(dash.contains("<th>Caller</th>"), "{dash}");
+        assert!(dash.contains(">Bahasa Indonesia</button>"), "{dash}");
+        assert!(!dash.contains("Dasbor"), "{dash}");
+        let ext = c.get("/extensions").body;
+        assert!(ext.contains("<h2>Add an extension</h2>"), "{ext}");
+        assert!(ext.contains("<th>Number</th><th>Name</th>"), "{ext}");
+        assert!(!ext.contains("Tambah ekstensi"), "{ext}");
+    };
+    indonesian(&mut c);
+    let csrf = c.get("/").csrf();
+
+    // No token, a stale one, or no language: refused, still Indonesian.
+    let r = c.post("/language", &[("lang", "en"), ("page", "dashboard")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = c.post("/language", &[("csrf", &"0".repeat(64)), ("lang", "en")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = c.post("/language", &[("csrf", &csrf), ("lang", "fr")]);
+    assert_eq!(r.status, 422, "{}", r.body);
+    indonesian(&mut c);
+    let r = c.post(
+        "/extensions/remove",
+        &[("csrf", &csrf), ("extension", "299")],
+    );
+    assert!(r.body.contains("Tidak ada ekstensi 299."), "{}", r.body);
+
+    let r = c.post(
+        "/language",
+        &[("csrf", &csrf), ("lang", "en"), ("page", "extensions")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), Some("/extensions"));
+    english(&mut c);
+    let r = c.post(
+        "/extensions/remove",
+        &[("csrf", &csrf), ("extension", "299")],
+    );
+    assert!(r.body.contains("There is no extension 299."), "{}", r.body);
+
+    // Remembered for the account: a new session after logout is English from the start.
+    assert_eq!(c.post("/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(c.get("/").location(), Some("/login"));
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    english(&mut c);
+
+    // Back; a page name it does not know returns to the dashboard, not to that "page".
+    let csrf = c.get("/").csrf();
+    let r = c.post(
+        "/language",
+        &[("csrf", &csrf), ("lang", "id"), ("page", "//evil.example/")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), Some("/"));
+    indonesian(&mut c);
+}
+
 #[test]
 fn real_browser_logs_in_adds_205_and_pages_fit() {
     let w = web(true);
@@ -595,23 +691,47 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
     }
     assert_eq!(b.text("#registrations"), "1");
 
+    let pages = [
+        ("dashboard", "/"),
+        ("extensions", "/extensions"),
+        ("cdr", "/cdr"),
+        ("firewall", "/firewall"),
+        ("trunks", "/trunks?number=0812&month=2026-11"),
+        ("rates", "/rates"),
+        ("voicemail", "/voicemail?mailbox=205"),
+        ("recordings", "/recordings"),
+        ("reports", "/reports"),
+    ];
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);
-        for (page, path) in [
-            ("dashboard", "/"),
-            ("extensions", "/extensions"),
-            ("cdr", "/cdr"),
-            ("firewall", "/firewall"),
-            ("trunks", "/trunks?number=0812&month=2026-11"),
-            ("rates", "/rates"),
-            ("voicemail", "/voicemail?mailbox=205"),
-            ("recordings", "/recordings"),
-            ("reports", "/reports"),
-        ] {
+        for (page, path) in pages {
             b.go(&format!("{base}{path}"));
             b.screenshot(&shots.join(format!("{page}-{width}.png")));
             assert!(!b.overflows(), "{page} overflows at {width} px");
         }
+    }
+    // The header's switch: the same page in Bahasa Indonesia, whose longer words must fit
+    // the phone screen too; then back to English.
+    b.go(&format!("{base}/extensions"));
+    b.click("#language");
+    b.wait_url(&format!("{base}/extensions"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !b.source().contains("Tambah ekstensi") {
+        assert!(std::time::Instant::now() < deadline, "no Indonesian page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (page, path) in pages {
+        b.go(&format!("{base}{path}"));
+        b.screenshot(&shots.join(format!("{page}-390-id.png")));
+        assert!(!b.overflows(), "{page} overflows at 390 px in Indonesian");
+    }
+    b.go(&format!("{base}/"));
+    assert_eq!(b.text("#language"), "English");
+    b.click("#language");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !b.source().contains("<h1>Dashboard</h1>") {
+        assert!(std::time::Instant::now() < deadline, "not back to English");
+        std::thread::sleep(Duration::from_millis(100));
     }
     // Log out from the page: the browser is back at the login form and stays there.
     b.click("form.logout button");

@@ -14,6 +14,7 @@ use kentongan_web::backend::{
     RecordingItem, Registration, Reports, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
     TrunkUse, VoicemailRow,
 };
+use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
 
 use crate::admins::{self, AdminName, Role};
@@ -132,6 +133,22 @@ impl Backend for PbxBackend {
             Role::Admin => WebRole::Admin,
             Role::Operator => WebRole::Operator,
         }))
+    }
+
+    fn admin_language(&self, name: &str) -> Result<Option<Lang>, BackendError> {
+        let Ok(n) = AdminName::parse(name) else {
+            return Ok(None);
+        };
+        let code = self.store()?.admin_language(&n).map_err(db)?;
+        // A code this build does not know (a newer one's) is no choice: the default applies.
+        Ok(code.as_deref().and_then(Lang::parse))
+    }
+
+    fn set_admin_language(&self, name: &str, lang: Lang) -> Result<(), BackendError> {
+        let n = AdminName::parse(name).map_err(|e| BackendError(e.to_string()))?;
+        self.store()?
+            .set_admin_language(&n, lang.code())
+            .map_err(db)
     }
 
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError> {
@@ -683,6 +700,12 @@ pub fn start(config: &Config) -> Result<(), StartError> {
             ban_after: config.firewall.ban_after_failures,
             ban_duration: config.firewall.ban_duration,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            // The language the office's callers hear is the one its admins read; without a
+            // `[voicemail]` table, the appliance's own default, Bahasa Indonesia.
+            default_lang: match config.voicemail.as_ref().map(|v| v.language) {
+                Some(crate::config::Language::English) => Lang::En,
+                Some(crate::config::Language::Indonesian) | None => Lang::Id,
+            },
         },
         backend,
     )?;

@@ -317,6 +317,10 @@ pub trait Backend: Send + Sync + 'static {
     fn has_admins(&self) -> Result<bool, BackendError>;
     /// Checks a name and password. An unknown name costs the same time as a known one.
     fn authenticate(&self, name: &str, password: &str) -> Result<Option<Role>, BackendError>;
+    /// The page language the account last chose, if it ever did.
+    fn admin_language(&self, name: &str) -> Result<Option<crate::i18n::Lang>, BackendError>;
+    /// Remembers the account's page language for its next login.
+    fn set_admin_language(&self, name: &str, lang: crate::i18n::Lang) -> Result<(), BackendError>;
     /// Stores a ban in the same table as the SIP shield's, which the daemon applies.
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError>;
     /// Whether `addr` is banned now (by the web login or by SIP).

@@ -32,6 +32,7 @@ pub mod backend;
 mod charts;
 mod firewall;
 pub mod guard;
+pub mod i18n;
 mod routes;
 pub mod server;
 pub mod session;

@@ -15,7 +15,7 @@ use crate::backend::{AddError, BackendError, Explained, ImportError, RateRow, Sa
 use crate::routes::{blocking, chrome, db_failed, post_session, render, session, to_login, St};
 use crate::server::AppState;
 use crate::session::Session;
-use crate::templates::{url_encode, Chrome};
+use crate::templates::{url_encode, words_from_chrome, Chrome, Words};
 
 const RATES_PAGE_SIZE: usize = 50;
 
@@ -31,6 +31,8 @@ pub struct TrunkForms {
     pub month_error: Option<String>,
     pub savings: Option<Savings>,
 }
+
+words_from_chrome!(TrunksPage, RatesPage);
 
 #[derive(Template)]
 #[template(path = "trunks.html")]
@@ -280,11 +282,15 @@ pub(crate) async fn upload(
     let mut upload = Upload::default();
     let status = match String::from_utf8(csv) {
         Err(_) => {
-            upload.error = Some("The file is not UTF-8 text; save it as CSV (UTF-8).".into());
+            upload.error = Some(
+                s.lang
+                    .t("The file is not UTF-8 text; save it as CSV (UTF-8).")
+                    .into(),
+            );
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(text) if text.trim().is_empty() => {
-            upload.error = Some("Choose a rates CSV file to upload.".into());
+            upload.error = Some(s.lang.t("Choose a rates CSV file to upload.").into());
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(text) => {
@@ -295,15 +301,16 @@ pub(crate) async fn upload(
             match done {
                 Ok(i) => {
                     info!(account = %s.account, rates = i.rates, "rates uploaded from the web");
-                    upload.notice = Some(format!(
+                    upload.notice = Some(s.lang.f(
                         "Loaded {} rates for {} trunks. The running daemon uses them after `systemctl reload kentongan-pbx`.",
-                        i.rates, i.trunks
+                        &[&i.rates, &i.trunks],
                     ));
                     StatusCode::OK
                 }
                 Err(ImportError::Lines(lines)) => {
                     upload.error = Some(
-                        "Nothing was loaded: fix the lines below and upload the whole file again."
+                        s.lang
+                            .t("Nothing was loaded: fix the lines below and upload the whole file again.")
                             .into(),
                     );
                     upload.lines = lines;
