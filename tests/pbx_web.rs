@@ -563,6 +563,174 @@ fn cdr_page_escapes_sip_strings_and_filters_safely() {
     assert!(count(&mut c, "").contains("1 calls"), "the CDR is intact");
 }
 
+/// Power (dB) of `hz` in a decoded WAV over `from`..`to` seconds (negative: from the end).
+fn tone_db(wav: &std::path::Path, from: f64, to: f64, hz: f64) -> f64 {
+    use kentongan_media::goertzel::{goertzel, to_db};
+    let bytes = std::fs::read(wav).unwrap_or_default();
+    let Ok(clip) = kentongan_media::WavClip::parse(&bytes) else {
+        return f64::NEG_INFINITY;
+    };
+    let rate = clip.rate.hz();
+    let mono = clip.to_mono();
+    let secs = mono.len() as f64 / f64::from(rate);
+    let at = |t: f64| {
+        let t = if t < 0.0 { secs + t } else { t };
+        ((t.max(0.0) * f64::from(rate)) as usize).min(mono.len())
+    };
+    to_db(goertzel(&mono[at(from)..at(to)], rate, hz))
+}
+
+/// The member number in the row of `caller` on the Conference page.
+fn member_of(page: &str, caller: &str) -> Option<String> {
+    let at = page.find(&format!("</td><td class=\"wrap\">{caller}</td>"))?;
+    let row = page[..at].rfind("<tr><td>")? + "<tr><td>".len();
+    Some(page[row..at].to_owned())
+}
+
+/// The Conference page with two baresip members of room 800 (201 plays 400 Hz, 202 700 Hz):
+/// both show (the room's name escaped); a mute without the CSRF token changes nothing; the
+/// page's mute of 202 takes its tone out of what 201 hears (Goertzel on 201's decoded audio),
+/// and the page's kick of 201 hangs it up with a BYE, long before its phone would have.
+#[test]
+fn conference_page_shows_members_mutes_and_kicks() {
+    need("baresip", "baresip");
+    let w = web_with(
+        true,
+        "\n[[conference]]\nnumber = \"800\"\nname = \"Ruang <b>Rapat</b>\"\n",
+    );
+    let mut c = w.client("127.0.0.65");
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let empty = c.get("/conference").body;
+    assert!(
+        empty.contains("800 · Ruang &lt;b&gt;Rapat&lt;/b&gt;"),
+        "{empty}"
+    );
+    assert!(empty.contains("Nobody is in this room."), "{empty}");
+
+    let phones = [("201", "127.0.0.66", 400.0), ("202", "127.0.0.67", 700.0)];
+    let mut procs = Vec::new();
+    let mut dirs = Vec::new();
+    for (ext, ip, hz) in phones {
+        let wav = w.pbx.dir.join(format!("tone-{ext}.wav"));
+        tone_wav_hz(&wav, 30, hz);
+        let dir = baresip_phone_with(&w.pbx, ext, ip, 44098, &wav, false, "PCMU");
+        procs.push(Proc::spawn(
+            &format!("baresip {ext}"),
+            std::process::Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args(["-t", "18", "-e", "/dial 800"]),
+            w.pbx.dir.join(format!("baresip-{ext}.log")),
+        ));
+        dirs.push(dir);
+    }
+    let logs = |procs: &[Proc]| {
+        procs
+            .iter()
+            .map(|p| p.output())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+            + &format!("\n---- pbx\n{}", w.pbx.log())
+    };
+    let page = |c: &mut Client| c.get("/conference").body;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut body = page(&mut c);
+    while member_of(&body, "201").is_none() || member_of(&body, "202").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members not shown: {body}\n{}",
+            logs(&procs)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        body = page(&mut c);
+    }
+    assert!(body.contains("2/50 members"), "{body}");
+    let (m201, m202) = (
+        member_of(&body, "201").unwrap(),
+        member_of(&body, "202").unwrap(),
+    );
+    let csrf = c.get("/").csrf();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let r = c.post("/conference/mute", &[("room", "800"), ("member", &m202)]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = c.post(
+        "/conference/mute",
+        &[("csrf", &csrf), ("room", "800"), ("member", "99999")],
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("room 800 has no member 99999"),
+        "{}",
+        r.body
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !page(&mut c).contains(">Unmute</button>"),
+        "muted without a token"
+    );
+    let r = c.post(
+        "/conference/mute",
+        &[("csrf", &csrf), ("room", "800"), ("member", &m202)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("Member {m202} of room 800: mute switched.")),
+        "{}",
+        r.body
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !page(&mut c).contains(">Unmute</button>") {
+        assert!(std::time::Instant::now() < deadline, "202 not muted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+
+    let kicked = std::time::Instant::now();
+    let r = c.post(
+        "/conference/kick",
+        &[("csrf", &csrf), ("room", "800"), ("member", &m201)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let body = page(&mut c);
+        if member_of(&body, "201").is_none() && member_of(&body, "202").is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "201 not kicked: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kicked_after = kicked.elapsed();
+    for p in &mut procs {
+        p.wait(Duration::from_secs(30));
+    }
+    let heard = baresip_decoded(&dirs[0])
+        .unwrap_or_else(|| panic!("201 decoded nothing: {}", logs(&procs)));
+    let bytes = std::fs::read(&heard).unwrap();
+    let secs = kentongan_media::WavClip::parse(&bytes)
+        .map(|c| c.duration_ms() as f64 / 1000.0)
+        .unwrap_or(0.0);
+    // The BYE of the kick ended 201's call about 10 s in, not its phone's 18 s.
+    assert!(
+        secs < 14.0,
+        "201's call lasted {secs:.1} s (kick {kicked_after:?}): {}",
+        logs(&procs)
+    );
+    let before = tone_db(&heard, 1.5, 3.5, 700.0);
+    assert!(
+        before > -35.0,
+        "201 did not hear 202 before the mute: {before:.1} dB"
+    );
+    // The last seconds before the kick, after the mute: 202's tone is gone.
+    let after = tone_db(&heard, -3.0, -1.0, 700.0);
+    assert!(after < -45.0, "201 still hears muted 202: {after:.1} dB");
+}
+
 /// The language switch: with no `[voicemail] language` the pages are in Bahasa Indonesia;
 /// the header's switch (a POST with the CSRF token; without it nothing changes, and only
 /// "id" or "en" is a language) turns this session's dashboard and extensions page to
@@ -701,6 +869,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
         ("voicemail", "/voicemail?mailbox=205"),
         ("recordings", "/recordings"),
         ("reports", "/reports"),
+        ("conference", "/conference"),
     ];
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
     AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, Explained,
-    ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, RateRow, Rates,
-    RecordingItem, Registration, Reports, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
-    TrunkUse, VoicemailRow,
+    ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, MemberAction, RateRow,
+    Rates, RecordingItem, Registration, Reports, Role as WebRole, RoomMember, RoomRow, RouteRow,
+    Savings, SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
 };
 use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
@@ -589,6 +589,62 @@ impl Backend for PbxBackend {
 
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError> {
         self.store()?.request_hangup(call_id).map_err(db)
+    }
+
+    fn conferences(&self) -> Result<Vec<RoomRow>, BackendError> {
+        let store = self.store()?;
+        let members = store.conference_members().map_err(db)?;
+        let locked = store.locked_rooms().map_err(db)?;
+        Ok(self
+            .config
+            .conferences
+            .iter()
+            .map(|r| RoomRow {
+                number: r.number.clone(),
+                name: r.name.clone(),
+                locked: locked.contains(&r.number),
+                max_members: r.max_members,
+                members: members
+                    .iter()
+                    .filter(|m| m.room == r.number)
+                    .map(|m| RoomMember {
+                        member: m.member,
+                        extension: m.extension.clone(),
+                        admin: m.admin,
+                        muted: m.muted,
+                        talking: m.talking,
+                        joined_ms: m.joined_ms,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn conference_member(
+        &self,
+        room: &str,
+        member: i64,
+        action: MemberAction,
+    ) -> Result<(), AddError> {
+        // The checks of `conference mute|kick`, with the CLI's words.
+        if !self.config.conferences.iter().any(|r| r.number == room) {
+            return Err(AddError::Field(FieldError {
+                field: "room",
+                message: format!("there is no conference room {room:?}"),
+            }));
+        }
+        let store = self.store()?;
+        let members = store.conference_members().map_err(db)?;
+        if !members.iter().any(|m| m.member == member && m.room == room) {
+            return Err(AddError::Field(FieldError {
+                field: "member",
+                message: format!("room {room} has no member {member}; it may have left"),
+            }));
+        }
+        store
+            .add_conference_command(room, action.name(), Some(member))
+            .map_err(db)?;
+        Ok(())
     }
 
     fn reports(&self) -> Result<Reports, BackendError> {

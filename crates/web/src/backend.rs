@@ -312,6 +312,48 @@ pub struct Reports {
     pub savings_problem: Option<String>,
 }
 
+/// A member of a conference room, as the daemon mirrors it.
+#[derive(Debug, Clone)]
+pub struct RoomMember {
+    /// The member's number within the daemon's run (what mute and kick name).
+    pub member: i64,
+    /// Who called in (the From user: SIP-sourced, rendered escaped).
+    pub extension: String,
+    pub admin: bool,
+    pub muted: bool,
+    pub talking: bool,
+    pub joined_ms: i64,
+}
+
+/// A `[[conference]]` room and who is in it now.
+#[derive(Debug, Clone)]
+pub struct RoomRow {
+    pub number: String,
+    pub name: String,
+    pub locked: bool,
+    pub max_members: u32,
+    pub members: Vec<RoomMember>,
+}
+
+/// What the page asks the daemon to do to a member (`conference mute|kick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    /// Mutes the member, or unmutes a muted one.
+    Mute,
+    /// Hangs the member up.
+    Kick,
+}
+
+impl MemberAction {
+    /// The command's action as the conference commands table (and the CLI) name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberAction::Mute => "mute",
+            MemberAction::Kick => "kick",
+        }
+    }
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -375,4 +417,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
     /// when no such call is live.
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
+    /// The configured rooms with their live members.
+    fn conferences(&self) -> Result<Vec<RoomRow>, BackendError>;
+    /// Leaves a mute or kick for the daemon (it carries it out within a second), by the
+    /// rules of `conference mute|kick`: the room must be configured, the member in it.
+    fn conference_member(
+        &self,
+        room: &str,
+        member: i64,
+        action: MemberAction,
+    ) -> Result<(), AddError>;
 }

@@ -264,6 +264,34 @@ const WORDS: &[(&str, &str)] = &[
     ),
     ("Start (UTC)", "Mulai (UTC)"),
     ("Call-ID", "Call-ID"),
+    // Conference.
+    ("Conference", "Konferensi"),
+    ("The rooms are set in", "Ruang diatur di"),
+    (
+        "of the configuration; this page shows who is in them now.",
+        "pada konfigurasi; halaman ini menampilkan siapa yang ada di dalamnya sekarang.",
+    ),
+    ("locked", "terkunci"),
+    ("members", "anggota"),
+    ("Member", "Anggota"),
+    ("Since (UTC)", "Sejak (UTC)"),
+    ("talking", "berbicara"),
+    ("muted", "dibisukan"),
+    ("admin", "admin"),
+    ("Mute", "Bisukan"),
+    ("Unmute", "Bunyikan"),
+    ("Kick", "Keluarkan"),
+    ("Nobody is in this room.", "Tidak ada orang di ruang ini."),
+    ("No rooms: add a", "Belum ada ruang: tambahkan tabel"),
+    (
+        "Say which member: the number in the room's list.",
+        "Sebutkan anggotanya: nomor di daftar ruang.",
+    ),
+    (
+        "Member {} of room {}: mute switched.",
+        "Anggota {} di ruang {}: bisu diubah.",
+    ),
+    ("Member {} of room {} is hung up.", "Anggota {} di ruang {} diputus."),
     // Reports.
     ("Savings:", "Penghematan:"),
     ("max", "maks"),
@@ -284,6 +312,10 @@ mod tests {
         ("base.html", include_str!("../templates/base.html")),
         ("cdr.html", include_str!("../templates/cdr.html")),
         ("chart.html", include_str!("../templates/chart.html")),
+        (
+            "conference.html",
+            include_str!("../templates/conference.html"),
+        ),
         (
             "dashboard.html",
             include_str!("../templates/dashboard.html"),
@@ -311,6 +343,7 @@ mod tests {
         ("trunks.rs", include_str!("trunks.rs")),
         ("voicemail.rs", include_str!("voicemail.rs")),
         ("charts.rs", include_str!("charts.rs")),
+        ("conference.rs", include_str!("conference.rs")),
     ];
 
     /// The string literals handed to `t(`, `f(` or marked `word(` in `text`.

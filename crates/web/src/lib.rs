@@ -30,6 +30,7 @@
 
 pub mod backend;
 mod charts;
+mod conference;
 mod firewall;
 pub mod guard;
 pub mod i18n;

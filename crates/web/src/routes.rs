@@ -51,6 +51,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/recordings", get(crate::voicemail::recordings))
         .route("/recordings/play", get(crate::voicemail::play_recording))
         .route("/reports", get(crate::charts::reports))
+        .route("/conference", get(crate::conference::page))
+        .route("/conference/mute", post(crate::conference::mute))
+        .route("/conference/kick", post(crate::conference::kick))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -211,6 +214,7 @@ const PAGES: &[(&str, &str)] = &[
     ("recordings", "/recordings"),
     ("cdr", "/cdr"),
     ("reports", "/reports"),
+    ("conference", "/conference"),
     ("firewall", "/firewall"),
 ];
 
