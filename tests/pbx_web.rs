@@ -731,6 +731,53 @@ fn conference_page_shows_members_mutes_and_kicks() {
     assert!(after < -45.0, "201 still hears muted 202: {after:.1} dB");
 }
 
+/// The Routing page shows the config's DIDs, ring groups, IVRs and office hours as the
+/// daemon loaded them (values from the file rendered as text, `<b>` included), says the file
+/// is where they change, and has no form that could change them.
+#[test]
+fn routing_page_lists_dids_groups_ivrs_and_office_hours() {
+    // Voicemail on (the `vm:` targets need it), the pages in English.
+    let w = web_config(
+        true,
+        "\n[[ring_group]]\nnumber = \"600\"\nname = \"Sales <b>A</b>\"\nstrategy = \"hunt\"\n\
+         members = [\"201\", \"202\"]\nring_seconds = 15\nno_answer = \"vm:201\"\n\
+         [[ivr]]\nnumber = \"700\"\ngreeting = \"Selamat datang\"\nlanguage = \"id\"\n\
+         options = { \"1\" = \"201\", \"2\" = \"vm:202\" }\ninvalid = \"202\"\n\
+         [[office_hours]]\nname = \"kantor\"\ntimezone = \"Asia/Jakarta\"\n\
+         open = [\"mon-fri 08:00-17:00\"]\nin_hours = \"700\"\nafter_hours = \"vm:202\"\n\
+         [[did]]\nnumber = \"+62215550100\"\nto = \"hours:kantor\"\n\
+         [voicemail]\nlanguage = \"en\"\n",
+    );
+    let mut c = w.client("127.0.0.65");
+    assert_eq!(c.get("/routing").location(), Some("/login"));
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let r = c.get("/routing");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.assert_secure_headers();
+    let b = &r.body;
+    assert!(
+        b.contains("<code>kentongan-pbx --config FILE check-config</code>"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<td>+62215550100</td><td>hours:kantor</td><td>any</td>"),
+        "{b}"
+    );
+    assert!(
+        b.contains("<td>600</td><td>Sales &lt;b&gt;A&lt;/b&gt;</td><td>hunt</td><td class=\"wrap\">201, 202</td><td>15 s</td><td>vm:201</td>"),
+        "{b}"
+    );
+    assert!(!b.contains("<b>A"), "{b}");
+    assert!(b.contains("1 → 201<br>2 → vm:202<br>"), "{b}");
+    assert!(b.contains("<td>202</td>"), "{b}");
+    assert!(b.contains("<td>kantor</td><td>Asia/Jakarta</td>"), "{b}");
+    assert!(b.contains("<td>700</td><td>vm:202</td>"), "{b}");
+    assert!(
+        !b.contains("method=\"post\" action=\"/routing"),
+        "read-only: {b}"
+    );
+}
+
 /// The language switch: with no `[voicemail] language` the pages are in Bahasa Indonesia;
 /// the header's switch (a POST with the CSRF token; without it nothing changes, and only
 /// "id" or "en" is a language) turns this session's dashboard and extensions page to
@@ -870,6 +917,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
         ("recordings", "/recordings"),
         ("reports", "/reports"),
         ("conference", "/conference"),
+        ("routing", "/routing"),
     ];
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);

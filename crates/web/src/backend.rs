@@ -354,6 +354,59 @@ impl MemberAction {
     }
 }
 
+/// The call routing the configuration file holds (its source of truth: shown, not edited),
+/// each value as the file would say it.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub dids: Vec<DidRow>,
+    pub ring_groups: Vec<RingGroupRow>,
+    pub ivrs: Vec<IvrRow>,
+    pub office_hours: Vec<OfficeHoursRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DidRow {
+    pub number: String,
+    pub to: String,
+    /// Empty: from any trunk.
+    pub trunk: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RingGroupRow {
+    pub number: String,
+    pub name: String,
+    pub strategy: String,
+    pub members: String,
+    pub ring_seconds: u32,
+    /// Empty: the caller gets 480.
+    pub no_answer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IvrRow {
+    pub number: String,
+    pub greeting: String,
+    /// `KEY → TARGET`, in key order.
+    pub options: Vec<String>,
+    /// Empty: goodbye and hang up.
+    pub invalid: String,
+    pub timeout_s: u64,
+    pub retries: u32,
+    pub direct_dial: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfficeHoursRow {
+    pub name: String,
+    pub timezone: String,
+    pub open: Vec<String>,
+    /// Empty: no holidays file.
+    pub holidays: String,
+    pub in_hours: String,
+    pub after_hours: String,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -417,6 +470,8 @@ pub trait Backend: Send + Sync + 'static {
     /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
     /// when no such call is live.
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
+    /// DIDs, ring groups, IVRs and office hours as configured.
+    fn routing(&self) -> Result<Routing, BackendError>;
     /// The configured rooms with their live members.
     fn conferences(&self) -> Result<Vec<RoomRow>, BackendError>;
     /// Leaves a mute or kick for the daemon (it carries it out within a second), by the

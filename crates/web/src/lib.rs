@@ -35,6 +35,7 @@ mod firewall;
 pub mod guard;
 pub mod i18n;
 mod routes;
+mod routing;
 pub mod server;
 pub mod session;
 mod templates;

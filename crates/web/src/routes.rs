@@ -52,6 +52,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/recordings/play", get(crate::voicemail::play_recording))
         .route("/reports", get(crate::charts::reports))
         .route("/conference", get(crate::conference::page))
+        .route("/routing", get(crate::routing::page))
         .route("/conference/mute", post(crate::conference::mute))
         .route("/conference/kick", post(crate::conference::kick))
         .route("/static/style.css", get(css))
@@ -215,6 +216,7 @@ const PAGES: &[(&str, &str)] = &[
     ("cdr", "/cdr"),
     ("reports", "/reports"),
     ("conference", "/conference"),
+    ("routing", "/routing"),
     ("firewall", "/firewall"),
 ];
 
