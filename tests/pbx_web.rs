@@ -778,6 +778,143 @@ fn routing_page_lists_dids_groups_ivrs_and_office_hours() {
     );
 }
 
+/// The Music on hold page over `[music_on_hold] directory`: a mono 8 kHz WAV uploaded with
+/// the CSRF token is written (no temporary file left) and listed with its length; without
+/// the token, as stereo, at 44.1 kHz, as not a WAV, under a name with a path in it or a name
+/// taken, nothing is written and the reason stands next to the field; a file hold music
+/// cannot read is listed as skipped, escaped; delete removes the file.
+#[test]
+fn music_on_hold_upload_is_checked_written_whole_and_deleted() {
+    let dir = std::env::temp_dir().join(format!("kentongan-web-moh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let w = web_with(
+        true,
+        &format!("\n[music_on_hold]\ndirectory = \"{}\"\n", dir.display()),
+    );
+    let files = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut c = w.client("127.0.0.63");
+    assert_eq!(c.get("/moh").location(), Some("/login"));
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let r = c.get("/moh");
+    assert!(
+        r.body.contains("No files: the built-in tune plays."),
+        "{}",
+        r.body
+    );
+    let csrf = r.csrf();
+
+    let good = w.pbx.dir.join("good.wav");
+    tone_wav_hz(&good, 2, 500.0);
+    let r = c.upload_as("/moh/upload", &[("name", "gamelan.wav")], "wav", &good);
+    assert_eq!(r.status, 403, "no token: {}", r.body);
+    assert!(files(&dir).is_empty());
+
+    let sox = |args: &[&str]| {
+        let st = std::process::Command::new("sox")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "sox {args:?}");
+    };
+    let stereo = w.pbx.dir.join("stereo.wav");
+    sox(&[good.to_str().unwrap(), "-c", "2", stereo.to_str().unwrap()]);
+    let cd = w.pbx.dir.join("cd.wav");
+    sox(&[good.to_str().unwrap(), "-r", "44100", cd.to_str().unwrap()]);
+    let text = w.pbx.dir.join("notes.wav");
+    std::fs::write(&text, "<script>alert(1)</script>").unwrap();
+    for (name, file, field, says) in [
+        ("s.wav", &stereo, "wav-error", "the file is stereo"),
+        (
+            "cd.wav",
+            &cd,
+            "wav-error",
+            "not a WAV file hold music can read",
+        ),
+        (
+            "t.wav",
+            &text,
+            "wav-error",
+            "not a WAV file hold music can read",
+        ),
+        ("../escape.wav", &good, "name-error", "ends in .wav"),
+        ("x.mp3", &good, "name-error", "ends in .wav"),
+    ] {
+        let r = c.upload_as(
+            "/moh/upload",
+            &[("csrf", &csrf), ("name", name)],
+            "wav",
+            file,
+        );
+        assert_eq!(r.status, 422, "{name}: {}", r.body);
+        let error = r
+            .body
+            .split(&format!("id=\"{field}\">"))
+            .nth(1)
+            .and_then(|e| e.split("</span>").next())
+            .unwrap_or_default();
+        assert!(error.contains(says), "{name}: {}", r.body);
+        assert!(files(&dir).is_empty(), "{name}: {:?}", files(&dir));
+    }
+    assert!(!dir.parent().unwrap().join("escape.wav").exists());
+
+    let r = c.upload_as(
+        "/moh/upload",
+        &[("csrf", &csrf), ("name", "gamelan.wav")],
+        "wav",
+        &good,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("Added gamelan.wav; it plays from the next hold."),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<td class=\"wrap\">gamelan.wav</td>\n<td>0:02</td><td>8000 Hz</td>"),
+        "{}",
+        r.body
+    );
+    assert_eq!(files(&dir), ["gamelan.wav"], "no temporary file left");
+    assert_eq!(
+        std::fs::read(dir.join("gamelan.wav")).unwrap(),
+        std::fs::read(&good).unwrap()
+    );
+    let r = c.upload_as(
+        "/moh/upload",
+        &[("csrf", &csrf), ("name", "gamelan.wav")],
+        "wav",
+        &good,
+    );
+    assert!(r.body.contains("gamelan.wav exists already"), "{}", r.body);
+
+    std::fs::write(dir.join("broken.wav"), b"RIFF<b>x</b>").unwrap();
+    let r = c.get("/moh");
+    assert!(r.body.contains("skipped:"), "{}", r.body);
+    assert!(!r.body.contains("<b>x"), "{}", r.body);
+
+    let r = c.post("/moh/delete", &[("name", "gamelan.wav")]);
+    assert_eq!(r.status, 403);
+    let r = c.post("/moh/delete", &[("csrf", &csrf), ("name", "../pbx.db")]);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(w.pbx.dir.join("pbx.db").exists());
+    let r = c.post("/moh/delete", &[("csrf", &csrf), ("name", "gamelan.wav")]);
+    assert!(r.body.contains("Deleted gamelan.wav."), "{}", r.body);
+    assert_eq!(files(&dir), ["broken.wav"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The language switch: with no `[voicemail] language` the pages are in Bahasa Indonesia;
 /// the header's switch (a POST with the CSRF token; without it nothing changes, and only
 /// "id" or "en" is a language) turns this session's dashboard and extensions page to
@@ -918,6 +1055,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
         ("reports", "/reports"),
         ("conference", "/conference"),
         ("routing", "/routing"),
+        ("moh", "/moh"),
     ];
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kentongan_web::backend::{
     AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, DidRow,
     Explained, ExtensionRow, FieldError, ImportError, Imported, IvrRow, LiveCall, MailboxRow,
-    MemberAction, OfficeHoursRow, RateRow, Rates, RecordingItem, Registration, Reports,
-    RingGroupRow, Role as WebRole, RoomMember, RoomRow, RouteRow, Routing, Savings, SavingsRow,
-    TrunkRow, TrunkUse, VoicemailRow,
+    MemberAction, MohFile, MohList, OfficeHoursRow, RateRow, Rates, RecordingItem, Registration,
+    Reports, RingGroupRow, Role as WebRole, RoomMember, RoomRow, RouteRow, Routing, Savings,
+    SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
 };
 use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
@@ -21,6 +21,7 @@ use kentongan_web::server::{WebConfig, WebError};
 use crate::admins::{self, AdminName, Role};
 use crate::config::{Config, IvrGreeting};
 use crate::lcr_admin::{self, LcrError};
+use crate::media::moh_files::{self, MohError};
 use crate::operator_bans::{self, BanError};
 use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError};
 
@@ -111,6 +112,18 @@ impl PbxBackend {
             .lock()
             .map_err(|_| BackendError("the web admin's database handle is poisoned".into()))
     }
+}
+
+/// A refused music file, next to the field it is about.
+fn moh_error(e: MohError) -> AddError {
+    let field = match e {
+        MohError::Name | MohError::Exists(_) => "name",
+        _ => "wav",
+    };
+    AddError::Field(FieldError {
+        field,
+        message: e.to_string(),
+    })
 }
 
 impl Backend for PbxBackend {
@@ -590,6 +603,43 @@ impl Backend for PbxBackend {
 
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError> {
         self.store()?.request_hangup(call_id).map_err(db)
+    }
+
+    fn music_on_hold(&self) -> Result<MohList, BackendError> {
+        let dir = &self.config.music_on_hold;
+        let (files, problem) = match moh_files::list(dir) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                Vec::new(),
+                Some(format!(
+                    "{} cannot be read ({e}); check [music_on_hold] directory and its permissions",
+                    dir.display()
+                )),
+            ),
+        };
+        Ok(MohList {
+            directory: dir.display().to_string(),
+            files: files
+                .into_iter()
+                .map(|f| MohFile {
+                    name: f.name,
+                    duration_ms: f.duration_ms,
+                    rate_hz: f.rate_hz,
+                    problem: f.problem,
+                })
+                .collect(),
+            problem,
+        })
+    }
+
+    fn add_music_on_hold(&self, name: &str, wav: &[u8]) -> Result<(), AddError> {
+        moh_files::add(&self.config.music_on_hold, name.trim(), wav)
+            .map(|_| ())
+            .map_err(moh_error)
+    }
+
+    fn delete_music_on_hold(&self, name: &str) -> Result<bool, AddError> {
+        moh_files::delete(&self.config.music_on_hold, name.trim()).map_err(moh_error)
     }
 
     fn routing(&self) -> Result<Routing, BackendError> {

@@ -407,6 +407,24 @@ pub struct OfficeHoursRow {
     pub after_hours: String,
 }
 
+/// A file in `[music_on_hold] directory`.
+#[derive(Debug, Clone)]
+pub struct MohFile {
+    pub name: String,
+    pub duration_ms: u64,
+    pub rate_hz: u32,
+    /// Why hold music skips it (not a WAV the media crate reads); empty: it plays.
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MohList {
+    pub directory: String,
+    pub files: Vec<MohFile>,
+    /// The directory cannot be read (absent: no files yet, the built-in tune plays).
+    pub problem: Option<String>,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
@@ -470,6 +488,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
     /// when no such call is live.
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
+    /// The WAV files of `[music_on_hold] directory`, in the order they play.
+    fn music_on_hold(&self) -> Result<MohList, BackendError>;
+    /// Adds a music file: a safe name ending in `.wav` not yet taken, and a mono WAV at 8, 16
+    /// or 48 kHz; written to a temporary file and renamed, so hold music never reads half.
+    fn add_music_on_hold(&self, name: &str, wav: &[u8]) -> Result<(), AddError>;
+    /// Deletes a music file by name; false when there is none.
+    fn delete_music_on_hold(&self, name: &str) -> Result<bool, AddError>;
     /// DIDs, ring groups, IVRs and office hours as configured.
     fn routing(&self) -> Result<Routing, BackendError>;
     /// The configured rooms with their live members.

@@ -329,6 +329,27 @@ const WORDS: &[(&str, &str)] = &[
     ("In hours", "Jam kerja ke"),
     ("After hours", "Di luar jam ke"),
     ("No office hours.", "Tidak ada jam kerja."),
+    // Music on hold.
+    ("Music on hold", "Musik tunggu"),
+    ("Upload a WAV file", "Unggah berkas WAV"),
+    (
+        "Mono, 8, 16 or 48 kHz, at most 2 MB. Files play in turn by name, a second apart; without any, the built-in tune plays.",
+        "Mono, 8, 16 atau 48 kHz, paling besar 2 MB. Berkas diputar bergiliran menurut nama, berjeda satu detik; tanpa berkas, lagu bawaan yang diputar.",
+    ),
+    ("Directory", "Direktori"),
+    ("Rate", "Laju"),
+    ("skipped:", "dilewati:"),
+    (
+        "No files: the built-in tune plays.",
+        "Tidak ada berkas: lagu bawaan yang diputar.",
+    ),
+    ("Choose a WAV file to upload.", "Pilih berkas WAV untuk diunggah."),
+    (
+        "Added {}; it plays from the next hold.",
+        "{} ditambahkan; diputar mulai tunggu berikutnya.",
+    ),
+    ("Deleted {}.", "{} dihapus."),
+    ("There is no file {}.", "Tidak ada berkas {}."),
     // Reports.
     ("Savings:", "Penghematan:"),
     ("max", "maks"),
@@ -383,6 +404,8 @@ mod tests {
         ("conference.rs", include_str!("conference.rs")),
         ("routing.html", include_str!("../templates/routing.html")),
         ("routing.rs", include_str!("routing.rs")),
+        ("moh.html", include_str!("../templates/moh.html")),
+        ("moh.rs", include_str!("moh.rs")),
     ];
 
     /// The string literals handed to `t(`, `f(` or marked `word(` in `text`.

@@ -34,6 +34,7 @@ mod conference;
 mod firewall;
 pub mod guard;
 pub mod i18n;
+mod moh;
 mod routes;
 mod routing;
 pub mod server;

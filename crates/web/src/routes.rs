@@ -53,6 +53,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/reports", get(crate::charts::reports))
         .route("/conference", get(crate::conference::page))
         .route("/routing", get(crate::routing::page))
+        .route("/moh", get(crate::moh::page))
+        .route("/moh/upload", post(crate::moh::upload))
+        .route("/moh/delete", post(crate::moh::delete))
         .route("/conference/mute", post(crate::conference::mute))
         .route("/conference/kick", post(crate::conference::kick))
         .route("/static/style.css", get(css))
@@ -217,6 +220,7 @@ const PAGES: &[(&str, &str)] = &[
     ("reports", "/reports"),
     ("conference", "/conference"),
     ("routing", "/routing"),
+    ("moh", "/moh"),
     ("firewall", "/firewall"),
 ];
 

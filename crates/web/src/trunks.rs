@@ -242,8 +242,11 @@ pub(crate) async fn rates(
     show_rates(&state, &s, &q, Upload::default(), StatusCode::OK).await
 }
 
-/// A multipart form: its text fields and the `csv` file's bytes.
-async fn read_upload(mut mp: Multipart) -> Result<(HashMap<String, String>, Vec<u8>), String> {
+/// A multipart form: its text fields and the bytes of the file field `file`.
+pub(crate) async fn read_upload(
+    mut mp: Multipart,
+    file: &str,
+) -> Result<(HashMap<String, String>, Vec<u8>), String> {
     let broken = |e: axum::extract::multipart::MultipartError| {
         format!("the upload was cut off or too large (at most 2 MB): {e}")
     };
@@ -251,7 +254,7 @@ async fn read_upload(mut mp: Multipart) -> Result<(HashMap<String, String>, Vec<
     let mut csv = Vec::new();
     while let Some(field) = mp.next_field().await.map_err(broken)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name == "csv" {
+        if name == file {
             csv = field.bytes().await.map_err(broken)?.to_vec();
         } else {
             fields.insert(name, field.text().await.map_err(broken)?);
@@ -269,7 +272,7 @@ pub(crate) async fn upload(
         return to_login();
     }
     let (fields, csv) = match mp {
-        Ok(mp) => match read_upload(mp).await {
+        Ok(mp) => match read_upload(mp, "csv").await {
             Ok(x) => x,
             Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
         },
