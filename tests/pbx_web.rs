@@ -915,6 +915,146 @@ fn music_on_hold_upload_is_checked_written_whole_and_deleted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The System page's admin accounts, by the `admin` CLI's rules: add (not without the CSRF
+/// token, not a bad name, not a weak password — each error next to its field, nothing
+/// stored), an operator sees no account forms and is refused their POST, a password change
+/// ends the account's sessions and the new password logs in, the last admin cannot be
+/// removed, and a removed account's session ends at once.
+#[test]
+fn system_page_manages_admin_accounts_by_the_cli_rules() {
+    let w = web(true);
+    let admin_list =
+        || String::from_utf8_lossy(&w.pbx.cli(&["admin", "list"], None).stdout).into_owned();
+    let mut c = w.client("127.0.0.63");
+    assert_eq!(c.get("/system").location(), Some("/login"));
+    assert_eq!(c.login("admin", ADMIN_PASSWORD).status, 303);
+    let r = c.get("/system");
+    assert!(
+        r.body
+            .contains(&format!("id=\"version\">{}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<td>admin</td><td>admin</td>"),
+        "{}",
+        r.body
+    );
+    let csrf = r.csrf();
+    const SITI: &str = "kopi-tubruk-sore-hari";
+    let r = c.post(
+        "/system/admins",
+        &[("name", "siti"), ("password", SITI), ("role", "operator")],
+    );
+    assert_eq!(r.status, 403);
+    for (name, password, field) in [
+        ("Bad Name", SITI, "name-error"),
+        ("siti", "password", "password-error"),
+        ("siti", "short", "password-error"),
+        ("admin", "another-good-one-77", "name-error"),
+    ] {
+        let r = c.post(
+            "/system/admins",
+            &[
+                ("csrf", &csrf),
+                ("name", name),
+                ("password", password),
+                ("role", "operator"),
+            ],
+        );
+        assert_eq!(r.status, 422, "{name}/{password}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("id=\"{field}\"")),
+            "{name}: {}",
+            r.body
+        );
+        assert!(
+            !r.body.contains(SITI) && !r.body.contains("another-good-one"),
+            "password echoed"
+        );
+    }
+    assert!(!admin_list().contains("siti"), "{}", admin_list());
+    let r = c.post(
+        "/system/admins",
+        &[
+            ("csrf", &csrf),
+            ("name", "siti"),
+            ("password", SITI),
+            ("role", "operator"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Added admin account siti."), "{}", r.body);
+    assert!(admin_list().contains("siti\toperator"), "{}", admin_list());
+
+    // The operator: no account forms, and their POST is refused.
+    let mut op = w.client("127.0.0.62");
+    assert_eq!(op.login("siti", SITI).status, 303);
+    let page = op.get("/system");
+    assert!(!page.body.contains("id=\"add-admin\""), "{}", page.body);
+    assert!(
+        page.body.contains("Only an account with the admin role"),
+        "{}",
+        page.body
+    );
+    let op_csrf = page.csrf();
+    let r = op.post(
+        "/system/admins",
+        &[
+            ("csrf", &op_csrf),
+            ("name", "evil"),
+            ("password", SITI),
+            ("role", "admin"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = op.post(
+        "/system/admins/remove",
+        &[("csrf", &op_csrf), ("name", "admin")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!admin_list().contains("evil") && admin_list().contains("admin\tadmin"));
+
+    // A new password ends siti's session; the new one logs in.
+    const NEW: &str = "teh-manis-hangat-pagi";
+    let r = c.post(
+        "/system/admins/passwd",
+        &[("csrf", &csrf), ("name", "siti"), ("password", NEW)],
+    );
+    assert!(
+        r.body.contains("Changed the password of siti"),
+        "{}",
+        r.body
+    );
+    assert_eq!(op.get("/").location(), Some("/login"));
+    assert_eq!(op.login("siti", SITI).status, 401);
+    // That failure backs the account off for a second (the login guard).
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(op.login("siti", NEW).status, 303);
+
+    let r = c.post(
+        "/system/admins/remove",
+        &[("csrf", &csrf), ("name", "admin")],
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("is the last one with the admin role"),
+        "{}",
+        r.body
+    );
+    let r = c.post(
+        "/system/admins/remove",
+        &[("csrf", &csrf), ("name", "siti")],
+    );
+    assert!(r.body.contains("Removed admin account siti."), "{}", r.body);
+    assert!(!admin_list().contains("siti"), "{}", admin_list());
+    assert_eq!(
+        op.get("/").location(),
+        Some("/login"),
+        "a removed account's session ends"
+    );
+}
+
 /// The language switch: with no `[voicemail] language` the pages are in Bahasa Indonesia;
 /// the header's switch (a POST with the CSRF token; without it nothing changes, and only
 /// "id" or "en" is a language) turns this session's dashboard and extensions page to
@@ -1056,6 +1196,7 @@ fn real_browser_logs_in_adds_205_and_pages_fit() {
         ("conference", "/conference"),
         ("routing", "/routing"),
         ("moh", "/moh"),
+        ("system", "/system"),
     ];
     for (width, height) in [(1366, 768), (390, 844)] {
         b.resize(width, height);

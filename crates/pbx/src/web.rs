@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
-    AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, DidRow,
-    Explained, ExtensionRow, FieldError, ImportError, Imported, IvrRow, LiveCall, MailboxRow,
-    MemberAction, MohFile, MohList, OfficeHoursRow, RateRow, Rates, RecordingItem, Registration,
-    Reports, RingGroupRow, Role as WebRole, RoomMember, RoomRow, RouteRow, Routing, Savings,
-    SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
+    AddError, AdminRow, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard,
+    DidRow, Explained, ExtensionRow, FieldError, ImportError, Imported, IvrRow, LiveCall,
+    MailboxRow, MemberAction, MohFile, MohList, OfficeHoursRow, RateRow, Rates, RecordingItem,
+    Registration, Reports, RingGroupRow, Role as WebRole, RoomMember, RoomRow, RouteRow, Routing,
+    Savings, SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
 };
 use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
@@ -114,6 +114,17 @@ impl PbxBackend {
     }
 }
 
+fn field(field: &'static str, message: String) -> AddError {
+    AddError::Field(FieldError { field, message })
+}
+
+fn web_role(r: Role) -> WebRole {
+    match r {
+        Role::Admin => WebRole::Admin,
+        Role::Operator => WebRole::Operator,
+    }
+}
+
 /// A refused music file, next to the field it is about.
 fn moh_error(e: MohError) -> AddError {
     let field = match e {
@@ -147,6 +158,60 @@ impl Backend for PbxBackend {
             Role::Admin => WebRole::Admin,
             Role::Operator => WebRole::Operator,
         }))
+    }
+
+    fn admins(&self) -> Result<Vec<AdminRow>, BackendError> {
+        Ok(self
+            .store()?
+            .admins()
+            .map_err(db)?
+            .into_iter()
+            .map(|a| AdminRow {
+                name: a.name.to_string(),
+                role: web_role(a.role),
+                created: a.created,
+            })
+            .collect())
+    }
+
+    fn add_admin(&self, name: &str, password: &str, role: WebRole) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        let hash = admins::AdminPassword::new(&name, password)
+            .and_then(|p| p.hash())
+            .map_err(|e| field("password", e.to_string()))?;
+        let role = match role {
+            WebRole::Admin => Role::Admin,
+            WebRole::Operator => Role::Operator,
+        };
+        let now = unix_ms() / 1000;
+        match self.store()?.add_admin(&name, &hash, role, now) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::AdminExists(_)) => Err(field("name", e.to_string())),
+            Err(e) => Err(db(e).into()),
+        }
+    }
+
+    fn remove_admin(&self, name: &str) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        match self.store()?.remove_admin(&name) {
+            Ok(()) => Ok(()),
+            Err(e @ (StoreError::NoSuchAdmin(_) | StoreError::LastAdmin(_))) => {
+                Err(field("name", e.to_string()))
+            }
+            Err(e) => Err(db(e).into()),
+        }
+    }
+
+    fn set_admin_password(&self, name: &str, password: &str) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        let hash = admins::AdminPassword::new(&name, password)
+            .and_then(|p| p.hash())
+            .map_err(|e| field("password", e.to_string()))?;
+        match self.store()?.set_admin_hash(&name, &hash) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::NoSuchAdmin(_)) => Err(field("name", e.to_string())),
+            Err(e) => Err(db(e).into()),
+        }
     }
 
     fn admin_language(&self, name: &str) -> Result<Option<Lang>, BackendError> {

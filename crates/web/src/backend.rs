@@ -425,11 +425,28 @@ pub struct MohList {
     pub problem: Option<String>,
 }
 
+/// One admin account as `admin list` shows it (never its hash).
+#[derive(Debug, Clone)]
+pub struct AdminRow {
+    pub name: String,
+    pub role: Role,
+    /// Unix seconds.
+    pub created: i64,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
     /// Checks a name and password. An unknown name costs the same time as a known one.
     fn authenticate(&self, name: &str, password: &str) -> Result<Option<Role>, BackendError>;
+    /// Every admin account, by name.
+    fn admins(&self) -> Result<Vec<AdminRow>, BackendError>;
+    /// `admin add NAME --role ROLE`: the CLI's name and password rules.
+    fn add_admin(&self, name: &str, password: &str, role: Role) -> Result<(), AddError>;
+    /// `admin remove NAME`: the last `admin`-role account stays.
+    fn remove_admin(&self, name: &str) -> Result<(), AddError>;
+    /// `admin passwd NAME`: the CLI's password rules.
+    fn set_admin_password(&self, name: &str, password: &str) -> Result<(), AddError>;
     /// The page language the account last chose, if it ever did.
     fn admin_language(&self, name: &str) -> Result<Option<crate::i18n::Lang>, BackendError>;
     /// Remembers the account's page language for its next login.

@@ -350,6 +350,25 @@ const WORDS: &[(&str, &str)] = &[
     ),
     ("Deleted {}.", "{} dihapus."),
     ("There is no file {}.", "Tidak ada berkas {}."),
+    // System.
+    ("System", "Sistem"),
+    ("Admin accounts", "Akun admin"),
+    ("Role", "Peran"),
+    ("Created (UTC)", "Dibuat (UTC)"),
+    ("Add an admin account", "Tambah akun admin"),
+    ("Change a password", "Ganti kata sandi"),
+    ("New password", "Kata sandi baru"),
+    ("Change", "Ganti"),
+    (
+        "Only an account with the admin role can change admin accounts.",
+        "Hanya akun berperan admin yang bisa mengubah akun admin.",
+    ),
+    ("Added admin account {}.", "Akun admin {} ditambahkan."),
+    ("Removed admin account {}.", "Akun admin {} dihapus."),
+    (
+        "Changed the password of {}; its sessions have ended.",
+        "Kata sandi {} diganti; sesinya telah diakhiri.",
+    ),
     // Reports.
     ("Savings:", "Penghematan:"),
     ("max", "maks"),
@@ -406,6 +425,8 @@ mod tests {
         ("routing.rs", include_str!("routing.rs")),
         ("moh.html", include_str!("../templates/moh.html")),
         ("moh.rs", include_str!("moh.rs")),
+        ("system.html", include_str!("../templates/system.html")),
+        ("system.rs", include_str!("system.rs")),
     ];
 
     /// The string literals handed to `t(`, `f(` or marked `word(` in `text`.

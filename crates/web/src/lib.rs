@@ -39,6 +39,7 @@ mod routes;
 mod routing;
 pub mod server;
 pub mod session;
+mod system;
 mod templates;
 mod trunks;
 mod voicemail;

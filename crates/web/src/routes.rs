@@ -54,6 +54,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/conference", get(crate::conference::page))
         .route("/routing", get(crate::routing::page))
         .route("/moh", get(crate::moh::page))
+        .route("/system", get(crate::system::page))
+        .route("/system/admins", post(crate::system::add))
+        .route("/system/admins/remove", post(crate::system::remove))
+        .route("/system/admins/passwd", post(crate::system::passwd))
         .route("/moh/upload", post(crate::moh::upload))
         .route("/moh/delete", post(crate::moh::delete))
         .route("/conference/mute", post(crate::conference::mute))
@@ -221,6 +225,7 @@ const PAGES: &[(&str, &str)] = &[
     ("conference", "/conference"),
     ("routing", "/routing"),
     ("moh", "/moh"),
+    ("system", "/system"),
     ("firewall", "/firewall"),
 ];
 

@@ -112,6 +112,11 @@ impl Sessions {
         }
     }
 
+    /// Ends every session of `account` (removed, or its password changed).
+    pub fn end_account(&mut self, account: &str) {
+        self.map.retain(|_, s| s.account != account);
+    }
+
     pub fn end(&mut self, id: &str) {
         self.map.remove(id);
     }
