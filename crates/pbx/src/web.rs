@@ -10,16 +10,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
     AddError, AdminRow, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard,
-    DidRow, Explained, ExtensionRow, FieldError, ImportError, Imported, IvrRow, LiveCall,
-    MailboxRow, MemberAction, MohFile, MohList, OfficeHoursRow, RateRow, Rates, RecordingItem,
-    Registration, Reports, RingGroupRow, Role as WebRole, RoomMember, RoomRow, RouteRow, Routing,
-    Savings, SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
+    Explained, ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, MemberAction,
+    MohFile, MohList, RateRow, Rates, RecordingItem, Registration, Reports, Role as WebRole,
+    RoomMember, RoomRow, RouteRow, Routing, Savings, SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
 };
 use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
 
 use crate::admins::{self, AdminName, Role};
-use crate::config::{Config, IvrGreeting};
+use crate::config::Config;
 use crate::lcr_admin::{self, LcrError};
 use crate::media::moh_files::{self, MohError};
 use crate::operator_bans::{self, BanError};
@@ -708,77 +707,7 @@ impl Backend for PbxBackend {
     }
 
     fn routing(&self) -> Result<Routing, BackendError> {
-        let c = &self.config;
-        Ok(Routing {
-            dids: c
-                .dids
-                .iter()
-                .map(|d| DidRow {
-                    number: d.number.clone(),
-                    to: d.to.clone(),
-                    trunk: d.trunk.as_ref().map(|t| t.to_string()).unwrap_or_default(),
-                })
-                .collect(),
-            ring_groups: c
-                .ring_groups
-                .iter()
-                .map(|g| RingGroupRow {
-                    number: g.number.clone(),
-                    name: g.name.clone(),
-                    strategy: g.strategy.name().to_owned(),
-                    members: g
-                        .members
-                        .iter()
-                        .map(|m| m.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    ring_seconds: g.ring_seconds,
-                    no_answer: g
-                        .no_answer
-                        .as_ref()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default(),
-                })
-                .collect(),
-            ivrs: c
-                .ivrs
-                .iter()
-                .map(|i| IvrRow {
-                    number: i.number.clone(),
-                    greeting: match &i.greeting {
-                        IvrGreeting::Text { text, language } => {
-                            format!("\"{text}\" ({})", language.code())
-                        }
-                        IvrGreeting::File(p) => p.display().to_string(),
-                    },
-                    options: i
-                        .options
-                        .iter()
-                        .map(|(k, t)| format!("{k} → {t}"))
-                        .collect(),
-                    invalid: i.invalid.clone().unwrap_or_default(),
-                    timeout_s: i.timeout.as_secs(),
-                    retries: i.retries,
-                    direct_dial: i.direct_dial,
-                })
-                .collect(),
-            office_hours: c
-                .office_hours
-                .iter()
-                .map(|h| OfficeHoursRow {
-                    name: h.name.clone(),
-                    timezone: h.timezone.clone(),
-                    open: h.open.iter().map(|w| w.to_string()).collect(),
-                    holidays: h
-                        .holidays
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    in_hours: h.in_hours.clone(),
-                    after_hours: h.after_hours.clone(),
-                })
-                .collect(),
-        })
+        Ok(crate::web_routing::routing(&self.config))
     }
 
     fn conferences(&self) -> Result<Vec<RoomRow>, BackendError> {
