@@ -43,3 +43,4 @@ pub mod routing;
 pub mod store;
 pub mod tls;
 pub mod web;
+pub mod web_routing;

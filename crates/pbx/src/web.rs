@@ -9,16 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kentongan_web::backend::{
-    AddError, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard, Explained,
-    ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, RateRow, Rates,
-    RecordingItem, Registration, Reports, Role as WebRole, RouteRow, Savings, SavingsRow, TrunkRow,
-    TrunkUse, VoicemailRow,
+    AddError, AdminRow, Backend, BackendError, BanEntry, CdrQuery, CdrRow, CdrSort, Dashboard,
+    Explained, ExtensionRow, FieldError, ImportError, Imported, LiveCall, MailboxRow, MemberAction,
+    MohFile, MohList, RateRow, Rates, RecordingItem, Registration, Reports, Role as WebRole,
+    RoomMember, RoomRow, RouteRow, Routing, Savings, SavingsRow, TrunkRow, TrunkUse, VoicemailRow,
 };
+use kentongan_web::i18n::Lang;
 use kentongan_web::server::{WebConfig, WebError};
 
 use crate::admins::{self, AdminName, Role};
 use crate::config::Config;
 use crate::lcr_admin::{self, LcrError};
+use crate::media::moh_files::{self, MohError};
 use crate::operator_bans::{self, BanError};
 use crate::store::{CdrFilter, CdrOrder, Extension, Store, StoreError};
 
@@ -111,6 +113,29 @@ impl PbxBackend {
     }
 }
 
+fn field(field: &'static str, message: String) -> AddError {
+    AddError::Field(FieldError { field, message })
+}
+
+fn web_role(r: Role) -> WebRole {
+    match r {
+        Role::Admin => WebRole::Admin,
+        Role::Operator => WebRole::Operator,
+    }
+}
+
+/// A refused music file, next to the field it is about.
+fn moh_error(e: MohError) -> AddError {
+    let field = match e {
+        MohError::Name | MohError::Exists(_) => "name",
+        _ => "wav",
+    };
+    AddError::Field(FieldError {
+        field,
+        message: e.to_string(),
+    })
+}
+
 impl Backend for PbxBackend {
     fn has_admins(&self) -> Result<bool, BackendError> {
         Ok(self.store()?.admin_count().map_err(db)? > 0)
@@ -132,6 +157,76 @@ impl Backend for PbxBackend {
             Role::Admin => WebRole::Admin,
             Role::Operator => WebRole::Operator,
         }))
+    }
+
+    fn admins(&self) -> Result<Vec<AdminRow>, BackendError> {
+        Ok(self
+            .store()?
+            .admins()
+            .map_err(db)?
+            .into_iter()
+            .map(|a| AdminRow {
+                name: a.name.to_string(),
+                role: web_role(a.role),
+                created: a.created,
+            })
+            .collect())
+    }
+
+    fn add_admin(&self, name: &str, password: &str, role: WebRole) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        let hash = admins::AdminPassword::new(&name, password)
+            .and_then(|p| p.hash())
+            .map_err(|e| field("password", e.to_string()))?;
+        let role = match role {
+            WebRole::Admin => Role::Admin,
+            WebRole::Operator => Role::Operator,
+        };
+        let now = unix_ms() / 1000;
+        match self.store()?.add_admin(&name, &hash, role, now) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::AdminExists(_)) => Err(field("name", e.to_string())),
+            Err(e) => Err(db(e).into()),
+        }
+    }
+
+    fn remove_admin(&self, name: &str) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        match self.store()?.remove_admin(&name) {
+            Ok(()) => Ok(()),
+            Err(e @ (StoreError::NoSuchAdmin(_) | StoreError::LastAdmin(_))) => {
+                Err(field("name", e.to_string()))
+            }
+            Err(e) => Err(db(e).into()),
+        }
+    }
+
+    fn set_admin_password(&self, name: &str, password: &str) -> Result<(), AddError> {
+        let name = AdminName::parse(name.trim()).map_err(|e| field("name", e.to_string()))?;
+        let hash = admins::AdminPassword::new(&name, password)
+            .and_then(|p| p.hash())
+            .map_err(|e| field("password", e.to_string()))?;
+        match self.store()?.set_admin_hash(&name, &hash) {
+            Ok(()) => Ok(()),
+            Err(e @ StoreError::NoSuchAdmin(_)) => Err(field("name", e.to_string())),
+            Err(e) => Err(db(e).into()),
+        }
+    }
+
+    fn admin_language(&self, name: &str) -> Result<Option<Lang>, BackendError> {
+        let Ok(n) = AdminName::parse(name) else {
+            return Ok(None);
+        };
+        let code = self.store()?.admin_language(&n).map_err(db)?;
+        // A code this build does not know (a newer one's) is no choice: the default applies.
+        Ok(code.as_deref().and_then(Lang::parse))
+    }
+
+    fn set_admin_language(&self, name: &str, lang: Lang) -> Result<(), BackendError> {
+        let n = AdminName::parse(name).map_err(|e| BackendError(e.to_string()))?;
+        self.store()?
+            .set_admin_language(&n, lang.code())
+            .map_err(db)
     }
 
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError> {
@@ -574,6 +669,103 @@ impl Backend for PbxBackend {
         self.store()?.request_hangup(call_id).map_err(db)
     }
 
+    fn music_on_hold(&self) -> Result<MohList, BackendError> {
+        let dir = &self.config.music_on_hold;
+        let (files, problem) = match moh_files::list(dir) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                Vec::new(),
+                Some(format!(
+                    "{} cannot be read ({e}); check [music_on_hold] directory and its permissions",
+                    dir.display()
+                )),
+            ),
+        };
+        Ok(MohList {
+            directory: dir.display().to_string(),
+            files: files
+                .into_iter()
+                .map(|f| MohFile {
+                    name: f.name,
+                    duration_ms: f.duration_ms,
+                    rate_hz: f.rate_hz,
+                    problem: f.problem,
+                })
+                .collect(),
+            problem,
+        })
+    }
+
+    fn add_music_on_hold(&self, name: &str, wav: &[u8]) -> Result<(), AddError> {
+        moh_files::add(&self.config.music_on_hold, name.trim(), wav)
+            .map(|_| ())
+            .map_err(moh_error)
+    }
+
+    fn delete_music_on_hold(&self, name: &str) -> Result<bool, AddError> {
+        moh_files::delete(&self.config.music_on_hold, name.trim()).map_err(moh_error)
+    }
+
+    fn routing(&self) -> Result<Routing, BackendError> {
+        Ok(crate::web_routing::routing(&self.config))
+    }
+
+    fn conferences(&self) -> Result<Vec<RoomRow>, BackendError> {
+        let store = self.store()?;
+        let members = store.conference_members().map_err(db)?;
+        let locked = store.locked_rooms().map_err(db)?;
+        Ok(self
+            .config
+            .conferences
+            .iter()
+            .map(|r| RoomRow {
+                number: r.number.clone(),
+                name: r.name.clone(),
+                locked: locked.contains(&r.number),
+                max_members: r.max_members,
+                members: members
+                    .iter()
+                    .filter(|m| m.room == r.number)
+                    .map(|m| RoomMember {
+                        member: m.member,
+                        extension: m.extension.clone(),
+                        admin: m.admin,
+                        muted: m.muted,
+                        talking: m.talking,
+                        joined_ms: m.joined_ms,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn conference_member(
+        &self,
+        room: &str,
+        member: i64,
+        action: MemberAction,
+    ) -> Result<(), AddError> {
+        // The checks of `conference mute|kick`, with the CLI's words.
+        if !self.config.conferences.iter().any(|r| r.number == room) {
+            return Err(AddError::Field(FieldError {
+                field: "room",
+                message: format!("there is no conference room {room:?}"),
+            }));
+        }
+        let store = self.store()?;
+        let members = store.conference_members().map_err(db)?;
+        if !members.iter().any(|m| m.member == member && m.room == room) {
+            return Err(AddError::Field(FieldError {
+                field: "member",
+                message: format!("room {room} has no member {member}; it may have left"),
+            }));
+        }
+        store
+            .add_conference_command(room, action.name(), Some(member))
+            .map_err(db)?;
+        Ok(())
+    }
+
     fn reports(&self) -> Result<Reports, BackendError> {
         const DAY: i64 = 86_400_000;
         let now = unix_ms();
@@ -683,6 +875,12 @@ pub fn start(config: &Config) -> Result<(), StartError> {
             ban_after: config.firewall.ban_after_failures,
             ban_duration: config.firewall.ban_duration,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            // The language the office's callers hear is the one its admins read; without a
+            // `[voicemail]` table, the appliance's own default, Bahasa Indonesia.
+            default_lang: match config.voicemail.as_ref().map(|v| v.language) {
+                Some(crate::config::Language::English) => Lang::En,
+                Some(crate::config::Language::Indonesian) | None => Lang::Id,
+            },
         },
         backend,
     )?;

@@ -312,11 +312,145 @@ pub struct Reports {
     pub savings_problem: Option<String>,
 }
 
+/// A member of a conference room, as the daemon mirrors it.
+#[derive(Debug, Clone)]
+pub struct RoomMember {
+    /// The member's number within the daemon's run (what mute and kick name).
+    pub member: i64,
+    /// Who called in (the From user: SIP-sourced, rendered escaped).
+    pub extension: String,
+    pub admin: bool,
+    pub muted: bool,
+    pub talking: bool,
+    pub joined_ms: i64,
+}
+
+/// A `[[conference]]` room and who is in it now.
+#[derive(Debug, Clone)]
+pub struct RoomRow {
+    pub number: String,
+    pub name: String,
+    pub locked: bool,
+    pub max_members: u32,
+    pub members: Vec<RoomMember>,
+}
+
+/// What the page asks the daemon to do to a member (`conference mute|kick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAction {
+    /// Mutes the member, or unmutes a muted one.
+    Mute,
+    /// Hangs the member up.
+    Kick,
+}
+
+impl MemberAction {
+    /// The command's action as the conference commands table (and the CLI) name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberAction::Mute => "mute",
+            MemberAction::Kick => "kick",
+        }
+    }
+}
+
+/// The call routing the configuration file holds (its source of truth: shown, not edited),
+/// each value as the file would say it.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub dids: Vec<DidRow>,
+    pub ring_groups: Vec<RingGroupRow>,
+    pub ivrs: Vec<IvrRow>,
+    pub office_hours: Vec<OfficeHoursRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DidRow {
+    pub number: String,
+    pub to: String,
+    /// Empty: from any trunk.
+    pub trunk: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RingGroupRow {
+    pub number: String,
+    pub name: String,
+    pub strategy: String,
+    pub members: String,
+    pub ring_seconds: u32,
+    /// Empty: the caller gets 480.
+    pub no_answer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IvrRow {
+    pub number: String,
+    pub greeting: String,
+    /// `KEY → TARGET`, in key order.
+    pub options: Vec<String>,
+    /// Empty: goodbye and hang up.
+    pub invalid: String,
+    pub timeout_s: u64,
+    pub retries: u32,
+    pub direct_dial: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OfficeHoursRow {
+    pub name: String,
+    pub timezone: String,
+    pub open: Vec<String>,
+    /// Empty: no holidays file.
+    pub holidays: String,
+    pub in_hours: String,
+    pub after_hours: String,
+}
+
+/// A file in `[music_on_hold] directory`.
+#[derive(Debug, Clone)]
+pub struct MohFile {
+    pub name: String,
+    pub duration_ms: u64,
+    pub rate_hz: u32,
+    /// Why hold music skips it (not a WAV the media crate reads); empty: it plays.
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MohList {
+    pub directory: String,
+    pub files: Vec<MohFile>,
+    /// The directory cannot be read (absent: no files yet, the built-in tune plays).
+    pub problem: Option<String>,
+}
+
+/// One admin account as `admin list` shows it (never its hash).
+#[derive(Debug, Clone)]
+pub struct AdminRow {
+    pub name: String,
+    pub role: Role,
+    /// Unix seconds.
+    pub created: i64,
+}
+
 pub trait Backend: Send + Sync + 'static {
     /// Whether any admin account exists (no page works before one does).
     fn has_admins(&self) -> Result<bool, BackendError>;
     /// Checks a name and password. An unknown name costs the same time as a known one.
     fn authenticate(&self, name: &str, password: &str) -> Result<Option<Role>, BackendError>;
+    /// Every admin account, by name.
+    fn admins(&self) -> Result<Vec<AdminRow>, BackendError>;
+    /// `admin add NAME --role ROLE`: the CLI's name and password rules.
+    fn add_admin(&self, name: &str, password: &str, role: Role) -> Result<(), AddError>;
+    /// `admin remove NAME`: the last `admin`-role account stays.
+    fn remove_admin(&self, name: &str) -> Result<(), AddError>;
+    /// `admin passwd NAME`: the CLI's password rules.
+    fn set_admin_password(&self, name: &str, password: &str) -> Result<(), AddError>;
+    /// The page language the account last chose, if it ever did.
+    fn admin_language(&self, name: &str) -> Result<Option<crate::i18n::Lang>, BackendError>;
+    /// Remembers the account's page language for its next login.
+    fn set_admin_language(&self, name: &str, lang: crate::i18n::Lang) -> Result<(), BackendError>;
     /// Stores a ban in the same table as the SIP shield's, which the daemon applies.
     fn ban(&self, addr: IpAddr, duration: Duration, reason: &str) -> Result<(), BackendError>;
     /// Whether `addr` is banned now (by the web login or by SIP).
@@ -371,4 +505,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Asks the daemon to hang up the live call `call_id` (it does within a second); false
     /// when no such call is live.
     fn hang_up(&self, call_id: &str) -> Result<bool, BackendError>;
+    /// The WAV files of `[music_on_hold] directory`, in the order they play.
+    fn music_on_hold(&self) -> Result<MohList, BackendError>;
+    /// Adds a music file: a safe name ending in `.wav` not yet taken, and a mono WAV at 8, 16
+    /// or 48 kHz; written to a temporary file and renamed, so hold music never reads half.
+    fn add_music_on_hold(&self, name: &str, wav: &[u8]) -> Result<(), AddError>;
+    /// Deletes a music file by name; false when there is none.
+    fn delete_music_on_hold(&self, name: &str) -> Result<bool, AddError>;
+    /// DIDs, ring groups, IVRs and office hours as configured.
+    fn routing(&self) -> Result<Routing, BackendError>;
+    /// The configured rooms with their live members.
+    fn conferences(&self) -> Result<Vec<RoomRow>, BackendError>;
+    /// Leaves a mute or kick for the daemon (it carries it out within a second), by the
+    /// rules of `conference mute|kick`: the room must be configured, the member in it.
+    fn conference_member(
+        &self,
+        room: &str,
+        member: i64,
+        action: MemberAction,
+    ) -> Result<(), AddError>;
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::routes::{blocking, chrome, db_failed, render, session, to_login, St};
-use crate::templates::{utc, Chrome};
+use crate::templates::{utc, word, words_from_chrome, Chrome, Words};
 
 /// The drawing area of every chart, in SVG user units (the SVG scales to its box).
 pub const WIDTH: u32 = 600;
@@ -90,6 +90,8 @@ pub fn bar_chart(id: &'static str, title: &str, data: &[(String, f64, String)]) 
     }
 }
 
+words_from_chrome!(ReportsPage);
+
 #[derive(Template)]
 #[template(path = "reports.html")]
 pub struct ReportsPage {
@@ -142,13 +144,17 @@ pub(crate) async fn reports(State(state): St, headers: HeaderMap) -> Response {
         &ReportsPage {
             chrome: Some(chrome(&s, "reports")),
             charts: vec![
-                bar_chart("calls-per-day", "Calls per day, last 30 days", &calls),
+                bar_chart("calls-per-day", word("Calls per day, last 30 days"), &calls),
                 bar_chart(
                     "minutes-per-trunk",
-                    "Minutes per trunk, last 30 days",
+                    word("Minutes per trunk, last 30 days"),
                     &minutes,
                 ),
-                bar_chart("cost-per-trunk", "Cost per trunk, last 30 days", &cost),
+                bar_chart(
+                    "cost-per-trunk",
+                    word("Cost per trunk, last 30 days"),
+                    &cost,
+                ),
                 bar_chart("savings-per-month", "LCR savings per month", &saved),
             ],
             savings_problem: r.savings_problem,

@@ -53,7 +53,7 @@ pub(crate) async fn ban(State(state): St, headers: HeaderMap, Form(form): Fields
     let (form, status) = match done {
         Ok(stored) => {
             info!(account = %s.account, addr = %stored, hours = %hours, "address banned from the web");
-            let notice = Some(format!("Banned {stored} for {hours} h."));
+            let notice = Some(s.lang.f("Banned {} for {} h.", &[&stored, &hours]));
             (
                 BanForm {
                     notice,
@@ -94,7 +94,7 @@ pub(crate) async fn lift(State(state): St, headers: HeaderMap, Form(form): Field
     let notice = match done {
         Ok(stored) => {
             info!(account = %s.account, addr = %stored, "ban lifted from the web");
-            format!("Lifted the ban on {stored}.")
+            s.lang.f("Lifted the ban on {}.", &[&stored])
         }
         Err(AddError::Field(fe)) => fe.message,
         Err(AddError::Backend(e)) => return db_failed(e),

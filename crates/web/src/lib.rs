@@ -30,11 +30,16 @@
 
 pub mod backend;
 mod charts;
+mod conference;
 mod firewall;
 pub mod guard;
+pub mod i18n;
+mod moh;
 mod routes;
+mod routing;
 pub mod server;
 pub mod session;
+mod system;
 mod templates;
 mod trunks;
 mod voicemail;

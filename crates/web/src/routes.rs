@@ -31,6 +31,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/", get(dashboard))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/language", post(language))
         .route("/calls/hangup", post(hang_up))
         .route("/extensions", get(extensions).post(add_extension))
         .route("/extensions/remove", post(remove_extension))
@@ -50,6 +51,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/recordings", get(crate::voicemail::recordings))
         .route("/recordings/play", get(crate::voicemail::play_recording))
         .route("/reports", get(crate::charts::reports))
+        .route("/conference", get(crate::conference::page))
+        .route("/routing", get(crate::routing::page))
+        .route("/moh", get(crate::moh::page))
+        .route("/system", get(crate::system::page))
+        .route("/system/admins", post(crate::system::add))
+        .route("/system/admins/remove", post(crate::system::remove))
+        .route("/system/admins/passwd", post(crate::system::passwd))
+        .route("/moh/upload", post(crate::moh::upload))
+        .route("/moh/delete", post(crate::moh::delete))
+        .route("/conference/mute", post(crate::conference::mute))
+        .route("/conference/kick", post(crate::conference::kick))
         .route("/static/style.css", get(css))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))
@@ -195,7 +207,55 @@ pub(crate) fn chrome(s: &Session, page: &'static str) -> Chrome {
         account: s.account.clone(),
         csrf: s.csrf.clone(),
         page,
+        lang: s.lang,
     }
+}
+
+/// Where the header's switch returns to: the page names [`chrome`] is given, and only those,
+/// so the form cannot redirect anywhere else.
+const PAGES: &[(&str, &str)] = &[
+    ("dashboard", "/"),
+    ("extensions", "/extensions"),
+    ("trunks", "/trunks"),
+    ("rates", "/rates"),
+    ("voicemail", "/voicemail"),
+    ("recordings", "/recordings"),
+    ("cdr", "/cdr"),
+    ("reports", "/reports"),
+    ("conference", "/conference"),
+    ("routing", "/routing"),
+    ("moh", "/moh"),
+    ("system", "/system"),
+    ("firewall", "/firewall"),
+];
+
+/// The header's language switch: this session's pages at once, the account's next logins too.
+async fn language(State(state): St, headers: HeaderMap, Form(form): Fields) -> Response {
+    let s = match post_session(&state, &headers, &form) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let Some(lang) = form.get("lang").and_then(|l| Lang::parse(l)) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "choose the language \"id\" (Bahasa Indonesia) or \"en\" (English)",
+        )
+            .into_response();
+    };
+    if let (Some(id), Ok(mut sessions)) = (cookie_id(&headers), state.sessions.lock()) {
+        sessions.set_lang(&id, lang);
+    }
+    let backend = state.backend.clone();
+    let account = s.account.clone();
+    if let Err(e) = blocking(move || backend.set_admin_language(&account, lang)).await {
+        return db_failed(e);
+    }
+    info!(account = %s.account, lang = lang.code(), "web language switched");
+    let back = form
+        .get("page")
+        .and_then(|p| PAGES.iter().find(|(name, _)| name == p))
+        .map_or("/", |(_, path)| *path);
+    Redirect::to(back).into_response()
 }
 
 async fn css() -> Response {
@@ -222,6 +282,7 @@ async fn login_page(State(state): St, headers: HeaderMap) -> Response {
         StatusCode::OK,
         &LoginPage {
             chrome: None,
+            lang: state.default_lang,
             no_admins: !has_admins,
             error: None,
             name: String::new(),
@@ -253,8 +314,10 @@ async fn login(
         Ok(x) => x,
         Err(e) => return db_failed(e),
     };
+    let lang = state.default_lang;
     let page = |error: String| LoginPage {
         chrome: None,
+        lang,
         no_admins: !has_admins,
         error: Some(error),
         name: name.clone(),
@@ -268,9 +331,9 @@ async fn login(
         Err(_) => Verdict::Wait(std::time::Duration::from_secs(1)),
     };
     if let Verdict::Wait(d) = verdict {
-        let msg = format!(
+        let msg = lang.f(
             "Too many failed logins for this account; try again in {} s.",
-            d.as_secs().max(1)
+            &[&d.as_secs().max(1)],
         );
         return render(StatusCode::TOO_MANY_REQUESTS, &page(msg));
     }
@@ -301,14 +364,20 @@ async fn login(
         }
         return render(
             StatusCode::UNAUTHORIZED,
-            &page("Wrong name or password.".into()),
+            &page(lang.t("Wrong name or password.").into()),
         );
     };
     if let Ok(mut g) = state.guard.lock() {
         g.succeeded(peer.ip(), &name);
     }
+    let backend = state.backend.clone();
+    let n = name.clone();
+    let lang = match blocking(move || backend.admin_language(&n)).await {
+        Ok(l) => l.unwrap_or(state.default_lang),
+        Err(e) => return db_failed(e),
+    };
     let id = match state.sessions.lock() {
-        Ok(mut s) => s.create(&name, role, now),
+        Ok(mut s) => s.create(&name, role, lang, now),
         Err(_) => return db_failed(BackendError("session table poisoned".into())),
     };
     let Ok(id) = id else {
@@ -471,12 +540,12 @@ async fn remove_extension(State(state): St, headers: HeaderMap, Form(form): Fiel
     let f = if removed {
         info!(account = %s.account, extension = %ext, "extension removed from the web");
         ExtensionForm {
-            notice: Some(format!("Removed extension {ext}.")),
+            notice: Some(s.lang.f("Removed extension {}.", &[&ext])),
             ..ExtensionForm::default()
         }
     } else {
         ExtensionForm {
-            notice: Some(format!("There is no extension {ext}.")),
+            notice: Some(s.lang.f("There is no extension {}.", &[&ext])),
             ..ExtensionForm::default()
         }
     };

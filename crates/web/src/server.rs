@@ -29,6 +29,8 @@ pub struct WebConfig {
     pub ban_duration: Duration,
     /// Shown on the dashboard.
     pub version: String,
+    /// The pages' language for an account that never chose one (`[voicemail] language`).
+    pub default_lang: crate::i18n::Lang,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ pub(crate) struct AppState {
     pub banned: Mutex<HashMap<IpAddr, Instant>>,
     pub started: Instant,
     pub version: String,
+    pub default_lang: crate::i18n::Lang,
     /// `[firewall] trusted`, as written, for the Firewall page.
     pub trusted: Vec<String>,
 }
@@ -95,6 +98,7 @@ pub fn spawn(config: WebConfig, backend: Arc<dyn Backend>) -> Result<(), WebErro
         banned: Mutex::new(HashMap::new()),
         started: Instant::now(),
         version: config.version,
+        default_lang: config.default_lang,
     });
     let tls = config.tls;
     std::thread::Builder::new()

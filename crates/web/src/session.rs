@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::backend::Role;
+use crate::i18n::Lang;
 
 /// The cookie's name: `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
 pub const COOKIE: &str = "__Host-kentongan";
@@ -20,6 +21,8 @@ pub struct Session {
     pub account: String,
     pub role: Role,
     pub csrf: String,
+    /// The pages' language: the account's remembered one at login, then the header switch's.
+    pub lang: Lang,
     created: Instant,
     last_seen: Instant,
 }
@@ -59,6 +62,7 @@ impl Sessions {
         &mut self,
         account: &str,
         role: Role,
+        lang: Lang,
         now: Instant,
     ) -> Result<String, getrandom::Error> {
         self.expire(now);
@@ -80,6 +84,7 @@ impl Sessions {
                 account: account.to_owned(),
                 role,
                 csrf,
+                lang,
                 created: now,
                 last_seen: now,
             },
@@ -98,6 +103,18 @@ impl Sessions {
         }
         s.last_seen = now;
         Some(s.clone())
+    }
+
+    /// Switches a live session's language (no effect on an ended one).
+    pub fn set_lang(&mut self, id: &str, lang: Lang) {
+        if let Some(s) = self.map.get_mut(id) {
+            s.lang = lang;
+        }
+    }
+
+    /// Ends every session of `account` (removed, or its password changed).
+    pub fn end_account(&mut self, account: &str) {
+        self.map.retain(|_, s| s.account != account);
     }
 
     pub fn end(&mut self, id: &str) {
@@ -121,8 +138,8 @@ mod tests {
     fn ids_are_fresh_and_expire_idle_and_absolute() {
         let t0 = Instant::now();
         let mut s = Sessions::new(Duration::from_secs(60));
-        let a = s.create("admin", Role::Admin, t0).unwrap();
-        let b = s.create("admin", Role::Admin, t0).unwrap();
+        let a = s.create("admin", Role::Admin, Lang::Id, t0).unwrap();
+        let b = s.create("admin", Role::Admin, Lang::Id, t0).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert!(s.touch(&a, t0 + Duration::from_secs(59)).is_some());
@@ -133,7 +150,7 @@ mod tests {
         assert!(s.touch(&b, t0 + Duration::from_secs(60)).is_none(), "idle");
         assert!(s.touch(&b, t0 + Duration::from_secs(61)).is_none(), "gone");
         let mut s = Sessions::new(Duration::from_secs(3600));
-        let c = s.create("op", Role::Operator, t0).unwrap();
+        let c = s.create("op", Role::Operator, Lang::Id, t0).unwrap();
         let mut t = t0;
         while t < t0 + ABSOLUTE - Duration::from_secs(1800) {
             t += Duration::from_secs(1800);
@@ -146,8 +163,10 @@ mod tests {
     fn logout_ends_it_and_secrets_compare() {
         let t0 = Instant::now();
         let mut s = Sessions::new(Duration::from_secs(60));
-        let a = s.create("admin", Role::Admin, t0).unwrap();
+        let a = s.create("admin", Role::Admin, Lang::Id, t0).unwrap();
         let csrf = s.touch(&a, t0).unwrap().csrf;
+        s.set_lang(&a, Lang::En);
+        assert_eq!(s.touch(&a, t0).unwrap().lang, Lang::En);
         assert!(same_secret(&csrf, &csrf.clone()));
         assert!(!same_secret(&csrf, &csrf[1..]));
         s.end(&a);

@@ -15,7 +15,7 @@ use crate::backend::{AddError, BackendError, Explained, ImportError, RateRow, Sa
 use crate::routes::{blocking, chrome, db_failed, post_session, render, session, to_login, St};
 use crate::server::AppState;
 use crate::session::Session;
-use crate::templates::{url_encode, Chrome};
+use crate::templates::{url_encode, words_from_chrome, Chrome, Words};
 
 const RATES_PAGE_SIZE: usize = 50;
 
@@ -31,6 +31,8 @@ pub struct TrunkForms {
     pub month_error: Option<String>,
     pub savings: Option<Savings>,
 }
+
+words_from_chrome!(TrunksPage, RatesPage);
 
 #[derive(Template)]
 #[template(path = "trunks.html")]
@@ -240,8 +242,11 @@ pub(crate) async fn rates(
     show_rates(&state, &s, &q, Upload::default(), StatusCode::OK).await
 }
 
-/// A multipart form: its text fields and the `csv` file's bytes.
-async fn read_upload(mut mp: Multipart) -> Result<(HashMap<String, String>, Vec<u8>), String> {
+/// A multipart form: its text fields and the bytes of the file field `file`.
+pub(crate) async fn read_upload(
+    mut mp: Multipart,
+    file: &str,
+) -> Result<(HashMap<String, String>, Vec<u8>), String> {
     let broken = |e: axum::extract::multipart::MultipartError| {
         format!("the upload was cut off or too large (at most 2 MB): {e}")
     };
@@ -249,7 +254,7 @@ async fn read_upload(mut mp: Multipart) -> Result<(HashMap<String, String>, Vec<
     let mut csv = Vec::new();
     while let Some(field) = mp.next_field().await.map_err(broken)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name == "csv" {
+        if name == file {
             csv = field.bytes().await.map_err(broken)?.to_vec();
         } else {
             fields.insert(name, field.text().await.map_err(broken)?);
@@ -267,7 +272,7 @@ pub(crate) async fn upload(
         return to_login();
     }
     let (fields, csv) = match mp {
-        Ok(mp) => match read_upload(mp).await {
+        Ok(mp) => match read_upload(mp, "csv").await {
             Ok(x) => x,
             Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
         },
@@ -280,11 +285,15 @@ pub(crate) async fn upload(
     let mut upload = Upload::default();
     let status = match String::from_utf8(csv) {
         Err(_) => {
-            upload.error = Some("The file is not UTF-8 text; save it as CSV (UTF-8).".into());
+            upload.error = Some(
+                s.lang
+                    .t("The file is not UTF-8 text; save it as CSV (UTF-8).")
+                    .into(),
+            );
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(text) if text.trim().is_empty() => {
-            upload.error = Some("Choose a rates CSV file to upload.".into());
+            upload.error = Some(s.lang.t("Choose a rates CSV file to upload.").into());
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Ok(text) => {
@@ -295,15 +304,16 @@ pub(crate) async fn upload(
             match done {
                 Ok(i) => {
                     info!(account = %s.account, rates = i.rates, "rates uploaded from the web");
-                    upload.notice = Some(format!(
+                    upload.notice = Some(s.lang.f(
                         "Loaded {} rates for {} trunks. The running daemon uses them after `systemctl reload kentongan-pbx`.",
-                        i.rates, i.trunks
+                        &[&i.rates, &i.trunks],
                     ));
                     StatusCode::OK
                 }
                 Err(ImportError::Lines(lines)) => {
                     upload.error = Some(
-                        "Nothing was loaded: fix the lines below and upload the whole file again."
+                        s.lang
+                            .t("Nothing was loaded: fix the lines below and upload the whole file again.")
                             .into(),
                     );
                     upload.lines = lines;

@@ -20,7 +20,7 @@ use crate::routes::{
 };
 use crate::server::AppState;
 use crate::session::Session;
-use crate::templates::{url_encode, utc, Chrome};
+use crate::templates::{url_encode, utc, words_from_chrome, Chrome, Words};
 
 const RECORDINGS_PAGE_SIZE: usize = 50;
 
@@ -29,6 +29,8 @@ fn duration(ms: i64) -> String {
     let s = ms.max(0).div_euclid(1000);
     format!("{}:{:02}", s / 60, s % 60)
 }
+
+words_from_chrome!(VoicemailPage, RecordingsPage);
 
 #[derive(Template)]
 #[template(path = "voicemail.html")]
@@ -206,7 +208,7 @@ pub(crate) async fn delete_voicemail(
         .map(|m| m.trim().to_owned())
         .unwrap_or_default();
     let Some(id) = message_id(&form) else {
-        let notice = Some("Say which message to delete.".to_owned());
+        let notice = Some(s.lang.t("Say which message to delete.").to_owned());
         return show_voicemail(&state, &s, mailbox, notice).await;
     };
     let backend = state.backend.clone();
@@ -217,9 +219,10 @@ pub(crate) async fn delete_voicemail(
     };
     let notice = if deleted {
         info!(account = %s.account, mailbox = %mailbox, id, "voicemail deleted from the web");
-        format!("Deleted message {id} of mailbox {mailbox}.")
+        s.lang
+            .f("Deleted message {} of mailbox {}.", &[&id, &mailbox])
     } else {
-        format!("Mailbox {mailbox} has no message {id}.")
+        s.lang.f("Mailbox {} has no message {}.", &[&mailbox, &id])
     };
     show_voicemail(&state, &s, mailbox, Some(notice)).await
 }

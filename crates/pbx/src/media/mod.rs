@@ -4,6 +4,7 @@
 
 mod engine;
 pub mod moh;
+pub mod moh_files;
 mod relay;
 mod tap;
 

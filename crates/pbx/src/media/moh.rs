@@ -8,6 +8,7 @@
 //! fails to start over music.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use kentongan_media::wav::WavClip;
 use kentongan_media::{Clip, SampleRate};
@@ -27,11 +28,15 @@ pub const TUNE_NOTES: [f64; 5] = [293.7, 337.4, 387.5, 445.1, 511.3];
 const MELODY: [usize; 16] = [0, 2, 3, 4, 3, 2, 1, 0, 1, 2, 4, 3, 2, 1, 2, 0];
 const NOTE_MS: u32 = 375;
 
-/// The music, loaded on first use and again after the directory changes.
+/// The music, loaded on first use and again after the directory changes: another
+/// `[music_on_hold] directory`, or a file added or deleted there (the directory's mtime,
+/// which the web admin's rename and delete move), so an uploaded file plays at the next hold.
 #[derive(Debug)]
 pub struct MusicOnHold {
     directory: PathBuf,
     clip: Option<Clip>,
+    /// The directory's mtime when `clip` was loaded (`None`: it did not exist).
+    stamp: Option<SystemTime>,
 }
 
 impl MusicOnHold {
@@ -39,6 +44,7 @@ impl MusicOnHold {
         MusicOnHold {
             directory: directory.to_path_buf(),
             clip: None,
+            stamp: None,
         }
     }
 
@@ -49,6 +55,12 @@ impl MusicOnHold {
     /// The clip to loop for a held caller (cheap to clone: samples are shared).
     pub fn clip(&mut self) -> Clip {
         let dir = &self.directory;
+        // One stat per hold: cheap next to the hold's own INVITE.
+        let stamp = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        if stamp != self.stamp {
+            self.clip = None;
+            self.stamp = stamp;
+        }
         self.clip
             .get_or_insert_with(|| load(dir).unwrap_or_else(builtin_tune))
             .clone()
@@ -68,6 +80,13 @@ pub fn load(dir: &Path) -> Option<Clip> {
     files.sort();
     let mut samples: Vec<i16> = Vec::new();
     for path in files {
+        // Hidden files: a web upload still being written (`.NAME.tmp`), editors' leftovers.
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -202,5 +221,43 @@ mod tests {
         assert!(load(&empty.path().join("missing")).is_none());
         let mut moh = MusicOnHold::new(&empty.path().join("missing"));
         assert_eq!(moh.clip().samples().len(), builtin_tune().samples().len());
+    }
+
+    #[test]
+    fn a_file_added_or_deleted_is_heard_at_the_next_hold() {
+        let dir = scratch("reload");
+        let mut moh = MusicOnHold::new(dir.path());
+        assert_eq!(
+            moh.clip().samples(),
+            builtin_tune().samples(),
+            "no files yet"
+        );
+        let mut wav = Vec::new();
+        {
+            let mut w = kentongan_media::wav::WavWriter::new(
+                std::io::Cursor::new(&mut wav),
+                SampleRate::Hz8000,
+                1,
+            )
+            .unwrap();
+            let tone: Vec<i16> = (0..8000)
+                .map(|i| {
+                    (6000.0 * (2.0 * std::f64::consts::PI * 750.0 * f64::from(i) / 8000.0).sin())
+                        as i16
+                })
+                .collect();
+            w.write_samples(&tone).unwrap();
+            w.finish().unwrap();
+        }
+        crate::media::moh_files::add(dir.path(), "upload.wav", &wav).unwrap();
+        let s = moh.clip().samples().to_vec();
+        assert_eq!(s.len(), 8000, "the uploaded file, not the tune");
+        assert!(to_db(goertzel(&s, 8000, 750.0)) > -25.0);
+        assert!(crate::media::moh_files::delete(dir.path(), "upload.wav").unwrap());
+        assert_eq!(
+            moh.clip().samples(),
+            builtin_tune().samples(),
+            "deleted: the tune again"
+        );
     }
 }

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 type Step = fn(&Connection) -> rusqlite::Result<()>;
 
@@ -42,6 +42,8 @@ const STEPS: &[(&str, Step)] = &[
     // Version 3: the web admin's hang-up requests (`call_commands`, in the core tables).
     // Version 4: who transferred a call, and how.
     ("transfer CDR columns", cdr::migrate_cdr_transfer),
+    // Version 5: each admin account's web page language.
+    ("admin page language", web::migrate_admin_language),
 ];
 
 /// The version `conn`'s database has.
@@ -182,7 +184,7 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(&format!(
-            "DROP TABLE call_commands; PRAGMA user_version = {};",
+            "ALTER TABLE admins DROP COLUMN language; PRAGMA user_version = {};",
             SCHEMA_VERSION - 1
         ))
         .unwrap();
@@ -191,12 +193,12 @@ mod tests {
         let has: bool = store
             .conn
             .query_row(
-                "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'call_commands'",
+                "SELECT count(*) = 1 FROM pragma_table_info('admins') WHERE name = 'language'",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert!(has, "version {SCHEMA_VERSION}'s table was not added");
+        assert!(has, "version {SCHEMA_VERSION}'s column was not added");
         assert_eq!(schema_version(&store.conn).unwrap(), SCHEMA_VERSION);
     }
 

@@ -402,6 +402,31 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM admins", [], |r| r.get(0))?)
     }
 
+    /// The web page language an account chose (`id`, `en`), if it ever did.
+    pub fn admin_language(&self, name: &AdminName) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT language FROM admins WHERE name = ?1",
+                params![name.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Remembers an account's web page language (the caller checked the code).
+    pub fn set_admin_language(&self, name: &AdminName, language: &str) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE admins SET language = ?2 WHERE name = ?1",
+            params![name.as_str(), language],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchAdmin(name.to_string()));
+        }
+        Ok(())
+    }
+
     /// An account's role and PHC hash, for login.
     pub fn admin_credentials(
         &self,
@@ -886,6 +911,13 @@ mod tests {
         let (_, hash) = s.admin_credentials(&root).unwrap().unwrap();
         assert!(verify_password(&hash, "teh manis hangat sore"));
         assert!(!verify_password(&hash, "kopi tubruk di pagi hari"));
+        assert_eq!(s.admin_language(&root).unwrap(), None, "never chosen");
+        s.set_admin_language(&root, "en").unwrap();
+        assert_eq!(s.admin_language(&root).unwrap().as_deref(), Some("en"));
+        assert!(matches!(
+            s.set_admin_language(&op, "id"),
+            Err(StoreError::NoSuchAdmin(_))
+        ));
         drop(s);
         let raw = std::fs::read(dir.join("pbx.db")).unwrap();
         let wal = std::fs::read(dir.join("pbx.db-wal")).unwrap_or_default();

@@ -52,6 +52,17 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Version 5: the web page language each admin account last chose (NULL: the default).
+pub(super) fn migrate_admin_language(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('admins') WHERE name = 'language'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE admins ADD COLUMN language TEXT")?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Whether `addr` has a ban in force at `now` (unix seconds). Read-only.
     pub fn is_banned(&self, addr: &str, now: i64) -> Result<bool, StoreError> {
