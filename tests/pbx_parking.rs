@@ -3,7 +3,7 @@
 //! and hears music on hold (the built-in tune's notes, found by frequency), 201 hears the slot
 //! said (with no prompt files, each digit is the PBX's two-tone cue) and is let go; `calls`
 //! lists the parked call. Baresip 203 (1300 Hz) dials 71 and is connected to 202: each hears
-//! the other's tone. With `timeout_seconds = 5` and nobody retrieving, the PBX rings 201 back
+//! the other's tone, and a sipp BLF watcher of slot 71 sees it lit while 202 waits. With `timeout_seconds = 5` and nobody retrieving, the PBX rings 201 back
 //! and 201 hears 202 again. Needs baresip.
 
 #[path = "fixtures/pbx/harness.rs"]
@@ -87,9 +87,31 @@ fn park_202(pbx: &Pbx) -> (Proc, Proc, PathBuf, PathBuf) {
     (b201, b202, d201, d202)
 }
 
+/// A sipp BLF watcher (authenticated as 203) of parking slot 71: `park_slot_subscribe.xml`.
+fn slot_watcher(pbx: &Pbx) -> Proc {
+    need("sipp", "sip-tester");
+    let inf = csv(
+        pbx,
+        "watch-71.csv",
+        &["203", "pbx.local", &auth("203", "pw203"), "71"],
+    );
+    let port = ports(BASE + 3000) + 200;
+    let mut cmd = Command::new("sipp");
+    cmd.arg(pbx.sip())
+        .arg("-sf")
+        .arg(fixture("park_slot_subscribe.xml"))
+        .args(["-inf", &inf, "-i", "127.0.0.78", "-p", &port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "90", "-timeout_error"])
+        .current_dir(&pbx.dir);
+    Proc::spawn("slot watcher", &mut cmd, pbx.dir.join("sipp-watch-71.log"))
+}
+
 #[test]
 fn a_parked_call_hears_music_and_is_retrieved_from_another_phone() {
     let pbx = pbx("");
+    // The slot's BLF key: free, then lit while 202 waits, then free after the retrieval.
+    let mut watcher = slot_watcher(&pbx);
+    std::thread::sleep(Duration::from_millis(1500));
     let (mut b201, mut b202, d201, d202) = park_202(&pbx);
     assert!(pbx.log().contains("slot=71"), "{}", pbx.log());
     let out = pbx.cli(&["calls"], None);
@@ -105,6 +127,13 @@ fn a_parked_call_hears_music_and_is_retrieved_from_another_phone() {
     b203.wait(Duration::from_secs(30));
     b202.wait(Duration::from_secs(40));
     b201.wait(Duration::from_secs(40));
+    assert_eq!(
+        watcher.wait(Duration::from_secs(30)),
+        0,
+        "the slot's BLF watcher: {}\npbx: {}",
+        watcher.output(),
+        pbx.log()
+    );
     let heard = |d: &Path, f: &[f64]| {
         let p = baresip_decoded(d).unwrap_or_else(|| panic!("nothing decoded in {}", d.display()));
         peak_tones(&p, f)

@@ -12,7 +12,9 @@
 //! `Settings` for DND), so this module needs no hook in call or registration handling. After
 //! each input, if such a write arrived, the state of every watched extension is recomputed
 //! and compared with what its watchers were last told; only a difference is sent. A dialog
-//! that ended is reported `terminated` once, then leaves the document.
+//! that ended is reported `terminated` once, then leaves the document. A parking slot
+//! (`71`…) may be watched with `Event: dialog` too: a call parked there is a confirmed dialog
+//! whose remote party is the one waiting, and its retrieval ends it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use kentongan_sip::transaction::TxId;
 use kentongan_sip::{HeaderName, NameAddr, Request, Response, StatusCode};
 use tracing::debug;
 
+use super::calls::Side;
 use super::{Clock, Extension, Pbx, TxUse};
 use crate::store::Write;
 
@@ -110,8 +113,12 @@ impl Pbx {
             return self.reject_subscribe(clock, tx, &req, StatusCode(489));
         }
         let resource = req.uri.user().unwrap_or("").to_owned();
-        let exists = Extension::parse(&resource)
-            .is_some_and(|e| self.store.user_exists(&e.0).unwrap_or(false));
+        // A parking slot is watched like an extension (the BLF key of a slot lights while a
+        // call waits there), for dialog state only.
+        let slot = package == EventPackage::Dialog && self.is_parking_slot(&resource);
+        let exists = slot
+            || Extension::parse(&resource)
+                .is_some_and(|e| self.store.user_exists(&e.0).unwrap_or(false));
         if !exists {
             return self.reject_subscribe(clock, tx, &req, StatusCode::NOT_FOUND);
         }
@@ -262,6 +269,10 @@ impl Pbx {
         }
     }
 
+    fn is_parking_slot(&self, number: &str) -> bool {
+        self.config.parking.slots().any(|s| s == number)
+    }
+
     fn watched(&self, package: EventPackage) -> Vec<String> {
         let mut v: Vec<String> = self
             .watchers
@@ -283,6 +294,25 @@ impl Pbx {
             return s;
         };
         match package {
+            EventPackage::Dialog if self.is_parking_slot(ext) => {
+                for (key, call) in &self.calls {
+                    let Some(parked) = call.parked.as_ref().filter(|p| p.slot == ext) else {
+                        continue;
+                    };
+                    let waiting = match parked.by {
+                        Side::Caller => &call.callee,
+                        Side::Callee => &call.caller,
+                    };
+                    s.dialogs.insert(
+                        format!("p{key}"),
+                        (
+                            DialogState::Confirmed,
+                            Direction::Recipient,
+                            waiting.0.clone(),
+                        ),
+                    );
+                }
+            }
             EventPackage::Dialog => {
                 for (key, call) in &self.calls {
                     let state = if call.answered() {

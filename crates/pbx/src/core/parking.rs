@@ -33,7 +33,7 @@ pub(super) const PARK_TAG: u64 = u64::MAX - 2;
 pub(super) struct Parked {
     pub(super) slot: String,
     /// The side the parker was on, which a retriever (or the parker again) takes.
-    by: Side,
+    pub(super) by: Side,
     parker: Extension,
     /// The REFER's CSeq, for the final NOTIFY.
     refer_cseq: u32,
