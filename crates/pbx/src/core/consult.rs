@@ -32,7 +32,6 @@ use super::calls::{media_target, CallKey, Side};
 use super::transfer::side_sdp;
 use super::{Clock, Extension, Pbx, TxUse};
 use crate::media::{MediaKind, MediaStream, StreamSide};
-use crate::routing::Destination;
 use crate::store::{Cdr, TransferCdr, Write};
 
 /// How long the target may ring before the transferor gets the held party back.
@@ -86,20 +85,12 @@ impl Pbx {
             );
             return;
         }
-        let target = match self.dialplan.resolve(number, &self.store) {
-            Ok(Destination::Extension(e)) => e,
-            _ => {
-                info!(call = key, number = %number, "attended transfer by keys: the number is no extension");
-                return;
-            }
-        };
-        let Some(contact) = self
-            .registry
-            .contacts(&target, clock.unix_s())
-            .into_iter()
-            .next()
+        let Some((target, contact)) =
+            self.keyed_transfer_target(clock, key, number, "attended transfer by keys")
         else {
-            info!(call = key, %target, "attended transfer by keys: the target is not registered");
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
         // The held party's media: what the target must accept, since it ends up there.

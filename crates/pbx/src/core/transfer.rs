@@ -186,20 +186,12 @@ impl Pbx {
             );
             return;
         }
-        let target = match self.dialplan.resolve(number, &self.store) {
-            Ok(Destination::Extension(e)) => e,
-            _ => {
-                info!(call = key, number = %number, "in-call transfer: the number is no extension");
-                return;
-            }
-        };
-        let Some(contact) = self
-            .registry
-            .contacts(&target, clock.unix_s())
-            .into_iter()
-            .next()
+        let Some((target, contact)) =
+            self.keyed_transfer_target(clock, key, number, "in-call transfer")
         else {
-            info!(call = key, %target, "in-call transfer: the target is not registered");
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
         let Some(sdp) = side_sdp(call, side.other()) else {
@@ -328,6 +320,34 @@ impl Pbx {
     }
 
     /// The target's answer to our INVITE.
+    /// The extension a transfer dialled on the keypad goes to, and its registered phone;
+    /// `None` (logged under `what`) when the number is no extension or nobody is registered.
+    pub(super) fn keyed_transfer_target(
+        &self,
+        clock: Clock,
+        key: CallKey,
+        number: &str,
+        what: &str,
+    ) -> Option<(Extension, super::Contact)> {
+        let target = match self.dialplan.resolve(number, &self.store) {
+            Ok(Destination::Extension(e)) => e,
+            _ => {
+                info!(call = key, number = %number, "{what}: the number is no extension");
+                return None;
+            }
+        };
+        let Some(contact) = self
+            .registry
+            .contacts(&target, clock.unix_s())
+            .into_iter()
+            .next()
+        else {
+            info!(call = key, %target, "{what}: the target is not registered");
+            return None;
+        };
+        Some((target, contact))
+    }
+
     pub(super) fn on_transfer_response(
         &mut self,
         clock: Clock,
