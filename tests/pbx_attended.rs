@@ -47,6 +47,36 @@ fn dialog_field(line: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// Listens for `listen`, then asserts each phone heard the other's tone for at least `min_s`
+/// seconds: `(phone, its extension, the tone it should hear)`. Returns what each heard.
+fn hear_each_other(
+    pbx: &Pbx,
+    x: (&Keypad, &str, f64),
+    y: (&Keypad, &str, f64),
+    listen: Duration,
+    min_s: f64,
+) -> (f64, f64) {
+    let (x_from, y_from) = (x.0.heard_len(), y.0.heard_len());
+    std::thread::sleep(listen);
+    let x_heard = x.0.seconds_of(x_from, x.2);
+    let y_heard = y.0.seconds_of(y_from, y.2);
+    assert!(
+        x_heard >= min_s,
+        "{} heard {} for {x_heard} s\n{}",
+        x.1,
+        y.1,
+        pbx.log()
+    );
+    assert!(
+        y_heard >= min_s,
+        "{} heard {} for {y_heard} s\n{}",
+        y.1,
+        x.1,
+        pbx.log()
+    );
+    (x_heard, y_heard)
+}
+
 #[test]
 fn an_attended_transfer_joins_201_and_203_through_the_relay() {
     need("sipp", "sip-tester");
@@ -134,19 +164,12 @@ fn an_attended_transfer_joins_201_and_203_through_the_relay() {
         "{}",
         pbx.log()
     );
-    let (a_from, c_from) = (a.heard_len(), c.heard_len());
-    std::thread::sleep(Duration::from_secs(4));
-    let a_hears_c = a.seconds_of(a_from, 2100.0);
-    let c_hears_a = c.seconds_of(c_from, 1500.0);
-    assert!(
-        a_hears_c >= 3.0,
-        "201 heard 203 for {a_hears_c} s\n{}",
-        pbx.log()
-    );
-    assert!(
-        c_hears_a >= 3.0,
-        "203 heard 201 for {c_hears_a} s\n{}",
-        pbx.log()
+    let (a_hears_c, _) = hear_each_other(
+        &pbx,
+        (&a, "201", 2100.0),
+        (&c, "203", 1500.0),
+        Duration::from_secs(4),
+        3.0,
     );
     assert!(
         pbx.log().contains("the held phone resumed"),
@@ -391,19 +414,12 @@ fn an_invite_with_replaces_takes_over_a_leg_and_an_unknown_one_gets_481() {
         "{}",
         pbx.log()
     );
-    let (a_from, d_from) = (a.heard_len(), d.heard_len());
-    std::thread::sleep(Duration::from_secs(3));
-    let a_hears_d = a.seconds_of(a_from, 2100.0);
-    let d_hears_a = d.seconds_of(d_from, 1500.0);
-    assert!(
-        a_hears_d >= 2.0,
-        "201 heard 204 for {a_hears_d} s\n{}",
-        pbx.log()
-    );
-    assert!(
-        d_hears_a >= 2.0,
-        "204 heard 201 for {d_hears_a} s\n{}",
-        pbx.log()
+    hear_each_other(
+        &pbx,
+        (&a, "201", 2100.0),
+        (&d, "204", 1500.0),
+        Duration::from_secs(3),
+        2.0,
     );
     // 204 hangs up at its -d: the PBX ends 201's side.
     assert_eq!(
@@ -706,19 +722,12 @@ fn star_two_consults_the_target_and_joins_it_when_the_transferor_hangs_up() {
         "attended transfer by keys done",
         Duration::from_secs(5),
     );
-    let (a1, c1) = (a.heard_len(), c.heard_len());
-    std::thread::sleep(Duration::from_secs(3));
-    let a_hears_c = a.seconds_of(a1, 2100.0);
-    let c_hears_a = c.seconds_of(c1, 1500.0);
-    assert!(
-        a_hears_c >= 2.0,
-        "201 heard 203 for {a_hears_c} s\n{}",
-        t.pbx.log()
-    );
-    assert!(
-        c_hears_a >= 2.0,
-        "203 heard 201 for {c_hears_a} s\n{}",
-        t.pbx.log()
+    hear_each_other(
+        &t.pbx,
+        (a, "201", 2100.0),
+        (c, "203", 1500.0),
+        Duration::from_secs(3),
+        2.0,
     );
 
     // 203 hangs up: 201 gets the BYE.
@@ -766,19 +775,12 @@ fn star_two_to_a_busy_target_gives_the_transferor_its_call_back() {
         "203: {}",
         t.target.output()
     );
-    let (a0, b0) = (a.heard_len(), b.heard_len());
-    std::thread::sleep(Duration::from_millis(2500));
-    let a_hears_b = a.seconds_of(a0, 900.0);
-    let b_hears_a = b.seconds_of(b0, 1500.0);
-    assert!(
-        a_hears_b >= 1.5,
-        "201 heard 202 for {a_hears_b} s\n{}",
-        t.pbx.log()
-    );
-    assert!(
-        b_hears_a >= 1.5,
-        "202 heard 201 for {b_hears_a} s\n{}",
-        t.pbx.log()
+    hear_each_other(
+        &t.pbx,
+        (a, "201", 900.0),
+        (b, "202", 1500.0),
+        Duration::from_millis(2500),
+        1.5,
     );
     // 202 hangs up as in any call, and 201 gets the BYE.
     assert_eq!(
